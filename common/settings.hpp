@@ -1,0 +1,65 @@
+// Layered configuration: declared defaults < YAML file < ECGQ_* environment < command-line flags.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/duration.hpp"
+#include "common/status.hpp"
+
+namespace CLI {
+class App;
+}
+
+namespace ecgq {
+
+// A flat set of named settings with their text values and where each value came from.
+class Settings {
+ public:
+  // Declares a setting, its default text and a one-line help used by --help.
+  void declare(const std::string& key, const std::string& default_text, const std::string& help);
+
+  // Merges a YAML file whose top-level keys are settings; unknown keys are an error.
+  Status merge_yaml_file(const std::string& path);
+  // Merges ECGQ_<KEY> (upper case) environment variables for every declared key.
+  void merge_environment();
+  // Sets one value, recording `origin` (e.g. "flag --idle-timeout").
+  Status set(const std::string& key, const std::string& value, const std::string& origin);
+
+  // Adds one CLI11 option per declared key (`--idle-timeout` for `idle_timeout`), unless listed
+  // in `skip`; call apply_flags() after parsing to merge the ones the user gave.
+  void add_flags(CLI::App& app, const std::vector<std::string>& skip = {});
+  // Merges the values of flags added by add_flags() that were given on the command line.
+  Status apply_flags();
+
+  // The text value of a declared key (throws std::out_of_range for an undeclared key: a bug).
+  const std::string& text(const std::string& key) const;
+  // Typed readers; a malformed value gives a bad_config Status naming the key and its origin.
+  Expected<Millis> duration(const std::string& key) const;
+  Expected<int64_t> integer(const std::string& key) const;
+  Expected<double> number(const std::string& key) const;
+  Expected<bool> boolean(const std::string& key) const;
+  // Byte sizes: "134217728", "128MiB", "64KiB", "1GiB", "10MB".
+  Expected<int64_t> bytes(const std::string& key) const;
+  // A comma-separated list (YAML sequences are stored that way).
+  std::vector<std::string> list(const std::string& key) const;
+  // Where the current value of `key` came from: "default", the YAML path, the env var or the flag.
+  const std::string& origin(const std::string& key) const;
+  // Every declared key in declaration order.
+  const std::vector<std::string>& keys() const { return order_; }
+
+ private:
+  struct Entry {
+    std::string value;
+    std::string help;
+    std::string origin;
+    std::string flag_value;
+  };
+  Status bad(const std::string& key, const std::string& expected) const;
+  std::map<std::string, Entry> entries_;
+  std::vector<std::string> order_;
+};
+
+}  // namespace ecgq

@@ -1,0 +1,65 @@
+// Reading fairseq-signals checkpoints (torch zip + pickle) without LibTorch and without
+// executing anything; see ../shared/docs/ecgfm-model.md section 6.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/status.hpp"
+
+namespace ecgq::ckpt {
+
+// Element types of torch storages.
+enum class DType { F32, F64, F16, BF16, I64, I32, I16, I8, U8, Bool };
+
+// Bytes per element.
+size_t dtype_size(DType dtype);
+// "f32", "bf16", ... for messages.
+const char* dtype_name(DType dtype);
+
+// One storage record of the archive (`<prefix>/data/<key>`).
+struct StorageInfo {
+  std::string key;
+  DType dtype = DType::F32;
+  uint64_t numel = 0;
+  uint64_t file_offset = 0;  // absolute offset of the first byte in the file
+};
+
+// One tensor of `model` (the state_dict): a strided view of a storage.
+struct TensorInfo {
+  std::string name;
+  std::string storage_key;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  std::vector<int64_t> stride;
+  int64_t storage_offset = 0;  // in elements
+};
+
+// A scalar of cfg["model"]; lists and dicts appear as a Python-like repr string.
+using CfgValue = std::variant<std::monostate, bool, int64_t, double, std::string>;
+
+// What the reader extracted from a checkpoint.
+struct Checkpoint {
+  std::string path;
+  uint64_t file_size = 0;
+  std::string archive_prefix;                     // e.g. "archive"
+  std::map<std::string, CfgValue> model_cfg;      // cfg["model"], top-level keys
+  std::vector<TensorInfo> tensors;                // model state_dict, in file order
+  std::map<std::string, StorageInfo> storages;    // only storages referenced by `tensors`
+  std::vector<std::string> skipped;               // top-level keys parsed past (optimizer state...)
+  uint64_t skipped_storage_bytes = 0;             // bytes of storages never read
+};
+
+// Parses the archive directory and data.pkl; reads no tensor bytes.
+Expected<Checkpoint> read_checkpoint(const std::string& path);
+// Parses an in-memory archive (the fuzz target and tests use this).
+Expected<Checkpoint> read_checkpoint_bytes(const std::string& bytes);
+
+// Copies `nbytes` bytes of storage `key`, from byte `byte_offset` of that storage, into `dst`.
+Status read_storage(const Checkpoint& checkpoint, const std::string& key, uint64_t byte_offset,
+                    uint64_t nbytes, void* dst);
+
+}  // namespace ecgq::ckpt

@@ -1,0 +1,69 @@
+// The inference interface the worker uses; torch-free so that most files compile fast.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.hpp"
+
+namespace ecgq {
+
+// What a loaded model is and what it can produce.
+struct ModelInfo {
+  std::string kind;                 // "ecgfm" or "torchscript"
+  std::string variant;              // ecgfm: "pretrained" (wav2vec2_cmsc) or "classifier"
+  std::vector<std::string> labels;  // empty for models without a classifier head
+  int64_t in_leads = 12;            // input rows
+  int64_t segment_samples = 2500;   // input samples per segment
+  int64_t embed_dim = 0;            // E of the embedding output (0 when none)
+  int64_t parameters = 0;           // parameters in use for inference
+  std::string precision = "fp32";   // "fp32" or "bf16"
+  std::string architecture;         // one line, e.g. "12 layers, E=768, FFN=3072, 12 heads, post-LN"
+  std::vector<std::string> skipped; // checkpoint parts not loaded (optimizer state, quantizer, ...)
+};
+
+// Which optional outputs a forward pass computes.
+struct RunOptions {
+  bool encoder_out = false;  // [N, T, E]
+  bool saliency = false;     // last layer's head-averaged attention [N, T, T]
+};
+
+// Outputs of one forward pass over N segments, all float32 row-major.
+struct ModelOutput {
+  int64_t batch = 0;
+  int64_t frames = 0;                // T
+  int64_t embed_dim = 0;             // E
+  std::vector<float> embedding;      // [N, E] (count-nonzero mean over T)
+  std::vector<float> logits;         // [N, L] (classifiers only)
+  std::vector<float> probs;          // [N, L] sigmoid(logits)
+  std::vector<float> encoder_out;    // [N, T, E] when asked
+  std::vector<float> saliency;       // [N, T, T] when asked
+};
+
+// How to load a model.
+struct LoadOptions {
+  std::string model_kind = "auto";  // "auto", "ecgfm" or "torchscript"
+  std::string precision = "fp32";   // "fp32" or "bf16"
+  int intra_op_threads = 0;         // 0 = leave LibTorch's choice
+};
+
+// A loaded model; run() may be called from one thread at a time.
+class Model {
+ public:
+  virtual ~Model() = default;
+  // What was loaded.
+  virtual const ModelInfo& info() const = 0;
+  // Runs `n` segments of shape [in_leads, segment_samples] laid out contiguously in `x`.
+  virtual Expected<ModelOutput> run(const float* x, int64_t n, const RunOptions& options) = 0;
+};
+
+// Loads a checkpoint file (fairseq-signals ECG-FM or TorchScript, detected unless `options`
+// says); errors name the file and what is wrong with it.
+Expected<std::unique_ptr<Model>> load_model(const std::string& path, const LoadOptions& options);
+
+// Sets the process's thread plan (torch intra-op, inter-op, OpenMP/OpenBLAS); 0 keeps a default.
+void configure_threads(int intra_op_threads);
+
+}  // namespace ecgq
