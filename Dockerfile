@@ -1,0 +1,19 @@
+# ecgq on Debian bookworm: one image for the broker, the workers and the producer CLI.
+FROM debian:bookworm AS build
+COPY scripts/install-deps /src/scripts/install-deps
+RUN /src/scripts/install-deps
+COPY . /src
+RUN cmake -S /src -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DECGQ_BUILD_TESTS=OFF -DECGQ_BUILD_BENCH=OFF \
+ && cmake --build /build --parallel
+
+FROM debian:bookworm
+COPY scripts/install-deps /opt/ecgq/scripts/install-deps
+RUN /opt/ecgq/scripts/install-deps --runtime && rm -rf /var/lib/apt/lists/*
+COPY --from=build /build/bin/ecgq-broker /build/bin/ecgq-worker /build/bin/ecgq /usr/local/bin/
+COPY config /etc/ecgq
+COPY data /opt/ecgq/data
+# The Hugging Face cache lives on a volume so that downloads survive restarts and sleep.
+ENV HF_HOME=/cache/huggingface
+VOLUME /cache
+EXPOSE 5555
+CMD ["ecgq-broker", "--config", "/etc/ecgq/broker.yaml"]
