@@ -11,8 +11,8 @@
 namespace ecgq {
 
 // The 12 lead names in model order.
-inline const std::vector<std::string> kModelLeads = {"I",   "II",  "III", "aVR", "aVL", "aVF",
-                                                      "V1",  "V2",  "V3",  "V4",  "V5",  "V6"};
+inline const std::vector<std::string> kModelLeads = {"I",  "II", "III", "aVR", "aVL", "aVF",
+                                                     "V1", "V2", "V3",  "V4",  "V5",  "V6"};
 
 // A record in physical units, lead-major: samples[l * n_samples + t].
 struct RawEcg {
@@ -25,7 +25,7 @@ struct RawEcg {
 
 // Model input for one record.
 struct Preprocessed {
-  std::vector<float> segments;                // [n_segments, 12, 2500]
+  std::vector<float> segments;  // [n_segments, 12, 2500]
   int64_t n_segments = 0;
   std::vector<std::string> derived_leads;     // leads computed from I and II
   std::vector<std::string> ignored_channels;  // input channels not used (with reason)
@@ -43,6 +43,12 @@ Expected<RawEcg> raw_from_job(const schema::Job& job);
 // Lead mapping, derived limb leads, linear resampling to 500 Hz, per-lead z-score over the whole
 // record (float64), 5 s segments; errors: missing_leads, too_short, too_long, bad_samples.
 Expected<Preprocessed> preprocess_ecg(const RawEcg& raw, const PreprocessLimits& limits);
+
+// The stage before segmenting: the 12 model leads (mapped, derived), resampled to 500 Hz and
+// standardised, lead-major float64 [12, N']; preprocess_ecg cuts this into segments. `info`
+// (optional) receives derived_leads and ignored_channels. Same errors as preprocess_ecg.
+Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const PreprocessLimits& limits,
+                                                 Preprocessed* info = nullptr);
 
 // Per-record aggregation of per-segment probabilities: max for the labels ECG-FM aggregates with
 // max, mean for the others. `seg_probs` is [n_segments, labels.size()].
