@@ -1,0 +1,161 @@
+#include "worker/lifecycle.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <fstream>
+#include <vector>
+
+#include "common/sha256.hpp"
+#include "worker/memory.hpp"
+
+namespace ecgq {
+
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+}  // namespace
+
+const char* state_name(ModelState state) {
+  switch (state) {
+    case ModelState::Cold:
+      return "cold";
+    case ModelState::Warming:
+      return "warming";
+    case ModelState::Warm:
+      return "warm";
+    case ModelState::Asleep:
+      return "asleep";
+  }
+  return "unknown";
+}
+
+Expected<ResolvedCheckpoint> resolve_local_checkpoint(const std::string& reference) {
+  if (reference.empty())
+    return Status("model_error", "no checkpoint configured (set --checkpoint)", "checkpoint");
+  if (reference.rfind("hf://", 0) == 0)
+    return Status(
+        "model_error",
+        "checkpoint " + reference + ": hf:// references need the model cache (not built in)",
+        "checkpoint");
+  if (!std::ifstream(reference).good())
+    return Status("model_error", "checkpoint " + reference + ": cannot open the file",
+                  "checkpoint");
+  return ResolvedCheckpoint{reference, "", 0};
+}
+
+ModelLifecycle::ModelLifecycle(LifecycleOptions options, ModelLoader loader,
+                               CheckpointResolver resolver,
+                               std::function<void(ModelState)> on_change)
+    : options_(std::move(options)),
+      loader_(std::move(loader)),
+      resolver_(resolver ? std::move(resolver) : CheckpointResolver(resolve_local_checkpoint)),
+      on_change_(std::move(on_change)) {
+  identity_.kind = options_.load.model_kind;
+  identity_.name = options_.checkpoint;
+  identity_.precision = options_.load.precision;
+}
+
+ModelLifecycle::~ModelLifecycle() = default;
+
+void ModelLifecycle::set_state(ModelState s) {
+  if (state_.exchange(s) == s) return;
+  if (on_change_) on_change_(s);
+}
+
+Expected<WarmReport> ModelLifecycle::warm() {
+  const ModelState from = state();
+  if (from == ModelState::Warm) return last_warm();
+  const auto start = std::chrono::steady_clock::now();
+  set_state(ModelState::Warming);
+  spdlog::info("event=model_loading checkpoint={} from={}", options_.checkpoint, state_name(from));
+  WarmReport report;
+  auto fail = [&](const std::string& reason) -> Status {
+    model_.reset();
+    release_free_memory();
+    set_state(ModelState::Cold);
+    spdlog::error("event=model_load_failed checkpoint={} reason=\"{}\"", options_.checkpoint,
+                  reason);
+    return Status("model_error", "cannot load checkpoint " + options_.checkpoint + ": " + reason,
+                  "checkpoint");
+  };
+  try {
+    auto resolved = resolver_(options_.checkpoint);
+    if (!resolved) return fail(resolved.status().message());
+    report.download_ms = resolved->download_ms;
+    const auto load_start = std::chrono::steady_clock::now();
+    auto loaded = loader_(resolved->path, options_.load);
+    if (!loaded) return fail(loaded.status().message());
+    if (!loaded.value()) return fail("the loader returned no model");
+    model_ = std::move(loaded.value());
+    report.load_ms = ms_since(load_start);
+
+    std::string digest = resolved->sha256;
+    if (digest.empty() && identity().sha256.empty()) {
+      // Once per process: hashing a 1 GB checkpoint on every wake would lengthen cold starts.
+      auto hashed = sha256_file(resolved->path);
+      if (hashed)
+        digest = hashed.value();
+      else
+        spdlog::warn("event=checkpoint_hash_failed reason=\"{}\"", hashed.status().message());
+    }
+
+    const ModelInfo& info = model_->info();
+    const auto warmup_start = std::chrono::steady_clock::now();
+    std::vector<float> zeros(static_cast<size_t>(info.in_leads * info.segment_samples), 0.0f);
+    auto out = model_->run(zeros.data(), 1, RunOptions{});
+    if (!out) return fail("warm-up forward pass failed: " + out.status().message());
+    report.warmup_ms = ms_since(warmup_start);
+    report.total_ms = ms_since(start);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      identity_.kind = info.kind;
+      identity_.precision = info.precision;
+      if (!digest.empty()) identity_.sha256 = digest;
+      last_warm_ = report;
+    }
+    last_rss_ = resident_bytes();
+    set_state(ModelState::Warm);
+    spdlog::info(
+        "event=model_warm checkpoint={} kind={} variant={} labels={} parameters={} precision={} "
+        "download_ms={:.0f} load_ms={:.0f} warmup_ms={:.0f} rss_bytes={}",
+        options_.checkpoint, info.kind, info.variant, info.labels.size(), info.parameters,
+        info.precision, report.download_ms, report.load_ms, report.warmup_ms, last_rss_.load());
+    return report;
+  } catch (const std::exception& e) {
+    return fail(std::string("exception: ") + e.what());
+  }
+}
+
+void ModelLifecycle::begin_sleep() {
+  set_state(ModelState::Asleep);
+}
+
+SleepReport ModelLifecycle::finish_sleep() {
+  SleepReport report;
+  report.rss_before = resident_bytes();
+  model_.reset();
+  release_free_memory();
+  report.rss_after = resident_bytes();
+  last_rss_ = report.rss_after;
+  spdlog::info("event=model_asleep checkpoint={} rss_before={} rss_after={} freed={}",
+               options_.checkpoint, report.rss_before, report.rss_after,
+               report.rss_before - report.rss_after);
+  return report;
+}
+
+schema::ModelIdentity ModelLifecycle::identity() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return identity_;
+}
+
+WarmReport ModelLifecycle::last_warm() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return last_warm_;
+}
+
+}  // namespace ecgq

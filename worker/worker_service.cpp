@@ -1,0 +1,588 @@
+#include "worker/worker_service.hpp"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <msgpack.hpp>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "worker/memory.hpp"
+
+namespace ecgq {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+void pack_string(msgpack::packer<msgpack::sbuffer>& pk, const std::string& s) {
+  pk.pack(s);
+}
+
+std::string host_name() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
+  return buf;
+}
+
+}  // namespace
+
+// One job received from the broker and not answered yet.
+struct WorkerService::QueuedJob {
+  std::string token;  // opaque client address frame, echoed in PARTIAL/FINAL
+  std::string body;
+  std::string id;  // from peek_job; "" when unreadable
+  uint64_t epoch = 0;
+  Clock::time_point received;
+  bool waited = false;  // the model was not warm when it arrived
+};
+
+// A message the compute thread wants sent: frames for one connection epoch, or a status heartbeat.
+struct WorkerService::Outgoing {
+  bool status = false;
+  uint64_t epoch = 0;
+  mdp::Frames frames;
+  std::string job_id;
+  bool final = false;
+};
+
+std::string default_worker_id() {
+  return host_name() + "-" + std::to_string(::getpid());
+}
+
+WorkerService::WorkerService(WorkerServiceOptions options, LifecycleOptions lifecycle,
+                             ModelLoader loader, CheckpointResolver resolver,
+                             JobRunnerOptions runner)
+    : options_(std::move(options)), runner_([&] {
+        if (options_.worker_id.empty()) options_.worker_id = default_worker_id();
+        runner.worker_id = options_.worker_id;
+        return runner;
+      }()) {
+  lifecycle_ =
+      std::make_unique<ModelLifecycle>(std::move(lifecycle), std::move(loader), std::move(resolver),
+                                       [this](ModelState) { post_status(); });
+  if (::pipe2(wake_pipe_, O_NONBLOCK | O_CLOEXEC) != 0)
+    throw std::runtime_error("cannot create the worker's wake-up pipe");
+}
+
+WorkerService::~WorkerService() {
+  request_stop();
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    compute_stop_ = true;
+  }
+  queue_cv_.notify_all();
+  if (compute_thread_.joinable()) compute_thread_.join();
+  socket_.reset();
+  context_.reset();
+  for (int fd : wake_pipe_)
+    if (fd >= 0) ::close(fd);
+}
+
+void WorkerService::request_stop() {
+  stop_requested_.store(true);
+  if (wake_pipe_[1] >= 0) {
+    const char c = 's';
+    [[maybe_unused]] auto n = ::write(wake_pipe_[1], &c, 1);
+  }
+}
+
+// ---------------------------------------------------------------- I/O thread
+
+std::string WorkerService::ready_metadata() const {
+  const schema::ModelIdentity id = lifecycle_->identity();
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(7);
+  pack_string(pk, "v");
+  pk.pack(1);
+  pack_string(pk, "capacity");
+  pk.pack(options_.capacity);
+  pack_string(pk, "state");
+  pack_string(pk, state_name(lifecycle_->state()));
+  pack_string(pk, "worker_id");
+  pack_string(pk, options_.worker_id);
+  pack_string(pk, "model");
+  pk.pack_map(4);
+  pack_string(pk, "kind");
+  pack_string(pk, id.kind);
+  pack_string(pk, "name");
+  pack_string(pk, id.name);
+  pack_string(pk, "sha256");
+  pack_string(pk, id.sha256);
+  pack_string(pk, "precision");
+  pack_string(pk, id.precision);
+  pack_string(pk, "pid");
+  pk.pack(static_cast<int64_t>(::getpid()));
+  pack_string(pk, "host");
+  pack_string(pk, host_name());
+  return std::string(buf.data(), buf.size());
+}
+
+std::string WorkerService::status_frame() const {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(4);
+  pack_string(pk, "state");
+  pack_string(pk, state_name(lifecycle_->state()));
+  pack_string(pk, "rss_bytes");
+  pk.pack(resident_bytes());
+  pack_string(pk, "jobs_done");
+  pk.pack(counters_.jobs_done.load());
+  pack_string(pk, "inflight");
+  pk.pack(counters_.inflight.load());
+  return std::string(buf.data(), buf.size());
+}
+
+void WorkerService::send(const mdp::Frames& frames) {
+  if (!socket_) return;
+  std::vector<zmq::const_buffer> parts;
+  parts.reserve(frames.size());
+  for (const auto& f : frames) parts.emplace_back(f.data(), f.size());
+  try {
+    auto sent = zmq::send_multipart(*socket_, parts, zmq::send_flags::dontwait);
+    if (!sent) spdlog::warn("event=send_dropped reason=would_block frames={}", frames.size());
+  } catch (const zmq::error_t& e) {
+    spdlog::warn("event=send_failed reason=\"{}\"", e.what());
+  }
+}
+
+void WorkerService::connect_socket() {
+  const uint64_t epoch = ++epoch_;
+  socket_ = std::make_unique<zmq::socket_t>(*context_, zmq::socket_type::dealer);
+  socket_->set(zmq::sockopt::linger, 0);
+  socket_->connect(options_.broker);
+  send(mdp::ready_frames(options_.service, ready_metadata()));
+  counters_.readies++;
+  spdlog::info("event=ready broker={} service={} worker_id={} epoch={} state={} capacity={}",
+               options_.broker, options_.service, options_.worker_id, epoch,
+               state_name(lifecycle_->state()), options_.capacity);
+}
+
+void WorkerService::close_socket() {
+  if (!socket_) return;
+  socket_.reset();
+  const uint64_t old_epoch = epoch_.load();
+  // Results of the old connection can no longer reach their clients; the broker re-dispatches.
+  ++epoch_;
+  std::deque<QueuedJob> dropped;
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    auto keep = std::partition(queue_.begin(), queue_.end(),
+                               [&](const QueuedJob& j) { return j.epoch != old_epoch; });
+    dropped.assign(std::make_move_iterator(keep), std::make_move_iterator(queue_.end()));
+    queue_.erase(keep, queue_.end());
+  }
+  for (const auto& j : dropped) {
+    counters_.inflight--;
+    spdlog::warn("event=job_dropped job={} reason=connection_lost epoch={}", j.id, old_epoch);
+  }
+}
+
+void WorkerService::drain_wakeup() {
+  char buf[64];
+  while (::read(wake_pipe_[0], buf, sizeof(buf)) > 0) {
+  }
+}
+
+void WorkerService::drain_outbox() {
+  std::deque<Outgoing> items;
+  {
+    std::lock_guard<std::mutex> lock(outbox_mutex_);
+    items.swap(outbox_);
+  }
+  for (auto& item : items) {
+    if (item.status) {
+      if (socket_) send(mdp::heartbeat_frames(status_frame()));
+      continue;
+    }
+    if (!socket_ || item.epoch != epoch_.load()) {
+      spdlog::warn("event=result_dropped job={} reason=connection_gone epoch={} final={}",
+                   item.job_id, item.epoch, item.final);
+      continue;
+    }
+    send(item.frames);
+  }
+}
+
+void WorkerService::handle_request(const mdp::WorkerMessage& message) {
+  QueuedJob job;
+  job.token = message.reply_to;
+  job.body = message.body.empty() ? std::string() : message.body[0];
+  job.epoch = epoch_.load();
+  job.received = Clock::now();
+  if (auto envelope = schema::peek_job(job.body)) job.id = envelope->id;
+  if (stop_requested_.load()) {
+    // Stopping: the broker re-dispatches it after our DISCONNECT.
+    spdlog::warn("event=job_refused job={} reason=stopping", job.id);
+    return;
+  }
+  const std::string id = job.id;
+  bool waited = false;
+  size_t depth = 0;
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    waited = lifecycle_->state() != ModelState::Warm;
+    job.waited = waited;
+    queue_.push_back(std::move(job));
+    depth = queue_.size();
+  }
+  queue_cv_.notify_all();
+  const int64_t inflight = ++counters_.inflight;
+  spdlog::info("event=job_received job={} waiting_for_model={} queue={} inflight={}", id, waited,
+               depth, inflight);
+  if (inflight > options_.capacity)
+    spdlog::warn("event=over_capacity job={} inflight={} capacity={}", id, inflight,
+                 options_.capacity);
+  if (waited && !id.empty()) {
+    schema::Progress p{id, "waking", -1, options_.worker_id};
+    send(mdp::worker_reply_frames(mdp::WorkerCommand::Partial, message.reply_to,
+                                  {schema::encode_progress(p)}));
+  }
+}
+
+void WorkerService::handle_broker_heartbeat(const mdp::WorkerMessage& message) {
+  if (message.body.empty() || message.body[0].empty()) return;
+  try {
+    auto handle = msgpack::unpack(message.body[0].data(), message.body[0].size());
+    const msgpack::object& obj = handle.get();
+    if (obj.type != msgpack::type::MAP) return;
+    for (uint32_t i = 0; i < obj.via.map.size; ++i) {
+      const auto& kv = obj.via.map.ptr[i];
+      if (kv.key.type != msgpack::type::STR || kv.key.as<std::string>() != "keep_warm") continue;
+      if (kv.val.type != msgpack::type::BOOLEAN) continue;
+      const bool keep = kv.val.via.boolean;
+      bool changed = false;
+      {
+        std::lock_guard<std::mutex> lock(queue_mutex_);
+        changed = keep_warm_ != keep;
+        keep_warm_ = keep;
+      }
+      if (changed) {
+        spdlog::info("event=keep_warm value={}", keep);
+        queue_cv_.notify_all();
+      }
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("event=bad_heartbeat_status reason=\"{}\"", e.what());
+  }
+}
+
+void WorkerService::handle_message(const mdp::Frames& frames) {
+  auto parsed = mdp::parse_worker(frames);
+  if (!parsed) {
+    spdlog::warn("event=bad_message reason=\"{}\"", parsed.status().message());
+    return;
+  }
+  switch (parsed->command) {
+    case mdp::WorkerCommand::Request:
+      handle_request(parsed.value());
+      break;
+    case mdp::WorkerCommand::Heartbeat:
+      handle_broker_heartbeat(parsed.value());
+      break;
+    case mdp::WorkerCommand::Disconnect:
+      break;  // run() reconnects
+    default:
+      spdlog::warn("event=unexpected_command command={}", mdp::command_name(parsed->command));
+  }
+}
+
+Status WorkerService::run() {
+  context_ = std::make_unique<zmq::context_t>(1);
+  const auto expiry =
+      options_.heartbeat_interval * std::max<int64_t>(1, options_.heartbeat_liveness);
+  try {
+    connect_socket();
+  } catch (const zmq::error_t& e) {
+    return Status("bad_config", "cannot connect to broker " + options_.broker + ": " + e.what(),
+                  "broker");
+  }
+  compute_thread_ = std::thread([this] { compute_loop(); });
+
+  auto now = Clock::now();
+  auto heartbeat_at = now + options_.heartbeat_interval;
+  auto last_inbound = now;
+  auto reconnect_at = now;
+  Millis backoff = options_.reconnect_min;
+  bool stopping = false;
+  Status result = Status::Ok();
+
+  for (;;) {
+    if (stop_requested_.load() && !stopping) {
+      stopping = true;
+      spdlog::info("event=stopping inflight={}", counters_.inflight.load());
+      {
+        std::lock_guard<std::mutex> lock(queue_mutex_);
+        compute_stop_ = true;
+      }
+      queue_cv_.notify_all();
+    }
+    drain_outbox();
+    if (stopping && compute_done_.load()) {
+      drain_outbox();
+      if (socket_) {
+        send(mdp::disconnect_frames());
+        spdlog::info("event=disconnect_sent jobs_done={}", counters_.jobs_done.load());
+      }
+      break;
+    }
+    now = Clock::now();
+    if (!socket_ && !stopping && now >= reconnect_at) {
+      try {
+        connect_socket();
+      } catch (const zmq::error_t& e) {
+        spdlog::error("event=connect_failed broker={} reason=\"{}\"", options_.broker, e.what());
+      }
+      last_inbound = now;
+      heartbeat_at = now + options_.heartbeat_interval;
+    }
+
+    auto next = heartbeat_at;
+    if (socket_)
+      next = std::min(next, last_inbound + expiry);
+    else if (!stopping)
+      next = std::min(next, reconnect_at);
+    long timeout = static_cast<long>(std::chrono::duration_cast<Millis>(next - now).count());
+    timeout = std::clamp(timeout, 0L, 1000L);
+
+    zmq_pollitem_t items[2] = {{nullptr, wake_pipe_[0], ZMQ_POLLIN, 0},
+                               {socket_ ? socket_->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
+    const int rc = zmq_poll(items, socket_ ? 2 : 1, timeout);
+    if (rc < 0) {
+      if (zmq_errno() == EINTR) continue;
+      result = Status("internal", std::string("zmq_poll failed: ") + zmq_strerror(zmq_errno()));
+      break;
+    }
+    if (items[0].revents & ZMQ_POLLIN) drain_wakeup();
+    bool reconnect_now = false;
+    if (socket_ && (items[1].revents & ZMQ_POLLIN)) {
+      for (;;) {
+        std::vector<zmq::message_t> parts;
+        auto got =
+            zmq::recv_multipart(*socket_, std::back_inserter(parts), zmq::recv_flags::dontwait);
+        if (!got) break;
+        last_inbound = Clock::now();
+        backoff = options_.reconnect_min;
+        mdp::Frames frames;
+        frames.reserve(parts.size());
+        for (auto& p : parts) frames.emplace_back(p.to_string());
+        if (frames.size() >= 2 && frames[0] == mdp::kWorkerHeader && frames[1].size() == 1 &&
+            static_cast<uint8_t>(frames[1][0]) ==
+                static_cast<uint8_t>(mdp::WorkerCommand::Disconnect)) {
+          spdlog::warn("event=broker_disconnect broker={}", options_.broker);
+          reconnect_now = true;
+          break;
+        }
+        handle_message(frames);
+      }
+    }
+    drain_outbox();
+    now = Clock::now();
+    if (socket_ && now >= heartbeat_at) {
+      send(mdp::heartbeat_frames(status_frame()));
+      heartbeat_at = now + options_.heartbeat_interval;
+    }
+    if (socket_ && !reconnect_now && now - last_inbound > expiry) {
+      spdlog::warn("event=broker_silent broker={} silent_ms={:.0f} liveness={}", options_.broker,
+                   ms_between(last_inbound, now), options_.heartbeat_liveness);
+      reconnect_now = true;
+    }
+    if (reconnect_now) {
+      close_socket();
+      if (!stopping) {
+        reconnect_at = now + backoff;
+        spdlog::info("event=reconnect_scheduled broker={} delay_ms={}", options_.broker,
+                     backoff.count());
+        backoff = std::min(backoff * 2, options_.reconnect_max);
+      }
+    }
+  }
+  if (compute_thread_.joinable()) compute_thread_.join();
+  socket_.reset();
+  return result;
+}
+
+// ---------------------------------------------------------------- compute thread
+
+void WorkerService::post(Outgoing item) {
+  {
+    std::lock_guard<std::mutex> lock(outbox_mutex_);
+    outbox_.push_back(std::move(item));
+  }
+  const char c = 'o';
+  [[maybe_unused]] auto n = ::write(wake_pipe_[1], &c, 1);
+}
+
+void WorkerService::post_frames(uint64_t epoch, mdp::Frames frames, const std::string& job_id,
+                                bool final) {
+  Outgoing item;
+  item.epoch = epoch;
+  item.frames = std::move(frames);
+  item.job_id = job_id;
+  item.final = final;
+  post(std::move(item));
+}
+
+void WorkerService::post_status() {
+  Outgoing item;
+  item.status = true;
+  post(std::move(item));
+}
+
+void WorkerService::compute_loop() {
+  bool warm_pending = options_.warm_on_start;
+  bool auto_warm_blocked = false;  // after a failed load, only a job retries it
+  auto last_activity = Clock::now();
+  for (;;) {
+    std::unique_lock<std::mutex> lock(queue_mutex_);
+    if (!queue_.empty()) {
+      QueuedJob job = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      process(std::move(job));
+      auto_warm_blocked = false;
+      last_activity = Clock::now();
+      continue;
+    }
+    if (compute_stop_) break;
+    const ModelState s = lifecycle_->state();
+    const bool unloaded = s == ModelState::Cold || s == ModelState::Asleep;
+    if (unloaded && !auto_warm_blocked && (warm_pending || keep_warm_)) {
+      warm_pending = false;
+      lock.unlock();
+      auto warmed = lifecycle_->warm();
+      if (warmed) {
+        ready_at_ = Clock::now();
+      } else {
+        auto_warm_blocked = true;
+        fail_waiting(warmed.status());
+      }
+      last_activity = Clock::now();
+      continue;
+    }
+    if (s == ModelState::Warm && !keep_warm_) {
+      const auto deadline = last_activity + options_.idle_timeout;
+      if (Clock::now() >= deadline) {
+        lifecycle_->begin_sleep();  // under the queue lock: a job arriving now sees "asleep"
+        lock.unlock();
+        lifecycle_->finish_sleep();
+        post_status();
+        continue;
+      }
+      queue_cv_.wait_until(lock, deadline);
+    } else {
+      queue_cv_.wait(lock);
+    }
+  }
+  compute_done_.store(true);
+  const char c = 'd';
+  [[maybe_unused]] auto n = ::write(wake_pipe_[1], &c, 1);
+}
+
+void WorkerService::process(QueuedJob job) {
+  if (job.epoch != epoch_.load()) {
+    counters_.inflight--;
+    spdlog::warn("event=job_dropped job={} reason=connection_lost epoch={}", job.id, job.epoch);
+    return;
+  }
+  JobContext context;
+  context.received = job.received;
+  context.cold_start = job.waited;
+  Status load_error;
+  if (lifecycle_->state() != ModelState::Warm) {
+    spdlog::info("event=waking job={} state={}", job.id, state_name(lifecycle_->state()));
+    auto warmed = lifecycle_->warm();
+    if (warmed)
+      ready_at_ = Clock::now();
+    else
+      load_error = warmed.status();
+  }
+  context.model = lifecycle_->identity();
+  if (job.waited) {
+    const double wake = load_error.ok() ? std::max(0.0, ms_between(job.received, ready_at_))
+                                        : ms_between(job.received, Clock::now());
+    const WarmReport warm = lifecycle_->last_warm();
+    context.wake_ms = wake;
+    if (load_error.ok()) {
+      context.load_ms = std::min(warm.load_ms, wake);
+      context.download_ms = std::min(warm.download_ms, wake);
+    }
+  }
+  if (load_error.ok() && !job.id.empty()) {
+    schema::Progress p{job.id, "running", -1, options_.worker_id};
+    post_frames(job.epoch,
+                mdp::worker_reply_frames(mdp::WorkerCommand::Partial, job.token,
+                                         {schema::encode_progress(p)}),
+                job.id, false);
+  }
+  std::string body;
+  schema::Result result;
+  try {
+    result =
+        runner_.run(job.body, load_error.ok() ? lifecycle_->model() : nullptr, context, load_error);
+    body = schema::encode_result(result);
+  } catch (const std::exception& e) {
+    result.status = "error";
+    result.error = schema::ErrorInfo{"internal", e.what(), "", std::nullopt};
+    body = schema::error_result(job.id, "internal", std::string("worker exception: ") + e.what());
+  }
+  post_frames(job.epoch,
+              mdp::worker_reply_frames(mdp::WorkerCommand::Final, job.token, {std::move(body)}),
+              job.id, true);
+  counters_.jobs_done++;
+  counters_.inflight--;
+  if (result.status == "ok") {
+    spdlog::info(
+        "event=job_done job={} status=ok segments={} cold_start={} attempts={} wake_ms={:.0f} "
+        "preprocess_ms={:.1f} infer_ms={:.1f} total_ms={:.1f}",
+        result.id, result.n_segments, result.cold_start, result.attempts, result.timings.wake_ms,
+        result.timings.preprocess_ms, result.timings.infer_ms, result.timings.total_ms);
+  } else {
+    const auto& err = result.error ? *result.error : schema::ErrorInfo{};
+    spdlog::warn("event=job_done job={} status=error code={} field={} message=\"{}\"",
+                 job.id.empty() ? result.id : job.id, err.code, err.field, err.message);
+  }
+  if (!load_error.ok()) fail_waiting(load_error);
+}
+
+void WorkerService::fail_waiting(const Status& status) {
+  std::deque<QueuedJob> waiting;
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    waiting.swap(queue_);
+  }
+  for (auto& job : waiting) {
+    if (job.epoch != epoch_.load()) {
+      counters_.inflight--;
+      spdlog::warn("event=job_dropped job={} reason=connection_lost", job.id);
+      continue;
+    }
+    JobContext context;
+    context.received = job.received;
+    context.cold_start = true;
+    context.wake_ms = ms_between(job.received, Clock::now());
+    context.model = lifecycle_->identity();
+    std::string body;
+    try {
+      body = schema::encode_result(runner_.run(job.body, nullptr, context, status));
+    } catch (const std::exception& e) {
+      body = schema::error_result(job.id, "internal", std::string("worker exception: ") + e.what());
+    }
+    post_frames(job.epoch,
+                mdp::worker_reply_frames(mdp::WorkerCommand::Final, job.token, {std::move(body)}),
+                job.id, true);
+    counters_.jobs_done++;
+    counters_.inflight--;
+    spdlog::warn("event=job_done job={} status=error code={} message=\"{}\"", job.id, status.code(),
+                 status.message());
+  }
+}
+
+}  // namespace ecgq
