@@ -1,0 +1,98 @@
+#include "broker/service_queue.hpp"
+
+#include <algorithm>
+
+#include "broker/state.hpp"
+
+namespace ecgq::broker {
+
+void ServiceQueue::push_back(JobPtr job) {
+  auto& fifo = by_client_[job->client];
+  if (fifo.empty()) turn_.push_back(job->client);
+  fifo.push_back(std::move(job));
+  ++size_;
+}
+
+void ServiceQueue::push_front(JobPtr job) {
+  front_.push_front(std::move(job));
+  ++size_;
+}
+
+ServiceQueue::JobPtr ServiceQueue::pop() {
+  if (size_ == 0) return nullptr;
+  --size_;
+  if (!front_.empty()) {
+    JobPtr job = std::move(front_.front());
+    front_.pop_front();
+    return job;
+  }
+  const std::string client = turn_.front();
+  turn_.pop_front();
+  auto it = by_client_.find(client);
+  JobPtr job = std::move(it->second.front());
+  it->second.pop_front();
+  if (it->second.empty()) {
+    by_client_.erase(it);
+  } else {
+    turn_.push_back(client);  // the client goes to the back of the line
+  }
+  return job;
+}
+
+std::vector<ServiceQueue::JobPtr> ServiceQueue::remove_if(
+    const std::function<bool(const Job&)>& match) {
+  std::vector<JobPtr> out;
+  auto take = [&](std::deque<JobPtr>& q) {
+    auto keep =
+        std::stable_partition(q.begin(), q.end(), [&](const JobPtr& j) { return !match(*j); });
+    for (auto it = keep; it != q.end(); ++it) out.push_back(std::move(*it));
+    q.erase(keep, q.end());
+  };
+  take(front_);
+  for (auto it = by_client_.begin(); it != by_client_.end();) {
+    take(it->second);
+    if (it->second.empty()) {
+      turn_.erase(std::find(turn_.begin(), turn_.end(), it->first));
+      it = by_client_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  size_ -= out.size();
+  return out;
+}
+
+void ServiceQueue::for_each(const std::function<void(const Job&)>& fn) const {
+  for (const auto& j : front_) fn(*j);
+  for (const auto& [client, fifo] : by_client_)
+    for (const auto& j : fifo) fn(*j);
+}
+
+size_t ServiceQueue::position(const Job& job) const {
+  for (size_t i = 0; i < front_.size(); ++i)
+    if (front_[i].get() == &job) return i;
+  auto it = by_client_.find(job.client);
+  if (it == by_client_.end()) return size_;
+  size_t k = 0;  // jobs of the same client ahead of this one
+  while (k < it->second.size() && it->second[k].get() != &job) ++k;
+  // Round-robin: each client ahead in turn order gets k+1 turns first, each one behind gets k.
+  size_t ahead = front_.size() + k;
+  bool before = true;
+  for (const auto& c : turn_) {
+    if (c == job.client) {
+      before = false;
+      continue;
+    }
+    ahead += std::min(by_client_.at(c).size(), k + (before ? 1 : 0));
+  }
+  return ahead;
+}
+
+size_t ServiceQueue::client_size(const std::string& client) const {
+  auto it = by_client_.find(client);
+  size_t n = it == by_client_.end() ? 0 : it->second.size();
+  for (const auto& j : front_) n += j->client == client;
+  return n;
+}
+
+}  // namespace ecgq::broker

@@ -1,0 +1,50 @@
+// A service's waiting jobs: re-queued jobs first, then round-robin over per-client FIFOs so that
+// one producer with a thousand jobs cannot starve another with one.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ecgq::broker {
+
+struct Job;
+
+// Fair FIFO of jobs of one service.
+class ServiceQueue {
+ public:
+  using JobPtr = std::shared_ptr<Job>;
+
+  // Appends a job at the back of its client's FIFO.
+  void push_back(JobPtr job);
+  // Puts a job ahead of everything (re-dispatch after a lost worker keeps its place in line).
+  void push_front(JobPtr job);
+  // Takes the next job to dispatch, or nullptr when empty.
+  JobPtr pop();
+  // Removes and returns every job for which `match` holds, in queue order.
+  std::vector<JobPtr> remove_if(const std::function<bool(const Job&)>& match);
+  // Calls `fn` for every queued job (order unspecified).
+  void for_each(const std::function<void(const Job&)>& fn) const;
+  // How many jobs pop() would return before `job` if nothing else arrived.
+  size_t position(const Job& job) const;
+  // Queued jobs in total.
+  size_t size() const { return size_; }
+  // Queued jobs of one client.
+  size_t client_size(const std::string& client) const;
+  // Clients with queued jobs.
+  size_t clients() const { return by_client_.size(); }
+  // True when nothing is queued.
+  bool empty() const { return size_ == 0; }
+
+ private:
+  std::deque<JobPtr> front_;                             // re-queued jobs, served first
+  std::map<std::string, std::deque<JobPtr>> by_client_;  // non-empty FIFOs only
+  std::deque<std::string> turn_;                         // clients in round-robin order
+  size_t size_ = 0;
+};
+
+}  // namespace ecgq::broker
