@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <fstream>
 #include <vector>
 
 #include "common/sha256.hpp"
@@ -34,18 +33,10 @@ const char* state_name(ModelState state) {
   return "unknown";
 }
 
-Expected<ResolvedCheckpoint> resolve_local_checkpoint(const std::string& reference) {
+Expected<ResolvedCheckpoint> resolve_with_environment(const std::string& reference) {
   if (reference.empty())
     return Status("model_error", "no checkpoint configured (set --checkpoint)", "checkpoint");
-  if (reference.rfind("hf://", 0) == 0)
-    return Status(
-        "model_error",
-        "checkpoint " + reference + ": hf:// references need the model cache (not built in)",
-        "checkpoint");
-  if (!std::ifstream(reference).good())
-    return Status("model_error", "checkpoint " + reference + ": cannot open the file",
-                  "checkpoint");
-  return ResolvedCheckpoint{reference, "", 0};
+  return resolve_checkpoint(reference, hub_options_with_environment(HubOptions{}));
 }
 
 ModelLifecycle::ModelLifecycle(LifecycleOptions options, ModelLoader loader,
@@ -53,7 +44,7 @@ ModelLifecycle::ModelLifecycle(LifecycleOptions options, ModelLoader loader,
                                std::function<void(ModelState)> on_change)
     : options_(std::move(options)),
       loader_(std::move(loader)),
-      resolver_(resolver ? std::move(resolver) : CheckpointResolver(resolve_local_checkpoint)),
+      resolver_(resolver ? std::move(resolver) : CheckpointResolver(resolve_with_environment)),
       on_change_(std::move(on_change)) {
   identity_.kind = options_.load.model_kind;
   identity_.name = options_.checkpoint;
@@ -85,7 +76,7 @@ Expected<WarmReport> ModelLifecycle::warm() {
   };
   try {
     auto resolved = resolver_(options_.checkpoint);
-    if (!resolved) return fail(resolved.status().message());
+    if (!resolved) return fail(resolved.status().code() + ": " + resolved.status().message());
     report.download_ms = resolved->download_ms;
     const auto load_start = std::chrono::steady_clock::now();
     auto loaded = loader_(resolved->path, options_.load);

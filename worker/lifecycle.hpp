@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 
+#include "common/hub_cache.hpp"
 #include "common/schema.hpp"
 #include "common/status.hpp"
 #include "worker/model.hpp"
@@ -20,13 +21,6 @@ enum class ModelState { Cold, Warming, Warm, Asleep };
 // The wire name of a state ("cold", "warming", "warm", "asleep").
 const char* state_name(ModelState state);
 
-// A checkpoint reference resolved to a local file.
-struct ResolvedCheckpoint {
-  std::string path;        // local file to load
-  std::string sha256;      // hex digest of the file, "" when not computed
-  double download_ms = 0;  // time spent fetching it (0 when it was already local)
-};
-
 // Turns a checkpoint reference (path or hf:// URI) into a local file.
 using CheckpointResolver =
     std::function<Expected<ResolvedCheckpoint>(const std::string& reference)>;
@@ -34,8 +28,8 @@ using CheckpointResolver =
 using ModelLoader =
     std::function<Expected<std::unique_ptr<Model>>(const std::string& path, const LoadOptions&)>;
 
-// The resolver used when none is given: the reference is a local path, no digest.
-Expected<ResolvedCheckpoint> resolve_local_checkpoint(const std::string& reference);
+// The resolver used when none is given: resolve_checkpoint() with the HF_* environment.
+Expected<ResolvedCheckpoint> resolve_with_environment(const std::string& reference);
 
 // What to load and how.
 struct LifecycleOptions {
