@@ -138,7 +138,7 @@ double element(const std::string& dtype, const char* data, int64_t i) {
 // Per-lead value of a none/one/per-lead parameter vector.
 Status check_per_lead(const std::vector<double>& values, int64_t n_leads, const char* field) {
   if (values.size() > 1 && static_cast<int64_t>(values.size()) != n_leads)
-    return Status("bad_request",
+    return Status("bad_shape",
                   std::string(field) + " has " + std::to_string(values.size()) +
                       " values; expected none, one for all leads, or one per lead (" +
                       std::to_string(n_leads) + ")",
@@ -185,7 +185,7 @@ Expected<RawEcg> raw_from_job(const schema::Job& job) {
                       std::to_string(static_cast<size_t>(n_leads * n_samples) * item),
                   "ecg.data");
   if (static_cast<int64_t>(job.leads.size()) != n_leads)
-    return Status("bad_shape",
+    return Status("bad_request",
                   "leads names " + std::to_string(job.leads.size()) + " channels but ecg has " +
                       std::to_string(n_leads) + " rows",
                   "leads");

@@ -323,6 +323,7 @@ TEST(RawFromJob, RejectsBadFieldsByName) {
   EXPECT_EQ(raw_from_job(job).status().field(), "gain");
   job.gain = {1, 2, 3};
   EXPECT_EQ(raw_from_job(job).status().field(), "gain");
+  EXPECT_EQ(raw_from_job(job).status().code(), "bad_shape");
   job.gain = {};
   job.baseline = {1, 2, 3};
   EXPECT_EQ(raw_from_job(job).status().field(), "baseline");
@@ -334,7 +335,8 @@ TEST(RawFromJob, RejectsBadFieldsByName) {
   EXPECT_EQ(raw_from_job(job).status().field(), "fs");
   job.fs = 500;
   job.leads.pop_back();
-  EXPECT_EQ(raw_from_job(job).status().code(), "bad_shape");
+  EXPECT_EQ(raw_from_job(job).status().code(), "bad_request");
+  EXPECT_EQ(raw_from_job(job).status().field(), "leads");
   job = job_i16({1, 2, 3, 4}, 2, 2);
   job.ecg.dtype = "i32";
   EXPECT_EQ(raw_from_job(job).status().code(), "unsupported_dtype");
