@@ -1,0 +1,401 @@
+// The native ECG-FM forward pass on ATen ops (spec section 2); weights are read from the
+// checkpoint straight into their final tensors.
+#include "worker/ecgfm_model.hpp"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cmath>
+#include <map>
+
+namespace ecgq {
+namespace {
+
+constexpr double kEps = 1e-5;
+
+at::ScalarType scalar_type(ckpt::DType d, bool* ok) {
+  *ok = true;
+  switch (d) {
+    case ckpt::DType::F32:
+      return at::kFloat;
+    case ckpt::DType::F64:
+      return at::kDouble;
+    case ckpt::DType::F16:
+      return at::kHalf;
+    case ckpt::DType::BF16:
+      return at::kBFloat16;
+    default:
+      *ok = false;
+      return at::kFloat;
+  }
+}
+
+// Reads tensors of one checkpoint by name into caller-provided float32 buffers.
+class WeightReader {
+ public:
+  explicit WeightReader(const ckpt::Checkpoint& c) : c_(c) {
+    for (const auto& t : c.tensors) by_name_[t.name] = &t;
+  }
+
+  // A new float32 tensor holding checkpoint tensor `name`.
+  Expected<at::Tensor> get(const std::string& name) {
+    auto it = by_name_.find(name);
+    if (it == by_name_.end()) return missing(name);
+    at::Tensor t = at::empty(it->second->shape, at::kFloat);
+    Status s = read_into(*it->second, t);
+    if (!s.ok()) return s;
+    return t;
+  }
+
+  // Fills the contiguous float32 tensor `dst` (same element count) with tensor `name`.
+  Status read_into(const std::string& name, at::Tensor dst) {
+    auto it = by_name_.find(name);
+    if (it == by_name_.end()) return missing(name);
+    return read_into(*it->second, dst);
+  }
+
+ private:
+  static Status missing(const std::string& name) {
+    return Status("bad_checkpoint", "missing tensor '" + name + "'", "checkpoint");
+  }
+
+  Status read_into(const ckpt::TensorInfo& t, at::Tensor dst) {
+    auto fail = [&](const std::string& why) {
+      return Status("bad_checkpoint", "tensor '" + t.name + "': " + why, "checkpoint");
+    };
+    bool ok = false;
+    at::ScalarType st = scalar_type(t.dtype, &ok);
+    if (!ok)
+      return fail(std::string("dtype ") + ckpt::dtype_name(t.dtype) + " is not a float type");
+    auto sit = c_.storages.find(t.storage_key);
+    if (sit == c_.storages.end()) return fail("storage '" + t.storage_key + "' not found");
+    const ckpt::StorageInfo& storage = sit->second;
+    if (storage.dtype != t.dtype) return fail("storage dtype differs from tensor dtype");
+    if (t.shape.size() != t.stride.size()) return fail("shape and stride ranks differ");
+
+    // Bounds of the strided view inside the storage, and whether it is plain C-contiguous.
+    int64_t numel = 1, last = t.storage_offset, expect_stride = 1;
+    bool contiguous = true;
+    for (size_t d = t.shape.size(); d-- > 0;) {
+      if (t.shape[d] < 0 || t.stride[d] < 0) return fail("negative size or stride");
+      if (t.shape[d] != 1 && t.stride[d] != expect_stride) contiguous = false;
+      expect_stride *= t.shape[d];
+      numel *= t.shape[d];
+      if (t.shape[d] > 0) last += (t.shape[d] - 1) * t.stride[d];
+    }
+    if (numel != dst.numel()) return fail("element count differs from the expected shape");
+    if (numel == 0) return Status::Ok();
+    if (t.storage_offset < 0 || static_cast<uint64_t>(last) >= storage.numel)
+      return fail("view exceeds its storage of " + std::to_string(storage.numel) + " elements");
+    const uint64_t es = ckpt::dtype_size(t.dtype);
+
+    if (contiguous && st == at::kFloat) {
+      // The common case: one read straight into the final buffer.
+      return ckpt::read_storage(c_, t.storage_key, static_cast<uint64_t>(t.storage_offset) * es,
+                                static_cast<uint64_t>(numel) * es, dst.data_ptr());
+    }
+    at::Tensor tmp;
+    if (contiguous) {
+      tmp = at::empty(t.shape, st);
+      Status s = ckpt::read_storage(c_, t.storage_key, static_cast<uint64_t>(t.storage_offset) * es,
+                                    static_cast<uint64_t>(numel) * es, tmp.data_ptr());
+      if (!s.ok()) return s;
+    } else {
+      // Shared or strided storage: read the storage once, then gather the view.
+      at::Tensor whole = at::empty({static_cast<int64_t>(storage.numel)}, st);
+      Status s = ckpt::read_storage(c_, t.storage_key, 0, storage.numel * es, whole.data_ptr());
+      if (!s.ok()) return s;
+      tmp = whole.as_strided(t.shape, t.stride, t.storage_offset);
+    }
+    dst.view(t.shape).copy_(tmp);
+    return Status::Ok();
+  }
+
+  const ckpt::Checkpoint& c_;
+  std::map<std::string, const ckpt::TensorInfo*> by_name_;
+};
+
+struct ConvBlock {
+  at::Tensor weight, bias;    // bias undefined unless conv_bias
+  at::Tensor norm_w, norm_b;  // GroupNorm (default mode, block 0) or LayerNorm (layer_norm mode)
+  int64_t stride = 1;
+};
+
+struct Layer {
+  at::Tensor qkv_w, qkv_b;  // q, k, v projections stacked: [3E, E], [3E]
+  at::Tensor out_w, out_b;
+  at::Tensor ln1_w, ln1_b;  // self_attn_layer_norm
+  at::Tensor fc1_w, fc1_b, fc2_w, fc2_b;
+  at::Tensor ln2_w, ln2_b;  // final_layer_norm
+};
+
+class EcgfmModel : public Model {
+ public:
+  EcgfmModel(EcgfmArchitecture arch, ModelInfo info)
+      : arch_(std::move(arch)), info_(std::move(info)) {}
+
+  Status load(const ckpt::Checkpoint& c) {
+    c10::InferenceMode guard;
+    WeightReader r(c);
+    const std::string& p = arch_.prefix;
+    Status st;
+    auto get = [&](const std::string& name) -> at::Tensor {
+      if (!st.ok()) return {};
+      auto t = r.get(name);
+      if (!t.ok()) {
+        st = t.status();
+        return {};
+      }
+      return t.value();
+    };
+    for (size_t i = 0; i < arch_.conv.size(); ++i) {
+      std::string b = p + "feature_extractor.conv_layers." + std::to_string(i);
+      ConvBlock blk;
+      blk.stride = arch_.conv[i].stride;
+      blk.weight = get(b + ".0.weight");
+      if (arch_.conv_bias) blk.bias = get(b + ".0.bias");
+      if (arch_.extractor_mode == "default" && i == 0) {
+        blk.norm_w = get(b + ".2.weight");
+        blk.norm_b = get(b + ".2.bias");
+      } else if (arch_.extractor_mode == "layer_norm") {
+        blk.norm_w = get(b + ".2.1.weight");
+        blk.norm_b = get(b + ".2.1.bias");
+      }
+      conv_.push_back(blk);
+    }
+    feat_ln_w_ = get(p + "layer_norm.weight");
+    feat_ln_b_ = get(p + "layer_norm.bias");
+    if (arch_.post_extract_proj) {
+      proj_in_w_ = get(p + "post_extract_proj.weight");
+      proj_in_b_ = get(p + "post_extract_proj.bias");
+    }
+    {
+      // Weight norm with dim=2, folded once: w = v * g / ||v|| over dims 0 and 1.
+      at::Tensor g = get(arch_.pos_g_key);
+      at::Tensor v = get(arch_.pos_v_key);
+      if (st.ok()) pos_w_ = at::_weight_norm(v, g, 2);
+    }
+    pos_b_ = get(p + "conv_pos.pos_conv.0.bias");
+    enc_ln_w_ = get(p + "encoder.layer_norm.weight");
+    enc_ln_b_ = get(p + "encoder.layer_norm.bias");
+    const int64_t E = arch_.embed_dim;
+    for (int64_t l = 0; l < arch_.layers && st.ok(); ++l) {
+      std::string b = p + "encoder.layers." + std::to_string(l) + ".";
+      Layer L;
+      L.qkv_w = at::empty({3 * E, E}, at::kFloat);
+      L.qkv_b = at::empty({3 * E}, at::kFloat);
+      const char* names[3] = {"q_proj", "k_proj", "v_proj"};
+      for (int j = 0; j < 3 && st.ok(); ++j) {
+        st = r.read_into(b + "self_attn." + names[j] + ".weight", L.qkv_w.narrow(0, j * E, E));
+        if (st.ok())
+          st = r.read_into(b + "self_attn." + names[j] + ".bias", L.qkv_b.narrow(0, j * E, E));
+      }
+      L.out_w = get(b + "self_attn.out_proj.weight");
+      L.out_b = get(b + "self_attn.out_proj.bias");
+      L.ln1_w = get(b + "self_attn_layer_norm.weight");
+      L.ln1_b = get(b + "self_attn_layer_norm.bias");
+      L.fc1_w = get(b + "fc1.weight");
+      L.fc1_b = get(b + "fc1.bias");
+      L.fc2_w = get(b + "fc2.weight");
+      L.fc2_b = get(b + "fc2.bias");
+      L.ln2_w = get(b + "final_layer_norm.weight");
+      L.ln2_b = get(b + "final_layer_norm.bias");
+      layers_.push_back(std::move(L));
+    }
+    if (arch_.num_labels > 0) {
+      head_w_ = get("proj.weight");
+      head_b_ = get("proj.bias");
+    }
+    return st;
+  }
+
+  const ModelInfo& info() const override { return info_; }
+
+  Expected<ModelOutput> run(const float* x, int64_t n, const RunOptions& options) override {
+    return run_capture(x, n, options, nullptr);
+  }
+
+  Expected<ModelOutput> run_capture(const float* x, int64_t n, const RunOptions& options,
+                                    ActivationCapture* capture) {
+    if (x == nullptr || n <= 0)
+      return Status("bad_input", "need at least one segment (got " + std::to_string(n) + ")");
+    try {
+      return forward(x, n, options, capture);
+    } catch (const c10::Error& e) {
+      return Status("model_error",
+                    std::string("forward pass failed: ") + e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      return Status("model_error", std::string("forward pass failed: ") + e.what());
+    }
+  }
+
+ private:
+  static void keep(ActivationCapture* capture, const std::string& name, const at::Tensor& t) {
+    if (capture == nullptr) return;
+    at::Tensor c = t.contiguous();
+    CapturedTensor& out = (*capture)[name];
+    out.shape = c.sizes().vec();
+    out.data.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  }
+
+  static std::vector<float> to_vector(const at::Tensor& t) {
+    at::Tensor c = t.contiguous();
+    return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  }
+
+  // Multi-head self-attention; `attn_mean` receives the head-averaged probabilities when set.
+  at::Tensor attention(const Layer& L, const at::Tensor& x, at::Tensor* attn_mean) const {
+    const int64_t B = x.size(0), T = x.size(1), E = arch_.embed_dim, H = arch_.heads, D = E / H;
+    at::Tensor qkv = at::linear(x, L.qkv_w, L.qkv_b);  // [B, T, 3E]
+    auto parts = qkv.split(E, -1);
+    at::Tensor q =
+        (parts[0] * std::pow(static_cast<double>(D), -0.5)).view({B, T, H, D}).transpose(1, 2);
+    at::Tensor k = parts[1].reshape({B, T, H, D}).transpose(1, 2);
+    at::Tensor v = parts[2].reshape({B, T, H, D}).transpose(1, 2);
+    at::Tensor a = at::softmax(at::matmul(q, k.transpose(-2, -1)), -1);  // [B, H, T, T]
+    if (attn_mean) *attn_mean = a.mean(1);
+    at::Tensor o = at::matmul(a, v).transpose(1, 2).reshape({B, T, E});
+    return at::linear(o, L.out_w, L.out_b);
+  }
+
+  Expected<ModelOutput> forward(const float* xin, int64_t n, const RunOptions& options,
+                                ActivationCapture* capture) {
+    c10::InferenceMode guard;
+    const int64_t E = arch_.embed_dim;
+    at::Tensor x = at::from_blob(const_cast<float*>(xin),
+                                 {n, info_.in_leads, info_.segment_samples}, at::kFloat);
+    for (size_t i = 0; i < conv_.size(); ++i) {
+      const ConvBlock& blk = conv_[i];
+      x = at::conv1d(x, blk.weight, blk.bias, {blk.stride});
+      if (blk.norm_w.defined()) {
+        const int64_t dim = blk.weight.size(0);
+        if (arch_.extractor_mode == "default")
+          x = at::group_norm(x, dim, blk.norm_w, blk.norm_b, kEps);
+        else
+          x = at::layer_norm(x.transpose(1, 2), {dim}, blk.norm_w, blk.norm_b, kEps)
+                  .transpose(1, 2);
+      }
+      x = at::gelu(x);
+      keep(capture, "conv" + std::to_string(i) + "_out", x);
+    }
+    x = at::layer_norm(x.transpose(1, 2), {feat_ln_w_.size(0)}, feat_ln_w_, feat_ln_b_, kEps);
+    keep(capture, "feat_layer_norm_out", x);
+    if (proj_in_w_.defined()) {
+      x = at::linear(x, proj_in_w_, proj_in_b_);
+      keep(capture, "post_extract_proj_out", x);
+    }
+    at::Tensor y = at::conv1d(x.transpose(1, 2), pos_w_, pos_b_, {1}, {arch_.conv_pos / 2}, {1},
+                              arch_.conv_pos_groups);
+    if (arch_.conv_pos % 2 == 0) y = y.narrow(2, 0, y.size(2) - 1);  // SamePad
+    y = at::gelu(y).transpose(1, 2);
+    keep(capture, "conv_pos_out", y);
+    x = x + y;
+    if (!arch_.layer_norm_first) {
+      x = at::layer_norm(x, {E}, enc_ln_w_, enc_ln_b_, kEps);
+      keep(capture, "encoder_in_layer_norm_out", x);
+    }
+    at::Tensor saliency;
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const Layer& L = layers_[l];
+      at::Tensor* attn = options.saliency && l + 1 == layers_.size() ? &saliency : nullptr;
+      if (arch_.layer_norm_first) {
+        at::Tensor h = at::layer_norm(x, {E}, L.ln1_w, L.ln1_b, kEps);
+        x = x + attention(L, h, attn);
+        h = at::layer_norm(x, {E}, L.ln2_w, L.ln2_b, kEps);
+        x = x + at::linear(at::gelu(at::linear(h, L.fc1_w, L.fc1_b)), L.fc2_w, L.fc2_b);
+      } else {
+        x = at::layer_norm(x + attention(L, x, attn), {E}, L.ln1_w, L.ln1_b, kEps);
+        at::Tensor f = at::linear(at::gelu(at::linear(x, L.fc1_w, L.fc1_b)), L.fc2_w, L.fc2_b);
+        x = at::layer_norm(x + f, {E}, L.ln2_w, L.ln2_b, kEps);
+      }
+      keep(capture, "layer" + std::to_string(l) + "_out", x);
+    }
+    if (arch_.layer_norm_first) x = at::layer_norm(x, {E}, enc_ln_w_, enc_ln_b_, kEps);
+    keep(capture, "encoder_out", x);
+
+    // Count-nonzero mean over time, per channel, as upstream pools.
+    at::Tensor emb = x.sum(1) / x.ne(0).sum(1);
+    keep(capture, "emb_pooled", emb);
+
+    ModelOutput out;
+    out.batch = n;
+    out.frames = x.size(1);
+    out.embed_dim = E;
+    out.embedding = to_vector(emb);
+    if (head_w_.defined()) {
+      at::Tensor logits = at::linear(emb, head_w_, head_b_);
+      at::Tensor probs = at::sigmoid(logits);
+      keep(capture, "logits", logits);
+      keep(capture, "probs", probs);
+      out.logits = to_vector(logits);
+      out.probs = to_vector(probs);
+    }
+    if (options.encoder_out) out.encoder_out = to_vector(x);
+    if (saliency.defined()) {
+      keep(capture, "saliency_last_layer", saliency);
+      out.saliency = to_vector(saliency);
+    }
+    return out;
+  }
+
+  EcgfmArchitecture arch_;
+  ModelInfo info_;
+  std::vector<ConvBlock> conv_;
+  at::Tensor feat_ln_w_, feat_ln_b_, proj_in_w_, proj_in_b_;
+  at::Tensor pos_w_, pos_b_;
+  at::Tensor enc_ln_w_, enc_ln_b_;
+  std::vector<Layer> layers_;
+  at::Tensor head_w_, head_b_;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<Model>> load_ecgfm(const ckpt::Checkpoint& checkpoint,
+                                            const LoadOptions& options) {
+  if (options.precision != "fp32")
+    return Status("unsupported_model",
+                  "precision '" + options.precision +
+                      "' is not supported by the native ECG-FM "
+                      "model (use fp32)",
+                  "precision");
+  auto arch = derive_architecture(checkpoint);
+  if (!arch.ok()) return arch.status();
+  ModelInfo info;
+  info.kind = "ecgfm";
+  info.variant = arch->variant;
+  if (arch->num_labels > 0) {
+    if (arch->num_labels == static_cast<int64_t>(ecgfm_labels().size())) {
+      info.labels = ecgfm_labels();
+    } else {
+      for (int64_t i = 0; i < arch->num_labels; ++i)
+        info.labels.push_back("label_" + std::to_string(i));
+    }
+  }
+  info.in_leads = arch->in_d;
+  info.segment_samples = 2500;
+  info.embed_dim = arch->embed_dim;
+  info.parameters = arch->parameters;
+  info.precision = "fp32";
+  info.architecture = arch->summary();
+  info.skipped = arch->skipped;
+  auto model = std::make_unique<EcgfmModel>(std::move(arch.value()), std::move(info));
+  try {
+    Status s = model->load(checkpoint);
+    if (!s.ok()) return Status(s.code(), checkpoint.path + ": " + s.message(), s.field());
+  } catch (const c10::Error& e) {
+    return Status("bad_checkpoint", checkpoint.path + ": " + e.what_without_backtrace(),
+                  "checkpoint");
+  }
+  return std::unique_ptr<Model>(std::move(model));
+}
+
+Expected<ModelOutput> run_ecgfm_with_capture(Model& model, const float* x, int64_t n,
+                                             const RunOptions& options,
+                                             ActivationCapture* capture) {
+  auto* m = dynamic_cast<EcgfmModel*>(&model);
+  if (m == nullptr)
+    return Status("bad_input", "run_ecgfm_with_capture needs a native ECG-FM model");
+  return m->run_capture(x, n, options, capture);
+}
+
+}  // namespace ecgq
