@@ -5,6 +5,7 @@
 #include "common/schema.hpp"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -237,6 +238,29 @@ void pack_key(Packer& pk, const char* key) {
   pk.pack_str_body(key, static_cast<uint32_t>(n));
 }
 
+// pack_bin_body appends bytes verbatim, which is the only raw-append the packer exposes.
+void pack_f64(Packer& pk, double value) {
+  uint64_t bits = 0;
+  std::memcpy(&bits, &value, sizeof bits);
+  char buf[9];
+  buf[0] = static_cast<char>(0xcb);
+  for (int i = 0; i < 8; ++i) buf[1 + i] = static_cast<char>((bits >> (56 - 8 * i)) & 0xff);
+  pk.pack_bin_body(buf, sizeof buf);
+}
+
+void pack_f32(Packer& pk, float value) {
+  uint32_t bits = 0;
+  std::memcpy(&bits, &value, sizeof bits);
+  char buf[5];
+  buf[0] = static_cast<char>(0xca);
+  for (int i = 0; i < 4; ++i) buf[1 + i] = static_cast<char>((bits >> (24 - 8 * i)) & 0xff);
+  pk.pack_bin_body(buf, sizeof buf);
+}
+
+void pack_raw(Packer& pk, const std::string& msgpack_bytes) {
+  pk.pack_bin_body(msgpack_bytes.data(), static_cast<uint32_t>(msgpack_bytes.size()));
+}
+
 void pack_typed_array(Packer& pk, const TypedArray& a) {
   pk.pack_map(3);
   pack_key(pk, "dtype");
@@ -254,7 +278,7 @@ void pack_dispatch(Packer& pk, const DispatchInfo& d) {
   pack_key(pk, "attempt");
   pk.pack_int64(d.attempt);
   pack_key(pk, "queued_ms");
-  pk.pack_double(d.queued_ms);
+  pack_f64(pk, d.queued_ms);
 }
 
 Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::string& field,
@@ -351,7 +375,7 @@ std::string encode_job(const Job& job) {
   detail::pack_key(pk, "ecg");
   detail::pack_typed_array(pk, job.ecg);
   detail::pack_key(pk, "fs");
-  pk.pack_double(job.fs);
+  detail::pack_f64(pk, job.fs);
   detail::pack_key(pk, "leads");
   pk.pack(job.leads);
   if (!job.gain.empty()) {
@@ -376,7 +400,7 @@ std::string encode_job(const Job& job) {
   }
   if (!job.meta.empty()) {
     detail::pack_key(pk, "meta");
-    buf.write(job.meta.data(), job.meta.size());
+    detail::pack_raw(pk, job.meta);
   }
   if (job.dispatch) {
     detail::pack_key(pk, "dispatch");

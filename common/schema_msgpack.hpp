@@ -51,6 +51,12 @@ Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::str
 
 // Packs a string key.
 void pack_key(Packer& pk, const char* key);
+// Packs a float64 that stays a float on the wire (msgpack-c 4 packs integral doubles as ints).
+void pack_f64(Packer& pk, double value);
+// Packs a float32 that stays a float on the wire.
+void pack_f32(Packer& pk, float value);
+// Appends already-encoded msgpack (one complete object) as the next value.
+void pack_raw(Packer& pk, const std::string& msgpack_bytes);
 // Packs {dtype, shape, data(bin)}.
 void pack_typed_array(Packer& pk, const TypedArray& a);
 // Packs {attempt, queued_ms}.

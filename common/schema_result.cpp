@@ -24,7 +24,7 @@ Status as_bad_result(const Status& s) {
 
 void pack_floats(Packer& pk, const std::vector<float>& values) {
   pk.pack_array(static_cast<uint32_t>(values.size()));
-  for (float f : values) pk.pack_float(f);
+  for (float f : values) detail::pack_f32(pk, f);
 }
 
 // A map label -> value when every value has a label, else a plain array.
@@ -37,7 +37,7 @@ void pack_labelled(Packer& pk, const std::vector<std::string>& labels,
   pk.pack_map(static_cast<uint32_t>(values.size()));
   for (size_t i = 0; i < values.size(); ++i) {
     pk.pack(labels[i]);
-    pk.pack_float(values[i]);
+    detail::pack_f32(pk, values[i]);
   }
 }
 
@@ -228,11 +228,11 @@ std::string encode_result(const Result& r) {
                                                     {"total_ms", r.timings.total_ms}};
   for (const auto& [k, value] : timings) {
     pack_key(pk, k);
-    pk.pack_double(value);
+    detail::pack_f64(pk, value);
   }
   if (!r.meta.empty()) {
     pack_key(pk, "meta");
-    buf.write(r.meta.data(), r.meta.size());
+    detail::pack_raw(pk, r.meta);
   }
   return std::string(buf.data(), buf.size());
 }
