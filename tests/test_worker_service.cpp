@@ -1,0 +1,359 @@
+// The worker's wire behaviour, driven from a ROUTER socket that plays the broker, with a fake
+// model whose load and forward passes the test controls.
+#include <unistd.h>
+
+#include <thread>
+
+#include "tests/support/process.hpp"
+#include "tests/test_worker_support.hpp"
+#include "worker/worker_service.hpp"
+
+using namespace ecgq;
+using namespace ecgq::test;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr milliseconds kWait{10000};
+
+ResolvedCheckpoint fake_resolved(const std::string& ref) {
+  ResolvedCheckpoint r;
+  r.path = ref;
+  r.reference = ref;
+  r.sha256 = std::string(64, 'a');
+  return r;
+}
+
+// A worker running on its own thread against a FakeBroker.
+class Harness {
+ public:
+  Harness() : endpoint_(free_endpoint()) {}
+  ~Harness() {
+    control.load_gate.open();
+    control.run_gate.open();
+    if (service) service->request_stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Fast heartbeats and a long liveness so that only tests that want a reconnect get one.
+  static WorkerServiceOptions options() {
+    WorkerServiceOptions o;
+    o.heartbeat_interval = milliseconds(50);
+    o.heartbeat_liveness = 40;
+    o.reconnect_min = milliseconds(50);
+    o.reconnect_max = milliseconds(200);
+    o.worker_id = "test-worker";
+    return o;
+  }
+
+  void start(WorkerServiceOptions o = options(), JobRunnerOptions runner = {}) {
+    broker = std::make_unique<FakeBroker>(endpoint_);
+    o.broker = endpoint_;
+    LifecycleOptions lifecycle;
+    lifecycle.checkpoint = "/fake/model.pt";
+    service =
+        std::make_unique<WorkerService>(o, lifecycle, fake_loader(control), fake_resolved, runner);
+    thread_ = std::thread([this] { run_status = service->run(); });
+  }
+
+  // Waits for READY and remembers the worker's identity.
+  mdp::WorkerMessage ready() {
+    auto r = broker->next(kWait);
+    EXPECT_TRUE(r.has_value()) << "no READY";
+    if (!r) return {};
+    EXPECT_EQ(r->message.command, mdp::WorkerCommand::Ready);
+    identity = r->identity;
+    return r->message;
+  }
+
+  // The next non-heartbeat message; fails the test when none comes.
+  mdp::WorkerMessage expect(mdp::WorkerCommand command) {
+    auto r = broker->next(kWait);
+    EXPECT_TRUE(r.has_value()) << "expected " << mdp::command_name(command) << ", got nothing";
+    if (!r) return {};
+    EXPECT_EQ(mdp::command_name(r->message.command), std::string(mdp::command_name(command)));
+    return r->message;
+  }
+
+  schema::Progress expect_progress(const std::string& event) {
+    auto m = expect(mdp::WorkerCommand::Partial);
+    EXPECT_EQ(m.body.size(), 1u);
+    if (m.body.empty()) return {};
+    auto p = schema::decode_progress(m.body[0]);
+    EXPECT_TRUE(p.ok()) << p.status().to_string();
+    if (!p) return {};
+    EXPECT_EQ(p->event, event);
+    EXPECT_EQ(p->worker_id, "test-worker");
+    return p.value();
+  }
+
+  schema::Result expect_final(const std::string& token) {
+    auto m = expect(mdp::WorkerCommand::Final);
+    EXPECT_EQ(m.reply_to, token);
+    EXPECT_EQ(m.body.size(), 1u);
+    if (m.body.empty()) return {};
+    auto r = schema::decode_result(m.body[0]);
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? r.value() : schema::Result{};
+  }
+
+  // Replaces the broker by a new one bound to the same endpoint (a broker restart).
+  void restart_broker() {
+    broker.reset();
+    broker = std::make_unique<FakeBroker>(endpoint_);
+  }
+
+  void send_job(const std::string& token, const schema::Job& job) {
+    broker->request(identity, token, schema::encode_job(job));
+  }
+
+  void wait_state(const std::string& state) {
+    auto s = broker->status_until([&](const WorkerStatus& st) { return st.state == state; }, kWait);
+    ASSERT_TRUE(s.has_value()) << "never reached state " << state;
+  }
+
+  FakeControl control;
+  std::unique_ptr<FakeBroker> broker;
+  std::unique_ptr<WorkerService> service;
+  std::string identity;
+  Status run_status = Status("not_run", "run() has not returned");
+
+ private:
+  std::string endpoint_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST(WorkerService, ReadyCarriesMetadata) {
+  Harness h;
+  auto o = Harness::options();
+  o.capacity = 2;
+  h.start(o);
+  auto ready = h.ready();
+  EXPECT_EQ(ready.service, "ecg-fm");
+  ASSERT_EQ(ready.body.size(), 1u);
+  msgpack::object_handle handle;
+  auto m = msgpack_map(ready.body[0], handle);
+  EXPECT_EQ(m.at("v").as<int>(), 1);
+  EXPECT_EQ(m.at("capacity").as<int>(), 2);
+  EXPECT_EQ(m.at("worker_id").as<std::string>(), "test-worker");
+  EXPECT_EQ(m.at("pid").as<int64_t>(), static_cast<int64_t>(::getpid()));
+  EXPECT_FALSE(m.at("host").as<std::string>().empty());
+  EXPECT_EQ(m.at("state").as<std::string>(), "cold");
+  std::map<std::string, std::string> model;
+  m.at("model").convert(model);
+  EXPECT_EQ(model.at("name"), "/fake/model.pt");
+  EXPECT_EQ(model.at("precision"), "fp32");
+  EXPECT_TRUE(model.count("kind") && model.count("sha256"));
+}
+
+TEST(WorkerService, HeartbeatsContinueWhileTheModelLoads) {
+  Harness h;
+  h.control.load_gate.close();
+  h.start();
+  h.ready();
+  // The loader is blocked until we open the gate, so these heartbeats all come during the load.
+  for (int i = 0; i < 3; ++i) h.wait_state("warming");
+  EXPECT_EQ(h.service->state(), ModelState::Warming);
+  h.control.load_gate.open();
+  h.wait_state("warm");
+  EXPECT_EQ(h.control.loads.load(), 1);
+}
+
+TEST(WorkerService, SleepsWhenIdleAndTheNextJobIsAColdStart) {
+  Harness h;
+  h.control.ballast_bytes = 64 << 20;
+  auto o = Harness::options();
+  o.idle_timeout = milliseconds(300);
+  h.start(o);
+  h.ready();
+  auto warm = h.broker->status_until(
+      [](const WorkerStatus& s) { return s.state == "warm" && s.rss_bytes > (64 << 20); }, kWait);
+  ASSERT_TRUE(warm.has_value());
+  auto asleep = h.broker->status_until(
+      [&](const WorkerStatus& s) {
+        return s.state == "asleep" && s.rss_bytes < warm->rss_bytes - (32 << 20);
+      },
+      kWait);
+  ASSERT_TRUE(asleep.has_value()) << "no asleep status with the model's memory released";
+  EXPECT_EQ(asleep->inflight, 0);
+
+  h.send_job("token-1", synthetic_job("job-1"));
+  EXPECT_EQ(h.expect_progress("waking").id, "job-1");
+  EXPECT_EQ(h.expect_progress("running").id, "job-1");
+  auto first = h.expect_final("token-1");
+  EXPECT_EQ(first.status, "ok");
+  EXPECT_EQ(first.id, "job-1");
+  EXPECT_TRUE(first.cold_start);
+  EXPECT_GE(first.timings.wake_ms, first.timings.load_ms);
+  EXPECT_EQ(first.n_segments, 2);
+  EXPECT_EQ(first.worker_id, "test-worker");
+  EXPECT_EQ(first.model.sha256, std::string(64, 'a'));
+  EXPECT_EQ(first.model.name, "/fake/model.pt");
+
+  h.send_job("token-2", synthetic_job("job-2"));
+  EXPECT_EQ(h.expect_progress("running").id, "job-2");
+  auto second = h.expect_final("token-2");
+  EXPECT_EQ(second.status, "ok");
+  EXPECT_FALSE(second.cold_start);
+  EXPECT_EQ(second.timings.wake_ms, 0);
+  EXPECT_EQ(h.control.loads.load(), 2);
+  auto done = h.broker->status_until([](const WorkerStatus& s) { return s.jobs_done == 2; }, kWait);
+  EXPECT_TRUE(done.has_value());
+}
+
+TEST(WorkerService, MalformedBodyGetsAnErrorAndServingContinues) {
+  Harness h;
+  h.start();
+  h.ready();
+  h.wait_state("warm");
+  h.broker->request(h.identity, "bad-token", std::string("\x93\x01\x02", 3));
+  auto bad = h.expect_final("bad-token");
+  EXPECT_EQ(bad.status, "error");
+  ASSERT_TRUE(bad.error.has_value());
+  EXPECT_EQ(bad.error->code, "bad_request");
+  EXPECT_EQ(bad.worker_id, "test-worker");
+
+  h.broker->request(h.identity, "empty-token", "");
+  auto empty = h.expect_final("empty-token");
+  EXPECT_EQ(empty.status, "error");
+
+  h.send_job("good-token", synthetic_job("good"));
+  h.expect_progress("running");
+  auto good = h.expect_final("good-token");
+  EXPECT_EQ(good.status, "ok");
+  EXPECT_EQ(good.id, "good");
+}
+
+TEST(WorkerService, ModelExceptionBecomesInternalErrorAndServingContinues) {
+  Harness h;
+  h.start();
+  h.ready();
+  h.wait_state("warm");
+  h.control.throw_on_run = true;
+  h.send_job("t1", synthetic_job("boom"));
+  h.expect_progress("running");
+  auto boom = h.expect_final("t1");
+  EXPECT_EQ(boom.status, "error");
+  ASSERT_TRUE(boom.error.has_value());
+  EXPECT_EQ(boom.error->code, "internal");
+  EXPECT_NE(boom.error->message.find("fake model exploded"), std::string::npos);
+  h.control.throw_on_run = false;
+  h.send_job("t2", synthetic_job("fine"));
+  h.expect_progress("running");
+  EXPECT_EQ(h.expect_final("t2").status, "ok");
+}
+
+TEST(WorkerService, FailedLoadAnswersModelErrorThenRetriesOnTheNextJob) {
+  Harness h;
+  h.control.failing_loads = 1;
+  auto o = Harness::options();
+  o.warm_on_start = false;
+  h.start(o);
+  h.ready();
+  h.send_job("t1", synthetic_job("first"));
+  h.expect_progress("waking");
+  auto failed = h.expect_final("t1");
+  EXPECT_EQ(failed.status, "error");
+  ASSERT_TRUE(failed.error.has_value());
+  EXPECT_EQ(failed.error->code, "model_error");
+  EXPECT_NE(failed.error->message.find("/fake/model.pt"), std::string::npos);
+  EXPECT_NE(failed.error->message.find("fake failure"), std::string::npos);
+  EXPECT_EQ(h.service->state(), ModelState::Cold);
+
+  h.send_job("t2", synthetic_job("second"));
+  h.expect_progress("waking");
+  h.expect_progress("running");
+  auto ok = h.expect_final("t2");
+  EXPECT_EQ(ok.status, "ok");
+  EXPECT_TRUE(ok.cold_start);
+  EXPECT_EQ(h.control.loads.load(), 2);
+}
+
+TEST(WorkerService, JobsArrivingDuringTheLoadWaitAndAreColdStarts) {
+  Harness h;
+  h.control.load_gate.close();
+  auto o = Harness::options();
+  o.capacity = 2;
+  h.start(o);
+  h.ready();
+  h.wait_state("warming");
+  h.send_job("t1", synthetic_job("a"));
+  h.send_job("t2", synthetic_job("b"));
+  EXPECT_EQ(h.expect_progress("waking").id, "a");
+  EXPECT_EQ(h.expect_progress("waking").id, "b");
+  auto busy = h.broker->status_until([](const WorkerStatus& s) { return s.inflight == 2; }, kWait);
+  EXPECT_TRUE(busy.has_value());
+  h.control.load_gate.open();
+  h.expect_progress("running");
+  auto a = h.expect_final("t1");
+  h.expect_progress("running");
+  auto b = h.expect_final("t2");
+  EXPECT_TRUE(a.cold_start);
+  EXPECT_TRUE(b.cold_start);
+  EXPECT_GT(a.timings.wake_ms, 0);
+  EXPECT_EQ(h.control.loads.load(), 1);
+}
+
+TEST(WorkerService, StopFinishesTheJobInHandThenDisconnects) {
+  Harness h;
+  h.start();
+  h.ready();
+  h.wait_state("warm");
+  h.control.run_gate.close();
+  h.send_job("t1", synthetic_job("last"));
+  h.expect_progress("running");
+  h.service->request_stop();
+  h.control.run_gate.open();
+  auto last = h.expect_final("t1");
+  EXPECT_EQ(last.status, "ok");
+  h.expect(mdp::WorkerCommand::Disconnect);
+  ASSERT_TRUE(wait_until([&] { return h.run_status.ok(); }, kWait)) << h.run_status.to_string();
+}
+
+TEST(WorkerService, ReRegistersAfterBrokerRestartAndDisconnect) {
+  Harness h;
+  auto o = Harness::options();
+  o.heartbeat_liveness = 3;
+  h.start(o);
+  h.ready();
+  h.wait_state("warm");
+  // The broker process goes away and a new one binds the same endpoint without knowing the
+  // worker; it stays silent, so the worker declares it gone and registers again.
+  h.restart_broker();
+  h.broker->echo_heartbeats = false;
+  auto again = h.ready();
+  ASSERT_EQ(again.body.size(), 1u);
+  msgpack::object_handle handle;
+  auto m = msgpack_map(again.body[0], handle);
+  EXPECT_EQ(m.at("state").as<std::string>(), "warm");
+  std::map<std::string, std::string> model;
+  m.at("model").convert(model);
+  EXPECT_EQ(model.at("sha256"), std::string(64, 'a'));
+
+  // A DISCONNECT from the broker also makes it register again.
+  h.broker->echo_heartbeats = true;
+  const int64_t readies = h.service->counters().readies.load();
+  h.broker->send(h.identity, mdp::disconnect_frames());
+  h.ready();
+  EXPECT_GT(h.service->counters().readies.load(), readies);
+
+  // Jobs still work on the new connection.
+  h.send_job("t1", synthetic_job("after"));
+  h.expect_progress("running");
+  EXPECT_EQ(h.expect_final("t1").status, "ok");
+}
+
+TEST(WorkerService, KeepWarmWakesASleepingWorker) {
+  Harness h;
+  auto o = Harness::options();
+  o.idle_timeout = milliseconds(200);
+  h.start(o);
+  h.ready();
+  h.wait_state("warm");
+  h.wait_state("asleep");
+  h.broker->send(h.identity, mdp::heartbeat_frames(keep_warm_frame(true)));
+  h.wait_state("warm");
+  EXPECT_EQ(h.control.loads.load(), 2);
+}
