@@ -130,6 +130,7 @@ Expected<std::vector<ConvLayerSpec>> parse_conv_feature_layers(const std::string
 
 std::string EcgfmArchitecture::summary() const {
   std::ostringstream os;
+  if (!model_name.empty()) os << model_name << ": ";
   os << layers << " layers, E=" << embed_dim << ", FFN=" << ffn_dim << ", " << heads << " heads, "
      << (layer_norm_first ? "pre-LN" : "post-LN") << ", conv [";
   for (size_t i = 0; i < conv.size(); ++i)
