@@ -163,6 +163,11 @@ void Broker::handle_client(const std::string& peer, const mdp::Frames& frames) {
     reply_error(peer, msg->service, "", s);
     return;
   }
+  if (msg->service.empty()) {
+    reply_error(peer, msg->service, "",
+                Status("bad_frame", "service name (frame 2) is empty", "frames"));
+    return;
+  }
   if (msg->service.rfind("mmi.", 0) == 0) {
     handle_mmi(peer, *msg);
     return;

@@ -369,6 +369,15 @@ void Broker::on_timer() {
 
 void Broker::expire_queued() {
   const TimePoint now = Clock::now();
+  // Services nobody serves or waits for are forgotten, so made-up names cannot pile up.
+  for (auto it = services_.begin(); it != services_.end();) {
+    const Service& s = it->second;
+    if (s.queue.empty() && s.workers.empty() && s.in_flight == 0) {
+      it = services_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   for (auto& [name, svc] : services_) {
     if (svc.queue.empty()) continue;
     const bool no_workers = svc.workers.empty();

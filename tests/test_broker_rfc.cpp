@@ -142,6 +142,8 @@ TEST(BrokerRfc, MalformedJobsGetTheirErrorAndTheBrokerKeepsServing) {
   // Clients may only send REQUEST.
   client.raw({kC, byte(0x03), "ecg-fm", "x"});
   EXPECT_EQ(code_of(client.final()), "bad_frame");
+  client.raw({kC, byte(0x01), ""});
+  EXPECT_EQ(code_of(client.final()), "bad_frame");
   // Garbage without a service frame is dropped; the next valid job still works.
   client.raw({kC});
   client.request("ecg-fm", {job_body("good")});
