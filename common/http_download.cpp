@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -149,6 +151,11 @@ struct Sink {
   CURL* handle = nullptr;
   uint64_t existing = 0;
   const ProgressFn* progress = nullptr;
+  // Stall detection: curl's own low-speed check averages over ~5 s, too coarse for short limits.
+  const HttpLimits* limits = nullptr;
+  std::chrono::steady_clock::time_point mark = std::chrono::steady_clock::now();
+  curl_off_t mark_bytes = 0;
+  bool stalled = false;
 };
 
 size_t on_body(char* buf, size_t size, size_t n, void* user) {
@@ -181,6 +188,14 @@ size_t on_body(char* buf, size_t size, size_t n, void* user) {
 
 int on_progress(void* user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t, curl_off_t) {
   auto* sink = static_cast<Sink*>(user);
+  auto now = std::chrono::steady_clock::now();
+  if (dlnow - sink->mark_bytes >= std::max<int64_t>(1, sink->limits->low_speed_bytes)) {
+    sink->mark = now;
+    sink->mark_bytes = dlnow;
+  } else if (now - sink->mark > sink->limits->stall_timeout) {
+    sink->stalled = true;
+    return 1;  // aborts the transfer; reported as hub_timeout
+  }
   if (sink->progress && *sink->progress && sink->status >= 200 && sink->status < 300) {
     uint64_t total = dltotal > 0 ? sink->existing + static_cast<uint64_t>(dltotal) : 0;
     (*sink->progress)(sink->existing + static_cast<uint64_t>(dlnow), total);
@@ -250,6 +265,7 @@ Expected<DownloadOutcome> http_download(const std::string& url, const std::strin
     sink.fd = fd;
     sink.existing = static_cast<uint64_t>(st.st_size);
     sink.progress = &progress;
+    sink.limits = &limits;
     Curl c;
     sink.handle = c.get();
     HttpResponse response;
@@ -273,6 +289,12 @@ Expected<DownloadOutcome> http_download(const std::string& url, const std::strin
     int close_rc = ::close(fd);
     int close_errno = errno;
     if (sink.write_errno) return file_error(sink.write_errno, "writing", path);
+    if (sink.stalled) {
+      rc = CURLE_OPERATION_TIMEDOUT;
+      std::snprintf(errbuf, sizeof errbuf, "fewer than %lld bytes received in %lld ms",
+                    static_cast<long long>(limits.low_speed_bytes),
+                    static_cast<long long>(limits.stall_timeout.count()));
+    }
     if (rc != CURLE_OK) return curl_status(rc, current, limits, errbuf);
     if (close_rc != 0) return file_error(close_errno, "closing", path);
     if (status >= 300 && status < 400) {

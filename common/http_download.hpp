@@ -16,8 +16,8 @@ namespace ecgq {
 struct HttpLimits {
   Millis connect_timeout{10000};   // TCP + TLS connect
   Millis metadata_timeout{10000};  // whole HEAD / redirect request
-  Millis stall_timeout{30000};     // abort when slower than low_speed_bytes for this long
-  int64_t low_speed_bytes = 1024;  // bytes per second that count as progress
+  Millis stall_timeout{30000};     // abort when fewer than low_speed_bytes arrive in this time
+  int64_t low_speed_bytes = 1024;  // the least progress per stall_timeout
   std::string user_agent = "ecgq";
 };
 

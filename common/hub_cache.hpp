@@ -19,7 +19,7 @@ struct HubOptions {
   bool recheck = true;    // a cached branch/tag revision is re-checked with one HEAD
   Millis connect_timeout{10000};
   Millis metadata_timeout{10000};  // the HEAD request as a whole
-  Millis stall_timeout{30000};     // a download slower than low_speed_bytes/s this long fails
+  Millis stall_timeout{30000};     // fewer than low_speed_bytes in this time: hub_timeout
   int64_t low_speed_bytes = 1024;
   Millis progress_interval{5000};  // how often a running download logs its progress
   int download_attempts = 3;       // interrupted or stalled downloads resume this many times
