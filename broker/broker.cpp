@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <zmq_addon.hpp>
 
+#include "broker/msgpack_fields.hpp"
 #include "common/schema.hpp"
 
 namespace ecgq::broker {
@@ -206,9 +207,12 @@ void Broker::accept_job(const std::string& peer, mdp::ClientMessage msg) {
     }
     auto env = schema::peek_job(job->body[0]);
     if (!env) {
-      spdlog::info("event=rejected job={} service={} code={} field={} reason=\"{}\"", job->id,
-                   job->service, env.status().code(), env.status().field(), env.status().message());
-      reply_error(peer, job->service, "", env.status());
+      // Name the job when its id is readable, so a pipelining client can match the error.
+      const std::string id = id_of(job->body[0]);
+      spdlog::info("event=rejected job={} service={} code={} field={} reason=\"{}\"",
+                   id.empty() ? job->id : id, job->service, env.status().code(),
+                   env.status().field(), env.status().message());
+      reply_error(peer, job->service, id, env.status());
       return;
     }
     if (env->id.empty()) {

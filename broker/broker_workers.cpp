@@ -5,6 +5,7 @@
 #include <msgpack.hpp>
 
 #include "broker/broker.hpp"
+#include "broker/msgpack_fields.hpp"
 #include "common/schema.hpp"
 
 namespace ecgq::broker {
@@ -26,52 +27,6 @@ int state_rank(const std::string& state) {
 
 bool known_state(const std::string& s) {
   return s == "cold" || s == "warming" || s == "warm" || s == "asleep" || s == "waking";
-}
-
-std::string str(const msgpack::object& o) {
-  return std::string(o.via.str.ptr, o.via.str.size);
-}
-
-// Calls `fn(key, value)` for each string-keyed entry of a msgpack map frame; false when the
-// frame is not a msgpack map.
-bool for_each_field(const std::string& frame,
-                    const std::function<void(const std::string&, const msgpack::object&)>& fn) {
-  try {
-    size_t off = 0;
-    auto oh = msgpack::unpack(frame.data(), frame.size(), off);
-    if (off != frame.size() || oh.get().type != msgpack::type::MAP) return false;
-    const auto& m = oh.get().via.map;
-    for (uint32_t i = 0; i < m.size; ++i)
-      if (m.ptr[i].key.type == msgpack::type::STR) fn(str(m.ptr[i].key), m.ptr[i].val);
-    return true;
-  } catch (const std::exception&) {
-    return false;
-  }
-}
-
-bool as_int(const msgpack::object& o, int64_t& out) {
-  if (o.type == msgpack::type::POSITIVE_INTEGER)
-    out = static_cast<int64_t>(o.via.u64);
-  else if (o.type == msgpack::type::NEGATIVE_INTEGER)
-    out = o.via.i64;
-  else
-    return false;
-  return true;
-}
-
-// The error code of an ecgq result body, or "" for ok results and undecodable bodies.
-std::string error_code_of(const std::string& body) {
-  std::string code;
-  for_each_field(body, [&](const std::string& k, const msgpack::object& v) {
-    if (k != "error" || v.type != msgpack::type::MAP) return;
-    for (uint32_t i = 0; i < v.via.map.size; ++i) {
-      const auto& kv = v.via.map.ptr[i];
-      if (kv.key.type == msgpack::type::STR && str(kv.key) == "code" &&
-          kv.val.type == msgpack::type::STR)
-        code = str(kv.val);
-    }
-  });
-  return code;
 }
 
 }  // namespace

@@ -110,6 +110,7 @@ TEST(BrokerRfc, MalformedJobsGetTheirErrorAndTheBrokerKeepsServing) {
 
   // Two leads named for one row of samples... and data of the wrong size.
   const std::string bad_data = mp_map({{"v", mp(1)},
+                                       {"id", mp(std::string("bad-1"))},
                                        {"ecg", mp_map({{"dtype", mp(std::string("f32"))},
                                                        {"shape", mp(std::vector<int>{1, 4})},
                                                        {"data",
@@ -129,6 +130,7 @@ TEST(BrokerRfc, MalformedJobsGetTheirErrorAndTheBrokerKeepsServing) {
   ASSERT_TRUE(r.error);
   EXPECT_EQ(r.error->code, "bad_shape");
   EXPECT_EQ(r.error->field, "ecg.data");
+  EXPECT_EQ(r.id, "bad-1");  // named, so a pipelining client can match it
 
   const std::string bad_dtype = mp_map({{"v", mp(1)},
                                         {"ecg", mp_map({{"dtype", mp(std::string("u8"))},

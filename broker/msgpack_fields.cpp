@@ -1,0 +1,67 @@
+#include "broker/msgpack_fields.hpp"
+
+namespace ecgq::broker {
+
+namespace {
+
+bool reference_all(msgpack::type::object_type, std::size_t, void*) {
+  return true;
+}
+
+}  // namespace
+
+std::string str(const msgpack::object& o) {
+  return std::string(o.via.str.ptr, o.via.str.size);
+}
+
+bool as_int(const msgpack::object& o, int64_t& out) {
+  if (o.type == msgpack::type::POSITIVE_INTEGER) {
+    out = static_cast<int64_t>(o.via.u64);
+  } else if (o.type == msgpack::type::NEGATIVE_INTEGER) {
+    out = o.via.i64;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool for_each_field(const std::string& frame,
+                    const std::function<void(const std::string&, const msgpack::object&)>& fn) {
+  try {
+    size_t off = 0;
+    // Bounded so that a hostile header cannot make the broker allocate gigabytes.
+    const msgpack::unpack_limit limits(1u << 16, 1u << 12, 0xffffffff, 0xffffffff, 1u << 20, 16);
+    auto oh = msgpack::unpack(frame.data(), frame.size(), off, &reference_all, nullptr, limits);
+    if (off != frame.size() || oh.get().type != msgpack::type::MAP) return false;
+    const auto& m = oh.get().via.map;
+    for (uint32_t i = 0; i < m.size; ++i)
+      if (m.ptr[i].key.type == msgpack::type::STR) fn(str(m.ptr[i].key), m.ptr[i].val);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+std::string error_code_of(const std::string& body) {
+  std::string code;
+  for_each_field(body, [&](const std::string& k, const msgpack::object& v) {
+    if (k != "error" || v.type != msgpack::type::MAP) return;
+    for (uint32_t i = 0; i < v.via.map.size; ++i) {
+      const auto& kv = v.via.map.ptr[i];
+      if (kv.key.type == msgpack::type::STR && str(kv.key) == "code" &&
+          kv.val.type == msgpack::type::STR)
+        code = str(kv.val);
+    }
+  });
+  return code;
+}
+
+std::string id_of(const std::string& body) {
+  std::string id;
+  for_each_field(body, [&](const std::string& k, const msgpack::object& v) {
+    if (k == "id" && v.type == msgpack::type::STR && v.via.str.size <= 256) id = str(v);
+  });
+  return id;
+}
+
+}  // namespace ecgq::broker
