@@ -1,0 +1,276 @@
+#include "client/client.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <msgpack.hpp>
+#include <random>
+
+namespace ecgq::client {
+
+namespace {
+
+std::string random_prefix() {
+  std::random_device rd;
+  std::mt19937_64 gen(
+      (static_cast<uint64_t>(rd()) << 32) ^ rd() ^
+      static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "c%08llx", static_cast<unsigned long long>(gen() & 0xffffffffULL));
+  return buf;
+}
+
+schema::Result local_error(const std::string& id, const std::string& code,
+                           const std::string& message) {
+  schema::Result r;
+  r.id = id;
+  r.status = "error";
+  r.error = schema::ErrorInfo{code, message, "", std::nullopt};
+  r.attempts = 0;
+  return r;
+}
+
+std::string kv_value(const msgpack::object& o) {
+  if (o.type == msgpack::type::POSITIVE_INTEGER) return std::to_string(o.via.u64);
+  return "";
+}
+
+}  // namespace
+
+Client::Client(ClientOptions options)
+    : options_(std::move(options)), context_(1), last_traffic_(Clock::now()) {
+  if (options_.id_prefix.empty()) options_.id_prefix = random_prefix();
+  dealer_ = std::make_unique<Dealer>(context_, options_.broker);
+}
+
+Client::~Client() = default;
+
+std::string Client::next_id() {
+  return options_.id_prefix + "-" + std::to_string(++seq_);
+}
+
+Status Client::send(const mdp::Frames& frames) {
+  const auto give_up = Clock::now() + options_.timeout;
+  while (!dealer_->try_send(frames)) {
+    if (Clock::now() >= give_up) {
+      return Status("broker_unreachable", "cannot send to broker " + options_.broker + " for " +
+                                              format_duration(options_.timeout));
+    }
+    dealer_->wait_writable(Millis(100));
+  }
+  return Status::Ok();
+}
+
+Expected<std::string> Client::submit(schema::Job job) {
+  if (job.id.empty()) job.id = next_id();
+  std::string body = schema::encode_job(job);
+  if (Status s = submit_body(job.id, body); !s.ok()) return s;
+  return job.id;
+}
+
+Status Client::submit_body(const std::string& id, const std::string& body,
+                           const std::string& service) {
+  if (static_cast<int64_t>(body.size()) > options_.max_message_bytes) {
+    return Status("message_too_large", "job body is " + std::to_string(body.size()) +
+                                           " bytes; the limit is " +
+                                           std::to_string(options_.max_message_bytes));
+  }
+  if (outstanding_.count(id) != 0) {
+    return Status("bad_request", "job id " + id + " is already outstanding", "id");
+  }
+  const std::string& svc = service.empty() ? options_.service : service;
+  if (Status s = send(mdp::client_frames(mdp::ClientCommand::Request, svc, {body})); !s.ok()) {
+    return s;
+  }
+  const auto now = Clock::now();
+  // Silence is measured from the moment there is something to wait for.
+  if (outstanding_.empty()) last_traffic_ = now;
+  outstanding_[id] = now;
+  if (options_.job_timeout) by_time_.emplace_back(now, id);
+  spdlog::debug("event=submit job={} bytes={} service={}", id, body.size(), svc);
+  return Status::Ok();
+}
+
+void Client::handle(mdp::Frames frames) {
+  last_traffic_ = Clock::now();
+  auto msg = mdp::parse_client(frames);
+  if (!msg) {
+    spdlog::warn("event=bad_reply error=\"{}\"", msg.status().to_string());
+    return;
+  }
+  if (msg->command == mdp::ClientCommand::Request) {
+    spdlog::warn("event=bad_reply error=\"broker sent a REQUEST\"");
+    return;
+  }
+  if (msg->service.rfind("mmi.", 0) == 0) {
+    if (msg->command == mdp::ClientCommand::Final) {
+      mmi_replies_.emplace_back(msg->service, std::move(msg->body));
+    }
+    return;
+  }
+  const std::string body = msg->body.empty() ? std::string() : msg->body[0];
+  if (msg->command == mdp::ClientCommand::Partial) {
+    auto p = schema::decode_progress(body);
+    if (!p || outstanding_.count(p->id) == 0) return;  // late or foreign progress
+    events_.push_back(JobEvent{p->id, *p, std::nullopt});
+    return;
+  }
+  auto r = schema::decode_result(body);
+  if (!r) {
+    spdlog::warn("event=bad_result error=\"{}\"", r.status().to_string());
+    return;
+  }
+  // A broker error about a body whose id it could not read carries id "": with one job
+  // outstanding it can only be that one.
+  if (r->id.empty() && outstanding_.size() == 1) r->id = outstanding_.begin()->first;
+  auto it = outstanding_.find(r->id);
+  if (it == outstanding_.end()) {
+    spdlog::debug("event=unmatched_final job={}", r->id);
+    return;
+  }
+  outstanding_.erase(it);
+  spdlog::debug("event=final job={} status={}", r->id, r->status);
+  const std::string id = r->id;
+  events_.push_back(JobEvent{id, std::nullopt, std::move(*r)});
+}
+
+std::optional<JobEvent> Client::expire_jobs() {
+  if (!options_.job_timeout) return std::nullopt;
+  const auto now = Clock::now();
+  while (!by_time_.empty() && now - by_time_.front().first >= *options_.job_timeout) {
+    const std::string id = by_time_.front().second;
+    const auto sent = by_time_.front().first;
+    by_time_.pop_front();
+    auto it = outstanding_.find(id);
+    if (it == outstanding_.end() || it->second != sent) continue;  // finished already
+    outstanding_.erase(it);
+    spdlog::debug("event=job_timeout job={}", id);
+    return JobEvent{
+        id, std::nullopt,
+        local_error(id, "timeout", "no result within " + format_duration(*options_.job_timeout))};
+  }
+  return std::nullopt;
+}
+
+Status Client::silence_error() const {
+  return Status("broker_unreachable", "no reply from broker " + options_.broker + " for " +
+                                          format_duration(options_.timeout) + " with " +
+                                          std::to_string(outstanding_.size()) +
+                                          " job(s) outstanding");
+}
+
+Expected<std::optional<JobEvent>> Client::poll(Millis wait) {
+  const auto until = Clock::now() + wait;
+  while (true) {
+    if (!events_.empty()) {
+      JobEvent e = std::move(events_.front());
+      events_.pop_front();
+      return std::optional<JobEvent>(std::move(e));
+    }
+    if (auto e = expire_jobs()) return std::optional<JobEvent>(std::move(*e));
+    const auto now = Clock::now();
+    if (!outstanding_.empty() && now - last_traffic_ >= options_.timeout) {
+      Status s = silence_error();
+      outstanding_.clear();
+      by_time_.clear();
+      return s;
+    }
+    if (now >= until) return std::optional<JobEvent>();
+    // Wake for the earliest of: the caller's wait, the silence limit, the next job timeout.
+    auto next = until;
+    if (!outstanding_.empty()) next = std::min(next, last_traffic_ + options_.timeout);
+    if (!by_time_.empty()) next = std::min(next, by_time_.front().first + *options_.job_timeout);
+    const auto slice = std::chrono::duration_cast<Millis>(next - now) + Millis(1);
+    if (auto frames = dealer_->receive(std::max(slice, Millis(0)))) handle(std::move(*frames));
+  }
+}
+
+Expected<mdp::Frames> Client::mmi(const std::string& service, const mdp::Frames& body,
+                                  Millis timeout) {
+  // Drop stale replies to an earlier call of the same service that timed out.
+  for (auto it = mmi_replies_.begin(); it != mmi_replies_.end();) {
+    it = it->first == service ? mmi_replies_.erase(it) : std::next(it);
+  }
+  if (Status s = send(mdp::client_frames(mdp::ClientCommand::Request, service, body)); !s.ok()) {
+    return s;
+  }
+  const auto until = Clock::now() + timeout;
+  while (true) {
+    for (auto it = mmi_replies_.begin(); it != mmi_replies_.end(); ++it) {
+      if (it->first == service) {
+        mdp::Frames reply = std::move(it->second);
+        mmi_replies_.erase(it);
+        return reply;
+      }
+    }
+    const auto now = Clock::now();
+    if (now >= until) {
+      return Status("broker_unreachable", "no reply from broker " + options_.broker + " to " +
+                                              service + " within " + format_duration(timeout));
+    }
+    if (auto frames =
+            dealer_->receive(std::chrono::duration_cast<Millis>(until - now) + Millis(1))) {
+      handle(std::move(*frames));
+    }
+  }
+}
+
+Expected<bool> Client::service_available(const std::string& service, Millis timeout) {
+  auto reply = mmi("mmi.service", {service}, timeout);
+  if (!reply) return reply.status();
+  const std::string code = reply->empty() ? std::string() : (*reply)[0];
+  if (code == "200") return true;
+  if (code == "404") return false;
+  return Status("bad_result", "mmi.service answered \"" + code + "\" (expected 200 or 404)");
+}
+
+Expected<std::string> Client::status(Millis timeout) {
+  auto reply = mmi("mmi.status", {}, timeout);
+  if (!reply) return reply.status();
+  if (reply->empty()) return Status("bad_result", "mmi.status answered with no body");
+  if ((*reply)[0] == "501")
+    return Status("unsupported", "the broker does not implement mmi.status");
+  return (*reply)[0];
+}
+
+Expected<CancelReply> Client::cancel(const std::vector<std::string>& ids, Millis timeout) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(1);
+  if (ids.empty()) {
+    pk.pack(std::string("all"));
+    pk.pack(true);
+  } else {
+    pk.pack(std::string("ids"));
+    pk.pack(ids);
+  }
+  auto reply = mmi("mmi.cancel", {std::string(buf.data(), buf.size())}, timeout);
+  if (!reply) return reply.status();
+  if (reply->empty()) return Status("bad_result", "mmi.cancel answered with no body");
+  if ((*reply)[0] == "501")
+    return Status("unsupported", "the broker does not implement mmi.cancel");
+  CancelReply out;
+  try {
+    msgpack::object_handle oh = msgpack::unpack((*reply)[0].data(), (*reply)[0].size());
+    const msgpack::object& o = oh.get();
+    if (o.type != msgpack::type::MAP) return Status("bad_result", "mmi.cancel reply is not a map");
+    for (uint32_t i = 0; i < o.via.map.size; ++i) {
+      const auto& kv = o.via.map.ptr[i];
+      if (kv.key.type != msgpack::type::STR) continue;
+      const std::string k(kv.key.via.str.ptr, kv.key.via.str.size);
+      const std::string v = kv_value(kv.val);
+      if (v.empty()) continue;
+      if (k == "cancelled") out.cancelled = std::stoll(v);
+      if (k == "in_flight") out.in_flight = std::stoll(v);
+      if (k == "unknown") out.unknown = std::stoll(v);
+      if (k == "status" && kv.val.type == msgpack::type::STR) {
+        return Status("bad_result", "mmi.cancel failed");
+      }
+    }
+  } catch (const std::exception& e) {
+    return Status("bad_result", std::string("mmi.cancel reply is not msgpack: ") + e.what());
+  }
+  return out;
+}
+
+}  // namespace ecgq::client

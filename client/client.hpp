@@ -1,0 +1,105 @@
+// The asynchronous ecgq client: many jobs in flight on one MDP/0.2 DEALER, replies matched by the
+// job id in the msgpack body, progress events, per-job timeouts, a broker that goes silent
+// detected, and the MMI calls (mmi.status, mmi.service, mmi.cancel).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "client/dealer.hpp"
+#include "common/duration.hpp"
+#include "common/protocol.hpp"
+#include "common/schema.hpp"
+#include "common/status.hpp"
+
+namespace ecgq::client {
+
+// How a client talks to its broker.
+struct ClientOptions {
+  std::string broker = "tcp://127.0.0.1:5555";  // endpoint of ecgq-broker
+  std::string service = "ecg-fm";               // service jobs go to
+  Millis timeout{60000};              // broker silence tolerated while jobs are outstanding
+  std::optional<Millis> job_timeout;  // per job, counted from its submission
+  std::string id_prefix;              // job ids are "<prefix>-<seq>"; "" = random prefix
+  int64_t max_message_bytes = int64_t{128} << 20;  // bodies above fail locally
+};
+
+// Something that happened to a submitted job.
+struct JobEvent {
+  std::string id;                            // the job id
+  std::optional<schema::Progress> progress;  // a PARTIAL (queued, waking, running)
+  std::optional<schema::Result> result;      // the FINAL; the job is finished
+};
+
+// The body of an mmi.cancel reply.
+struct CancelReply {
+  int64_t cancelled = 0;  // queued jobs removed (each got a FINAL `cancelled` first)
+  int64_t in_flight = 0;  // already running, not recalled
+  int64_t unknown = 0;    // ids the broker does not hold for this client
+};
+
+// One producer connection; not thread-safe (one thread drives it), not copyable.
+class Client {
+ public:
+  // Connects (without waiting for the broker: ZeroMQ connects in the background).
+  explicit Client(ClientOptions options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // A fresh job id, unique across clients: "<random prefix>-<seq>".
+  std::string next_id();
+  // Sends a job to the service, setting its id first when empty; returns the id. Fails locally
+  // with message_too_large, or broker_unreachable when the socket cannot queue for `timeout`.
+  Expected<std::string> submit(schema::Job job);
+  // Sends an already encoded body under `id` (replays, tests); `service` "" = the default.
+  Status submit_body(const std::string& id, const std::string& body,
+                     const std::string& service = {});
+  // Jobs sent and not finished.
+  size_t outstanding() const { return outstanding_.size(); }
+
+  // The next event, waiting up to `wait`; nullopt when nothing happened. Fails with
+  // broker_unreachable ("no reply from broker ... for 30s") when the broker stayed silent for
+  // `timeout` while jobs were outstanding; those jobs are then forgotten. A job past its
+  // job_timeout finishes with a local error result (code `timeout`).
+  Expected<std::optional<JobEvent>> poll(Millis wait);
+
+  // Calls an MMI service and waits up to `timeout` for its FINAL body frames; job events that
+  // arrive meanwhile are kept for poll().
+  Expected<mdp::Frames> mmi(const std::string& service, const mdp::Frames& body, Millis timeout);
+  // mmi.service: true when the service has a live worker ("200"), false for "404".
+  Expected<bool> service_available(const std::string& service, Millis timeout);
+  // mmi.status: the raw msgpack status body (docs/protocol.md section 5).
+  Expected<std::string> status(Millis timeout);
+  // mmi.cancel for this client's queued jobs: the given ids, or all when `ids` is empty.
+  Expected<CancelReply> cancel(const std::vector<std::string>& ids, Millis timeout);
+
+  // The options in use (the random id prefix filled in).
+  const ClientOptions& options() const { return options_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  Status send(const mdp::Frames& frames);
+  void handle(mdp::Frames frames);
+  std::optional<JobEvent> expire_jobs();
+  Status silence_error() const;
+
+  ClientOptions options_;
+  zmq::context_t context_;
+  std::unique_ptr<Dealer> dealer_;
+  uint64_t seq_ = 0;
+  std::map<std::string, Clock::time_point> outstanding_;           // id -> submitted at
+  std::deque<std::pair<Clock::time_point, std::string>> by_time_;  // for job_timeout
+  std::deque<JobEvent> events_;                                    // received, not yet handed out
+  std::deque<std::pair<std::string, mdp::Frames>> mmi_replies_;    // service -> body
+  Clock::time_point last_traffic_;
+};
+
+}  // namespace ecgq::client

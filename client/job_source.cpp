@@ -1,0 +1,53 @@
+#include "client/job_source.hpp"
+
+#include <filesystem>
+
+#include "common/ecg_record.hpp"
+
+namespace ecgq::client {
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+Expected<schema::Job> job_from_path(const std::string& path, const InputOptions& options) {
+  ReadOptions read;
+  read.fs = options.fs;
+  // .npy carries no sample rate; ECG-FM's native 500 Hz is the documented default.
+  if (read.fs <= 0 && ends_with(path, ".npy")) read.fs = 500;
+  read.leads = options.leads;
+  read.units = options.units;
+  auto record = read_record(path, read);
+  if (!record) return record.status();
+  auto job = job_from_record(*record);
+  if (!job) return job.status();
+  job->outputs = options.outputs;
+  job->deadline_ms = options.deadline_ms;
+  return job;
+}
+
+JobSource::JobSource(std::vector<std::string> roots, InputOptions options)
+    : roots_(std::move(roots)), options_(std::move(options)) {}
+
+std::optional<Submission> JobSource::next() {
+  while (true) {
+    if (walk_) {
+      if (auto path = walk_->next()) return Submission{*path, job_from_path(*path, options_)};
+      walk_.reset();
+    }
+    if (next_root_ >= roots_.size()) return std::nullopt;
+    const std::string root = roots_[next_root_++];
+    std::error_code ec;
+    if (!std::filesystem::exists(root, ec)) {
+      return Submission{root, Status("not_found", "no such file or directory: " + root, "path")};
+    }
+    walk_.emplace(std::vector<std::string>{root});
+  }
+}
+
+}  // namespace ecgq::client

@@ -1,0 +1,140 @@
+#include "client/json_output.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <msgpack.hpp>
+
+namespace ecgq::client {
+
+namespace {
+
+// float32 values printed with the digits they carry ("0.1", not "0.10000000149011612").
+double tidy(float f) {
+  if (!std::isfinite(f)) return static_cast<double>(f);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.7g", static_cast<double>(f));
+  return std::strtod(buf, nullptr);
+}
+
+Json float_array(const std::vector<float>& values) {
+  Json a = Json::array();
+  for (float f : values) a.push_back(tidy(f));
+  return a;
+}
+
+Json labelled(const std::vector<std::string>& labels, const std::vector<float>& values) {
+  if (labels.size() != values.size()) return float_array(values);
+  Json m = Json::object();
+  for (size_t i = 0; i < values.size(); ++i) m[labels[i]] = tidy(values[i]);
+  return m;
+}
+
+// A [rows, cols] f32 typed array as nested arrays.
+Json matrix(const schema::TypedArray& a) {
+  Json rows = Json::array();
+  if (a.dtype != "f32" || a.shape.size() != 2) return rows;
+  const auto* data = reinterpret_cast<const float*>(a.data.data());
+  for (int64_t r = 0; r < a.shape[0]; ++r) {
+    rows.push_back(
+        float_array(std::vector<float>(data + r * a.shape[1], data + (r + 1) * a.shape[1])));
+  }
+  return rows;
+}
+
+Json error_json(const schema::ErrorInfo& e) {
+  Json j = {{"code", e.code}, {"message", e.message}, {"field", e.field}};
+  if (e.retry_after_ms) j["retry_after_ms"] = *e.retry_after_ms;
+  return j;
+}
+
+Json to_json(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::NIL:
+      return nullptr;
+    case msgpack::type::BOOLEAN:
+      return o.via.boolean;
+    case msgpack::type::POSITIVE_INTEGER:
+      return o.via.u64;
+    case msgpack::type::NEGATIVE_INTEGER:
+      return o.via.i64;
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64:
+      return o.via.f64;
+    case msgpack::type::STR:
+      return std::string(o.via.str.ptr, o.via.str.size);
+    case msgpack::type::BIN:
+      return "<" + std::to_string(o.via.bin.size) + " bytes>";
+    case msgpack::type::EXT:
+      return "<ext>";
+    case msgpack::type::ARRAY: {
+      Json a = Json::array();
+      for (uint32_t i = 0; i < o.via.array.size; ++i) a.push_back(to_json(o.via.array.ptr[i]));
+      return a;
+    }
+    case msgpack::type::MAP: {
+      Json m = Json::object();
+      for (uint32_t i = 0; i < o.via.map.size; ++i) {
+        const auto& kv = o.via.map.ptr[i];
+        const Json key = to_json(kv.key);
+        m[key.is_string() ? key.get<std::string>() : key.dump()] = to_json(kv.val);
+      }
+      return m;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Json result_json(const std::string& path, const schema::Result& r) {
+  Json j;
+  j["path"] = path;
+  j["id"] = r.id;
+  j["status"] = r.status;
+  if (r.error) j["error"] = error_json(*r.error);
+  j["cold_start"] = r.cold_start;
+  j["attempts"] = r.attempts;
+  j["worker"] = r.worker_id;
+  j["model"] = {{"kind", r.model.kind},
+                {"name", r.model.name},
+                {"sha256", r.model.sha256},
+                {"precision", r.model.precision}};
+  j["n_segments"] = r.n_segments;
+  j["timings"] = {{"queued_ms", r.timings.queued_ms},
+                  {"wake_ms", r.timings.wake_ms},
+                  {"download_ms", r.timings.download_ms},
+                  {"load_ms", r.timings.load_ms},
+                  {"preprocess_ms", r.timings.preprocess_ms},
+                  {"infer_ms", r.timings.infer_ms},
+                  {"total_ms", r.timings.total_ms}};
+  if (!r.probs.empty()) j["probs"] = labelled(r.labels, r.probs);
+  if (!r.logits.empty()) j["logits"] = labelled(r.labels, r.logits);
+  if (!r.embedding.empty()) j["embedding"] = float_array(r.embedding);
+  if (r.segment_probs) j["segment_probs"] = matrix(*r.segment_probs);
+  if (r.segment_embeddings) j["segment_embeddings"] = matrix(*r.segment_embeddings);
+  if (r.saliency) j["saliency"] = matrix(*r.saliency);
+  j["derived_leads"] = r.derived_leads;
+  j["ignored_channels"] = r.ignored_channels;
+  return j;
+}
+
+Json local_error_json(const std::string& path, const std::string& id, const Status& error) {
+  schema::Result r;
+  r.id = id;
+  r.status = "error";
+  r.attempts = 0;
+  r.error = schema::ErrorInfo{error.code(), error.message(), error.field(), std::nullopt};
+  return result_json(path, r);
+}
+
+Expected<Json> msgpack_json(const std::string& body) {
+  try {
+    msgpack::object_handle oh = msgpack::unpack(body.data(), body.size());
+    return to_json(oh.get());
+  } catch (const std::exception& e) {
+    return Status("bad_result", std::string("not msgpack: ") + e.what());
+  }
+}
+
+}  // namespace ecgq::client

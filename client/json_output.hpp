@@ -1,0 +1,25 @@
+// The JSON the CLI prints: one object per record (results and local errors alike), and the
+// mmi.status body as JSON.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/schema.hpp"
+#include "common/status.hpp"
+
+namespace ecgq::client {
+
+// Key order is part of the output's readability, so objects keep insertion order.
+using Json = nlohmann::ordered_json;
+
+// The line for one record: path, id, status, error?, cold_start, attempts, worker, model,
+// n_segments, timings, probs?, logits?, embedding?, segment_probs?, saliency?, derived_leads,
+// ignored_channels.
+Json result_json(const std::string& path, const schema::Result& result);
+// The line for a record that never reached the broker (unreadable file, local error).
+Json local_error_json(const std::string& path, const std::string& id, const Status& error);
+// Any msgpack body as JSON (bin as base64-free byte count, maps with non-string keys stringified).
+Expected<Json> msgpack_json(const std::string& body);
+
+}  // namespace ecgq::client
