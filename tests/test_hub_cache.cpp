@@ -14,6 +14,7 @@
 #include "common/http_download.hpp"
 #include "common/hub_cache.hpp"
 #include "common/hub_reference.hpp"
+#include "common/hub_settings.hpp"
 #include "common/sha256.hpp"
 #include "tests/support/hub_emulator.hpp"
 #include "tests/support/process.hpp"
@@ -400,7 +401,9 @@ TEST_F(HubCacheTest, ReadOnlyCacheIsReported) {
 }
 
 TEST_F(HubCacheTest, FourFetchProcessesDownloadOnce) {
-  std::string self = fs::read_symlink("/proc/self/exe").string();
+  // The real `ecgq-worker fetch` when built, else this binary in fetch-helper mode.
+  std::string exe = ecgq::test::bin("ecgq-worker");
+  if (!fs::exists(exe)) exe = fs::read_symlink("/proc/self/exe").string();
   std::map<std::string, std::string> env = {{"ECGQ_TEST_FETCH_HELPER", "1"},
                                             {"HF_HUB_CACHE", cache_.path()},
                                             {"HF_ENDPOINT", hub_.endpoint()},
@@ -408,7 +411,7 @@ TEST_F(HubCacheTest, FourFetchProcessesDownloadOnce) {
   std::vector<std::unique_ptr<ecgq::test::ChildProcess>> procs;
   for (int i = 0; i < 4; ++i) {
     procs.push_back(std::make_unique<ecgq::test::ChildProcess>(
-        std::vector<std::string>{self, "fetch", ref(), "--log-level", "info"}, env));
+        std::vector<std::string>{exe, "fetch", ref(), "--log-level", "info"}, env));
   }
   std::string expected =
       sha256_hex(content_) + "  " + storage() + "/snapshots/" + kCommit + "/" + kFile + "\n";
@@ -418,6 +421,29 @@ TEST_F(HubCacheTest, FourFetchProcessesDownloadOnce) {
   }
   EXPECT_EQ(hub_.content_gets(kRepo, kFile), 1);
   EXPECT_EQ(hub_.heads(kRepo, kFile), 4);
+  EXPECT_TRUE(fs::exists(storage() + "/blobs/" + sha256_hex(content_)));
+}
+
+TEST(HubSettings, DefaultsAndOverrides) {
+  Settings s;
+  s.declare("cache_dir", "", "cache");
+  declare_hub_settings(s);
+  auto defaults = hub_options_from_settings(s);
+  ASSERT_TRUE(defaults.ok()) << defaults.status().to_string();
+  EXPECT_TRUE(defaults->recheck);
+  EXPECT_EQ(defaults->stall_timeout, Millis(30000));
+  ASSERT_TRUE(s.set("hub_recheck", "false", "test").ok());
+  ASSERT_TRUE(s.set("cache_dir", "/data/hub", "test").ok());
+  ASSERT_TRUE(s.set("hub_stall_timeout", "2s", "test").ok());
+  auto o = hub_options_from_settings(s);
+  ASSERT_TRUE(o.ok());
+  EXPECT_FALSE(o->recheck);
+  EXPECT_EQ(o->cache_dir, "/data/hub");
+  EXPECT_EQ(o->stall_timeout, Millis(2000));
+  ASSERT_TRUE(s.set("hub_download_attempts", "0", "test").ok());
+  auto bad = hub_options_from_settings(s);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().field(), "hub_download_attempts");
 }
 
 TEST_F(HubCacheTest, FetchCommandReportsErrorsWithExitCode) {
