@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
@@ -11,6 +12,8 @@
 #include "common/status.hpp"
 
 namespace ecgq::ckpt {
+
+class ByteSource;  // worker/zip_archive.hpp
 
 // Element types of torch storages.
 enum class DType { F32, F64, F16, BF16, I64, I32, I16, I8, U8, Bool };
@@ -45,12 +48,14 @@ using CfgValue = std::variant<std::monostate, bool, int64_t, double, std::string
 struct Checkpoint {
   std::string path;
   uint64_t file_size = 0;
-  std::string archive_prefix;                     // e.g. "archive"
-  std::map<std::string, CfgValue> model_cfg;      // cfg["model"], top-level keys
-  std::vector<TensorInfo> tensors;                // model state_dict, in file order
-  std::map<std::string, StorageInfo> storages;    // only storages referenced by `tensors`
-  std::vector<std::string> skipped;               // top-level keys parsed past (optimizer state...)
-  uint64_t skipped_storage_bytes = 0;             // bytes of storages never read
+  std::string archive_prefix;                   // e.g. "archive"
+  std::map<std::string, CfgValue> model_cfg;    // cfg["model"], top-level keys
+  std::vector<TensorInfo> tensors;              // model state_dict, in file order
+  std::map<std::string, StorageInfo> storages;  // only storages referenced by `tensors`
+  std::vector<std::string> skipped;             // top-level keys parsed past (optimizer state...)
+  uint64_t skipped_storage_bytes = 0;           // bytes of storages never read
+  // The open file (or memory) that read_storage reads from; shared by copies of this struct.
+  std::shared_ptr<const ByteSource> source;
 };
 
 // Parses the archive directory and data.pkl; reads no tensor bytes.
@@ -58,8 +63,17 @@ Expected<Checkpoint> read_checkpoint(const std::string& path);
 // Parses an in-memory archive (the fuzz target and tests use this).
 Expected<Checkpoint> read_checkpoint_bytes(const std::string& bytes);
 
+// Number of elements of `tensor` (product of its shape; validated not to overflow).
+uint64_t tensor_numel(const TensorInfo& tensor);
+// True when the strides are those of a row-major (C-order) tensor of this shape.
+bool is_contiguous(const TensorInfo& tensor);
+
 // Copies `nbytes` bytes of storage `key`, from byte `byte_offset` of that storage, into `dst`.
 Status read_storage(const Checkpoint& checkpoint, const std::string& key, uint64_t byte_offset,
                     uint64_t nbytes, void* dst);
+
+// Copies the elements of `tensor` into `dst` in row-major order (tensor_numel * dtype_size bytes),
+// gathering strided or offset views of a shared storage.
+Status read_tensor(const Checkpoint& checkpoint, const TensorInfo& tensor, void* dst);
 
 }  // namespace ecgq::ckpt
