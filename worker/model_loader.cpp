@@ -1,5 +1,6 @@
 // load_model(): checkpoint kind detection and dispatch; configure_threads().
 #include <ATen/Parallel.h>
+#include <caffe2/serialize/inline_container.h>
 #include <dlfcn.h>
 
 #include <mutex>
@@ -8,33 +9,20 @@
 #include "worker/ecgfm_model.hpp"
 #include "worker/model.hpp"
 #include "worker/torchscript_model.hpp"
-#include "worker/zip_archive.hpp"
 
 namespace ecgq {
 namespace {
 
-// What the archive's record names say it is.
-struct ArchiveKind {
-  bool torchscript = false;  // has <prefix>/constants.pkl or <prefix>/code/
-  bool pickle = false;       // has <prefix>/data.pkl
-};
-
-Expected<ArchiveKind> sniff(const std::string& path) {
-  auto source = ckpt::open_file_source(path);
-  if (!source.ok()) return source.status();
-  auto zip = ckpt::ZipArchive::open(source.value());
-  if (!zip.ok())
-    return Status("bad_checkpoint",
-                  path + ": not a torch checkpoint archive (" + zip.status().message() + ")",
-                  "checkpoint");
-  ArchiveKind k;
-  for (const auto& r : zip->records()) {
-    size_t slash = r.name.find('/');
-    std::string rest = slash == std::string::npos ? r.name : r.name.substr(slash + 1);
-    if (rest == "constants.pkl" || rest.compare(0, 5, "code/") == 0) k.torchscript = true;
-    if (rest == "data.pkl") k.pickle = true;
+// True for a TorchScript archive (it always has <prefix>/constants.pkl). TorchScript archives
+// compress their code records, which the checkpoint reader's STORED-only zip parser refuses,
+// so this asks LibTorch's own container reader.
+bool is_torchscript(const std::string& path) {
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    return reader.hasRecord("constants.pkl");
+  } catch (...) {
+    return false;
   }
-  return k;
 }
 
 Expected<std::unique_ptr<Model>> load_fairseq(const std::string& path, const LoadOptions& options) {
@@ -57,15 +45,9 @@ Expected<std::unique_ptr<Model>> load_model(const std::string& path, const LoadO
     return Status("bad_config",
                   "model kind '" + options.model_kind + "' is not one of auto, ecgfm, torchscript",
                   "model_kind");
-  auto kind = sniff(path);
-  if (!kind.ok()) return kind.status();
-  if (kind->torchscript) return load_torchscript(path, options);
-  if (kind->pickle) return load_fairseq(path, options);
-  return Status("unsupported_model",
-                path +
-                    ": zip archive has neither */data.pkl (fairseq checkpoint) nor "
-                    "*/constants.pkl (TorchScript)",
-                "checkpoint");
+  if (is_torchscript(path)) return load_torchscript(path, options);
+  // Everything else goes to the checkpoint reader, whose errors say what is wrong with the file.
+  return load_fairseq(path, options);
 }
 
 void configure_threads(int intra_op_threads) {
