@@ -105,6 +105,27 @@ class HubCacheTest : public ::testing::Test {
 
 }  // namespace
 
+TEST(Sha, KnownAnswers) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256_hex(std::string(1000000, 'a')),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  EXPECT_EQ(git_blob_sha1_hex("hello\n"), "ce013625030ba8dba906f756967f9e9ca394464a");
+  // Streaming in odd pieces gives the one-shot digest.
+  std::string data = random_bytes(100003, 3);
+  Sha256 h;
+  for (size_t i = 0; i < data.size(); i += 61)
+    h.update(data.data() + i, std::min<size_t>(61, data.size() - i));
+  EXPECT_EQ(h.hex_digest(), sha256_hex(data));
+  TempDir dir;
+  std::ofstream(dir.file("f"), std::ios::binary) << data;
+  auto file = hash_file(dir.file("f"), true);
+  ASSERT_TRUE(file.ok());
+  EXPECT_EQ(file->sha256, sha256_hex(data));
+  EXPECT_EQ(file->git_sha1, git_blob_sha1_hex(data));
+  EXPECT_EQ(sha256_file(dir.file("missing")).status().code(), "io_error");
+}
+
 TEST(HubReference, ParsesBothSpellingsAndRejectsBadOnes) {
   auto a = parse_hub_reference("hf://wanglab/ecg-fm/mimic_iv_ecg_finetuned.pt");
   ASSERT_TRUE(a.ok()) << a.status().to_string();
