@@ -118,21 +118,12 @@ Status check_finite(const double* x, int64_t n, const std::string& lead) {
   return Status::Ok();
 }
 
-// Reads element `i` of a little-endian typed buffer as double.
-double element(const std::string& dtype, const char* data, int64_t i) {
-  if (dtype == "f32") {
-    float v;
-    std::memcpy(&v, data + i * 4, 4);
-    return v;
-  }
-  if (dtype == "f64") {
-    double v;
-    std::memcpy(&v, data + i * 8, 8);
-    return v;
-  }
-  int16_t v;
-  std::memcpy(&v, data + i * 2, 2);
-  return v;
+// Element `i` of a little-endian buffer of T, as double.
+template <typename T>
+double load(const char* data, int64_t i) {
+  T v;
+  std::memcpy(&v, data + i * static_cast<int64_t>(sizeof(T)), sizeof(T));
+  return static_cast<double>(v);
 }
 
 // Per-lead value of a none/one/per-lead parameter vector.
@@ -215,12 +206,15 @@ Expected<RawEcg> raw_from_job(const schema::Job& job) {
   raw.leads = job.leads;
   raw.samples.resize(static_cast<size_t>(n_leads * n_samples));
   const char* data = a.data.data();
+  double (*element)(const char*, int64_t) = a.dtype == "f32"   ? &load<float>
+                                            : a.dtype == "f64" ? &load<double>
+                                                               : &load<int16_t>;
   for (int64_t l = 0; l < n_leads; ++l) {
     const double gain = per_lead(job.gain, l, 1.0);
     const double base = per_lead(job.baseline, l, 0.0);
     double* out = raw.samples.data() + l * n_samples;
     for (int64_t t = 0; t < n_samples; ++t) {
-      const double v = element(a.dtype, data, l * n_samples + t);
+      const double v = element(data, l * n_samples + t);
       if (!std::isfinite(v))
         return Status("bad_samples",
                       "lead " + job.leads[l] + " sample " + std::to_string(t) + " is " +
