@@ -1,0 +1,241 @@
+// Broker throughput: jobs/s through the real broker (in-process, on its own thread) with a
+// trivial in-process worker that answers every REQUEST with a FINAL at once, driven by the
+// client library with many jobs in flight; compared in the same run with a raw ZeroMQ
+// DEALER/ROUTER echo of the same message sizes and window.
+//
+//   bench_broker [--jobs 20000] [--window 256] [--samples 64] [--capacity 256]
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <msgpack.hpp>
+#include <string>
+#include <thread>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "broker/broker.hpp"
+#include "client/client.hpp"
+#include "common/protocol.hpp"
+#include "common/schema.hpp"
+
+using namespace ecgq;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Args {
+  int64_t jobs = 20000;
+  size_t window = 256;
+  int64_t samples = 64;
+  int64_t capacity = 256;
+};
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i];
+    const long long v = std::atoll(argv[i + 1]);
+    if (k == "--jobs")
+      a.jobs = v;
+    else if (k == "--window")
+      a.window = static_cast<size_t>(v);
+    else if (k == "--samples")
+      a.samples = v;
+    else if (k == "--capacity")
+      a.capacity = v;
+    else {
+      std::fprintf(stderr,
+                   "usage: bench_broker [--jobs N] [--window N] [--samples N] [--capacity N]\n");
+      std::exit(2);
+    }
+  }
+  return a;
+}
+
+// A TCP port that was free a moment ago.
+int free_port() {
+  zmq::context_t ctx;
+  zmq::socket_t s(ctx, zmq::socket_type::router);
+  s.set(zmq::sockopt::linger, 0);
+  s.bind("tcp://127.0.0.1:*");
+  const std::string ep = s.get(zmq::sockopt::last_endpoint);
+  return std::atoi(ep.substr(ep.rfind(':') + 1).c_str());
+}
+
+std::vector<std::string> recv_frames(zmq::socket_t& s) {
+  std::vector<zmq::message_t> parts;
+  if (!zmq::recv_multipart(s, std::back_inserter(parts))) return {};
+  std::vector<std::string> out;
+  for (auto& p : parts) out.emplace_back(p.to_string());
+  return out;
+}
+
+void send_frames(zmq::socket_t& s, const std::vector<std::string>& frames) {
+  for (size_t i = 0; i < frames.size(); ++i) {
+    s.send(zmq::buffer(frames[i]),
+           i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+  }
+}
+
+// An MDP worker that answers each REQUEST with a minimal ok result for the job's id.
+void echo_worker(zmq::context_t& ctx, const std::string& endpoint, const std::string& service,
+                 int64_t capacity, const std::atomic<bool>& stop) {
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::linger, 0);
+  s.connect(endpoint);
+  msgpack::sbuffer meta;
+  msgpack::packer<msgpack::sbuffer> pk(meta);
+  pk.pack_map(4);
+  pk.pack(std::string("v"));
+  pk.pack(1);
+  pk.pack(std::string("capacity"));
+  pk.pack(capacity);
+  pk.pack(std::string("state"));
+  pk.pack(std::string("warm"));
+  pk.pack(std::string("worker_id"));
+  pk.pack(std::string("bench-echo"));
+  send_frames(s, mdp::ready_frames(service, std::string(meta.data(), meta.size())));
+  auto heartbeat_at = Clock::now();
+  while (!stop) {
+    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(100));
+    if (Clock::now() >= heartbeat_at) {
+      send_frames(s, mdp::heartbeat_frames());
+      heartbeat_at = Clock::now() + std::chrono::milliseconds(1000);
+    }
+    if ((item.revents & ZMQ_POLLIN) == 0) continue;
+    auto frames = recv_frames(s);
+    auto msg = mdp::parse_worker(frames);
+    if (!msg || msg->command != mdp::WorkerCommand::Request || msg->body.empty()) continue;
+    auto env = schema::peek_job(msg->body[0]);
+    schema::Result r;
+    r.id = env ? env->id : "";
+    send_frames(s, mdp::worker_reply_frames(mdp::WorkerCommand::Final, msg->reply_to,
+                                            {schema::encode_result(r)}));
+  }
+}
+
+// Jobs/s through the broker with the client library.
+double run_broker(const Args& a, const std::string& service, const std::string& body_template) {
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(free_port());
+  broker::BrokerConfig config;
+  config.bind = endpoint;
+  config.log_level = "warn";
+  config.max_queue = 1000000;
+  config.max_queue_per_client = 1000000;
+  config.shutdown_grace = std::chrono::milliseconds(100);
+  broker::Broker b(config);
+  if (Status s = b.bind(); !s.ok()) {
+    std::fprintf(stderr, "bind: %s\n", s.to_string().c_str());
+    std::exit(1);
+  }
+  std::atomic<bool> stop{false};
+  std::thread broker_thread([&] { b.run([&] { return stop.load(); }); });
+  zmq::context_t ctx;
+  std::thread worker([&] { echo_worker(ctx, endpoint, service, a.capacity, stop); });
+
+  client::ClientOptions o;
+  o.broker = endpoint;
+  o.service = service;
+  o.timeout = std::chrono::seconds(30);
+  client::Client c(o);
+  while (true) {
+    auto up = c.service_available(service, std::chrono::seconds(1));
+    if (up.ok() && *up) break;
+  }
+  schema::Job job = *schema::decode_job(body_template);
+  int64_t sent = 0, done = 0, failed = 0;
+  const auto start = Clock::now();
+  while (done < a.jobs) {
+    while (sent < a.jobs && c.outstanding() < a.window) {
+      job.id = c.next_id();
+      if (!c.submit_body(job.id, schema::encode_job(job)).ok()) std::exit(1);
+      ++sent;
+    }
+    auto ev = c.poll(std::chrono::milliseconds(100));
+    if (!ev) {
+      std::fprintf(stderr, "broker bench: %s\n", ev.status().to_string().c_str());
+      std::exit(1);
+    }
+    if (ev->has_value() && (*ev)->result) {
+      ++done;
+      if ((*ev)->result->status != "ok") ++failed;
+    }
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  stop = true;
+  worker.join();
+  broker_thread.join();
+  if (failed > 0) std::fprintf(stderr, "broker bench: %lld jobs failed\n", (long long)failed);
+  return static_cast<double>(a.jobs) / secs;
+}
+
+// Round trips/s of a DEALER client and a ROUTER echo with the same bodies and window.
+double run_raw(const Args& a, const std::string& body) {
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(free_port());
+  zmq::context_t ctx;
+  std::atomic<bool> stop{false};
+  zmq::socket_t router(ctx, zmq::socket_type::router);
+  router.set(zmq::sockopt::linger, 0);
+  router.bind(endpoint);
+  std::thread echo([&] {
+    while (!stop) {
+      zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(100));
+      if ((item.revents & ZMQ_POLLIN) == 0) continue;
+      auto frames = recv_frames(router);
+      // Reply with a small body, as the worker does: identity, header, command, service, body.
+      send_frames(router, {frames[0], frames[1], std::string(1, '\x03'), frames[3], "ok"});
+    }
+  });
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::linger, 0);
+  dealer.connect(endpoint);
+  const std::vector<std::string> request =
+      mdp::client_frames(mdp::ClientCommand::Request, "ecg-fm", {body});
+  int64_t sent = 0, done = 0;
+  const auto start = Clock::now();
+  while (done < a.jobs) {
+    while (sent < a.jobs && sent - done < static_cast<int64_t>(a.window)) {
+      send_frames(dealer, request);
+      ++sent;
+    }
+    recv_frames(dealer);
+    ++done;
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  stop = true;
+  echo.join();
+  return static_cast<double>(a.jobs) / secs;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args a = parse_args(argc, argv);
+  spdlog::set_level(spdlog::level::warn);
+  schema::Job job;
+  job.id = "template";
+  job.ecg.dtype = "f32";
+  job.ecg.shape = {12, a.samples};
+  job.ecg.data.assign(static_cast<size_t>(12 * a.samples * 4), '\0');
+  job.fs = 500;
+  job.leads = {"I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"};
+  const std::string body = schema::encode_job(job);
+
+  std::printf("bench_broker: %lld jobs, window %zu, worker capacity %lld, job body %zu bytes\n",
+              (long long)a.jobs, a.window, (long long)a.capacity, body.size());
+  const double raw = run_raw(a, body);
+  std::printf("raw zmq DEALER/ROUTER echo:            %10.0f round trips/s\n", raw);
+  const double generic = run_broker(a, "echo", body);
+  std::printf("broker, generic service (forwarded):   %10.0f jobs/s  (%.2f x raw)\n", generic,
+              generic / raw);
+  const double ecgq = run_broker(a, "ecg-fm", body);
+  std::printf("broker, ecgq service (validated jobs): %10.0f jobs/s  (%.2f x raw)\n", ecgq,
+              ecgq / raw);
+  return 0;
+}

@@ -1,0 +1,172 @@
+// End-to-end fixtures: a real ecgq-broker and real `ecgq-worker serve` processes with the tiny
+// fine-tuned checkpoint on 127.0.0.1, driven through the client library or the ecgq CLI.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "client/client.hpp"
+#include "client/json_output.hpp"
+#include "common/preprocess.hpp"
+#include "common/schema.hpp"
+#include "tests/support/process.hpp"
+
+namespace ecgq::test {
+
+using namespace std::chrono_literals;
+
+// Skips the calling test when a binary is missing (it is built by another engineer's target).
+#define ECGQ_REQUIRE_BINARIES(...)                                                                \
+  do {                                                                                            \
+    for (const char* name_ : {__VA_ARGS__}) {                                                     \
+      if (!std::filesystem::exists(bin(name_))) {                                                 \
+        GTEST_SKIP() << bin(name_) << " is not built yet (build ecgq-broker, ecgq-worker, ecgq)"; \
+      }                                                                                           \
+    }                                                                                             \
+  } while (0)
+
+// The tiny fine-tuned ECG-FM checkpoint (17 labels).
+inline std::string tiny_checkpoint() {
+  return shared("ecgfm/tiny_finetuned.pt");
+}
+
+// Heartbeats in tests: fast, so a killed worker is noticed in well under a second.
+inline const std::vector<std::string> kHeartbeat = {"--heartbeat-interval", "100ms",
+                                                    "--heartbeat-liveness", "5"};
+
+// A broker process; ready once it answers mmi.service.
+class Broker {
+ public:
+  explicit Broker(std::vector<std::string> extra = {}) : endpoint(free_endpoint()) {
+    std::vector<std::string> argv{bin("ecgq-broker"), "--bind", endpoint, "--log-level", "debug"};
+    argv.insert(argv.end(), kHeartbeat.begin(), kHeartbeat.end());
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    proc = std::make_unique<ChildProcess>(argv);
+    client::ClientOptions o;
+    o.broker = endpoint;
+    client::Client probe(o);
+    ready = wait_until([&] { return probe.service_available("ecg-fm", 500ms).ok(); }, 10s);
+  }
+  std::string endpoint;
+  std::unique_ptr<ChildProcess> proc;
+  bool ready = false;
+};
+
+// A worker process serving ecg-fm with the tiny checkpoint under a known id.
+inline std::unique_ptr<ChildProcess> start_worker(const std::string& endpoint,
+                                                  const std::string& id,
+                                                  std::vector<std::string> extra = {}) {
+  std::vector<std::string> argv{
+      bin("ecgq-worker"), "serve", "--broker",  endpoint, "--checkpoint", tiny_checkpoint(),
+      "--worker-id",      id,      "--threads", "1",      "--log-level",  "debug"};
+  argv.insert(argv.end(), kHeartbeat.begin(), kHeartbeat.end());
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return std::make_unique<ChildProcess>(argv);
+}
+
+// A client-library connection to `endpoint` with test-sized timeouts.
+inline std::unique_ptr<client::Client> connect(const std::string& endpoint, Millis timeout = 30s) {
+  client::ClientOptions o;
+  o.broker = endpoint;
+  o.timeout = timeout;
+  return std::make_unique<client::Client>(o);
+}
+
+// mmi.status as JSON (null when the broker does not answer).
+inline client::Json status_json(client::Client& c) {
+  auto body = c.status(2s);
+  if (!body) return nullptr;
+  auto j = client::msgpack_json(*body);
+  return j ? *j : client::Json(nullptr);
+}
+
+// The ecg-fm workers in mmi.status, by id -> state.
+inline std::map<std::string, std::string> worker_states(client::Client& c) {
+  std::map<std::string, std::string> out;
+  const client::Json s = status_json(c);
+  if (!s.is_object() || !s.contains("services") || !s["services"].contains("ecg-fm")) return out;
+  for (const auto& w : s["services"]["ecg-fm"]["workers"]) {
+    out[w.value("id", "")] = w.value("state", "");
+  }
+  return out;
+}
+
+// Waits until every id in `ids` is registered and in `state`.
+inline bool wait_workers(client::Client& c, const std::vector<std::string>& ids,
+                         const std::string& state = "warm", Millis timeout = 30s) {
+  return wait_until(
+      [&] {
+        const auto states = worker_states(c);
+        for (const auto& id : ids) {
+          auto it = states.find(id);
+          if (it == states.end() || it->second != state) return false;
+        }
+        return true;
+      },
+      timeout);
+}
+
+// A synthetic 12-lead record in mV at 500 Hz: sinusoids with lead-specific phases.
+inline std::vector<float> synthetic_ecg(int64_t samples) {
+  std::vector<float> v(static_cast<size_t>(12 * samples));
+  for (int64_t l = 0; l < 12; ++l) {
+    for (int64_t t = 0; t < samples; ++t) {
+      const double x = static_cast<double>(t) / 500.0;
+      v[static_cast<size_t>(l * samples + t)] =
+          static_cast<float>(0.8 * std::sin(2 * M_PI * 1.2 * x + 0.3 * static_cast<double>(l)) +
+                             0.1 * std::sin(2 * M_PI * 17.0 * x));
+    }
+  }
+  return v;
+}
+
+// A valid 12-lead f32 job of `samples` samples at 500 Hz.
+inline schema::Job ecg_job(int64_t samples = 2500) {
+  const std::vector<float> v = synthetic_ecg(samples);
+  schema::Job j;
+  j.ecg.dtype = "f32";
+  j.ecg.shape = {12, samples};
+  j.ecg.data.assign(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+  j.fs = 500;
+  j.leads = kModelLeads;
+  return j;
+}
+
+// Waits for the FINAL of job `id`, collecting the events of every job meanwhile in `seen`.
+inline std::optional<schema::Result> wait_result(client::Client& c, const std::string& id,
+                                                 Millis timeout = 60s,
+                                                 std::vector<client::JobEvent>* seen = nullptr) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < until) {
+    auto ev = c.poll(100ms);
+    if (!ev) {
+      ADD_FAILURE() << ev.status().to_string();
+      return std::nullopt;
+    }
+    if (!ev->has_value()) continue;
+    if (seen != nullptr) seen->push_back(**ev);
+    if ((*ev)->id == id && (*ev)->result) return *(*ev)->result;
+  }
+  ADD_FAILURE() << "no result for " << id;
+  return std::nullopt;
+}
+
+// Submits a job and waits for its result.
+inline std::optional<schema::Result> run_job(client::Client& c, schema::Job job,
+                                             Millis timeout = 60s) {
+  auto id = c.submit(std::move(job));
+  if (!id) {
+    ADD_FAILURE() << id.status().to_string();
+    return std::nullopt;
+  }
+  return wait_result(c, *id, timeout);
+}
+
+}  // namespace ecgq::test
