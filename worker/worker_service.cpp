@@ -495,6 +495,13 @@ void WorkerService::process(QueuedJob job) {
   JobContext context;
   context.received = job.received;
   context.cold_start = job.waited;
+  context.model = lifecycle_->identity();
+  if (auto envelope = schema::peek_job(job.body); !envelope) {
+    // A body that cannot be a job must neither trigger nor wait for a model load.
+    context.cold_start = false;
+    post_final(job, runner_.error(job.body, context, envelope.status()));
+    return;
+  }
   Status load_error;
   if (lifecycle_->state() != ModelState::Warm) {
     spdlog::info("event=waking job={} state={}", job.id, state_name(lifecycle_->state()));
@@ -522,16 +529,18 @@ void WorkerService::process(QueuedJob job) {
                                          {schema::encode_progress(p)}),
                 job.id, false);
   }
+  post_final(job, runner_.run(job.body, load_error.ok() ? lifecycle_->model() : nullptr, context,
+                              load_error));
+  if (!load_error.ok()) fail_waiting(load_error);
+}
+
+void WorkerService::post_final(const QueuedJob& job, const schema::Result& result) {
   std::string body;
-  schema::Result result;
   try {
-    result =
-        runner_.run(job.body, load_error.ok() ? lifecycle_->model() : nullptr, context, load_error);
     body = schema::encode_result(result);
   } catch (const std::exception& e) {
-    result.status = "error";
-    result.error = schema::ErrorInfo{"internal", e.what(), "", std::nullopt};
-    body = schema::error_result(job.id, "internal", std::string("worker exception: ") + e.what());
+    body = schema::error_result(job.id, "internal",
+                                std::string("cannot encode the result: ") + e.what());
   }
   post_frames(job.epoch,
               mdp::worker_reply_frames(mdp::WorkerCommand::Final, job.token, {std::move(body)}),
@@ -541,15 +550,16 @@ void WorkerService::process(QueuedJob job) {
   if (result.status == "ok") {
     spdlog::info(
         "event=job_done job={} status=ok segments={} cold_start={} attempts={} wake_ms={:.0f} "
-        "preprocess_ms={:.1f} infer_ms={:.1f} total_ms={:.1f}",
+        "load_ms={:.0f} preprocess_ms={:.1f} infer_ms={:.1f} total_ms={:.1f}",
         result.id, result.n_segments, result.cold_start, result.attempts, result.timings.wake_ms,
-        result.timings.preprocess_ms, result.timings.infer_ms, result.timings.total_ms);
+        result.timings.load_ms, result.timings.preprocess_ms, result.timings.infer_ms,
+        result.timings.total_ms);
   } else {
     const auto& err = result.error ? *result.error : schema::ErrorInfo{};
-    spdlog::warn("event=job_done job={} status=error code={} field={} message=\"{}\"",
-                 job.id.empty() ? result.id : job.id, err.code, err.field, err.message);
+    spdlog::warn("event=job_done job={} status=error code={} field={} cold_start={} message=\"{}\"",
+                 job.id.empty() ? result.id : job.id, err.code, err.field, result.cold_start,
+                 err.message);
   }
-  if (!load_error.ok()) fail_waiting(load_error);
 }
 
 void WorkerService::fail_waiting(const Status& status) {
@@ -569,19 +579,7 @@ void WorkerService::fail_waiting(const Status& status) {
     context.cold_start = true;
     context.wake_ms = ms_between(job.received, Clock::now());
     context.model = lifecycle_->identity();
-    std::string body;
-    try {
-      body = schema::encode_result(runner_.run(job.body, nullptr, context, status));
-    } catch (const std::exception& e) {
-      body = schema::error_result(job.id, "internal", std::string("worker exception: ") + e.what());
-    }
-    post_frames(job.epoch,
-                mdp::worker_reply_frames(mdp::WorkerCommand::Final, job.token, {std::move(body)}),
-                job.id, true);
-    counters_.jobs_done++;
-    counters_.inflight--;
-    spdlog::warn("event=job_done job={} status=error code={} message=\"{}\"", job.id, status.code(),
-                 status.message());
+    post_final(job, runner_.run(job.body, nullptr, context, status));
   }
 }
 

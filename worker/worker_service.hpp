@@ -87,6 +87,7 @@ class WorkerService {
   void compute_loop();
   void process(QueuedJob job);
   void fail_waiting(const Status& status);
+  void post_final(const QueuedJob& job, const schema::Result& result);
   void post(Outgoing item);
   void post_frames(uint64_t epoch, mdp::Frames frames, const std::string& job_id, bool final);
   void post_status();
