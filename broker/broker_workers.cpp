@@ -29,6 +29,26 @@ bool known_state(const std::string& s) {
   return s == "cold" || s == "warming" || s == "warm" || s == "asleep" || s == "waking";
 }
 
+// Reads {kind, name, sha256, precision}; absent or empty keys keep what was known.
+void read_model(const msgpack::object& v, schema::ModelIdentity& model) {
+  if (v.type != msgpack::type::MAP) return;
+  for (uint32_t i = 0; i < v.via.map.size; ++i) {
+    const auto& kv = v.via.map.ptr[i];
+    if (kv.key.type != msgpack::type::STR || kv.val.type != msgpack::type::STR ||
+        kv.val.via.str.size == 0)
+      continue;
+    const std::string k = str(kv.key);
+    if (k == "kind")
+      model.kind = str(kv.val);
+    else if (k == "name")
+      model.name = str(kv.val);
+    else if (k == "sha256")
+      model.sha256 = str(kv.val);
+    else if (k == "precision")
+      model.precision = str(kv.val);
+  }
+}
+
 }  // namespace
 
 void Broker::handle_worker(const std::string& peer, const mdp::Frames& frames) {
@@ -129,21 +149,8 @@ void Broker::register_worker(const std::string& peer, const mdp::WorkerMessage& 
             w.pid = n;
           else if (k == "host" && v.type == msgpack::type::STR)
             w.host = str(v);
-          else if (k == "model" && v.type == msgpack::type::MAP) {
-            for (uint32_t i = 0; i < v.via.map.size; ++i) {
-              const auto& kv = v.via.map.ptr[i];
-              if (kv.key.type != msgpack::type::STR || kv.val.type != msgpack::type::STR) continue;
-              const std::string mk = str(kv.key);
-              if (mk == "kind")
-                w.model.kind = str(kv.val);
-              else if (mk == "name")
-                w.model.name = str(kv.val);
-              else if (mk == "sha256")
-                w.model.sha256 = str(kv.val);
-              else if (mk == "precision")
-                w.model.precision = str(kv.val);
-            }
-          }
+          else if (k == "model")
+            read_model(v, w.model);
         });
     if (!ok) {
       spdlog::warn("event=bad_ready_metadata peer={} reason=\"not a msgpack map; ignored\"",
@@ -171,6 +178,8 @@ void Broker::apply_status(Worker& w, const std::string& frame) {
       w.rss_bytes = n;
     else if (k == "capacity" && as_int(v, n) && n >= 1)
       w.capacity = n;
+    else if (k == "model")
+      read_model(v, w.model);  // the checkpoint's identity is known only after loading
   });
   if (w.state != before)
     spdlog::info("event=worker_state worker={} from={} to={}", w.worker_id, before, w.state);
