@@ -225,6 +225,10 @@ Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& opti
                     "path");
     const size_t name_at = pos + 20;
     const size_t data_at = name_at + static_cast<size_t>(hdr[4]);
+    const size_t room = bytes.size() > data_at ? bytes.size() - data_at : 0;
+    if (hdr[1] > 0 && static_cast<size_t>(hdr[2]) > room / kSize[p] / static_cast<size_t>(hdr[1]))
+      return Status("bad_record", path + ": MATLAB v4 matrix runs past the end of the file",
+                    "path");
     const size_t data_len = static_cast<size_t>(hdr[1]) * static_cast<size_t>(hdr[2]) * kSize[p];
     if (data_at + data_len > bytes.size())
       return Status("bad_record", path + ": MATLAB v4 matrix runs past the end of the file",

@@ -209,6 +209,29 @@ int64_t bytes_needed(int format, int64_t count) {
   }
 }
 
+// The value WFDB writes for a missing sample in `format`, 0 when the format has none.
+int64_t invalid_marker(int format) {
+  switch (format) {
+    case 16:
+    case 61:
+    case 160:
+      return -32768;
+    case 80:
+      return -128;
+    case 212:
+      return -2048;
+    case 310:
+    case 311:
+      return -512;
+    case 24:
+      return -8388608;
+    case 32:
+      return INT32_MIN;
+    default:
+      return 0;
+  }
+}
+
 int32_t sign_extend(uint32_t v, int bits) {
   const uint32_t m = 1u << (bits - 1);
   return static_cast<int32_t>((v ^ m) - m);
@@ -420,6 +443,20 @@ Expected<Signals> read_signals(const Header& header, const std::string& director
     }
   }
   out.n_samples = n;
+
+  // WFDB marks missing samples with the most negative value of the format.
+  for (size_t i = 0; i < header.signals.size(); ++i) {
+    const int64_t marker = invalid_marker(header.signals[i].format);
+    if (marker == 0) continue;
+    int64_t count = 0, first = -1;
+    for (int64_t t = 0; t < n; ++t)
+      if (out.samples[i][t] == marker && count++ == 0) first = t;
+    if (count > 0)
+      out.warnings.push_back(
+          "signal " + std::to_string(i) + " (" + header.signals[i].description +
+          "): " + std::to_string(count) + " samples hold the WFDB invalid-sample value " +
+          std::to_string(marker) + " (first at sample " + std::to_string(first) + ")");
+  }
 
   for (size_t i = 0; i < header.signals.size() && policy != ChecksumPolicy::kIgnore; ++i) {
     const SignalSpec& s = header.signals[i];
