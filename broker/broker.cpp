@@ -15,12 +15,6 @@ namespace {
 
 using mdp::ClientCommand;
 
-std::string token_of(uint64_t seq) {
-  std::string t(8, '\0');
-  for (int i = 7; i >= 0; --i, seq >>= 8) t[i] = static_cast<char>(seq & 0xff);
-  return t;
-}
-
 }  // namespace
 
 std::string peer_name(const std::string& key) {
@@ -179,7 +173,6 @@ void Broker::handle_client(const std::string& peer, const mdp::Frames& frames) {
 void Broker::accept_job(const std::string& peer, mdp::ClientMessage msg) {
   auto job = std::make_shared<Job>();
   job->seq = next_seq_++;
-  job->token = token_of(job->seq);
   job->id = "#" + std::to_string(job->seq);
   job->client = peer;
   job->service = msg.service;

@@ -83,7 +83,8 @@ class Broker {
   std::map<std::string, Worker> workers_;  // by peer key
   Counters counters_;
   uint64_t next_seq_ = 1;
-  std::string id_prefix_;  // makes assigned ids unique across broker restarts
+  uint64_t next_token_ = 1;  // one per dispatch, so replies to an earlier attempt are stale
+  std::string id_prefix_;    // makes assigned ids unique across broker restarts
   TimePoint started_;
   TimePoint heartbeat_at_;
   TimePoint expire_at_;

@@ -49,6 +49,12 @@ void read_model(const msgpack::object& v, schema::ModelIdentity& model) {
   }
 }
 
+std::string token_of(uint64_t n) {
+  std::string t(8, '\0');
+  for (int i = 7; i >= 0; --i, n >>= 8) t[i] = static_cast<char>(n & 0xff);
+  return t;
+}
+
 }  // namespace
 
 void Broker::handle_worker(const std::string& peer, const mdp::Frames& frames) {
@@ -296,6 +302,7 @@ bool Broker::send_to_worker(Worker& w, const std::shared_ptr<Job>& job) {
   } else {
     body = job->body;
   }
+  job->token = token_of(next_token_++);
   if (!send(w.key, mdp::worker_reply_frames(WorkerCommand::Request, job->token, std::move(body)),
             "REQUEST job " + job->id))
     return false;

@@ -23,7 +23,7 @@ using TimePoint = Clock::time_point;
 // One client request from receipt until its FINAL.
 struct Job {
   uint64_t seq = 0;         // broker sequence number, unique per broker run
-  std::string token;        // 8-byte big-endian seq: the "client address" workers echo
+  std::string token;        // this dispatch's 8-byte token: the "client address" workers echo
   std::string id;           // ecgq job id (client's or assigned), "#seq" for other services
   std::string assigned_id;  // the id the broker assigned (empty when the client chose one)
   std::string client;       // peer key of the client (socket byte + routing id)

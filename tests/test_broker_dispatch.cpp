@@ -312,3 +312,38 @@ TEST(BrokerDispatch, SigtermLetsInFlightJobsFinishWithinGrace) {
 
 }  // namespace
 }  // namespace ecgq::test
+
+namespace ecgq::test {
+namespace {
+
+TEST(BrokerDispatch, SecondReadyRequeuesWhatTheWorkerHadInFlight) {
+  BrokerProcess broker;
+  ASSERT_TRUE(broker.ready) << broker.proc->stderr_text();
+  zmq::socket_t w(ctx(), zmq::socket_type::dealer);
+  w.set(zmq::sockopt::linger, 0);
+  w.set(zmq::sockopt::routing_id, "restarting-worker");
+  w.connect(broker.endpoint);
+  ASSERT_TRUE(send_frames(w, {kW, byte(0x01), "ecg-fm"}));
+  RawClient client(broker.endpoint);
+  client.request("ecg-fm", {job_body("rr")});
+  auto next_request = [&]() -> std::optional<Frames> {
+    while (auto m = recv_frames(w, 5s))
+      if (m->size() >= 2 && (*m)[1] == byte(0x02)) return m;  // skip heartbeats
+    return std::nullopt;
+  };
+  auto first = next_request();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(job_of(*first).dispatch->attempt, 1);
+  // The same routing id says READY again: the worker restarted and lost the job.
+  ASSERT_TRUE(send_frames(w, {kW, byte(0x01), "ecg-fm"}));
+  auto second = next_request();
+  ASSERT_TRUE(second);
+  EXPECT_EQ(job_of(*second).id, "rr");
+  EXPECT_EQ(job_of(*second).dispatch->attempt, 2);
+  ASSERT_TRUE(send_frames(w, {kW, byte(0x04), (*first)[2], "", ok_result("stale")}));
+  ASSERT_TRUE(send_frames(w, {kW, byte(0x04), (*second)[2], "", ok_result("rr")}));
+  EXPECT_EQ(result_of(*client.final()).id, "rr");
+}
+
+}  // namespace
+}  // namespace ecgq::test
