@@ -180,3 +180,20 @@ TEST(JobRunner, FailuresBecomeErrorResults) {
   EXPECT_EQ(g.error->code, "bad_request");
   EXPECT_EQ(g.worker_id, "w1");
 }
+
+TEST(JobRunner, DeadlineSpentInTheQueueIsExceededBeforeRunning) {
+  FakeControl control;
+  FakeModel model(control);
+  auto job = synthetic_job("late");
+  job.deadline_ms = 100;
+  job.dispatch = schema::DispatchInfo{1, 150.0};
+  auto r = runner().run(schema::encode_job(job), &model, context());
+  ASSERT_EQ(r.status, "error");
+  EXPECT_EQ(r.error->code, "deadline_exceeded");
+  EXPECT_EQ(r.error->field, "deadline_ms");
+  EXPECT_EQ(control.runs.load(), 0);
+
+  job.deadline_ms = 60000;
+  auto ok = runner().run(schema::encode_job(job), &model, context());
+  EXPECT_EQ(ok.status, "ok");
+}

@@ -146,6 +146,22 @@ TEST(WorkerService, ReadyCarriesMetadata) {
   EXPECT_EQ(model.at("name"), "/fake/model.pt");
   EXPECT_EQ(model.at("precision"), "fp32");
   EXPECT_TRUE(model.count("kind") && model.count("sha256"));
+
+  // After the load, status heartbeats carry the checkpoint digest, which READY could not.
+  h.wait_state("warm");
+  bool with_digest = false;
+  for (int i = 0; i < 50 && !with_digest; ++i) {
+    auto m2 = h.broker->next_heartbeat_status(milliseconds(2000));
+    if (!m2) break;
+    msgpack::object_handle h2;
+    auto st = msgpack_map(*m2, h2);
+    if (!st.count("model")) continue;
+    std::map<std::string, std::string> mm;
+    st.at("model").convert(mm);
+    with_digest = mm["sha256"] == std::string(64, 'a');
+    EXPECT_EQ(st.at("capacity").as<int>(), 2);
+  }
+  EXPECT_TRUE(with_digest);
 }
 
 TEST(WorkerService, HeartbeatsContinueWhileTheModelLoads) {
@@ -305,6 +321,13 @@ TEST(WorkerService, StopFinishesTheJobInHandThenDisconnects) {
   h.send_job("t1", synthetic_job("last"));
   h.expect_progress("running");
   h.service->request_stop();
+  // A job that arrives while stopping is refused at once, not dropped.
+  h.send_job("t2", synthetic_job("too-late"));
+  auto refused = h.expect_final("t2");
+  EXPECT_EQ(refused.status, "error");
+  ASSERT_TRUE(refused.error.has_value());
+  EXPECT_EQ(refused.error->code, "shutting_down");
+  EXPECT_EQ(refused.id, "too-late");
   h.control.run_gate.open();
   auto last = h.expect_final("t1");
   EXPECT_EQ(last.status, "ok");

@@ -219,9 +219,23 @@ class FakeBroker {
       for (; cursor_ < statuses_.size(); ++cursor_) {
         if (pred(statuses_[cursor_])) return statuses_[cursor_++];
       }
-      auto r = next_any(deadline);
+      auto r = next_any(deadline, false);
       if (!r) return std::nullopt;
       if (r->message.command != mdp::WorkerCommand::Heartbeat) pending_.push_back(std::move(*r));
+    }
+  }
+
+  // The raw status frame of the next heartbeat that has one (other messages stay queued).
+  std::optional<std::string> next_heartbeat_status(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto r = next_any(deadline, false);
+      if (!r) return std::nullopt;
+      if (r->message.command != mdp::WorkerCommand::Heartbeat) {
+        pending_.push_back(std::move(*r));
+        continue;
+      }
+      if (!r->message.body.empty()) return r->message.body[0];
     }
   }
 
@@ -247,8 +261,10 @@ class FakeBroker {
   int heartbeats() const { return heartbeats_; }
 
  private:
-  std::optional<Received> next_any(std::chrono::steady_clock::time_point deadline) {
-    if (!pending_.empty()) {
+  // The next message; `from_pending` first returns those set aside by the status readers.
+  std::optional<Received> next_any(std::chrono::steady_clock::time_point deadline,
+                                   bool from_pending = true) {
+    if (from_pending && !pending_.empty()) {
       Received r = std::move(pending_.front());
       pending_.pop_front();
       return r;

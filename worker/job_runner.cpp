@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <exception>
+#include <optional>
 
 namespace ecgq {
 
@@ -128,6 +129,23 @@ Expected<schema::Result> JobRunner::compute(const schema::Job& job, Model& model
   const bool want_segments = contains(wanted, "segments");
   const bool want_saliency = contains(wanted, "saliency");
 
+  // deadline_ms counts from the broker's receipt; queued_ms of it were spent before dispatch.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  if (job.deadline_ms) {
+    const double left_ms = static_cast<double>(*job.deadline_ms) - result.timings.queued_ms;
+    deadline = context.received + std::chrono::microseconds(static_cast<int64_t>(left_ms * 1000));
+  }
+  auto past_deadline = [&](const char* stage) -> Status {
+    if (!deadline || std::chrono::steady_clock::now() < *deadline) return Status::Ok();
+    return Status("deadline_exceeded",
+                  "deadline_ms=" + std::to_string(*job.deadline_ms) + " ran out " + stage +
+                      " (queued " + std::to_string(static_cast<int64_t>(result.timings.queued_ms)) +
+                      " ms, " + std::to_string(static_cast<int64_t>(ms_since(context.received))) +
+                      " ms on the worker)",
+                  "deadline_ms");
+  };
+  if (Status st = past_deadline("before the job started"); !st.ok()) return st;
+
   const auto pre_start = std::chrono::steady_clock::now();
   auto raw = raw_from_job(job);
   if (!raw) return raw.status();
@@ -153,6 +171,7 @@ Expected<schema::Result> JobRunner::compute(const schema::Job& job, Model& model
   int64_t embed_dim = 0;
   int64_t frames = 0;
   for (int64_t start = 0; start < n; start += max_batch) {
+    if (Status st = past_deadline("while running"); !st.ok()) return st;
     const int64_t count = std::min(max_batch, n - start);
     auto out = model.run(pre->segments.data() + start * seg_size, count, run_options);
     if (!out) return Status("model_error", "forward pass failed: " + out.status().message(), "");

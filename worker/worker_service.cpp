@@ -126,9 +126,10 @@ std::string WorkerService::ready_metadata() const {
 }
 
 std::string WorkerService::status_frame() const {
+  const schema::ModelIdentity id = lifecycle_->identity();
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_map(4);
+  pk.pack_map(6);
   pack_string(pk, "state");
   pack_string(pk, state_name(lifecycle_->state()));
   pack_string(pk, "rss_bytes");
@@ -137,6 +138,19 @@ std::string WorkerService::status_frame() const {
   pk.pack(counters_.jobs_done.load());
   pack_string(pk, "inflight");
   pk.pack(counters_.inflight.load());
+  pack_string(pk, "capacity");
+  pk.pack(options_.capacity);
+  // The sha256 is known only after the first load, so the broker learns it from here.
+  pack_string(pk, "model");
+  pk.pack_map(4);
+  pack_string(pk, "kind");
+  pack_string(pk, id.kind);
+  pack_string(pk, "name");
+  pack_string(pk, id.name);
+  pack_string(pk, "sha256");
+  pack_string(pk, id.sha256);
+  pack_string(pk, "precision");
+  pack_string(pk, id.precision);
   return std::string(buf.data(), buf.size());
 }
 
@@ -219,8 +233,11 @@ void WorkerService::handle_request(const mdp::WorkerMessage& message) {
   job.received = Clock::now();
   if (auto envelope = schema::peek_job(job.body)) job.id = envelope->id;
   if (stop_requested_.load()) {
-    // Stopping: the broker re-dispatches it after our DISCONNECT.
-    spdlog::warn("event=job_refused job={} reason=stopping", job.id);
+    spdlog::warn("event=job_refused job={} reason=shutting_down", job.id);
+    send(mdp::worker_reply_frames(mdp::WorkerCommand::Final, job.token,
+                                  {schema::error_result(job.id, "shutting_down",
+                                                        "worker " + options_.worker_id +
+                                                            " is stopping; send the job again")}));
     return;
   }
   const std::string id = job.id;
