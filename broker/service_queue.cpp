@@ -43,6 +43,8 @@ std::vector<ServiceQueue::JobPtr> ServiceQueue::remove_if(
     const std::function<bool(const Job&)>& match) {
   std::vector<JobPtr> out;
   auto take = [&](std::deque<JobPtr>& q) {
+    // The expiry sweep calls this often on long queues that usually have nothing to remove.
+    if (std::none_of(q.begin(), q.end(), [&](const JobPtr& j) { return match(*j); })) return;
     auto keep =
         std::stable_partition(q.begin(), q.end(), [&](const JobPtr& j) { return !match(*j); });
     for (auto it = keep; it != q.end(); ++it) out.push_back(std::move(*it));
