@@ -311,6 +311,11 @@ Expected<DownloadOutcome> http_download(const std::string& url, const std::strin
       if (::truncate(path.c_str(), 0) != 0) return file_error(errno, "truncating", path);
       continue;
     }
+    if ((status == 401 || status == 403) && host_of(current) != origin) {
+      return Status("hub_http", "HTTP " + std::to_string(status) + " from the download host " +
+                                    host_of(current) +
+                                    " the hub redirected to (an expired signed link?); retry");
+    }
     if (status >= 400) return http_status_error(status, current, response, send_token);
     outcome.resumed_from = status == 206 ? sink.existing : 0;
     outcome.file_size = static_cast<uint64_t>(st.st_size);

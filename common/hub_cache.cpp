@@ -134,6 +134,8 @@ class FileLock {
   static Expected<std::unique_ptr<FileLock>> acquire(const std::string& path) {
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return file_error(errno, "creating the lock", path);
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return std::unique_ptr<FileLock>(new FileLock(fd));
+    spdlog::info("event=hub_lock_wait lock={} reason=another_process_is_downloading", path);
     while (::flock(fd, LOCK_EX) != 0) {
       if (errno == EINTR) continue;
       int err = errno;
@@ -289,7 +291,7 @@ class ProgressLog {
     double percent = total > 0 ? 100.0 * static_cast<double>(have) / static_cast<double>(total) : 0;
     double eta = rate > 0 && total > have ? static_cast<double>(total - have) / rate : 0;
     spdlog::info(
-        "hub download progress ref={} bytes={} total={} percent={:.1f} mb_per_s={:.2f} "
+        "event=hub_download_progress ref={} bytes={} total={} percent={:.1f} mb_per_s={:.2f} "
         "eta_s={:.0f}",
         reference_, have, total, percent, rate / 1e6, eta);
   }
@@ -328,7 +330,7 @@ Status fetch_blob(const RepoCache& repo, const Download& d, const HubOptions& op
   if (!lock) return lock.status();
   out.lock_wait_ms = ms_since(t_lock);
   if (fs::exists(blob)) {
-    spdlog::info("hub download done by another process ref={} lock_wait_ms={:.0f}", reference,
+    spdlog::info("event=hub_download_by_other_process ref={} lock_wait_ms={:.0f}", reference,
                  out.lock_wait_ms);
     return Status::Ok();
   }
@@ -344,18 +346,18 @@ Status fetch_blob(const RepoCache& repo, const Download& d, const HubOptions& op
       have = 0;
     }
     if (d.size > 0 && have == d.size) break;  // complete from an earlier attempt: verify it
-    spdlog::info("hub download start ref={} bytes={} resume_from={} attempt={}", reference, d.size,
-                 have, attempt);
+    spdlog::info("event=hub_download_start ref={} bytes={} resume_from={} attempt={}", reference,
+                 d.size, have, attempt);
     auto got = http_download(d.url, d.token, incomplete, limits,
                              [&](uint64_t h, uint64_t t) { progress(h, t ? t : d.size); });
     if (got) break;
     Status st = got.status();
     bool retry = st.code() == "hub_interrupted" || st.code() == "hub_timeout";
     if (!retry || attempt >= attempts) {
-      if (!retry) ::unlink(incomplete.c_str());  // nothing worth resuming (e.g. 404, disk full)
+      if (st.code() == "disk_full") ::unlink(incomplete.c_str());  // give the space back
       return st;
     }
-    spdlog::warn("hub download retry ref={} attempt={} error={}", reference, attempt,
+    spdlog::warn("event=hub_download_retry ref={} attempt={} error={}", reference, attempt,
                  st.to_string());
   }
   out.download_ms = ms_since(t_download);
@@ -376,15 +378,14 @@ Status fetch_blob(const RepoCache& repo, const Download& d, const HubOptions& op
                                                " bytes); the download was discarded");
   }
   if (!checkable) {
-    spdlog::warn("hub etag is not a content hash, bytes unverified ref={} etag={}", reference,
-                 d.etag);
+    spdlog::warn("event=hub_unverified reason=etag_not_a_hash ref={} etag={}", reference, d.etag);
   }
   if (::rename(incomplete.c_str(), blob.c_str()) != 0) {
     return file_error(errno, "renaming into", blob);
   }
   memo().remember(blob, hashes->sha256);
   out.sha256 = hashes->sha256;
-  spdlog::info("hub download verified ref={} bytes={} download_ms={:.0f} verify_ms={:.0f}",
+  spdlog::info("event=hub_download_verified ref={} bytes={} download_ms={:.0f} verify_ms={:.0f}",
                reference, hashes->size, out.download_ms, out.verify_ms);
   return Status::Ok();
 }
@@ -395,8 +396,8 @@ Expected<ResolvedCheckpoint> resolve_hub(const std::string& reference, const Hub
   const bool commit_revision = is_commit_hash(ref.revision);
   auto finish = [&](ResolvedCheckpoint r, const char* source) {
     r.reference = reference;
-    spdlog::info("hub resolved ref={} source={} commit={} sha256={} path={}", reference, source,
-                 r.commit, r.sha256, r.path);
+    spdlog::info("event=hub_resolved ref={} source={} commit={} sha256={} path={}", reference,
+                 source, r.commit, r.sha256, r.path);
     return r;
   };
   double verify_ms = 0;
@@ -445,7 +446,7 @@ Expected<ResolvedCheckpoint> resolve_hub(const std::string& reference, const Hub
     Status st = head.status();
     if ((st.code() == "hub_unreachable" || st.code() == "hub_timeout") && ref_commit) {
       if (auto hit = repo.cached(*ref_commit, &verify_ms)) {
-        spdlog::warn("hub recheck failed, using the cached copy ref={} error={}", reference,
+        spdlog::warn("event=hub_recheck_failed action=use_cache ref={} error={}", reference,
                      st.to_string());
         hit->verify_ms = verify_ms;
         return finish(*hit, "cache");
@@ -487,7 +488,7 @@ Expected<ResolvedCheckpoint> resolve_hub(const std::string& reference, const Hub
   }
   if (auto st = repo.write_ref(ref.revision, commit); !st.ok()) {
     if (!out.downloaded && (st.code() == "cache_readonly")) {
-      spdlog::warn("hub ref not updated (read-only cache) ref={} error={}", reference,
+      spdlog::warn("event=hub_ref_not_updated reason=read_only ref={} error={}", reference,
                    st.to_string());
     } else {
       return with_context(st, ref, options.endpoint);

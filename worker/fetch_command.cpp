@@ -59,7 +59,8 @@ int fetch_command(int argc, char** argv) {
     return 1;
   }
   spdlog::info(
-      "fetch done ref={} path={} sha256={} commit={} bytes={} downloaded={} download_ms={:.0f} "
+      "event=fetch_done ref={} path={} sha256={} commit={} bytes={} downloaded={} "
+      "download_ms={:.0f} "
       "verify_ms={:.0f} lock_wait_ms={:.0f}",
       reference, resolved->path, resolved->sha256, resolved->commit, resolved->size,
       resolved->downloaded, resolved->download_ms, resolved->verify_ms, resolved->lock_wait_ms);
