@@ -1,7 +1,9 @@
 // The native ECG-FM model against the upstream reference activations in ../shared/ecgfm/.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -335,6 +337,50 @@ TEST(ModelLoad, ErrorsNameTheFile) {
   LoadOptions bf16;
   bf16.precision = "bf16";
   EXPECT_FALSE(load_model(ref_path("tiny_finetuned.pt"), bf16).ok());
+}
+
+// Layout-only rewrites of the tiny checkpoint, made with the system PyTorch when it is there:
+// q/k/v chunks of one shared storage (offsets), a column-major out_proj, a permuted pos-conv
+// weight_v, and a file saved to a path (record prefix = file stem). Values are unchanged, so
+// the reference outputs still apply.
+TEST(ModelLoad, StridedAndSharedStoragesGiveTheReferenceOutputs) {
+  const char* python = "/usr/bin/python3";
+  if (!std::filesystem::exists(python)) GTEST_SKIP() << "no " << python;
+  test::TempDir dir;
+  const std::string script = dir.file("relayout.py");
+  std::ofstream(script) << R"(import sys, torch
+ck = torch.load(sys.argv[1], map_location='cpu')
+m = ck['model']
+for l in range(2):
+    p = 'encoder.encoder.layers.%d.self_attn.' % l
+    big = torch.cat([m[p + 'q_proj.weight'], m[p + 'k_proj.weight'], m[p + 'v_proj.weight']])
+    m[p + 'q_proj.weight'], m[p + 'k_proj.weight'], m[p + 'v_proj.weight'] = big.chunk(3)
+    m[p + 'out_proj.weight'] = m[p + 'out_proj.weight'].t().contiguous().t()
+k = 'encoder.conv_pos.pos_conv.0.weight_v'
+m[k] = m[k].permute(2, 0, 1).contiguous().permute(1, 2, 0)
+assert not m[k].is_contiguous()
+with open(sys.argv[2], 'wb') as f:
+    torch.save(ck, f)
+torch.save(ck, sys.argv[3])
+)";
+  auto r = test::run_command(
+      {python, script, ref_path("tiny_finetuned.pt"), dir.file("fobj.pt"), dir.file("bypath.pt")},
+      std::chrono::seconds(120));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  std::vector<float> x = load_ref("input.npy").to_float();
+  for (const char* name : {"fobj.pt", "bypath.pt"}) {
+    SCOPED_TRACE(name);
+    auto model = load_model(dir.file(name), LoadOptions{});
+    ASSERT_TRUE(model.ok()) << model.status().to_string();
+    RunOptions opts;
+    opts.saliency = true;
+    auto out = (*model)->run(x.data(), 2, opts);
+    ASSERT_TRUE(out.ok()) << out.status().to_string();
+    EXPECT_LE(max_abs_diff(out->logits, load_ref("tiny_finetuned__logits.npy").to_float()), 2e-5);
+    EXPECT_LE(
+        max_abs_diff(out->saliency, load_ref("tiny_finetuned__saliency_last_layer.npy").to_float()),
+        1e-5);
+  }
 }
 
 }  // namespace
