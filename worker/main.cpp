@@ -14,11 +14,8 @@
 #include "common/settings.hpp"
 #include "worker/fetch_command.hpp"
 #include "worker/model.hpp"
-#include "worker/worker_service.hpp"
-#if __has_include("worker/model_tools.hpp")
 #include "worker/model_tools.hpp"
-#define ECGQ_HAVE_MODEL_TOOLS 1
-#endif
+#include "worker/worker_service.hpp"
 
 namespace {
 
@@ -35,8 +32,8 @@ const char* const kUsage =
     "Usage:\n"
     "  ecgq-worker serve [--config FILE] --checkpoint REF [--broker tcp://HOST:5555]\n"
     "                    [--service ecg-fm] [--idle-timeout 15m] [...]\n"
-    "  ecgq-worker infer ...      run a checkpoint on ECG files without a broker\n"
-    "  ecgq-worker inspect ...    describe a checkpoint\n"
+    "  ecgq-worker infer --checkpoint PATH --input X.npy --out DIR   run segments offline\n"
+    "  ecgq-worker inspect --checkpoint PATH                         describe a checkpoint\n"
     "  ecgq-worker fetch REF      fill the checkpoint cache and print \"SHA256  PATH\"\n"
     "  ecgq-worker --version\n"
     "\n"
@@ -241,15 +238,8 @@ int main(int argc, char** argv) {
     }
     if (command == "serve") return serve_command(argc - 1, argv + 1);
     if (command == "fetch") return fetch_command(argc - 1, argv + 1);
-#ifdef ECGQ_HAVE_MODEL_TOOLS
     if (command == "infer") return infer_command(argc - 1, argv + 1);
     if (command == "inspect") return inspect_command(argc - 1, argv + 1);
-#else
-    if (command == "infer" || command == "inspect") {
-      std::cerr << "ecgq-worker: " << command << " is not built into this binary yet\n";
-      return kExitFailure;
-    }
-#endif
   } catch (const std::exception& e) {
     std::cerr << "ecgq-worker: " << e.what() << "\n";
     return kExitFailure;
