@@ -356,3 +356,34 @@ TEST(Wfdb, ShortOrMissingFilesAndUnsupportedFormats) {
 
 }  // namespace
 }  // namespace ecgq::wfdb
+
+namespace ecgq::wfdb {
+namespace {
+
+// Damaged inputs give errors, never crashes: every prefix of a real header, and a signal file cut
+// at every length up to the header's need.
+TEST(Wfdb, DamagedInputsFailCleanly) {
+  std::ifstream in(test::shared("ecg/s0010_re.hea"), std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (size_t n = 0; n <= text.size(); ++n) (void)parse_header(text.substr(0, n));
+  test::TempDir dir;
+  const std::vector<int32_t> v = {1, -1, 2, -2, 3, -3, 4};
+  // Bytes 7 samples need (a trailing partial group needs only the bytes of its own samples).
+  const std::vector<std::pair<int, size_t>> needs = {{212, 11}, {310, 10}, {311, 10}, {24, 21}};
+  for (const auto& [format, need] : needs) {
+    const std::string bytes = encode(format, v);
+    for (size_t cut = 0; cut <= bytes.size(); ++cut) {
+      write_file(dir.file("t.dat"), bytes.substr(0, cut));
+      auto h = parse_header("t 1 500 7\nt.dat " + std::to_string(format) + "\n");
+      ASSERT_TRUE(h.ok());
+      auto sig = read_signals(h.value(), dir.path());
+      EXPECT_EQ(sig.ok(), cut >= need) << "format " << format << " cut " << cut;
+      if (sig.ok()) {
+        EXPECT_EQ(sig->samples[0], v);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ecgq::wfdb
