@@ -103,10 +103,18 @@ void common_options(const Curl& c, const std::string& url, const std::string& to
   (void)token;
 }
 
-Status curl_status(CURLcode rc, const std::string& url, const HttpLimits& limits,
+Status curl_status(CURLcode rc, CURL* handle, const std::string& url, const HttpLimits& limits,
                    const char* errbuf) {
   std::string detail = errbuf && *errbuf ? errbuf : curl_easy_strerror(rc);
   std::string host = host_of(url);
+  curl_off_t connected_us = 0;
+  curl_easy_getinfo(handle, CURLINFO_CONNECT_TIME_T, &connected_us);
+  if (rc == CURLE_OPERATION_TIMEDOUT && connected_us == 0) {
+    // Never connected: the network or the host is down rather than slow.
+    return Status("hub_unreachable", "cannot connect to " + host + " within connect_timeout " +
+                                         format_duration(limits.connect_timeout) + " (" + detail +
+                                         "); set HF_HUB_OFFLINE=1 to use the local cache only");
+  }
   switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
       return Status("hub_timeout", "no progress from " + host + " (stall_timeout " +
@@ -239,7 +247,7 @@ Expected<HttpResponse> http_head(const std::string& url, const std::string& toke
   if (!token.empty()) c.add_header("Authorization: Bearer " + token);
   c.apply_headers();
   CURLcode rc = curl_easy_perform(c.get());
-  if (rc != CURLE_OK) return curl_status(rc, url, limits, errbuf);
+  if (rc != CURLE_OK) return curl_status(rc, c.get(), url, limits, errbuf);
   curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &response.status);
   char* redirect = nullptr;
   curl_easy_getinfo(c.get(), CURLINFO_REDIRECT_URL, &redirect);
@@ -295,7 +303,7 @@ Expected<DownloadOutcome> http_download(const std::string& url, const std::strin
                     static_cast<long long>(limits.low_speed_bytes),
                     static_cast<long long>(limits.stall_timeout.count()));
     }
-    if (rc != CURLE_OK) return curl_status(rc, current, limits, errbuf);
+    if (rc != CURLE_OK) return curl_status(rc, c.get(), current, limits, errbuf);
     if (close_rc != 0) return file_error(close_errno, "closing", path);
     if (status >= 300 && status < 400) {
       char* redirect = nullptr;

@@ -458,7 +458,8 @@ Expected<ResolvedCheckpoint> resolve_hub(const std::string& reference, const Hub
   std::string etag = normalize_etag(head->header("x-linked-etag"));
   if (etag.empty()) etag = normalize_etag(head->header("etag"));
   std::string size_text = head->header("x-linked-size");
-  if (size_text.empty()) size_text = head->header("content-length");
+  // A redirect's Content-Length is that of its own body, not of the file.
+  if (size_text.empty() && head->status < 300) size_text = head->header("content-length");
   if (commit.empty() || etag.empty() || etag.find('/') != std::string::npos) {
     return with_context(Status("hub_http", "the answer to HEAD " + url +
                                                " lacks X-Repo-Commit or a usable ETag; is "
