@@ -225,6 +225,16 @@ TEST_F(HubCacheTest, NewCommitOfSameBytesOnlyRelinks) {
   EXPECT_EQ(hub_.content_gets(kRepo, kFile), 1);
 }
 
+TEST_F(HubCacheTest, RevisionWithSlashesIsEncodedAndStoredAsNestedRef) {
+  std::string pr = random_bytes(1000, 11);
+  hub_.add_file(kRepo, "sub/dir/pr.pt", pr, true, kCommit2, {"refs/pr/1"});
+  auto r = resolve_checkpoint("hf://wanglab/ecg-fm/sub/dir/pr.pt@refs/pr/1", options_);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(read_file(storage() + "/refs/refs/pr/1"), kCommit2);
+  EXPECT_EQ(fs::read_symlink(r->path).string(), "../../../../blobs/" + sha256_hex(pr));
+  EXPECT_EQ(read_file(r->path), pr);
+}
+
 TEST_F(HubCacheTest, NonLfsFileIsVerifiedWithGitBlobSha1) {
   std::string config = "{\"model\": \"ecg-fm\"}\n";
   hub_.add_file(kRepo, "config/config.json", config, /*lfs=*/false, kCommit);
