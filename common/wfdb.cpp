@@ -411,7 +411,7 @@ Expected<Signals> read_signals(const Header& header, const std::string& director
           header.signals[m].byte_offset != first.byte_offset)
         return Status("bad_record", "signals in " + file + " disagree on format or byte offset",
                       "header");
-    auto bytes = read_file(directory.empty() ? file : directory + "/" + file);
+    auto bytes = read_file(directory.empty() || file[0] == '/' ? file : directory + "/" + file);
     if (!bytes.ok()) return bytes.status();
     const std::string& data = bytes.value();
     if (static_cast<int64_t>(data.size()) < first.byte_offset)
