@@ -1,6 +1,7 @@
 // The torch-free checkpoint reader against the tiny reference checkpoints and against archives
 // built here byte by byte (every opcode path, layouts torch writes, and hostile inputs).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -392,6 +393,73 @@ TEST(CheckpointReference, ReadStorageBoundsAreChecked) {
   s = read_storage(*cp, "no-such-key", 0, 4, buf);
   EXPECT_NE(s.message().find("not used by any model tensor"), std::string::npos);
   EXPECT_FALSE(read_checkpoint("/nonexistent/x.pt").ok());
+}
+
+// zlib's CRC-32 of a byte range (the Python side uses zlib.crc32).
+uint32_t crc32(const unsigned char* p, size_t n) {
+  uint32_t crc = 0xFFFFFFFFu;
+  for (size_t k = 0; k < n; ++k) {
+    crc ^= p[k];
+    for (int b = 0; b < 8; ++b) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+// Every tensor of the tiny reference checkpoints and of small files torch writes in other
+// layouts (path-saved stem prefix, protocol 4/5, f16/i64/bool, shared storages, transposed views)
+// reads back byte-identical to torch.load(...)[name].contiguous().
+TEST(CheckpointReference, EveryTensorByteMatchesTorch) {
+  if (access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/python3";
+  test::TempDir dir;
+  const std::string py = dir.file("hash.py");
+  std::ofstream(py) << R"(import glob, importlib.util, sys, torch, zlib
+spec = importlib.util.spec_from_file_location("make", sys.argv[1])
+make = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(make)
+make.main(sys.argv[2])
+for f in sorted(glob.glob(sys.argv[2] + '/*.pt')) + sys.argv[3:]:
+    for k, t in torch.load(f)['model'].items():
+        print(f, k, zlib.crc32(t.contiguous().numpy().tobytes()))
+)";
+  const std::string cmd = "/usr/bin/python3 " + py + " " +
+                          test::source("scripts/make_test_checkpoints.py") + " " + dir.path() +
+                          " " + test::shared("ecgfm/tiny_pretrained.pt") + " " +
+                          test::shared("ecgfm/tiny_finetuned.pt");
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::map<std::string, std::vector<std::pair<std::string, uint64_t>>> expected;
+  char line[4096];
+  while (fgets(line, sizeof line, pipe)) {
+    std::istringstream in(line);
+    std::string file, name;
+    uint64_t hash = 0;
+    in >> file >> name >> hash;
+    expected[file].emplace_back(name, hash);
+  }
+  ASSERT_EQ(pclose(pipe), 0);
+  ASSERT_EQ(expected.size(), 6u);
+  size_t compared = 0;
+  for (const auto& [file, tensors] : expected) {
+    auto cp = read_checkpoint(file);
+    ASSERT_TRUE(cp.ok()) << cp.status().to_string();
+    ASSERT_EQ(cp->tensors.size(), tensors.size()) << file;
+    for (size_t k = 0; k < tensors.size(); ++k) {
+      const TensorInfo& t = cp->tensors[k];
+      EXPECT_EQ(t.name, tensors[k].first);
+      std::vector<unsigned char> buf(tensor_numel(t) * dtype_size(t.dtype));
+      ASSERT_TRUE(read_tensor(*cp, t, buf.data()).ok());
+      EXPECT_EQ(crc32(buf.data(), buf.size()), tensors[k].second) << file << " " << t.name;
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, 55u + 49u);
+  auto stem = read_checkpoint(dir.file("by_path.pt"));
+  ASSERT_TRUE(stem.ok());
+  EXPECT_EQ(stem->archive_prefix, "by_path");
+  EXPECT_EQ(tensor(*stem, "half").dtype, DType::F16);
+  EXPECT_EQ(tensor(*stem, "flag").dtype, DType::Bool);
+  EXPECT_FALSE(is_contiguous(tensor(*stem, "transposed")));
+  EXPECT_EQ(std::get<std::string>(stem->model_cfg.at("latent_temp")), "[2.0, 0.5]");
 }
 
 // ---------------------------------------------------------------- archives built here
