@@ -417,9 +417,10 @@ Expected<ResolvedCheckpoint> resolve_hub(const std::string& reference, const Hub
       }
     }
     return Status("hub_offline",
-                  "HF_HUB_OFFLINE is set and " + reference + " is not in the cache " +
-                      options.cache_dir + " (looked for " + repo.storage() + "/refs/" +
-                      ref.revision + " and its snapshot); run `ecgq-worker fetch " + reference +
+                  "offline mode (HF_HUB_OFFLINE=1 or --offline) and " + reference +
+                      " is not in the cache " + options.cache_dir + " (looked for " +
+                      repo.storage() + "/refs/" + ref.revision +
+                      " and its snapshot); run `ecgq-worker fetch " + reference +
                       "` with network access or unset HF_HUB_OFFLINE",
                   "checkpoint");
   }
@@ -444,7 +445,9 @@ Expected<ResolvedCheckpoint> resolve_hub(const std::string& reference, const Hub
   }
   if (!head) {
     Status st = head.status();
-    if ((st.code() == "hub_unreachable" || st.code() == "hub_timeout") && ref_commit) {
+    // Only a definite answer (no access, no such file) overrides the cache; outages do not.
+    bool definite = st.code() == "hub_auth" || st.code() == "hub_not_found";
+    if (!definite && ref_commit) {
       if (auto hit = repo.cached(*ref_commit, &verify_ms)) {
         spdlog::warn("event=hub_recheck_failed action=use_cache ref={} error={}", reference,
                      st.to_string());
