@@ -380,3 +380,30 @@ TEST(WorkerService, KeepWarmWakesASleepingWorker) {
   h.wait_state("warm");
   EXPECT_EQ(h.control.loads.load(), 2);
 }
+
+TEST(WorkerService, ResultsOfALostConnectionAreDropped) {
+  Harness h;
+  auto o = Harness::options();
+  o.heartbeat_liveness = 3;
+  h.start(o);
+  h.ready();
+  h.wait_state("warm");
+  h.control.run_gate.close();
+  h.send_job("old-token", synthetic_job("old"));
+  h.expect_progress("running");
+  // The broker restarts while the job runs; the new one re-dispatches nothing to us and must
+  // never see a FINAL for a job token it did not hand out.
+  h.restart_broker();
+  h.broker->echo_heartbeats = false;
+  h.ready();
+  h.broker->echo_heartbeats = true;
+  h.control.run_gate.open();
+  h.send_job("new-token", synthetic_job("new"));
+  // The old FINAL would come first (one compute thread); instead the new job's messages do.
+  EXPECT_EQ(h.expect_progress("running").id, "new");
+  auto r = h.expect_final("new-token");
+  EXPECT_EQ(r.id, "new");
+  auto idle = h.broker->status_until(
+      [](const WorkerStatus& s) { return s.inflight == 0 && s.jobs_done == 2; }, kWait);
+  EXPECT_TRUE(idle.has_value());
+}

@@ -361,9 +361,11 @@ Status WorkerService::run() {
       heartbeat_at = now + options_.heartbeat_interval;
     }
 
-    auto next = heartbeat_at;
+    // Heartbeat times matter only with a socket; without one (and stopping) only the wake-up
+    // pipe can end the wait, so a stale heartbeat_at must not turn this into a busy loop.
+    auto next = now + Millis(1000);
     if (socket_)
-      next = std::min(next, last_inbound + expiry);
+      next = std::min({next, heartbeat_at, last_inbound + expiry});
     else if (!stopping)
       next = std::min(next, reconnect_at);
     long timeout = static_cast<long>(std::chrono::duration_cast<Millis>(next - now).count());
