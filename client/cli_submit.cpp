@@ -93,7 +93,7 @@ int run_submit(const SubmitCommand& command) {
   BatchSummary summary = run_batch(
       client, [&] { return source.next(); }, options,
       [&](const Outcome& o) {
-        out << result_json(o.path, o.result).dump() << '\n';
+        out << result_json(o.path, o.result, command.inputs.outputs).dump() << '\n';
         out.flush();
         ++live.records;
         (o.result.status == "ok" ? live.ok : live.failed)++;

@@ -87,7 +87,14 @@ Json to_json(const msgpack::object& o) {
 
 }  // namespace
 
-Json result_json(const std::string& path, const schema::Result& r) {
+Json result_json(const std::string& path, const schema::Result& r,
+                 const std::vector<std::string>& outputs) {
+  auto wanted = [&](const char* name) {
+    if (outputs.empty()) return std::string(name) == "probs";
+    for (const auto& o : outputs)
+      if (o == name) return true;
+    return false;
+  };
   Json j;
   j["path"] = path;
   j["id"] = r.id;
@@ -108,12 +115,14 @@ Json result_json(const std::string& path, const schema::Result& r) {
                   {"preprocess_ms", r.timings.preprocess_ms},
                   {"infer_ms", r.timings.infer_ms},
                   {"total_ms", r.timings.total_ms}};
-  if (!r.probs.empty()) j["probs"] = labelled(r.labels, r.probs);
-  if (!r.logits.empty()) j["logits"] = labelled(r.labels, r.logits);
-  if (!r.embedding.empty()) j["embedding"] = float_array(r.embedding);
-  if (r.segment_probs) j["segment_probs"] = matrix(*r.segment_probs);
-  if (r.segment_embeddings) j["segment_embeddings"] = matrix(*r.segment_embeddings);
-  if (r.saliency) j["saliency"] = matrix(*r.saliency);
+  if (!r.probs.empty() && wanted("probs")) j["probs"] = labelled(r.labels, r.probs);
+  if (!r.logits.empty() && wanted("logits")) j["logits"] = labelled(r.labels, r.logits);
+  if (!r.embedding.empty() && wanted("embedding")) j["embedding"] = float_array(r.embedding);
+  if (r.segment_probs && wanted("segments")) j["segment_probs"] = matrix(*r.segment_probs);
+  if (r.segment_embeddings && wanted("segments")) {
+    j["segment_embeddings"] = matrix(*r.segment_embeddings);
+  }
+  if (r.saliency && wanted("saliency")) j["saliency"] = matrix(*r.saliency);
   j["derived_leads"] = r.derived_leads;
   j["ignored_channels"] = r.ignored_channels;
   return j;

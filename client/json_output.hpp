@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "common/schema.hpp"
 #include "common/status.hpp"
@@ -15,8 +16,10 @@ using Json = nlohmann::ordered_json;
 
 // The line for one record: path, id, status, error?, cold_start, attempts, worker, model,
 // n_segments, timings, probs?, logits?, embedding?, segment_probs?, saliency?, derived_leads,
-// ignored_channels.
-Json result_json(const std::string& path, const schema::Result& result);
+// ignored_channels. Only the outputs in `outputs` are printed (empty = probs only), whatever
+// else the worker sent.
+Json result_json(const std::string& path, const schema::Result& result,
+                 const std::vector<std::string>& outputs = {});
 // The line for a record that never reached the broker (unreadable file, local error).
 Json local_error_json(const std::string& path, const std::string& id, const Status& error);
 // Any msgpack body as JSON (bin as base64-free byte count, maps with non-string keys stringified).

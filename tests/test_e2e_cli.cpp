@@ -33,7 +33,7 @@ std::string write_ecg_npy(const TempDir& dir, const std::string& name, int64_t s
 TEST(E2eCli, SubmitNpyPrintsOneJsonLineWithProbsForEveryLabel) {
   ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq");
   Broker broker;
-  ASSERT_TRUE(broker.ready) << broker.proc->stderr_text();
+  ASSERT_TRUE(broker.ready) << broker.diagnostics();
   auto w = start_worker(broker.endpoint, "w1");
   TempDir dir;
   const std::string npy = write_ecg_npy(dir, "record.npy", 5000);
@@ -66,7 +66,7 @@ TEST(E2eCli, SubmitNpyPrintsOneJsonLineWithProbsForEveryLabel) {
 TEST(E2eCli, OrderedOutputsEmbeddingAndLocalErrors) {
   ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq");
   Broker broker;
-  ASSERT_TRUE(broker.ready) << broker.proc->stderr_text();
+  ASSERT_TRUE(broker.ready) << broker.diagnostics();
   auto w1 = start_worker(broker.endpoint, "w1");
   auto w2 = start_worker(broker.endpoint, "w2");
   TempDir dir;
@@ -111,7 +111,7 @@ TEST(E2eCli, StatusCheckExitCodes) {
   EXPECT_NE(none.err.find("no reply from broker"), std::string::npos) << none.err;
 
   Broker broker;
-  ASSERT_TRUE(broker.ready) << broker.proc->stderr_text();
+  ASSERT_TRUE(broker.ready) << broker.diagnostics();
   const std::vector<std::string> check{bin("ecgq"), "--broker", broker.endpoint, "status",
                                        "--check"};
   EXPECT_EQ(run_command(check, 10s).exit_code, 1);  // broker up, no worker: mmi.service 404
@@ -133,7 +133,7 @@ TEST(E2eCli, StatusCheckExitCodes) {
 TEST(E2eCli, BrokerKilledMidBatchExitsOneWithAClearError) {
   ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq");
   Broker broker;
-  ASSERT_TRUE(broker.ready) << broker.proc->stderr_text();
+  ASSERT_TRUE(broker.ready) << broker.diagnostics();
   auto w = start_worker(broker.endpoint, "w1");
   TempDir dir;
   const std::string npy = write_ecg_npy(dir, "long.npy", 500 * 60);

@@ -37,22 +37,36 @@ inline std::string tiny_checkpoint() {
   return shared("ecgfm/tiny_finetuned.pt");
 }
 
-// Heartbeats in tests: fast, so a killed worker is noticed in well under a second.
+// Heartbeats in tests: a killed worker is noticed within 2 s, yet a loaded machine moving a
+// multi-megabyte job does not look like a dead peer.
 inline const std::vector<std::string> kHeartbeat = {"--heartbeat-interval", "100ms",
-                                                    "--heartbeat-liveness", "5"};
+                                                    "--heartbeat-liveness", "20"};
 
 // A broker process; ready once it answers mmi.service.
 class Broker {
  public:
-  explicit Broker(std::vector<std::string> extra = {}) : endpoint(free_endpoint()) {
-    std::vector<std::string> argv{bin("ecgq-broker"), "--bind", endpoint, "--log-level", "debug"};
-    argv.insert(argv.end(), kHeartbeat.begin(), kHeartbeat.end());
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    proc = std::make_unique<ChildProcess>(argv);
-    client::ClientOptions o;
-    o.broker = endpoint;
-    client::Client probe(o);
-    ready = wait_until([&] { return probe.service_available("ecg-fm", 500ms).ok(); }, 10s);
+  explicit Broker(std::vector<std::string> extra = {}) {
+    // A port found free can be taken by a concurrent test before the broker binds it: retry.
+    for (int attempt = 0; attempt < 3 && !ready; ++attempt) {
+      endpoint = free_endpoint();
+      std::vector<std::string> argv{bin("ecgq-broker"), "--bind", endpoint, "--log-level", "debug"};
+      argv.insert(argv.end(), kHeartbeat.begin(), kHeartbeat.end());
+      argv.insert(argv.end(), extra.begin(), extra.end());
+      proc = std::make_unique<ChildProcess>(argv);
+      client::ClientOptions o;
+      o.broker = endpoint;
+      client::Client probe(o);
+      ready = wait_until(
+                  [&] { return !proc->running() || probe.service_available("ecg-fm", 500ms).ok(); },
+                  20s) &&
+              proc->running();
+    }
+  }
+  // What to print when the broker did not come up.
+  std::string diagnostics() {
+    return "broker " + endpoint +
+           (proc->running() ? " running" : " exited with " + std::to_string(proc->wait(0ms))) +
+           ": " + proc->stderr_text();
   }
   std::string endpoint;
   std::unique_ptr<ChildProcess> proc;
@@ -136,6 +150,21 @@ inline schema::Job ecg_job(int64_t samples = 2500) {
   j.ecg.data.assign(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
   j.fs = 500;
   j.leads = kModelLeads;
+  return j;
+}
+
+// The same record as i16 ADC units (1000 per mV): half the bytes on the wire.
+inline schema::Job ecg_job_i16(int64_t samples) {
+  const std::vector<float> v = synthetic_ecg(samples);
+  std::vector<int16_t> adc(v.size());
+  for (size_t i = 0; i < v.size(); ++i) adc[i] = static_cast<int16_t>(std::lround(v[i] * 1000.0f));
+  schema::Job j;
+  j.ecg.dtype = "i16";
+  j.ecg.shape = {12, samples};
+  j.ecg.data.assign(reinterpret_cast<const char*>(adc.data()), adc.size() * sizeof(int16_t));
+  j.fs = 500;
+  j.leads = kModelLeads;
+  j.gain = {1000.0};
   return j;
 }
 

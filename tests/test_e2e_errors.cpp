@@ -28,7 +28,7 @@ class E2eErrors : public ::testing::Test {
   void SetUp() override {
     ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker");
     broker_ = std::make_unique<Broker>(std::vector<std::string>{"--service-wait", "300ms"});
-    ASSERT_TRUE(broker_->ready) << broker_->proc->stderr_text();
+    ASSERT_TRUE(broker_->ready) << broker_->diagnostics();
     worker_ = start_worker(broker_->endpoint, "w1");
     client_ = connect(broker_->endpoint);
     ASSERT_TRUE(wait_workers(*client_, {"w1"})) << worker_->stderr_text();
@@ -94,7 +94,7 @@ TEST_F(E2eErrors, DeadlineExceededWhileQueued) {
 TEST(E2eQueue, QueueFullThenJobsFlowOnceAWorkerComes) {
   ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker");
   Broker broker({"--max-queue-per-client", "2"});
-  ASSERT_TRUE(broker.ready) << broker.proc->stderr_text();
+  ASSERT_TRUE(broker.ready) << broker.diagnostics();
   auto c = connect(broker.endpoint);
   // No worker yet: two jobs wait in the queue, the third is refused at once.
   auto a = c->submit(ecg_job());
@@ -119,7 +119,7 @@ TEST(E2eQueue, QueueFullThenJobsFlowOnceAWorkerComes) {
 TEST(E2eQueue, DeadlineExceededWithNoWorker) {
   ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker");
   Broker broker;
-  ASSERT_TRUE(broker.ready) << broker.proc->stderr_text();
+  ASSERT_TRUE(broker.ready) << broker.diagnostics();
   auto c = connect(broker.endpoint);
   schema::Job job = ecg_job();
   job.deadline_ms = 200;
