@@ -220,8 +220,8 @@ std::string HttpResponse::header(const std::string& lower_name) const {
 
 Status file_error(int err, const std::string& what, const std::string& path) {
   std::string detail = std::strerror(err);
-  if (err == ENOSPC || err == EDQUOT) {
-    return Status("disk_full", "no space left while " + what + " " + path + " (" + detail +
+  if (err == ENOSPC || err == EDQUOT || err == EFBIG) {
+    return Status("disk_full", "out of space while " + what + " " + path + " (" + detail +
                                    "); free space on the cache volume or point HF_HUB_CACHE "
                                    "elsewhere");
   }

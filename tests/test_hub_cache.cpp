@@ -481,6 +481,23 @@ TEST(HubSettings, DefaultsAndOverrides) {
   EXPECT_EQ(bad.status().field(), "hub_download_attempts");
 }
 
+TEST_F(HubCacheTest, WriteFailureIsDiskFullAndLeavesNothing) {
+  // A file size limit makes write() fail with EFBIG like a full disk would with ENOSPC.
+  std::string exe = ecgq::test::bin("ecgq-worker");
+  if (!fs::exists(exe)) exe = fs::read_symlink("/proc/self/exe").string();
+  auto r = ecgq::test::run_command(
+      {"/bin/bash", "-c", "trap '' XFSZ; ulimit -f 1024; exec \"$0\" fetch \"$1\"", exe, ref()},
+      std::chrono::seconds(60),
+      {{"ECGQ_TEST_FETCH_HELPER", "1"},
+       {"HF_HUB_CACHE", cache_.path()},
+       {"HF_ENDPOINT", hub_.endpoint()},
+       {"HF_HOME", home_.path()}});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("disk_full"), std::string::npos) << r.err;
+  EXPECT_TRUE(files_under(storage() + "/blobs").empty());
+  EXPECT_TRUE(files_under(storage() + "/snapshots").empty());
+}
+
 TEST_F(HubCacheTest, FetchCommandReportsErrorsWithExitCode) {
   std::string self = fs::read_symlink("/proc/self/exe").string();
   auto r = ecgq::test::run_command({self, "fetch", "hf://wanglab/ecg-fm/absent.pt"},
