@@ -235,14 +235,15 @@ void Broker::accept_job(const std::string& peer, mdp::ClientMessage msg) {
     spdlog::info("event=queue_full job={} service={} retry_after_ms={}", job->id, job->service,
                  retry);
     reply_client(*job, ClientCommand::Final,
-                 schema::error_result(job->id, "queue_full", "queue full: " + why, "", retry));
+                 schema::error_result(job->ecgq ? job->id : "", "queue_full", "queue full: " + why,
+                                      "", retry));
     return;
   }
   svc.queue.push_back(job);
   spdlog::info("event=received job={} service={} client={} queued={}", job->id, job->service,
                peer_name(peer), svc.queue.size());
   dispatch(svc);
-  if (job->worker.empty() && job->ecgq) {
+  if (job->ecgq && job->worker.empty() && !job->finished) {
     send_progress(*job, "queued", static_cast<int64_t>(svc.queue.position(*job)), "");
   }
 }
@@ -267,8 +268,8 @@ void Broker::reply_error(const std::string& peer, const std::string& service, co
        "error " + error.code());
 }
 
-void Broker::finish_with_error(const Job& job, const std::string& code,
-                               const std::string& message) {
+void Broker::finish_with_error(Job& job, const std::string& code, const std::string& message) {
+  job.finished = true;
   ++counters_.errors[code];
   spdlog::info("event=failed job={} service={} code={} attempts={} reason=\"{}\"", job.id,
                job.service, code, job.attempts, message);

@@ -35,6 +35,7 @@ struct Job {
   std::optional<TimePoint> deadline;  // receipt + deadline_ms, when the job has one
   TimePoint dispatched_at;            // last dispatch, for service-time estimates
   std::string worker;                 // peer key of the worker while in flight
+  bool finished = false;  // the broker sent its own FINAL (an error): nothing may follow it
 };
 
 // A registered worker.

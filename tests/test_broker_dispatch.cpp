@@ -347,3 +347,28 @@ TEST(BrokerDispatch, SecondReadyRequeuesWhatTheWorkerHadInFlight) {
 
 }  // namespace
 }  // namespace ecgq::test
+
+namespace ecgq::test {
+namespace {
+
+TEST(BrokerDispatch, NothingFollowsABrokerFinal) {
+  BrokerProcess broker;
+  ASSERT_TRUE(broker.ready) << broker.proc->stderr_text();
+  RawWorker worker(broker.endpoint, "ecg-fm");
+  worker.auto_final(true);
+  RawClient client(broker.endpoint);
+  ASSERT_TRUE(wait_until([&] { return client.mmi("mmi.service", "ecg-fm") == "200"; }, 5s));
+  client.request("ecg-fm", {job_body("zero", 0)});  // no budget: expires at dispatch
+  client.request("ecg-fm", {job_body("next")});
+  auto first = client.recv();
+  ASSERT_TRUE(first);
+  EXPECT_EQ((*first)[1], byte(0x03));
+  EXPECT_EQ(code_of(first), "deadline_exceeded");
+  auto second = client.recv();  // no PARTIAL for "zero" after its FINAL
+  ASSERT_TRUE(second);
+  EXPECT_EQ((*second)[1], byte(0x03));
+  EXPECT_EQ(result_of(*second).id, "next");
+}
+
+}  // namespace
+}  // namespace ecgq::test
