@@ -67,7 +67,7 @@ TEST_F(E2eErrors, UnknownService) {
 }
 
 TEST_F(E2eErrors, RecordTooShortForTheModel) {
-  expect_error(run_job(*client_, ecg_job(500)), "too_short");
+  expect_error(run_job(*client_, ecg_job(500)), "too_short", "ecg");
   expect_ok(*client_);
 }
 
