@@ -157,3 +157,39 @@ TEST(E2eCli, BrokerKilledMidBatchExitsOneWithAClearError) {
 
 }  // namespace
 }  // namespace ecgq::test
+
+namespace ecgq::test {
+namespace {
+
+TEST(E2eCli, CtrlCCancelsQueuedJobsAndExits130) {
+  ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq");
+  Broker broker;  // no worker: every job stays queued
+  ASSERT_TRUE(broker.ready) << broker.diagnostics();
+  TempDir dir;
+  const std::string npy = write_ecg_npy(dir, "r.npy", 2500);
+  std::vector<std::string> argv{bin("ecgq"), "--broker", broker.endpoint, "submit"};
+  for (int i = 0; i < 5; ++i) argv.push_back(npy);
+  ChildProcess cli(argv);
+  auto c = connect(broker.endpoint);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const client::Json s = status_json(*c);
+        return s.is_object() && s["services"].contains("ecg-fm") &&
+               s["services"]["ecg-fm"].value("queued", 0) == 5;
+      },
+      30s))
+      << cli.stderr_text();
+  cli.signal(SIGINT);
+  EXPECT_EQ(cli.wait(30s), 130) << cli.stderr_text();
+  const auto lines = json_lines(cli.stdout_text());
+  ASSERT_EQ(lines.size(), 5u) << cli.stdout_text();
+  for (const auto& l : lines) {
+    EXPECT_EQ(l["status"], "error");
+    EXPECT_EQ(l["error"]["code"], "cancelled") << l.dump();
+  }
+  const client::Json s = status_json(*c);
+  EXPECT_EQ(s["services"]["ecg-fm"].value("queued", -1), 0);
+}
+
+}  // namespace
+}  // namespace ecgq::test
