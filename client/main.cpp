@@ -36,6 +36,12 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("ecgq ") + ECGQ_VERSION);
   app.require_subcommand(1);
   app.fallthrough();
+  app.footer(
+      "Examples:\n"
+      "  ecgq --broker tcp://host:5555 submit record.npy recordings/ > results.jsonl\n"
+      "  ecgq status            ecgq status --json            ecgq status --check\n"
+      "Exit status: 0 all records ok, 1 a record failed or the broker is unreachable,\n"
+      "2 bad usage, 130 interrupted (queued jobs are cancelled).");
 
   std::string broker = "tcp://127.0.0.1:5555";
   std::string service = "ecg-fm";

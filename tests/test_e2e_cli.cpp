@@ -2,6 +2,7 @@
 // and a broker that dies in the middle of a batch.
 #include <csignal>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "common/npy.hpp"
@@ -189,6 +190,38 @@ TEST(E2eCli, CtrlCCancelsQueuedJobsAndExits130) {
   }
   const client::Json s = status_json(*c);
   EXPECT_EQ(s["services"]["ecg-fm"].value("queued", -1), 0);
+}
+
+}  // namespace
+}  // namespace ecgq::test
+
+namespace ecgq::test {
+namespace {
+
+TEST(E2eCli, DirectoryInputsStreamEveryRecord) {
+  ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq");
+  Broker broker;
+  ASSERT_TRUE(broker.ready) << broker.diagnostics();
+  auto w = start_worker(broker.endpoint, "w1");
+  TempDir dir;
+  std::filesystem::create_directories(dir.file("batch/sub"));
+  write_ecg_npy(dir, "batch/a.npy", 2500);
+  write_ecg_npy(dir, "batch/sub/b.npy", 2500);
+  write_ecg_npy(dir, "batch/sub/c.npy", 2500);
+  std::ofstream(dir.file("batch/README.txt")) << "not a record\n";
+  auto run = run_command({bin("ecgq"), "--broker", broker.endpoint, "submit", "--window", "2",
+                          "--ordered", dir.file("batch")},
+                         60s);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto lines = json_lines(run.out);
+  ASSERT_EQ(lines.size(), 3u) << run.out;
+  std::set<std::string> paths;
+  for (const auto& l : lines) {
+    EXPECT_EQ(l["status"], "ok");
+    paths.insert(std::filesystem::path(l["path"].get<std::string>()).filename().string());
+  }
+  EXPECT_EQ(paths, (std::set<std::string>{"a.npy", "b.npy", "c.npy"}));
+  EXPECT_NE(run.err.find("3 records: 3 ok, 0 failed"), std::string::npos) << run.err;
 }
 
 }  // namespace

@@ -130,3 +130,45 @@ TEST(E2eQueue, DeadlineExceededWithNoWorker) {
 
 }  // namespace
 }  // namespace ecgq::test
+
+namespace ecgq::test {
+namespace {
+
+int64_t st_counter(client::Client& c, const char* name) {
+  const client::Json st = status_json(c);
+  return st.is_object() && st.contains("counters") ? st["counters"].value(name, int64_t{0}) : 0;
+}
+
+TEST(E2eQueue, PerJobTimeoutGivesALocalErrorAndTheClientCarriesOn) {
+  ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker");
+  Broker broker;  // no worker yet: the job cannot finish in time
+  ASSERT_TRUE(broker.ready) << broker.diagnostics();
+  client::ClientOptions o;
+  o.broker = broker.endpoint;
+  o.timeout = 30s;
+  o.job_timeout = 300ms;
+  client::Client c(o);
+  auto r = run_job(c, ecg_job(), 10s);
+  expect_error(r, "timeout");
+  EXPECT_EQ(c.outstanding(), 0u);
+  // The timed-out job still runs once a worker comes; its late FINAL is dropped, not delivered.
+  auto w = start_worker(broker.endpoint, "w");
+  auto observer = connect(broker.endpoint);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const client::Json st = status_json(*observer);
+        if (!st.is_object() || !st["services"].contains("ecg-fm")) return false;
+        for (const auto& wk : st["services"]["ecg-fm"]["workers"]) {
+          if (wk.value("jobs_done", 0) >= 1) return true;
+        }
+        return false;
+      },
+      60s));
+  ASSERT_TRUE(wait_until([&] { return st_counter(*observer, "completed") >= 1; }, 10s));
+  auto late = c.poll(200ms);
+  ASSERT_TRUE(late.ok()) << late.status().to_string();
+  EXPECT_FALSE(late->has_value()) << "late event for " << (*late)->id;
+}
+
+}  // namespace
+}  // namespace ecgq::test
