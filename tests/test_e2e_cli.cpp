@@ -127,8 +127,9 @@ TEST(E2eCli, StatusCheckExitCodes) {
 
   auto json = run_command({bin("ecgq"), "--broker", broker.endpoint, "status", "--json"}, 10s);
   ASSERT_EQ(json.exit_code, 0) << json.err;
-  const client::Json s = client::Json::parse(json.out);
-  EXPECT_EQ(s["services"]["ecg-fm"]["workers"][0]["id"], "w1");
+  client::Json s = client::Json::parse(json.out);
+  ASSERT_TRUE(s["services"]["ecg-fm"]["workers"].is_array()) << json.out;
+  EXPECT_EQ(s["services"]["ecg-fm"]["workers"][0].value("id", ""), "w1");
 }
 
 TEST(E2eCli, BrokerKilledMidBatchExitsOneWithAClearError) {
@@ -174,9 +175,7 @@ TEST(E2eCli, CtrlCCancelsQueuedJobsAndExits130) {
   auto c = connect(broker.endpoint);
   ASSERT_TRUE(wait_until(
       [&] {
-        const client::Json s = status_json(*c);
-        return s.is_object() && s["services"].contains("ecg-fm") &&
-               s["services"]["ecg-fm"].value("queued", 0) == 5;
+        return json_int(status_json(*c), {"services", "ecg-fm", "queued"}) == 5;
       },
       30s))
       << cli.stderr_text();
@@ -188,8 +187,10 @@ TEST(E2eCli, CtrlCCancelsQueuedJobsAndExits130) {
     EXPECT_EQ(l["status"], "error");
     EXPECT_EQ(l["error"]["code"], "cancelled") << l.dump();
   }
-  const client::Json s = status_json(*c);
-  EXPECT_EQ(s["services"]["ecg-fm"].value("queued", -1), 0);
+  // Nothing is left queued (the broker may also drop the now empty, worker-less service).
+  const client::Json after = status_json(*c);
+  ASSERT_TRUE(after.is_object());
+  EXPECT_LE(json_int(after, {"services", "ecg-fm", "queued"}), 0) << after.dump();
 }
 
 }  // namespace

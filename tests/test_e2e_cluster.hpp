@@ -101,13 +101,26 @@ inline client::Json status_json(client::Client& c) {
   return j ? *j : client::Json(nullptr);
 }
 
+// A number at `path` in a JSON object, or `fallback` when any step is missing (never throws).
+inline int64_t json_int(const client::Json& j, std::initializer_list<const char*> path,
+                        int64_t fallback = -1) {
+  const client::Json* at = &j;
+  for (const char* key : path) {
+    if (!at->is_object() || !at->contains(key)) return fallback;
+    at = &at->at(key);
+  }
+  return at->is_number() ? at->get<int64_t>() : fallback;
+}
+
 // The ecg-fm workers in mmi.status, by id -> state.
 inline std::map<std::string, std::string> worker_states(client::Client& c) {
   std::map<std::string, std::string> out;
   const client::Json s = status_json(c);
-  if (!s.is_object() || !s.contains("services") || !s["services"].contains("ecg-fm")) return out;
-  for (const auto& w : s["services"]["ecg-fm"]["workers"]) {
-    out[w.value("id", "")] = w.value("state", "");
+  if (!s.is_object() || !s.contains("services") || !s.at("services").contains("ecg-fm")) return out;
+  const client::Json& svc = s.at("services").at("ecg-fm");
+  if (!svc.contains("workers") || !svc.at("workers").is_array()) return out;
+  for (const auto& w : svc.at("workers")) {
+    if (w.is_object()) out[w.value("id", "")] = w.value("state", "");
   }
   return out;
 }

@@ -135,8 +135,7 @@ namespace ecgq::test {
 namespace {
 
 int64_t st_counter(client::Client& c, const char* name) {
-  const client::Json st = status_json(c);
-  return st.is_object() && st.contains("counters") ? st["counters"].value(name, int64_t{0}) : 0;
+  return json_int(status_json(c), {"counters", name}, 0);
 }
 
 TEST(E2eQueue, PerJobTimeoutGivesALocalErrorAndTheClientCarriesOn) {
@@ -157,9 +156,10 @@ TEST(E2eQueue, PerJobTimeoutGivesALocalErrorAndTheClientCarriesOn) {
   ASSERT_TRUE(wait_until(
       [&] {
         const client::Json st = status_json(*observer);
-        if (!st.is_object() || !st["services"].contains("ecg-fm")) return false;
-        for (const auto& wk : st["services"]["ecg-fm"]["workers"]) {
-          if (wk.value("jobs_done", 0) >= 1) return true;
+        if (json_int(st, {"services", "ecg-fm", "in_flight"}) < 0) return false;
+        for (const auto& wk :
+             st.at("services").at("ecg-fm").value("workers", client::Json::array())) {
+          if (json_int(wk, {"jobs_done"}) >= 1) return true;
         }
         return false;
       },
