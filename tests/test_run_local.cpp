@@ -99,8 +99,11 @@ void expect_batch_then_wake(const ScriptRun& run) {
   const Json& warm = run.results[records.size() + 1];
   EXPECT_EQ(wake.value("status", ""), "ok") << wake.dump();
   EXPECT_EQ(wake.value("cold_start", false), true) << wake.dump();
+  EXPECT_GT(wake["timings"].value("load_ms", 0.0), 0.0) << wake.dump();
   EXPECT_EQ(warm.value("status", ""), "ok") << warm.dump();
   EXPECT_EQ(warm.value("cold_start", true), false) << warm.dump();
+  // The status table printed once every worker had unloaded its model.
+  EXPECT_NE(run.out.find("state asleep"), std::string::npos) << describe(run);
 }
 
 TEST(RunLocal, DemoRunsTheBatchThenSleepsAndWakes) {
