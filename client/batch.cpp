@@ -101,7 +101,8 @@ BatchSummary run_batch(
       return summary;
     }
     // Fill the window lazily: a record is read only when there is room for it.
-    while (!source_done && pending.size() + emitter.held() < window) {
+    while (!source_done && pending.size() + emitter.held() < window &&
+           !(options.interrupted && options.interrupted())) {
       auto sub = next();
       if (!sub) {
         source_done = true;

@@ -22,7 +22,13 @@ struct SubmitCommand {
   std::vector<std::string> paths;
   size_t window = 64;
   bool ordered = false;
-  std::string output_path;  // "" = stdout
+  std::string output_path;       // "" = stdout
+  std::string format = "jsonl";  // "jsonl" or "csv"
+  bool per_segment = false;      // ask for and print per-segment outputs
+  std::string embeddings_out;    // "" = none; else a [N, E] float32 .npy plus FILE.index.jsonl
+  bool fail_fast = false;        // stop at the first failed record (queued jobs cancelled)
+  std::string resume_path;       // "" = none; skip ok paths there and append to it
+  bool count_first = true;       // walk the inputs once up front so progress knows the total
 };
 
 // Everything `ecgq status` needs.

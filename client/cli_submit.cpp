@@ -1,16 +1,24 @@
-// `ecgq submit`: stream records through the broker and print one JSON line per record.
+// `ecgq submit`: stream records through the broker and print one JSON line (or CSV row) per
+// record, with embeddings, resume, fail-fast and progress.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
 #include "client/batch.hpp"
 #include "client/cli.hpp"
+#include "client/csv_output.hpp"
 #include "client/json_output.hpp"
+#include "client/npy_rows.hpp"
+#include "client/progress.hpp"
+#include "client/record_discovery.hpp"
+#include "client/resume.hpp"
 
 namespace ecgq::client {
 
@@ -41,68 +49,190 @@ class SigintGuard {
   struct sigaction old_ {};
 };
 
-// A progress line on a terminal, redrawn at most five times a second.
-class ProgressLine {
- public:
-  ProgressLine() : enabled_(isatty(STDERR_FILENO) == 1) {}
-  void update(const BatchSummary& s, bool force = false) {
-    if (!enabled_) return;
-    const auto now = std::chrono::steady_clock::now();
-    if (!force && now - last_ < std::chrono::milliseconds(200)) return;
-    last_ = now;
-    std::fprintf(stderr, "\r\033[Kecgq: %lld done (%lld ok, %lld failed)",
-                 static_cast<long long>(s.records), static_cast<long long>(s.ok),
-                 static_cast<long long>(s.failed));
-    drawn_ = true;
+bool has(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+// Adds `name` to `outputs`, keeping the model default (probs) when the list was empty.
+void want(std::vector<std::string>& outputs, const std::string& name) {
+  if (outputs.empty() && name != "probs") outputs.push_back("probs");
+  if (!has(outputs, name)) outputs.push_back(name);
+}
+
+// Records the walk will yield (missing roots count: each gives one error line), minus resumed.
+int64_t count_records(const std::vector<std::string>& roots,
+                      const std::unordered_set<std::string>& done) {
+  int64_t n = 0;
+  for (const auto& root : roots) {
+    std::error_code ec;
+    if (!std::filesystem::exists(root, ec)) {
+      ++n;
+      continue;
+    }
+    RecordDiscovery walk({root});
+    while (auto p = walk.next()) n += done.count(*p) == 0 ? 1 : 0;
   }
-  void clear() {
-    if (drawn_) std::fprintf(stderr, "\r\033[K");
-    drawn_ = false;
+  return n;
+}
+
+// Where the embeddings go: the .npy rows and the index lines naming each row's record.
+class EmbeddingSink {
+ public:
+  Status open(const std::string& path) {
+    if (auto s = npy_.open(path); !s.ok()) return s;
+    index_.open(path + ".index.jsonl", std::ios::out | std::ios::trunc);
+    if (!index_)
+      return Status("io_error", "cannot write " + path + ".index.jsonl", "embeddings_out");
+    return Status();
+  }
+  void add(const Outcome& o) {
+    if (o.result.status != "ok") return;
+    if (o.result.embedding.empty()) {
+      ++missing_;
+      return;
+    }
+    const int64_t row = npy_.rows();
+    if (auto s = npy_.append(o.result.embedding); !s.ok()) {
+      std::fprintf(stderr, "ecgq: %s: embedding not written: %s\n", o.path.c_str(),
+                   s.to_string().c_str());
+      return;
+    }
+    index_ << Json{{"row", row}, {"path", o.path}, {"id", o.result.id}}.dump() << '\n';
+  }
+  Status close(const std::string& path) {
+    index_.close();
+    auto s = npy_.close();
+    if (s.ok()) {
+      std::fprintf(stderr, "ecgq: %lld embeddings of %lld values written to %s\n",
+                   static_cast<long long>(npy_.rows()), static_cast<long long>(npy_.width()),
+                   path.c_str());
+    }
+    if (missing_ > 0) {
+      std::fprintf(stderr, "ecgq: %lld ok results carried no embedding\n",
+                   static_cast<long long>(missing_));
+    }
+    return s;
   }
 
  private:
-  bool enabled_;
-  bool drawn_ = false;
-  std::chrono::steady_clock::time_point last_{};
+  NpyRowWriter npy_;
+  std::ofstream index_;
+  int64_t missing_ = 0;
 };
 
 }  // namespace
 
 int run_submit(const SubmitCommand& command) {
+  // What is printed, and what is asked of the worker (which may be more: CSV needs probs, the
+  // embeddings file needs embeddings that the JSON lines need not repeat).
+  std::vector<std::string> printed = command.inputs.outputs;
+  if (command.per_segment) want(printed, "segments");
+  InputOptions inputs = command.inputs;
+  inputs.outputs = printed;
+  if (command.format == "csv") want(inputs.outputs, "probs");
+  if (!command.embeddings_out.empty()) want(inputs.outputs, "embedding");
+
+  ResumeState resume;
+  std::string output_path = command.output_path;
+  bool append = false;
+  if (!command.resume_path.empty()) {
+    auto r = load_resume(command.resume_path);
+    if (!r) {
+      std::fprintf(stderr, "ecgq: --resume: %s\n", r.status().to_string().c_str());
+      return kExitFailed;
+    }
+    resume = std::move(*r);
+    output_path = command.resume_path;
+    append = true;
+    std::fprintf(stderr, "ecgq: resume: %zu records already ok in %s%s\n", resume.ok_paths.size(),
+                 command.resume_path.c_str(),
+                 resume.truncated_tail ? " (its cut-off last line was removed)" : "");
+  }
+
   std::ofstream file;
-  if (!command.output_path.empty()) {
-    file.open(command.output_path, std::ios::out | std::ios::trunc);
+  if (!output_path.empty()) {
+    file.open(output_path, std::ios::out | (append ? std::ios::app : std::ios::trunc));
     if (!file) {
-      std::fprintf(stderr, "ecgq: cannot write %s\n", command.output_path.c_str());
+      std::fprintf(stderr, "ecgq: cannot write %s\n", output_path.c_str());
       return kExitFailed;
     }
   }
-  std::ostream& out = command.output_path.empty() ? std::cout : file;
+  std::ostream& out = output_path.empty() ? std::cout : file;
+  CsvWriter csv(out, command.per_segment);
+  EmbeddingSink embeddings;
+  if (!command.embeddings_out.empty()) {
+    if (auto s = embeddings.open(command.embeddings_out); !s.ok()) {
+      std::fprintf(stderr, "ecgq: %s\n", s.to_string().c_str());
+      return kExitFailed;
+    }
+  }
+
+  ProgressCounts counts;
+  if (command.count_first) counts.total = count_records(command.paths, resume.ok_paths);
 
   Client client(command.client);
-  JobSource source(command.paths, command.inputs);
+  JobSource source(command.paths, inputs);
+  if (!resume.ok_paths.empty()) {
+    source.set_skip([&](const std::string& p) { return resume.ok_paths.count(p) != 0; });
+  }
+  bool stop = false;
+  std::string first_failure;
   BatchOptions options;
   options.window = command.window;
   options.ordered = command.ordered;
-  options.interrupted = [] { return g_interrupts > 0; };
+  options.interrupted = [&] { return g_interrupts > 0 || stop; };
 
   SigintGuard sigint;
-  ProgressLine progress;
-  BatchSummary live;
+  ProgressReporter progress;
   const auto started = std::chrono::steady_clock::now();
   BatchSummary summary = run_batch(
       client, [&] { return source.next(); }, options,
       [&](const Outcome& o) {
-        out << result_json(o.path, o.result, command.inputs.outputs).dump() << '\n';
-        out.flush();
-        ++live.records;
-        (o.result.status == "ok" ? live.ok : live.failed)++;
-        progress.update(live);
+        if (command.format == "csv")
+          csv.write(o.path, o.result);
+        else
+          out << result_json(o.path, o.result, printed).dump() << '\n' << std::flush;
+        embeddings.add(o);
+        ++counts.done;
+        if (o.result.status != "ok") {
+          ++counts.failed;
+          if (command.fail_fast && !stop) {
+            stop = true;
+            first_failure = o.path + ": " +
+                            (o.result.error ? o.result.error->code + ": " + o.result.error->message
+                                            : std::string("error"));
+          }
+        }
+        progress.update(counts);
       });
+  if (command.format == "csv") csv.finish();
+  progress.update(counts, true);
   progress.clear();
+  const Status closed =
+      command.embeddings_out.empty() ? Status() : embeddings.close(command.embeddings_out);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
+  if (source.skipped_files() > 0) {
+    std::fprintf(stderr,
+                 "ecgq: %lld files skipped (not records: signal, annotation, README, checksum or "
+                 "dot files)\n",
+                 static_cast<long long>(source.skipped_files()));
+  }
+  if (!command.resume_path.empty()) {
+    std::fprintf(stderr, "ecgq: resume: %lld records skipped as already ok\n",
+                 static_cast<long long>(source.passed_over()));
+  }
+  if (summary.interrupted && g_interrupts == 0 && stop) {
+    std::fprintf(stderr, "ecgq: --fail-fast: stopped at the first failure: %s",
+                 first_failure.c_str());
+    if (summary.cancel) {
+      std::fprintf(stderr, " (%lld queued jobs cancelled)",
+                   static_cast<long long>(summary.cancel->cancelled));
+    }
+    std::fprintf(stderr, "\n");
+    return kExitFailed;
+  }
   if (summary.interrupted) {
     std::fprintf(stderr, "ecgq: interrupted: %lld records written",
                  static_cast<long long>(summary.records));
@@ -122,7 +252,12 @@ int run_submit(const SubmitCommand& command) {
                static_cast<long long>(summary.records), static_cast<long long>(summary.ok),
                static_cast<long long>(summary.failed), seconds,
                seconds > 0 ? static_cast<double>(summary.records) / seconds : 0.0);
+  if (!closed.ok()) {
+    std::fprintf(stderr, "ecgq: %s\n", closed.to_string().c_str());
+    return kExitFailed;
+  }
   if (summary.records == 0) {
+    if (!command.resume_path.empty() && source.passed_over() > 0) return kExitOk;
     std::fprintf(stderr, "ecgq: error: no records found\n");
     return kExitFailed;
   }

@@ -1,5 +1,6 @@
 #include "client/job_source.hpp"
 
+#include <cstdio>
 #include <filesystem>
 
 #include "common/ecg_record.hpp"
@@ -24,6 +25,12 @@ Expected<schema::Job> job_from_path(const std::string& path, const InputOptions&
   read.units = options.units;
   auto record = read_record(path, read);
   if (!record) return record.status();
+  if (options.max_record_seconds > 0 && record->duration_s() > options.max_record_seconds) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, ": the record lasts %.1f s, more than max_record_seconds %.0f",
+                  record->duration_s(), options.max_record_seconds);
+    return Status("too_long", path + buf, "ecg");
+  }
   auto job = job_from_record(*record);
   if (!job) return job.status();
   job->outputs = options.outputs;
@@ -37,7 +44,14 @@ JobSource::JobSource(std::vector<std::string> roots, InputOptions options)
 std::optional<Submission> JobSource::next() {
   while (true) {
     if (walk_) {
-      if (auto path = walk_->next()) return Submission{*path, job_from_path(*path, options_)};
+      if (auto path = walk_->next()) {
+        if (skip_ && skip_(*path)) {
+          ++passed_over_;
+          continue;
+        }
+        return Submission{*path, job_from_path(*path, options_)};
+      }
+      skipped_done_ += walk_->skipped();
       walk_.reset();
     }
     if (next_root_ >= roots_.size()) return std::nullopt;
@@ -48,6 +62,10 @@ std::optional<Submission> JobSource::next() {
     }
     walk_.emplace(std::vector<std::string>{root});
   }
+}
+
+int64_t JobSource::skipped_files() const {
+  return skipped_done_ + (walk_ ? walk_->skipped() : 0);
 }
 
 }  // namespace ecgq::client

@@ -1,5 +1,6 @@
 // ecgq: submit ECG records to an ecgq broker and inspect it.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -39,9 +40,12 @@ int main(int argc, char** argv) {
   app.footer(
       "Examples:\n"
       "  ecgq --broker tcp://host:5555 submit record.npy recordings/ > results.jsonl\n"
+      "  ecgq submit --resume results.jsonl --embeddings-out emb.npy recordings/\n"
+      "  ecgq submit --format csv -o results.csv recordings/\n"
       "  ecgq status            ecgq status --json            ecgq status --check\n"
-      "Exit status: 0 all records ok, 1 a record failed or the broker is unreachable,\n"
-      "2 bad usage, 130 interrupted (queued jobs are cancelled).");
+      "Exit status: 0 all records ok, 1 a record failed (or --fail-fast stopped) or the broker\n"
+      "is unreachable, "
+      "2 bad usage,\n130 interrupted (queued jobs are cancelled).");
 
   std::string broker = "tcp://127.0.0.1:5555";
   std::string service = "ecg-fm";
@@ -75,8 +79,31 @@ int main(int argc, char** argv) {
   sub->add_option("--deadline", deadline_text, "per-job budget from broker receipt, e.g. 30s");
   sub->add_option("--job-timeout", job_timeout_text, "give up on a single job after this long");
   sub->add_flag("--ordered", submit.ordered, "print results in input order");
-  sub->add_option("-o,--output", submit.output_path,
-                  "write the JSON lines to FILE instead of stdout");
+  sub->add_option("-o,--output", submit.output_path, "write the results to FILE instead of stdout");
+  sub->add_option("--format", submit.format,
+                  "jsonl (one JSON object per record) or csv (one row per record: path, status, "
+                  "error_code, one probability column per label, top_labels = the labels with "
+                  "probability >= 0.5, ';'-separated)")
+      ->check(CLI::IsMember({"jsonl", "csv"}))
+      ->capture_default_str();
+  sub->add_flag("--per-segment", submit.per_segment,
+                "also ask for and print per-segment outputs (same as adding 'segments' to "
+                "--outputs; csv: one extra row per segment, numbered in the segment column)");
+  sub->add_option("--embeddings-out", submit.embeddings_out,
+                  "write one float32 embedding row per ok record to FILE.npy ([N, E], NumPy "
+                  "v1.0) and FILE.npy.index.jsonl mapping row -> {row, path, id}");
+  sub->add_flag("--fail-fast", submit.fail_fast,
+                "stop at the first failed record, cancelling queued jobs (exit 1)");
+  sub->add_option("--resume", submit.resume_path,
+                  "skip records with an ok line in RESULTS.jsonl and append new lines to it "
+                  "(implies -o RESULTS.jsonl; jsonl only; a cut-off last line is removed)");
+  sub->add_option("--max-record-seconds", submit.inputs.max_record_seconds,
+                  "refuse longer records locally (error too_long). 3600 s of 12 leads at 1000 Hz "
+                  "is 86.4 MB as int16 (WFDB/.mat), within the broker's 128 MiB "
+                  "max_message_bytes; float32 inputs (.npy/.csv) fit 30 min at 1000 Hz (86.4 MB)")
+      ->capture_default_str();
+  sub->add_flag("!--no-count", submit.count_first,
+                "do not walk the inputs up front to count them (progress shows no total/ETA)");
 
   StatusCommand status;
   auto* st = app.add_subcommand("status", "show the broker's queues and workers (mmi.status)");
@@ -119,7 +146,17 @@ int main(int argc, char** argv) {
   }
   if (sub->count("--fs") != 0 && !(submit.inputs.fs > 0)) return usage_error("--fs must be > 0");
   if (submit.window == 0) return usage_error("--window must be at least 1");
+  if (!(submit.inputs.max_record_seconds > 0))
+    return usage_error("--max-record-seconds must be > 0");
+  if (!submit.resume_path.empty()) {
+    if (submit.format != "jsonl") return usage_error("--resume works with --format jsonl only");
+    if (!submit.output_path.empty() && submit.output_path != submit.resume_path)
+      return usage_error("--resume writes to its own file; drop -o or give the same file");
+  }
   if (!leads_text.empty()) submit.inputs.leads = split_list(leads_text);
+  if (submit.per_segment && !outputs_text.empty() &&
+      outputs_text.find("segments") == std::string::npos)
+    outputs_text += ",segments";  // --per-segment is "segments" in --outputs
   for (const auto& o : split_list(outputs_text)) {
     bool known = false;
     for (const auto& name : schema::kOutputNames) known = known || name == o;
@@ -129,6 +166,9 @@ int main(int argc, char** argv) {
     }
     submit.inputs.outputs.push_back(o);
   }
+  if (std::find(submit.inputs.outputs.begin(), submit.inputs.outputs.end(), "segments") !=
+      submit.inputs.outputs.end())
+    submit.per_segment = true;
   submit.client = client;
   return run_submit(submit);
 }
