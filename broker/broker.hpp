@@ -60,7 +60,7 @@ class Broker {
   void register_worker(const std::string& peer, const mdp::WorkerMessage& msg);
   void apply_status(Worker& w, const std::string& frame);
   void worker_final(Worker& w, const mdp::WorkerMessage& msg);
-  void delete_worker(const std::string& key, const std::string& reason, bool disconnect);
+  void delete_worker(std::string key, const std::string& reason, bool disconnect);
   void requeue(std::shared_ptr<Job> job, const std::string& reason);
   void dispatch(Service& service);
   Worker* pick_worker(Service& service);

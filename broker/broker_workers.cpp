@@ -223,7 +223,7 @@ void Broker::worker_final(Worker& w, const mdp::WorkerMessage& msg) {
   if (!shutting_down_) dispatch(svc);
 }
 
-void Broker::delete_worker(const std::string& key, const std::string& reason, bool disconnect) {
+void Broker::delete_worker(std::string key, const std::string& reason, bool disconnect) {
   auto it = workers_.find(key);
   if (it == workers_.end()) return;
   Worker w = std::move(it->second);

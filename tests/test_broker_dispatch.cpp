@@ -371,4 +371,29 @@ TEST(BrokerDispatch, NothingFollowsABrokerFinal) {
 }
 
 }  // namespace
+
+// A worker whose connection vanished without DISCONNECT is found unreachable when the broker
+// sends it a job: the broker must drop it, keep the job and serve it with the next worker.
+TEST(BrokerDispatch, UnreachableWorkerAtDispatchIsDroppedAndTheJobKept) {
+  BrokerProcess broker;
+  ASSERT_TRUE(broker.ready) << broker.proc->stderr_text();
+  RawClient client(broker.endpoint);
+  for (int round = 0; round < 3; ++round) {
+    auto gone = std::make_unique<RawWorker>(broker.endpoint, "ecg-fm");
+    ASSERT_TRUE(wait_until([&] { return client.mmi("mmi.service", "ecg-fm") == "200"; }, 5s));
+    gone.reset();  // closes the socket with linger 0: no DISCONNECT reaches the broker
+    const std::string id = "u" + std::to_string(round);
+    client.request("ecg-fm", {job_body(id)});
+    RawWorker next(broker.endpoint, "ecg-fm");
+    auto req = next.next(15s);
+    ASSERT_TRUE(req) << broker.proc->stderr_text();
+    EXPECT_EQ(job_of(*req).id, id);
+    next.final((*req)[2], {ok_result(id)});
+    auto m = client.final(15s);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(result_of(*m).id, id);
+    ASSERT_TRUE(broker.proc->running()) << broker.proc->stderr_text();
+  }
+}
+
 }  // namespace ecgq::test
