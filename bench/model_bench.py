@@ -55,8 +55,11 @@ def kv(line):
     return {k: v for k, v in re.findall(r"(\w+)=(\S+)", line)}
 
 
-def thread_env(t):
-    return {"OMP_NUM_THREADS": str(t), "OPENBLAS_NUM_THREADS": str(t), "MKL_NUM_THREADS": str(t)}
+def thread_env(t, wait_policy="default"):
+    env = {"OMP_NUM_THREADS": str(t), "OPENBLAS_NUM_THREADS": str(t), "MKL_NUM_THREADS": str(t)}
+    if wait_policy != "default":
+        env["OMP_WAIT_POLICY"] = wait_policy
+    return env
 
 
 def env_prefix(env):
@@ -130,7 +133,7 @@ def cat_time(path, reps=3):
     return min(times)
 
 
-def sgemm_peak(threads, n=2048, reps=10):
+def sgemm_peak(threads, policy="default", n=2048, reps=10):
     code = (
         "import torch,time,sys\n"
         f"torch.set_num_threads({threads})\n"
@@ -140,16 +143,16 @@ def sgemm_peak(threads, n=2048, reps=10):
         f"for _ in range({reps}):\n"
         "  t=time.perf_counter();torch.mm(a,b);ts.append(time.perf_counter()-t)\n"
         f"print(2*{n}**3/min(ts)/1e9)\n")
-    r = run([PY, "-c", code], env=thread_env(threads))
+    r = run([PY, "-c", code], env=thread_env(threads, policy))
     return float(r.stdout.strip())
 
 
-def bench_model_phases(bench_bin, ckpt, tiny, x, threads, reps, unload=True):
+def bench_model_phases(bench_bin, ckpt, tiny, x, threads, reps, unload=True, policy="default"):
     argv = [bench_bin, "--checkpoint", ckpt, "--baseline-checkpoint", tiny, "--input", x,
             "--threads", str(threads), "--reps", str(reps)]
     if not unload:
         argv.append("--no-unload")
-    r = run(argv, env=thread_env(threads))
+    r = run(argv, env=thread_env(threads, policy))
     phases = {}
     for line in r.stdout.splitlines():
         d = kv(line)
@@ -158,10 +161,10 @@ def bench_model_phases(bench_bin, ckpt, tiny, x, threads, reps, unload=True):
     return phases, argv
 
 
-def eager_forward(ckpt, x, threads, reps):
+def eager_forward(ckpt, x, threads, reps, policy="default"):
     argv = [PY, os.path.join(ROOT, "scripts/ecgfm_reference.py"), "--checkpoint", ckpt,
             "--input", x, "--threads", str(threads), "--time", "--reps", str(reps)]
-    r = run(argv, env=thread_env(threads))
+    r = run(argv, env=thread_env(threads, policy))
     return kv(r.stdout.strip().splitlines()[-1]), argv
 
 
@@ -192,6 +195,8 @@ def main(argv):
     ap.add_argument("--reps", type=int, default=5, help="timed forward passes per measurement")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved ecgq/eager rounds")
     ap.add_argument("--threads", default="1,2", help="intra-op thread counts to compare")
+    ap.add_argument("--wait-policies", default="default,PASSIVE",
+                    help="OMP_WAIT_POLICY values to compare (default = unset)")
     ap.add_argument("--doc", default=os.path.join(ROOT, "docs/performance.md"))
     ap.add_argument("--no-doc", action="store_true", help="print the section, do not edit --doc")
     args = ap.parse_args(argv)
@@ -207,7 +212,7 @@ def main(argv):
     tiny = os.path.join(SHARED, "ecgfm", "tiny_finetuned.pt")
     x = os.path.join(SHARED, "ecgfm", "input.npy")  # [2, 12, 2500]: 10 s of ECG, 2 segments
     ckpt = args.checkpoint or os.path.join(work, "full_finetuned.pt")
-    gen_cmd = [PY, "scripts/make_full_checkpoint.py", ckpt, "--kind", "finetuned"]
+    gen_cmd = [PY, "scripts/make_full_checkpoint.py", "FULL.pt", "--kind", "finetuned"]
     if not args.checkpoint:
         log(f"generating {ckpt}")
         run([PY, os.path.join(ROOT, "scripts/make_full_checkpoint.py"), ckpt, "--kind",
@@ -250,25 +255,34 @@ def main(argv):
     flops_seg, flops_detail, arch = segment_flops(
         os.path.join(SHARED, "ecgfm", "full_finetuned__state_dict_keys.json"))
     fwd = {}
-    for t in threads:
-        log(f"forward threads={t}")
+    policies = args.wait_policies.split(",")
+    for t, policy in [(t, p) for t in threads for p in policies]:
+        log(f"forward threads={t} OMP_WAIT_POLICY={policy}")
         e_min, q_min, e_med, q_med = [], [], [], []
         for _ in range(args.rounds):
-            ph, q_argv = bench_model_phases(bench_bin, ckpt, tiny, x, t, args.reps, unload=False)
+            ph, q_argv = bench_model_phases(bench_bin, ckpt, tiny, x, t, args.reps, unload=False,
+                                            policy=policy)
             q_min.append(float(ph["forward"]["forward_min_s"]))
             q_med.append(float(ph["forward"]["forward_s"]))
-            ev, e_argv = eager_forward(ckpt, x, t, args.reps)
+            ev, e_argv = eager_forward(ckpt, x, t, args.reps, policy)
             e_min.append(float(ev["forward_min_s"]))
             e_med.append(float(ev["forward_s"]))
-        fwd[t] = {"ecgq_min": min(q_min), "ecgq_med": sorted(q_med)[len(q_med) // 2],
+        fwd[(t, policy)] = {"ecgq_min": min(q_min), "ecgq_med": sorted(q_med)[len(q_med) // 2],
                   "eager_min": min(e_min), "eager_med": sorted(e_med)[len(e_med) // 2],
-                  "peak": sgemm_peak(t), "q_argv": q_argv, "e_argv": e_argv}
+                  "peak": sgemm_peak(t, policy), "q_argv": q_argv, "e_argv": e_argv}
     best_t = min(fwd, key=lambda t: fwd[t]["ecgq_min"])
 
     # --- Markdown
     load_avg = os.getloadavg()
-    rel = lambda p: os.path.relpath(p, ROOT) if p.startswith(ROOT) else p  # noqa: E731
-    shown = lambda a: " ".join(shlex.quote(rel(s) if s.startswith(ROOT) else s) for s in a)  # noqa
+    build = os.path.abspath(args.build)
+
+    def rel(p):  # paths as a reader would type them: BUILD/..., ../shared/..., repo-relative
+        p = os.path.abspath(p) if os.path.exists(p) or p.startswith("/") else p
+        if p.startswith(build + "/"):
+            return "BUILD/" + os.path.relpath(p, build)
+        return os.path.relpath(p, ROOT) if p.startswith(os.path.dirname(ROOT)) else p
+
+    shown = lambda a: " ".join(shlex.quote(rel(s) if s.startswith("/") else s) for s in a)  # noqa
     lines = [BEGIN, "", "## ECG-FM model: memory and speed (full size)", ""]
     lines += [
         f"Measured by `bench/model_bench.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
@@ -277,7 +291,7 @@ def main(argv):
         "is shared, so absolute times are noisy; every ratio compares figures from the same run).",
         f"Checkpoint: generated full-size fine-tuned ECG-FM ({arch['layers']} layers, "
         f"E={arch['E']}, FFN={arch['F']}), with Adam state, {size / 1e9:.3f} GB "
-        f"(`{shown(gen_cmd)}`). Input: `../shared/ecgfm/input.npy`, 2 segments of 5 s.",
+        f"(`{shown(gen_cmd)}`{', given with --checkpoint' if args.checkpoint else ''}). Input: `../shared/ecgfm/input.npy`, 2 segments of 5 s.",
         "Reproduce everything: `/usr/bin/python3 bench/model_bench.py --build BUILD` "
         "(see bench/README.md).", ""]
     mem_cmd = shown([rel(bench_bin), "--checkpoint", "FULL.pt", "--baseline-checkpoint",
@@ -315,7 +329,7 @@ def main(argv):
     lines += ["", f"Command (memory, load time): `{env_prefix(thread_env(default_threads))} "
               f"{mem_cmd}` (phases printed as key=value lines); worker processes: "
               f"`{shown([rel(worker), 'inspect', '--checkpoint', 'FULL.pt'])}` and "
-              f"`{shown([rel(w) if w.startswith(ROOT) else w for w in infer_cmd]).replace(ckpt, 'FULL.pt').replace(infer_dir, 'OUT')}`"
+              f"`{shown(infer_cmd).replace(rel(ckpt), 'FULL.pt').replace(rel(infer_dir), 'OUT')}`"
               ", sampled from /proc/PID/status every 2 ms.", ""]
 
     lines += ["### Load time (page cache warm)", "",
@@ -340,20 +354,21 @@ def main(argv):
               f"{flops_detail['pos_conv'] / 1e9:.2f}, extractor+proj "
               f"{(flops_seg - flops_detail['transformer'] - flops_detail['pos_conv']) / 1e9:.2f}"
               " GFLOP). Norms, GELU and softmax are not counted.", "",
-              "| threads (torch intra-op = OMP = OpenBLAS) | ecgq s (min / median) | eager PyTorch s "
+              "| threads (torch intra-op = OMP = OpenBLAS) | OMP_WAIT_POLICY | ecgq s (min / median) | eager PyTorch s "
               "(min / median) | ecgq / eager (min) | ecgq GFLOP/s | SGEMM peak GFLOP/s "
               "(torch.mm 2048²) | of peak |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
-    for t, f in fwd.items():
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for (t, policy), f in fwd.items():
         achieved = 2 * flops_seg / f["ecgq_min"] / 1e9
-        lines.append(f"| {t} | {f['ecgq_min']:.3f} / {f['ecgq_med']:.3f} | "
+        lines.append(f"| {t} | {policy} | {f['ecgq_min']:.3f} / {f['ecgq_med']:.3f} | "
                      f"{f['eager_min']:.3f} / {f['eager_med']:.3f} | "
                      f"{f['ecgq_min'] / f['eager_min']:.2f} | {achieved:.1f} | {f['peak']:.1f} | "
                      f"{100 * achieved / f['peak']:.0f}% |")
-    lines += ["", f"{args.rounds} interleaved rounds (ecgq then eager) per thread setting, "
+    lines += ["", f"{args.rounds} interleaved rounds (ecgq then eager) per setting, "
               f"each a warm-up pass and {args.reps} timed passes; the ratio uses the fastest "
               "pass of each side (the least disturbed by other load).", "",
               "Commands (threads T):", "",
+              "Wait policy W: `OMP_WAIT_POLICY=W` added to the environment (default: unset).", "",
               f"* ecgq: `OMP_NUM_THREADS=T OPENBLAS_NUM_THREADS=T MKL_NUM_THREADS=T "
               f"{rel(bench_bin)} --checkpoint FULL.pt --baseline-checkpoint {rel(tiny)} "
               f"--input {rel(x)} --threads T --reps {args.reps} --no-unload` (phase=forward)",
@@ -362,7 +377,8 @@ def main(argv):
               f"--time --reps {args.reps}`",
               "* peak: `/usr/bin/python3 -c` torch.mm of two 2048×2048 fp32 matrices, "
               "`torch.set_num_threads(T)`, best of 10 after 3 warm-ups", "",
-              f"Fastest ecgq setting in this run: {best_t} thread(s).", "", END]
+              f"Fastest ecgq setting in this run: {best_t[0]} thread(s), OMP_WAIT_POLICY "
+              f"{best_t[1]}.", "", END]
     section = "\n".join(lines) + "\n"
 
     if args.no_doc:
