@@ -192,7 +192,7 @@ int run_submit(const SubmitCommand& command) {
           csv.write(o.path, o.result);
         else
           out << result_json(o.path, o.result, printed).dump() << '\n' << std::flush;
-        embeddings.add(o);
+        if (!command.embeddings_out.empty()) embeddings.add(o);
         ++counts.done;
         if (o.result.status != "ok") {
           ++counts.failed;
