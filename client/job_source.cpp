@@ -2,12 +2,16 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <vector>
 
 #include "common/ecg_record.hpp"
 
 namespace ecgq::client {
 
 namespace {
+
+// float64 records above this are sent as float32.
+constexpr size_t kShrinkF64Bytes = size_t{64} << 20;
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
@@ -33,6 +37,14 @@ Expected<schema::Job> job_from_path(const std::string& path, const InputOptions&
   }
   auto job = job_from_record(*record);
   if (!job) return job.status();
+  // float64 samples (CSV, f64 .npy) carry no more than float32 does for an ECG; halving a large
+  // record keeps it under the broker's message limit (30 min at 1000 Hz is 86.4 MB as float32).
+  if (job->ecg.dtype == "f64" && job->ecg.data.size() > kShrinkF64Bytes) {
+    const auto* f64 = reinterpret_cast<const double*>(job->ecg.data.data());
+    std::vector<float> f32(f64, f64 + job->ecg.data.size() / sizeof(double));
+    job->ecg.dtype = "f32";
+    job->ecg.data.assign(reinterpret_cast<const char*>(f32.data()), f32.size() * sizeof(float));
+  }
   job->outputs = options.outputs;
   job->deadline_ms = options.deadline_ms;
   return job;

@@ -44,8 +44,7 @@ int main(int argc, char** argv) {
       "  ecgq submit --format csv -o results.csv recordings/\n"
       "  ecgq status            ecgq status --json            ecgq status --check\n"
       "Exit status: 0 all records ok, 1 a record failed (or --fail-fast stopped) or the broker\n"
-      "is unreachable, "
-      "2 bad usage,\n130 interrupted (queued jobs are cancelled).");
+      "is unreachable, 2 bad usage, 130 interrupted (queued jobs are cancelled).");
 
   std::string broker = "tcp://127.0.0.1:5555";
   std::string service = "ecg-fm";
@@ -97,10 +96,12 @@ int main(int argc, char** argv) {
   sub->add_option("--resume", submit.resume_path,
                   "skip records with an ok line in RESULTS.jsonl and append new lines to it "
                   "(implies -o RESULTS.jsonl; jsonl only; a cut-off last line is removed)");
-  sub->add_option("--max-record-seconds", submit.inputs.max_record_seconds,
-                  "refuse longer records locally (error too_long). 3600 s of 12 leads at 1000 Hz "
-                  "is 86.4 MB as int16 (WFDB/.mat), within the broker's 128 MiB "
-                  "max_message_bytes; float32 inputs (.npy/.csv) fit 30 min at 1000 Hz (86.4 MB)")
+  sub->add_option(
+         "--max-record-seconds", submit.inputs.max_record_seconds,
+         "refuse longer records locally (error too_long). 3600 s of 12 leads at 1000 Hz "
+         "is 86.4 MB as int16 (WFDB/.mat), within the broker's 128 MiB "
+         "max_message_bytes; float inputs (.npy/.csv, float64 over 64 MiB sent as float32) fit 30 "
+         "min at 1000 Hz (86.4 MB)")
       ->capture_default_str();
   sub->add_flag("!--no-count", submit.count_first,
                 "do not walk the inputs up front to count them (progress shows no total/ETA)");

@@ -51,9 +51,9 @@ std::string write_ecg_npy(const std::string& path, int64_t samples, float scale 
   return path;
 }
 
-// A 12-lead WFDB record (format 16, 1000 adu/mV, checksums) at 500 Hz; returns the .hea path.
-std::string write_wfdb(const std::string& dir, const std::string& name, int64_t samples,
-                       int phase) {
+// A 12-lead WFDB record (format 16, 1000 adu/mV, checksums); returns the .hea path.
+std::string write_wfdb(const std::string& dir, const std::string& name, int64_t samples, int phase,
+                       int fs = 500) {
   const std::vector<float> v = synthetic_ecg(samples);
   std::vector<int16_t> frames(static_cast<size_t>(12 * samples));
   std::vector<int64_t> sums(12, 0);
@@ -69,7 +69,7 @@ std::string write_wfdb(const std::string& dir, const std::string& name, int64_t 
       .write(reinterpret_cast<const char*>(frames.data()),
              static_cast<std::streamsize>(frames.size() * 2));
   std::ofstream hea(dir + "/" + name + ".hea");
-  hea << name << " 12 500 " << samples << "\n";
+  hea << name << " 12 " << fs << ' ' << samples << "\n";
   for (int64_t l = 0; l < 12; ++l) {
     const int64_t checksum = ((sums[static_cast<size_t>(l)] % 65536) + 65536) % 65536;
     hea << name << ".dat 16 1000/mV 16 0 " << frames[static_cast<size_t>(l)] << ' ' << checksum
@@ -300,6 +300,21 @@ TEST(E2eProducer, FailFastCancelsQueuedJobsAndExitsOne) {
   EXPECT_NE(run.err.find("4 queued jobs cancelled"), std::string::npos) << run.err;
   auto c = connect(broker.endpoint);
   EXPECT_LE(json_int(status_json(*c), {"services", "ecg-fm", "queued"}), 0);
+}
+
+TEST(E2eProducer, ThirtyMinutesAt1000HzInt16FitsTheBrokersMessageLimit) {
+  ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq");
+  // 1800 s * 1000 Hz * 12 leads * 2 bytes = 43.2 MB on the wire, under the 128 MiB default.
+  Cluster cluster(1);
+  ASSERT_TRUE(cluster.broker.ready) << cluster.broker.diagnostics();
+  TempDir dir;
+  const std::string hea = write_wfdb(dir.path(), "long", 1800 * 1000, 0, 1000);
+  auto run = run_command({bin("ecgq"), "--broker", cluster.broker.endpoint, "submit", hea}, 180s);
+  ASSERT_EQ(run.exit_code, 0) << run.err << run.out.substr(0, 2000);
+  const auto lines = json_lines(run.out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["status"], "ok") << lines[0].dump();
+  EXPECT_EQ(lines[0]["n_segments"], 360);
 }
 
 TEST(E2eProducer, TooLongRecordsAreRefusedLocallyAndUsageErrorsExitTwo) {
