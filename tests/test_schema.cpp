@@ -556,7 +556,9 @@ TEST(Schema, MalformedResults) {
                 {"error", mp_map({{"message", mp(std::string("m"))}})}})}) {
     auto d = decode_result(body);
     EXPECT_FALSE(d.ok());
-    if (!d.ok()) EXPECT_EQ(d.status().code(), "bad_result");
+    if (!d.ok()) {
+      EXPECT_EQ(d.status().code(), "bad_result");
+    }
   }
 }
 
