@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <unordered_set>
 
 #include "client/batch.hpp"
 #include "client/cli.hpp"
@@ -59,9 +60,37 @@ void want(std::vector<std::string>& outputs, const std::string& name) {
   if (!has(outputs, name)) outputs.push_back(name);
 }
 
-// Records the walk will yield (missing roots count: each gives one error line), minus resumed.
+// The files this run writes, so that a walk over the directory holding them does not read them
+// back as records (results.csv, emb.npy inside the input directory).
+class OwnFiles {
+ public:
+  explicit OwnFiles(const std::vector<std::string>& paths) {
+    for (const auto& p : paths) {
+      if (p.empty()) continue;
+      std::error_code ec;
+      const auto c = std::filesystem::weakly_canonical(p, ec);
+      if (ec) continue;
+      names_.insert(c.filename().string());
+      canonical_.insert(c.string());
+    }
+  }
+  bool contains(const std::string& path) const {
+    // Cheap name test first: canonicalising every path of a large walk costs syscalls.
+    if (names_.count(std::filesystem::path(path).filename().string()) == 0) return false;
+    std::error_code ec;
+    const auto c = std::filesystem::weakly_canonical(path, ec);
+    return !ec && canonical_.count(c.string()) != 0;
+  }
+
+ private:
+  std::unordered_set<std::string> names_;
+  std::unordered_set<std::string> canonical_;
+};
+
+// Records the walk will yield (missing roots count: each gives one error line), minus resumed
+// ones and this run's own output files.
 int64_t count_records(const std::vector<std::string>& roots,
-                      const std::unordered_set<std::string>& done) {
+                      const std::unordered_set<std::string>& done, const OwnFiles& own) {
   int64_t n = 0;
   for (const auto& root : roots) {
     std::error_code ec;
@@ -70,7 +99,7 @@ int64_t count_records(const std::vector<std::string>& roots,
       continue;
     }
     RecordDiscovery walk({root});
-    while (auto p = walk.next()) n += done.count(*p) == 0 ? 1 : 0;
+    while (auto p = walk.next()) n += done.count(*p) == 0 && !own.contains(*p) ? 1 : 0;
   }
   return n;
 }
@@ -168,13 +197,21 @@ int run_submit(const SubmitCommand& command) {
   }
 
   ProgressCounts counts;
-  if (command.count_first) counts.total = count_records(command.paths, resume.ok_paths);
+  const OwnFiles own(
+      {output_path, command.embeddings_out,
+       command.embeddings_out.empty() ? "" : command.embeddings_out + ".index.jsonl"});
+  if (command.count_first) counts.total = count_records(command.paths, resume.ok_paths, own);
 
   Client client(command.client);
   JobSource source(command.paths, inputs);
-  if (!resume.ok_paths.empty()) {
-    source.set_skip([&](const std::string& p) { return resume.ok_paths.count(p) != 0; });
-  }
+  int64_t own_skipped = 0;
+  source.set_skip([&](const std::string& p) {
+    if (own.contains(p)) {
+      ++own_skipped;
+      return true;
+    }
+    return resume.ok_paths.count(p) != 0;
+  });
   bool stop = false;
   std::string first_failure;
   BatchOptions options;
@@ -213,15 +250,15 @@ int run_submit(const SubmitCommand& command) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
-  if (source.skipped_files() > 0) {
+  if (source.skipped_files() + own_skipped > 0) {
     std::fprintf(stderr,
                  "ecgq: %lld files skipped (not records: signal, annotation, README, checksum or "
-                 "dot files)\n",
-                 static_cast<long long>(source.skipped_files()));
+                 "dot files, or this run's output)\n",
+                 static_cast<long long>(source.skipped_files() + own_skipped));
   }
   if (!command.resume_path.empty()) {
     std::fprintf(stderr, "ecgq: resume: %lld records skipped as already ok\n",
-                 static_cast<long long>(source.passed_over()));
+                 static_cast<long long>(source.passed_over() - own_skipped));
   }
   if (summary.interrupted && g_interrupts == 0 && stop) {
     std::fprintf(stderr, "ecgq: --fail-fast: stopped at the first failure: %s",
@@ -257,7 +294,7 @@ int run_submit(const SubmitCommand& command) {
     return kExitFailed;
   }
   if (summary.records == 0) {
-    if (!command.resume_path.empty() && source.passed_over() > 0) return kExitOk;
+    if (!command.resume_path.empty() && source.passed_over() > own_skipped) return kExitOk;
     std::fprintf(stderr, "ecgq: error: no records found\n");
     return kExitFailed;
   }

@@ -252,6 +252,20 @@ TEST(E2eProducer, CsvRowsPerRecordAndPerSegment) {
   EXPECT_EQ(split_csv(srows[2])[1], "0");
   EXPECT_EQ(split_csv(srows[3])[1], "1");
 
+  // Outputs written inside the input directory are not read back as records, even on a rerun.
+  std::filesystem::create_directories(dir.file("in"));
+  write_ecg_npy(dir.file("in/a.npy"), 2500);
+  write_ecg_npy(dir.file("in/b.npy"), 2500);
+  for (int round = 0; round < 2; ++round) {
+    auto again = run_command(
+        {bin("ecgq"), "--broker", cluster.endpoint, "submit", "--format", "csv", "-o",
+         dir.file("in/out.csv"), "--embeddings-out", dir.file("in/emb.npy"), dir.file("in")},
+        60s);
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_EQ(text_lines(read_text(dir.file("in/out.csv"))).size(), 3u);
+    EXPECT_NE(again.err.find("progress 2/2 done"), std::string::npos) << again.err;
+  }
+
   // The same in JSON: segment_probs has one row of 17 per segment.
   auto js = run_command(
       {bin("ecgq"), "--broker", cluster.endpoint, "submit", "--per-segment", dir.file("r0.npy")},
