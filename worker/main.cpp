@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/hub_cache.hpp"
+#include "common/hub_settings.hpp"
 #include "common/logging.hpp"
 #include "common/settings.hpp"
 #include "worker/fetch_command.hpp"
@@ -162,6 +163,7 @@ Status read_config(const Settings& s, ServeConfig& c) {
 int serve_command(int argc, char** argv) {
   Settings settings;
   declare_settings(settings);
+  declare_hub_settings(settings);
   CLI::App app{"ecgq-worker serve: register with a broker and run ECG-FM jobs",
                "ecgq-worker serve"};
   std::string config_file;
@@ -189,9 +191,12 @@ int serve_command(int argc, char** argv) {
     std::cerr << "ecgq-worker: " << st.message() << "\n";
     return kExitUsage;
   }
-  HubOptions hub;
-  hub.cache_dir = config.cache_dir;
-  hub = hub_options_with_environment(hub);
+  auto hub_options = hub_options_from_settings(settings);
+  if (!hub_options.ok()) {
+    std::cerr << "ecgq-worker: " << hub_options.status().message() << "\n";
+    return kExitUsage;
+  }
+  const HubOptions hub = *hub_options;
   CheckpointResolver resolver = [hub](const std::string& ref) {
     return resolve_checkpoint(ref, hub);
   };
