@@ -409,7 +409,7 @@ std::string encode_job(const Job& job) {
   return std::string(buf.data(), buf.size());
 }
 
-Expected<Job> decode_job(const std::string& body) {
+Expected<Job> detail::decode_job_body(const std::string& body, bool copy_samples) {
   auto parsed = detail::parse_map(body);
   if (!parsed) return parsed.status();
   const msgpack::object& root = parsed->get();
@@ -471,7 +471,7 @@ Expected<Job> decode_job(const std::string& body) {
   }
   if (ecg == nullptr)
     return bad_request("missing ecg (a map {dtype, shape: [leads, samples], data})", "ecg");
-  auto arr = detail::decode_typed_array(*ecg, "ecg", 2);
+  auto arr = detail::decode_typed_array(*ecg, "ecg", 2, copy_samples);
   if (!arr) return arr.status();
   job.ecg = std::move(*arr);
   const int64_t n_leads = job.ecg.shape[0];
@@ -554,6 +554,10 @@ Expected<Job> decode_job(const std::string& body) {
     job.dispatch = *d;
   }
   return job;
+}
+
+Expected<Job> decode_job(const std::string& body) {
+  return detail::decode_job_body(body, /*copy_samples=*/true);
 }
 
 }  // namespace ecgq::schema

@@ -49,6 +49,10 @@ Expected<std::vector<double>> get_numbers(const msgpack::object& o, const std::s
 Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::string& field,
                                         size_t rank, bool copy_data = true);
 
+// decode_job() with the choice of not copying the samples: the broker's peek_job() validates
+// exactly what the worker will, without copying megabytes it only forwards.
+Expected<Job> decode_job_body(const std::string& body, bool copy_samples);
+
 // Packs a string key.
 void pack_key(Packer& pk, const char* key);
 // Packs a float64 that stays a float on the wire (msgpack-c 4 packs integral doubles as ints).
