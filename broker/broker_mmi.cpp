@@ -6,6 +6,7 @@
 
 #include "broker/broker.hpp"
 #include "common/schema.hpp"
+#include "common/schema_msgpack.hpp"
 
 namespace ecgq::broker {
 
@@ -93,15 +94,7 @@ std::string Broker::status_body() const {
       key(pk, "keep_warm");
       pk.pack(w.keep_warm);
       key(pk, "model");
-      pk.pack_map(4);
-      key(pk, "kind");
-      pk.pack(w.model.kind);
-      key(pk, "name");
-      pk.pack(w.model.name);
-      key(pk, "sha256");
-      pk.pack(w.model.sha256);
-      key(pk, "precision");
-      pk.pack(w.model.precision);
+      schema::detail::pack_model(pk, w.model);
       key(pk, "pid");
       pk.pack(w.pid);
       key(pk, "host");

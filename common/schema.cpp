@@ -281,6 +281,18 @@ void pack_dispatch(Packer& pk, const DispatchInfo& d) {
   pack_f64(pk, d.queued_ms);
 }
 
+void pack_model(Packer& pk, const ModelIdentity& m) {
+  pk.pack_map(4);
+  pack_key(pk, "kind");
+  pk.pack(m.kind);
+  pack_key(pk, "name");
+  pk.pack(m.name);
+  pack_key(pk, "sha256");
+  pk.pack(m.sha256);
+  pack_key(pk, "precision");
+  pk.pack(m.precision);
+}
+
 Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::string& field,
                                         size_t rank, bool copy_data) {
   if (o.type != msgpack::type::MAP) {

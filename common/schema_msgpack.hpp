@@ -66,4 +66,7 @@ void pack_typed_array(Packer& pk, const TypedArray& a);
 // Packs {attempt, queued_ms}.
 void pack_dispatch(Packer& pk, const DispatchInfo& d);
 
+// Packs a model identity as {kind, name, sha256, precision} (results, READY, status, mmi.status).
+void pack_model(Packer& pk, const ModelIdentity& m);
+
 }  // namespace ecgq::schema::detail

@@ -202,15 +202,7 @@ std::string encode_result(const Result& r) {
   pack_key(pk, "ignored_channels");  // 6
   pack_strings(pk, r.ignored_channels);
   pack_key(pk, "model");  // 7
-  pk.pack_map(4);
-  pack_key(pk, "kind");
-  pk.pack(r.model.kind);
-  pack_key(pk, "name");
-  pk.pack(r.model.name);
-  pack_key(pk, "sha256");
-  pk.pack(r.model.sha256);
-  pack_key(pk, "precision");
-  pk.pack(r.model.precision);
+  detail::pack_model(pk, r.model);
   pack_key(pk, "worker_id");  // 8
   pk.pack(r.worker_id);
   pack_key(pk, "attempts");  // 9

@@ -9,6 +9,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "common/schema_msgpack.hpp"
 #include "worker/memory.hpp"
 
 namespace ecgq {
@@ -109,15 +110,7 @@ std::string WorkerService::ready_metadata() const {
   pack_string(pk, "worker_id");
   pack_string(pk, options_.worker_id);
   pack_string(pk, "model");
-  pk.pack_map(4);
-  pack_string(pk, "kind");
-  pack_string(pk, id.kind);
-  pack_string(pk, "name");
-  pack_string(pk, id.name);
-  pack_string(pk, "sha256");
-  pack_string(pk, id.sha256);
-  pack_string(pk, "precision");
-  pack_string(pk, id.precision);
+  schema::detail::pack_model(pk, id);
   pack_string(pk, "pid");
   pk.pack(static_cast<int64_t>(::getpid()));
   pack_string(pk, "host");
@@ -142,15 +135,7 @@ std::string WorkerService::status_frame() const {
   pk.pack(options_.capacity);
   // The sha256 is known only after the first load, so the broker learns it from here.
   pack_string(pk, "model");
-  pk.pack_map(4);
-  pack_string(pk, "kind");
-  pack_string(pk, id.kind);
-  pack_string(pk, "name");
-  pack_string(pk, id.name);
-  pack_string(pk, "sha256");
-  pack_string(pk, id.sha256);
-  pack_string(pk, "precision");
-  pack_string(pk, id.precision);
+  schema::detail::pack_model(pk, id);
   return std::string(buf.data(), buf.size());
 }
 
