@@ -108,13 +108,9 @@ Json result_json(const std::string& path, const schema::Result& r,
                 {"sha256", r.model.sha256},
                 {"precision", r.model.precision}};
   j["n_segments"] = r.n_segments;
-  j["timings"] = {{"queued_ms", r.timings.queued_ms},
-                  {"wake_ms", r.timings.wake_ms},
-                  {"download_ms", r.timings.download_ms},
-                  {"load_ms", r.timings.load_ms},
-                  {"preprocess_ms", r.timings.preprocess_ms},
-                  {"infer_ms", r.timings.infer_ms},
-                  {"total_ms", r.timings.total_ms}};
+  Json timings = Json::object();
+  for (const auto& [k, member] : schema::kTimingFields) timings[k] = r.timings.*member;
+  j["timings"] = timings;
   if (!r.probs.empty() && wanted("probs")) j["probs"] = labelled(r.labels, r.probs);
   if (!r.logits.empty() && wanted("logits")) j["logits"] = labelled(r.labels, r.logits);
   if (!r.embedding.empty() && wanted("embedding")) j["embedding"] = float_array(r.embedding);

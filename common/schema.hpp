@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.hpp"
@@ -16,30 +17,30 @@ inline constexpr int kVersion = 1;
 
 // A typed little-endian array: {dtype: "f32"|"f64"|"i16", shape: [..], data: bin}.
 struct TypedArray {
-  std::string dtype;            // "f32", "f64" or "i16"
-  std::vector<int64_t> shape;   // row-major
-  std::string data;             // raw little-endian bytes, product(shape) * itemsize long
+  std::string dtype;           // "f32", "f64" or "i16"
+  std::vector<int64_t> shape;  // row-major
+  std::string data;            // raw little-endian bytes, product(shape) * itemsize long
 };
 
 // What the broker adds to a job when it hands it to a worker (key `dispatch`).
 struct DispatchInfo {
-  int64_t attempt = 1;      // 1 for the first dispatch, +1 for each re-dispatch after a lost worker
-  double queued_ms = 0;     // time the job spent queued in the broker before this dispatch
+  int64_t attempt = 1;   // 1 for the first dispatch, +1 for each re-dispatch after a lost worker
+  double queued_ms = 0;  // time the job spent queued in the broker before this dispatch
 };
 
 // One ECG job as a producer sends it.
 struct Job {
-  std::string id;                       // client-chosen; the broker assigns one when empty
-  TypedArray ecg;                       // shape [leads, samples]
-  double fs = 0;                        // sample rate in Hz
-  std::vector<std::string> leads;       // one name per row of `ecg`
-  std::vector<double> gain;             // ADC units per physical unit: none, one for all, or per lead
-  std::vector<double> baseline;         // ADC baseline: none, one for all, or per lead
-  std::string units;                    // physical units ("mV", "uV"); "" = mV
-  std::vector<std::string> outputs;     // wanted outputs (see kOutputNames); empty = model default
-  std::optional<int64_t> deadline_ms;   // budget from the broker's receipt of the job
-  std::string meta;                     // raw msgpack of `meta`, echoed verbatim in the result
-  std::optional<DispatchInfo> dispatch; // set by the broker only
+  std::string id;                    // client-chosen; the broker assigns one when empty
+  TypedArray ecg;                    // shape [leads, samples]
+  double fs = 0;                     // sample rate in Hz
+  std::vector<std::string> leads;    // one name per row of `ecg`
+  std::vector<double> gain;          // ADC units per physical unit: none, one for all, or per lead
+  std::vector<double> baseline;      // ADC baseline: none, one for all, or per lead
+  std::string units;                 // physical units ("mV", "uV"); "" = mV
+  std::vector<std::string> outputs;  // wanted outputs (see kOutputNames); empty = model default
+  std::optional<int64_t> deadline_ms;    // budget from the broker's receipt of the job
+  std::string meta;                      // raw msgpack of `meta`, echoed verbatim in the result
+  std::optional<DispatchInfo> dispatch;  // set by the broker only
 };
 
 // Output names a job may ask for.
@@ -65,6 +66,16 @@ struct Timings {
   double total_ms = 0;       // broker receipt to result
 };
 
+// Every timing by its wire name, in wire order: encoding, decoding and the CLI's JSON share it.
+inline constexpr std::pair<const char*, double Timings::*> kTimingFields[] = {
+    {"queued_ms", &Timings::queued_ms},
+    {"wake_ms", &Timings::wake_ms},
+    {"download_ms", &Timings::download_ms},
+    {"load_ms", &Timings::load_ms},
+    {"preprocess_ms", &Timings::preprocess_ms},
+    {"infer_ms", &Timings::infer_ms},
+    {"total_ms", &Timings::total_ms}};
+
 // Which model produced a result.
 struct ModelIdentity {
   std::string kind;       // "ecgfm" or "torchscript"
@@ -76,13 +87,13 @@ struct ModelIdentity {
 // One result as a producer receives it (FINAL body).
 struct Result {
   std::string id;
-  std::string status = "ok";        // "ok" or "error"
-  std::optional<ErrorInfo> error;   // set when status == "error"
-  std::vector<std::string> labels;  // label names, in model order
-  std::vector<float> probs;         // per record, aggregated over segments (one per label)
-  std::vector<float> logits;        // per record, mean over segments
-  std::vector<float> embedding;     // per record, mean over segments
-  std::optional<TypedArray> segment_probs;       // [segments, labels] when "segments" asked
+  std::string status = "ok";                // "ok" or "error"
+  std::optional<ErrorInfo> error;           // set when status == "error"
+  std::vector<std::string> labels;          // label names, in model order
+  std::vector<float> probs;                 // per record, aggregated over segments (one per label)
+  std::vector<float> logits;                // per record, mean over segments
+  std::vector<float> embedding;             // per record, mean over segments
+  std::optional<TypedArray> segment_probs;  // [segments, labels] when "segments" asked
   std::optional<TypedArray> segment_embeddings;  // [segments, E] when "segments" asked
   std::optional<TypedArray> saliency;            // [segments, T] when "saliency" asked
   int64_t n_segments = 0;
@@ -109,15 +120,17 @@ size_t dtype_size(const std::string& dtype);
 
 // Encodes a job (with `dispatch` only when set).
 std::string encode_job(const Job& job);
-// Decodes and validates a job; errors carry code bad_request/bad_shape/unsupported_dtype and the field.
+// Decodes and validates a job; errors carry code bad_request/bad_shape/unsupported_dtype and the
+// field.
 Expected<Job> decode_job(const std::string& body);
 
 // What the broker needs from a job body without decoding the samples.
 struct JobEnvelope {
-  std::string id;                      // "" when the client did not set one
+  std::string id;  // "" when the client did not set one
   std::optional<int64_t> deadline_ms;
 };
-// Validates a job body as decode_job does (shape against data size included) but copies nothing big.
+// Validates a job body as decode_job does (shape against data size included) but copies nothing
+// big.
 Expected<JobEnvelope> peek_job(const std::string& body);
 // Appends `dispatch` (and `id` when `assigned_id` is not empty) to an encoded job map without
 // re-encoding the rest; later keys win when a decoder sees a key twice.
@@ -131,7 +144,8 @@ Expected<Result> decode_result(const std::string& body);
 // A complete error result body.
 std::string error_result(const std::string& id, const std::string& code, const std::string& message,
                          const std::string& field = {},
-                         std::optional<int64_t> retry_after_ms = std::nullopt, int64_t attempts = 0);
+                         std::optional<int64_t> retry_after_ms = std::nullopt,
+                         int64_t attempts = 0);
 
 // Encodes a progress report.
 std::string encode_progress(const Progress& progress);

@@ -114,14 +114,9 @@ Expected<Timings> get_timings(const msgpack::object& o) {
   for (uint32_t i = 0; i < o.via.map.size; ++i) {
     const auto& kv = o.via.map.ptr[i];
     const std::string k = detail::key_of(kv);
-    double* target = k == "queued_ms"       ? &t.queued_ms
-                     : k == "wake_ms"       ? &t.wake_ms
-                     : k == "download_ms"   ? &t.download_ms
-                     : k == "load_ms"       ? &t.load_ms
-                     : k == "preprocess_ms" ? &t.preprocess_ms
-                     : k == "infer_ms"      ? &t.infer_ms
-                     : k == "total_ms"      ? &t.total_ms
-                                            : nullptr;
+    double* target = nullptr;
+    for (const auto& [name, member] : kTimingFields)
+      if (k == name) target = &(t.*member);
     if (target == nullptr) continue;
     auto n = detail::get_number(kv.val, "timings." + k);
     if (!n) return as_bad_result(n.status());
@@ -210,17 +205,10 @@ std::string encode_result(const Result& r) {
   pack_key(pk, "cold_start");  // 10
   pk.pack(r.cold_start);
   pack_key(pk, "timings");  // 11
-  pk.pack_map(7);
-  const std::pair<const char*, double> timings[] = {{"queued_ms", r.timings.queued_ms},
-                                                    {"wake_ms", r.timings.wake_ms},
-                                                    {"download_ms", r.timings.download_ms},
-                                                    {"load_ms", r.timings.load_ms},
-                                                    {"preprocess_ms", r.timings.preprocess_ms},
-                                                    {"infer_ms", r.timings.infer_ms},
-                                                    {"total_ms", r.timings.total_ms}};
-  for (const auto& [k, value] : timings) {
+  pk.pack_map(static_cast<uint32_t>(std::size(kTimingFields)));
+  for (const auto& [k, member] : kTimingFields) {
     pack_key(pk, k);
-    detail::pack_f64(pk, value);
+    detail::pack_f64(pk, r.timings.*member);
   }
   if (!r.meta.empty()) {
     pack_key(pk, "meta");
