@@ -12,11 +12,8 @@ namespace ecgq::broker {
 
 namespace {
 
-using Packer = msgpack::packer<msgpack::sbuffer>;
-
-void key(Packer& pk, const char* k) {
-  pk.pack(std::string(k));
-}
+using schema::detail::pack_key;
+using schema::detail::Packer;
 
 int64_t ms_since(TimePoint t, TimePoint now) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(now - t).count();
@@ -50,71 +47,71 @@ std::string Broker::status_body() const {
   msgpack::sbuffer buf;
   Packer pk(buf);
   pk.pack_map(5);
-  key(pk, "v");
+  pack_key(pk, "v");
   pk.pack(schema::kVersion);
-  key(pk, "uptime_ms");
+  pack_key(pk, "uptime_ms");
   pk.pack(ms_since(started_, now));
-  key(pk, "shutting_down");
+  pack_key(pk, "shutting_down");
   pk.pack(shutting_down_);
 
-  key(pk, "services");
+  pack_key(pk, "services");
   pk.pack_map(static_cast<uint32_t>(services_.size()));
   for (const auto& [name, svc] : services_) {
     pk.pack(name);
     pk.pack_map(6);
-    key(pk, "ecgq");
+    pack_key(pk, "ecgq");
     pk.pack(svc.ecgq);
-    key(pk, "queued");
+    pack_key(pk, "queued");
     pk.pack(static_cast<uint64_t>(svc.queue.size()));
-    key(pk, "in_flight");
+    pack_key(pk, "in_flight");
     pk.pack(svc.in_flight);
-    key(pk, "clients_waiting");
+    pack_key(pk, "clients_waiting");
     pk.pack(static_cast<uint64_t>(svc.queue.clients()));
-    key(pk, "service_ms");
+    pack_key(pk, "service_ms");
     pk.pack(svc.service_ms);
-    key(pk, "workers");
+    pack_key(pk, "workers");
     pk.pack_array(static_cast<uint32_t>(svc.workers.size()));
     for (const auto& k : svc.workers) {
       const Worker& w = workers_.at(k);
       pk.pack_map(11);
-      key(pk, "id");
+      pack_key(pk, "id");
       pk.pack(w.worker_id);
-      key(pk, "state");
+      pack_key(pk, "state");
       pk.pack(w.shown_state());
-      key(pk, "capacity");
+      pack_key(pk, "capacity");
       pk.pack(w.capacity);
-      key(pk, "in_flight");
+      pack_key(pk, "in_flight");
       pk.pack(static_cast<uint64_t>(w.in_flight.size()));
-      key(pk, "jobs_done");
+      pack_key(pk, "jobs_done");
       pk.pack(w.jobs_done);
-      key(pk, "last_heartbeat_ms");
+      pack_key(pk, "last_heartbeat_ms");
       pk.pack(ms_since(w.last_seen, now));
-      key(pk, "rss_bytes");
+      pack_key(pk, "rss_bytes");
       pk.pack(w.rss_bytes);
-      key(pk, "keep_warm");
+      pack_key(pk, "keep_warm");
       pk.pack(w.keep_warm);
-      key(pk, "model");
+      pack_key(pk, "model");
       schema::detail::pack_model(pk, w.model);
-      key(pk, "pid");
+      pack_key(pk, "pid");
       pk.pack(w.pid);
-      key(pk, "host");
+      pack_key(pk, "host");
       pk.pack(w.host);
     }
   }
 
-  key(pk, "counters");
+  pack_key(pk, "counters");
   pk.pack_map(6);
-  key(pk, "received");
+  pack_key(pk, "received");
   pk.pack(counters_.received);
-  key(pk, "dispatched");
+  pack_key(pk, "dispatched");
   pk.pack(counters_.dispatched);
-  key(pk, "completed");
+  pack_key(pk, "completed");
   pk.pack(counters_.completed);
-  key(pk, "redispatched");
+  pack_key(pk, "redispatched");
   pk.pack(counters_.redispatched);
-  key(pk, "dropped_duplicates");
+  pack_key(pk, "dropped_duplicates");
   pk.pack(counters_.dropped_duplicates);
-  key(pk, "errors");
+  pack_key(pk, "errors");
   pk.pack(counters_.errors);
   return std::string(buf.data(), buf.size());
 }
@@ -182,13 +179,13 @@ std::string Broker::cancel(const std::string& peer, const std::string& body) {
   msgpack::sbuffer buf;
   Packer pk(buf);
   pk.pack_map(4);
-  key(pk, "v");
+  pack_key(pk, "v");
   pk.pack(schema::kVersion);
-  key(pk, "cancelled");
+  pack_key(pk, "cancelled");
   pk.pack(cancelled);
-  key(pk, "in_flight");
+  pack_key(pk, "in_flight");
   pk.pack(running);
-  key(pk, "unknown");
+  pack_key(pk, "unknown");
   pk.pack(static_cast<uint64_t>(wanted.size()));
   return std::string(buf.data(), buf.size());
 }
