@@ -101,6 +101,9 @@ Json result_json(const std::string& path, const schema::Result& r,
   j["status"] = r.status;
   if (r.error) j["error"] = error_json(*r.error);
   j["cold_start"] = r.cold_start;
+  j["cached"] = r.cached;
+  j["batch_segments"] = r.batch_segments;
+  j["batch_jobs"] = r.batch_jobs;
   j["attempts"] = r.attempts;
   j["worker"] = r.worker_id;
   j["model"] = {{"kind", r.model.kind},

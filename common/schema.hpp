@@ -103,6 +103,9 @@ struct Result {
   std::string worker_id;
   int64_t attempts = 1;
   bool cold_start = false;
+  bool cached = false;         // served from the broker's result cache, not computed for this job
+  int64_t batch_segments = 0;  // segments in the largest forward pass that ran this job (0: none)
+  int64_t batch_jobs = 0;      // jobs that shared that forward pass (1 = this job alone)
   Timings timings;
   std::string meta;  // raw msgpack echoed from the job
 };

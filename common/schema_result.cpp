@@ -138,7 +138,7 @@ Status check_version(const msgpack::object* v) {
 std::string encode_result(const Result& r) {
   msgpack::sbuffer buf;
   Packer pk(buf);
-  const uint32_t n = 11 + r.error.has_value() + !r.labels.empty() + !r.probs.empty() +
+  const uint32_t n = 14 + r.error.has_value() + !r.labels.empty() + !r.probs.empty() +
                      !r.logits.empty() + !r.embedding.empty() + r.segment_probs.has_value() +
                      r.segment_embeddings.has_value() + r.saliency.has_value() + !r.meta.empty();
   pk.pack_map(n);
@@ -204,7 +204,13 @@ std::string encode_result(const Result& r) {
   pk.pack_int64(r.attempts);
   pack_key(pk, "cold_start");  // 10
   pk.pack(r.cold_start);
-  pack_key(pk, "timings");  // 11
+  pack_key(pk, "cached");  // 11
+  pk.pack(r.cached);
+  pack_key(pk, "batch_segments");  // 12
+  pk.pack_int64(r.batch_segments);
+  pack_key(pk, "batch_jobs");  // 13
+  pk.pack_int64(r.batch_jobs);
+  pack_key(pk, "timings");  // 14
   pk.pack_map(static_cast<uint32_t>(std::size(kTimingFields)));
   for (const auto& [k, member] : kTimingFields) {
     pack_key(pk, k);
@@ -282,10 +288,14 @@ Expected<Result> decode_result(const std::string& body) {
       s = take_array(r.segment_embeddings);
     } else if (k == "saliency") {
       s = take_array(r.saliency);
-    } else if (k == "n_segments" || k == "attempts") {
+    } else if (k == "n_segments" || k == "attempts" || k == "batch_segments" ||
+               k == "batch_jobs") {
       auto x = detail::get_integer(val, k);
       if (!x) return as_bad_result(x.status());
-      (k == "n_segments" ? r.n_segments : r.attempts) = *x;
+      (k == "n_segments"       ? r.n_segments
+       : k == "attempts"       ? r.attempts
+       : k == "batch_segments" ? r.batch_segments
+                               : r.batch_jobs) = *x;
     } else if (k == "derived_leads") {
       s = take_strings(r.derived_leads);
     } else if (k == "ignored_channels") {
@@ -296,10 +306,10 @@ Expected<Result> decode_result(const std::string& body) {
       r.model = *m;
     } else if (k == "worker_id") {
       s = take_string(r.worker_id);
-    } else if (k == "cold_start") {
+    } else if (k == "cold_start" || k == "cached") {
       auto x = detail::get_bool(val, k);
       if (!x) return as_bad_result(x.status());
-      r.cold_start = *x;
+      (k == "cold_start" ? r.cold_start : r.cached) = *x;
     } else if (k == "timings") {
       auto t = get_timings(val);
       if (!t) return t.status();

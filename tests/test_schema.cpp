@@ -450,6 +450,9 @@ Result sample_result() {
   r.worker_id = "w-1";
   r.attempts = 2;
   r.cold_start = true;
+  r.cached = true;
+  r.batch_segments = 6;
+  r.batch_jobs = 3;
   r.timings = {1, 2, 3, 4, 5, 6, 21};
   r.meta = mp(std::vector<std::string>{"m"});
   return r;
@@ -479,6 +482,9 @@ TEST(Schema, ResultRoundTrip) {
   EXPECT_EQ(d->worker_id, "w-1");
   EXPECT_EQ(d->attempts, 2);
   EXPECT_TRUE(d->cold_start);
+  EXPECT_TRUE(d->cached);
+  EXPECT_EQ(d->batch_segments, 6);
+  EXPECT_EQ(d->batch_jobs, 3);
   EXPECT_EQ(d->timings.total_ms, 21);
   EXPECT_EQ(d->timings.load_ms, 4);
   EXPECT_EQ(d->meta, r.meta);
