@@ -4,8 +4,10 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#include <cpuid.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <map>
 
 namespace ecgq {
@@ -121,8 +123,14 @@ struct ConvBlock {
   int64_t stride = 1;
 };
 
+// The four projection weights of a layer are float32, or bfloat16 in bf16 mode (biases stay
+// float32 and are added after the product, which keeps their full precision). In the last
+// bf16_split_layers layers each bf16 weight also has a low part w - bf16(w): the two products
+// together round the weight to ~16 bits instead of 8, which removes most of bf16's error at
+// twice the bf16 cost (see docs/performance.md, bf16 accuracy).
 struct Layer {
-  at::Tensor qkv_w, qkv_b;  // q, k, v projections stacked: [3E, E], [3E]
+  at::Tensor qkv_w, qkv_b;                    // q, k, v projections stacked: [3E, E], [3E]
+  at::Tensor qkv_lo, out_lo, fc1_lo, fc2_lo;  // low parts of split bf16 weights (else undefined)
   at::Tensor out_w, out_b;
   at::Tensor ln1_w, ln1_b;  // self_attn_layer_norm
   at::Tensor fc1_w, fc1_b, fc2_w, fc2_b;
@@ -131,8 +139,11 @@ struct Layer {
 
 class EcgfmModel : public Model {
  public:
-  EcgfmModel(EcgfmArchitecture arch, ModelInfo info)
-      : arch_(std::move(arch)), info_(std::move(info)) {}
+  EcgfmModel(EcgfmArchitecture arch, ModelInfo info, int64_t split_layers)
+      : arch_(std::move(arch)),
+        info_(std::move(info)),
+        bf16_(info_.precision == "bf16"),
+        split_layers_(bf16_ ? split_layers : 0) {}
 
   Status load(const ckpt::Checkpoint& c) {
     c10::InferenceMode guard;
@@ -200,6 +211,19 @@ class EcgfmModel : public Model {
       L.fc2_b = get(b + "fc2.bias");
       L.ln2_w = get(b + "final_layer_norm.weight");
       L.ln2_b = get(b + "final_layer_norm.bias");
+      if (bf16_ && st.ok()) {
+        // One layer's float32 weights at a time, so the load peak stays one layer above warm.
+        const bool split = l >= arch_.layers - split_layers_;
+        std::pair<at::Tensor*, at::Tensor*> weights[] = {{&L.qkv_w, &L.qkv_lo},
+                                                         {&L.out_w, &L.out_lo},
+                                                         {&L.fc1_w, &L.fc1_lo},
+                                                         {&L.fc2_w, &L.fc2_lo}};
+        for (auto [w, lo] : weights) {
+          at::Tensor hi = w->to(at::kBFloat16);
+          if (split) *lo = (*w - hi.to(at::kFloat)).to(at::kBFloat16);
+          *w = hi;
+        }
+      }
       layers_.push_back(std::move(L));
     }
     if (arch_.num_labels > 0) {
@@ -243,10 +267,21 @@ class EcgfmModel : public Model {
     return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
   }
 
+  // x W^T + b. With bfloat16 weights the product runs on oneDNN's bf16 GEMM (AVX-512 BF16 or
+  // AMX) with float32 accumulation; the input is rounded to bf16, the output and bias stay fp32.
+  static at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                            const at::Tensor& w_lo) {
+    if (w.scalar_type() != at::kBFloat16) return at::linear(x, w, b);
+    at::Tensor xb = x.to(at::kBFloat16);
+    at::Tensor y = at::linear(xb, w).to(at::kFloat).add_(b);
+    if (w_lo.defined()) y.add_(at::linear(xb, w_lo));
+    return y;
+  }
+
   // Multi-head self-attention; `attn_mean` receives the head-averaged probabilities when set.
   at::Tensor attention(const Layer& L, const at::Tensor& x, at::Tensor* attn_mean) const {
     const int64_t B = x.size(0), T = x.size(1), E = arch_.embed_dim, H = arch_.heads, D = E / H;
-    at::Tensor qkv = at::linear(x, L.qkv_w, L.qkv_b);  // [B, T, 3E]
+    at::Tensor qkv = project(x, L.qkv_w, L.qkv_b, L.qkv_lo);  // [B, T, 3E]
     auto parts = qkv.split(E, -1);
     at::Tensor q =
         (parts[0] * std::pow(static_cast<double>(D), -0.5)).view({B, T, H, D}).transpose(1, 2);
@@ -255,7 +290,7 @@ class EcgfmModel : public Model {
     at::Tensor a = at::softmax(at::matmul(q, k.transpose(-2, -1)), -1);  // [B, H, T, T]
     if (attn_mean) *attn_mean = a.mean(1);
     at::Tensor o = at::matmul(a, v).transpose(1, 2).reshape({B, T, E});
-    return at::linear(o, L.out_w, L.out_b);
+    return project(o, L.out_w, L.out_b, L.out_lo);
   }
 
   Expected<ModelOutput> forward(const float* xin, int64_t n, const RunOptions& options,
@@ -302,10 +337,12 @@ class EcgfmModel : public Model {
         at::Tensor h = at::layer_norm(x, {E}, L.ln1_w, L.ln1_b, kEps);
         x = x + attention(L, h, attn);
         h = at::layer_norm(x, {E}, L.ln2_w, L.ln2_b, kEps);
-        x = x + at::linear(at::gelu(at::linear(h, L.fc1_w, L.fc1_b)), L.fc2_w, L.fc2_b);
+        x = x +
+            project(at::gelu(project(h, L.fc1_w, L.fc1_b, L.fc1_lo)), L.fc2_w, L.fc2_b, L.fc2_lo);
       } else {
         x = at::layer_norm(x + attention(L, x, attn), {E}, L.ln1_w, L.ln1_b, kEps);
-        at::Tensor f = at::linear(at::gelu(at::linear(x, L.fc1_w, L.fc1_b)), L.fc2_w, L.fc2_b);
+        at::Tensor f =
+            project(at::gelu(project(x, L.fc1_w, L.fc1_b, L.fc1_lo)), L.fc2_w, L.fc2_b, L.fc2_lo);
         x = at::layer_norm(x + f, {E}, L.ln2_w, L.ln2_b, kEps);
       }
       keep(capture, "layer" + std::to_string(l) + "_out", x);
@@ -340,6 +377,8 @@ class EcgfmModel : public Model {
 
   EcgfmArchitecture arch_;
   ModelInfo info_;
+  bool bf16_ = false;         // transformer projections in bfloat16
+  int64_t split_layers_ = 0;  // last layers whose bf16 weights carry a low part
   std::vector<ConvBlock> conv_;
   at::Tensor feat_ln_w_, feat_ln_b_, proj_in_w_, proj_in_b_;
   at::Tensor pos_w_, pos_b_;
@@ -350,14 +389,39 @@ class EcgfmModel : public Model {
 
 }  // namespace
 
+std::string cpu_bf16_support() {
+  const char* off = std::getenv("ECGQ_DISABLE_BF16");
+  if (off != nullptr && *off != '\0' && std::string(off) != "0") return "";
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid_max(0, nullptr) < 7) return "";
+  std::string found;
+  __cpuid_count(7, 0, a, b, c, d);
+  const bool amx_bf16 = (d >> 22) & 1u;
+  const bool avx512bw = (b >> 30) & 1u;
+  __cpuid_count(7, 1, a, b, c, d);
+  const bool avx512_bf16 = (a >> 5) & 1u;
+  if (amx_bf16) found = "amx_bf16";
+  if (avx512_bf16 && avx512bw) found += std::string(found.empty() ? "" : ",") + "avx512_bf16";
+  return found;
+}
+
+Status bf16_supported() {
+  if (!cpu_bf16_support().empty()) return Status::Ok();
+  return Status("unsupported_model",
+                "precision bf16 needs a CPU with AVX-512 BF16 or AMX-BF16 (this one has neither, "
+                "or ECGQ_DISABLE_BF16 is set); without them bf16 would run slower than fp32. "
+                "Use precision fp32",
+                "precision");
+}
+
 Expected<std::unique_ptr<Model>> load_ecgfm(const ckpt::Checkpoint& checkpoint,
                                             const LoadOptions& options) {
-  if (options.precision != "fp32")
-    return Status("unsupported_model",
-                  "precision '" + options.precision +
-                      "' is not supported by the native ECG-FM "
-                      "model (use fp32)",
+  if (options.precision != "fp32" && options.precision != "bf16")
+    return Status("bad_config", "precision '" + options.precision + "': expected fp32 or bf16",
                   "precision");
+  if (options.precision == "bf16") {
+    if (Status s = bf16_supported(); !s.ok()) return s;
+  }
   auto arch = derive_architecture(checkpoint);
   if (!arch.ok()) return arch.status();
   ModelInfo info;
@@ -375,10 +439,16 @@ Expected<std::unique_ptr<Model>> load_ecgfm(const ckpt::Checkpoint& checkpoint,
   info.segment_samples = 2500;
   info.embed_dim = arch->embed_dim;
   info.parameters = arch->parameters;
-  info.precision = "fp32";
+  info.precision = options.precision;
   info.architecture = arch->summary();
   info.skipped = arch->skipped;
-  auto model = std::make_unique<EcgfmModel>(std::move(arch.value()), std::move(info));
+  const int64_t split = options.bf16_split_layers < 0
+                            ? kDefaultBf16SplitLayers
+                            : std::min<int64_t>(options.bf16_split_layers, arch->layers);
+  if (options.precision == "bf16")
+    info.architecture +=
+        ", bf16 projections (last " + std::to_string(split) + " layers split hi+lo)";
+  auto model = std::make_unique<EcgfmModel>(std::move(arch.value()), std::move(info), split);
   try {
     Status s = model->load(checkpoint);
     if (!s.ok()) return Status(s.code(), checkpoint.path + ": " + s.message(), s.field());

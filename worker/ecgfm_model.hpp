@@ -58,6 +58,16 @@ struct EcgfmArchitecture {
 // Derives the architecture and checks every needed tensor is present with the right shape.
 Expected<EcgfmArchitecture> derive_architecture(const ckpt::Checkpoint& checkpoint);
 
+// The bf16 matrix instructions this CPU offers ("amx_bf16", "avx512_bf16", both comma-joined, or
+// "" when none or when the ECGQ_DISABLE_BF16 environment variable is set to non-zero).
+std::string cpu_bf16_support();
+
+// bf16 split layers when LoadOptions leaves the choice (docs/performance.md: bf16 accuracy).
+inline constexpr int64_t kDefaultBf16SplitLayers = 4;
+
+// Ok when bf16 inference runs at bf16 speed here; else an unsupported_model error saying why.
+Status bf16_supported();
+
 // Builds the native model from a parsed checkpoint, reading only the tensors it uses straight
 // into their final buffers.
 Expected<std::unique_ptr<Model>> load_ecgfm(const ckpt::Checkpoint& checkpoint,

@@ -20,8 +20,9 @@ struct ModelInfo {
   int64_t embed_dim = 0;            // E of the embedding output (0 when none)
   int64_t parameters = 0;           // parameters in use for inference
   std::string precision = "fp32";   // "fp32" or "bf16"
-  std::string architecture;         // one line, e.g. "12 layers, E=768, FFN=3072, 12 heads, post-LN"
-  std::vector<std::string> skipped; // checkpoint parts not loaded (optimizer state, quantizer, ...)
+  std::string architecture;  // one line, e.g. "12 layers, E=768, FFN=3072, 12 heads, post-LN"
+  std::vector<std::string>
+      skipped;  // checkpoint parts not loaded (optimizer state, quantizer, ...)
 };
 
 // Which optional outputs a forward pass computes.
@@ -33,19 +34,20 @@ struct RunOptions {
 // Outputs of one forward pass over N segments, all float32 row-major.
 struct ModelOutput {
   int64_t batch = 0;
-  int64_t frames = 0;                // T
-  int64_t embed_dim = 0;             // E
-  std::vector<float> embedding;      // [N, E] (count-nonzero mean over T)
-  std::vector<float> logits;         // [N, L] (classifiers only)
-  std::vector<float> probs;          // [N, L] sigmoid(logits)
-  std::vector<float> encoder_out;    // [N, T, E] when asked
-  std::vector<float> saliency;       // [N, T, T] when asked
+  int64_t frames = 0;              // T
+  int64_t embed_dim = 0;           // E
+  std::vector<float> embedding;    // [N, E] (count-nonzero mean over T)
+  std::vector<float> logits;       // [N, L] (classifiers only)
+  std::vector<float> probs;        // [N, L] sigmoid(logits)
+  std::vector<float> encoder_out;  // [N, T, E] when asked
+  std::vector<float> saliency;     // [N, T, T] when asked
 };
 
 // How to load a model.
 struct LoadOptions {
   std::string model_kind = "auto";  // "auto", "ecgfm" or "torchscript"
   std::string precision = "fp32";   // "fp32" or "bf16"
+  int bf16_split_layers = -1;       // bf16: last layers with hi+lo weights (-1 = measured default)
   int intra_op_threads = 0;         // 0 = leave LibTorch's choice
 };
 

@@ -63,13 +63,30 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-Expected<std::unique_ptr<Model>> load(const std::string& path, const std::string& kind,
-                                      int threads) {
+// --precision and --bf16-split-layers, shared by infer and inspect.
+struct PrecisionFlags {
+  std::string precision = "fp32";
+  int split_layers = -1;
+};
+
+Expected<std::unique_ptr<Model>> load(const std::string& path, const std::string& kind, int threads,
+                                      const PrecisionFlags& precision) {
   LoadOptions options;
   options.model_kind = kind;
+  options.precision = precision.precision;
+  options.bf16_split_layers = precision.split_layers;
   options.intra_op_threads = threads;
   if (threads > 0) configure_threads(threads);
   return load_model(path, options);
+}
+
+void add_precision_options(CLI::App& app, PrecisionFlags& flags) {
+  app.add_option("--precision", flags.precision,
+                 "fp32, or bf16 (projections in bfloat16; needs AVX-512 BF16 or AMX)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  app.add_option("--bf16-split-layers", flags.split_layers,
+                 "bf16: last layers with hi+lo weights (more accurate, slower; -1 = default)")
+      ->check(CLI::Range(-1, 1000));
 }
 
 // Validates the model input file: float32 (or float64) [N, leads, samples] or [leads, samples].
@@ -120,10 +137,12 @@ int infer_command(int argc, char** argv) {
   app.add_option("--model-kind", kind, "auto, ecgfm or torchscript")
       ->check(CLI::IsMember({"auto", "ecgfm", "torchscript"}));
   app.add_flag("--saliency", saliency, "also write saliency.npy [N, T, T] (last layer attention)");
+  PrecisionFlags precision;
+  add_precision_options(app, precision);
   if (int rc = parse(app, argc, argv, tool); rc >= 0) return rc;
 
   auto t0 = std::chrono::steady_clock::now();
-  auto model = load(checkpoint, kind, threads);
+  auto model = load(checkpoint, kind, threads, precision);
   if (!model.ok()) return fail(tool, model.status().message());
   double load_ms = ms_since(t0);
   const ModelInfo& info = (*model)->info();
@@ -173,8 +192,9 @@ int infer_command(int argc, char** argv) {
     for (const auto& l : info.labels) labels << l << "\n";
     if (!labels) return fail(tool, "cannot write " + out_dir + "/labels.txt");
   }
-  std::printf("%s %s: %lld segments -> %s (load %.1f ms, infer %.1f ms)\n", info.kind.c_str(),
-              info.variant.c_str(), static_cast<long long>(n), out_dir.c_str(), load_ms, infer_ms);
+  std::printf("%s %s %s: %lld segments -> %s (load %.1f ms, infer %.1f ms)\n", info.kind.c_str(),
+              info.variant.c_str(), info.precision.c_str(), static_cast<long long>(n),
+              out_dir.c_str(), load_ms, infer_ms);
   return kExitOk;
 }
 
@@ -191,11 +211,13 @@ int inspect_command(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--model-kind", kind, "auto, ecgfm or torchscript")
       ->check(CLI::IsMember({"auto", "ecgfm", "torchscript"}));
+  PrecisionFlags precision;
+  add_precision_options(app, precision);
   if (int rc = parse(app, argc, argv, tool); rc >= 0) return rc;
 
   int64_t rss_before_kb = proc_status_kb("VmRSS");
   auto t0 = std::chrono::steady_clock::now();
-  auto model = load(checkpoint, kind, threads);
+  auto model = load(checkpoint, kind, threads, precision);
   if (!model.ok()) return fail(tool, model.status().message());
   double load_ms = ms_since(t0);
   const ModelInfo& info = (*model)->info();
