@@ -1,16 +1,24 @@
 // bench_model: memory and forward-pass figures of the native ECG-FM model, one process, in phases.
 //
 //   bench_model --checkpoint FULL.pt [--baseline-checkpoint TINY.pt] [--input X.npy]
-//               [--threads N] [--reps N] [--no-unload]
+//               [--threads N] [--reps N] [--batches 1,2,4,8] [--precision fp32,bf16]
+//               [--throughput-seconds S [--wait-go]] [--no-unload]
 //
 // Phases (each prints one key=value line on stdout; sizes in KiB from /proc/self/status):
-//   start     before LibTorch does anything
-//   baseline  after loading and running the tiny checkpoint once and dropping it, so LibTorch,
-//             its allocator and thread pools are initialised: the "LibTorch only" figure
-//   load      after load_model(FULL): warm RSS, and VmHWM of the load alone (the peak is reset
-//             through /proc/self/clear_refs just before)
-//   forward   after a warm-up and --reps timed forward passes (median and min seconds)
-//   unload    after the model is destroyed and free heap returned (what the worker's sleep does)
+//   start       before LibTorch does anything
+//   baseline    after loading and running the tiny checkpoint once (in the first precision) and
+//               dropping it, so LibTorch, its allocator and thread pools are initialised: the
+//               "LibTorch only" figure
+//   load        per precision, after load_model(FULL): warm RSS, and VmHWM of the load alone (the
+//               peak is reset through /proc/self/clear_refs just before); a precision that does
+//               not load prints error=CODE instead (the message goes to stderr) and is skipped
+//   forward     per precision and batch: a warm-up pass, then --reps timed passes (median, min)
+//   throughput  with --throughput-seconds: passes of the first batch size back to back for S
+//               seconds (after phase=ready, and after a line on stdin with --wait-go, so that
+//               several processes can start together)
+//   unload      per precision, after the model is destroyed and free heap returned (what the
+//               worker's sleep does); the last precision keeps its model with --no-unload
+// The input (default: 2 segments of a fixed pattern) is tiled to each batch size.
 // bench/model_bench.py drives this binary and writes docs/performance.md.
 #include <algorithm>
 #include <chrono>
@@ -66,113 +74,204 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
 int usage(const std::string& why) {
   std::cerr << "bench_model: " << why
             << "\nusage: bench_model --checkpoint FULL.pt [--baseline-checkpoint TINY.pt] "
-               "[--input X.npy] [--threads N] [--reps N] [--no-unload]\n";
+               "[--input X.npy] [--threads N] [--reps N] [--batches 1,2,4,8] "
+               "[--precision fp32,bf16] [--throughput-seconds S [--wait-go]] [--no-unload]\n";
   return 2;
+}
+
+// `n` segments: the input's segments repeated in order.
+std::vector<float> tile(const std::vector<float>& x, int64_t have, int64_t n) {
+  const size_t seg = x.size() / static_cast<size_t>(have);
+  std::vector<float> out(seg * static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    std::copy_n(x.begin() + static_cast<std::ptrdiff_t>(seg * static_cast<size_t>(i % have)), seg,
+                out.begin() + static_cast<std::ptrdiff_t>(seg * static_cast<size_t>(i)));
+  return out;
+}
+
+struct Plan {
+  std::vector<int64_t> batches{2};
+  int reps = 5;
+  int threads = 0;
+  double throughput_s = 0;
+  bool wait_go = false;
+};
+
+// Forward and throughput phases of one loaded model; false when a pass fails.
+bool measure(ecgq::Model& model, const std::string& precision, const std::vector<float>& x,
+             int64_t have, const Plan& plan) {
+  ecgq::RunOptions run_options;
+  run_options.encoder_out = true;
+  for (int64_t n : plan.batches) {
+    const std::vector<float> in = tile(x, have, n);
+    reset_peak();
+    auto first = Clock::now();
+    auto out = model.run(in.data(), n, run_options);
+    const double first_s = seconds_since(first);
+    if (!out.ok()) {
+      std::cerr << "bench_model: " << out.status().to_string() << "\n";
+      return false;
+    }
+    std::vector<double> times;
+    for (int r = 0; r < plan.reps; ++r) {
+      auto t = Clock::now();
+      auto o = model.run(in.data(), n, run_options);
+      times.push_back(seconds_since(t));
+      if (!o.ok()) return false;
+    }
+    std::sort(times.begin(), times.end());
+    std::ostringstream fwd;
+    fwd << "precision=" << precision << " batch=" << n << " threads=" << plan.threads
+        << " first_forward_s=" << first_s << " forward_s=" << times[times.size() / 2]
+        << " forward_min_s=" << times.front() << " reps=" << plan.reps;
+    report("forward", fwd.str());
+  }
+  if (plan.throughput_s <= 0) return true;
+  const int64_t n = plan.batches.front();
+  const std::vector<float> in = tile(x, have, n);
+  report("ready", "precision=" + precision + " batch=" + std::to_string(n));
+  if (plan.wait_go) {
+    std::string go;
+    std::getline(std::cin, go);
+  }
+  std::vector<double> times;
+  auto t0 = Clock::now();
+  while (seconds_since(t0) < plan.throughput_s) {
+    auto t = Clock::now();
+    if (!model.run(in.data(), n, run_options).ok()) return false;
+    times.push_back(seconds_since(t));
+  }
+  const double wall = seconds_since(t0);
+  std::sort(times.begin(), times.end());
+  std::ostringstream tp;
+  tp << "precision=" << precision << " batch=" << n << " threads=" << plan.threads
+     << " passes=" << times.size() << " segments=" << times.size() * static_cast<size_t>(n)
+     << " seconds=" << wall << " segments_per_s=" << static_cast<double>(times.size() * n) / wall
+     << " latency_median_s=" << times[times.size() / 2] << " latency_min_s=" << times.front();
+  report("throughput", tp.str());
+  return true;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string checkpoint, baseline, input;
-  int threads = 0, reps = 5;
+  std::vector<std::string> precisions{"fp32"};
+  Plan plan;
   bool unload = true;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : std::string(); };
-    if (a == "--checkpoint")
+    if (a == "--checkpoint") {
       checkpoint = next();
-    else if (a == "--baseline-checkpoint")
+    } else if (a == "--baseline-checkpoint") {
       baseline = next();
-    else if (a == "--input")
+    } else if (a == "--input") {
       input = next();
-    else if (a == "--threads")
-      threads = std::atoi(next().c_str());
-    else if (a == "--reps")
-      reps = std::max(1, std::atoi(next().c_str()));
-    else if (a == "--no-unload")
+    } else if (a == "--threads") {
+      plan.threads = std::atoi(next().c_str());
+    } else if (a == "--reps") {
+      plan.reps = std::max(1, std::atoi(next().c_str()));
+    } else if (a == "--batches") {
+      plan.batches.clear();
+      for (const auto& b : split(next())) plan.batches.push_back(std::max(1, std::atoi(b.c_str())));
+      if (plan.batches.empty()) return usage("--batches needs a list such as 1,2,4,8");
+    } else if (a == "--precision") {
+      precisions = split(next());
+      if (precisions.empty()) return usage("--precision needs fp32, bf16 or fp32,bf16");
+    } else if (a == "--throughput-seconds") {
+      plan.throughput_s = std::atof(next().c_str());
+    } else if (a == "--wait-go") {
+      plan.wait_go = true;
+    } else if (a == "--no-unload") {
       unload = false;
-    else
+    } else {
       return usage("unknown argument '" + a + "'");
+    }
   }
   if (checkpoint.empty()) return usage("--checkpoint is required");
 
   // Input: the given file, or 2 segments of a deterministic non-zero pattern.
   std::vector<float> x;
-  int64_t n = 2;
+  int64_t have = 2;
   if (!input.empty()) {
     auto a = ecgq::read_npy(input);
     if (!a.ok()) return usage(a.status().to_string());
-    if (a->shape.size() != 3) return usage("--input must be [N, 12, 2500]");
-    n = a->shape[0];
+    if (a->shape.size() != 3 || a->shape[0] < 1) return usage("--input must be [N, 12, 2500]");
+    have = a->shape[0];
     x = a->to_float();
   } else {
-    x.resize(static_cast<size_t>(n) * 12 * 2500);
+    x.resize(static_cast<size_t>(have) * 12 * 2500);
     for (size_t i = 0; i < x.size(); ++i)
       x[i] = static_cast<float>((i * 2654435761u) % 1000) / 500.0f - 1.0f;
   }
 
   report("start");
-  ecgq::configure_threads(threads);
+  ecgq::configure_threads(plan.threads);
   ecgq::LoadOptions options;
-  options.intra_op_threads = threads;
-  ecgq::RunOptions run_options;
-  run_options.encoder_out = true;
+  options.intra_op_threads = plan.threads;
 
   if (!baseline.empty()) {
+    // The first precision initialises what a worker of that precision initialises (oneDNN for
+    // bf16); fp32 when that precision cannot load.
+    options.precision = precisions.front();
     auto tiny = ecgq::load_model(baseline, options);
+    if (!tiny.ok()) {
+      options.precision = "fp32";
+      tiny = ecgq::load_model(baseline, options);
+    }
     if (!tiny.ok()) {
       std::cerr << "bench_model: " << tiny.status().to_string() << "\n";
       return 1;
     }
-    auto out = (*tiny)->run(x.data(), n, run_options);
+    ecgq::RunOptions run_options;
+    auto out = (*tiny)->run(x.data(), 1, run_options);
     if (!out.ok()) {
       std::cerr << "bench_model: " << out.status().to_string() << "\n";
       return 1;
     }
   }
   ecgq::release_free_memory();
-  report("baseline");
+  report("baseline", "precision=" + options.precision);
 
-  const bool peak_reset = reset_peak();
-  auto t0 = Clock::now();
-  auto model = ecgq::load_model(checkpoint, options);
-  const double load_s = seconds_since(t0);
-  if (!model.ok()) {
-    std::cerr << "bench_model: " << model.status().to_string() << "\n";
-    return 1;
+  int failed = 0;
+  for (size_t p = 0; p < precisions.size(); ++p) {
+    const std::string& precision = precisions[p];
+    options.precision = precision;
+    const bool peak_reset = reset_peak();
+    auto t0 = Clock::now();
+    auto model = ecgq::load_model(checkpoint, options);
+    const double load_s = seconds_since(t0);
+    if (!model.ok()) {
+      std::cerr << "bench_model: precision " << precision << ": " << model.status().to_string()
+                << "\n";
+      std::cout << "phase=load precision=" << precision << " error=" << model.status().code()
+                << std::endl;
+      ++failed;
+      continue;
+    }
+    report("load", "precision=" + precision + " load_s=" + std::to_string(load_s) +
+                       " peak_reset=" + (peak_reset ? "1" : "0") +
+                       " parameters=" + std::to_string((*model)->info().parameters) +
+                       " model_precision=" + (*model)->info().precision);
+    if (!measure(**model, precision, x, have, plan)) return 1;
+    if (unload || p + 1 < precisions.size()) {
+      model->reset();  // destroys the model: what the worker's unload does
+      ecgq::release_free_memory();
+      report("unload", "precision=" + precision);
+    }
   }
-  report("load", "load_s=" + std::to_string(load_s) + " peak_reset=" + (peak_reset ? "1" : "0") +
-                     " parameters=" + std::to_string((*model)->info().parameters));
-
-  reset_peak();
-  auto first = Clock::now();
-  auto out = (*model)->run(x.data(), n, run_options);
-  const double first_s = seconds_since(first);
-  if (!out.ok()) {
-    std::cerr << "bench_model: " << out.status().to_string() << "\n";
-    return 1;
-  }
-  std::vector<double> times;
-  for (int r = 0; r < reps; ++r) {
-    auto t = Clock::now();
-    auto o = (*model)->run(x.data(), n, run_options);
-    times.push_back(seconds_since(t));
-    if (!o.ok()) return 1;
-  }
-  std::sort(times.begin(), times.end());
-  std::ostringstream fwd;
-  fwd << "batch=" << n << " threads=" << threads << " first_forward_s=" << first_s
-      << " forward_s=" << times[times.size() / 2] << " forward_min_s=" << times.front()
-      << " reps=" << reps;
-  report("forward", fwd.str());
-
-  if (unload) {
-    model->reset();  // destroys the model: what the worker's unload does
-    ecgq::release_free_memory();
-    report("unload");
-  }
-  return 0;
+  return failed == 0 ? 0 : (failed == static_cast<int>(precisions.size()) ? 1 : 3);
 }

@@ -3,6 +3,7 @@
 
 Usage: /usr/bin/python3 scripts/ecgfm_reference.py --checkpoint PT --input X.npy --out DIR
                                                    [--threads N] [--time] [--reps N]
+                                                   [--batches 1,2,4,8] [--cold]
                                                    [--intermediates] [--saliency]
 
 Reads a fairseq-signals checkpoint with torch.load, derives the architecture from the tensor
@@ -10,15 +11,22 @@ shapes and cfg["model"] (spec section 3c), runs torch.nn.functional ops in float
 files `ecgq-worker infer` writes: encoder_out.npy [N,T,E], embedding.npy [N,E] and, for
 classifiers, logits.npy and probs.npy [N,L] and labels.txt. It is the parity baseline for the
 native model and the "PyTorch eager" baseline of bench/. --time prints one key=value line with the
-load time and the forward time (after a warm-up run; median of --reps runs).
+load time and the forward time (after a warm-up run; median of --reps runs); with --batches, one
+such line per batch size, the input's segments tiled to that size. --cold prints one key=value line
+splitting this process's own time (imports, torch.load + building the model, the one forward pass,
+writing the outputs): bench/model_bench.py times `--out DIR --cold` as a whole process against a
+cold `ecgq-worker infer`.
 """
+
+import time  # noqa: E402  (first, so that --cold can time the imports below)
+
+T_START = time.perf_counter()
 
 import argparse
 import os
 import re
 import statistics
 import sys
-import time
 
 import numpy as np
 import torch
@@ -199,6 +207,9 @@ def main(argv):
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: default)")
     ap.add_argument("--time", action="store_true", help="print load and forward wall times")
     ap.add_argument("--reps", type=int, default=5, help="timed forward runs with --time")
+    ap.add_argument("--batches", help="with --time: comma-separated batch sizes (input tiled)")
+    ap.add_argument("--cold", action="store_true",
+                    help="print the split of this process's time (imports, load, forward, write)")
     ap.add_argument("--intermediates", action="store_true",
                     help="also write every intermediate (names as in ../shared/ecgfm)")
     ap.add_argument("--saliency", action="store_true", help="also write saliency_last_layer.npy")
@@ -212,7 +223,9 @@ def main(argv):
               file=sys.stderr)
         return 2
     x = torch.from_numpy(np.ascontiguousarray(x))
+    batches = [int(b) for b in args.batches.split(",")] if args.batches else []
 
+    import_s = time.perf_counter() - T_START
     t0 = time.perf_counter()
     ckpt = torch.load(args.checkpoint, map_location="cpu")
     model = Ecgfm(ckpt)
@@ -225,12 +238,25 @@ def main(argv):
         out = model.forward(x, inter, saliency=args.saliency)
         first_s = time.perf_counter() - t0
         times = []
-        if args.time:
+        if args.time and not batches:
             for _ in range(max(1, args.reps)):
                 t0 = time.perf_counter()
                 model.forward(x)
                 times.append(time.perf_counter() - t0)
+        per_batch = []
+        for b in batches if args.time else []:
+            xb = x.repeat((b + x.shape[0] - 1) // x.shape[0], 1, 1)[:b].contiguous()
+            t0 = time.perf_counter()
+            model.forward(xb)  # warm-up at this size
+            first_b = time.perf_counter() - t0
+            tb = []
+            for _ in range(max(1, args.reps)):
+                t0 = time.perf_counter()
+                model.forward(xb)
+                tb.append(time.perf_counter() - t0)
+            per_batch.append((b, first_b, tb))
 
+    t_write = time.perf_counter()
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         for name, t in out.items():
@@ -244,7 +270,17 @@ def main(argv):
             names = LABELS if n == len(LABELS) else [f"label_{i}" for i in range(n)]
             with open(os.path.join(args.out, "labels.txt"), "w") as f:
                 f.write("".join(name + "\n" for name in names))
-    if args.time:
+    write_s = time.perf_counter() - t_write
+    if args.cold:
+        print(f"import_s={import_s:.4f} load_s={load_s:.4f} forward_s={first_s:.4f} "
+              f"write_s={write_s:.4f} script_s={time.perf_counter() - T_START:.4f} "
+              f"threads={torch.get_num_threads()} batch={x.shape[0]}", flush=True)
+    for b, first_b, tb in per_batch:
+        print(f"load_s={load_s:.4f} first_forward_s={first_b:.4f} "
+              f"forward_s={statistics.median(tb):.4f} forward_min_s={min(tb):.4f} "
+              f"reps={len(tb)} threads={torch.get_num_threads()} batch={b} "
+              f"params={model.params} layers={model.n_layers} kind={model.kind}")
+    if args.time and not batches:
         print(f"load_s={load_s:.4f} first_forward_s={first_s:.4f} "
               f"forward_s={statistics.median(times):.4f} forward_min_s={min(times):.4f} "
               f"reps={len(times)} threads={torch.get_num_threads()} batch={x.shape[0]} "
