@@ -7,7 +7,9 @@
 #include <zmq_addon.hpp>
 
 #include "broker/msgpack_fields.hpp"
+#include "common/content_key.hpp"
 #include "common/schema.hpp"
+#include "common/schema_msgpack.hpp"
 
 namespace ecgq::broker {
 
@@ -27,7 +29,11 @@ std::string peer_name(const std::string& key) {
   return s;
 }
 
-Broker::Broker(BrokerConfig config) : config_(std::move(config)), context_(1) {
+Broker::Broker(BrokerConfig config)
+    : config_(std::move(config)),
+      context_(1),
+      cache_(ResultCacheLimits{config_.result_cache_entries, config_.result_cache_bytes,
+                               config_.result_cache_ttl}) {
   started_ = Clock::now();
   heartbeat_at_ = started_ + config_.heartbeat_interval;
   expire_at_ = started_;
@@ -216,6 +222,11 @@ void Broker::accept_job(const std::string& peer, mdp::ClientMessage msg) {
     }
     if (env->deadline_ms)
       job->deadline = job->received + std::chrono::milliseconds(*env->deadline_ms);
+    // Once per job: the lookup below and the insert at its FINAL both use it.
+    if (cache_.enabled()) {
+      auto key = schema::job_content_key(job->body[0]);
+      if (key) job->content_key = std::move(*key);
+    }
   }
   if (shutting_down_) {
     finish_with_error(*job, "shutting_down",
@@ -223,6 +234,8 @@ void Broker::accept_job(const std::string& peer, mdp::ClientMessage msg) {
     return;
   }
   Service& svc = service(job->service);
+  // A cached result costs nothing, so it is served even when the queue is full.
+  if (answer_from_cache(*job, svc)) return;
   const bool service_full = svc.queue.size() >= static_cast<size_t>(config_.max_queue);
   if (service_full ||
       svc.queue.client_size(peer) >= static_cast<size_t>(config_.max_queue_per_client)) {
@@ -246,6 +259,31 @@ void Broker::accept_job(const std::string& peer, mdp::ClientMessage msg) {
   if (job->ecgq && job->worker.empty() && !job->finished) {
     send_progress(*job, "queued", static_cast<int64_t>(svc.queue.position(*job)), "");
   }
+}
+
+bool Broker::answer_from_cache(Job& job, const Service& svc) {
+  if (job.content_key.empty()) return false;
+  // Only when the workers agree on the model that would run the job: otherwise the result
+  // depends on which worker gets it, and the cache cannot know that in advance.
+  const auto model = service_model(svc);
+  if (!model) return false;
+  const schema::Result* hit = cache_.find({job.content_key, model->first, model->second});
+  if (hit == nullptr) return false;
+  schema::Result r = *hit;
+  r.id = job.id;
+  auto own = schema::detail::decode_job_body(job.body[0], /*copy_samples=*/false);
+  r.meta = own ? own->meta : std::string();
+  r.cached = true;
+  r.cold_start = false;
+  r.attempts = 0;
+  r.timings = schema::Timings{};
+  r.timings.total_ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - job.received).count();
+  job.finished = true;
+  spdlog::debug("event=cache_hit job={} service={} sha256={} precision={} worker={}", job.id,
+                job.service, model->first, model->second, r.worker_id);
+  reply_client(job, ClientCommand::Final, schema::encode_result(r));
+  return true;
 }
 
 void Broker::reply_client(const Job& job, ClientCommand command, std::string body) {

@@ -10,6 +10,7 @@
 #include <zmq.hpp>
 
 #include "broker/config.hpp"
+#include "broker/result_cache.hpp"
 #include "broker/state.hpp"
 #include "common/protocol.hpp"
 #include "common/status.hpp"
@@ -51,6 +52,7 @@ class Broker {
   void accept_job(const std::string& peer, mdp::ClientMessage msg);
   void send_progress(const Job& job, const std::string& event, int64_t position,
                      const std::string& worker_id);
+  bool answer_from_cache(Job& job, const Service& service);
   void begin_shutdown();
   bool drained() const;
   void finish_shutdown();
@@ -60,6 +62,9 @@ class Broker {
   void register_worker(const std::string& peer, const mdp::WorkerMessage& msg);
   void apply_status(Worker& w, const std::string& frame);
   void worker_final(Worker& w, const mdp::WorkerMessage& msg);
+  void cache_result(const Job& job, const std::string& body);
+  // The (sha256, precision) every worker of `service` that knows its model agrees on, if any.
+  std::optional<std::pair<std::string, std::string>> service_model(const Service& service) const;
   void delete_worker(std::string key, const std::string& reason, bool disconnect);
   void requeue(std::shared_ptr<Job> job, const std::string& reason);
   void dispatch(Service& service);
@@ -82,6 +87,7 @@ class Broker {
   std::map<std::string, Service> services_;
   std::map<std::string, Worker> workers_;  // by peer key
   Counters counters_;
+  ResultCache cache_;
   uint64_t next_seq_ = 1;
   uint64_t next_token_ = 1;  // one per dispatch, so replies to an earlier attempt are stale
   std::string id_prefix_;    // makes assigned ids unique across broker restarts

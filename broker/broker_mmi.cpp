@@ -46,7 +46,7 @@ std::string Broker::status_body() const {
   const TimePoint now = Clock::now();
   msgpack::sbuffer buf;
   Packer pk(buf);
-  pk.pack_map(5);
+  pk.pack_map(6);
   pack_key(pk, "v");
   pk.pack(schema::kVersion);
   pack_key(pk, "uptime_ms");
@@ -113,6 +113,34 @@ std::string Broker::status_body() const {
   pk.pack(counters_.dropped_duplicates);
   pack_key(pk, "errors");
   pk.pack(counters_.errors);
+
+  const ResultCacheStats& c = cache_.stats();
+  pack_key(pk, "result_cache");
+  pk.pack_map(12);
+  pack_key(pk, "enabled");
+  pk.pack(cache_.enabled());
+  pack_key(pk, "entries");
+  pk.pack(c.entries);
+  pack_key(pk, "bytes");
+  pk.pack(c.bytes);
+  pack_key(pk, "max_entries");
+  pk.pack(cache_.limits().max_entries);
+  pack_key(pk, "max_bytes");
+  pk.pack(cache_.limits().max_bytes);
+  pack_key(pk, "ttl_ms");
+  pk.pack(static_cast<int64_t>(cache_.limits().ttl.count()));
+  pack_key(pk, "hits");
+  pk.pack(c.hits);
+  pack_key(pk, "misses");
+  pk.pack(c.misses);
+  pack_key(pk, "hit_rate");
+  schema::detail::pack_f64(pk, c.hit_rate());
+  pack_key(pk, "insertions");
+  pk.pack(c.insertions);
+  pack_key(pk, "evictions");
+  pk.pack(c.evictions);
+  pack_key(pk, "expirations");
+  pk.pack(c.expirations);
   return std::string(buf.data(), buf.size());
 }
 

@@ -215,12 +215,45 @@ void Broker::worker_final(Worker& w, const mdp::WorkerMessage& msg) {
   if (!code.empty()) ++counters_.errors[code];
   spdlog::info("event=completed job={} service={} worker={} attempts={} took_ms={:.1f} status={}",
                job->id, job->service, w.worker_id, job->attempts, took, code.empty() ? "ok" : code);
+  if (code.empty() && msg.body.size() == 1) cache_result(*job, msg.body[0]);
   mdp::Frames body = msg.body;
   if (!send(job->client,
             mdp::client_frames(mdp::ClientCommand::Final, job->service, std::move(body)),
             "FINAL job " + job->id))
     spdlog::info("event=client_gone job={} dropped=FINAL", job->id);
   if (!shutting_down_) dispatch(svc);
+}
+
+void Broker::cache_result(const Job& job, const std::string& body) {
+  if (job.content_key.empty() || !cache_.enabled()) return;
+  auto result = schema::decode_result(body);
+  // Errors are never cached: a retry may succeed (another worker, a later model load).
+  if (!result || result->status != "ok" || result->error) return;
+  // Keyed by the model the result says ran it, not by the one the broker expected.
+  if (result->model.sha256.empty()) return;
+  CacheKey key{job.content_key, result->model.sha256, result->model.precision};
+  result->id.clear();
+  result->meta.clear();  // a hit answers with its own job's id and meta
+  if (cache_.insert(key, std::move(*result), body.size())) {
+    spdlog::debug("event=cache_insert job={} service={} sha256={} precision={} entries={} bytes={}",
+                  job.id, job.service, key.sha256, key.precision, cache_.stats().entries,
+                  cache_.stats().bytes);
+  }
+}
+
+std::optional<std::pair<std::string, std::string>> Broker::service_model(const Service& svc) const {
+  std::optional<std::pair<std::string, std::string>> agreed;
+  for (const auto& key : svc.workers) {
+    const schema::ModelIdentity& m = workers_.at(key).model;
+    // A worker reports its checkpoint's sha256 once it has loaded it; asleep workers keep it.
+    if (m.sha256.empty()) continue;
+    if (!agreed) {
+      agreed.emplace(m.sha256, m.precision);
+    } else if (agreed->first != m.sha256 || agreed->second != m.precision) {
+      return std::nullopt;
+    }
+  }
+  return agreed;
 }
 
 void Broker::delete_worker(std::string key, const std::string& reason, bool disconnect) {
@@ -330,6 +363,7 @@ void Broker::on_timer() {
   for (const auto& key : expired) delete_worker(key, "heartbeat expired", false);
   if (now >= expire_at_) {
     expire_queued();
+    cache_.purge_expired();
     expire_at_ = now + std::chrono::milliseconds(20);
   }
   if (now >= heartbeat_at_) {

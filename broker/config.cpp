@@ -22,6 +22,9 @@ void declare_settings(Settings& s) {
   s.declare("ecgq_services", "ecg-fm", "services whose bodies are ecgq msgpack jobs");
   s.declare("shutdown_grace", "5s", "time in-flight jobs get to finish on SIGTERM");
   s.declare("log_level", "info", "trace, debug, info, warn or error");
+  s.declare("result_cache_entries", "10000", "results kept in the result cache (0 disables it)");
+  s.declare("result_cache_bytes", "256MiB", "bytes of results kept in the result cache");
+  s.declare("result_cache_ttl", "1h", "how long a cached result may be served");
 }
 
 namespace {
@@ -46,13 +49,15 @@ Expected<BrokerConfig> load_config(const Settings& s) {
   };
   for (const Dur& d :
        {Dur{"heartbeat_interval", &c.heartbeat_interval}, Dur{"service_wait", &c.service_wait},
-        Dur{"shutdown_grace", &c.shutdown_grace}}) {
+        Dur{"shutdown_grace", &c.shutdown_grace}, Dur{"result_cache_ttl", &c.result_cache_ttl}}) {
     auto v = s.duration(d.key);
     if (!v) return v.status();
     *d.out = *v;
   }
   if (c.heartbeat_interval.count() <= 0)
     return out_of_range(s, "heartbeat_interval", "a positive duration");
+  if (c.result_cache_ttl.count() <= 0)
+    return out_of_range(s, "result_cache_ttl", "a positive duration");
   struct Int {
     const char* key;
     int64_t* out;
@@ -61,7 +66,8 @@ Expected<BrokerConfig> load_config(const Settings& s) {
   for (const Int& i :
        {Int{"heartbeat_liveness", &c.heartbeat_liveness, 1}, Int{"max_queue", &c.max_queue, 1},
         Int{"max_queue_per_client", &c.max_queue_per_client, 1},
-        Int{"max_attempts", &c.max_attempts, 1}, Int{"keep_warm", &c.keep_warm, 0}}) {
+        Int{"max_attempts", &c.max_attempts, 1}, Int{"keep_warm", &c.keep_warm, 0},
+        Int{"result_cache_entries", &c.result_cache_entries, 0}}) {
     auto v = s.integer(i.key);
     if (!v) return v.status();
     if (*v < i.min) return out_of_range(s, i.key, "an integer >= " + std::to_string(i.min));
@@ -71,6 +77,10 @@ Expected<BrokerConfig> load_config(const Settings& s) {
   if (!bytes) return bytes.status();
   if (*bytes < 1024) return out_of_range(s, "max_message_bytes", "at least 1KiB");
   c.max_message_bytes = *bytes;
+  auto cache_bytes = s.bytes("result_cache_bytes");
+  if (!cache_bytes) return cache_bytes.status();
+  if (*cache_bytes < 1024) return out_of_range(s, "result_cache_bytes", "at least 1KiB");
+  c.result_cache_bytes = *cache_bytes;
   c.ecgq_services = s.list("ecgq_services");
   c.log_level = s.text("log_level");
   static const char* const kLevels[] = {"trace", "debug", "info", "warn", "error"};

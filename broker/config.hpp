@@ -27,6 +27,9 @@ struct BrokerConfig {
   std::vector<std::string> ecgq_services{"ecg-fm"};
   Millis shutdown_grace{5000};
   std::string log_level = "info";
+  int64_t result_cache_entries = 10000;             // 0 disables the result cache
+  int64_t result_cache_bytes = int64_t{256} << 20;  // bytes of cached results at most
+  Millis result_cache_ttl{3600000};                 // lifetime of one cached result
 
   // Time without traffic after which a worker counts as gone.
   Millis worker_expiry() const { return heartbeat_interval * heartbeat_liveness; }

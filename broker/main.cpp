@@ -58,6 +58,9 @@ int main(int argc, char** argv) {
       "max_attempts={} ecgq_services={}",
       ECGQ_VERSION, config->heartbeat_interval.count(), config->heartbeat_liveness,
       config->max_queue, config->max_attempts, settings.text("ecgq_services"));
+  spdlog::info("event=result_cache enabled={} max_entries={} max_bytes={} ttl_ms={}",
+               config->result_cache_entries > 0, config->result_cache_entries,
+               config->result_cache_bytes, config->result_cache_ttl.count());
 
   struct sigaction sa {};
   sa.sa_handler = on_signal;

@@ -30,6 +30,7 @@ struct Job {
   std::string service;      // service name as the client wrote it
   mdp::Frames body;         // the request body exactly as received
   bool ecgq = false;        // body is an ecgq msgpack job
+  std::string content_key;  // schema::job_content_key of the body; "" when not cacheable
   int64_t attempts = 0;     // dispatches so far
   TimePoint received;       // broker receipt
   std::optional<TimePoint> deadline;  // receipt + deadline_ms, when the job has one
