@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 #include <cpuid.h>
+#include <sys/mman.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -32,18 +33,78 @@ at::ScalarType scalar_type(ckpt::DType d, bool* ok) {
   }
 }
 
+// Memory for the weights that a model keeps, on transparent huge pages. Most of a cold load is
+// first-touch page faults on 4 KiB pages (docs/performance.md, load time); 2 MiB pages cut
+// their number 512-fold. Chunks are unmapped when the last tensor in them goes, so an unloaded
+// model returns its memory to the system at once.
+class WeightArena {
+ public:
+  // An uninitialised contiguous tensor in the arena (or from the default allocator when mmap
+  // fails).
+  at::Tensor empty(at::IntArrayRef shape, at::ScalarType type) {
+    int64_t numel = 1;
+    for (int64_t d : shape) numel *= d;
+    const size_t bytes = (static_cast<size_t>(numel) * at::elementSize(type) + 63) & ~size_t{63};
+    if (!chunk_ || used_ + bytes > chunk_->size) {
+      if (!new_chunk(std::max(bytes, kChunkBytes))) return at::empty(shape, type);
+    }
+    char* p = chunk_->base + used_;
+    used_ += bytes;
+    std::shared_ptr<Chunk> keep = chunk_;
+    return at::from_blob(
+        p, shape, [keep](void*) {}, at::TensorOptions().dtype(type));
+  }
+
+ private:
+  static constexpr size_t kHugePage = size_t{2} << 20;
+  static constexpr size_t kChunkBytes = size_t{64} << 20;
+
+  struct Chunk {
+    void* map = nullptr;
+    size_t map_size = 0;
+    char* base = nullptr;  // first 2 MiB boundary inside the mapping
+    size_t size = 0;
+    ~Chunk() {
+      if (map != nullptr) munmap(map, map_size);
+    }
+  };
+
+  bool new_chunk(size_t bytes) {
+    const size_t size = (bytes + kHugePage - 1) & ~(kHugePage - 1);
+    auto c = std::make_shared<Chunk>();
+    c->map_size = size + kHugePage;
+    c->map = mmap(nullptr, c->map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (c->map == MAP_FAILED) {
+      c->map = nullptr;
+      return false;
+    }
+    const uintptr_t start = reinterpret_cast<uintptr_t>(c->map);
+    c->base = reinterpret_cast<char*>((start + kHugePage - 1) & ~(kHugePage - 1));
+    c->size = size;
+    madvise(c->base, c->size, MADV_HUGEPAGE);  // advisory: without THP it is plain memory
+    chunk_ = std::move(c);
+    used_ = 0;
+    return true;
+  }
+
+  std::shared_ptr<Chunk> chunk_;
+  size_t used_ = 0;
+};
+
 // Reads tensors of one checkpoint by name into caller-provided float32 buffers.
 class WeightReader {
  public:
-  explicit WeightReader(const ckpt::Checkpoint& c) : c_(c) {
+  WeightReader(const ckpt::Checkpoint& c, WeightArena* arena) : c_(c), arena_(arena) {
     for (const auto& t : c.tensors) by_name_[t.name] = &t;
   }
 
-  // A new float32 tensor holding checkpoint tensor `name`.
-  Expected<at::Tensor> get(const std::string& name) {
+  // A new float32 tensor holding checkpoint tensor `name`: in the arena, or from the default
+  // allocator when `temporary` (it is converted or folded and then dropped).
+  Expected<at::Tensor> get(const std::string& name, bool temporary = false) {
     auto it = by_name_.find(name);
     if (it == by_name_.end()) return missing(name);
-    at::Tensor t = at::empty(it->second->shape, at::kFloat);
+    at::Tensor t = temporary ? at::empty(it->second->shape, at::kFloat)
+                             : arena_->empty(it->second->shape, at::kFloat);
     Status s = read_into(*it->second, t);
     if (!s.ok()) return s;
     return t;
@@ -114,6 +175,7 @@ class WeightReader {
   }
 
   const ckpt::Checkpoint& c_;
+  WeightArena* arena_;
   std::map<std::string, const ckpt::TensorInfo*> by_name_;
 };
 
@@ -147,12 +209,13 @@ class EcgfmModel : public Model {
 
   Status load(const ckpt::Checkpoint& c) {
     c10::InferenceMode guard;
-    WeightReader r(c);
+    WeightArena arena;
+    WeightReader r(c, &arena);
     const std::string& p = arch_.prefix;
     Status st;
-    auto get = [&](const std::string& name) -> at::Tensor {
+    auto get = [&](const std::string& name, bool temporary = false) -> at::Tensor {
       if (!st.ok()) return {};
-      auto t = r.get(name);
+      auto t = r.get(name, temporary);
       if (!t.ok()) {
         st = t.status();
         return {};
@@ -182,45 +245,61 @@ class EcgfmModel : public Model {
     }
     {
       // Weight norm with dim=2, folded once: w = v * g / ||v|| over dims 0 and 1.
-      at::Tensor g = get(arch_.pos_g_key);
-      at::Tensor v = get(arch_.pos_v_key);
-      if (st.ok()) pos_w_ = at::_weight_norm(v, g, 2);
+      at::Tensor g = get(arch_.pos_g_key, true);
+      at::Tensor v = get(arch_.pos_v_key, true);
+      if (st.ok()) pos_w_ = arena.empty(v.sizes(), at::kFloat).copy_(at::_weight_norm(v, g, 2));
     }
     pos_b_ = get(p + "conv_pos.pos_conv.0.bias");
     enc_ln_w_ = get(p + "encoder.layer_norm.weight");
     enc_ln_b_ = get(p + "encoder.layer_norm.bias");
-    const int64_t E = arch_.embed_dim;
+    const int64_t E = arch_.embed_dim, F = arch_.ffn_dim;
+    // bf16 mode reads each layer's float32 projection weights into these buffers, reused for
+    // every layer, and rounds them into the arena: the load touches no extra fresh memory and
+    // peaks one layer above warm.
+    at::Tensor scratch_qkv, scratch_out, scratch_fc1, scratch_fc2;
+    if (bf16_) {
+      scratch_qkv = at::empty({3 * E, E}, at::kFloat);
+      scratch_out = at::empty({E, E}, at::kFloat);
+      scratch_fc1 = at::empty({F, E}, at::kFloat);
+      scratch_fc2 = at::empty({E, F}, at::kFloat);
+    }
+    // A projection weight: straight into the arena (fp32) or into its scratch buffer (bf16).
+    auto weight = [&](const std::string& name, const at::Tensor& scratch) -> at::Tensor {
+      if (!bf16_) return get(name);
+      if (st.ok()) st = r.read_into(name, scratch);
+      return scratch;
+    };
     for (int64_t l = 0; l < arch_.layers && st.ok(); ++l) {
       std::string b = p + "encoder.layers." + std::to_string(l) + ".";
       Layer L;
-      L.qkv_w = at::empty({3 * E, E}, at::kFloat);
-      L.qkv_b = at::empty({3 * E}, at::kFloat);
+      L.qkv_w = bf16_ ? scratch_qkv : arena.empty({3 * E, E}, at::kFloat);
+      L.qkv_b = arena.empty({3 * E}, at::kFloat);
       const char* names[3] = {"q_proj", "k_proj", "v_proj"};
       for (int j = 0; j < 3 && st.ok(); ++j) {
         st = r.read_into(b + "self_attn." + names[j] + ".weight", L.qkv_w.narrow(0, j * E, E));
         if (st.ok())
           st = r.read_into(b + "self_attn." + names[j] + ".bias", L.qkv_b.narrow(0, j * E, E));
       }
-      L.out_w = get(b + "self_attn.out_proj.weight");
+      L.out_w = weight(b + "self_attn.out_proj.weight", scratch_out);
       L.out_b = get(b + "self_attn.out_proj.bias");
       L.ln1_w = get(b + "self_attn_layer_norm.weight");
       L.ln1_b = get(b + "self_attn_layer_norm.bias");
-      L.fc1_w = get(b + "fc1.weight");
+      L.fc1_w = weight(b + "fc1.weight", scratch_fc1);
       L.fc1_b = get(b + "fc1.bias");
-      L.fc2_w = get(b + "fc2.weight");
+      L.fc2_w = weight(b + "fc2.weight", scratch_fc2);
       L.fc2_b = get(b + "fc2.bias");
       L.ln2_w = get(b + "final_layer_norm.weight");
       L.ln2_b = get(b + "final_layer_norm.bias");
       if (bf16_ && st.ok()) {
-        // One layer's float32 weights at a time, so the load peak stays one layer above warm.
         const bool split = l >= arch_.layers - split_layers_;
         std::pair<at::Tensor*, at::Tensor*> weights[] = {{&L.qkv_w, &L.qkv_lo},
                                                          {&L.out_w, &L.out_lo},
                                                          {&L.fc1_w, &L.fc1_lo},
                                                          {&L.fc2_w, &L.fc2_lo}};
         for (auto [w, lo] : weights) {
-          at::Tensor hi = w->to(at::kBFloat16);
-          if (split) *lo = (*w - hi.to(at::kFloat)).to(at::kBFloat16);
+          at::Tensor hi = arena.empty(w->sizes(), at::kBFloat16).copy_(*w);
+          // The scratch buffer is free to overwrite: w - hi is what bf16 rounding dropped.
+          if (split) *lo = arena.empty(w->sizes(), at::kBFloat16).copy_(w->sub_(hi));
           *w = hi;
         }
       }
