@@ -232,7 +232,8 @@ def measure_forward(ctx, res):
                                                  ctx.policy, ["--no-unload"], baseline=False)
             load = phase(phases, "load", precision=p)
             if load and "error" in load:
-                errors[p] = {"error": load["error"], "message": err.splitlines()[-1]}
+                errors[p] = {"error": load["error"],
+                             "message": err.splitlines()[-1] if err else ""}
                 continue
             res["commands"][f"forward_{p}"] = {"argv": argv, "env": env}
             for b in ctx.batches:
