@@ -149,6 +149,9 @@ class Bench:
                    "transport_p50": median(transport),
                    "cmd": f"{self.broker_cmd()}; {self.worker_cmd(prec, self.args.threads, 1, 8, 0)}"}
             row["overhead"] = row["rtt_p50"] / row["infer_p50"]
+            bm = self.bench_model(prec, [2])
+            row["bench_model_ms"] = bm["forward_s"].get(2, 0) * 1000 if bm else None
+            row["bench_model_cmd"] = bm["cmd"] if bm else None
             rows.append(row)
             log(f"  p50 rtt {row['rtt_p50']:.1f} ms, p50 infer {row['infer_p50']:.1f} ms, "
                 f"overhead {row['overhead']:.3f}")
@@ -273,35 +276,41 @@ class Bench:
             open(done, "w").close()
         return d
 
-    def model_reference(self, prec):
-        """Best bare-forward segments/s of one process (BUILD/bin/bench_model, median of
-        --reps passes per batch size, threads = --threads), or None when it cannot run."""
+    def bench_model(self, prec, batches):
+        """Bare forward of one process (BUILD/bin/bench_model, threads = --threads): {batch:
+        median forward seconds} and the command, or None when it cannot run."""
         exe = os.path.join(self.bindir, "bench_model")
         if not os.access(exe, os.X_OK):
-            log(f"no {exe}: the batch reference is the throughput table alone")
+            log(f"no {exe}: no bare-forward reference from bench_model")
             return None
-        batches = ",".join(str(b) for b in self.args.batches)
-        t = self.args.threads
+        t, reps = self.args.threads, "2" if self.args.quick else "4"
+        blist = ",".join(str(b) for b in batches)
         argv = [exe, "--checkpoint", self.args.checkpoint, "--threads", str(t), "--precision", prec,
-                "--batches", batches, "--reps", "2" if self.args.quick else "4", "--no-unload"]
+                "--batches", blist, "--reps", reps, "--no-unload"]
         env = dict(os.environ, OMP_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS=str(t),
                    OMP_WAIT_POLICY="PASSIVE")
         r = subprocess.run(argv, capture_output=True, text=True, env=env)
-        best = None
+        fwd = {}
         for line in r.stdout.splitlines():
             kv = dict(x.split("=", 1) for x in line.split() if "=" in x)
-            if kv.get("phase") == "forward" and "forward_s" in kv:
-                seg_s = int(kv["batch"]) / float(kv["forward_s"])
-                if best is None or seg_s > best[0]:
-                    best = (seg_s, int(kv["batch"]))
-        if best is None:
+            if kv.get("phase") == "forward" and kv.get("precision", prec) == prec:
+                fwd[int(kv["batch"])] = float(kv["forward_s"])
+        if not fwd:
             log(f"bench_model gave no forward figure for {prec} (exit {r.returncode}): "
                 f"{r.stderr.strip()[-300:]}")
             return None
         cmd = (f"OMP_NUM_THREADS={t} OPENBLAS_NUM_THREADS={t} OMP_WAIT_POLICY=PASSIVE "
                f"BUILD/bin/bench_model --checkpoint FULL.pt --threads {t} --precision {prec} "
-               f"--batches {batches} --reps {argv[-2]} --no-unload")
-        return {"seg_s": best[0], "batch": best[1], "cmd": cmd}
+               f"--batches {blist} --reps {reps} --no-unload")
+        return {"forward_s": fwd, "cmd": cmd}
+
+    def model_reference(self, prec):
+        """Best bare-forward segments/s of one process over the --batches sizes, or None."""
+        bm = self.bench_model(prec, self.args.batches)
+        if bm is None:
+            return None
+        seg_s, batch = max((b / s, b) for b, s in bm["forward_s"].items())
+        return {"seg_s": seg_s, "batch": batch, "cmd": bm["cmd"]}
 
     def batch(self):
         rows = []

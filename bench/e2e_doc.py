@@ -72,14 +72,19 @@ def warm_section(bench, rows):
         f"One 10 s ECG (2 segments) at a time through producer → broker → worker → producer, "
         f"after 3 warm-up jobs; {bench.args.jobs} timed jobs per row. The bare forward time is "
         "the same jobs' `timings.infer_ms` (the forward pass of 2 segments inside the worker). "
-        "p99 of a few dozen jobs is close to their maximum.", "",
+        "p99 of a few dozen jobs is close to their maximum. The `bench_model` columns time the "
+        "same model code in a process of its own (no queue, no sockets, run after the cluster "
+        "stopped), for a second view of the bare forward pass.", "",
         "| precision | jobs | e2e p50 ms | e2e p99 ms | forward p50 ms | forward p99 ms | "
-        "overhead p50 e2e / p50 forward | target ≤ 1.05 |",
-        "|---|---:|---:|---:|---:|---:|---:|---|"]
+        "overhead p50 e2e / p50 forward | target ≤ 1.05 | `bench_model` 2-segment forward ms "
+        "(median) | e2e p50 / `bench_model` |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for r in rows:
+        bm = r.get("bench_model_ms")
         lines.append(f"| {r['precision']} | {r['n']} | {r['rtt_p50']:.1f} | {r['rtt_p99']:.1f} | "
                      f"{r['infer_p50']:.1f} | {r['infer_p99']:.1f} | {r['overhead']:.3f} | "
-                     f"{'met' if r['overhead'] <= 1.05 else 'not met'} |")
+                     f"{'met' if r['overhead'] <= 1.05 else 'not met'} | {fmt(bm, '.1f')} | "
+                     f"{'—' if not bm else format(r['rtt_p50'] / bm, '.3f')} |")
     lines += ["", "Where the rest goes (p50 of each part, ms): `queued_ms`, `preprocess_ms` and "
               "`infer_ms` are the result's timings; worker other = `total_ms` − queued − "
               "preprocess − infer (decoding the job, encoding the result, hand-offs between the "
@@ -92,7 +97,9 @@ def warm_section(bench, rows):
                      f"{r['queued_p50']:.2f} | {r['preprocess_p50']:.2f} | {r['infer_p50']:.1f} | "
                      f"{r['worker_other_p50']:.2f} | {r['transport_p50']:.2f} |")
     lines += [""] + missing(bench, {r["precision"] for r in rows})
-    lines += ["Commands (per row): " + "; ".join(f"{r['precision']}: `{r['cmd']}`" for r in rows),
+    lines += ["Commands (per row): " + "; ".join(
+        f"{r['precision']}: `{r['cmd']}`" + (f", bare forward `{r['bench_model_cmd']}`"
+                                             if r.get("bench_model_cmd") else "") for r in rows),
               "", repro]
     data = {r["precision"]: {"overhead": round(r["overhead"], 4), "e2e_p50_ms": round(r["rtt_p50"], 2),
                              "forward_p50_ms": round(r["infer_p50"], 2)} for r in rows}
