@@ -302,14 +302,101 @@ TEST(WorkerService, JobsArrivingDuringTheLoadWaitAndAreColdStarts) {
   auto busy = h.broker->status_until([](const WorkerStatus& s) { return s.inflight == 2; }, kWait);
   EXPECT_TRUE(busy.has_value());
   h.control.load_gate.open();
-  h.expect_progress("running");
+  // Both join the first batch after the load: one forward pass of 2 + 2 segments.
+  EXPECT_EQ(h.expect_progress("running").id, "a");
+  EXPECT_EQ(h.expect_progress("running").id, "b");
   auto a = h.expect_final("t1");
-  h.expect_progress("running");
   auto b = h.expect_final("t2");
   EXPECT_TRUE(a.cold_start);
   EXPECT_TRUE(b.cold_start);
   EXPECT_GT(a.timings.wake_ms, 0);
   EXPECT_EQ(h.control.loads.load(), 1);
+  EXPECT_EQ(a.batch_jobs, 2);
+  EXPECT_EQ(b.batch_jobs, 2);
+  EXPECT_EQ(a.batch_segments, 4);
+  EXPECT_EQ(h.control.runs.load(), 2);  // the warm-up and the shared pass
+}
+
+TEST(WorkerService, ABatchWaitsForJobsUntilItHoldsTheWholeCapacity) {
+  Harness h;
+  auto o = Harness::options();
+  o.capacity = 3;
+  o.max_batch_delay = milliseconds(60000);  // far longer than kWait: only a full hand ends it
+  h.start(o);
+  h.ready();
+  h.wait_state("warm");
+  h.send_job("t1", synthetic_job("a"));
+  h.send_job("t2", synthetic_job("b"));
+  h.send_job("t3", synthetic_job("c"));
+  for (const char* id : {"a", "b", "c"}) EXPECT_EQ(h.expect_progress("running").id, id);
+  for (const char* token : {"t1", "t2", "t3"}) {
+    auto r = h.expect_final(token);
+    EXPECT_EQ(r.status, "ok");
+    EXPECT_EQ(r.batch_jobs, 3);
+    EXPECT_EQ(r.batch_segments, 6);
+  }
+  EXPECT_EQ(h.control.max_batch_seen.load(), 6);
+}
+
+TEST(WorkerService, ABatchStopsGatheringAtMaxBatchSegments) {
+  Harness h;
+  auto o = Harness::options();
+  o.capacity = 4;
+  o.max_batch_delay = milliseconds(60000);
+  JobRunnerOptions runner;
+  runner.max_batch = 4;
+  h.start(o, runner);
+  h.ready();
+  h.wait_state("warm");
+  h.send_job("t1", synthetic_job("a"));  // 2 segments each: two jobs fill a batch of 4
+  h.send_job("t2", synthetic_job("b"));
+  EXPECT_EQ(h.expect_progress("running").id, "a");
+  EXPECT_EQ(h.expect_progress("running").id, "b");
+  auto a = h.expect_final("t1");
+  auto b = h.expect_final("t2");
+  EXPECT_EQ(a.batch_jobs, 2);
+  EXPECT_EQ(b.batch_segments, 4);
+}
+
+TEST(WorkerService, AJobWithADeadlineInsideTheBatchWindowDoesNotWait) {
+  Harness h;
+  auto o = Harness::options();
+  o.capacity = 4;
+  o.max_batch_delay = milliseconds(60000);
+  h.start(o);
+  h.ready();
+  h.wait_state("warm");
+  auto job = synthetic_job("hurry");
+  job.deadline_ms = 30000;
+  h.send_job("t1", job);
+  h.expect_progress("running");
+  auto r = h.expect_final("t1");
+  EXPECT_EQ(r.status, "ok") << (r.error ? r.error->message : "");
+  EXPECT_EQ(r.batch_jobs, 1);
+}
+
+TEST(WorkerService, WithoutADelayABatchTakesOnlyWhatIsQueued) {
+  Harness h;
+  auto o = Harness::options();
+  o.capacity = 4;
+  h.start(o);
+  h.ready();
+  h.wait_state("warm");
+  h.control.run_gate.close();
+  h.send_job("t1", synthetic_job("first"));
+  h.expect_progress("running");  // first runs alone: nothing else was queued
+  h.send_job("t2", synthetic_job("a"));
+  h.send_job("t3", synthetic_job("b"));
+  auto queued =
+      h.broker->status_until([](const WorkerStatus& s) { return s.inflight == 3; }, kWait);
+  EXPECT_TRUE(queued.has_value());
+  h.control.run_gate.open();
+  auto first = h.expect_final("t1");
+  EXPECT_EQ(first.batch_jobs, 1);
+  EXPECT_EQ(h.expect_progress("running").id, "a");
+  EXPECT_EQ(h.expect_progress("running").id, "b");
+  EXPECT_EQ(h.expect_final("t2").batch_jobs, 2);
+  EXPECT_EQ(h.expect_final("t3").batch_jobs, 2);
 }
 
 TEST(WorkerService, StopFinishesTheJobInHandThenDisconnects) {

@@ -1,19 +1,19 @@
 #include "worker/job_runner.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <cstring>
 #include <exception>
-#include <optional>
+
+#include "worker/batch_runner.hpp"
 
 namespace ecgq {
 
 namespace {
 
-double ms_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-      .count();
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
 // A [rows, cols] float32 TypedArray.
@@ -30,9 +30,34 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
+Status exception_status(const char* what) {
+  return Status("internal", std::string("worker exception: ") + what, "");
+}
+
 }  // namespace
 
-void JobRunner::finish(schema::Result& result, const JobContext& context) const {
+void PreparedJob::fail(const Status& status) {
+  if (failed) return;
+  failed = true;
+  result.status = "error";
+  result.error = schema::ErrorInfo{status.code(), status.message(), status.field(), std::nullopt};
+}
+
+Status PreparedJob::deadline_status(const char* stage) const {
+  if (!deadline || Clock::now() < *deadline) return Status::Ok();
+  return Status("deadline_exceeded",
+                "deadline_ms=" + std::to_string(deadline_ms) + " ran out " + stage + " (queued " +
+                    std::to_string(static_cast<int64_t>(result.timings.queued_ms)) + " ms, " +
+                    std::to_string(static_cast<int64_t>(ms_since(context.received))) +
+                    " ms on the worker)",
+                "deadline_ms");
+}
+
+bool PreparedJob::wants(const std::string& name) const {
+  return contains(wanted, name);
+}
+
+void JobRunner::stamp(schema::Result& result, const JobContext& context) const {
   result.worker_id = options_.worker_id;
   if (result.model.name.empty()) result.model = context.model;
   result.cold_start = context.cold_start;
@@ -49,172 +74,155 @@ schema::Result JobRunner::error(const std::string& body, const JobContext& conte
   if (envelope) result.id = envelope->id;
   result.status = "error";
   result.error = schema::ErrorInfo{status.code(), status.message(), status.field(), std::nullopt};
-  finish(result, context);
+  stamp(result, context);
   return result;
 }
 
 schema::Result JobRunner::run(const std::string& body, Model* model, const JobContext& context,
                               const Status& load_error) const {
-  schema::Result result;
-  try {
-    auto job = schema::decode_job(body);
-    if (!job) return error(body, context, job.status());
-    result.id = job->id;
-    result.meta = job->meta;
-    if (job->dispatch) {
-      result.attempts = job->dispatch->attempt;
-      result.timings.queued_ms = job->dispatch->queued_ms;
-    }
-    Status failure = load_error;
-    if (failure.ok() && model == nullptr)
-      failure =
-          Status("model_error", "the model is not loaded (checkpoint " + context.model.name + ")",
-                 "checkpoint");
-    if (failure.ok()) {
-      auto computed = compute(job.value(), *model, context, result);
-      if (computed) {
-        result = std::move(computed.value());
-      } else {
-        failure = computed.status();
-      }
-    }
-    if (!failure.ok()) {
-      result.status = "error";
-      result.error =
-          schema::ErrorInfo{failure.code(), failure.message(), failure.field(), std::nullopt};
-    }
-  } catch (const std::exception& e) {
-    result.status = "error";
-    result.error = schema::ErrorInfo{"internal", std::string("worker exception: ") + e.what(), "",
-                                     std::nullopt};
-  } catch (...) {
-    result.status = "error";
-    result.error =
-        schema::ErrorInfo{"internal", "worker exception of unknown type", "", std::nullopt};
-  }
-  finish(result, context);
-  return result;
+  PreparedJob job = prepare(body, model, context, load_error);
+  if (!job.failed && model != nullptr) BatchRunner(max_batch()).run({&job}, *model);
+  return finish(job);
 }
 
-Expected<schema::Result> JobRunner::compute(const schema::Job& job, Model& model,
-                                            const JobContext& context,
-                                            schema::Result result) const {
+PreparedJob JobRunner::prepare(const std::string& body, Model* model, const JobContext& context,
+                               const Status& load_error) const {
+  PreparedJob job;
+  job.context = context;
+  try {
+    auto decoded = schema::decode_job(body);
+    if (!decoded) {
+      auto envelope = schema::peek_job(body);
+      if (envelope) job.result.id = envelope->id;
+      job.fail(decoded.status());
+      return job;
+    }
+    job.result.id = decoded->id;
+    job.result.meta = decoded->meta;
+    if (decoded->dispatch) {
+      job.result.attempts = decoded->dispatch->attempt;
+      job.result.timings.queued_ms = decoded->dispatch->queued_ms;
+    }
+    if (!load_error.ok()) {
+      job.fail(load_error);
+      return job;
+    }
+    if (model == nullptr) {
+      job.fail(Status("model_error",
+                      "the model is not loaded (checkpoint " + context.model.name + ")",
+                      "checkpoint"));
+      return job;
+    }
+    if (Status st = validate(job, *model, decoded.value()); !st.ok()) job.fail(st);
+  } catch (const std::exception& e) {
+    job.fail(exception_status(e.what()));
+  } catch (...) {
+    job.fail(Status("internal", "worker exception of unknown type", ""));
+  }
+  return job;
+}
+
+Status JobRunner::validate(PreparedJob& job, const Model& model, const schema::Job& decoded) const {
   const ModelInfo& info = model.info();
   const bool classifier = !info.labels.empty();
+  const std::string& name = job.context.model.name;
 
-  std::vector<std::string> wanted = job.outputs;
-  if (wanted.empty()) {
-    if (classifier) wanted.push_back("probs");
-    if (info.embed_dim > 0) wanted.push_back("embedding");
+  job.wanted = decoded.outputs;
+  if (job.wanted.empty()) {
+    if (classifier) job.wanted.push_back("probs");
+    if (info.embed_dim > 0) job.wanted.push_back("embedding");
   }
-  for (const auto& name : wanted) {
-    if (!contains(schema::kOutputNames, name))
+  for (const auto& out : job.wanted) {
+    if (!contains(schema::kOutputNames, out))
       return Status(
           "bad_request",
-          "unknown output '" + name + "'; expected probs, logits, embedding, segments or saliency",
+          "unknown output '" + out + "'; expected probs, logits, embedding, segments or saliency",
           "outputs");
-    if ((name == "probs" || name == "logits") && !classifier)
+    if ((out == "probs" || out == "logits") && !classifier)
       return Status("unsupported_output",
-                    "output '" + name + "' needs a classifier head; model " + context.model.name +
-                        " (" + info.kind + " " + info.variant + ") has none",
+                    "output '" + out + "' needs a classifier head; model " + name + " (" +
+                        info.kind + " " + info.variant + ") has none",
                     "outputs");
-    if (name == "embedding" && info.embed_dim <= 0)
-      return Status("unsupported_output",
-                    "output 'embedding' is not available from model " + context.model.name,
+    if (out == "embedding" && info.embed_dim <= 0)
+      return Status("unsupported_output", "output 'embedding' is not available from model " + name,
                     "outputs");
   }
-  const bool want_probs = contains(wanted, "probs");
-  const bool want_logits = contains(wanted, "logits");
-  const bool want_embedding = contains(wanted, "embedding");
-  const bool want_segments = contains(wanted, "segments");
-  const bool want_saliency = contains(wanted, "saliency");
+  job.labels = info.labels;
+  job.run_options.saliency = job.wants("saliency");
 
   // deadline_ms counts from the broker's receipt; queued_ms of it were spent before dispatch.
-  std::optional<std::chrono::steady_clock::time_point> deadline;
-  if (job.deadline_ms) {
-    const double left_ms = static_cast<double>(*job.deadline_ms) - result.timings.queued_ms;
-    deadline = context.received + std::chrono::microseconds(static_cast<int64_t>(left_ms * 1000));
+  if (decoded.deadline_ms) {
+    job.deadline_ms = *decoded.deadline_ms;
+    const double left_ms = static_cast<double>(job.deadline_ms) - job.result.timings.queued_ms;
+    job.deadline =
+        job.context.received + std::chrono::microseconds(static_cast<int64_t>(left_ms * 1000));
   }
-  auto past_deadline = [&](const char* stage) -> Status {
-    if (!deadline || std::chrono::steady_clock::now() < *deadline) return Status::Ok();
-    return Status("deadline_exceeded",
-                  "deadline_ms=" + std::to_string(*job.deadline_ms) + " ran out " + stage +
-                      " (queued " + std::to_string(static_cast<int64_t>(result.timings.queued_ms)) +
-                      " ms, " + std::to_string(static_cast<int64_t>(ms_since(context.received))) +
-                      " ms on the worker)",
-                  "deadline_ms");
-  };
-  if (Status st = past_deadline("before the job started"); !st.ok()) return st;
+  if (Status st = job.deadline_status("before the job started"); !st.ok()) return st;
 
-  const auto pre_start = std::chrono::steady_clock::now();
-  auto raw = raw_from_job(job);
+  const auto pre_start = Clock::now();
+  auto raw = raw_from_job(decoded);
   if (!raw) return raw.status();
   auto pre = preprocess_ecg(raw.value(), options_.limits);
   if (!pre) return pre.status();
-  result.timings.preprocess_ms = ms_since(pre_start);
+  job.result.timings.preprocess_ms = ms_since(pre_start);
   const int64_t n = pre->n_segments;
   const int64_t seg_size = info.in_leads * info.segment_samples;
   if (n <= 0 || seg_size <= 0 || static_cast<int64_t>(pre->segments.size()) != n * seg_size)
     return Status("model_error",
-                  "model " + context.model.name + " expects [" + std::to_string(info.in_leads) +
-                      ", " + std::to_string(info.segment_samples) +
-                      "] segments; preprocessing produced " + std::to_string(pre->segments.size()) +
-                      " values for " + std::to_string(n) + " segments",
+                  "model " + name + " expects [" + std::to_string(info.in_leads) + ", " +
+                      std::to_string(info.segment_samples) + "] segments; preprocessing produced " +
+                      std::to_string(pre->segments.size()) + " values for " + std::to_string(n) +
+                      " segments",
                   "checkpoint");
+  job.n_segments = n;
+  job.segment_size = seg_size;
+  job.segments = std::move(pre->segments);
+  job.derived_leads = std::move(pre->derived_leads);
+  job.ignored_channels = std::move(pre->ignored_channels);
+  return Status::Ok();
+}
 
-  const auto infer_start = std::chrono::steady_clock::now();
-  RunOptions run_options;
-  run_options.saliency = want_saliency;
-  const int64_t max_batch = std::max<int64_t>(1, options_.max_batch);
-  const int64_t labels = static_cast<int64_t>(info.labels.size());
-  std::vector<float> seg_probs, seg_logits, seg_embed, seg_saliency;
-  int64_t embed_dim = 0;
-  int64_t frames = 0;
-  for (int64_t start = 0; start < n; start += max_batch) {
-    if (Status st = past_deadline("while running"); !st.ok()) return st;
-    const int64_t count = std::min(max_batch, n - start);
-    auto out = model.run(pre->segments.data() + start * seg_size, count, run_options);
-    if (!out) return Status("model_error", "forward pass failed: " + out.status().message(), "");
-    if (out->batch != count)
-      return Status("internal", "model returned " + std::to_string(out->batch) + " rows for " +
-                                    std::to_string(count) + " segments");
-    embed_dim = out->embed_dim;
-    frames = out->frames;
-    if (classifier && (static_cast<int64_t>(out->probs.size()) != count * labels ||
-                       static_cast<int64_t>(out->logits.size()) != count * labels))
-      return Status("internal", "model returned probs/logits of the wrong size");
-    seg_probs.insert(seg_probs.end(), out->probs.begin(), out->probs.end());
-    seg_logits.insert(seg_logits.end(), out->logits.begin(), out->logits.end());
-    seg_embed.insert(seg_embed.end(), out->embedding.begin(), out->embedding.end());
-    if (want_saliency) {
-      if (frames <= 0 || static_cast<int64_t>(out->saliency.size()) != count * frames * frames)
-        return Status("unsupported_output",
-                      "output 'saliency' is not available from model " + context.model.name + " (" +
-                          info.kind + ")",
-                      "outputs");
-      // The ECG-FM quickstart's saliency: last-layer attention, max over keys for each frame.
-      for (int64_t b = 0; b < count; ++b)
-        for (int64_t q = 0; q < frames; ++q) {
-          const float* row = out->saliency.data() + (b * frames + q) * frames;
-          seg_saliency.push_back(*std::max_element(row, row + frames));
-        }
+schema::Result JobRunner::finish(PreparedJob& job) const {
+  schema::Result& result = job.result;
+  try {
+    if (!job.failed && job.segments_done != job.n_segments)
+      job.fail(Status("internal", "forward passes covered " + std::to_string(job.segments_done) +
+                                      " of " + std::to_string(job.n_segments) + " segments"));
+    if (!job.failed) {
+      const int64_t n = job.n_segments;
+      const int64_t labels = static_cast<int64_t>(job.labels.size());
+      result.labels = job.labels;
+      result.n_segments = n;
+      result.derived_leads = job.derived_leads;
+      result.ignored_channels = job.ignored_channels;
+      result.model = job.context.model;
+      if (job.wants("probs")) result.probs = aggregate_probs(job.labels, job.seg_probs, n);
+      if (job.wants("logits")) result.logits = mean_over_segments(job.seg_logits, n);
+      if (job.wants("embedding")) result.embedding = mean_over_segments(job.seg_embed, n);
+      if (job.wants("segments")) {
+        if (labels > 0) result.segment_probs = f32_array(job.seg_probs, n, labels);
+        if (job.embed_dim > 0)
+          result.segment_embeddings = f32_array(job.seg_embed, n, job.embed_dim);
+      }
+      if (job.wants("saliency")) result.saliency = f32_array(job.seg_saliency, n, job.frames);
     }
+  } catch (const std::exception& e) {
+    job.fail(exception_status(e.what()));
+  } catch (...) {
+    job.fail(Status("internal", "worker exception of unknown type", ""));
   }
-  result.timings.infer_ms = ms_since(infer_start);
-
-  result.labels = info.labels;
-  result.n_segments = n;
-  result.derived_leads = pre->derived_leads;
-  result.ignored_channels = pre->ignored_channels;
-  result.model = context.model;
-  if (want_probs) result.probs = aggregate_probs(info.labels, seg_probs, n);
-  if (want_logits) result.logits = mean_over_segments(seg_logits, n);
-  if (want_embedding) result.embedding = mean_over_segments(seg_embed, n);
-  if (want_segments) {
-    if (classifier) result.segment_probs = f32_array(seg_probs, n, labels);
-    if (embed_dim > 0) result.segment_embeddings = f32_array(seg_embed, n, embed_dim);
+  if (job.failed) {
+    // An error carries no outputs, only what identifies the job and where its time went.
+    result.labels.clear();
+    result.probs.clear();
+    result.logits.clear();
+    result.embedding.clear();
+    result.segment_probs.reset();
+    result.segment_embeddings.reset();
+    result.saliency.reset();
+    result.n_segments = 0;
   }
-  if (want_saliency) result.saliency = f32_array(seg_saliency, n, frames);
+  stamp(result, job.context);
   return result;
 }
 

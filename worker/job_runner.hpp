@@ -1,9 +1,12 @@
-// Runs one job body through preprocessing and the model and builds its Result.
+// Runs job bodies through preprocessing and the model and builds their Results, in three phases
+// (prepare, forward passes, finish) so that several jobs can share forward passes.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "common/preprocess.hpp"
 #include "common/schema.hpp"
@@ -28,6 +31,38 @@ struct JobContext {
   schema::ModelIdentity model;                     // identity of the model that runs it
 };
 
+// One job between its phases: decoded and preprocessed by JobRunner::prepare, filled by the
+// forward passes of a BatchRunner, turned into a Result by JobRunner::finish.
+struct PreparedJob {
+  schema::Result result;  // worker-side fields so far; an error result once failed
+  JobContext context;
+  bool failed = false;          // an error is in `result`; no more forward passes for it
+  bool reported = false;        // BatchRunner already handed it back
+  std::vector<float> segments;  // [n_segments, in_leads, segment_samples]
+  int64_t n_segments = 0;
+  int64_t segment_size = 0;  // in_leads * segment_samples
+  RunOptions run_options;
+  std::vector<std::string> wanted;  // outputs to put in the result
+  std::vector<std::string> labels;  // the model's classifier labels (empty: no head)
+  std::optional<std::chrono::steady_clock::time_point> deadline;  // on the worker's clock
+  int64_t deadline_ms = 0;                                        // as asked, for messages
+  std::vector<std::string> derived_leads;
+  std::vector<std::string> ignored_channels;
+
+  // Per-segment outputs gathered from the forward passes, in segment order.
+  int64_t segments_done = 0;
+  int64_t embed_dim = 0;
+  int64_t frames = 0;
+  std::vector<float> seg_probs, seg_logits, seg_embed, seg_saliency;
+
+  // Marks the job failed with `status` (the first failure wins).
+  void fail(const Status& status);
+  // deadline_exceeded naming `stage` when the deadline has passed, Ok otherwise.
+  Status deadline_status(const char* stage) const;
+  // Whether `name` is among the outputs asked for.
+  bool wants(const std::string& name) const;
+};
+
 // Turns job bodies into results; never throws (every failure becomes an error result).
 class JobRunner {
  public:
@@ -35,18 +70,28 @@ class JobRunner {
   explicit JobRunner(JobRunnerOptions options) : options_(std::move(options)) {}
 
   // Runs `body` on `model` (nullptr when the model could not be loaded: `load_error` then says
-  // why) and returns the Result.
+  // why) and returns the Result; the three phases below for one job.
   schema::Result run(const std::string& body, Model* model, const JobContext& context,
                      const Status& load_error = Status::Ok()) const;
+
+  // Phase 1: decodes, validates the outputs against `model`, checks the deadline and
+  // preprocesses; failures (including `load_error` or a null model) leave the job `failed`.
+  PreparedJob prepare(const std::string& body, Model* model, const JobContext& context,
+                      const Status& load_error = Status::Ok()) const;
+
+  // Phase 3: the Result of a prepared job after its forward passes (or its error).
+  schema::Result finish(PreparedJob& job) const;
 
   // An error Result for `body` carrying the worker-side fields (id/attempts/meta when readable).
   schema::Result error(const std::string& body, const JobContext& context,
                        const Status& status) const;
 
+  // Segments per forward pass (at least 1).
+  int64_t max_batch() const { return options_.max_batch < 1 ? 1 : options_.max_batch; }
+
  private:
-  Expected<schema::Result> compute(const schema::Job& job, Model& model, const JobContext& context,
-                                   schema::Result result) const;
-  void finish(schema::Result& result, const JobContext& context) const;
+  Status validate(PreparedJob& job, const Model& model, const schema::Job& decoded) const;
+  void stamp(schema::Result& result, const JobContext& context) const;
 
   JobRunnerOptions options_;
 };

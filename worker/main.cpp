@@ -25,6 +25,8 @@ using namespace ecgq;
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
+constexpr int64_t kMaxBatchLimit = 1024;
+constexpr int64_t kMaxBatchDelayLimitMs = 60000;
 
 const char* const kUsage =
     "ecgq-worker " ECGQ_VERSION
@@ -51,7 +53,9 @@ void declare_settings(Settings& s) {
   s.declare("idle_timeout", "15m", "idle time after which the model is unloaded (asleep)");
   s.declare("warm_on_start", "true", "load the model right after registering");
   s.declare("capacity", "1", "jobs the broker may hand this worker at once");
-  s.declare("max_batch", "8", "5 s segments per forward pass");
+  s.declare("max_batch", "8", "5 s segments per forward pass (from one or several jobs)");
+  s.declare("max_batch_delay_ms", "0",
+            "how long a batch waits for more jobs, in ms (0 = take what is queued, never wait)");
   s.declare("threads", "0", "intra-op threads for inference (0 = automatic)");
   s.declare("heartbeat_interval", "2500ms", "MDP heartbeat interval (same as the broker's)");
   s.declare("heartbeat_liveness", "3", "silent heartbeat intervals before reconnecting");
@@ -150,6 +154,22 @@ Status read_config(const Settings& s, ServeConfig& c) {
   c.lifecycle.load.intra_op_threads = static_cast<int>(threads);
 
   if (!(st = integer("max_batch", 1, c.runner.max_batch)).ok()) return st;
+  int64_t delay_ms = 0;
+  if (!(st = integer("max_batch_delay_ms", 0, delay_ms)).ok()) return st;
+  // Bounds that catch typos (a batch of 80000 segments needs ~10 GB; a minute of waiting is never
+  // what batching means).
+  if (c.runner.max_batch > kMaxBatchLimit)
+    return Status("bad_config",
+                  "setting max_batch = " + s.text("max_batch") + " (from " + s.origin("max_batch") +
+                      "): expected at most " + std::to_string(kMaxBatchLimit) + " segments",
+                  "max_batch");
+  if (delay_ms > kMaxBatchDelayLimitMs)
+    return Status("bad_config",
+                  "setting max_batch_delay_ms = " + s.text("max_batch_delay_ms") + " (from " +
+                      s.origin("max_batch_delay_ms") + "): expected at most " +
+                      std::to_string(kMaxBatchDelayLimitMs) + " ms",
+                  "max_batch_delay_ms");
+  c.service.max_batch_delay = Millis(delay_ms);
   auto seconds = s.number("max_record_seconds");
   if (!seconds) return seconds.status();
   if (seconds.value() <= 0)
@@ -206,12 +226,14 @@ int serve_command(int argc, char** argv) {
   WorkerService service(config.service, config.lifecycle, load_model, resolver, config.runner);
   spdlog::info(
       "event=start version={} worker_id={} broker={} service={} checkpoint={} model_kind={} "
-      "precision={} capacity={} idle_timeout={} warm_on_start={} heartbeat_interval={} liveness={}",
+      "precision={} capacity={} max_batch={} max_batch_delay_ms={} idle_timeout={} "
+      "warm_on_start={} heartbeat_interval={} liveness={}",
       ECGQ_VERSION, service.worker_id(), config.service.broker, config.service.service,
       config.lifecycle.checkpoint, config.lifecycle.load.model_kind,
-      config.lifecycle.load.precision, config.service.capacity,
-      format_duration(config.service.idle_timeout), config.service.warm_on_start,
-      format_duration(config.service.heartbeat_interval), config.service.heartbeat_liveness);
+      config.lifecycle.load.precision, config.service.capacity, config.runner.max_batch,
+      config.service.max_batch_delay.count(), format_duration(config.service.idle_timeout),
+      config.service.warm_on_start, format_duration(config.service.heartbeat_interval),
+      config.service.heartbeat_liveness);
   g_service.store(&service);
   install_signal_handlers();
   st = service.run();

@@ -34,25 +34,6 @@ std::string host_name() {
 
 }  // namespace
 
-// One job received from the broker and not answered yet.
-struct WorkerService::QueuedJob {
-  std::string token;  // opaque client address frame, echoed in PARTIAL/FINAL
-  std::string body;
-  std::string id;  // from peek_job; "" when unreadable
-  uint64_t epoch = 0;
-  Clock::time_point received;
-  bool waited = false;  // the model was not warm when it arrived
-};
-
-// A message the compute thread wants sent: frames for one connection epoch, or a status heartbeat.
-struct WorkerService::Outgoing {
-  bool status = false;
-  uint64_t epoch = 0;
-  mdp::Frames frames;
-  std::string job_id;
-  bool final = false;
-};
-
 std::string default_worker_id() {
   return host_name() + "-" + std::to_string(::getpid());
 }
@@ -228,15 +209,17 @@ void WorkerService::handle_request(const mdp::WorkerMessage& message) {
   const std::string id = job.id;
   bool waited = false;
   size_t depth = 0;
+  int64_t inflight = 0;
   {
     std::lock_guard<std::mutex> lock(queue_mutex_);
     waited = lifecycle_->state() != ModelState::Warm;
     job.waited = waited;
     queue_.push_back(std::move(job));
     depth = queue_.size();
+    // Counted under the lock: a batch that holds `capacity` jobs knows no more can come.
+    inflight = ++counters_.inflight;
   }
   queue_cv_.notify_all();
-  const int64_t inflight = ++counters_.inflight;
   spdlog::info("event=job_received job={} waiting_for_model={} queue={} inflight={}", id, waited,
                depth, inflight);
   if (inflight > options_.capacity)
@@ -411,180 +394,6 @@ Status WorkerService::run() {
   if (compute_thread_.joinable()) compute_thread_.join();
   socket_.reset();
   return result;
-}
-
-// ---------------------------------------------------------------- compute thread
-
-void WorkerService::post(Outgoing item) {
-  {
-    std::lock_guard<std::mutex> lock(outbox_mutex_);
-    outbox_.push_back(std::move(item));
-  }
-  const char c = 'o';
-  [[maybe_unused]] auto n = ::write(wake_pipe_[1], &c, 1);
-}
-
-void WorkerService::post_frames(uint64_t epoch, mdp::Frames frames, const std::string& job_id,
-                                bool final) {
-  Outgoing item;
-  item.epoch = epoch;
-  item.frames = std::move(frames);
-  item.job_id = job_id;
-  item.final = final;
-  post(std::move(item));
-}
-
-void WorkerService::post_status() {
-  Outgoing item;
-  item.status = true;
-  post(std::move(item));
-}
-
-void WorkerService::compute_loop() {
-  bool warm_pending = options_.warm_on_start;
-  bool auto_warm_blocked = false;  // after a failed load, only a job retries it
-  auto last_activity = Clock::now();
-  for (;;) {
-    std::unique_lock<std::mutex> lock(queue_mutex_);
-    if (!queue_.empty()) {
-      QueuedJob job = std::move(queue_.front());
-      queue_.pop_front();
-      lock.unlock();
-      process(std::move(job));
-      auto_warm_blocked = false;
-      last_activity = Clock::now();
-      continue;
-    }
-    if (compute_stop_) break;
-    const ModelState s = lifecycle_->state();
-    const bool unloaded = s == ModelState::Cold || s == ModelState::Asleep;
-    if (unloaded && !auto_warm_blocked && (warm_pending || keep_warm_)) {
-      warm_pending = false;
-      lock.unlock();
-      auto warmed = lifecycle_->warm();
-      if (warmed) {
-        ready_at_ = Clock::now();
-      } else {
-        auto_warm_blocked = true;
-        fail_waiting(warmed.status());
-      }
-      last_activity = Clock::now();
-      continue;
-    }
-    if (s == ModelState::Warm && !keep_warm_) {
-      const auto deadline = last_activity + options_.idle_timeout;
-      if (Clock::now() >= deadline) {
-        lifecycle_->begin_sleep();  // under the queue lock: a job arriving now sees "asleep"
-        lock.unlock();
-        lifecycle_->finish_sleep();
-        post_status();
-        continue;
-      }
-      queue_cv_.wait_until(lock, deadline);
-    } else {
-      queue_cv_.wait(lock);
-    }
-  }
-  compute_done_.store(true);
-  const char c = 'd';
-  [[maybe_unused]] auto n = ::write(wake_pipe_[1], &c, 1);
-}
-
-void WorkerService::process(QueuedJob job) {
-  if (job.epoch != epoch_.load()) {
-    counters_.inflight--;
-    spdlog::warn("event=job_dropped job={} reason=connection_lost epoch={}", job.id, job.epoch);
-    return;
-  }
-  JobContext context;
-  context.received = job.received;
-  context.cold_start = job.waited;
-  context.model = lifecycle_->identity();
-  if (auto envelope = schema::peek_job(job.body); !envelope) {
-    // A body that cannot be a job must neither trigger nor wait for a model load.
-    context.cold_start = false;
-    post_final(job, runner_.error(job.body, context, envelope.status()));
-    return;
-  }
-  Status load_error;
-  if (lifecycle_->state() != ModelState::Warm) {
-    spdlog::info("event=waking job={} state={}", job.id, state_name(lifecycle_->state()));
-    auto warmed = lifecycle_->warm();
-    if (warmed)
-      ready_at_ = Clock::now();
-    else
-      load_error = warmed.status();
-  }
-  context.model = lifecycle_->identity();
-  if (job.waited) {
-    const double wake = load_error.ok() ? std::max(0.0, ms_between(job.received, ready_at_))
-                                        : ms_between(job.received, Clock::now());
-    const WarmReport warm = lifecycle_->last_warm();
-    context.wake_ms = wake;
-    if (load_error.ok()) {
-      context.load_ms = std::min(warm.load_ms, wake);
-      context.download_ms = std::min(warm.download_ms, wake);
-    }
-  }
-  if (load_error.ok() && !job.id.empty()) {
-    schema::Progress p{job.id, "running", -1, options_.worker_id};
-    post_frames(job.epoch,
-                mdp::worker_reply_frames(mdp::WorkerCommand::Partial, job.token,
-                                         {schema::encode_progress(p)}),
-                job.id, false);
-  }
-  post_final(job, runner_.run(job.body, load_error.ok() ? lifecycle_->model() : nullptr, context,
-                              load_error));
-  if (!load_error.ok()) fail_waiting(load_error);
-}
-
-void WorkerService::post_final(const QueuedJob& job, const schema::Result& result) {
-  std::string body;
-  try {
-    body = schema::encode_result(result);
-  } catch (const std::exception& e) {
-    body = schema::error_result(job.id, "internal",
-                                std::string("cannot encode the result: ") + e.what());
-  }
-  post_frames(job.epoch,
-              mdp::worker_reply_frames(mdp::WorkerCommand::Final, job.token, {std::move(body)}),
-              job.id, true);
-  counters_.jobs_done++;
-  counters_.inflight--;
-  if (result.status == "ok") {
-    spdlog::info(
-        "event=job_done job={} status=ok segments={} cold_start={} attempts={} wake_ms={:.0f} "
-        "load_ms={:.0f} preprocess_ms={:.1f} infer_ms={:.1f} total_ms={:.1f}",
-        result.id, result.n_segments, result.cold_start, result.attempts, result.timings.wake_ms,
-        result.timings.load_ms, result.timings.preprocess_ms, result.timings.infer_ms,
-        result.timings.total_ms);
-  } else {
-    const auto& err = result.error ? *result.error : schema::ErrorInfo{};
-    spdlog::warn("event=job_done job={} status=error code={} field={} cold_start={} message=\"{}\"",
-                 job.id.empty() ? result.id : job.id, err.code, err.field, result.cold_start,
-                 err.message);
-  }
-}
-
-void WorkerService::fail_waiting(const Status& status) {
-  std::deque<QueuedJob> waiting;
-  {
-    std::lock_guard<std::mutex> lock(queue_mutex_);
-    waiting.swap(queue_);
-  }
-  for (auto& job : waiting) {
-    if (job.epoch != epoch_.load()) {
-      counters_.inflight--;
-      spdlog::warn("event=job_dropped job={} reason=connection_lost", job.id);
-      continue;
-    }
-    JobContext context;
-    context.received = job.received;
-    context.cold_start = true;
-    context.wake_ms = ms_between(job.received, Clock::now());
-    context.model = lifecycle_->identity();
-    post_final(job, runner_.run(job.body, nullptr, context, status));
-  }
 }
 
 }  // namespace ecgq

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -28,8 +29,9 @@ namespace ecgq {
 struct WorkerServiceOptions {
   std::string broker = "tcp://127.0.0.1:5555";
   std::string service = "ecg-fm";
-  std::string worker_id;  // "" = hostname-pid
-  int64_t capacity = 1;   // jobs the broker may hand this worker at once
+  std::string worker_id;      // "" = hostname-pid
+  int64_t capacity = 1;       // jobs the broker may hand this worker at once
+  Millis max_batch_delay{0};  // how long a batch's first job may wait for more (0: never waits)
   Millis heartbeat_interval{2500};
   int64_t heartbeat_liveness = 3;  // silent intervals before the broker counts as gone
   Millis reconnect_min{250};
@@ -68,8 +70,27 @@ class WorkerService {
   const std::string& worker_id() const { return options_.worker_id; }
 
  private:
-  struct QueuedJob;
-  struct Outgoing;
+  using Clock = std::chrono::steady_clock;
+
+  // One job received from the broker and not answered yet.
+  struct QueuedJob {
+    std::string token;  // opaque client address frame, echoed in PARTIAL/FINAL
+    std::string body;
+    std::string id;  // from peek_job; "" when unreadable
+    uint64_t epoch = 0;
+    Clock::time_point received;
+    bool waited = false;  // the model was not warm when it arrived
+  };
+
+  // A message the compute thread wants sent: frames for one connection epoch, or a status
+  // heartbeat.
+  struct Outgoing {
+    bool status = false;
+    uint64_t epoch = 0;
+    mdp::Frames frames;
+    std::string job_id;
+    bool final = false;
+  };
 
   // I/O thread.
   void connect_socket();
@@ -83,9 +104,13 @@ class WorkerService {
   std::string ready_metadata() const;
   std::string status_frame() const;
 
-  // Compute thread.
+  // Compute thread (worker_compute.cpp).
   void compute_loop();
-  void process(QueuedJob job);
+  void run_batch(QueuedJob first, Clock::time_point taken);
+  bool admit(const QueuedJob& job);
+  Status ensure_warm(const QueuedJob& job);
+  JobContext context_for(const QueuedJob& job, const Status& load_error) const;
+  bool take_more(Clock::time_point until, QueuedJob& out);
   void fail_waiting(const Status& status);
   void post_final(const QueuedJob& job, const schema::Result& result);
   void post(Outgoing item);
@@ -109,6 +134,7 @@ class WorkerService {
   bool compute_stop_ = false;
   bool keep_warm_ = false;
   std::chrono::steady_clock::time_point ready_at_{};  // compute thread: last successful warm-up
+  double pass_ms_ = 0;  // compute thread: longest forward pass of the last batch
 
   std::mutex outbox_mutex_;
   std::deque<Outgoing> outbox_;
