@@ -242,6 +242,28 @@ def read_data(text):
     return out
 
 
+def _block(text, name):
+    m = re.search(rf"<!-- {name}:begin.*?<!-- {name}:end -->", text, re.S)
+    return m.group(0) if m else ""
+
+
+def parse_tables(text):
+    """Figures read from other generators' tables when they carry no bench-data comment (the
+    broker-bench block of bench/broker_bench.py); absent when its layout is not found."""
+    out = {}
+    b = _block(text, "broker-bench")
+    m = re.search(r"^\| broker, `ecg-fm` service[^|]*\|[^|]*\| ([\d.]+) \|", b, re.M)
+    g = re.search(r"^\| broker, generic service[^|]*\|[^|]*\| ([\d.]+) \|", b, re.M)
+    if m:
+        out["broker"] = {"vs_raw_echo": float(m.group(1))}
+        if g:
+            out["broker"]["generic_vs_raw_echo"] = float(g.group(1))
+    m = re.search(r"^\| 64 \|(?: [^|]* \|){4} ([\d.]+)% \|", b, re.M)
+    if m:
+        out["scaleout"] = {"efficiency_64": float(m.group(1)) / 100.0}
+    return out
+
+
 def fmt(v, spec):
     return "—" if v is None else format(v, spec)
 
@@ -274,12 +296,14 @@ def summary_rows(d):
         m = g("e2e.warm", p, "overhead")
         rows.append((f"end-to-end p50 over bare forward ≤ 1.05, {p}",
                      None if m is None else f"{m:.3f}", None if m is None else m <= 1.05))
-    m = g("broker", "vs_raw_echo")
-    rows.append(("broker throughput ≥ 30% of raw ZeroMQ echo", None if m is None else f"{m:.0%}",
+    m, gen = g("broker", "vs_raw_echo"), g("broker", "generic_vs_raw_echo")
+    rows.append(("broker throughput ≥ 30% of raw ZeroMQ echo (`ecg-fm` service, validated jobs)",
+                 None if m is None else f"{m:.0%}" + ("" if gen is None else
+                                                      f" (generic service {gen:.0%})"),
                  None if m is None else m >= 0.3))
     m = g("scaleout", "efficiency_64")
     rows.append(("scale-out efficiency ≥ 90% at 64 synthetic workers",
-                 None if m is None else f"{m:.0%}", None if m is None else m >= 0.9))
+                 None if m is None else f"{m:.1%}", None if m is None else m >= 0.9))
     for p in ("fp32", "bf16"):
         m = g("e2e.batch", p, "ratio")
         rows.append((f"1000-record batch ≥ 90% of the best single-process segments/s, {p}",
@@ -297,7 +321,8 @@ def _get(obj, keys):
 
 def write_summary(path):
     text = open(path).read() if os.path.exists(path) else "# ecgq performance\n\n"
-    d = read_data(text)
+    d = parse_tables(text)
+    d.update(read_data(text))
     lines = [SUMMARY_BEGIN, "", "## Summary: issue 6 targets", "",
              "Collected from the `bench-data` comments of the generated sections below (run "
              "`scripts/bench` to refresh everything). \"—\" = no generated section reports the "
