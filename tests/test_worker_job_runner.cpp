@@ -1,7 +1,10 @@
 // JobRunner: one job body -> one Result, with a fake model of ECG-FM's shapes.
 #include <cstring>
+#include <thread>
 
+#include "tests/support/process.hpp"
 #include "tests/test_worker_support.hpp"
+#include "worker/batch_runner.hpp"
 #include "worker/job_runner.hpp"
 
 using namespace ecgq;
@@ -45,6 +48,8 @@ TEST(JobRunner, DefaultOutputsAreProbsAndEmbedding) {
   EXPECT_FALSE(r.segment_probs.has_value());
   EXPECT_FALSE(r.saliency.has_value());
   EXPECT_EQ(r.worker_id, "w1");
+  EXPECT_EQ(r.batch_segments, 2);  // alone: its one pass held its 2 segments
+  EXPECT_EQ(r.batch_jobs, 1);
   EXPECT_EQ(r.model.name, "/fake/model.pt");
   EXPECT_EQ(r.model.sha256, std::string(64, 'b'));
   EXPECT_EQ(r.attempts, 1);
@@ -196,4 +201,59 @@ TEST(JobRunner, DeadlineSpentInTheQueueIsExceededBeforeRunning) {
   job.deadline_ms = 60000;
   auto ok = runner().run(schema::encode_job(job), &model, context());
   EXPECT_EQ(ok.status, "ok");
+}
+
+TEST(JobRunner, PhasesShareAPassAndADeadlineThatRunsOutMidBatchFailsOnlyItsJob) {
+  FakeControl control;
+  FakeModel model(control);
+  const JobRunner r = runner(2);
+  auto a = synthetic_job("a");  // 2 segments each: passes [a a], [b b]
+  auto b = synthetic_job("b");
+  b.deadline_ms = 300;
+  std::vector<PreparedJob> prepared;
+  prepared.push_back(r.prepare(schema::encode_job(a), &model, context()));
+  prepared.push_back(r.prepare(schema::encode_job(b), &model, context()));
+  ASSERT_FALSE(prepared[0].failed);
+  ASSERT_FALSE(prepared[1].failed);
+  // The first pass is held until b's deadline has passed.
+  control.run_gate.close();
+  const auto b_deadline = *prepared[1].deadline;
+  std::thread opener([&] {
+    wait_until([&] { return std::chrono::steady_clock::now() > b_deadline; },
+               std::chrono::seconds(10));
+    control.run_gate.open();
+  });
+  std::vector<size_t> done;
+  auto passes = BatchRunner(r.max_batch()).run({&prepared[0], &prepared[1]}, model, [&](size_t i) {
+    done.push_back(i);
+  });
+  opener.join();
+  EXPECT_EQ(passes.size(), 1u);
+  EXPECT_EQ(done, (std::vector<size_t>{0, 1}));
+  auto ra = r.finish(prepared[0]);
+  auto rb = r.finish(prepared[1]);
+  EXPECT_EQ(ra.status, "ok");
+  EXPECT_EQ(ra.batch_segments, 2);
+  EXPECT_EQ(ra.batch_jobs, 1);
+  ASSERT_EQ(rb.status, "error");
+  EXPECT_EQ(rb.error->code, "deadline_exceeded");
+  EXPECT_NE(rb.error->message.find("while running"), std::string::npos);
+  EXPECT_EQ(rb.id, "b");
+  EXPECT_TRUE(rb.probs.empty());
+
+  // Two one-pass jobs in one pass: both know they shared it.
+  const JobRunner wide = runner(8);
+  std::vector<PreparedJob> both;
+  both.push_back(wide.prepare(schema::encode_job(a), &model, context()));
+  both.push_back(wide.prepare(schema::encode_job(synthetic_job("c")), &model, context()));
+  auto shared = BatchRunner(wide.max_batch()).run({&both[0], &both[1]}, model);
+  ASSERT_EQ(shared.size(), 1u);
+  EXPECT_EQ(shared[0].segments, 4);
+  for (auto& p : both) {
+    auto res = wide.finish(p);
+    EXPECT_EQ(res.status, "ok");
+    EXPECT_EQ(res.batch_jobs, 2);
+    EXPECT_EQ(res.batch_segments, 4);
+    EXPECT_EQ(res.n_segments, 2);
+  }
 }
