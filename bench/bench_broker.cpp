@@ -249,12 +249,17 @@ int main(int argc, char** argv) {
       "bench_broker: %lld jobs, window %zu, worker capacity %lld, job body %zu bytes, %d rounds\n",
       (long long)a.jobs, a.window, (long long)a.capacity, body.size(), a.rounds);
   double raw = 0, generic = 0, ecgq = 0;
+  std::string rounds_json;  // [[raw, generic, ecgq], ...] per round
   for (int r = 1; r <= a.rounds; ++r) {
     const double raw_r = run_raw(a, body);
     const double generic_r = run_broker(a, "echo", body);
     const double ecgq_r = run_broker(a, "ecg-fm", body);
     std::printf("round %d: raw %.0f/s, generic %.0f/s, ecgq %.0f/s\n", r, raw_r, generic_r, ecgq_r);
     std::fflush(stdout);
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "%s[%.1f, %.1f, %.1f]", r > 1 ? ", " : "", raw_r, generic_r,
+                  ecgq_r);
+    rounds_json += buf;
     raw = std::max(raw, raw_r);
     generic = std::max(generic, generic_r);
     ecgq = std::max(ecgq, ecgq_r);
@@ -268,8 +273,9 @@ int main(int argc, char** argv) {
   if (a.json)
     std::printf(
         "json: {\"jobs\": %lld, \"window\": %zu, \"capacity\": %lld, \"body_bytes\": %zu, "
-        "\"rounds\": %d, \"raw_per_s\": %.1f, \"generic_per_s\": %.1f, \"ecgq_per_s\": %.1f}\n",
+        "\"rounds\": %d, \"raw_per_s\": %.1f, \"generic_per_s\": %.1f, \"ecgq_per_s\": %.1f, "
+        "\"per_round\": [%s]}\n",
         (long long)a.jobs, a.window, (long long)a.capacity, body.size(), a.rounds, raw, generic,
-        ecgq);
+        ecgq, rounds_json.c_str());
   return 0;
 }
