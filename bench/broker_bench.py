@@ -8,7 +8,7 @@ SYNTHETIC workers of fixed 200 ms service time), then rewrites only the block be
 
     /usr/bin/python3 bench/broker_bench.py --build BUILD [--quick] [--no-doc] [--json FILE]
 
-Build first: ninja -C BUILD bench_broker bench_scaleout ecgq-broker. About 75 s (--quick: 20 s).
+Build first: ninja -C BUILD bench_broker bench_scaleout ecgq-broker. About 65-75 s on 2 cores (--quick: about 30 s).
 """
 import argparse
 import datetime
