@@ -148,6 +148,17 @@ def render(res):
         lines.append(f"Target (issue 6): at least 90% efficiency at 64 synthetic workers: "
                      f"**{100 * e:.1f}%, {'met' if e >= 0.9 else 'NOT met'}**.")
         lines.append("")
+    # Key figures for the summary of bench/e2e_doc.py (keys listed in bench/README.md).
+    broker_data = {"vs_raw_echo": round(b["ecgq_per_s"] / b["raw_per_s"], 4),
+                   "generic_vs_raw_echo": round(b["generic_per_s"] / b["raw_per_s"], 4)}
+    if per:
+        broker_data["vs_raw_echo_median"] = round(statistics.median(r[2] / r[0] for r in per), 4)
+    lines.append(f"<!-- bench-data broker {json.dumps(broker_data, sort_keys=True)} -->")
+    if at64:
+        data = {"efficiency_64": round(at64[0]["efficiency"], 4),
+                "p50_ms_64": at64[0]["p50_ms"], "p99_ms_64": at64[0]["p99_ms"]}
+        lines.append(f"<!-- bench-data scaleout {json.dumps(data, sort_keys=True)} -->")
+    lines.append("")
     lines.append(END)
     return "\n".join(lines) + "\n"
 
