@@ -126,6 +126,15 @@ TEST(ModelBf16, InferCliRefusesClearlyWithoutCpuSupport) {
   EXPECT_NE(r.err.find("precision bf16 needs a CPU with AVX-512 BF16"), std::string::npos) << r.err;
 }
 
+TEST(ModelBf16, ServeRefusesToStartWithoutCpuSupport) {
+  ECGQ_REQUIRE_BINARIES("ecgq-worker");
+  auto r = test::run_command({test::bin("ecgq-worker"), "serve", "--broker", "tcp://127.0.0.1:1",
+                              "--checkpoint", ref_path("tiny_finetuned.pt"), "--precision", "bf16"},
+                             120s, {{"ECGQ_DISABLE_BF16", "1"}});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("precision bf16 needs a CPU with AVX-512 BF16"), std::string::npos) << r.err;
+}
+
 TEST(ModelBf16, WorkerServingBf16SaysSoInEveryResult) {
   ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker");
   ECGQ_REQUIRE_BF16();

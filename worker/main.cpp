@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include "common/hub_settings.hpp"
 #include "common/logging.hpp"
 #include "common/settings.hpp"
+#include "worker/ecgfm_model.hpp"
 #include "worker/fetch_command.hpp"
 #include "worker/model.hpp"
 #include "worker/model_tools.hpp"
@@ -50,6 +52,8 @@ void declare_settings(Settings& s) {
   s.declare("checkpoint", "", "checkpoint reference: a local path or hf://OWNER/REPO/PATH[@REV]");
   s.declare("model_kind", "auto", "checkpoint kind: auto, ecgfm or torchscript");
   s.declare("precision", "fp32", "inference precision: fp32 or bf16");
+  s.declare("bf16_split_layers", "-1",
+            "bf16: last layers with hi+lo weights, more accurate and slower (-1 = default 4)");
   s.declare("idle_timeout", "15m", "idle time after which the model is unloaded (asleep)");
   s.declare("warm_on_start", "true", "load the model right after registering");
   s.declare("capacity", "1", "jobs the broker may hand this worker at once");
@@ -147,8 +151,15 @@ Status read_config(const Settings& s, ServeConfig& c) {
   if (precision != "fp32" && precision != "bf16")
     return Status("bad_config", "setting precision = '" + precision + "': expected fp32 or bf16",
                   "precision");
+  // Refused here rather than at warm-up: a worker that can never load should not register.
+  if (precision == "bf16") {
+    if (Status bf16 = bf16_supported(); !bf16.ok()) return bf16;
+  }
   c.lifecycle.load.model_kind = kind;
   c.lifecycle.load.precision = precision;
+  int64_t split_layers = 0;
+  if (!(st = integer("bf16_split_layers", -1, split_layers)).ok()) return st;
+  c.lifecycle.load.bf16_split_layers = static_cast<int>(std::min<int64_t>(split_layers, 1000));
   int64_t threads = 0;
   if (!(st = integer("threads", 0, threads)).ok()) return st;
   c.lifecycle.load.intra_op_threads = static_cast<int>(threads);
