@@ -10,7 +10,8 @@ namespace {
 
 TEST(E2eJobs, ManyJobsThroughTwoWorkersEachAnsweredOnce) {
   ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker");
-  Broker broker;
+  // The same record 200 times: without the result cache, so that every job reaches a worker.
+  Broker broker({"--result-cache-entries", "0"});
   ASSERT_TRUE(broker.ready) << broker.diagnostics();
   auto w1 = start_worker(broker.endpoint, "w1");
   auto w2 = start_worker(broker.endpoint, "w2");
@@ -112,9 +113,10 @@ TEST(E2eJobs, IdleWorkerSleepsAndTheNextJobWakesIt) {
   EXPECT_TRUE(first->cold_start);
   EXPECT_GT(first->timings.wake_ms, 0);
 
-  auto second = run_job(*c, ecg_job());
+  auto second = run_job(*c, ecg_job(5000));  // another record: computed, not a cache hit
   ASSERT_TRUE(second.has_value());
   EXPECT_EQ(second->status, "ok");
+  EXPECT_FALSE(second->cached);
   EXPECT_FALSE(second->cold_start);
   EXPECT_EQ(second->timings.wake_ms, 0);
 }
