@@ -164,6 +164,18 @@ void Broker::register_worker(const std::string& peer, const mdp::WorkerMessage& 
       w.extended = false;
     }
   }
+  // The same process (worker_id, pid and host) on a new connection: it reconnected after
+  // losing the broker, and its old registration would otherwise hold jobs and credit until
+  // the heartbeat expiry. Its old in-flight jobs are re-queued now.
+  if (w.extended && w.pid != 0) {
+    std::vector<std::string> stale;
+    for (const auto& [key, old] : workers_)
+      if (key != peer && old.extended && old.worker_id == w.worker_id && old.pid == w.pid &&
+          old.host == w.host)
+        stale.push_back(key);
+    for (const auto& key : stale)
+      delete_worker(key, "worker reconnected as " + peer_name(peer), false);
+  }
   spdlog::info("event=worker_ready worker={} peer={} service={} state={} capacity={} model={}",
                w.worker_id, peer_name(peer), w.service, w.state, w.capacity,
                w.model.name.empty() ? "-" : w.model.name);

@@ -316,6 +316,32 @@ TEST(BrokerDispatch, SigtermLetsInFlightJobsFinishWithinGrace) {
 namespace ecgq::test {
 namespace {
 
+TEST(BrokerDispatch, ReconnectedWorkerRetiresItsOldRegistrationAtOnce) {
+  // A minute of heartbeat liveness: the old registration cannot simply expire during the test.
+  BrokerProcess broker({}, "600");
+  ASSERT_TRUE(broker.ready) << broker.proc->stderr_text();
+  const std::string meta = mp_map({{"v", mp(1)},
+                                   {"capacity", mp(1)},
+                                   {"worker_id", mp(std::string("w-same"))},
+                                   {"pid", mp(4242)},
+                                   {"host", mp(std::string("h1"))}});
+  RawClient client(broker.endpoint);
+  auto old_connection = std::make_unique<RawWorker>(broker.endpoint, "ecg-fm", meta);
+  ASSERT_TRUE(wait_until([&] { return client.mmi("mmi.service", "ecg-fm") == "200"; }, 5s));
+  client.request("ecg-fm", {job_body("j1")});
+  auto first = old_connection->next();
+  ASSERT_TRUE(first);
+  // The worker lost the broker and comes back on a new socket (new routing id), same process.
+  old_connection->go_silent();
+  RawWorker new_connection(broker.endpoint, "ecg-fm", meta);
+  auto again = new_connection.next();
+  ASSERT_TRUE(again) << "the job stayed with the old registration";
+  EXPECT_EQ(job_of(*again).id, "j1");
+  EXPECT_EQ(job_of(*again).dispatch->attempt, 2);
+  new_connection.final((*again)[2], {ok_result("j1")});
+  EXPECT_EQ(result_of(*client.final()).id, "j1");
+}
+
 TEST(BrokerDispatch, SecondReadyRequeuesWhatTheWorkerHadInFlight) {
   BrokerProcess broker;
   ASSERT_TRUE(broker.ready) << broker.proc->stderr_text();

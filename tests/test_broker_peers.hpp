@@ -226,14 +226,15 @@ class RawWorker {
 // ecgq-broker as a child process on a fresh 127.0.0.1 port with fast heartbeats.
 class BrokerProcess {
  public:
-  explicit BrokerProcess(std::vector<std::string> extra = {}) : endpoint(free_endpoint()) {
+  explicit BrokerProcess(std::vector<std::string> extra = {}, const std::string& liveness = "10")
+      : endpoint(free_endpoint()) {
     std::vector<std::string> argv{bin("ecgq-broker"),
                                   "--bind",
                                   endpoint,
                                   "--heartbeat-interval",
                                   "100ms",
                                   "--heartbeat-liveness",
-                                  "10",
+                                  liveness,
                                   "--log-level",
                                   "debug"};
     argv.insert(argv.end(), extra.begin(), extra.end());
