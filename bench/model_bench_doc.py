@@ -1,5 +1,6 @@
 """Markdown for bench/model_bench.py: renders its figures into the docs/performance.md block."""
 
+import json
 import os
 import platform
 import shlex
@@ -98,8 +99,42 @@ def render(ctx, res):
         lines += cold_section(ctx, res, f)
     if "threads" in res:
         lines += threads_section(ctx, res, f)
-    lines += [END]
+    lines += [f"<!-- bench-data model {json.dumps(bench_data(ctx, res), sort_keys=True)} -->",
+              "", END]
     return "\n".join(lines) + "\n"
+
+
+def bench_data(ctx, res):
+    """Key figures for the summary of scripts/bench (bench/e2e_doc.py reads them)."""
+    d = {}
+    fw = res.get("forward", {})
+    eager = fw.get("eager", {})
+    q = fw.get("ecgq", {})
+    if "fp32" in q and eager:
+        r = [q["fp32"][b]["min"] / eager[b]["min"] for b in q["fp32"] if b in eager]
+        if r:
+            d["fp32_vs_eager_max"] = round(max(r), 3)
+        if "2" in q["fp32"] and fw.get("peaks", {}).get("fp32"):
+            g = 2 * res["flops"][0] / q["fp32"]["2"]["min"] / 1e9
+            d["fp32_of_peak_2seg"] = round(g / fw["peaks"]["fp32"], 3)
+    if "bf16" in q and "2" in q["bf16"] and "2" in eager:
+        d["bf16_speedup_2seg"] = round(eager["2"]["min"] / q["bf16"]["2"]["min"], 3)
+    full = [a for a in res.get("accuracy", []) if a["name"] == "full"]
+    dp = [float(r["max_dprob_seg"]) for a in full for r in a["rows"] if "max_dprob_seg" in r]
+    if dp:
+        d["bf16_max_dprob"] = max(dp)
+    mem = res.get("memory", {}).get("bf16", {})
+    if "forward_kb" in mem:
+        d["bf16_warm_rss_mib"] = round(max(mem["warm_kb"], mem["forward_kb"]) / 1024, 1)
+    best = res.get("cold", {}).get("best", {})
+    for p in ("fp32", "bf16"):
+        if f"ecgq {p}" in best and "eager fp32" in best:
+            d[f"cold_infer_vs_eager_{p}"] = round(
+                best[f"ecgq {p}"]["wall_s"] / best["eager fp32"]["wall_s"], 3)
+    for r in res.get("threads", []):
+        key = f"plan_{r['precision']}_{r['processes']}x{r['threads']}_{r['policy']}"
+        d[key] = round(r["segments_per_s"], 3)
+    return d
 
 
 def forward_section(ctx, res, f, flops_seg, detail, arch):
