@@ -79,11 +79,17 @@ class Bench:
             f["--max-batch-delay-ms"] = delay_ms
         return f
 
+    def thread_env(self, threads):
+        """The environment every worker and bench_model process gets, as a dict and as text."""
+        env = {"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
+        if self.args.wait_policy != "default":
+            env["OMP_WAIT_POLICY"] = self.args.wait_policy
+        return env, " ".join(f"{k}={v}" for k, v in env.items())
+
     def worker_cmd(self, precision, threads, capacity, max_batch, delay_ms, idle="1h"):
         flags = " ".join(f"{k} {v}" for k, v in
                          self.worker_flags(precision, capacity, max_batch, delay_ms, idle).items())
-        return (f"OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} OMP_WAIT_POLICY=PASSIVE "
-                f"ecgq-worker serve --threads {threads} {flags}").replace(
+        return (f"{self.thread_env(threads)[1]} ecgq-worker serve --threads {threads} {flags}").replace(
                     self.args.checkpoint, "FULL.pt")
 
     def broker_cmd(self):
@@ -100,7 +106,7 @@ class Bench:
             c.start_broker(self.broker_flags)
             for i in range(workers):
                 c.add_worker(self.worker_flags(precision, capacity, max_batch, delay_ms, idle),
-                             threads, f"w{i}")
+                             threads, f"w{i}", self.args.wait_policy)
             c.wait_workers(workers, ("cold", "warming", "warm", "busy", "asleep", "waking"), 120)
             for _ in range(workers):
                 r, _ = c.client.request(self.body(10), self.args.job_timeout)
@@ -287,8 +293,8 @@ class Bench:
         blist = ",".join(str(b) for b in batches)
         argv = [exe, "--checkpoint", self.args.checkpoint, "--threads", str(t), "--precision", prec,
                 "--batches", blist, "--reps", reps, "--no-unload"]
-        env = dict(os.environ, OMP_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS=str(t),
-                   OMP_WAIT_POLICY="PASSIVE")
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        env.update(self.thread_env(t)[0])
         r = subprocess.run(argv, capture_output=True, text=True, env=env)
         fwd = {}
         for line in r.stdout.splitlines():
@@ -299,8 +305,7 @@ class Bench:
             log(f"bench_model gave no forward figure for {prec} (exit {r.returncode}): "
                 f"{r.stderr.strip()[-300:]}")
             return None
-        cmd = (f"OMP_NUM_THREADS={t} OPENBLAS_NUM_THREADS={t} OMP_WAIT_POLICY=PASSIVE "
-               f"BUILD/bin/bench_model --checkpoint FULL.pt --threads {t} --precision {prec} "
+        cmd = (f"{self.thread_env(t)[1]} BUILD/bin/bench_model --checkpoint FULL.pt --threads {t} --precision {prec} "
                f"--batches {blist} --reps {reps} --no-unload")
         return {"forward_s": fwd, "cmd": cmd}
 
@@ -387,6 +392,8 @@ def main(argv):
     ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--batches", default="1,2,4,8", help="max_batch values of the throughput table")
     ap.add_argument("--threads", type=int, default=2, help="threads of a single worker")
+    ap.add_argument("--wait-policy", default="default",
+                    help="OMP_WAIT_POLICY of workers and bench_model (default: unset)")
     ap.add_argument("--jobs", type=int, help="timed jobs of the warm table (default 50; quick 10)")
     ap.add_argument("--cold-reps", type=int, help="wakes per precision (default 3; quick 1)")
     ap.add_argument("--idle-timeout", default="1s", help="idle_timeout of the cold-start worker")

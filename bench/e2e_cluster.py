@@ -117,6 +117,7 @@ class Cluster:
     def _spawn(self, argv, env, tag):
         path = os.path.join(self.logdir, f"{self.name}-{tag}.log")
         full_env = dict(os.environ)
+        full_env.pop("OMP_WAIT_POLICY", None)  # only what the bench sets
         full_env.update(env or {})
         f = open(path, "w")
         p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env=full_env,
@@ -131,15 +132,18 @@ class Cluster:
         self._spawn(argv, {}, "broker")
         self.client = MdpClient(self.endpoint, self.service)
 
-    def add_worker(self, flags, threads, tag):
-        """flags: {"--checkpoint": ..., ...}; threads sets the OpenMP/OpenBLAS environment."""
+    def add_worker(self, flags, threads, tag, wait_policy="default"):
+        """flags: {"--checkpoint": ..., ...}; threads sets the OpenMP/OpenBLAS environment and
+        wait_policy OMP_WAIT_POLICY ("default" = leave it unset)."""
         argv = [os.path.join(self.bindir, "ecgq-worker"), "serve", "--broker", self.endpoint,
                 "--service", self.service, "--worker-id", f"{self.name}-{tag}",
                 "--log-level", "info", "--threads", str(threads)]
         for k, v in flags.items():
             argv += [k, str(v)]
         env = {"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
-               "MKL_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
+               "MKL_NUM_THREADS": str(threads)}
+        if wait_policy != "default":
+            env["OMP_WAIT_POLICY"] = wait_policy
         self.worker_logs.append(self._spawn(argv, env, tag))
 
     def check_alive(self):
