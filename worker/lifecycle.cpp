@@ -58,7 +58,7 @@ void ModelLifecycle::set_state(ModelState s) {
   if (on_change_) on_change_(s);
 }
 
-Expected<WarmReport> ModelLifecycle::warm() {
+Expected<WarmReport> ModelLifecycle::warm(bool warm_up_pass) {
   const ModelState from = state();
   if (from == ModelState::Warm) return last_warm();
   const auto start = std::chrono::steady_clock::now();
@@ -96,11 +96,13 @@ Expected<WarmReport> ModelLifecycle::warm() {
     }
 
     const ModelInfo& info = model_->info();
-    const auto warmup_start = std::chrono::steady_clock::now();
-    std::vector<float> zeros(static_cast<size_t>(info.in_leads * info.segment_samples), 0.0f);
-    auto out = model_->run(zeros.data(), 1, RunOptions{});
-    if (!out) return fail("warm-up forward pass failed: " + out.status().message());
-    report.warmup_ms = ms_since(warmup_start);
+    if (warm_up_pass) {
+      const auto warmup_start = std::chrono::steady_clock::now();
+      std::vector<float> zeros(static_cast<size_t>(info.in_leads * info.segment_samples), 0.0f);
+      auto out = model_->run(zeros.data(), 1, RunOptions{});
+      if (!out) return fail("warm-up forward pass failed: " + out.status().message());
+      report.warmup_ms = ms_since(warmup_start);
+    }
     report.total_ms = ms_since(start);
     {
       std::lock_guard<std::mutex> lock(mutex_);

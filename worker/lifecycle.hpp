@@ -41,7 +41,7 @@ struct LifecycleOptions {
 struct WarmReport {
   double download_ms = 0;
   double load_ms = 0;    // resolve excluded, load_model only
-  double warmup_ms = 0;  // the forward pass on zeros
+  double warmup_ms = 0;  // the forward pass on zeros (0 when skipped)
   double total_ms = 0;
 };
 
@@ -64,9 +64,10 @@ class ModelLifecycle {
 
   // The current state; safe from any thread.
   ModelState state() const { return state_.load(); }
-  // Loads the model and runs one forward pass on zeros; on failure the state returns to Cold and
-  // the Status (code model_error) names the checkpoint and the reason.
-  Expected<WarmReport> warm();
+  // Loads the model and, when `warm_up_pass`, runs one forward pass on zeros (a wake for a job
+  // skips it: the job's own pass pays the one-time costs instead of an extra pass); on failure
+  // the state returns to Cold and the Status (code model_error) names the checkpoint and reason.
+  Expected<WarmReport> warm(bool warm_up_pass = true);
   // Marks the worker asleep without freeing anything yet (call under the job-queue lock so that a
   // job arriving now sees the new state).
   void begin_sleep();

@@ -115,7 +115,7 @@ bool WorkerService::admit(const QueuedJob& job) {
 Status WorkerService::ensure_warm(const QueuedJob& job) {
   if (lifecycle_->state() == ModelState::Warm) return Status::Ok();
   spdlog::info("event=waking job={} state={}", job.id, state_name(lifecycle_->state()));
-  auto warmed = lifecycle_->warm();
+  auto warmed = lifecycle_->warm(/*warm_up_pass=*/false);
   if (!warmed) return warmed.status();
   ready_at_ = Clock::now();
   return Status::Ok();
