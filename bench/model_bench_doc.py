@@ -16,6 +16,10 @@ def mib(kib):
     return float(kib) / 1024.0
 
 
+def policy_name(policy):
+    return "unset" if policy == "default" else policy
+
+
 def met(ok):
     return "yes" if ok else "**NO**"
 
@@ -86,7 +90,8 @@ def render(ctx, res):
         "machine has not), so speed and memory are those of the real model, while accuracy "
         "figures measure numerical drift on a model of the real shape, not clinical outputs.",
         f"Threads: {ctx.threads} (torch intra-op = `OMP_NUM_THREADS` = `OPENBLAS_NUM_THREADS` = "
-        f"`MKL_NUM_THREADS`), `OMP_WAIT_POLICY={ctx.policy}` unless a row says otherwise. "
+        f"`MKL_NUM_THREADS`), `OMP_WAIT_POLICY` {policy_name(ctx.policy)} unless a row says "
+        "otherwise. "
         f"Reproduce everything: `/usr/bin/python3 bench/model_bench.py --build BUILD` "
         "(bench/README.md).", ""]
     if "forward" in res:
@@ -363,7 +368,8 @@ def threads_section(ctx, res, f):
     for r in rows:
         plan = f"{r['processes']} process{'es' if r['processes'] > 1 else ''} × " \
                f"{r['threads']} thread{'s' if r['threads'] > 1 else ''}"
-        out.append(f"| {r['precision']} | {plan} | {r['policy']} | {r['segments_per_s']:.2f} | "
+        out.append(f"| {r['precision']} | {plan} | {policy_name(r['policy'])} | "
+                   f"{r['segments_per_s']:.2f} | "
                    f"{r['latency_median_s']:.3f} | {mib(r['rss_kb']):.0f} | "
                    f"{f.cmd(r['argv'], r['env'])} |")
     out += [""]
@@ -377,7 +383,7 @@ def threads_section(ctx, res, f):
         single = [r for r in pr if r["processes"] == 1]
         multi = [r for r in pr if r["processes"] > 1]
         s = (f"**{p}**: most segments/s from {tp['processes']}×{tp['threads']} "
-             f"(`OMP_WAIT_POLICY={tp['policy']}`, {tp['segments_per_s']:.2f}/s)")
+             f"(OMP_WAIT_POLICY {policy_name(tp['policy'])}, {tp['segments_per_s']:.2f}/s)")
         if single and multi:
             bs = max(single, key=lambda r: r["segments_per_s"])
             bm = max(multi, key=lambda r: r["segments_per_s"])
