@@ -2,7 +2,7 @@
 // input and on real records read and preprocessed exactly as the worker does.
 //
 //   bench_accuracy --checkpoint PT [--input X.npy] [--records DIR] [--threads N]
-//                  [--precision bf16] [--baseline fp32] [--chunk N]
+//                  [--precision bf16] [--baseline fp32] [--chunk N] [--bf16-split-layers N]
 //
 // Loads the checkpoint twice in one process (--baseline, then --precision), runs both on the same
 // segments and prints one key=value line per input on stdout:
@@ -38,7 +38,8 @@ namespace fs = std::filesystem;
 int usage(const std::string& why) {
   std::cerr << "bench_accuracy: " << why
             << "\nusage: bench_accuracy --checkpoint PT [--input X.npy] [--records DIR] "
-               "[--threads N] [--precision bf16] [--baseline fp32] [--chunk N]\n";
+               "[--threads N] [--precision bf16] [--baseline fp32] [--chunk N]\n"
+               "       [--bf16-split-layers N]\n";
   return 2;
 }
 
@@ -132,6 +133,7 @@ ecgq::Expected<ecgq::Preprocessed> preprocess_file(const std::string& path) {
 
 int main(int argc, char** argv) {
   std::string checkpoint, input, records, precision = "bf16", baseline = "fp32";
+  int split_layers = -1;
   int threads = 0;
   int64_t chunk = 8;
   for (int i = 1; i < argc; ++i) {
@@ -147,6 +149,8 @@ int main(int argc, char** argv) {
       threads = std::atoi(next().c_str());
     else if (a == "--precision")
       precision = next();
+    else if (a == "--bf16-split-layers")
+      split_layers = std::atoi(next().c_str());
     else if (a == "--baseline")
       baseline = next();
     else if (a == "--chunk")
@@ -167,6 +171,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   options.precision = precision;
+  options.bf16_split_layers = split_layers;
   auto cand_model = ecgq::load_model(checkpoint, options);
   if (!cand_model) {
     std::cerr << "bench_accuracy: " << precision << ": " << cand_model.status().to_string() << "\n";

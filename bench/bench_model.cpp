@@ -84,10 +84,12 @@ std::vector<std::string> split(const std::string& text) {
 }
 
 int usage(const std::string& why) {
-  std::cerr << "bench_model: " << why
-            << "\nusage: bench_model --checkpoint FULL.pt [--baseline-checkpoint TINY.pt] "
-               "[--input X.npy] [--threads N] [--reps N] [--batches 1,2,4,8] "
-               "[--precision fp32,bf16] [--throughput-seconds S [--wait-go]] [--no-unload]\n";
+  std::cerr
+      << "bench_model: " << why
+      << "\nusage: bench_model --checkpoint FULL.pt [--baseline-checkpoint TINY.pt] "
+         "[--input X.npy] [--threads N] [--reps N] [--batches 1,2,4,8] "
+         "[--precision fp32,bf16] [--bf16-split-layers N] [--throughput-seconds S [--wait-go]] "
+         "[--no-unload]\n";
   return 2;
 }
 
@@ -171,6 +173,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> precisions{"fp32"};
   Plan plan;
   bool unload = true;
+  int split_layers = -1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : std::string(); };
@@ -191,6 +194,8 @@ int main(int argc, char** argv) {
     } else if (a == "--precision") {
       precisions = split(next());
       if (precisions.empty()) return usage("--precision needs fp32, bf16 or fp32,bf16");
+    } else if (a == "--bf16-split-layers") {
+      split_layers = std::atoi(next().c_str());
     } else if (a == "--throughput-seconds") {
       plan.throughput_s = std::atof(next().c_str());
     } else if (a == "--wait-go") {
@@ -222,6 +227,7 @@ int main(int argc, char** argv) {
   ecgq::configure_threads(plan.threads);
   ecgq::LoadOptions options;
   options.intra_op_threads = plan.threads;
+  options.bf16_split_layers = split_layers;
 
   if (!baseline.empty()) {
     // The first precision initialises what a worker of that precision initialises (oneDNN for

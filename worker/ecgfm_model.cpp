@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 #include <cpuid.h>
+#include <dlfcn.h>
 #include <sys/mman.h>
 
 #include <cmath>
@@ -31,6 +32,22 @@ at::ScalarType scalar_type(ckpt::DType d, bool* ok) {
       *ok = false;
       return at::kFloat;
   }
+}
+
+// oneDNN's C API (dnnl.h, oneDNN 2.x): row-major C = alpha op(A) op(B) + beta C with bf16 A
+// and B and float C; returns dnnl_success (0). ATen 1.13 has no bf16 x bf16 -> fp32 product,
+// and libtorch links libdnnl, so the symbol is looked up in the running process.
+using GemmBf16F32 = int (*)(char transa, char transb, int64_t M, int64_t N, int64_t K, float alpha,
+                            const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb,
+                            float beta, float* C, int64_t ldc);
+
+GemmBf16F32 gemm_bf16_f32() {
+  static const GemmBf16F32 gemm = [] {
+    const char* off = std::getenv("ECGQ_BF16_ATEN_LINEAR");  // A/B switch for the bench
+    if (off != nullptr && *off != '\0' && std::string(off) != "0") return GemmBf16F32{nullptr};
+    return reinterpret_cast<GemmBf16F32>(dlsym(RTLD_DEFAULT, "dnnl_gemm_bf16bf16f32"));
+  }();
+  return gemm;
 }
 
 // Memory for the weights that a model keeps, on transparent huge pages. Most of a cold load is
@@ -103,7 +120,7 @@ class WeightReader {
   Expected<at::Tensor> get(const std::string& name, bool temporary = false) {
     auto it = by_name_.find(name);
     if (it == by_name_.end()) return missing(name);
-    at::Tensor t = temporary ? at::empty(it->second->shape, at::kFloat)
+    at::Tensor t = temporary ? temporary_.empty(it->second->shape, at::kFloat)
                              : arena_->empty(it->second->shape, at::kFloat);
     Status s = read_into(*it->second, t);
     if (!s.ok()) return s;
@@ -176,6 +193,9 @@ class WeightReader {
 
   const ckpt::Checkpoint& c_;
   WeightArena* arena_;
+  // Temporaries get their own arena, unmapped with the reader: from malloc they could stay
+  // resident after the load.
+  WeightArena temporary_;
   std::map<std::string, const ckpt::TensorInfo*> by_name_;
 };
 
@@ -256,12 +276,13 @@ class EcgfmModel : public Model {
     // bf16 mode reads each layer's float32 projection weights into these buffers, reused for
     // every layer, and rounds them into the arena: the load touches no extra fresh memory and
     // peaks one layer above warm.
+    WeightArena scratch_arena;  // unmapped when the load returns
     at::Tensor scratch_qkv, scratch_out, scratch_fc1, scratch_fc2;
     if (bf16_) {
-      scratch_qkv = at::empty({3 * E, E}, at::kFloat);
-      scratch_out = at::empty({E, E}, at::kFloat);
-      scratch_fc1 = at::empty({F, E}, at::kFloat);
-      scratch_fc2 = at::empty({E, F}, at::kFloat);
+      scratch_qkv = scratch_arena.empty({3 * E, E}, at::kFloat);
+      scratch_out = scratch_arena.empty({E, E}, at::kFloat);
+      scratch_fc1 = scratch_arena.empty({F, E}, at::kFloat);
+      scratch_fc2 = scratch_arena.empty({E, F}, at::kFloat);
     }
     // A projection weight: straight into the arena (fp32) or into its scratch buffer (bf16).
     auto weight = [&](const std::string& name, const at::Tensor& scratch) -> at::Tensor {
@@ -347,11 +368,28 @@ class EcgfmModel : public Model {
   }
 
   // x W^T + b. With bfloat16 weights the product runs on oneDNN's bf16 GEMM (AVX-512 BF16 or
-  // AMX) with float32 accumulation; the input is rounded to bf16, the output and bias stay fp32.
+  // AMX) with float32 accumulation; only the input and the weights are rounded to bf16.
   static at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
                             const at::Tensor& w_lo) {
     if (w.scalar_type() != at::kBFloat16) return at::linear(x, w, b);
-    at::Tensor xb = x.to(at::kBFloat16);
+    at::Tensor xb = x.to(at::kBFloat16).contiguous();
+    if (GemmBf16F32 gemm = gemm_bf16_f32()) {
+      // C = bias (broadcast), then C += x W^T (and += x W_lo^T): fp32 output, no bf16 rounding
+      // of the product, the bias fused into the GEMM's accumulate.
+      const int64_t M = xb.numel() / xb.size(-1), K = xb.size(-1), N = w.size(0);
+      std::vector<int64_t> shape = xb.sizes().vec();
+      shape.back() = N;
+      at::Tensor y = b.expand({M, N}).contiguous();
+      auto* a = reinterpret_cast<const uint16_t*>(xb.data_ptr<at::BFloat16>());
+      float* c = y.data_ptr<float>();
+      if (gemm('N', 'T', M, N, K, 1.0f, a, K,
+               reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>()), K, 1.0f, c, N) == 0 &&
+          (!w_lo.defined() || gemm('N', 'T', M, N, K, 1.0f, a, K,
+                                   reinterpret_cast<const uint16_t*>(w_lo.data_ptr<at::BFloat16>()),
+                                   K, 1.0f, c, N) == 0))
+        return y.view(shape);
+    }
+    // Without the oneDNN entry point: ATen's bf16 linear, whose output is rounded to bf16.
     at::Tensor y = at::linear(xb, w).to(at::kFloat).add_(b);
     if (w_lo.defined()) y.add_(at::linear(xb, w_lo));
     return y;

@@ -63,7 +63,7 @@ Expected<EcgfmArchitecture> derive_architecture(const ckpt::Checkpoint& checkpoi
 std::string cpu_bf16_support();
 
 // bf16 split layers when LoadOptions leaves the choice (docs/performance.md: bf16 accuracy).
-inline constexpr int64_t kDefaultBf16SplitLayers = 4;
+inline constexpr int64_t kDefaultBf16SplitLayers = 6;
 
 // Ok when bf16 inference runs at bf16 speed here; else an unsupported_model error saying why.
 Status bf16_supported();

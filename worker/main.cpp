@@ -53,7 +53,7 @@ void declare_settings(Settings& s) {
   s.declare("model_kind", "auto", "checkpoint kind: auto, ecgfm or torchscript");
   s.declare("precision", "fp32", "inference precision: fp32 or bf16");
   s.declare("bf16_split_layers", "-1",
-            "bf16: last layers with hi+lo weights, more accurate and slower (-1 = default 4)");
+            "bf16: last layers with hi+lo weights, more accurate and slower (-1 = default 6)");
   s.declare("idle_timeout", "15m", "idle time after which the model is unloaded (asleep)");
   s.declare("warm_on_start", "true", "load the model right after registering");
   s.declare("capacity", "1", "jobs the broker may hand this worker at once");
