@@ -14,8 +14,9 @@ COPY config /etc/ecgq
 COPY data /opt/ecgq/data
 # The Hugging Face cache lives on a volume so that downloads survive restarts and sleep.
 ENV HF_HOME=/cache/huggingface
-# Idle OpenMP threads sleep instead of spinning: on shared or oversubscribed hosts spinning costs
-# more than it saves (docs/performance.md, thread settings). Read when OpenMP loads, so set here.
+# Idle OpenMP threads sleep instead of spinning: several workers share a host's cores here, and
+# on shared or oversubscribed hosts spinning costs far more than it saves; on an idle host it
+# costs 2-4% (docs/performance.md, thread plan). Read when OpenMP loads, so set here.
 ENV OMP_WAIT_POLICY=PASSIVE
 VOLUME /cache
 EXPOSE 5555

@@ -306,14 +306,15 @@ void Broker::reply_error(const std::string& peer, const std::string& service, co
        "error " + error.code());
 }
 
-void Broker::finish_with_error(Job& job, const std::string& code, const std::string& message) {
+void Broker::finish_with_error(Job& job, const std::string& code, const std::string& message,
+                               const std::string& field) {
   job.finished = true;
   ++counters_.errors[code];
   spdlog::info("event=failed job={} service={} code={} attempts={} reason=\"{}\"", job.id,
                job.service, code, job.attempts, message);
-  reply_client(
-      job, ClientCommand::Final,
-      schema::error_result(job.ecgq ? job.id : "", code, message, "", std::nullopt, job.attempts));
+  reply_client(job, ClientCommand::Final,
+               schema::error_result(job.ecgq ? job.id : "", code, message, field, std::nullopt,
+                                    job.attempts));
 }
 
 void Broker::send_progress(const Job& job, const std::string& event, int64_t position,

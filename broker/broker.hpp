@@ -48,7 +48,8 @@ class Broker {
   void reply_client(const Job& job, mdp::ClientCommand command, std::string body);
   void reply_error(const std::string& peer, const std::string& service, const std::string& id,
                    const Status& error, std::optional<int64_t> retry_after_ms = std::nullopt);
-  void finish_with_error(Job& job, const std::string& code, const std::string& message);
+  void finish_with_error(Job& job, const std::string& code, const std::string& message,
+                         const std::string& field = {});
   void accept_job(const std::string& peer, mdp::ClientMessage msg);
   void send_progress(const Job& job, const std::string& event, int64_t position,
                      const std::string& worker_id);

@@ -326,7 +326,8 @@ void Broker::dispatch(Service& svc) {
     if (!w) return;
     std::shared_ptr<Job> job = svc.queue.pop();
     if (job->deadline && Clock::now() >= *job->deadline) {
-      finish_with_error(*job, "deadline_exceeded", "deadline_ms passed while the job was queued");
+      finish_with_error(*job, "deadline_exceeded", "deadline_ms passed while the job was queued",
+                        "deadline_ms");
       continue;
     }
     if (!send_to_worker(*w, job)) {
@@ -404,7 +405,8 @@ void Broker::expire_queued() {
     });
     for (auto& job : gone) {
       if (job->deadline && now >= *job->deadline) {
-        finish_with_error(*job, "deadline_exceeded", "deadline_ms passed while the job was queued");
+        finish_with_error(*job, "deadline_exceeded", "deadline_ms passed while the job was queued",
+                          "deadline_ms");
       } else {
         finish_with_error(*job, "no_worker",
                           "no worker registered for service '" + name + "' within service_wait=" +

@@ -26,6 +26,14 @@ int64_t integer(const Json& j, const char* key, int64_t fallback = 0) {
   return j.contains(key) && j.at(key).is_number() ? j.at(key).get<int64_t>() : fallback;
 }
 
+// A fraction in [0, 1] as "12.5%".
+std::string percent(const Json& j, const char* key) {
+  const double v = j.contains(key) && j.at(key).is_number() ? j.at(key).get<double>() : 0.0;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", 100.0 * v);
+  return buf;
+}
+
 std::string bytes(int64_t b) {
   if (b < 0) return "?";
   char buf[32];
@@ -75,6 +83,17 @@ void print_readable(const std::string& broker, const Json& s) {
       for (const auto& [code, n] : c["errors"].items()) std::cout << " " << code << "=" << n.dump();
     }
     std::cout << "\n";
+  }
+  if (s.contains("result_cache") && s["result_cache"].is_object()) {
+    const Json& rc = s["result_cache"];
+    if (!rc.value("enabled", false)) {
+      std::cout << "result cache: off\n";
+    } else {
+      std::cout << "result cache: " << integer(rc, "entries") << " entries, "
+                << bytes(integer(rc, "bytes", -1)) << ", hits " << integer(rc, "hits")
+                << ", misses " << integer(rc, "misses") << ", hit rate " << percent(rc, "hit_rate")
+                << "\n";
+    }
   }
 }
 

@@ -72,7 +72,8 @@ TEST_F(E2eErrors, RecordTooShortForTheModel) {
 }
 
 TEST_F(E2eErrors, DeadlineExceededWhileQueued) {
-  // The worker is busy with a long record, so a job with a tiny budget expires in the queue.
+  // The worker is busy with a long record, so a job with a tiny budget expires, in the broker's
+  // queue or in the worker's (capacity 2): both name the field.
   auto long_id = client_->submit(ecg_job(500 * 120));
   ASSERT_TRUE(long_id.ok());
   schema::Job hurried = ecg_job();
@@ -80,7 +81,7 @@ TEST_F(E2eErrors, DeadlineExceededWhileQueued) {
   auto hurried_id = client_->submit(hurried);
   ASSERT_TRUE(hurried_id.ok());
   std::vector<client::JobEvent> seen;
-  expect_error(wait_result(*client_, *hurried_id, 60s, &seen), "deadline_exceeded");
+  expect_error(wait_result(*client_, *hurried_id, 60s, &seen), "deadline_exceeded", "deadline_ms");
   bool long_done = false;
   for (const auto& e : seen) long_done = long_done || (e.id == *long_id && e.result);
   if (!long_done) {
@@ -123,7 +124,7 @@ TEST(E2eQueue, DeadlineExceededWithNoWorker) {
   auto c = connect(broker.endpoint);
   schema::Job job = ecg_job();
   job.deadline_ms = 200;
-  expect_error(run_job(*c, job, 10s), "deadline_exceeded");
+  expect_error(run_job(*c, job, 10s), "deadline_exceeded", "deadline_ms");
   auto w = start_worker(broker.endpoint, "w");
   expect_ok(*c);
 }

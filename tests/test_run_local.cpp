@@ -83,11 +83,12 @@ std::string describe(const ScriptRun& run) {
 }
 
 // Checks the shape every successful run prints: the batch (one ok line per record), then a job
-// that wakes a sleeping worker (cold start) and one that finds it warm.
+// that wakes a sleeping worker (cold start), one that finds it warm, and a record of the batch
+// answered from the broker's result cache.
 void expect_batch_then_wake(const ScriptRun& run) {
   const std::set<std::string> records = sample_records();
   ASSERT_EQ(records.size(), 4u);
-  ASSERT_EQ(run.results.size(), records.size() + 2) << describe(run);
+  ASSERT_EQ(run.results.size(), records.size() + 3) << describe(run);
   std::set<std::string> seen;
   for (size_t i = 0; i < records.size(); ++i) {
     const Json& r = run.results[i];
@@ -102,6 +103,14 @@ void expect_batch_then_wake(const ScriptRun& run) {
   EXPECT_GT(wake["timings"].value("load_ms", 0.0), 0.0) << wake.dump();
   EXPECT_EQ(warm.value("status", ""), "ok") << warm.dump();
   EXPECT_EQ(warm.value("cold_start", true), false) << warm.dump();
+  EXPECT_EQ(warm.value("cached", true), false) << warm.dump();
+  const Json& cached = run.results[records.size() + 2];
+  EXPECT_EQ(cached.value("status", ""), "ok") << cached.dump();
+  EXPECT_EQ(cached.value("cached", false), true) << cached.dump();
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (run.results[i].value("path", "") == cached.value("path", "?"))
+      EXPECT_EQ(cached["probs"], run.results[i]["probs"]) << cached.dump();
+  }
   // The status table printed once every worker had unloaded its model.
   EXPECT_NE(run.out.find("state asleep"), std::string::npos) << describe(run);
 }

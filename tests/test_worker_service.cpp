@@ -322,7 +322,9 @@ TEST(WorkerService, ABatchWaitsForJobsUntilItHoldsTheWholeCapacity) {
   auto o = Harness::options();
   o.capacity = 3;
   o.max_batch_delay = milliseconds(60000);  // far longer than kWait: only a full hand ends it
-  h.start(o);
+  JobRunnerOptions runner;
+  runner.max_batch = 8;  // room for all three 2-segment jobs
+  h.start(o, runner);
   h.ready();
   h.wait_state("warm");
   h.send_job("t1", synthetic_job("a"));

@@ -16,7 +16,7 @@ namespace ecgq {
 
 // Settings that shape every job.
 struct JobRunnerOptions {
-  int64_t max_batch = 8;  // segments per forward pass
+  int64_t max_batch = 4;  // segments per forward pass
   PreprocessLimits limits;
   std::string worker_id;
 };

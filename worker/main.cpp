@@ -56,8 +56,8 @@ void declare_settings(Settings& s) {
             "bf16: last layers with hi+lo weights, more accurate and slower (-1 = default 6)");
   s.declare("idle_timeout", "15m", "idle time after which the model is unloaded (asleep)");
   s.declare("warm_on_start", "true", "load the model right after registering");
-  s.declare("capacity", "1", "jobs the broker may hand this worker at once");
-  s.declare("max_batch", "8", "5 s segments per forward pass (from one or several jobs)");
+  s.declare("capacity", "2", "jobs the broker may hand this worker at once");
+  s.declare("max_batch", "4", "5 s segments per forward pass (from one or several jobs)");
   s.declare("max_batch_delay_ms", "0",
             "how long a batch waits for more jobs, in ms (0 = take what is queued, never wait)");
   s.declare("threads", "0", "intra-op threads for inference (0 = automatic)");

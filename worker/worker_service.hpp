@@ -30,7 +30,7 @@ struct WorkerServiceOptions {
   std::string broker = "tcp://127.0.0.1:5555";
   std::string service = "ecg-fm";
   std::string worker_id;      // "" = hostname-pid
-  int64_t capacity = 1;       // jobs the broker may hand this worker at once
+  int64_t capacity = 2;       // jobs the broker may hand this worker at once
   Millis max_batch_delay{0};  // how long a batch's first job may wait for more (0: never waits)
   Millis heartbeat_interval{2500};
   int64_t heartbeat_liveness = 3;  // silent intervals before the broker counts as gone
