@@ -154,9 +154,9 @@ inline std::vector<float> synthetic_ecg(int64_t samples) {
   return v;
 }
 
-// A valid 12-lead f32 job of `samples` samples at 500 Hz.
-inline schema::Job ecg_job(int64_t samples = 2500) {
-  const std::vector<float> v = synthetic_ecg(samples);
+// A 12-lead f32 job at 500 Hz holding `v` ([12, v.size() / 12], in mV).
+inline schema::Job f32_job(const std::vector<float>& v) {
+  const int64_t samples = static_cast<int64_t>(v.size() / 12);
   schema::Job j;
   j.ecg.dtype = "f32";
   j.ecg.shape = {12, samples};
@@ -164,6 +164,11 @@ inline schema::Job ecg_job(int64_t samples = 2500) {
   j.fs = 500;
   j.leads = kModelLeads;
   return j;
+}
+
+// A valid 12-lead f32 job of `samples` samples at 500 Hz.
+inline schema::Job ecg_job(int64_t samples = 2500) {
+  return f32_job(synthetic_ecg(samples));
 }
 
 // The same record as i16 ADC units (1000 per mV): half the bytes on the wire.

@@ -108,8 +108,9 @@ void expect_batch_then_wake(const ScriptRun& run) {
   EXPECT_EQ(cached.value("status", ""), "ok") << cached.dump();
   EXPECT_EQ(cached.value("cached", false), true) << cached.dump();
   for (size_t i = 0; i < records.size(); ++i) {
-    if (run.results[i].value("path", "") == cached.value("path", "?"))
+    if (run.results[i].value("path", "") == cached.value("path", "?")) {
       EXPECT_EQ(cached["probs"], run.results[i]["probs"]) << cached.dump();
+    }
   }
   // The status table printed once every worker had unloaded its model.
   EXPECT_NE(run.out.find("state asleep"), std::string::npos) << describe(run);

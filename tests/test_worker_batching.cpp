@@ -25,13 +25,7 @@ schema::Job record(int k, double seconds) {
           (0.5 + 0.2 * k) * std::sin(2 * M_PI * (0.9 + 0.25 * k) * x + 0.3 * l) +
           0.15 * std::sin(2 * M_PI * (11.0 + 3 * k) * x) + 0.05 * std::cos(0.7 * t * (k + 1)));
     }
-  schema::Job j;
-  j.ecg.dtype = "f32";
-  j.ecg.shape = {12, samples};
-  j.ecg.data.assign(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
-  j.fs = 500;
-  j.leads = kModelLeads;
-  return j;
+  return f32_job(v);
 }
 
 std::vector<float> floats(const schema::TypedArray& a) {
