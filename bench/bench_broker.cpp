@@ -21,12 +21,16 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "bench/bench_support.hpp"
 #include "broker/broker.hpp"
 #include "client/client.hpp"
 #include "common/protocol.hpp"
 #include "common/schema.hpp"
 
 using namespace ecgq;
+using bench::free_port;
+using bench::recv_frames;
+using bench::send_frames;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -72,31 +76,6 @@ Args parse_args(int argc, char** argv) {
       usage();
   }
   return a;
-}
-
-// A TCP port that was free a moment ago.
-int free_port() {
-  zmq::context_t ctx;
-  zmq::socket_t s(ctx, zmq::socket_type::router);
-  s.set(zmq::sockopt::linger, 0);
-  s.bind("tcp://127.0.0.1:*");
-  const std::string ep = s.get(zmq::sockopt::last_endpoint);
-  return std::atoi(ep.substr(ep.rfind(':') + 1).c_str());
-}
-
-std::vector<std::string> recv_frames(zmq::socket_t& s) {
-  std::vector<zmq::message_t> parts;
-  if (!zmq::recv_multipart(s, std::back_inserter(parts))) return {};
-  std::vector<std::string> out;
-  for (auto& p : parts) out.emplace_back(p.to_string());
-  return out;
-}
-
-void send_frames(zmq::socket_t& s, const std::vector<std::string>& frames) {
-  for (size_t i = 0; i < frames.size(); ++i) {
-    s.send(zmq::buffer(frames[i]),
-           i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-  }
 }
 
 // An MDP worker that answers each REQUEST with a minimal ok result for the job's id.

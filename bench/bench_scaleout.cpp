@@ -29,10 +29,14 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "bench/bench_support.hpp"
 #include "common/protocol.hpp"
 #include "common/schema.hpp"
 
 using namespace ecgq;
+using bench::free_port;
+using bench::recv_frames;
+using bench::send_frames;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -99,16 +103,6 @@ Args parse_args(int argc, char** argv) {
   return a;
 }
 
-// A TCP port that was free a moment ago.
-int free_port() {
-  zmq::context_t ctx;
-  zmq::socket_t s(ctx, zmq::socket_type::router);
-  s.set(zmq::sockopt::linger, 0);
-  s.bind("tcp://127.0.0.1:*");
-  const std::string ep = s.get(zmq::sockopt::last_endpoint);
-  return std::atoi(ep.substr(ep.rfind(':') + 1).c_str());
-}
-
 // ecgq-broker next to this binary (both land in BUILD/bin).
 std::string default_broker_bin() {
   char buf[4096];
@@ -168,21 +162,6 @@ class BrokerProcess {
  private:
   pid_t pid_ = -1;
 };
-
-mdp::Frames recv_frames(zmq::socket_t& s) {
-  std::vector<zmq::message_t> parts;
-  if (!zmq::recv_multipart(s, std::back_inserter(parts), zmq::recv_flags::dontwait)) return {};
-  mdp::Frames out;
-  for (auto& p : parts) out.emplace_back(p.to_string());
-  return out;
-}
-
-void send_frames(zmq::socket_t& s, const mdp::Frames& frames) {
-  for (size_t i = 0; i < frames.size(); ++i) {
-    s.send(zmq::buffer(frames[i]),
-           i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-  }
-}
 
 // One finished job as a producer saw it.
 struct Completion {
@@ -250,7 +229,7 @@ void synthetic_worker(zmq::context_t& ctx, Run& run, int index, const Args& a) {
     }
     if (item.revents & ZMQ_POLLIN) {
       while (true) {
-        mdp::Frames frames = recv_frames(s);
+        mdp::Frames frames = recv_frames(s, zmq::recv_flags::dontwait);
         if (frames.empty()) break;
         auto msg = mdp::parse_worker(frames);
         if (!msg) continue;
@@ -336,7 +315,7 @@ void producer(zmq::context_t& ctx, Run& run, int index, size_t window, int64_t s
     zmq::poll(&item, 1, std::chrono::milliseconds(50));
     if ((item.revents & ZMQ_POLLIN) == 0) continue;
     while (true) {
-      mdp::Frames frames = recv_frames(s);
+      mdp::Frames frames = recv_frames(s, zmq::recv_flags::dontwait);
       if (frames.empty()) break;
       auto msg = mdp::parse_client(frames);
       if (!msg || msg->command != mdp::ClientCommand::Final || msg->body.empty()) continue;
