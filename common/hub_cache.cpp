@@ -21,6 +21,7 @@
 
 #include "common/http_download.hpp"
 #include "common/hub_reference.hpp"
+#include "common/settings.hpp"
 #include "common/sha256.hpp"
 
 namespace ecgq {
@@ -36,12 +37,6 @@ double ms_since(Clock::time_point t0) {
 std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v ? v : "";
-}
-
-bool env_truthy(const char* name) {
-  std::string v = env(name);
-  for (auto& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return v == "1" || v == "true" || v == "yes" || v == "on";
 }
 
 bool is_hex(const std::string& s, size_t len) {
@@ -538,7 +533,7 @@ HubOptions hub_options_with_environment(HubOptions options) {
   if (options.endpoint.empty()) options.endpoint = "https://huggingface.co";
   while (!options.endpoint.empty() && options.endpoint.back() == '/') options.endpoint.pop_back();
   if (options.token.empty()) options.token = token_from_environment();
-  if (env_truthy("HF_HUB_OFFLINE")) options.offline = true;
+  if (env_flag("HF_HUB_OFFLINE")) options.offline = true;
   return options;
 }
 

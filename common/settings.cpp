@@ -24,7 +24,8 @@ Status Settings::merge_yaml_file(const std::string& path) {
     return Status("bad_config", "cannot read config file " + path + ": " + e.what(), "config");
   }
   if (root.IsNull()) return Status::Ok();
-  if (!root.IsMap()) return Status("bad_config", path + ": expected a mapping of settings", "config");
+  if (!root.IsMap())
+    return Status("bad_config", path + ": expected a mapping of settings", "config");
   for (const auto& item : root) {
     const std::string key = item.first.as<std::string>();
     if (!entries_.count(key))
@@ -88,16 +89,18 @@ Status Settings::apply_flags() {
   return Status::Ok();
 }
 
-const std::string& Settings::text(const std::string& key) const { return entries_.at(key).value; }
+const std::string& Settings::text(const std::string& key) const {
+  return entries_.at(key).value;
+}
 const std::string& Settings::origin(const std::string& key) const {
   return entries_.at(key).origin;
 }
 
 Status Settings::bad(const std::string& key, const std::string& expected) const {
   const Entry& e = entries_.at(key);
-  return Status("bad_config",
-                "setting " + key + " = '" + e.value + "' (from " + e.origin + "): expected " + expected,
-                key);
+  return Status(
+      "bad_config",
+      "setting " + key + " = '" + e.value + "' (from " + e.origin + "): expected " + expected, key);
 }
 
 Expected<Millis> Settings::duration(const std::string& key) const {
@@ -138,14 +141,22 @@ Expected<int64_t> Settings::bytes(const std::string& key) const {
   if (t.empty() || end == t.c_str() || v < 0) return bad(key, "a size such as 134217728 or 128MiB");
   std::string unit(end);
   double scale = 0;
-  if (unit.empty() || unit == "B") scale = 1;
-  else if (unit == "KiB") scale = 1024.0;
-  else if (unit == "MiB") scale = 1024.0 * 1024;
-  else if (unit == "GiB") scale = 1024.0 * 1024 * 1024;
-  else if (unit == "KB" || unit == "kB") scale = 1e3;
-  else if (unit == "MB") scale = 1e6;
-  else if (unit == "GB") scale = 1e9;
-  else return bad(key, "a size such as 134217728 or 128MiB");
+  if (unit.empty() || unit == "B")
+    scale = 1;
+  else if (unit == "KiB")
+    scale = 1024.0;
+  else if (unit == "MiB")
+    scale = 1024.0 * 1024;
+  else if (unit == "GiB")
+    scale = 1024.0 * 1024 * 1024;
+  else if (unit == "KB" || unit == "kB")
+    scale = 1e3;
+  else if (unit == "MB")
+    scale = 1e6;
+  else if (unit == "GB")
+    scale = 1e9;
+  else
+    return bad(key, "a size such as 134217728 or 128MiB");
   return static_cast<int64_t>(std::llround(v * scale));
 }
 
@@ -163,6 +174,13 @@ std::vector<std::string> Settings::list(const std::string& key) const {
     }
   }
   return out;
+}
+
+bool env_flag(const char* name) {
+  const char* raw = std::getenv(name);
+  std::string v = raw ? raw : "";
+  for (auto& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return v == "1" || v == "true" || v == "yes" || v == "on";
 }
 
 }  // namespace ecgq

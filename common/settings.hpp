@@ -62,4 +62,8 @@ class Settings {
   std::vector<std::string> order_;
 };
 
+// True when environment variable `name` is 1, true, yes or on (any case): switches that are not
+// settings (HF_HUB_OFFLINE, test and benchmark overrides).
+bool env_flag(const char* name);
+
 }  // namespace ecgq

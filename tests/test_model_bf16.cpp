@@ -96,6 +96,34 @@ TEST(ModelBf16, CloseToTheFp32ReferenceAndSplitLayersCloser) {
             << " split_all=" << split_diff << "\n";
 }
 
+TEST(ModelBf16, AtenFallbackWithoutTheOneDnnEntryPointStaysClose) {
+  // ECGQ_BF16_ATEN_LINEAR=1 takes the path used when libdnnl's bf16 x bf16 -> fp32 GEMM is not
+  // found (ATen's bf16 linear, product rounded to bf16): still within bf16's error.
+  ECGQ_REQUIRE_BINARIES("ecgq-worker");
+  ECGQ_REQUIRE_BF16();
+  test::TempDir dir;
+  auto r = test::run_command(
+      {test::bin("ecgq-worker"), "infer", "--checkpoint", ref_path("tiny_finetuned.pt"), "--input",
+       ref_path("input.npy"), "--out", dir.file("out"), "--precision", "bf16", "--threads", "1"},
+      120s, {{"ECGQ_BF16_ATEN_LINEAR", "1"}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto probs = read_npy(dir.file("out/probs.npy"));
+  ASSERT_TRUE(probs.ok()) << probs.status().to_string();
+  const double diff = max_abs_diff(probs->to_float(), ref_floats("tiny_finetuned__probs.npy"));
+  EXPECT_LE(diff, 5e-4);
+  EXPECT_GT(diff, 0) << "bit-identical to fp32: not running in bf16";
+  // And it is another path than the default one (which keeps the product in fp32).
+  auto d =
+      test::run_command({test::bin("ecgq-worker"), "infer", "--checkpoint",
+                         ref_path("tiny_finetuned.pt"), "--input", ref_path("input.npy"), "--out",
+                         dir.file("default"), "--precision", "bf16", "--threads", "1"},
+                        120s);
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  auto default_probs = read_npy(dir.file("default/probs.npy"));
+  ASSERT_TRUE(default_probs.ok());
+  EXPECT_NE(default_probs->to_float(), probs->to_float());
+}
+
 TEST(ModelBf16, RefusedWithoutCpuSupport) {
   Bf16Disabled off;
   EXPECT_TRUE(cpu_bf16_support().empty());

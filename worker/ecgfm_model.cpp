@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <map>
 
+#include "common/settings.hpp"
+
 namespace ecgq {
 namespace {
 
@@ -43,8 +45,8 @@ using GemmBf16F32 = int (*)(char transa, char transb, int64_t M, int64_t N, int6
 
 GemmBf16F32 gemm_bf16_f32() {
   static const GemmBf16F32 gemm = [] {
-    const char* off = std::getenv("ECGQ_BF16_ATEN_LINEAR");  // A/B switch for the bench
-    if (off != nullptr && *off != '\0' && std::string(off) != "0") return GemmBf16F32{nullptr};
+    // ECGQ_BF16_ATEN_LINEAR=1 takes the ATen fallback below (A/B runs, and its test).
+    if (env_flag("ECGQ_BF16_ATEN_LINEAR")) return GemmBf16F32{nullptr};
     return reinterpret_cast<GemmBf16F32>(dlsym(RTLD_DEFAULT, "dnnl_gemm_bf16bf16f32"));
   }();
   return gemm;
@@ -507,8 +509,7 @@ class EcgfmModel : public Model {
 }  // namespace
 
 std::string cpu_bf16_support() {
-  const char* off = std::getenv("ECGQ_DISABLE_BF16");
-  if (off != nullptr && *off != '\0' && std::string(off) != "0") return "";
+  if (env_flag("ECGQ_DISABLE_BF16")) return "";
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (__get_cpuid_max(0, nullptr) < 7) return "";
   std::string found;

@@ -59,7 +59,7 @@ struct EcgfmArchitecture {
 Expected<EcgfmArchitecture> derive_architecture(const ckpt::Checkpoint& checkpoint);
 
 // The bf16 matrix instructions this CPU offers ("amx_bf16", "avx512_bf16", both comma-joined, or
-// "" when none or when the ECGQ_DISABLE_BF16 environment variable is set to non-zero).
+// "" when none or when the environment sets ECGQ_DISABLE_BF16=1).
 std::string cpu_bf16_support();
 
 // bf16 split layers when LoadOptions leaves the choice (docs/performance.md: bf16 accuracy).
