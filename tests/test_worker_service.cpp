@@ -195,6 +195,7 @@ TEST(WorkerService, SleepsWhenIdleAndTheNextJobIsAColdStart) {
   ASSERT_TRUE(asleep.has_value()) << "no asleep status with the model's memory released";
   EXPECT_EQ(asleep->inflight, 0);
 
+  const int runs_before_wake = h.control.runs.load();
   h.send_job("token-1", synthetic_job("job-1"));
   EXPECT_EQ(h.expect_progress("waking").id, "job-1");
   EXPECT_EQ(h.expect_progress("running").id, "job-1");
@@ -207,6 +208,8 @@ TEST(WorkerService, SleepsWhenIdleAndTheNextJobIsAColdStart) {
   EXPECT_EQ(first.worker_id, "test-worker");
   EXPECT_EQ(first.model.sha256, std::string(64, 'a'));
   EXPECT_EQ(first.model.name, "/fake/model.pt");
+  // A wake for a job runs no warm-up pass on zeros: the job's own pass is the only one.
+  EXPECT_EQ(h.control.runs.load(), runs_before_wake + 1);
 
   h.send_job("token-2", synthetic_job("job-2"));
   EXPECT_EQ(h.expect_progress("running").id, "job-2");
