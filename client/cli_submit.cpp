@@ -18,7 +18,7 @@
 #include "client/json_output.hpp"
 #include "client/npy_rows.hpp"
 #include "client/progress.hpp"
-#include "client/record_discovery.hpp"
+#include "records/record_discovery.hpp"
 #include "client/resume.hpp"
 
 namespace ecgq::client {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "common/schema.hpp"
+#include "protocol/schema.hpp"
 #include "common/status.hpp"
 
 namespace ecgq::client {

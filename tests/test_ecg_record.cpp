@@ -6,9 +6,9 @@
 #include <cstring>
 #include <fstream>
 
-#include "common/ecg_record.hpp"
-#include "common/npy.hpp"
-#include "common/preprocess.hpp"
+#include "records/ecg_record.hpp"
+#include "records/npy.hpp"
+#include "records/preprocess.hpp"
 #include "tests/support/process.hpp"
 
 namespace ecgq {

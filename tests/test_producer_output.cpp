@@ -12,7 +12,7 @@
 #include "client/npy_rows.hpp"
 #include "client/progress.hpp"
 #include "client/resume.hpp"
-#include "common/npy.hpp"
+#include "records/npy.hpp"
 #include "tests/support/process.hpp"
 
 namespace ecgq::test {
