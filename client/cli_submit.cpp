@@ -20,6 +20,7 @@
 #include "client/progress.hpp"
 #include "records/record_discovery.hpp"
 #include "client/resume.hpp"
+#include "common/text.hpp"
 
 namespace ecgq::client {
 
@@ -99,7 +100,8 @@ int64_t count_records(const std::vector<std::string>& roots,
       continue;
     }
     RecordDiscovery walk({root});
-    while (auto p = walk.next()) n += done.count(*p) == 0 && !own.contains(*p) ? 1 : 0;
+    while (auto p = walk.next())
+      n += done.count(escape_invalid_utf8(*p)) == 0 && !own.contains(*p) ? 1 : 0;
   }
   return n;
 }
@@ -126,7 +128,7 @@ class EmbeddingSink {
                    s.to_string().c_str());
       return;
     }
-    index_ << Json{{"row", row}, {"path", o.path}, {"id", o.result.id}}.dump() << '\n';
+    index_ << json_line(Json{{"row", row}, {"path", o.path}, {"id", o.result.id}}) << '\n';
   }
   Status close(const std::string& path) {
     index_.close();
@@ -210,7 +212,7 @@ int run_submit(const SubmitCommand& command) {
       ++own_skipped;
       return true;
     }
-    return resume.ok_paths.count(p) != 0;
+    return resume.ok_paths.count(escape_invalid_utf8(p)) != 0;  // the file holds escaped paths
   });
   bool stop = false;
   std::string first_failure;
@@ -228,7 +230,7 @@ int run_submit(const SubmitCommand& command) {
         if (command.format == "csv")
           csv.write(o.path, o.result);
         else
-          out << result_json(o.path, o.result, printed).dump() << '\n' << std::flush;
+          out << json_line(result_json(o.path, o.result, printed)) << '\n' << std::flush;
         if (!command.embeddings_out.empty()) embeddings.add(o);
         ++counts.done;
         if (o.result.status != "ok") {

@@ -1,5 +1,7 @@
 #include "client/csv_output.hpp"
 
+#include "common/text.hpp"
+
 #include <cstdio>
 
 namespace ecgq::client {
@@ -14,7 +16,8 @@ std::string number(float f) {
 
 }  // namespace
 
-std::string csv_field(const std::string& text) {
+std::string csv_field(const std::string& raw) {
+  const std::string text = escape_invalid_utf8(raw);
   if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
   std::string q = "\"";
   for (char c : text) {

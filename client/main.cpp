@@ -7,6 +7,8 @@
 #include "client/cli.hpp"
 #include "common/duration.hpp"
 #include "common/logging.hpp"
+#include "common/text.hpp"
+#include "protocol/endpoint.hpp"
 
 using namespace ecgq;
 using namespace ecgq::client;
@@ -30,9 +32,22 @@ int usage_error(const std::string& message) {
   return kExitUsage;
 }
 
+// The first word that is not an option or an option's value, or "" (the command the user
+// typed, checked before CLI11 would only say "A subcommand is required").
+std::string command_word(int argc, char** argv) {
+  static const char* const kValued[] = {"--broker", "--service", "--timeout", "--log-level"};
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.empty() || a[0] != '-') return a;
+    for (const char* v : kValued)
+      if (a == v) ++i;  // skip its value ("--broker=x" carries its own)
+  }
+  return "";
+}
+
 }  // namespace
 
-int main(int argc, char** argv) {
+int run_cli(int argc, char** argv) {
   CLI::App app{"ecgq: run ECG-FM on ECG records through an ecgq broker"};
   app.set_version_flag("--version", std::string("ecgq ") + ECGQ_VERSION);
   app.require_subcommand(1);
@@ -111,6 +126,10 @@ int main(int argc, char** argv) {
   st->add_flag("--json", status.json, "print mmi.status as JSON");
   st->add_flag("--check", status.check, "exit 0 only when the service has a live worker");
 
+  if (const std::string word = command_word(argc, argv);
+      !word.empty() && word != "submit" && word != "status")
+    return usage_error("unknown command '" + escape_invalid_utf8(word) +
+                       "' (expected submit or status)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -118,6 +137,8 @@ int main(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
   init_logging("ecgq", log_level);
+  if (auto s = mdp::check_endpoint(broker, mdp::EndpointUse::Connect, "--broker"); !s.ok())
+    return usage_error(s.message());
 
   ClientOptions client;
   client.broker = broker;
@@ -172,4 +193,14 @@ int main(int argc, char** argv) {
     submit.per_segment = true;
   submit.client = client;
   return run_submit(submit);
+}
+
+int main(int argc, char** argv) {
+  // Nothing may reach std::terminate: a runtime failure is one line and exit 1.
+  try {
+    return run_cli(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ecgq: error: %s\n", escape_invalid_utf8(e.what()).c_str());
+    return kExitFailed;
+  }
 }
