@@ -125,11 +125,10 @@ Expected<std::unique_ptr<Journal>> Journal::open(const JournalOptions& options) 
     return s;
   }
   // auto_vacuum only takes effect on an empty file, so it comes before the schema.
-  const bool ok = exec(db, "PRAGMA auto_vacuum=INCREMENTAL;") &&
-                  exec(db, "PRAGMA journal_mode=WAL;") &&
-                  exec(db, options.sync_full ? "PRAGMA synchronous=FULL;"
-                                             : "PRAGMA synchronous=NORMAL;") &&
-                  exec(db, kSchema);
+  const bool ok =
+      exec(db, "PRAGMA auto_vacuum=INCREMENTAL;") && exec(db, "PRAGMA journal_mode=WAL;") &&
+      exec(db, options.sync_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;") &&
+      exec(db, kSchema);
   if (!ok) {
     Status s = unavailable(db, "cannot set up journal " + options.path);
     sqlite3_close(db);
@@ -147,8 +146,9 @@ Expected<std::unique_ptr<Journal>> Journal::open(const JournalOptions& options) 
                           ", this broker reads format " + std::to_string(kFormatVersion),
                       "journal");
       }
-    } else if (!exec(db, ("INSERT INTO meta VALUES('format','" + std::to_string(kFormatVersion) +
-                          "');").c_str())) {
+    } else if (!exec(db,
+                     ("INSERT INTO meta VALUES('format','" + std::to_string(kFormatVersion) + "');")
+                         .c_str())) {
       Status s = unavailable(db, "cannot write journal " + options.path);
       sqlite3_close(db);
       return s;
@@ -199,8 +199,8 @@ Expected<std::vector<JournaledJob>> Journal::load() {
     j.attempts = sqlite3_column_int64(q.get(), 7);
     const int state = sqlite3_column_int(q.get(), 8);
     if (state < 0 || state > 2)
-      return Status("journal_corrupt", "job seq " + std::to_string(j.seq) + " has state " +
-                                           std::to_string(state));
+      return Status("journal_corrupt",
+                    "job seq " + std::to_string(j.seq) + " has state " + std::to_string(state));
     j.state = static_cast<JournalState>(state);
     j.result = q.column_blob(9);
     j.expires_unix_ms = sqlite3_column_int64(q.get(), 10);
@@ -289,8 +289,7 @@ Status Journal::write_batch(const std::vector<JournalRecord>& batch) {
                    "INSERT OR REPLACE INTO jobs(seq,id,service,submitter,body,received,deadline,"
                    "attempts,state,result,expires) VALUES(?,?,?,?,?,?,?,?,0,NULL,0)");
   Statement dispatch(db_, "UPDATE jobs SET attempts=?, state=1 WHERE seq=?");
-  Statement finish(db_,
-                   "UPDATE jobs SET state=2, result=?, expires=?, body=x'' WHERE seq=?");
+  Statement finish(db_, "UPDATE jobs SET state=2, result=?, expires=?, body=x'' WHERE seq=?");
   Statement forget(db_, "DELETE FROM jobs WHERE seq=?");
   if (!accept || !dispatch || !finish || !forget) {
     exec(db_, "ROLLBACK;");

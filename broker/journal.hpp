@@ -34,8 +34,8 @@ struct JournaledJob {
   int64_t deadline_unix_ms = 0;  // 0 = no deadline
   int64_t attempts = 0;          // dispatches so far
   JournalState state = JournalState::Queued;
-  std::string result;            // the FINAL body, once done
-  int64_t expires_unix_ms = 0;   // when a done job's result may be forgotten
+  std::string result;           // the FINAL body, once done
+  int64_t expires_unix_ms = 0;  // when a done job's result may be forgotten
 };
 
 // One change to the journal. Accept carries the whole job; the others name it by seq (unique
@@ -56,9 +56,9 @@ struct JournalCommits {
 
 // Where and how much.
 struct JournalOptions {
-  std::string path;                            // the SQLite file (created mode 0600)
-  int64_t max_bytes = int64_t{2} << 30;        // journal_full beyond this (file + WAL)
-  bool sync_full = true;                       // fsync every commit (power-loss safe)
+  std::string path;                      // the SQLite file (created mode 0600)
+  int64_t max_bytes = int64_t{2} << 30;  // journal_full beyond this (file + WAL)
+  bool sync_full = true;                 // fsync every commit (power-loss safe)
 };
 
 // The journal; append() and take_commits() from the broker loop, disk work on its own thread.

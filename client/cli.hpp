@@ -27,7 +27,8 @@ struct SubmitCommand {
   bool per_segment = false;      // ask for and print per-segment outputs
   std::string embeddings_out;    // "" = none; else a [N, E] float32 .npy plus FILE.index.jsonl
   bool fail_fast = false;        // stop at the first failed record (queued jobs cancelled)
-  std::string resume_path;       // "" = none; skip ok paths there and append to it
+  std::string resume_path;       // "" = none; skip done paths there and append to it
+  bool retry_errors = false;     // with resume: re-send records with permanent input errors too
   bool count_first = true;       // walk the inputs once up front so progress knows the total
 };
 

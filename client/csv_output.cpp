@@ -1,8 +1,8 @@
 #include "client/csv_output.hpp"
 
-#include "common/text.hpp"
-
 #include <cstdio>
+
+#include "common/text.hpp"
 
 namespace ecgq::client {
 

@@ -1,11 +1,11 @@
 #include "client/json_output.hpp"
 
-#include "common/text.hpp"
-
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <msgpack.hpp>
+
+#include "common/text.hpp"
 
 namespace ecgq::client {
 

@@ -109,8 +109,11 @@ int run_cli(int argc, char** argv) {
   sub->add_flag("--fail-fast", submit.fail_fast,
                 "stop at the first failed record, cancelling queued jobs (exit 1)");
   sub->add_option("--resume", submit.resume_path,
-                  "skip records with an ok line in RESULTS.jsonl and append new lines to it "
-                  "(implies -o RESULTS.jsonl; jsonl only; a cut-off last line is removed)");
+                  "skip records that are done in RESULTS.jsonl (ok, or an input error such as "
+                  "missing_leads that would come back) and append the others' rows to it, "
+                  "keeping one row per record (implies -o RESULTS.jsonl; jsonl only)");
+  sub->add_flag("--retry-errors", submit.retry_errors,
+                "with --resume: also re-send records whose row is an input error");
   sub->add_option(
          "--max-record-seconds", submit.inputs.max_record_seconds,
          "refuse longer records locally (error too_long). 3600 s of 12 leads at 1000 Hz "
@@ -170,6 +173,8 @@ int run_cli(int argc, char** argv) {
   if (submit.window == 0) return usage_error("--window must be at least 1");
   if (!(submit.inputs.max_record_seconds > 0))
     return usage_error("--max-record-seconds must be > 0");
+  if (submit.retry_errors && submit.resume_path.empty())
+    return usage_error("--retry-errors goes with --resume FILE");
   if (!submit.resume_path.empty()) {
     if (submit.format != "jsonl") return usage_error("--resume works with --format jsonl only");
     if (!submit.output_path.empty() && submit.output_path != submit.resume_path)

@@ -227,9 +227,9 @@ TEST_F(JournalTest, AFileOfAnotherFormatIsRefusedNotGuessedAt) {
   { ASSERT_TRUE(Journal::open({path()}).ok()); }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET value='7' WHERE key='format'", nullptr, nullptr,
-                         nullptr),
-            SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(db, "UPDATE meta SET value='7' WHERE key='format'", nullptr, nullptr, nullptr),
+      SQLITE_OK);
   sqlite3_close(db);
   auto j = Journal::open({path()});
   ASSERT_FALSE(j.ok());

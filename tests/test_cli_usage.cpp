@@ -20,9 +20,9 @@ TEST(Text, ValidUtf8IsKeptAndInvalidBytesAreEscaped) {
   EXPECT_EQ(escape_invalid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\x93"),
             "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\x93");
   EXPECT_EQ(escape_invalid_utf8("a\xffz"), "a\\xFFz");
-  EXPECT_EQ(escape_invalid_utf8("\xc3"), "\\xC3");                 // cut-off sequence
-  EXPECT_EQ(escape_invalid_utf8("\xc0\xaf"), "\\xC0\\xAF");        // overlong '/'
-  EXPECT_EQ(escape_invalid_utf8("\xed\xa0\x80"), "\\xED\\xA0\\x80");  // a surrogate
+  EXPECT_EQ(escape_invalid_utf8("\xc3"), "\\xC3");                             // cut-off sequence
+  EXPECT_EQ(escape_invalid_utf8("\xc0\xaf"), "\\xC0\\xAF");                    // overlong '/'
+  EXPECT_EQ(escape_invalid_utf8("\xed\xa0\x80"), "\\xED\\xA0\\x80");           // a surrogate
   EXPECT_EQ(escape_invalid_utf8("\xf4\x90\x80\x80"), "\\xF4\\x90\\x80\\x80");  // past U+10FFFF
 }
 
@@ -36,7 +36,8 @@ TEST(Text, LoggableIsOneShortLine) {
 
 TEST(Endpoint, AcceptsWhatZeroMqTakesAndNamesTheExpectedForm) {
   EXPECT_TRUE(mdp::check_endpoint("tcp://127.0.0.1:5555", EndpointUse::Connect, "--broker").ok());
-  EXPECT_TRUE(mdp::check_endpoint("tcp://broker.example:5555", EndpointUse::Connect, "--broker").ok());
+  EXPECT_TRUE(
+      mdp::check_endpoint("tcp://broker.example:5555", EndpointUse::Connect, "--broker").ok());
   EXPECT_TRUE(mdp::check_endpoint("ipc:///tmp/b.sock", EndpointUse::Connect, "--broker").ok());
   EXPECT_TRUE(mdp::check_endpoint("tcp://*:5555", EndpointUse::Bind, "--bind").ok());
   EXPECT_TRUE(mdp::check_endpoint("tcp://127.0.0.1:*", EndpointUse::Bind, "--bind").ok());
