@@ -1,6 +1,7 @@
 // The `ecgq` command line: `submit` and `status` (client/main.cpp only parses and dispatches).
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -39,10 +40,18 @@ struct StatusCommand {
   bool check = false;  // exit 0 only when the service has a live worker
 };
 
+// Everything `ecgq keygen` needs.
+struct KeygenCommand {
+  std::string path;                             // writes PATH (public) and PATH_secret
+  std::map<std::string, std::string> metadata;  // --meta key=value, stored in the certificate
+};
+
 // Runs `ecgq submit`: one JSON line per record on stdout (or the output file), progress and
 // summary on stderr; returns the exit code.
 int run_submit(const SubmitCommand& command);
 // Runs `ecgq status`; returns the exit code.
 int run_status(const StatusCommand& command);
+// Runs `ecgq keygen`; returns the exit code.
+int run_keygen(const KeygenCommand& command);
 
 }  // namespace ecgq::client

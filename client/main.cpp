@@ -124,15 +124,22 @@ int run_cli(int argc, char** argv) {
   sub->add_flag("!--no-count", submit.count_first,
                 "do not walk the inputs up front to count them (progress shows no total/ETA)");
 
+  KeygenCommand keygen;
+  std::vector<std::string> keygen_meta;
+  auto* kg = app.add_subcommand(
+      "keygen", "write a CURVE certificate pair: PATH (public, share it) and PATH_secret (0600)");
+  kg->add_option("path", keygen.path, "where to write the certificate pair")->required();
+  kg->add_option("--meta", keygen_meta, "KEY=VALUE stored in the certificate (repeatable)");
+
   StatusCommand status;
   auto* st = app.add_subcommand("status", "show the broker's queues and workers (mmi.status)");
   st->add_flag("--json", status.json, "print mmi.status as JSON");
   st->add_flag("--check", status.check, "exit 0 only when the service has a live worker");
 
   if (const std::string word = command_word(argc, argv);
-      !word.empty() && word != "submit" && word != "status")
+      !word.empty() && word != "submit" && word != "status" && word != "keygen")
     return usage_error("unknown command '" + escape_invalid_utf8(word) +
-                       "' (expected submit or status)");
+                       "' (expected submit, status or keygen)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -140,6 +147,15 @@ int run_cli(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
   init_logging("ecgq", log_level);
+  if (kg->parsed()) {
+    for (const auto& m : keygen_meta) {
+      const size_t eq = m.find('=');
+      if (eq == std::string::npos || eq == 0)
+        return usage_error("--meta wants KEY=VALUE, got " + m);
+      keygen.metadata[m.substr(0, eq)] = m.substr(eq + 1);
+    }
+    return run_keygen(keygen);
+  }
   if (auto s = mdp::check_endpoint(broker, mdp::EndpointUse::Connect, "--broker"); !s.ok())
     return usage_error(s.message());
 
