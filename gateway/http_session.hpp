@@ -11,6 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cctype>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -79,7 +80,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void read_header() {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(context_.limits->max_header_bytes));
-    parser_->body_limit(boost::none);  // checked by hand after the header, for a clear 413
+    // Checked by hand after the header, for a clear 413 (Boost 1.74 mis-compares boost::none).
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     lowest().expires_after(first_ ? context_.limits->header_timeout
                                   : context_.limits->keep_alive_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
