@@ -2,10 +2,10 @@
 
 namespace ecgq::gateway {
 
-void JobStore::expire(SteadyClock::time_point now) {
+void JobStore::expire(SteadyClock::time_point now, bool need_room) {
   while (!finished_order_.empty()) {
     auto it = records_.find(finished_order_.front());
-    const bool over = static_cast<int64_t>(records_.size()) >= max_;
+    const bool over = need_room && static_cast<int64_t>(records_.size()) >= max_;
     if (it != records_.end() && now - it->second.finished < ttl_ && !over) return;
     if (it != records_.end()) records_.erase(it);
     finished_order_.pop_front();
@@ -14,7 +14,7 @@ void JobStore::expire(SteadyClock::time_point now) {
 
 bool JobStore::add(const std::string& id, const std::string& owner) {
   std::lock_guard<std::mutex> lock(mutex_);
-  expire(SteadyClock::now());
+  expire(SteadyClock::now(), true);
   if (static_cast<int64_t>(records_.size()) >= max_) return false;
   records_[id] = JobRecord{id, owner, "queued", "", 0, {}};
   return true;
@@ -40,7 +40,7 @@ void JobStore::finish(const std::string& id, bool ok, int http_status, std::stri
 
 std::optional<JobRecord> JobStore::get(const std::string& id) {
   std::lock_guard<std::mutex> lock(mutex_);
-  expire(SteadyClock::now());
+  expire(SteadyClock::now(), false);
   auto it = records_.find(id);
   if (it == records_.end()) return std::nullopt;
   return it->second;

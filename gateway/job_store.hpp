@@ -43,7 +43,9 @@ class JobStore {
   size_t size();
 
  private:
-  void expire(SteadyClock::time_point now);
+  // Drops finished records past their ttl, and with `need_room` the oldest finished ones while
+  // the store is full.
+  void expire(SteadyClock::time_point now, bool need_room);
   std::mutex mutex_;
   int64_t max_;
   Millis ttl_;
