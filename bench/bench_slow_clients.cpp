@@ -38,7 +38,8 @@ int connect_to(const std::string& host, int port) {
   return fd;
 }
 
-// One GET /health on a new connection; milliseconds until the whole status line arrived, or -1.
+// One GET /health on a new connection; milliseconds until its status line arrived (any status:
+// an answer is an answer), or -1.
 double probe(const std::string& host, int port, const std::string& header) {
   const auto t0 = Clock::now();
   const int fd = connect_to(host, port);
@@ -53,7 +54,7 @@ double probe(const std::string& host, int port, const std::string& header) {
   char buf[512];
   double ms = -1;
   if (::poll(&p, 1, 5000) == 1 && ::recv(fd, buf, sizeof buf, 0) > 12 &&
-      std::strncmp(buf, "HTTP/1.1 2", 10) == 0) {
+      std::strncmp(buf, "HTTP/1.1 ", 9) == 0) {
     ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   }
   ::close(fd);

@@ -144,10 +144,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                                                         self->context_.limits->max_body_bytes) +
                                                     " bytes");
                        }
-                       if (ec == beast::error::timeout) {
-                         self->context_.stats->timeouts.fetch_add(1);
-                         return self->fail(408, "the body did not arrive in time");
-                       }
+                       // A timeout (beast has closed the socket: no 408 can be sent) or a
+                       // client that went away ends the connection.
                        if (ec) return self->on_error(ec, "body");
                        self->dispatch();
                      });
@@ -171,7 +169,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     r.status = status;
     r.close = true;
     r.body = std::string("{\"error\":{\"code\":\"") +
-             (status == 413 ? "body_too_large" : status == 408 ? "timeout" : "bad_request") +
+             (status == 413 ? "body_too_large" : "bad_request") +
              "\",\"message\":\"" + message + "\",\"field\":\"\"}}";
     write(std::move(r));
   }
