@@ -20,6 +20,9 @@
 
 namespace ecgq::gateway {
 
+// Bodies up to this size are decoded on the I/O thread that read them; larger ones on the pool.
+inline constexpr size_t kInlineBodyBytes = 256 << 10;
+
 // The whole gateway; start() binds and connects, stop() (or destruction) ends it.
 class Gateway {
  public:
