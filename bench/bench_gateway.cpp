@@ -6,6 +6,9 @@
 // Prints one JSON line: p50/p90/mean milliseconds of each path and the p50 overhead.
 #include <httplib.h>
 
+#include <nlohmann/json.hpp>
+#include <optional>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -56,7 +59,7 @@ int main(int argc, char** argv) {
   ecgq::client::ClientOptions o;
   o.broker = broker;
   ecgq::client::Client zmq_client(o);
-  std::vector<double> gw, direct;
+  std::vector<double> gw, direct, gw_infer, direct_infer, gw_total, direct_total;
   for (int i = -3; i < n; ++i) {  // three warm-up rounds are not counted
     auto t0 = Clock::now();
     auto r = http.Post("/predict", items);
@@ -70,23 +73,32 @@ int main(int argc, char** argv) {
     if (!job) return 1;
     auto id = zmq_client.submit(std::move(*job));
     if (!id) return 1;
-    bool done = false;
-    while (!done) {
+    std::optional<ecgq::schema::Result> result;
+    while (!result) {
       auto ev = zmq_client.poll(std::chrono::milliseconds(1000));
       if (!ev) return 1;
-      done = ev->has_value() && (*ev)->id == *id && (*ev)->result.has_value();
+      if (ev->has_value() && (*ev)->id == *id) result = (*ev)->result;
     }
     const double d = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (i >= 0) {
+      // Where the time went, as the results tell: the worker's forward passes and broker receipt
+      // to result.
+      const auto j = nlohmann::json::parse(r->body);
       gw.push_back(g);
+      gw_infer.push_back(j["timings"]["infer_ms"].get<double>());
+      gw_total.push_back(j["timings"]["total_ms"].get<double>());
       direct.push_back(d);
+      direct_infer.push_back(result->timings.infer_ms);
+      direct_total.push_back(result->timings.total_ms);
     }
   }
   std::printf(
       "{\"n\": %d, \"gateway_p50_ms\": %.2f, \"gateway_p90_ms\": %.2f, \"gateway_mean_ms\": %.2f, "
       "\"client_p50_ms\": %.2f, \"client_p90_ms\": %.2f, \"client_mean_ms\": %.2f, "
-      "\"p50_overhead_pct\": %.1f}\n",
+      "\"p50_overhead_pct\": %.1f, \"gateway_infer_p50_ms\": %.2f, \"client_infer_p50_ms\": %.2f, "
+      "\"gateway_total_p50_ms\": %.2f, \"client_total_p50_ms\": %.2f}\n",
       n, pct(gw, 0.5), pct(gw, 0.9), mean(gw), pct(direct, 0.5), pct(direct, 0.9), mean(direct),
-      100.0 * (pct(gw, 0.5) - pct(direct, 0.5)) / pct(direct, 0.5));
+      100.0 * (pct(gw, 0.5) - pct(direct, 0.5)) / pct(direct, 0.5), pct(gw_infer, 0.5),
+      pct(direct_infer, 0.5), pct(gw_total, 0.5), pct(direct_total, 0.5));
   return 0;
 }

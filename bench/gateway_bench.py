@@ -83,6 +83,10 @@ def main():
     print(f"| /predict 10 s ECG, p50 ms | {lat['gateway_p50_ms']:.2f} | {lat['client_p50_ms']:.2f} | "
           f"{lat['p50_overhead_pct']:+.1f}% |")
     print(f"| /predict 10 s ECG, p90 ms | {lat['gateway_p90_ms']:.2f} | {lat['client_p90_ms']:.2f} | |")
+    print(f"| of which the worker's infer_ms, p50 | {lat['gateway_infer_p50_ms']:.2f} | "
+          f"{lat['client_infer_p50_ms']:.2f} | |")
+    print(f"| of which broker receipt to result (total_ms), p50 | {lat['gateway_total_p50_ms']:.2f} | "
+          f"{lat['client_total_p50_ms']:.2f} | |")
     print(f"| `ecgq submit --window 1` of the record x{args.n}, mean ms per record (process start "
           f"included) | | {cli_mean:.2f} | |")
     print(f"| /health req/s, wrk -t2 -c64 -d10s | {rps:,.0f} | | |")

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "client/job_source.hpp"
@@ -90,6 +91,42 @@ Expected<std::string> primary_file(const std::vector<std::string>& names) {
                 "file");
 }
 
+// A WFDB header names its signal files, and the reader opens what it names, relative to the
+// header or absolute: an uploaded header may only name files uploaded with it (never /etc/...,
+// ../..., /dev/zero).
+Status check_header_references(const std::string& header_path,
+                               const std::vector<std::string>& uploaded) {
+  std::ifstream in(header_path);
+  std::string line;
+  int64_t signals = -1;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const auto first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#') continue;
+    std::istringstream fields(line.substr(first));
+    std::string name;
+    fields >> name;
+    if (signals < 0) {  // the record line: NAME[/SEGMENTS] SIGNALS ...
+      std::string count;
+      fields >> count;
+      if (name.find('/') != std::string::npos)
+        return Status("unsupported_record", "multi-segment WFDB records cannot be uploaded",
+                      "file");
+      signals = std::atoll(count.c_str());
+      if (signals <= 0) return Status::Ok();  // the reader reports it
+      continue;
+    }
+    if (name != "~" && name != "-" &&
+        std::find(uploaded.begin(), uploaded.end(), name) == uploaded.end())
+      return Status("not_found",
+                    "the header names signal file '" + name.substr(0, 128) +
+                        "', which was not uploaded with it (send it as another 'file' part)",
+                    "file");
+    if (--signals == 0) break;
+  }
+  return Status::Ok();
+}
+
 // Replaces the private directory in reader messages: clients see their own file names.
 Status without_dir(const Status& s, const std::string& dir) {
   std::string m = s.message();
@@ -129,6 +166,9 @@ Expected<PredictInput> read_upload(const HttpRequest& request, const std::string
   }
   auto primary = primary_file(names);
   if (!primary) return primary.status();
+  if (extension(*primary) == ".hea") {
+    if (Status s = check_header_references(dir.path() + "/" + *primary, names); !s.ok()) return s;
+  }
   client::InputOptions opts;
   opts.fs = in.fields.fs;
   opts.leads = in.fields.leads;

@@ -151,7 +151,16 @@ TEST_F(GatewayHttp, ErrorsHaveTheirCodeFieldAndStatus) {
   cases.push_back({c->Post("/predict", samples_json(1000), "application/json"), 400, "too_short",
                    ""});
   httplib::MultipartFormDataItems no_dat = {file_part(source("data/ecg/1.hea"))};
-  cases.push_back({c->Post("/predict", no_dat), 400, "not_found", "path"});
+  cases.push_back({c->Post("/predict", no_dat), 400, "not_found", "file"});
+  // A header may only name files uploaded with it: never a file of the server.
+  std::string evil = read_file(source("data/ecg/1.hea"));
+  for (size_t p; (p = evil.find("1.dat")) != std::string::npos;) evil.replace(p, 5, "/etc/passwd");
+  httplib::MultipartFormDataItems traversal = {{"file", evil, "1.hea", "text/plain"},
+                                               file_part(source("data/ecg/1.dat"))};
+  cases.push_back({c->Post("/predict", traversal), 400, "not_found", "file"});
+  for (size_t p; (p = evil.find("/etc/passwd")) != std::string::npos;) evil.replace(p, 11, "../../1.dat");
+  traversal[0].content = evil;
+  cases.push_back({c->Post("/predict", traversal), 400, "not_found", "file"});
   httplib::MultipartFormDataItems bad_name = {
       {"file", "x", "../../etc/passwd", "application/octet-stream"}};
   cases.push_back({c->Post("/predict", bad_name), 400, "bad_request", "file"});
