@@ -205,7 +205,9 @@ Service& BrokerCore::find_or_create_service(const std::string& name) {
 }
 
 void BrokerCore::mark_changed(const Service& service) {
-  changed_.insert(service.name);
+  // A handful of services change per event: a linear check beats a set's allocations.
+  if (std::find(changed_.begin(), changed_.end(), service.name) == changed_.end())
+    changed_.push_back(service.name);
 }
 
 }  // namespace ecgq::broker

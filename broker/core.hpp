@@ -17,7 +17,6 @@
 
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <utility>
 #include <variant>
@@ -184,7 +183,7 @@ class BrokerCore {
   // after that pass, when it left them waiting).
   TimePoint now_;
   Actions out_;
-  std::set<std::string> changed_;
+  std::vector<std::string> changed_;  // names, each once, in the order they changed
   std::vector<std::shared_ptr<JobRecord>> just_queued_;
 };
 

@@ -42,7 +42,7 @@ std::string token_of(uint64_t n) {
 void BrokerCore::dispatch_changed() {
   // Once per event, after it was applied: each service it changed is served once, over its
   // final state, and the pass changes nothing that would need another.
-  std::set<std::string> changed;
+  std::vector<std::string> changed;
   changed.swap(changed_);
   if (!shutting_down_)
     for (const auto& name : changed)
@@ -134,7 +134,7 @@ void BrokerCore::expire_queued() {
   for (auto it = services_.begin(); it != services_.end();) {
     const Service& s = it->second;
     if (s.queue.empty() && s.workers.empty() && s.in_flight == 0) {
-      changed_.erase(it->first);
+      changed_.erase(std::remove(changed_.begin(), changed_.end(), it->first), changed_.end());
       it = services_.erase(it);
     } else {
       ++it;
