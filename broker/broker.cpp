@@ -5,7 +5,8 @@
 #include <chrono>
 #include <cstdio>
 #include <set>
-#include <zmq_addon.hpp>
+
+#include "protocol/zmq_frames.hpp"
 
 namespace ecgq::broker {
 
@@ -93,21 +94,19 @@ int Broker::run(const std::function<bool()>& stop_requested) {
 void Broker::receive(int socket_index) {
   // Bounded batch so timers still run under a flood.
   for (int n = 0; n < 1000; ++n) {
-    std::vector<zmq::message_t> parts;
-    std::optional<size_t> got;
+    std::optional<mdp::Frames> frames;
     try {
-      got = zmq::recv_multipart(sockets_[socket_index], std::back_inserter(parts),
-                                zmq::recv_flags::dontwait);
+      frames = mdp::recv_frames(sockets_[socket_index], zmq::recv_flags::dontwait);
     } catch (const zmq::error_t& e) {
       spdlog::warn("event=recv_failed error={}", e.what());
       return;
     }
-    if (!got || parts.empty()) return;
-    // The peer key: which socket, then the routing id.
+    if (!frames || frames->empty()) return;
+    // The peer key: which socket, then the routing id (frame 0, which the core never sees).
     Received event;
-    event.peer = std::string(1, static_cast<char>(socket_index)) + parts[0].to_string();
-    event.frames.reserve(parts.size() - 1);
-    for (size_t i = 1; i < parts.size(); ++i) event.frames.push_back(parts[i].to_string());
+    event.peer = std::string(1, static_cast<char>(socket_index)) + (*frames)[0];
+    frames->erase(frames->begin());
+    event.frames = std::move(*frames);
     event.now = SteadyClock::now();
     apply(core_.handle(Event(std::move(event))));
   }
@@ -145,10 +144,8 @@ bool Broker::send(const std::string& peer, const mdp::Frames& frames, const std:
                    describe(frames, job));
       return false;
     }
-    for (size_t i = 0; i < frames.size(); ++i) {
-      const auto more = i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
-      s.send(zmq::message_t(frames[i].data(), frames[i].size()), more | zmq::send_flags::dontwait);
-    }
+    // The routing id is queued, so the rest of the message follows it.
+    mdp::send_frames(s, frames, zmq::send_flags::dontwait);
   } catch (const zmq::error_t& e) {
     spdlog::info("event=peer_gone peer={} what=\"{}\" error=\"{}\"", peer_name(peer),
                  describe(frames, job), e.what());

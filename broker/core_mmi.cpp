@@ -31,7 +31,7 @@ void BrokerCore::on_mmi(const std::string& peer, const mdp::ClientMessage& msg) 
 
 std::string BrokerCore::status_body() const {
   ext::BrokerStatus s;
-  s.uptime_ms = ms_since(started_, now_);
+  s.uptime_ms = static_cast<int64_t>(ms_since(started_, now_));
   s.shutting_down = shutting_down_;
   for (const auto& [name, svc] : services_) {
     ext::ServiceInfo& info = s.services[name];
@@ -48,7 +48,7 @@ std::string BrokerCore::status_body() const {
       wi.capacity = w.capacity;
       wi.in_flight = static_cast<int64_t>(w.in_flight.size());
       wi.jobs_done = static_cast<int64_t>(w.jobs_done);
-      wi.last_heartbeat_ms = ms_since(w.last_seen, now_);
+      wi.last_heartbeat_ms = static_cast<int64_t>(ms_since(w.last_seen, now_));
       wi.rss_bytes = w.rss_bytes;
       wi.keep_warm = w.keep_warm;
       wi.model = w.model;

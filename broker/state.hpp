@@ -18,7 +18,7 @@
 namespace ecgq::broker {
 
 // The broker's clock is injected (BrokerCore never reads one); its time points are steady ones.
-using TimePoint = SteadyTime;
+using TimePoint = SteadyClock::time_point;
 
 // The broker's record of one client request from receipt until its FINAL, queued or in flight.
 // (Not schema::Job, the decoded ecgq job body: the broker forwards bodies it does not hold

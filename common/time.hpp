@@ -1,25 +1,27 @@
-// The one time helper: the monotonic clock every process schedules by, and the two ways ecgq
-// measures an interval on it (fractional milliseconds for timings, whole ones for ages).
+// The one pair of time helpers: milliseconds between two steady-clock points, as the results'
+// *_ms fields and the logs report them.
 #pragma once
 
 #include <chrono>
-#include <cstdint>
 
 namespace ecgq {
 
-// Monotonic, so deadlines and timings survive wall-clock jumps.
+// The steady clock every process measures durations with (wall-clock jumps do not move it).
 using SteadyClock = std::chrono::steady_clock;
-// A point on the monotonic clock.
-using SteadyTime = SteadyClock::time_point;
 
-// Milliseconds from `a` to `b`, fractional (negative when b is before a): for timings.
-inline double ms_between(SteadyTime a, SteadyTime b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
+// Milliseconds from `from` to `to` (negative when `to` is earlier), with sub-ms precision.
+inline double ms_between(SteadyClock::time_point from, SteadyClock::time_point to) {
+  return std::chrono::duration<double, std::milli>(to - from).count();
 }
 
-// Whole milliseconds elapsed from `t` to `now` (truncated): for ages and uptimes.
-inline int64_t ms_since(SteadyTime t, SteadyTime now) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(now - t).count();
+// Milliseconds from `since` until now.
+inline double ms_since(SteadyClock::time_point since) {
+  return ms_between(since, SteadyClock::now());
+}
+
+// Milliseconds from `since` until `now`, for code whose clock is injected (the broker core).
+inline double ms_since(SteadyClock::time_point since, SteadyClock::time_point now) {
+  return ms_between(since, now);
 }
 
 }  // namespace ecgq
