@@ -45,9 +45,11 @@ struct Disconnect {
 };
 
 // What the core asks the loop to do, in order. The durable journal (issue 11) adds its records
-// here as one more alternative (e.g. `Persist{accepted job | finished job}`), emitted before the
-// Send that acknowledges what it records; the loop hands them to the journal and the other
-// alternatives to the sockets.
+// here as one more alternative, `Persist{JournalRecord}` (broker/journal.hpp: Accept where
+// accept_job queues a job, Dispatch in assign(), Finish where a FINAL is forwarded or the broker
+// answers a job itself), emitted before the Send that acknowledges what it records; the loop
+// hands them to the journal and the rest to the sockets. Replay feeds the loaded jobs back in
+// as one more Event alternative.
 using Action = std::variant<Send, Disconnect>;
 // The actions of one event.
 using Actions = std::vector<Action>;
