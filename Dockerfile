@@ -1,4 +1,4 @@
-# ecgq on Debian bookworm: one image for the broker, the workers and the producer CLI.
+# ecgq on Debian bookworm: one image for the broker, the workers, the producer CLI and the gateway.
 FROM debian:bookworm AS build
 COPY scripts/install-deps /src/scripts/install-deps
 RUN /src/scripts/install-deps
@@ -9,7 +9,7 @@ RUN cmake -S /src -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DECGQ_BUILD_TES
 FROM debian:bookworm
 COPY scripts/install-deps /opt/ecgq/scripts/install-deps
 RUN /opt/ecgq/scripts/install-deps --runtime && rm -rf /var/lib/apt/lists/*
-COPY --from=build /build/bin/ecgq-broker /build/bin/ecgq-worker /build/bin/ecgq /usr/local/bin/
+COPY --from=build /build/bin/ecgq-broker /build/bin/ecgq-worker /build/bin/ecgq /build/bin/ecgq-gateway /usr/local/bin/
 COPY config /etc/ecgq
 COPY data /opt/ecgq/data
 # The Hugging Face cache lives on a volume so that downloads survive restarts and sleep.

@@ -92,7 +92,7 @@ void Gateway::get_health(HttpRequest&, const RequestContext&, Respond respond) {
 
 void Gateway::get_info(HttpRequest&, const RequestContext&, Respond respond) {
   const ServiceView v = service_view(link_->status(), config_.service, config_.status_interval * 5);
-  const auto labels = link_->labels();
+  const auto labels = v.labels.empty() ? link_->labels() : v.labels;
   Json j;
   j["model"] = model_json(v);
   j["precision"] = v.model.is_null() ? Json(nullptr) : Json(v.model.value("precision", ""));

@@ -54,8 +54,12 @@ void Gateway::add_oip_routes() {
   router_.add({"GET", "/v2/models/{model}", false, {},
                [this, known, unknown_model](HttpRequest&, const RequestContext& ctx, Respond respond) {
                  if (!known(ctx)) return respond(unknown_model(ctx));
+                 const auto view =
+                     service_view(link_->status(), config_.service, config_.status_interval * 5);
                  respond(json_response(
-                     200, oip::model_metadata(config_.model_name, link_->labels(), -1)));
+                     200, oip::model_metadata(config_.model_name,
+                                              view.labels.empty() ? link_->labels() : view.labels,
+                                              -1)));
                }});
   router_.add({"GET", "/v2/models/{model}/ready", false, {},
                [ready, known, unknown_model](HttpRequest&, const RequestContext& ctx,

@@ -148,10 +148,8 @@ Json operation(const char* summary, Json resp, bool open = false) {
   return op;
 }
 
-}  // namespace
-
-Json openapi_document(const std::string& model_name) {
-  Json paths = Json::object();
+// The ECG-FM API, /jobs, /metrics and /openapi.json.
+void add_ecgfm_paths(Json& paths) {
   paths["/"]["get"] = operation("What this service is, its model and loading strategy",
                                 responses({{200, "service description", "Root"},
                                            {401, "missing or unknown token", "Error"}}));
@@ -206,6 +204,10 @@ Json openapi_document(const std::string& model_name) {
                                   {401, "missing or unknown token", "Error"}}));
   paths["/openapi.json"]["get"]["responses"]["200"]["content"] = {
       {"application/json", {{"schema", {{"type", "object"}}}}}};
+}
+
+// The Open Inference Protocol paths.
+void add_oip_paths(Json& paths, const std::string& model_name) {
   paths["/v2"]["get"] = operation("Open Inference Protocol: server metadata",
                                   responses({{200, "server metadata", "ServerMetadata"},
                                              {401, "missing or unknown token", "Error"}}));
@@ -244,7 +246,14 @@ Json openapi_document(const std::string& model_name) {
   infer["requestBody"] = {{"required", true},
                           {"content", json_content(ref("InferRequest"))}};
   paths["/v2/models/{model}/infer"]["post"] = infer;
+}
 
+}  // namespace
+
+Json openapi_document(const std::string& model_name) {
+  Json paths = Json::object();
+  add_ecgfm_paths(paths);
+  add_oip_paths(paths, model_name);
   Json doc;
   doc["openapi"] = "3.0.3";
   doc["info"] = {{"title", "ecgq-gateway"},

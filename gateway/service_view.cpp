@@ -45,6 +45,11 @@ ServiceView service_view(const StatusSnapshot& snapshot, const std::string& serv
         if (v.model.is_null() && w.contains("model") && w.at("model").is_object() &&
             !w.at("model").value("sha256", "").empty())
           v.model = w.at("model");
+        if (v.labels.empty() && w.contains("model") && w.at("model").is_object() &&
+            w.at("model").contains("labels") && w.at("model").at("labels").is_array()) {
+          for (const auto& l : w.at("model").at("labels"))
+            if (l.is_string()) v.labels.push_back(l.get<std::string>());
+        }
       }
     }
   }

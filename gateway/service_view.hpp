@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "client/json_output.hpp"
 #include "common/duration.hpp"
@@ -19,6 +20,8 @@ struct ServiceView {
   int64_t in_flight = 0;    // jobs running on its workers
   client::Json model;       // {kind, name, sha256, precision} of the first worker that has one
   double status_age_ms = -1;  // age of the mmi.status it is read from (-1: none yet)
+  std::vector<std::string> labels;  // label names, when a worker's model in mmi.status has them
+                                    // (READY carrying label names is planned, issue 13)
 };
 
 // Reads `snapshot` for `service`; a status older than `stale_after` means the broker is not
