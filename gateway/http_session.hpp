@@ -205,12 +205,13 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       beast::error_code ec;
       lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
       lowest().expires_after(kLingerTime);
+      scratch_ = std::make_unique<char[]>(kScratchBytes);  // only lingering sessions pay for it
       drain();
     }
   }
 
   void drain() {
-    lowest().async_read_some(net::buffer(scratch_),
+    lowest().async_read_some(net::buffer(scratch_.get(), kScratchBytes),
                              [self = this->shared_from_this()](beast::error_code ec, size_t) {
                                if (!ec) self->drain();
                              });
@@ -241,7 +242,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   HttpRequest head_;
   bool first_ = true;
   bool keep_alive_ = true;
-  char scratch_[16384];
+  static constexpr size_t kScratchBytes = 16384;
+  std::unique_ptr<char[]> scratch_;  // where a lingering connection drops what still arrives
 };
 
 }  // namespace ecgq::gateway::detail

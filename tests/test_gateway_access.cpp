@@ -4,6 +4,8 @@
 // half-sent and stalled uploads, garbage, 10,000 idle connections, 1,000 slow uploads.
 #include <sys/resource.h>
 
+#include <csignal>
+
 #include <algorithm>
 #include <thread>
 
@@ -184,6 +186,23 @@ TEST(GatewayAccess, BrokerDownIs503NotAHang) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 15s);
 }
 
+TEST(GatewayAccess, SigtermWithRequestsWaitingExitsZero) {
+  ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-gateway");
+  Broker broker({"--ecgq-services", "ecg-fm,idle"});
+  ASSERT_TRUE(broker.ready) << broker.diagnostics();
+  GatewayProcess gw(broker.endpoint, {"--service", "idle"});
+  ASSERT_TRUE(gw.ready) << gw.proc->stderr_text();
+  auto c = gw.client();
+  ASSERT_EQ(c->Post("/predict?async=1", samples_json(5000), "application/json")->status, 202);
+  // A synchronous request waits for a worker that never comes when the gateway is stopped.
+  std::thread waiting([&] { gw.client()->Post("/predict", samples_json(5000), "application/json"); });
+  std::this_thread::sleep_for(300ms);
+  gw.proc->signal(SIGTERM);
+  EXPECT_EQ(gw.proc->wait(10s), 0) << gw.proc->stderr_text();
+  waiting.join();
+  EXPECT_NE(gw.proc->stderr_text().find("event=exit code=0"), std::string::npos);
+}
+
 TEST(GatewayLimits, OversizedUploadIsRefusedBeforeItsBodyArrives) {
   ECGQ_REQUIRE_BINARIES("ecgq-gateway");
   GatewayProcess gw("tcp://127.0.0.1:1", {"--max-body-bytes", "1MiB"});
@@ -196,6 +215,18 @@ TEST(GatewayLimits, OversizedUploadIsRefusedBeforeItsBodyArrives) {
   ::close(fd);
   EXPECT_EQ(answer.rfind("HTTP/1.1 413", 0), 0u) << answer;
   EXPECT_NE(answer.find("body_too_large"), std::string::npos);
+  // Expect: 100-continue (curl, for uploads over 1 MB): 100 first, then the answer to the body.
+  const int cont = tcp_connect(gw.port);
+  const std::string body = "{\"samples\": [[1, 2]]}";
+  send_raw(cont, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 "Expect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) +
+                     "\r\n\r\n");
+  EXPECT_EQ(recv_all(cont, 1000ms).rfind("HTTP/1.1 100 Continue", 0), 0u);
+  send_raw(cont, body);
+  const std::string after = recv_all(cont, 2000ms);
+  EXPECT_EQ(after.rfind("HTTP/1.1 400", 0), 0u) << after;
+  EXPECT_NE(after.find("\"field\":\"fs\""), std::string::npos) << after;
+  ::close(cont);
   // Chunked bodies have no length up front: the limit holds while reading.
   httplib::Client c("127.0.0.1", gw.port);
   auto chunked = c.Post(

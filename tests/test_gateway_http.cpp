@@ -1,7 +1,9 @@
 // ecgq-gateway end to end: a real broker, a worker on the demo model and the gateway on
 // 127.0.0.1, every endpoint of the ECG-FM API over HTTP, each error status, async jobs and the
 // OpenAPI document checked against the answers.
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "tests/test_gateway_support.hpp"
 
@@ -183,6 +185,30 @@ TEST_F(GatewayHttp, ErrorsHaveTheirCodeFieldAndStatus) {
   const std::string log = gateway_->proc->stderr_text();
   EXPECT_EQ(log.find("ecgq-upload-"), std::string::npos);
   EXPECT_NE(log.find("route=/predict status=415"), std::string::npos);
+}
+
+TEST_F(GatewayHttp, ManyRequestsInFlightAtOnce) {
+  // 48 clients at once, each a job on the broker; the worker batches them, none waits on another
+  // HTTP thread.
+  const std::string body = samples_json(5000);
+  std::vector<std::thread> clients;
+  std::mutex mutex;
+  std::set<std::string> ids;
+  int ok = 0;
+  for (int i = 0; i < 48; ++i) {
+    clients.emplace_back([&] {
+      auto c = gateway_->client();
+      auto r = c->Post("/predict", body, "application/json");
+      std::lock_guard<std::mutex> lock(mutex);
+      if (r && r->status == 200) {
+        ++ok;
+        ids.insert(r->get_header_value("X-Job-Id"));
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok, 48);
+  EXPECT_EQ(ids.size(), 48u);
 }
 
 TEST_F(GatewayHttp, AsyncJobsAreFetchedById) {
