@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
+#include <algorithm>
 #include <cctype>
 #include <random>
 
@@ -156,7 +157,11 @@ Respond Gateway::instrument(const HttpRequest& request, const RequestContext& ct
           token = ctx.token, bytes = request.body.size()](HttpResponse r) {
     const double ms = ms_since(start);
     r.with("X-Request-Id", rid);
-    metrics_.observe_request(route, method, r.status, ms / 1000.0);
+    // Label values must stay few: any token is a method to the parser.
+    static const char* const kMethods[] = {"GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"};
+    const bool known = std::any_of(std::begin(kMethods), std::end(kMethods),
+                                   [&](const char* m) { return method == m; });
+    metrics_.observe_request(route, known ? method : "OTHER", r.status, ms / 1000.0);
     std::string job;
     for (const auto& [k, v] : r.headers)
       if (k == "X-Job-Id") job = v;

@@ -273,9 +273,20 @@ TEST(GatewayLimits, BrokenClientsGetAnAnswerOrAClosedConnection) {
   send_raw(fd, "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(40000, 'a') + "\r\n\r\n");
   EXPECT_EQ(recv_all(fd, 3000ms).rfind("HTTP/1.1 431", 0), 0u);
   ::close(fd);
+  // Made-up methods are refused and counted under one label, whatever their number.
+  for (int i = 0; i < 20; ++i) {
+    fd = tcp_connect(gw.port);
+    send_raw(fd, "BREW" + std::to_string(i) +
+                     " /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(recv_all(fd, 2000ms).rfind("HTTP/1.1 405", 0), 0u);
+    ::close(fd);
+  }
   // Still serving.
   httplib::Client c("127.0.0.1", gw.port);
   EXPECT_EQ(c.Get("/v2/health/live")->status, 200);
+  const std::string metrics = c.Get("/metrics")->body;
+  EXPECT_NE(metrics.find("method=\"OTHER\",code=\"405\"} 20"), std::string::npos) << metrics;
+  EXPECT_EQ(metrics.find("BREW"), std::string::npos);
   EXPECT_TRUE(gw.proc->running());
 }
 
