@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <random>
+#include <thread>
 
 #include "common/text.hpp"
 #include "gateway/http_errors.hpp"
@@ -13,6 +14,9 @@
 namespace ecgq::gateway {
 
 namespace {
+
+// Time the I/O threads get to write the last answers when the gateway stops.
+constexpr std::chrono::milliseconds kShutdownFlush{300};
 
 std::string random_hex(size_t bytes) {
   static thread_local std::mt19937_64 gen{std::random_device{}() ^
@@ -86,9 +90,14 @@ Status Gateway::start() {
 }
 
 void Gateway::stop() {
-  if (server_) server_->stop();
+  // Waiting requests get an answer (503 shutting_down from the link) before connections close.
+  if (server_) server_->stop_accepting();
   if (pool_) pool_->join();
   if (link_) link_->stop();
+  if (server_) {
+    std::this_thread::sleep_for(kShutdownFlush);
+    server_->stop();
+  }
 }
 
 std::string Gateway::new_job_id() {

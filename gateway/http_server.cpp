@@ -88,8 +88,11 @@ class Listener : public std::enable_shared_from_this<Listener> {
 }  // namespace
 
 struct HttpServer::Impl {
-  explicit Impl(int threads) : ioc(threads) {}
+  explicit Impl(int threads) : ioc(threads), work(net::make_work_guard(ioc)) {}
   net::io_context ioc;
+  // Keeps run() going while no socket operation is pending (after stop_accepting, answers to
+  // requests that wait on the broker are posted into an otherwise idle context).
+  net::executor_work_guard<net::io_context::executor_type> work;
   std::optional<ssl::context> tls;
   std::shared_ptr<Listener> listener;
 };
@@ -149,10 +152,15 @@ Status HttpServer::start() {
   return Status::Ok();
 }
 
-void HttpServer::stop() {
+void HttpServer::stop_accepting() {
   if (impl_->listener) {
     net::post(impl_->ioc, [l = impl_->listener] { l->close(); });
   }
+}
+
+void HttpServer::stop() {
+  stop_accepting();
+  impl_->work.reset();
   impl_->ioc.stop();
   for (auto& t : threads_) t.join();
   threads_.clear();

@@ -66,6 +66,8 @@ class HttpServer {
 
   // Loads TLS files, binds, listens and starts the I/O threads.
   Status start();
+  // Stops accepting new connections; open ones are still served.
+  void stop_accepting();
   // Stops accepting, closes connections and joins the threads.
   void stop();
   // The port listened on (the chosen one when options.port was 0).

@@ -195,11 +195,28 @@ TEST(GatewayAccess, SigtermWithRequestsWaitingExitsZero) {
   auto c = gw.client();
   ASSERT_EQ(c->Post("/predict?async=1", samples_json(5000), "application/json")->status, 202);
   // A synchronous request waits for a worker that never comes when the gateway is stopped.
-  std::thread waiting([&] { gw.client()->Post("/predict", samples_json(5000), "application/json"); });
-  std::this_thread::sleep_for(300ms);
+  int status = 0;
+  std::string code;
+  std::thread waiting([&] {
+    auto r = gw.client()->Post("/predict", samples_json(5000), "application/json");
+    status = r ? r->status : -1;
+    const auto j = body_json(r);
+    if (j.is_object() && j.contains("error") && j["error"].is_object())
+      code = j["error"].value("code", "");
+  });
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto h = body_json(c->Get("/health"));
+        return h.is_object() && h["gateway"].is_object() &&
+               h["gateway"].value("jobs_in_flight", 0) == 2;
+      },
+      10s));
   gw.proc->signal(SIGTERM);
   EXPECT_EQ(gw.proc->wait(10s), 0) << gw.proc->stderr_text();
   waiting.join();
+  // The waiting request was answered, not dropped.
+  EXPECT_EQ(status, 503) << gw.proc->stderr_text();
+  EXPECT_EQ(code, "shutting_down");
   EXPECT_NE(gw.proc->stderr_text().find("event=exit code=0"), std::string::npos);
 }
 
