@@ -56,6 +56,11 @@ Json type(const char* t) {
   return Json{{"type", t}};
 }
 
+// A value that may also be null (OpenAPI 3.1 is JSON Schema 2020-12: type arrays).
+Json or_null(const char* t) {
+  return Json{{"type", Json::array({t, "null"})}};
+}
+
 Json array_of(const Json& items) {
   return Json{{"type", "array"}, {"items", items}};
 }
@@ -92,17 +97,20 @@ Json schemas() {
   s["Health"] = object({{"status", Json{{"type", "string"}, {"enum", {"ok", "unavailable"}}}},
                         {"reason", type("string")}, {"service", type("string")},
                         {"model_loaded", type("boolean")}, {"workers", type("object")},
-                        {"queue", type("object")}, {"model", type("object")},
+                        {"queue", type("object")}, {"model", or_null("object")},
                         {"gateway", type("object")}},
                        {"status", "service", "model_loaded", "workers", "queue"});
   s["Root"] = object({{"name", type("string")}, {"description", type("string")},
                       {"version", type("string")}, {"service", type("string")},
-                      {"ready", type("boolean")}, {"model", type("object")},
+                      {"ready", type("boolean")}, {"model", or_null("object")},
                       {"loading", type("object")}, {"links", type("object")}},
                      {"name", "version", "model", "loading", "links"});
-  s["Info"] = object({{"model", type("object")}, {"labels", array_of(type("string"))},
+  Json labels = array_of(type("string"));
+  labels["type"] = Json::array({"array", "null"});
+  s["Info"] = object({{"model", or_null("object")}, {"labels", labels},
+                      {"labels_note", type("string")},
                       {"input", type("object")}, {"outputs", type("object")},
-                      {"preprocessing", type("string")}, {"precision", type("string")},
+                      {"preprocessing", type("string")}, {"precision", or_null("string")},
                       {"version", type("string")}},
                      {"labels", "input", "outputs", "preprocessing", "version"});
   s["Samples"] = object({{"samples", array_of(array_of(type("number")))},
@@ -255,7 +263,7 @@ Json openapi_document(const std::string& model_name) {
   add_ecgfm_paths(paths);
   add_oip_paths(paths, model_name);
   Json doc;
-  doc["openapi"] = "3.0.3";
+  doc["openapi"] = "3.1.0";
   doc["info"] = {{"title", "ecgq-gateway"},
                  {"version", ECGQ_VERSION},
                  {"description", "ECG-FM over HTTP: the ECG-FM API, the Open Inference Protocol "

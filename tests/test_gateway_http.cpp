@@ -272,12 +272,21 @@ TEST_F(GatewayHttp, OpenApiDocumentMatchesTheAnswers) {
       {"post", "/v2/models/{model}/infer", "/v2/models/ecg-fm/infer", infer, "application/json"},
       {"post", "/v2/models/{model}/infer", "/v2/models/ecg-fm/infer", "[]", "application/json"}};
   std::set<std::string> probed;
+  TempDir dir;
+  std::ofstream answers(dir.file("answers.jsonl"));
   for (const auto& p : probes) {
     httplib::Result r = p.method == "get"    ? c->Get(p.target.c_str())
                         : p.method == "post" ? c->Post(p.target.c_str(), p.body, p.type.c_str())
                                              : c->Delete(p.target.c_str());
     ASSERT_TRUE(r) << p.target;
     probed.insert(p.method + " " + p.pattern);
+    answers << client::Json{{"method", p.method},
+                            {"pattern", p.pattern},
+                            {"status", r->status},
+                            {"content_type", r->get_header_value("Content-Type")},
+                            {"body", r->body}}
+                   .dump()
+            << "\n";
     const auto& op = doc["paths"][p.pattern][p.method];
     const std::string status = std::to_string(r->status);
     ASSERT_TRUE(op["responses"].contains(status))
@@ -298,6 +307,18 @@ TEST_F(GatewayHttp, OpenApiDocumentMatchesTheAnswers) {
       EXPECT_TRUE(body.contains(key.get<std::string>()))
           << p.target << " (" << status << ") lacks " << key << " of " << name;
   }
+  // Every JSON answer validates against its schema (JSON Schema 2020-12, as OpenAPI 3.1 says).
+  answers.close();
+  {
+    std::ofstream f(dir.file("openapi.json"));
+    f << doc.dump();
+  }
+  auto check = run_command({"/usr/bin/python3", source("tests/gateway_openapi_check.py"),
+                            dir.file("openapi.json"), dir.file("answers.jsonl")},
+                           60s);
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  EXPECT_NE(check.out.find(" 0 problems"), std::string::npos) << check.out;
+  std::cout << check.out;
   // Every documented operation was probed.
   for (const auto& [path, ops] : doc["paths"].items())
     for (const auto& [method, op] : ops.items())
