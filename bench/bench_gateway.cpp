@@ -6,13 +6,12 @@
 // Prints one JSON line: p50/p90/mean milliseconds of each path and the p50 overhead.
 #include <httplib.h>
 
-#include <nlohmann/json.hpp>
-#include <optional>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 

@@ -80,10 +80,9 @@ int main(int argc, char** argv) {
   ::setrlimit(RLIMIT_NOFILE, &rl);
 
   std::vector<int> slow;
-  const std::string head = "POST " + path +
-                           " HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n" +
-                           (header.empty() ? "" : header + "\r\n") +
-                           "Content-Length: 1000000\r\n\r\n";
+  const std::string head =
+      "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n" +
+      (header.empty() ? "" : header + "\r\n") + "Content-Length: 1000000\r\n\r\n";
   for (int i = 0; i < n; ++i) {
     const int fd = connect_to(host, port);
     if (fd < 0) break;

@@ -105,9 +105,8 @@ void BrokerLink::run() {
       if (stopping_) return;
       // Idle: sleep until a submission, a cancel or the next status refresh.
       if (pending_.empty() && inbox_.empty() && cancels_.empty()) {
-        wake_.wait_until(lock, status_due_, [&] {
-          return stopping_ || !inbox_.empty() || !cancels_.empty();
-        });
+        wake_.wait_until(lock, status_due_,
+                         [&] { return stopping_ || !inbox_.empty() || !cancels_.empty(); });
         if (stopping_) return;
       }
     }
@@ -136,8 +135,8 @@ void BrokerLink::take_inbox() {
       in_flight_.fetch_sub(1);
       continue;
     }
-    pending_[id] = Pending{std::move(s.done), std::move(s.progress),
-                           SteadyClock::now() + s.wait, has_deadline, c};
+    pending_[id] = Pending{std::move(s.done), std::move(s.progress), SteadyClock::now() + s.wait,
+                           has_deadline, c};
   }
   for (const auto& id : cancels) {
     auto it = pending_.find(id);

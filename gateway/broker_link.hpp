@@ -27,10 +27,10 @@ namespace ecgq::gateway {
 struct LinkOptions {
   std::string broker = "tcp://127.0.0.1:5555";
   std::string service = "ecg-fm";
-  int64_t connections = 1;          // Client instances, jobs spread round-robin
-  Millis broker_timeout{60000};     // broker silence tolerated while jobs are outstanding
-  Millis status_interval{1000};     // mmi.status refresh period
-  int64_t max_in_flight = 1024;     // jobs queued or outstanding at most
+  int64_t connections = 1;       // Client instances, jobs spread round-robin
+  Millis broker_timeout{60000};  // broker silence tolerated while jobs are outstanding
+  Millis status_interval{1000};  // mmi.status refresh period
+  int64_t max_in_flight = 1024;  // jobs queued or outstanding at most
 };
 
 // The broker's mmi.status as last seen.

@@ -91,12 +91,11 @@ Expected<GatewayConfig> load_config(const Settings& s) {
     const char* key;
     Millis* out;
   };
-  for (const Dur& d : {Dur{"header_timeout", &c.header_timeout},
-                       Dur{"body_timeout", &c.body_timeout},
-                       Dur{"keep_alive_timeout", &c.keep_alive_timeout},
-                       Dur{"request_timeout", &c.request_timeout},
-                       Dur{"broker_timeout", &c.broker_timeout},
-                       Dur{"status_interval", &c.status_interval}, Dur{"job_ttl", &c.job_ttl}}) {
+  for (const Dur& d :
+       {Dur{"header_timeout", &c.header_timeout}, Dur{"body_timeout", &c.body_timeout},
+        Dur{"keep_alive_timeout", &c.keep_alive_timeout},
+        Dur{"request_timeout", &c.request_timeout}, Dur{"broker_timeout", &c.broker_timeout},
+        Dur{"status_interval", &c.status_interval}, Dur{"job_ttl", &c.job_ttl}}) {
     auto v = s.duration(d.key);
     if (!v) return v.status();
     if (v->count() <= 0) return out_of_range(s, d.key, "a positive duration");
@@ -117,9 +116,8 @@ Expected<GatewayConfig> load_config(const Settings& s) {
     auto v = s.integer(i.key);
     if (!v) return v.status();
     if (*v < i.min || *v > i.max)
-      return out_of_range(s, i.key,
-                          "an integer from " + std::to_string(i.min) + " to " +
-                              std::to_string(i.max));
+      return out_of_range(
+          s, i.key, "an integer from " + std::to_string(i.min) + " to " + std::to_string(i.max));
     *i.out = *v;
   }
   auto body = s.bytes("max_body_bytes");

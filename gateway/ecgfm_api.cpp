@@ -20,7 +20,8 @@ using client::Json;
 HttpResponse result_response(const std::string& path, const schema::Result& r,
                              const std::vector<std::string>& outputs) {
   if (r.status == "ok") return json_response(200, client::result_json(path, r, outputs));
-  const schema::ErrorInfo e = r.error.value_or(schema::ErrorInfo{"internal", "no error given", "", {}});
+  const schema::ErrorInfo e =
+      r.error.value_or(schema::ErrorInfo{"internal", "no error given", "", {}});
   return error_response(e.code, e.message, e.field, e.retry_after_ms, r.id);
 }
 
@@ -40,12 +41,18 @@ void Gateway::add_ecgfm_routes() {
   router_.add({"GET", "/", false, {}, bind(&Gateway::get_root)});
   router_.add({"GET", "/health", true, {}, bind(&Gateway::get_health)});
   router_.add({"GET", "/info", false, {}, bind(&Gateway::get_info)});
-  router_.add({"POST", "/predict", false, {"multipart/form-data", "application/json"},
+  router_.add({"POST",
+               "/predict",
+               false,
+               {"multipart/form-data", "application/json"},
                bind(&Gateway::post_predict)});
   router_.add({"GET", "/jobs/{id}", false, {}, bind(&Gateway::get_job)});
   router_.add({"DELETE", "/jobs/{id}", false, {}, bind(&Gateway::delete_job)});
   router_.add({"GET", "/metrics", false, {}, bind(&Gateway::get_metrics)});
-  router_.add({"GET", "/openapi.json", false, {},
+  router_.add({"GET",
+               "/openapi.json",
+               false,
+               {},
                [this](HttpRequest&, const RequestContext&, Respond respond) {
                  respond(json_response(200, openapi_document(config_.model_name)));
                }});
@@ -66,10 +73,14 @@ void Gateway::get_root(HttpRequest&, const RequestContext&, Respond respond) {
       {"cache", "workers load the checkpoint from a Hugging Face-layout cache (downloaded once)"},
       {"sleep", "a worker idle for its idle_timeout unloads the model and stays registered"},
       {"wake", "a request for an asleep worker wakes it; the result says cold_start and wake_ms"}};
-  j["links"] = {{"health", "/health"},        {"info", "/info"},
-                {"predict", "/predict"},      {"jobs", "/jobs/{id}"},
-                {"openapi", "/openapi.json"}, {"metrics", "/metrics"},
-                {"v2", "/v2"},                {"v2_infer", "/v2/models/" + config_.model_name + "/infer"}};
+  j["links"] = {{"health", "/health"},
+                {"info", "/info"},
+                {"predict", "/predict"},
+                {"jobs", "/jobs/{id}"},
+                {"openapi", "/openapi.json"},
+                {"metrics", "/metrics"},
+                {"v2", "/v2"},
+                {"v2_infer", "/v2/models/" + config_.model_name + "/infer"}};
   respond(json_response(200, j));
 }
 
@@ -98,28 +109,31 @@ void Gateway::get_info(HttpRequest&, const RequestContext&, Respond respond) {
   j["precision"] = v.model.is_null() ? Json(nullptr) : Json(v.model.value("precision", ""));
   j["labels"] = labels.empty() ? Json(nullptr) : Json(labels);
   if (labels.empty())
-    j["labels_note"] = "label names are learned from the first result (the broker's status does "
-                       "not carry them yet)";
-  j["input"] = {
-      {"leads", kModelLeads},
-      {"lead_names", "any order and the usual spellings; III, aVR, aVL, aVF are derived from I "
-                     "and II when missing"},
-      {"fs_hz", 500},
-      {"other_rates", "resampled to 500 Hz (linear)"},
-      {"segment_seconds", 5},
-      {"lengths", "cut into consecutive 5 s segments; a tail shorter than 5 s is not used; a "
-                  "record shorter than 5 s is refused (too_short)"},
-      {"formats", {"WFDB .hea + signal files", "Challenge .mat + .hea", ".mat (v4)", ".csv",
-                   ".npy", "JSON {samples, fs, leads}"}}};
-  j["outputs"] = {
-      {"probs", "per-record label probabilities {label: p}, aggregated over segments"},
-      {"logits", "per-record logits, mean over segments"},
-      {"embedding", "per-record embedding, mean over segments"},
-      {"segments", "segment_probs and segment_embeddings, one row per segment"},
-      {"saliency", "per-segment saliency"},
-      {"default", "probs"}};
-  j["preprocessing"] = "lead mapping, derived limb leads, resampling to 500 Hz, per-lead z-score "
-                       "over the whole record, 5 s segments (ECG-FM's recipe, in the worker)";
+    j["labels_note"] =
+        "label names are learned from the first result (the broker's status does "
+        "not carry them yet)";
+  j["input"] = {{"leads", kModelLeads},
+                {"lead_names",
+                 "any order and the usual spellings; III, aVR, aVL, aVF are derived from I "
+                 "and II when missing"},
+                {"fs_hz", 500},
+                {"other_rates", "resampled to 500 Hz (linear)"},
+                {"segment_seconds", 5},
+                {"lengths",
+                 "cut into consecutive 5 s segments; a tail shorter than 5 s is not used; a "
+                 "record shorter than 5 s is refused (too_short)"},
+                {"formats",
+                 {"WFDB .hea + signal files", "Challenge .mat + .hea", ".mat (v4)", ".csv", ".npy",
+                  "JSON {samples, fs, leads}"}}};
+  j["outputs"] = {{"probs", "per-record label probabilities {label: p}, aggregated over segments"},
+                  {"logits", "per-record logits, mean over segments"},
+                  {"embedding", "per-record embedding, mean over segments"},
+                  {"segments", "segment_probs and segment_embeddings, one row per segment"},
+                  {"saliency", "per-segment saliency"},
+                  {"default", "probs"}};
+  j["preprocessing"] =
+      "lead mapping, derived limb leads, resampling to 500 Hz, per-lead z-score "
+      "over the whole record, 5 s segments (ECG-FM's recipe, in the worker)";
   j["version"] = ECGQ_VERSION;
   respond(json_response(200, j));
 }
@@ -137,9 +151,10 @@ void Gateway::post_predict(HttpRequest& request, const RequestContext& ctx, Resp
     const std::string path = in->path;
     const std::vector<std::string> outputs = in->fields.outputs;
     if (!in->fields.async) {
-      const bool queued = submit(std::move(in->job), ctx, [respond, path, outputs](schema::Result r) {
-        respond(result_response(path, r, outputs).with("X-Job-Id", r.id));
-      });
+      const bool queued =
+          submit(std::move(in->job), ctx, [respond, path, outputs](schema::Result r) {
+            respond(result_response(path, r, outputs).with("X-Job-Id", r.id));
+          });
       if (!queued) respond(error_response("busy", "too many requests in flight; retry later"));
       return;
     }
@@ -180,8 +195,9 @@ void Gateway::get_job(HttpRequest&, const RequestContext& ctx, Respond respond) 
   if (rec->http_status != 0) {
     j["http_status"] = rec->http_status;
     auto body = Json::parse(rec->result_json, nullptr, false);
-    if (!body.is_discarded()) j[rec->state == "done" ? "result" : "error"] =
-        rec->state == "done" ? body : body.value("error", Json(nullptr));
+    if (!body.is_discarded())
+      j[rec->state == "done" ? "result" : "error"] =
+          rec->state == "done" ? body : body.value("error", Json(nullptr));
   }
   respond(json_response(200, j));
 }
@@ -193,7 +209,8 @@ void Gateway::delete_job(HttpRequest&, const RequestContext& ctx, Respond respon
   if (rec->owner != ctx.token)
     return respond(error_response("forbidden", "the job belongs to another token", "id"));
   if (rec->http_status == 0) link_->cancel(id);
-  respond(json_response(202, Json{{"id", id}, {"state", rec->state},
+  respond(json_response(202, Json{{"id", id},
+                                  {"state", rec->state},
                                   {"cancel", rec->http_status == 0 ? "requested" : "finished"}}));
 }
 

@@ -2,8 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/post.hpp>
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <cctype>
 #include <random>
 #include <thread>
@@ -84,7 +84,9 @@ Status Gateway::start() {
   so.limits.keep_alive_timeout = config_.keep_alive_timeout;
   server_ = std::make_unique<HttpServer>(
       so, [this](const HttpRequest& head) { return head_check(head); },
-      [this](HttpRequest request, Respond respond) { handle(std::move(request), std::move(respond)); });
+      [this](HttpRequest request, Respond respond) {
+        handle(std::move(request), std::move(respond));
+      });
   link_->start();
   return server_->start();
 }
@@ -167,7 +169,8 @@ Respond Gateway::instrument(const HttpRequest& request, const RequestContext& ct
     const double ms = ms_since(start);
     r.with("X-Request-Id", rid);
     // Label values must stay few: any token is a method to the parser.
-    static const char* const kMethods[] = {"GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"};
+    static const char* const kMethods[] = {"GET",   "POST", "DELETE", "PUT",
+                                           "PATCH", "HEAD", "OPTIONS"};
     const bool known = std::any_of(std::begin(kMethods), std::end(kMethods),
                                    [&](const char* m) { return method == m; });
     metrics_.observe_request(route, known ? method : "OTHER", r.status, ms / 1000.0);
@@ -210,17 +213,32 @@ bool Gateway::submit(schema::Job job, const RequestContext& ctx, JobDone done,
                      JobProgress progress) {
   const bool has_deadline = job.deadline_ms.has_value() && *job.deadline_ms > 0;
   // Wait for the deadline plus the time a result needs to come back, else request_timeout.
-  const Millis wait = has_deadline ? Millis(*job.deadline_ms) + Millis(5000)
-                                   : config_.request_timeout;
+  const Millis wait =
+      has_deadline ? Millis(*job.deadline_ms) + Millis(5000) : config_.request_timeout;
   if (!has_deadline) job.deadline_ms.reset();
   return link_->submit(
       std::move(job), wait,
       [this, done = std::move(done)](schema::Result result) {
-        static const char* const kKnown[] = {
-            "ok", "bad_request", "bad_shape", "unsupported_dtype", "message_too_large",
-            "queue_full", "no_worker", "deadline_exceeded", "worker_lost", "shutting_down",
-            "cancelled", "missing_leads", "too_short", "too_long", "bad_samples",
-            "unsupported_output", "model_error", "internal", "timeout", "broker_unreachable"};
+        static const char* const kKnown[] = {"ok",
+                                             "bad_request",
+                                             "bad_shape",
+                                             "unsupported_dtype",
+                                             "message_too_large",
+                                             "queue_full",
+                                             "no_worker",
+                                             "deadline_exceeded",
+                                             "worker_lost",
+                                             "shutting_down",
+                                             "cancelled",
+                                             "missing_leads",
+                                             "too_short",
+                                             "too_long",
+                                             "bad_samples",
+                                             "unsupported_output",
+                                             "model_error",
+                                             "internal",
+                                             "timeout",
+                                             "broker_unreachable"};
         std::string outcome = result.status == "ok" ? "ok" : result.error ? result.error->code : "";
         if (std::none_of(std::begin(kKnown), std::end(kKnown),
                          [&](const char* k) { return outcome == k; }))

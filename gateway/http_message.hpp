@@ -12,9 +12,9 @@ namespace ecgq::gateway {
 
 // One request as the router sees it.
 struct HttpRequest {
-  std::string method;   // "GET", "POST", ...
-  std::string target;   // as sent: "/predict?async=1"
-  std::string path;     // the target before '?', percent-decoding left to the routes
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // as sent: "/predict?async=1"
+  std::string path;    // the target before '?', percent-decoding left to the routes
   std::map<std::string, std::string> query;  // decoded query fields (the first of repeats)
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, in order
   std::string body;

@@ -48,7 +48,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
       ctx_.stats->accepted.fetch_add(1);
       beast::error_code pe;
       const auto ep = socket.remote_endpoint(pe);
-      const std::string peer = pe ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+      const std::string peer =
+          pe ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
       socket.set_option(tcp::no_delay(true), pe);
       if (tls_ != nullptr) {
         std::make_shared<Session<TlsStream>>(ctx_, peer, std::move(socket), *tls_)->run();
@@ -119,8 +120,9 @@ Status HttpServer::start() {
       impl_->tls->use_certificate_chain_file(options_.tls_cert);
       impl_->tls->use_private_key_file(options_.tls_key, ssl::context::pem);
     } catch (const std::exception& e) {
-      return Status("bad_config", "cannot load TLS certificate " + options_.tls_cert + " / key " +
-                                      options_.tls_key + ": " + e.what(),
+      return Status("bad_config",
+                    "cannot load TLS certificate " + options_.tls_cert + " / key " +
+                        options_.tls_key + ": " + e.what(),
                     "tls_cert");
     }
     tls = &*impl_->tls;
@@ -138,8 +140,9 @@ Status HttpServer::start() {
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
-    return Status("bind_failed", "cannot listen on " + options_.host + ":" +
-                                     std::to_string(options_.port) + ": " + ec.message(),
+    return Status("bind_failed",
+                  "cannot listen on " + options_.host + ":" + std::to_string(options_.port) + ": " +
+                      ec.message(),
                   "bind");
   }
   port_ = acceptor.local_endpoint().port();

@@ -84,10 +84,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     lowest().expires_after(first_ ? context_.limits->header_timeout
                                   : context_.limits->keep_alive_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = this->shared_from_this()](beast::error_code ec, size_t) {
-                              self->on_header(ec);
-                            });
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
   }
 
   void on_header(beast::error_code ec) {
@@ -139,10 +138,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     http::async_read(stream_, buffer_, *parser_,
                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
                        if (ec == http::error::body_limit) {
-                         return self->fail(413, "the body is larger than " +
-                                                    std::to_string(
-                                                        self->context_.limits->max_body_bytes) +
-                                                    " bytes");
+                         return self->fail(
+                             413, "the body is larger than " +
+                                      std::to_string(self->context_.limits->max_body_bytes) +
+                                      " bytes");
                        }
                        // A timeout (beast has closed the socket: no 408 can be sent) or a
                        // client that went away ends the connection.
@@ -169,8 +168,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     r.status = status;
     r.close = true;
     r.body = std::string("{\"error\":{\"code\":\"") +
-             (status == 413 ? "body_too_large" : "bad_request") +
-             "\",\"message\":\"" + message + "\",\"field\":\"\"}}";
+             (status == 413 ? "body_too_large" : "bad_request") + "\",\"message\":\"" + message +
+             "\",\"field\":\"\"}}";
     write(std::move(r));
   }
 

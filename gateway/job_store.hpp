@@ -19,10 +19,10 @@ namespace ecgq::gateway {
 // One async job as GET /jobs/ID shows it.
 struct JobRecord {
   std::string id;
-  std::string owner;         // token name ("" without tokens)
-  std::string state;         // queued, running, done, failed
-  std::string result_json;   // the /predict answer body once finished
-  int http_status = 0;       // the status /predict would have answered with
+  std::string owner;        // token name ("" without tokens)
+  std::string state;        // queued, running, done, failed
+  std::string result_json;  // the /predict answer body once finished
+  int http_status = 0;      // the status /predict would have answered with
   SteadyClock::time_point finished;
 };
 

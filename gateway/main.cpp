@@ -35,8 +35,9 @@ int main(int argc, char** argv) {
   using namespace ecgq;
   Settings settings;
   gateway::declare_settings(settings);
-  CLI::App app{"ecgq-gateway: HTTP (ECG-FM API, Open Inference Protocol, OpenAPI, Prometheus "
-               "metrics) in front of an ecgq broker"};
+  CLI::App app{
+      "ecgq-gateway: HTTP (ECG-FM API, Open Inference Protocol, OpenAPI, Prometheus "
+      "metrics) in front of an ecgq broker"};
   std::string config_file;
   app.add_option("--config", config_file, "YAML file of settings (see config/gateway.yaml)");
   app.set_version_flag("--version", std::string("ecgq-gateway ") + ECGQ_VERSION);
@@ -80,13 +81,15 @@ int main(int argc, char** argv) {
   }
   init_logging("gateway", config->log_level);
   if (!config->loopback() && tokens.empty())
-    spdlog::warn("event=insecure_bind bind={} reason=\"no tokens: anyone who reaches it may use "
-                 "it (allow_insecure)\"",
-                 config->bind_host);
+    spdlog::warn(
+        "event=insecure_bind bind={} reason=\"no tokens: anyone who reaches it may use "
+        "it (allow_insecure)\"",
+        config->bind_host);
   if (!config->loopback() && !tokens.empty() && !config->tls())
-    spdlog::warn("event=plaintext_tokens bind={} reason=\"bearer tokens over plain HTTP: use "
-                 "--tls-cert/--tls-key or a TLS proxy\"",
-                 config->bind_host);
+    spdlog::warn(
+        "event=plaintext_tokens bind={} reason=\"bearer tokens over plain HTTP: use "
+        "--tls-cert/--tls-key or a TLS proxy\"",
+        config->bind_host);
   raise_descriptor_limit();
 
   struct sigaction sa {};

@@ -24,10 +24,14 @@ const std::vector<double>& Metrics::buckets() {
 std::string escape_label(const std::string& value) {
   std::string out;
   for (char c : value) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out.push_back(c);
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out.push_back(c);
   }
   return out;
 }
@@ -76,8 +80,7 @@ std::string Metrics::render(const std::vector<Gauge>& gauges) const {
         << h.count << "\n";
     out << "ecgq_gateway_http_request_duration_seconds_sum{" << label << "} " << number(h.sum)
         << "\n";
-    out << "ecgq_gateway_http_request_duration_seconds_count{" << label << "} " << h.count
-        << "\n";
+    out << "ecgq_gateway_http_request_duration_seconds_count{" << label << "} " << h.count << "\n";
   }
   out << "# HELP ecgq_gateway_jobs_total Jobs the gateway submitted that finished, by outcome "
          "(ok or the error code).\n"

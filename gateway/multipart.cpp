@@ -93,7 +93,8 @@ Expected<std::string> multipart_boundary(const std::string& content_type) {
   return b;
 }
 
-Expected<std::vector<FormPart>> parse_multipart(std::string_view body, const std::string& boundary) {
+Expected<std::vector<FormPart>> parse_multipart(std::string_view body,
+                                                const std::string& boundary) {
   const std::string delimiter = "--" + boundary;
   const std::string next_delimiter = "\r\n" + delimiter;
   size_t pos;
@@ -115,12 +116,14 @@ Expected<std::vector<FormPart>> parse_multipart(std::string_view body, const std
       return bad("more than " + std::to_string(kMaxFormParts) + " parts");
     const auto header_end = body.find("\r\n\r\n", pos);
     const bool no_headers = body.substr(pos, 2) == "\r\n";
-    if (!no_headers && (header_end == std::string_view::npos || header_end - pos > kMaxPartHeaderBytes))
+    if (!no_headers &&
+        (header_end == std::string_view::npos || header_end - pos > kMaxPartHeaderBytes))
       return bad(header_end == std::string_view::npos ? "the body ends inside a part's headers"
                                                       : "a part's headers are too long");
     FormPart part;
     const size_t data_start = no_headers ? pos + 2 : header_end + 4;
-    if (Status s = read_part_headers(no_headers ? std::string_view() : body.substr(pos, header_end - pos), part);
+    if (Status s = read_part_headers(
+            no_headers ? std::string_view() : body.substr(pos, header_end - pos), part);
         !s.ok())
       return s;
     const auto data_end = body.find(next_delimiter, data_start);

@@ -132,7 +132,8 @@ Expected<InferRequest> parse_infer(const std::string& body) {
     return bad("the 'fs' parameter (sample rate in Hz, a number) is required", "fs");
   std::vector<std::string> lead_names;
   if (const Json* l = parameter(j, in, "leads")) {
-    if (!l->is_string()) return bad("the 'leads' parameter must be a comma-separated string", "leads");
+    if (!l->is_string())
+      return bad("the 'leads' parameter must be a comma-separated string", "leads");
     lead_names = split_list(l->get<std::string>());
   }
   std::vector<float> mv(values.size());
@@ -164,7 +165,8 @@ client::Json infer_response(const std::string& model_name, const std::string& re
                                      : name == "logits"    ? &result.logits
                                                            : nullptr;
     if (flat != nullptr) {
-      Json t = tensor(name, {static_cast<int64_t>(flat->size())}, floats(flat->data(), flat->size()));
+      Json t =
+          tensor(name, {static_cast<int64_t>(flat->size())}, floats(flat->data(), flat->size()));
       if (name != "embedding" && !result.labels.empty()) {
         std::string labels;
         for (const auto& l : result.labels) labels += (labels.empty() ? "" : ",") + l;
@@ -176,8 +178,8 @@ client::Json infer_response(const std::string& model_name, const std::string& re
     const auto& arr = name == "segment_probs" ? result.segment_probs : result.segment_embeddings;
     if (!arr || arr->dtype != "f32" || arr->shape.size() != 2) continue;
     const auto* data = reinterpret_cast<const float*>(arr->data.data());
-    tensors.push_back(tensor(name, arr->shape,
-                             floats(data, static_cast<size_t>(arr->shape[0] * arr->shape[1]))));
+    tensors.push_back(
+        tensor(name, arr->shape, floats(data, static_cast<size_t>(arr->shape[0] * arr->shape[1]))));
   }
   out["outputs"] = std::move(tensors);
   return out;
@@ -197,10 +199,10 @@ client::Json model_metadata(const std::string& model_name, const std::vector<std
   out["name"] = model_name;
   out["platform"] = "pytorch_libtorch";
   out["inputs"] = client::Json::array({meta("ecg", "FP32", {-1, -1})});
-  out["outputs"] = client::Json::array(
-      {meta("probs", "FP32", {n}), meta("embedding", "FP32", {embedding_width}),
-       meta("logits", "FP32", {n}), meta("segment_probs", "FP32", {-1, n}),
-       meta("segment_embeddings", "FP32", {-1, embedding_width})});
+  out["outputs"] =
+      client::Json::array({meta("probs", "FP32", {n}), meta("embedding", "FP32", {embedding_width}),
+                           meta("logits", "FP32", {n}), meta("segment_probs", "FP32", {-1, n}),
+                           meta("segment_embeddings", "FP32", {-1, embedding_width})});
   return out;
 }
 

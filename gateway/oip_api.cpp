@@ -35,7 +35,9 @@ void Gateway::add_oip_routes() {
   auto ready = [this] {
     return service_view(link_->status(), config_.service, config_.status_interval * 5).ready;
   };
-  auto known = [this](const RequestContext& ctx) { return ctx.params.at("model") == config_.model_name; };
+  auto known = [this](const RequestContext& ctx) {
+    return ctx.params.at("model") == config_.model_name;
+  };
   auto unknown_model = [this](const RequestContext& ctx) {
     return v2_error("no_such_model", "unknown model '" + ctx.params.at("model").substr(0, 64) +
                                          "'; this server has '" + config_.model_name + "'");
@@ -45,29 +47,44 @@ void Gateway::add_oip_routes() {
                                                          {"version", ECGQ_VERSION},
                                                          {"extensions", client::Json::array()}}));
                }});
-  router_.add({"GET", "/v2/health/live", true, {},
+  router_.add({"GET",
+               "/v2/health/live",
+               true,
+               {},
                [](HttpRequest&, const RequestContext&, Respond respond) { respond(empty(200)); }});
-  router_.add({"GET", "/v2/health/ready", true, {},
+  router_.add({"GET",
+               "/v2/health/ready",
+               true,
+               {},
                [ready](HttpRequest&, const RequestContext&, Respond respond) {
                  respond(empty(ready() ? 200 : 400));
                }});
-  router_.add({"GET", "/v2/models/{model}", false, {},
-               [this, known, unknown_model](HttpRequest&, const RequestContext& ctx, Respond respond) {
-                 if (!known(ctx)) return respond(unknown_model(ctx));
-                 const auto view =
-                     service_view(link_->status(), config_.service, config_.status_interval * 5);
-                 respond(json_response(
-                     200, oip::model_metadata(config_.model_name,
-                                              view.labels.empty() ? link_->labels() : view.labels,
-                                              -1)));
-               }});
-  router_.add({"GET", "/v2/models/{model}/ready", false, {},
-               [ready, known, unknown_model](HttpRequest&, const RequestContext& ctx,
-                                             Respond respond) {
-                 if (!known(ctx)) return respond(unknown_model(ctx));
-                 respond(empty(ready() ? 200 : 400));
-               }});
-  router_.add({"POST", "/v2/models/{model}/infer", false, {"application/json"},
+  router_.add(
+      {"GET",
+       "/v2/models/{model}",
+       false,
+       {},
+       [this, known, unknown_model](HttpRequest&, const RequestContext& ctx, Respond respond) {
+         if (!known(ctx)) return respond(unknown_model(ctx));
+         const auto view =
+             service_view(link_->status(), config_.service, config_.status_interval * 5);
+         respond(json_response(
+             200, oip::model_metadata(config_.model_name,
+                                      view.labels.empty() ? link_->labels() : view.labels, -1)));
+       }});
+  router_.add(
+      {"GET",
+       "/v2/models/{model}/ready",
+       false,
+       {},
+       [ready, known, unknown_model](HttpRequest&, const RequestContext& ctx, Respond respond) {
+         if (!known(ctx)) return respond(unknown_model(ctx));
+         respond(empty(ready() ? 200 : 400));
+       }});
+  router_.add({"POST",
+               "/v2/models/{model}/infer",
+               false,
+               {"application/json"},
                [this, known, unknown_model](HttpRequest& request, const RequestContext& ctx,
                                             Respond respond) {
                  if (!known(ctx)) return respond(unknown_model(ctx));
@@ -81,24 +98,23 @@ void Gateway::post_infer(HttpRequest& request, const RequestContext& ctx, Respon
     auto in = oip::parse_infer(*body);
     if (!in) {
       const Status s = in.status();
-      return respond(v2_error(s.code(), s.message() + (s.field().empty() ? "" : " (" + s.field() + ")")));
+      return respond(
+          v2_error(s.code(), s.message() + (s.field().empty() ? "" : " (" + s.field() + ")")));
     }
     in->job.id = new_job_id();
     const std::string rid = in->id.empty() ? in->job.id : in->id;
     const auto outputs = in->outputs;
-    const bool queued = submit(std::move(in->job), ctx,
-                               [this, respond, rid, outputs](schema::Result r) {
-                                 if (r.status == "ok") {
-                                   return respond(json_response(200, oip::infer_response(
-                                                                         config_.model_name, rid,
-                                                                         r, outputs))
-                                                      .with("X-Job-Id", r.id));
-                                 }
-                                 const auto e = r.error.value_or(
-                                     schema::ErrorInfo{"internal", "no error given", "", {}});
-                                 respond(v2_error(e.code, e.code + ": " + e.message, e.retry_after_ms)
-                                             .with("X-Job-Id", r.id));
-                               });
+    const bool queued =
+        submit(std::move(in->job), ctx, [this, respond, rid, outputs](schema::Result r) {
+          if (r.status == "ok") {
+            return respond(
+                json_response(200, oip::infer_response(config_.model_name, rid, r, outputs))
+                    .with("X-Job-Id", r.id));
+          }
+          const auto e = r.error.value_or(schema::ErrorInfo{"internal", "no error given", "", {}});
+          respond(
+              v2_error(e.code, e.code + ": " + e.message, e.retry_after_ms).with("X-Job-Id", r.id));
+        });
     if (!queued) respond(v2_error("busy", "too many requests in flight; retry later"));
   });
 }

@@ -34,13 +34,19 @@ Json responses(std::initializer_list<std::tuple<int, const char*, const char*>> 
 }
 
 Json query(const char* name, const char* description, const char* type = "string") {
-  return Json{{"name", name}, {"in", "query"}, {"required", false},
-              {"description", description}, {"schema", {{"type", type}}}};
+  return Json{{"name", name},
+              {"in", "query"},
+              {"required", false},
+              {"description", description},
+              {"schema", {{"type", type}}}};
 }
 
 Json path_param(const char* name, const char* description) {
-  return Json{{"name", name}, {"in", "path"}, {"required", true},
-              {"description", description}, {"schema", {{"type", "string"}}}};
+  return Json{{"name", name},
+              {"in", "path"},
+              {"required", true},
+              {"description", description},
+              {"schema", {{"type", "string"}}}};
 }
 
 Json object(std::initializer_list<std::pair<const char*, Json>> props,
@@ -67,84 +73,116 @@ Json array_of(const Json& items) {
 
 Json schemas() {
   Json s = Json::object();
-  s["Error"] = object({{"error", object({{"code", type("string")}, {"message", type("string")},
+  s["Error"] = object({{"error", object({{"code", type("string")},
+                                         {"message", type("string")},
                                          {"field", type("string")},
                                          {"retry_after_ms", type("integer")}},
                                         {"code", "message", "field"})},
                        {"id", type("string")}},
                       {"error"});
-  s["Result"] = object(
-      {{"path", type("string")}, {"id", type("string")}, {"status", type("string")},
-       {"cold_start", type("boolean")}, {"cached", type("boolean")},
-       {"attempts", type("integer")}, {"worker", type("string")}, {"model", type("object")},
-       {"n_segments", type("integer")}, {"timings", type("object")},
-       {"probs", Json{{"type", "object"}, {"additionalProperties", type("number")}}},
-       {"logits", type("object")}, {"embedding", array_of(type("number"))},
-       {"segment_probs", array_of(array_of(type("number")))},
-       {"segment_embeddings", array_of(array_of(type("number")))},
-       {"saliency", array_of(array_of(type("number")))},
-       {"derived_leads", array_of(type("string"))}, {"ignored_channels", array_of(type("string"))}},
-      {"path", "id", "status", "model", "n_segments", "timings"});
-  s["Accepted"] = object({{"id", type("string")}, {"state", type("string")},
-                          {"location", type("string")}},
-                         {"id", "state", "location"});
-  s["JobState"] = object({{"id", type("string")},
-                          {"state", Json{{"type", "string"},
-                                         {"enum", {"queued", "running", "done", "failed"}}}},
-                          {"http_status", type("integer")}, {"result", ref("Result")},
-                          {"error", type("object")}},
-                         {"id", "state"});
+  s["Result"] =
+      object({{"path", type("string")},
+              {"id", type("string")},
+              {"status", type("string")},
+              {"cold_start", type("boolean")},
+              {"cached", type("boolean")},
+              {"attempts", type("integer")},
+              {"worker", type("string")},
+              {"model", type("object")},
+              {"n_segments", type("integer")},
+              {"timings", type("object")},
+              {"probs", Json{{"type", "object"}, {"additionalProperties", type("number")}}},
+              {"logits", type("object")},
+              {"embedding", array_of(type("number"))},
+              {"segment_probs", array_of(array_of(type("number")))},
+              {"segment_embeddings", array_of(array_of(type("number")))},
+              {"saliency", array_of(array_of(type("number")))},
+              {"derived_leads", array_of(type("string"))},
+              {"ignored_channels", array_of(type("string"))}},
+             {"path", "id", "status", "model", "n_segments", "timings"});
+  s["Accepted"] =
+      object({{"id", type("string")}, {"state", type("string")}, {"location", type("string")}},
+             {"id", "state", "location"});
+  s["JobState"] = object(
+      {{"id", type("string")},
+       {"state", Json{{"type", "string"}, {"enum", {"queued", "running", "done", "failed"}}}},
+       {"http_status", type("integer")},
+       {"result", ref("Result")},
+       {"error", type("object")}},
+      {"id", "state"});
   s["Health"] = object({{"status", Json{{"type", "string"}, {"enum", {"ok", "unavailable"}}}},
-                        {"reason", type("string")}, {"service", type("string")},
-                        {"model_loaded", type("boolean")}, {"workers", type("object")},
-                        {"queue", type("object")}, {"model", or_null("object")},
+                        {"reason", type("string")},
+                        {"service", type("string")},
+                        {"model_loaded", type("boolean")},
+                        {"workers", type("object")},
+                        {"queue", type("object")},
+                        {"model", or_null("object")},
                         {"gateway", type("object")}},
                        {"status", "service", "model_loaded", "workers", "queue"});
-  s["Root"] = object({{"name", type("string")}, {"description", type("string")},
-                      {"version", type("string")}, {"service", type("string")},
-                      {"ready", type("boolean")}, {"model", or_null("object")},
-                      {"loading", type("object")}, {"links", type("object")}},
+  s["Root"] = object({{"name", type("string")},
+                      {"description", type("string")},
+                      {"version", type("string")},
+                      {"service", type("string")},
+                      {"ready", type("boolean")},
+                      {"model", or_null("object")},
+                      {"loading", type("object")},
+                      {"links", type("object")}},
                      {"name", "version", "model", "loading", "links"});
   Json labels = array_of(type("string"));
   labels["type"] = Json::array({"array", "null"});
-  s["Info"] = object({{"model", or_null("object")}, {"labels", labels},
+  s["Info"] = object({{"model", or_null("object")},
+                      {"labels", labels},
                       {"labels_note", type("string")},
-                      {"input", type("object")}, {"outputs", type("object")},
-                      {"preprocessing", type("string")}, {"precision", or_null("string")},
+                      {"input", type("object")},
+                      {"outputs", type("object")},
+                      {"preprocessing", type("string")},
+                      {"precision", or_null("string")},
                       {"version", type("string")}},
                      {"labels", "input", "outputs", "preprocessing", "version"});
   s["Samples"] = object({{"samples", array_of(array_of(type("number")))},
-                         {"fs", type("number")}, {"leads", array_of(type("string"))},
-                         {"outputs", array_of(type("string"))}, {"deadline", type("string")}},
+                         {"fs", type("number")},
+                         {"leads", array_of(type("string"))},
+                         {"outputs", array_of(type("string"))},
+                         {"deadline", type("string")}},
                         {"samples", "fs"});
   s["Upload"] = object({{"file", array_of(Json{{"type", "string"}, {"format", "binary"}})},
-                        {"outputs", type("string")}, {"fs", type("string")},
-                        {"leads", type("string")}, {"deadline", type("string")}},
+                        {"outputs", type("string")},
+                        {"fs", type("string")},
+                        {"leads", type("string")},
+                        {"deadline", type("string")}},
                        {"file"});
   s["V2Error"] = object({{"error", type("string")}}, {"error"});
-  s["ServerMetadata"] = object({{"name", type("string")}, {"version", type("string")},
+  s["ServerMetadata"] = object({{"name", type("string")},
+                                {"version", type("string")},
                                 {"extensions", array_of(type("string"))}},
                                {"name", "version", "extensions"});
-  s["MetadataTensor"] = object({{"name", type("string")}, {"datatype", type("string")},
+  s["MetadataTensor"] = object({{"name", type("string")},
+                                {"datatype", type("string")},
                                 {"shape", array_of(type("integer"))}},
                                {"name", "datatype", "shape"});
-  s["ModelMetadata"] = object({{"name", type("string")}, {"versions", array_of(type("string"))},
+  s["ModelMetadata"] = object({{"name", type("string")},
+                               {"versions", array_of(type("string"))},
                                {"platform", type("string")},
                                {"inputs", array_of(ref("MetadataTensor"))},
                                {"outputs", array_of(ref("MetadataTensor"))}},
                               {"name", "platform", "inputs", "outputs"});
-  s["Tensor"] = object({{"name", type("string")}, {"shape", array_of(type("integer"))},
-                        {"datatype", type("string")}, {"parameters", type("object")},
+  s["Tensor"] = object({{"name", type("string")},
+                        {"shape", array_of(type("integer"))},
+                        {"datatype", type("string")},
+                        {"parameters", type("object")},
                         {"data", type("array")}},
                        {"name", "shape", "datatype", "data"});
-  s["InferRequest"] = object({{"id", type("string")}, {"parameters", type("object")},
-                              {"inputs", array_of(ref("Tensor"))},
-                              {"outputs", array_of(object({{"name", type("string")},
-                                                           {"parameters", type("object")}},
-                                                          {"name"}))}},
-                             {"inputs"});
-  s["InferResponse"] = object({{"model_name", type("string")}, {"model_version", type("string")},
-                               {"id", type("string")}, {"parameters", type("object")},
+  s["InferRequest"] = object(
+      {{"id", type("string")},
+       {"parameters", type("object")},
+       {"inputs", array_of(ref("Tensor"))},
+       {"outputs",
+        array_of(object({{"name", type("string")}, {"parameters", type("object")}}, {"name"}))}},
+      {"inputs"});
+  s["InferResponse"] = object({{"model_name", type("string")},
+                               {"model_version", type("string")},
+                               {"id", type("string")},
+                               {"parameters", type("object")},
                                {"outputs", array_of(ref("Tensor"))}},
                               {"model_name", "id", "outputs"});
   return s;
@@ -164,31 +202,31 @@ void add_ecgfm_paths(Json& paths) {
   paths["/health"]["get"] = operation(
       "Whether the service can answer (workers by state, model loaded, queue)",
       responses({{200, "ready", "Health"}, {503, "not ready (reason given)", "Health"}}), true);
-  paths["/info"]["get"] = operation("Labels, input expectations, outputs, preprocessing",
-                                    responses({{200, "model information", "Info"},
-                                               {401, "missing or unknown token", "Error"}}));
-  Json predict = operation(
-      "Predict one record (uploaded files or JSON samples)",
-      responses({{200, "the result, as one line of `ecgq submit`", "Result"},
-                 {202, "queued (?async=1); poll Location", "Accepted"},
-                 {400, "bad input (gateway or worker)", "Error"},
-                 {401, "missing or unknown token", "Error"},
-                 {413, "body too large (answered before it is read)", "Error"},
-                 {415, "wrong content type", "Error"},
-                 {429, "queue_full (Retry-After)", "Error"},
-                 {502, "worker_lost or model_error", "Error"},
-                 {503, "no worker, broker unreachable or busy (Retry-After)", "Error"},
-                 {504, "deadline exceeded", "Error"}}));
+  paths["/info"]["get"] = operation(
+      "Labels, input expectations, outputs, preprocessing",
+      responses({{200, "model information", "Info"}, {401, "missing or unknown token", "Error"}}));
+  Json predict =
+      operation("Predict one record (uploaded files or JSON samples)",
+                responses({{200, "the result, as one line of `ecgq submit`", "Result"},
+                           {202, "queued (?async=1); poll Location", "Accepted"},
+                           {400, "bad input (gateway or worker)", "Error"},
+                           {401, "missing or unknown token", "Error"},
+                           {413, "body too large (answered before it is read)", "Error"},
+                           {415, "wrong content type", "Error"},
+                           {429, "queue_full (Retry-After)", "Error"},
+                           {502, "worker_lost or model_error", "Error"},
+                           {503, "no worker, broker unreachable or busy (Retry-After)", "Error"},
+                           {504, "deadline exceeded", "Error"}}));
   predict["parameters"] = Json::array(
       {query("async", "1: answer 202 with the job id at once"),
        query("outputs", "comma-separated: probs, logits, embedding, segments, saliency"),
        query("fs", "sample rate in Hz of files without one"),
        query("leads", "comma-separated lead names of files without names"),
        query("deadline", "budget from broker receipt, e.g. 30s")});
-  predict["requestBody"] = {
-      {"required", true},
-      {"content", {{"multipart/form-data", {{"schema", ref("Upload")}}},
-                   {"application/json", {{"schema", ref("Samples")}}}}}};
+  predict["requestBody"] = {{"required", true},
+                            {"content",
+                             {{"multipart/form-data", {{"schema", ref("Upload")}}},
+                              {"application/json", {{"schema", ref("Samples")}}}}}};
   paths["/predict"]["post"] = predict;
   Json get_job = operation("State and result of an ?async=1 job",
                            responses({{200, "the job", "JobState"},
@@ -208,8 +246,8 @@ void add_ecgfm_paths(Json& paths) {
                                        responses({{200, "text exposition format", "text"},
                                                   {401, "missing or unknown token", "Error"}}));
   paths["/openapi.json"]["get"] = operation(
-      "This document", responses({{200, "OpenAPI 3 document", ""},
-                                  {401, "missing or unknown token", "Error"}}));
+      "This document",
+      responses({{200, "OpenAPI 3 document", ""}, {401, "missing or unknown token", "Error"}}));
   paths["/openapi.json"]["get"]["responses"]["200"]["content"] = {
       {"application/json", {{"schema", {{"type", "object"}}}}}};
 }
@@ -221,9 +259,9 @@ void add_oip_paths(Json& paths, const std::string& model_name) {
                                              {401, "missing or unknown token", "Error"}}));
   paths["/v2/health/live"]["get"] =
       operation("Open Inference Protocol: server live", responses({{200, "live", ""}}), true);
-  paths["/v2/health/ready"]["get"] = operation(
-      "Open Inference Protocol: server ready",
-      responses({{200, "ready", ""}, {400, "not ready", ""}}), true);
+  paths["/v2/health/ready"]["get"] =
+      operation("Open Inference Protocol: server ready",
+                responses({{200, "ready", ""}, {400, "not ready", ""}}), true);
   Json model = path_param("model", ("the model name, '" + model_name + "'").c_str());
   Json meta = operation("Open Inference Protocol: model metadata",
                         responses({{200, "model metadata", "ModelMetadata"},
@@ -232,7 +270,8 @@ void add_oip_paths(Json& paths, const std::string& model_name) {
   meta["parameters"] = Json::array({model});
   paths["/v2/models/{model}"]["get"] = meta;
   Json ready = operation("Open Inference Protocol: model ready",
-                         responses({{200, "ready", ""}, {400, "not ready", ""},
+                         responses({{200, "ready", ""},
+                                    {400, "not ready", ""},
                                     {401, "missing or unknown token", "Error"},
                                     {404, "unknown model", "V2Error"}}));
   ready["parameters"] = Json::array({model});
@@ -251,8 +290,7 @@ void add_oip_paths(Json& paths, const std::string& model_name) {
                  {503, "unavailable (Retry-After)", "V2Error"},
                  {504, "deadline exceeded", "V2Error"}}));
   infer["parameters"] = Json::array({model});
-  infer["requestBody"] = {{"required", true},
-                          {"content", json_content(ref("InferRequest"))}};
+  infer["requestBody"] = {{"required", true}, {"content", json_content(ref("InferRequest"))}};
   paths["/v2/models/{model}/infer"]["post"] = infer;
 }
 
@@ -266,8 +304,9 @@ Json openapi_document(const std::string& model_name) {
   doc["openapi"] = "3.1.0";
   doc["info"] = {{"title", "ecgq-gateway"},
                  {"version", ECGQ_VERSION},
-                 {"description", "ECG-FM over HTTP: the ECG-FM API, the Open Inference Protocol "
-                                 "(KServe v2) and Prometheus metrics, in front of an ecgq broker."}};
+                 {"description",
+                  "ECG-FM over HTTP: the ECG-FM API, the Open Inference Protocol "
+                  "(KServe v2) and Prometheus metrics, in front of an ecgq broker."}};
   doc["paths"] = paths;
   doc["components"] = {{"schemas", schemas()},
                        {"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}}};

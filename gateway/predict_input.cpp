@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "client/job_source.hpp"
 #include "common/duration.hpp"
@@ -191,9 +191,8 @@ Expected<PredictInput> read_json(const HttpRequest& request, PredictInput in) {
       text = v.get<std::string>();
     } else if (v.is_number() && std::string(key) == "fs") {
       text = v.dump();
-    } else if (v.is_array() && std::all_of(v.begin(), v.end(), [](const auto& x) {
-                 return x.is_string();
-               })) {
+    } else if (v.is_array() &&
+               std::all_of(v.begin(), v.end(), [](const auto& x) { return x.is_string(); })) {
       for (const auto& x : v) text += (text.empty() ? "" : ",") + x.get<std::string>();
     } else {
       return Status("bad_request", std::string("wrong type of '") + key + "'", key);
@@ -205,13 +204,15 @@ Expected<PredictInput> read_json(const HttpRequest& request, PredictInput in) {
                   "samples");
   const auto& rows = j.at("samples");
   const size_t n_samples = rows[0].is_array() ? rows[0].size() : 0;
-  if (n_samples == 0) return Status("bad_request", "samples[0] must be a non-empty array", "samples");
+  if (n_samples == 0)
+    return Status("bad_request", "samples[0] must be a non-empty array", "samples");
   std::vector<float> v;
   v.reserve(rows.size() * n_samples);
   for (size_t l = 0; l < rows.size(); ++l) {
     if (!rows[l].is_array() || rows[l].size() != n_samples)
-      return Status("bad_shape", "every lead must have " + std::to_string(n_samples) +
-                                     " samples (samples[" + std::to_string(l) + "] differs)",
+      return Status("bad_shape",
+                    "every lead must have " + std::to_string(n_samples) + " samples (samples[" +
+                        std::to_string(l) + "] differs)",
                     "samples");
     for (const auto& x : rows[l]) {
       if (!x.is_number())
@@ -220,7 +221,8 @@ Expected<PredictInput> read_json(const HttpRequest& request, PredictInput in) {
       v.push_back(x.get<float>());
     }
   }
-  if (in.fields.fs <= 0) return Status("bad_request", "'fs' (the sample rate in Hz) is required", "fs");
+  if (in.fields.fs <= 0)
+    return Status("bad_request", "'fs' (the sample rate in Hz) is required", "fs");
   auto job = job_from_samples(std::move(v), static_cast<int64_t>(rows.size()),
                               static_cast<int64_t>(n_samples), in.fields.fs, in.fields.leads);
   if (!job) return job.status();
@@ -321,8 +323,10 @@ Expected<PredictInput> read_predict(const HttpRequest& request, const std::strin
                                       "send multipart/form-data (files) or application/json "
                                       "({samples, fs, leads})",
                                       "content-type");
-  if (type.rfind("multipart/form-data", 0) == 0) out = read_upload(request, upload_dir, std::move(in));
-  else if (type.rfind("application/json", 0) == 0) out = read_json(request, std::move(in));
+  if (type.rfind("multipart/form-data", 0) == 0)
+    out = read_upload(request, upload_dir, std::move(in));
+  else if (type.rfind("application/json", 0) == 0)
+    out = read_json(request, std::move(in));
   if (!out) return out;
   out->job.outputs = out->fields.outputs;
   out->job.deadline_ms = out->fields.deadline_ms;

@@ -24,8 +24,8 @@ struct PredictFields {
 
 // A decoded /predict request.
 struct PredictInput {
-  schema::Job job;      // id not set yet
-  std::string path;     // the uploaded record's file name ("" for JSON samples)
+  schema::Job job;   // id not set yet
+  std::string path;  // the uploaded record's file name ("" for JSON samples)
   PredictFields fields;
 };
 

@@ -22,13 +22,14 @@ struct RequestContext {
 };
 
 // Handles one matched request; must not block (see RequestHandler).
-using RouteFn = std::function<void(HttpRequest& request, const RequestContext& ctx, Respond respond)>;
+using RouteFn =
+    std::function<void(HttpRequest& request, const RequestContext& ctx, Respond respond)>;
 
 // One endpoint.
 struct Route {
-  std::string method;   // GET, POST, DELETE
-  std::string pattern;  // "/v2/models/{model}/infer"
-  bool open = false;    // answers without a token (health probes)
+  std::string method;                      // GET, POST, DELETE
+  std::string pattern;                     // "/v2/models/{model}/infer"
+  bool open = false;                       // answers without a token (health probes)
   std::vector<std::string> content_types;  // body types accepted (prefixes); empty = no body
   RouteFn fn;
 };
@@ -38,9 +39,9 @@ class Router {
  public:
   // The outcome of a lookup.
   struct Match {
-    const Route* route = nullptr;                // null: no route for this method and path
-    std::map<std::string, std::string> params;   // path parameters
-    std::vector<std::string> allowed;            // methods of the path when the method is wrong
+    const Route* route = nullptr;               // null: no route for this method and path
+    std::map<std::string, std::string> params;  // path parameters
+    std::vector<std::string> allowed;           // methods of the path when the method is wrong
   };
   // Adds a route.
   void add(Route route) { routes_.push_back(std::move(route)); }

@@ -28,8 +28,7 @@ ServiceView service_view(const StatusSnapshot& snapshot, const std::string& serv
   v.status_age_ms = ms_since(snapshot.at);
   const client::Json& s = snapshot.status;
   const client::Json* svc = nullptr;
-  if (s.contains("services") && s.at("services").is_object() &&
-      s.at("services").contains(service))
+  if (s.contains("services") && s.at("services").is_object() && s.at("services").contains(service))
     svc = &s.at("services").at(service);
   int64_t usable = 0;
   if (svc != nullptr) {

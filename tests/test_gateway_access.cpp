@@ -4,9 +4,8 @@
 // half-sent and stalled uploads, garbage, 10,000 idle connections, 1,000 slow uploads.
 #include <sys/resource.h>
 
-#include <csignal>
-
 #include <algorithm>
+#include <csignal>
 #include <thread>
 
 #include "tests/test_gateway_support.hpp"
@@ -53,7 +52,9 @@ TEST(GatewayAccess, TokensGuardEverythingButHealthAndScopeJobs) {
   const std::string location = r->get_header_value("Location");
   EXPECT_EQ(c->Get(location.c_str(), bearer(kBob))->status, 403);
   ASSERT_TRUE(wait_until(
-      [&] { return body_json(c->Get(location.c_str(), bearer(kAlice))).value("state", "") == "done"; },
+      [&] {
+        return body_json(c->Get(location.c_str(), bearer(kAlice))).value("state", "") == "done";
+      },
       30s));
   // The log names the caller and never shows a token.
   const std::string log = gw.proc->stderr_text();
@@ -62,10 +63,35 @@ TEST(GatewayAccess, TokensGuardEverythingButHealthAndScopeJobs) {
   EXPECT_EQ(log.find(kBob), std::string::npos);
 }
 
+TEST(GatewayAccess, UsageHelpVersionAndBadSettings) {
+  ECGQ_REQUIRE_BINARIES("ecgq-gateway");
+  auto help = run_command({bin("ecgq-gateway"), "--help"}, 10s);
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* flag : {"--broker", "--bind", "--service", "--tokens", "--tls-cert", "--tls-key",
+                           "--allow-insecure", "--max-body-bytes", "--config"})
+    EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
+  auto version = run_command({bin("ecgq-gateway"), "--version"}, 10s);
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_NE(version.out.find("ecgq-gateway"), std::string::npos);
+  EXPECT_EQ(run_command({bin("ecgq-gateway"), "--no-such-flag"}, 10s).exit_code, 2);
+  auto bad = run_command({bin("ecgq-gateway"), "--max-body-bytes", "lots"}, 10s);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("max_body_bytes"), std::string::npos) << bad.err;
+  // The environment is a layer too, under the flags.
+  auto env = run_command({bin("ecgq-gateway")}, 10s, {{"ECGQ_HEADER_TIMEOUT", "soon"}});
+  EXPECT_EQ(env.exit_code, 2);
+  EXPECT_NE(env.err.find("header_timeout"), std::string::npos) << env.err;
+  auto shipped = run_command({bin("ecgq-gateway"), "--config", source("config/gateway.yaml"),
+                              "--bind", "127.0.0.1:99999"},
+                             10s);
+  EXPECT_EQ(shipped.exit_code, 2);  // the file loads; the flag wins and is checked
+  EXPECT_NE(shipped.err.find("bind"), std::string::npos) << shipped.err;
+}
+
 TEST(GatewayAccess, NonLoopbackBindNeedsTokensOrAllowInsecure) {
   ECGQ_REQUIRE_BINARIES("ecgq-gateway");
-  auto r = run_command({bin("ecgq-gateway"), "--bind", "0.0.0.0:" + std::to_string(free_port())},
-                       10s);
+  auto r =
+      run_command({bin("ecgq-gateway"), "--bind", "0.0.0.0:" + std::to_string(free_port())}, 10s);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("allow_insecure"), std::string::npos) << r.err;
   auto bad = run_command({bin("ecgq-gateway"), "--bind", "nonsense"}, 10s);
@@ -89,9 +115,9 @@ TEST(GatewayAccess, NonLoopbackBindNeedsTokensOrAllowInsecure) {
 TEST(GatewayAccess, HttpsWithASelfSignedCertificate) {
   ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq-gateway");
   TempDir dir;
-  auto cert = run_command({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                           dir.file("key.pem"), "-out", dir.file("cert.pem"), "-days", "1",
-                           "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
+  auto cert = run_command({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                           "-keyout", dir.file("key.pem"), "-out", dir.file("cert.pem"), "-days",
+                           "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
                           60s);
   ASSERT_EQ(cert.exit_code, 0) << cert.err;
   Broker broker;
@@ -154,7 +180,8 @@ TEST(GatewayAccess, BrokerRefusalsBecome429And503And504) {
   EXPECT_FALSE(full->get_header_value("Retry-After").empty());
   auto full_v2 = c->Post("/v2/models/ecg-fm/infer",
                          R"({"inputs":[{"name":"ecg","shape":[1,2500],"datatype":"FP32","data":)"
-                         "[" + std::string(2500 * 2 - 1, ',') + "]}]}",
+                         "[" +
+                             std::string(2500 * 2 - 1, ',') + "]}]}",
                          "application/json");
   EXPECT_EQ(full_v2->status, 400);  // malformed data is refused before the broker
   // The held job ends with no_worker: 503, recorded on its job.
@@ -226,8 +253,9 @@ TEST(GatewayLimits, OversizedUploadIsRefusedBeforeItsBodyArrives) {
   ASSERT_TRUE(gw.ready) << gw.proc->stderr_text();
   const int fd = tcp_connect(gw.port);
   ASSERT_GE(fd, 0);
-  send_raw(fd, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               "Content-Length: 104857600\r\n\r\n{\"samples\":");
+  send_raw(fd,
+           "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           "Content-Length: 104857600\r\n\r\n{\"samples\":");
   const std::string answer = recv_all(fd, 5000ms);
   ::close(fd);
   EXPECT_EQ(answer.rfind("HTTP/1.1 413", 0), 0u) << answer;
@@ -235,9 +263,10 @@ TEST(GatewayLimits, OversizedUploadIsRefusedBeforeItsBodyArrives) {
   // Expect: 100-continue (curl, for uploads over 1 MB): 100 first, then the answer to the body.
   const int cont = tcp_connect(gw.port);
   const std::string body = "{\"samples\": [[1, 2]]}";
-  send_raw(cont, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 "Expect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) +
-                     "\r\n\r\n");
+  send_raw(cont,
+           "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           "Expect: 100-continue\r\nContent-Length: " +
+               std::to_string(body.size()) + "\r\n\r\n");
   EXPECT_EQ(recv_all(cont, 1000ms).rfind("HTTP/1.1 100 Continue", 0), 0u);
   send_raw(cont, body);
   const std::string after = recv_all(cont, 2000ms);
@@ -268,12 +297,14 @@ TEST(GatewayLimits, BrokenClientsGetAnAnswerOrAClosedConnection) {
   ::close(fd);
   // A half-sent upload whose client goes away, and one that stalls: closed after body_timeout.
   fd = tcp_connect(gw.port);
-  send_raw(fd, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               "Content-Length: 1000\r\n\r\n{\"sam");
+  send_raw(fd,
+           "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           "Content-Length: 1000\r\n\r\n{\"sam");
   ::close(fd);
   fd = tcp_connect(gw.port);
-  send_raw(fd, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               "Content-Length: 1000\r\n\r\n{\"sam");
+  send_raw(fd,
+           "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           "Content-Length: 1000\r\n\r\n{\"sam");
   auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(recv_all(fd, 5000ms), "");  // closed after body_timeout
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s);

@@ -93,10 +93,10 @@ TEST_F(GatewayHttp, PredictEveryFormatAnswersWhatEcgqSubmitPrints) {
     std::vector<std::string> files;  // uploaded; the first is the record ecgq submit reads
   };
   const std::vector<Case> cases = {
-      {{source("data/ecg/1.hea"), source("data/ecg/1.dat")}},                  // WFDB
-      {{source("data/ecg/HR06000.hea"), source("data/ecg/HR06000.mat")}},      // Challenge
-      {{dir.file("rec.csv")}},                                                 // CSV
-      {{dir.file("rec.npy")}}};                                                // .npy
+      {{source("data/ecg/1.hea"), source("data/ecg/1.dat")}},              // WFDB
+      {{source("data/ecg/HR06000.hea"), source("data/ecg/HR06000.mat")}},  // Challenge
+      {{dir.file("rec.csv")}},                                             // CSV
+      {{dir.file("rec.npy")}}};                                            // .npy
   auto c = gateway_->client();
   for (const auto& k : cases) {
     httplib::MultipartFormDataItems items;
@@ -136,22 +136,22 @@ TEST_F(GatewayHttp, ErrorsHaveTheirCodeFieldAndStatus) {
   TempDir dir;
   const std::string boundary = "multipart/form-data; boundary=zz";
   std::vector<Case> cases;
-  cases.push_back({c->Post("/predict", "--zz\r\nContent-Disposition: form-data; name=\"file\"",
-                           boundary),
-                   400, "bad_request", "body"});
-  cases.push_back({c->Post("/predict", "{\"samples\": [", "application/json"), 400, "bad_request",
-                   "body"});
+  cases.push_back(
+      {c->Post("/predict", "--zz\r\nContent-Disposition: form-data; name=\"file\"", boundary), 400,
+       "bad_request", "body"});
+  cases.push_back(
+      {c->Post("/predict", "{\"samples\": [", "application/json"), 400, "bad_request", "body"});
   cases.push_back({c->Post("/predict", "{\"samples\": [[1,2]]}", "application/json"), 400,
                    "bad_request", "fs"});
-  cases.push_back({c->Post("/predict", "x", "text/plain"), 415, "unsupported_media_type",
-                   "content-type"});
+  cases.push_back(
+      {c->Post("/predict", "x", "text/plain"), 415, "unsupported_media_type", "content-type"});
   cases.push_back({c->Post("/predict?colour=red", samples_json(5000), "application/json"), 400,
                    "bad_request", "colour"});
   cases.push_back({c->Post("/predict?outputs=nope", samples_json(5000), "application/json"), 400,
                    "unsupported_output", "outputs"});
   // Worker-side input errors come back as 400 too: 2 s is shorter than one 5 s segment.
-  cases.push_back({c->Post("/predict", samples_json(1000), "application/json"), 400, "too_short",
-                   ""});
+  cases.push_back(
+      {c->Post("/predict", samples_json(1000), "application/json"), 400, "too_short", ""});
   httplib::MultipartFormDataItems no_dat = {file_part(source("data/ecg/1.hea"))};
   cases.push_back({c->Post("/predict", no_dat), 400, "not_found", "file"});
   // A header may only name files uploaded with it: never a file of the server.
@@ -160,7 +160,8 @@ TEST_F(GatewayHttp, ErrorsHaveTheirCodeFieldAndStatus) {
   httplib::MultipartFormDataItems traversal = {{"file", evil, "1.hea", "text/plain"},
                                                file_part(source("data/ecg/1.dat"))};
   cases.push_back({c->Post("/predict", traversal), 400, "not_found", "file"});
-  for (size_t p; (p = evil.find("/etc/passwd")) != std::string::npos;) evil.replace(p, 11, "../../1.dat");
+  for (size_t p; (p = evil.find("/etc/passwd")) != std::string::npos;)
+    evil.replace(p, 11, "../../1.dat");
   traversal[0].content = evil;
   cases.push_back({c->Post("/predict", traversal), 400, "not_found", "file"});
   httplib::MultipartFormDataItems bad_name = {
@@ -213,8 +214,8 @@ TEST_F(GatewayHttp, ManyRequestsInFlightAtOnce) {
 
 TEST_F(GatewayHttp, AsyncJobsAreFetchedById) {
   auto c = gateway_->client();
-  auto r = c->Post("/predict?async=1&outputs=probs,embedding", samples_json(5000),
-                   "application/json");
+  auto r =
+      c->Post("/predict?async=1&outputs=probs,embedding", samples_json(5000), "application/json");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 202) << r->body;
   const std::string location = r->get_header_value("Location");
@@ -342,8 +343,8 @@ TEST_F(GatewayHttp, MetricsCountRequestsAndPassPromtool) {
     std::ofstream f(dir.file("metrics.txt"));
     f << r->body;
   }
-  auto check = run_command({"/bin/sh", "-c", "promtool check metrics < " + dir.file("metrics.txt")},
-                           30s);
+  auto check =
+      run_command({"/bin/sh", "-c", "promtool check metrics < " + dir.file("metrics.txt")}, 30s);
   EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
 }
 

@@ -39,8 +39,8 @@ class GatewayOip : public ::testing::Test {
       for (int64_t t = 0; t < samples; ++t) {
         const double x = v[static_cast<size_t>(l * samples + t)] * scale;
         const bool first = t == 0 && (nested || l == 0);
-        out += (first ? "" : ",") + (scale == 1.0 ? std::to_string(x)
-                                                  : std::to_string(std::lround(x)));
+        out += (first ? "" : ",") +
+               (scale == 1.0 ? std::to_string(x) : std::to_string(std::lround(x)));
       }
       if (nested) out += "]";
     }
@@ -84,7 +84,8 @@ TEST_F(GatewayOip, HealthAndMetadata) {
   EXPECT_EQ(model["name"], "ecg-fm");
   EXPECT_TRUE(model["platform"].is_string());
   ASSERT_EQ(model["inputs"].size(), 1u);
-  EXPECT_EQ(model["inputs"][0], client::Json::parse(R"({"name":"ecg","datatype":"FP32","shape":[-1,-1]})"));
+  EXPECT_EQ(model["inputs"][0],
+            client::Json::parse(R"({"name":"ecg","datatype":"FP32","shape":[-1,-1]})"));
   std::vector<std::string> outputs;
   for (const auto& o : model["outputs"]) outputs.push_back(o["name"]);
   EXPECT_EQ(outputs, (std::vector<std::string>{"probs", "embedding", "logits", "segment_probs",
@@ -107,7 +108,8 @@ TEST_F(GatewayOip, InferFp32FlatAndNestedAsTheSpecWritesIt) {
           "name" : "ecg",
           "shape" : [ 12, 5000 ],
           "datatype" : "FP32",
-          "data" : )" + tensor_data(5000, nested) + R"(
+          "data" : )" + tensor_data(5000, nested) +
+                             R"(
         }
       ],
       "outputs" : [
@@ -145,10 +147,13 @@ TEST_F(GatewayOip, InferInt16WithGainLeadsAndSegments) {
   auto c = gateway_->client();
   // INT16 ADC units at 1000 per mV; parameters at input level; leads named; all outputs by
   // default plus per-segment ones when asked.
-  const std::string body = R"({"inputs":[{"name":"ecg","shape":[12,5000],"datatype":"INT16",)"
-                           R"("parameters":{"gain":1000,"fs":500,"leads":"I,II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6"},)"
-                           R"("data":)" + tensor_data(5000, false, 1000.0) + R"(}],)"
-                           R"("outputs":[{"name":"probs"},{"name":"segment_probs"}]})";
+  const std::string body =
+      R"({"inputs":[{"name":"ecg","shape":[12,5000],"datatype":"INT16",)"
+      R"("parameters":{"gain":1000,"fs":500,"leads":"I,II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6"},)"
+      R"("data":)" +
+      tensor_data(5000, false, 1000.0) +
+      R"(}],)"
+      R"("outputs":[{"name":"probs"},{"name":"segment_probs"}]})";
   auto r = c->Post("/v2/models/ecg-fm/infer", body, "application/json");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
@@ -159,7 +164,8 @@ TEST_F(GatewayOip, InferInt16WithGainLeadsAndSegments) {
   EXPECT_EQ(j["outputs"][1]["shape"], client::Json::parse("[2,17]"));
   // No outputs named: probs and embedding.
   const std::string plain = R"({"inputs":[{"name":"ecg","shape":[12,5000],"datatype":"FP32",)"
-                            R"("data":)" + tensor_data(5000, false) + R"(}],"parameters":{"fs":500}})";
+                            R"("data":)" +
+                            tensor_data(5000, false) + R"(}],"parameters":{"fs":500}})";
   auto d = body_json(c->Post("/v2/models/ecg-fm/infer", plain, "application/json"));
   ASSERT_EQ(d["outputs"].size(), 2u);
   EXPECT_EQ(d["outputs"][0]["name"], "probs");
@@ -176,7 +182,8 @@ TEST_F(GatewayOip, ErrorsAreErrorStrings) {
       {"{", 400},
       {R"({"inputs":[]})", 400},
       {R"({"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1]}]})", 400},
-      {R"({"inputs":[{"name":"ecg","shape":[12,2],"datatype":"FP32","data":[1,2]}],"parameters":{"fs":500}})", 400},
+      {R"({"inputs":[{"name":"ecg","shape":[12,2],"datatype":"FP32","data":[1,2]}],"parameters":{"fs":500}})",
+       400},
       {R"({"inputs":[{"name":"ecg","shape":[1,1],"datatype":"BYTES","data":["a"]}]})", 400},
       // Worker-side: 1 s is shorter than one 5 s segment.
       {R"({"inputs":[{"name":"ecg","shape":[12,500],"datatype":"FP32","data":)" +

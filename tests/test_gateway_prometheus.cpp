@@ -45,8 +45,11 @@ TEST(GatewayPrometheus, ScrapedCountsMatchTheRequestsMade) {
     std::ofstream f(dir.file("prometheus.yml"));
     f << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
          "scrape_configs:\n  - job_name: ecgq-gateway\n    scrape_interval: 1s\n"
-         "    authorization:\n      credentials: " << kToken << "\n"
-         "    static_configs:\n      - targets: ['127.0.0.1:" << gw.port << "']\n";
+         "    authorization:\n      credentials: "
+      << kToken
+      << "\n"
+         "    static_configs:\n      - targets: ['127.0.0.1:"
+      << gw.port << "']\n";
   }
   ChildProcess prom({"/usr/bin/prometheus", "--config.file=" + dir.file("prometheus.yml"),
                      "--storage.tsdb.path=" + dir.file("data"),
@@ -57,15 +60,21 @@ TEST(GatewayPrometheus, ScrapedCountsMatchTheRequestsMade) {
       << prom.stderr_text();
   const std::string info = "ecgq_gateway_http_requests_total{endpoint=\"/info\",code=\"200\"}";
   EXPECT_TRUE(wait_until([&] { return query_value(p, info) == 7; }, 30s)) << query_value(p, info);
-  EXPECT_EQ(query_value(p, "sum(ecgq_gateway_http_requests_total{endpoint=\"/predict\",code=\"200\"})"), 3);
-  EXPECT_EQ(query_value(p, "ecgq_gateway_http_requests_total{endpoint=\"/predict\",code=\"400\"}"), 1);
+  EXPECT_EQ(
+      query_value(p, "sum(ecgq_gateway_http_requests_total{endpoint=\"/predict\",code=\"200\"})"),
+      3);
+  EXPECT_EQ(query_value(p, "ecgq_gateway_http_requests_total{endpoint=\"/predict\",code=\"400\"}"),
+            1);
   EXPECT_EQ(query_value(p, "ecgq_gateway_jobs_total{outcome=\"ok\"}"), 3);
-  EXPECT_EQ(query_value(p, "ecgq_gateway_http_request_duration_seconds_count{endpoint=\"/predict\"}"), 4);
+  EXPECT_EQ(
+      query_value(p, "ecgq_gateway_http_request_duration_seconds_count{endpoint=\"/predict\"}"), 4);
   EXPECT_EQ(query_value(p, "ecgq_gateway_broker_up"), 1);
   // A histogram query works over the scraped buckets.
-  EXPECT_GT(query_value(p, "histogram_quantile(0.5, sum by (le) "
-                           "(ecgq_gateway_http_request_duration_seconds_bucket{endpoint=\"/predict\"}))"),
-            0);
+  EXPECT_GT(
+      query_value(p,
+                  "histogram_quantile(0.5, sum by (le) "
+                  "(ecgq_gateway_http_request_duration_seconds_bucket{endpoint=\"/predict\"}))"),
+      0);
 }
 
 }  // namespace

@@ -30,7 +30,7 @@ inline std::string demo_model() {
 // An ecgq-worker serving ecg-fm with the demo model.
 inline std::unique_ptr<ChildProcess> start_demo_worker(const std::string& endpoint,
                                                        const std::string& id) {
-  std::vector<std::string> argv{bin("ecgq-worker"), "serve",   "--broker",  endpoint,
+  std::vector<std::string> argv{bin("ecgq-worker"), "serve",      "--broker",    endpoint,
                                 "--checkpoint",     demo_model(), "--worker-id", id,
                                 "--threads",        "1"};
   argv.insert(argv.end(), kHeartbeat.begin(), kHeartbeat.end());
@@ -40,13 +40,18 @@ inline std::unique_ptr<ChildProcess> start_demo_worker(const std::string& endpoi
 // An ecgq-gateway process; ready once GET /v2/health/live answers.
 class GatewayProcess {
  public:
-  GatewayProcess(const std::string& broker, std::vector<std::string> extra = {},
-                 bool tls = false) {
+  GatewayProcess(const std::string& broker, std::vector<std::string> extra = {}, bool tls = false) {
     for (int attempt = 0; attempt < 3 && !ready; ++attempt) {
       port = free_port();
-      std::vector<std::string> argv{bin("ecgq-gateway"), "--broker", broker, "--bind",
-                                    "127.0.0.1:" + std::to_string(port), "--status-interval",
-                                    "200ms", "--log-level", "debug"};
+      std::vector<std::string> argv{bin("ecgq-gateway"),
+                                    "--broker",
+                                    broker,
+                                    "--bind",
+                                    "127.0.0.1:" + std::to_string(port),
+                                    "--status-interval",
+                                    "200ms",
+                                    "--log-level",
+                                    "debug"};
       argv.insert(argv.end(), extra.begin(), extra.end());
       proc = std::make_unique<ChildProcess>(argv);
       ready = wait_until(
@@ -148,7 +153,8 @@ inline void write_csv_record(const std::string& path, int64_t samples) {
   for (size_t l = 0; l < kModelLeads.size(); ++l) out << (l ? "," : "") << kModelLeads[l];
   out << "\n";
   for (int64_t t = 0; t < samples; ++t) {
-    for (int64_t l = 0; l < 12; ++l) out << (l ? "," : "") << v[static_cast<size_t>(l * samples + t)];
+    for (int64_t l = 0; l < 12; ++l)
+      out << (l ? "," : "") << v[static_cast<size_t>(l * samples + t)];
     out << "\n";
   }
 }
@@ -156,8 +162,8 @@ inline void write_csv_record(const std::string& path, int64_t samples) {
 // A [12, samples] float32 .npy record (NumPy format 1.0).
 inline void write_npy_record(const std::string& path, int64_t samples) {
   const std::vector<float> v = synthetic_ecg(samples);
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (12, " +
-                       std::to_string(samples) + "), }";
+  std::string header =
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (12, " + std::to_string(samples) + "), }";
   while ((10 + header.size() + 1) % 64 != 0) header += ' ';
   header += '\n';
   std::ofstream out(path, std::ios::binary);

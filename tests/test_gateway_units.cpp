@@ -57,7 +57,8 @@ TEST(Multipart, QuotedBoundaryAndMalformedBodies) {
   EXPECT_FALSE(parse_multipart("--XyZ\r\nX-No-Disposition: 1\r\n\r\nx\r\n--XyZ--", "XyZ").ok());
   EXPECT_FALSE(parse_multipart("--XyZ\r\nContent-Disposition: form-data; name=\"a\"", "XyZ").ok());
   std::string many;
-  for (int i = 0; i < 70; ++i) many += "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n";
+  for (int i = 0; i < 70; ++i)
+    many += "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n";
   EXPECT_FALSE(parse_multipart(many + "--XyZ--", "XyZ").ok());
 }
 
@@ -149,7 +150,8 @@ TEST(Oip, InferRequestsAsTheSpecWritesThem) {
   for (int i = 0; i < 12 * 3000; ++i) flat += (i ? "," : "") + std::to_string(i % 7);
   flat += "]";
   auto r = oip::parse_infer(R"({"id":"42","parameters":{"fs":500},"inputs":[{"name":"ecg",)"
-                            R"("shape":[12,3000],"datatype":"FP32","data":)" + flat + "}]}");
+                            R"("shape":[12,3000],"datatype":"FP32","data":)" +
+                            flat + "}]}");
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(r->id, "42");
   EXPECT_EQ(r->job.ecg.shape, (std::vector<int64_t>{12, 3000}));
