@@ -197,6 +197,7 @@ client::Json model_metadata(const std::string& model_name, const std::vector<std
   const int64_t n = labels.empty() ? -1 : static_cast<int64_t>(labels.size());
   client::Json out = client::Json::object();
   out["name"] = model_name;
+  out["versions"] = client::Json::array({kModelVersion});
   out["platform"] = "pytorch_libtorch";
   out["inputs"] = client::Json::array({meta("ecg", "FP32", {-1, -1})});
   out["outputs"] =

@@ -14,6 +14,9 @@
 
 namespace ecgq::gateway::oip {
 
+// The one version of the model a gateway serves (/v2/models/NAME/versions/1/...).
+inline constexpr const char* kModelVersion = "1";
+
 // The outputs the model declares, in metadata order.
 inline const std::vector<std::string> kOutputs = {"probs", "embedding", "logits", "segment_probs",
                                                   "segment_embeddings"};

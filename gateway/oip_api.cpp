@@ -9,6 +9,8 @@
 
 namespace ecgq::gateway {
 
+using oip::kModelVersion;
+
 namespace {
 
 HttpResponse empty(int status) {
@@ -35,61 +37,53 @@ void Gateway::add_oip_routes() {
   auto ready = [this] {
     return service_view(link_->status(), config_.service, config_.status_interval * 5).ready;
   };
+  // The model is served under its name, and as version "1" of it (the protocol's optional
+  // /versions/V paths).
   auto known = [this](const RequestContext& ctx) {
-    return ctx.params.at("model") == config_.model_name;
+    auto v = ctx.params.find("version");
+    return ctx.params.at("model") == config_.model_name &&
+           (v == ctx.params.end() || v->second == kModelVersion);
   };
   auto unknown_model = [this](const RequestContext& ctx) {
-    return v2_error("no_such_model", "unknown model '" + ctx.params.at("model").substr(0, 64) +
-                                         "'; this server has '" + config_.model_name + "'");
+    return v2_error("no_such_model", "unknown model or version '" +
+                                         ctx.params.at("model").substr(0, 64) +
+                                         "'; this server has '" + config_.model_name +
+                                         "', version " + kModelVersion);
   };
   router_.add({"GET", "/v2", false, {}, [](HttpRequest&, const RequestContext&, Respond respond) {
                  respond(json_response(200, client::Json{{"name", "ecgq-gateway"},
                                                          {"version", ECGQ_VERSION},
                                                          {"extensions", client::Json::array()}}));
                }});
-  router_.add({"GET",
-               "/v2/health/live",
-               true,
-               {},
+  router_.add({"GET", "/v2/health/live", true, {},
                [](HttpRequest&, const RequestContext&, Respond respond) { respond(empty(200)); }});
-  router_.add({"GET",
-               "/v2/health/ready",
-               true,
-               {},
+  router_.add({"GET", "/v2/health/ready", true, {},
                [ready](HttpRequest&, const RequestContext&, Respond respond) {
                  respond(empty(ready() ? 200 : 400));
                }});
-  router_.add(
-      {"GET",
-       "/v2/models/{model}",
-       false,
-       {},
-       [this, known, unknown_model](HttpRequest&, const RequestContext& ctx, Respond respond) {
-         if (!known(ctx)) return respond(unknown_model(ctx));
-         const auto view =
-             service_view(link_->status(), config_.service, config_.status_interval * 5);
-         respond(json_response(
-             200, oip::model_metadata(config_.model_name,
-                                      view.labels.empty() ? link_->labels() : view.labels, -1)));
-       }});
-  router_.add(
-      {"GET",
-       "/v2/models/{model}/ready",
-       false,
-       {},
-       [ready, known, unknown_model](HttpRequest&, const RequestContext& ctx, Respond respond) {
-         if (!known(ctx)) return respond(unknown_model(ctx));
-         respond(empty(ready() ? 200 : 400));
-       }});
-  router_.add({"POST",
-               "/v2/models/{model}/infer",
-               false,
-               {"application/json"},
-               [this, known, unknown_model](HttpRequest& request, const RequestContext& ctx,
-                                            Respond respond) {
-                 if (!known(ctx)) return respond(unknown_model(ctx));
-                 post_infer(request, ctx, std::move(respond));
-               }});
+  RouteFn metadata = [this, known, unknown_model](HttpRequest&, const RequestContext& ctx,
+                                                  Respond respond) {
+    if (!known(ctx)) return respond(unknown_model(ctx));
+    const auto view = service_view(link_->status(), config_.service, config_.status_interval * 5);
+    respond(json_response(
+        200, oip::model_metadata(config_.model_name,
+                                 view.labels.empty() ? link_->labels() : view.labels, -1)));
+  };
+  RouteFn model_ready = [ready, known, unknown_model](HttpRequest&, const RequestContext& ctx,
+                                                      Respond respond) {
+    if (!known(ctx)) return respond(unknown_model(ctx));
+    respond(empty(ready() ? 200 : 400));
+  };
+  RouteFn infer = [this, known, unknown_model](HttpRequest& request, const RequestContext& ctx,
+                                               Respond respond) {
+    if (!known(ctx)) return respond(unknown_model(ctx));
+    post_infer(request, ctx, std::move(respond));
+  };
+  for (const std::string base : {"/v2/models/{model}", "/v2/models/{model}/versions/{version}"}) {
+    router_.add({"GET", base, false, {}, metadata});
+    router_.add({"GET", base + "/ready", false, {}, model_ready});
+    router_.add({"POST", base + "/infer", false, {"application/json"}, infer});
+  }
 }
 
 void Gateway::post_infer(HttpRequest& request, const RequestContext& ctx, Respond respond) {

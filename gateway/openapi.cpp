@@ -263,35 +263,38 @@ void add_oip_paths(Json& paths, const std::string& model_name) {
       operation("Open Inference Protocol: server ready",
                 responses({{200, "ready", ""}, {400, "not ready", ""}}), true);
   Json model = path_param("model", ("the model name, '" + model_name + "'").c_str());
+  Json version = path_param("version", "the model version, '1' (the only one served)");
   Json meta = operation("Open Inference Protocol: model metadata",
                         responses({{200, "model metadata", "ModelMetadata"},
                                    {401, "missing or unknown token", "Error"},
-                                   {404, "unknown model", "V2Error"}}));
-  meta["parameters"] = Json::array({model});
-  paths["/v2/models/{model}"]["get"] = meta;
+                                   {404, "unknown model or version", "V2Error"}}));
   Json ready = operation("Open Inference Protocol: model ready",
                          responses({{200, "ready", ""},
                                     {400, "not ready", ""},
                                     {401, "missing or unknown token", "Error"},
-                                    {404, "unknown model", "V2Error"}}));
-  ready["parameters"] = Json::array({model});
-  paths["/v2/models/{model}/ready"]["get"] = ready;
+                                    {404, "unknown model or version", "V2Error"}}));
   Json infer = operation(
       "Open Inference Protocol: inference (input 'ecg' [leads, samples] FP32, or INT16 with "
       "parameter gain; parameters fs and leads)",
       responses({{200, "inference response", "InferResponse"},
                  {400, "bad input", "V2Error"},
                  {401, "missing or unknown token", "Error"},
-                 {404, "unknown model", "V2Error"},
+                 {404, "unknown model or version", "V2Error"},
                  {413, "body too large", "Error"},
                  {415, "wrong content type", "Error"},
                  {429, "queue_full (Retry-After)", "V2Error"},
                  {502, "worker_lost or model_error", "V2Error"},
                  {503, "unavailable (Retry-After)", "V2Error"},
                  {504, "deadline exceeded", "V2Error"}}));
-  infer["parameters"] = Json::array({model});
   infer["requestBody"] = {{"required", true}, {"content", json_content(ref("InferRequest"))}};
-  paths["/v2/models/{model}/infer"]["post"] = infer;
+  for (const std::string base : {"/v2/models/{model}", "/v2/models/{model}/versions/{version}"}) {
+    Json params = Json::array({model});
+    if (base.find("{version}") != std::string::npos) params.push_back(version);
+    for (Json* op : {&meta, &ready, &infer}) (*op)["parameters"] = params;
+    paths[base]["get"] = meta;
+    paths[base + "/ready"]["get"] = ready;
+    paths[base + "/infer"]["post"] = infer;
+  }
 }
 
 }  // namespace

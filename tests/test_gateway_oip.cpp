@@ -95,6 +95,11 @@ TEST_F(GatewayOip, HealthAndMetadata) {
   EXPECT_EQ(unknown->status, 404);
   EXPECT_TRUE(body_json(unknown)["error"].is_string());
   EXPECT_EQ(c->Get("/v2/models/resnet50/ready")->status, 404);
+  // The optional version paths: version "1" is the model, others are unknown.
+  EXPECT_EQ(model["versions"], client::Json::parse(R"(["1"])"));
+  EXPECT_EQ(body_json(c->Get("/v2/models/ecg-fm/versions/1")), model);
+  EXPECT_EQ(c->Get("/v2/models/ecg-fm/versions/1/ready")->status, 200);
+  EXPECT_EQ(c->Get("/v2/models/ecg-fm/versions/7/ready")->status, 404);
 }
 
 TEST_F(GatewayOip, InferFp32FlatAndNestedAsTheSpecWritesIt) {
