@@ -155,7 +155,10 @@ void Gateway::post_predict(HttpRequest& request, const RequestContext& ctx, Resp
           submit(std::move(in->job), ctx, [respond, path, outputs](schema::Result r) {
             respond(result_response(path, r, outputs).with("X-Job-Id", r.id));
           });
-      if (!queued) respond(error_response("busy", "too many requests in flight; retry later"));
+      if (!queued)
+        return respond(error_response("busy", "too many requests in flight; retry later"));
+      // Nobody will read the answer of a client that left: its queued job goes.
+      if (req->watch) req->watch->on_gone([this, id] { link_->cancel(id); });
       return;
     }
     if (!jobs_.add(id, ctx.token))

@@ -2,6 +2,27 @@
 
 namespace ecgq::gateway {
 
+void ClientWatch::on_gone(std::function<void()> fn) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (!gone_) {
+    fn_ = std::move(fn);
+    return;
+  }
+  lock.unlock();
+  fn();
+}
+
+void ClientWatch::gone() {
+  std::function<void()> fn;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (gone_) return;
+    gone_ = true;
+    fn.swap(fn_);
+  }
+  if (fn) fn();
+}
+
 std::string HttpRequest::header(const std::string& name) const {
   for (const auto& [k, v] : headers)
     if (k == name) return v;

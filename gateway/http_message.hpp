@@ -3,12 +3,30 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace ecgq::gateway {
+
+// Tells a handler that its client closed the connection before the answer was sent, so that
+// work done only for that answer (a queued job) can be cancelled. Thread-safe.
+class ClientWatch {
+ public:
+  // Runs `fn` once when the client goes away before its answer (at once if it already has).
+  void on_gone(std::function<void()> fn);
+  // Called by the server when the connection closed while the request waited for its answer.
+  void gone();
+
+ private:
+  std::mutex mutex_;
+  bool gone_ = false;
+  std::function<void()> fn_;
+};
 
 // One request as the router sees it.
 struct HttpRequest {
@@ -18,8 +36,9 @@ struct HttpRequest {
   std::map<std::string, std::string> query;  // decoded query fields (the first of repeats)
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, in order
   std::string body;
-  std::string peer;  // "ADDRESS:PORT" of the client
-  bool tls = false;  // arrived over HTTPS
+  std::string peer;                    // "ADDRESS:PORT" of the client
+  bool tls = false;                    // arrived over HTTPS
+  std::shared_ptr<ClientWatch> watch;  // set by the server for requests that wait for an answer
 
   // The first header called `name` (lower case), or "".
   std::string header(const std::string& name) const;

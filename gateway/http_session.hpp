@@ -4,6 +4,7 @@
 #pragma once
 
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -11,6 +12,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cctype>
+#include <cerrno>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -154,12 +156,35 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     lowest().expires_never();
     HttpRequest request = std::move(head_);
     request.body = parser_->release().body();
+    watch_ = std::make_shared<ClientWatch>();
+    request.watch = watch_;
+    watch_client();
     auto self = this->shared_from_this();
     Respond respond = [self](HttpResponse response) {
       net::post(self->stream_.get_executor(),
                 [self, r = std::move(response)]() mutable { self->write(std::move(r)); });
     };
     (*context_.handler)(std::move(request), std::move(respond));
+  }
+
+  // While the request waits for its answer, a closed connection (the client gave up) is told to
+  // the handler through the watch. Readable with bytes means the client pipelined (or TLS sent a
+  // record): it is still there, stop watching; readable with nothing to read means it left.
+  void watch_client() {
+    lowest().socket().async_wait(
+        tcp::socket::wait_read, [self = this->shared_from_this()](beast::error_code ec) {
+          if (ec || !self->watch_) return;  // cancelled: the answer is being written
+          char byte;
+          const ssize_t n =
+              ::recv(self->lowest().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+          if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+            spdlog::debug("event=client_gone peer={}", self->peer_);
+            self->watch_->gone();
+            self->watch_.reset();
+          } else if (n < 0) {
+            self->watch_client();  // spurious wake-up
+          }
+        });
   }
 
   // Answers a request that cannot go on and closes the connection.
@@ -174,6 +199,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void write(HttpResponse r) {
+    if (watch_) {
+      watch_.reset();
+      beast::error_code ignored;
+      lowest().socket().cancel(ignored);  // ends watch_client's wait
+    }
     auto res = std::make_shared<http::response<http::string_body>>();
     res->version(11);
     res->result(static_cast<unsigned>(r.status));
@@ -239,6 +269,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   HttpRequest head_;
+  std::shared_ptr<ClientWatch> watch_;  // of the request waiting for its answer
   bool first_ = true;
   bool keep_alive_ = true;
   static constexpr size_t kScratchBytes = 16384;

@@ -55,9 +55,15 @@ void Gateway::add_oip_routes() {
                                                          {"version", ECGQ_VERSION},
                                                          {"extensions", client::Json::array()}}));
                }});
-  router_.add({"GET", "/v2/health/live", true, {},
+  router_.add({"GET",
+               "/v2/health/live",
+               true,
+               {},
                [](HttpRequest&, const RequestContext&, Respond respond) { respond(empty(200)); }});
-  router_.add({"GET", "/v2/health/ready", true, {},
+  router_.add({"GET",
+               "/v2/health/ready",
+               true,
+               {},
                [ready](HttpRequest&, const RequestContext&, Respond respond) {
                  respond(empty(ready() ? 200 : 400));
                }});
@@ -88,7 +94,7 @@ void Gateway::add_oip_routes() {
 
 void Gateway::post_infer(HttpRequest& request, const RequestContext& ctx, Respond respond) {
   auto body = std::make_shared<std::string>(std::move(request.body));
-  boost::asio::post(*pool_, [this, body, ctx, respond] {
+  boost::asio::post(*pool_, [this, body, watch = request.watch, ctx, respond] {
     auto in = oip::parse_infer(*body);
     if (!in) {
       const Status s = in.status();
@@ -96,6 +102,7 @@ void Gateway::post_infer(HttpRequest& request, const RequestContext& ctx, Respon
           v2_error(s.code(), s.message() + (s.field().empty() ? "" : " (" + s.field() + ")")));
     }
     in->job.id = new_job_id();
+    const std::string job_id = in->job.id;
     const std::string rid = in->id.empty() ? in->job.id : in->id;
     const auto outputs = in->outputs;
     const bool queued =
@@ -109,7 +116,9 @@ void Gateway::post_infer(HttpRequest& request, const RequestContext& ctx, Respon
           respond(
               v2_error(e.code, e.code + ": " + e.message, e.retry_after_ms).with("X-Job-Id", r.id));
         });
-    if (!queued) respond(v2_error("busy", "too many requests in flight; retry later"));
+    if (!queued) return respond(v2_error("busy", "too many requests in flight; retry later"));
+    // Nobody will read the answer of a client that left: its queued job goes.
+    if (watch) watch->on_gone([this, job_id] { link_->cancel(job_id); });
   });
 }
 

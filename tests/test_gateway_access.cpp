@@ -81,9 +81,9 @@ TEST(GatewayAccess, UsageHelpVersionAndBadSettings) {
   auto env = run_command({bin("ecgq-gateway")}, 10s, {{"ECGQ_HEADER_TIMEOUT", "soon"}});
   EXPECT_EQ(env.exit_code, 2);
   EXPECT_NE(env.err.find("header_timeout"), std::string::npos) << env.err;
-  auto shipped = run_command({bin("ecgq-gateway"), "--config", source("config/gateway.yaml"),
-                              "--bind", "127.0.0.1:99999"},
-                             10s);
+  auto shipped = run_command(
+      {bin("ecgq-gateway"), "--config", source("config/gateway.yaml"), "--bind", "127.0.0.1:99999"},
+      10s);
   EXPECT_EQ(shipped.exit_code, 2);  // the file loads; the flag wins and is checked
   EXPECT_NE(shipped.err.find("bind"), std::string::npos) << shipped.err;
 }
@@ -196,6 +196,39 @@ TEST(GatewayAccess, BrokerRefusalsBecome429And503And504) {
       << job.dump();
   EXPECT_EQ(job["http_status"], 503);
   EXPECT_EQ(job["error"]["code"], "no_worker");
+}
+
+TEST(GatewayAccess, AClientThatLeavesHasItsQueuedJobCancelled) {
+  ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-gateway");
+  Broker broker({"--service-wait", "60s", "--ecgq-services", "ecg-fm,idle"});
+  ASSERT_TRUE(broker.ready) << broker.diagnostics();
+  GatewayProcess gw(broker.endpoint, {"--service", "idle"});
+  ASSERT_TRUE(gw.ready) << gw.proc->stderr_text();
+  auto c = gw.client();
+  auto queued = [&] {
+    const auto h = body_json(c->Get("/health"));
+    return h.is_object() && h["queue"].is_object() ? h["queue"].value("queued", -1) : -1;
+  };
+  for (const char* path : {"/predict", "/v2/models/ecg-fm/infer"}) {
+    std::string zeros = "0";
+    for (int i = 1; i < 2500; ++i) zeros += ",0";
+    const std::string body =
+        std::string(path) == "/predict"
+            ? samples_json(2500)
+            : R"({"inputs":[{"name":"ecg","shape":[1,2500],"datatype":"FP32","data":[)" + zeros +
+                  R"(]}],"parameters":{"fs":500,"leads":"II"}})";
+    const int fd = tcp_connect(gw.port);
+    send_raw(fd, std::string("POST ") + path +
+                     " HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     "application/json\r\nContent-Length: " +
+                     std::to_string(body.size()) + "\r\n\r\n" + body);
+    ASSERT_TRUE(wait_until([&] { return queued() == 1; }, 10s)) << path;
+    ::close(fd);  // the client gives up
+    EXPECT_TRUE(wait_until([&] { return queued() == 0; }, 10s)) << path;
+  }
+  const std::string metrics = c->Get("/metrics")->body;
+  EXPECT_NE(metrics.find("ecgq_gateway_jobs_total{outcome=\"cancelled\"} 2"), std::string::npos)
+      << metrics;
 }
 
 TEST(GatewayAccess, BrokerDownIs503NotAHang) {

@@ -276,8 +276,8 @@ TEST_F(GatewayHttp, OpenApiDocumentMatchesTheAnswers) {
       {"get", "/v2/models/{model}/versions/{version}", "/v2/models/ecg-fm/versions/2", "", ""},
       {"get", "/v2/models/{model}/versions/{version}/ready", "/v2/models/ecg-fm/versions/1/ready",
        "", ""},
-      {"post", "/v2/models/{model}/versions/{version}/infer",
-       "/v2/models/ecg-fm/versions/1/infer", infer, "application/json"}};
+      {"post", "/v2/models/{model}/versions/{version}/infer", "/v2/models/ecg-fm/versions/1/infer",
+       infer, "application/json"}};
   std::set<std::string> probed;
   TempDir dir;
   std::ofstream answers(dir.file("answers.jsonl"));
