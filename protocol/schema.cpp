@@ -207,7 +207,7 @@ Expected<std::vector<double>> get_numbers(const msgpack::object& o, const std::s
   return out;
 }
 
-Expected<msgpack::object_handle> parse_map(const std::string& body) {
+Expected<msgpack::object_handle> parse_map(std::string_view body) {
   if (body.empty()) return bad_request("body is empty; expected a msgpack map", "");
   msgpack::object_handle oh;
   try {
@@ -293,8 +293,8 @@ void pack_model(Packer& pk, const ModelIdentity& m) {
   pk.pack(m.precision);
 }
 
-Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::string& field,
-                                        size_t rank, bool copy_data) {
+Expected<TypedArrayRef> decode_typed_array_ref(const msgpack::object& o, const std::string& field,
+                                               size_t rank) {
   if (o.type != msgpack::type::MAP) {
     return wrong_type(field, "a map {dtype, shape, data}", o);
   }
@@ -311,7 +311,7 @@ Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::str
     else if (k == "data")
       data = &kv.val;
   }
-  TypedArray a;
+  TypedArrayRef a;
   if (dtype == nullptr) return bad_request("missing " + field + ".dtype", field + ".dtype");
   if (dtype->type != msgpack::type::STR) return wrong_type(field + ".dtype", "a string", *dtype);
   a.dtype = as_string(*dtype);
@@ -362,7 +362,18 @@ Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::str
                       " bytes but shape x " + a.dtype + " needs " + std::to_string(expected),
                   field + ".data");
   }
-  if (copy_data) a.data.assign(data->via.bin.ptr, data->via.bin.size);
+  a.data = std::string_view(data->via.bin.ptr, data->via.bin.size);
+  return a;
+}
+
+Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::string& field,
+                                        size_t rank, bool copy_data) {
+  auto ref = decode_typed_array_ref(o, field, rank);
+  if (!ref) return ref.status();
+  TypedArray a;
+  a.dtype = std::move(ref->dtype);
+  a.shape = std::move(ref->shape);
+  if (copy_data) a.data.assign(ref->data.data(), ref->data.size());
   return a;
 }
 
@@ -421,7 +432,7 @@ std::string encode_job(const Job& job) {
   return std::string(buf.data(), buf.size());
 }
 
-Expected<Job> detail::decode_job_body(const std::string& body, bool copy_samples) {
+Expected<detail::JobInPlace> detail::decode_job_in_place(std::string_view body) {
   auto parsed = detail::parse_map(body);
   if (!parsed) return parsed.status();
   const msgpack::object& root = parsed->get();
@@ -483,9 +494,10 @@ Expected<Job> detail::decode_job_body(const std::string& body, bool copy_samples
   }
   if (ecg == nullptr)
     return bad_request("missing ecg (a map {dtype, shape: [leads, samples], data})", "ecg");
-  auto arr = detail::decode_typed_array(*ecg, "ecg", 2, copy_samples);
+  auto arr = detail::decode_typed_array_ref(*ecg, "ecg", 2);
   if (!arr) return arr.status();
-  job.ecg = std::move(*arr);
+  job.ecg.dtype = std::move(arr->dtype);
+  job.ecg.shape = std::move(arr->shape);
   const int64_t n_leads = job.ecg.shape[0];
 
   if (fs == nullptr) return bad_request("missing fs (sample rate in Hz)", "fs");
@@ -565,7 +577,14 @@ Expected<Job> detail::decode_job_body(const std::string& body, bool copy_samples
     if (!d) return d.status();
     job.dispatch = *d;
   }
-  return job;
+  return detail::JobInPlace{std::move(job), arr->data};
+}
+
+Expected<Job> detail::decode_job_body(std::string_view body, bool copy_samples) {
+  auto decoded = decode_job_in_place(body);
+  if (!decoded) return decoded.status();
+  if (copy_samples) decoded->job.ecg.data.assign(decoded->samples.data(), decoded->samples.size());
+  return std::move(decoded->job);
 }
 
 Expected<Job> decode_job(const std::string& body) {
