@@ -44,6 +44,7 @@ class BatchRunner {
     int64_t count;
   };
 
+  // Runs one forward pass over `slices` (`rows` segments in all); its jobs fail together.
   PassReport run_pass(const std::vector<PreparedJob*>& jobs, const std::vector<Slice>& slices,
                       int64_t rows, Model& model) const;
   // Hands each slice's rows of a pass's `out` to its job; an error when `out` does not fit.

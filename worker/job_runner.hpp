@@ -88,8 +88,11 @@ class JobRunner {
   int64_t max_batch() const { return options_.max_batch < 1 ? 1 : options_.max_batch; }
 
  private:
+  // Sets the job's outputs (checked against the model), labels and deadline.
   Status plan(PreparedJob& job, const Model& model, const schema::Job& fields) const;
+  // Converts and preprocesses the samples into segments, releasing the body on the way.
   Status preprocess(PreparedJob& job, const ModelInfo& info, schema::DecodedJob& decoded) const;
+  // Adds the worker-side fields every result carries (worker id, model, cold start, timings).
   void stamp(schema::Result& result, const JobContext& context) const;
 
   JobRunnerOptions options_;

@@ -69,6 +69,7 @@ void WorkerService::compute_loop() {
         // Decided under the queue lock: a job arriving from now on sees "asleep" and waits.
         policy_.on_sleep();
         lock.unlock();
+        post_status();
         go_to_sleep();
         break;
       case Step::Wait:

@@ -124,36 +124,65 @@ class WorkerService {
   };
 
   // I/O thread (worker_service.cpp).
+  // Opens a new connection (a new epoch) and sends READY.
   void connect_socket();
+  // Closes the connection; queued jobs of its epoch are dropped (the broker re-dispatches them).
   void close_socket();
+  // Sends without blocking; a full queue drops the message with a warning.
   void send(const mdp::Frames& frames);
+  // Polls the socket and the wake-up pipe until the next timer; true when the socket has input.
   Expected<bool> wait_for_input(const Link& link, bool stopping);
+  // Handles every message waiting on the socket; true when the broker sent DISCONNECT.
   bool receive_messages(Link& link);
+  // Sends a due heartbeat, notices a silent broker, and schedules reconnects.
   void tend_link(Link& link, bool reconnect_now, bool stopping);
+  // Dispatches one message from the broker by command.
   void handle_message(mdp::SplitMessage& message);
+  // Decodes a job where its body frame arrived and queues it (or refuses it when stopping).
   void handle_request(const mdp::WorkerMessage& message, std::vector<zmq::message_t>& body);
+  // Reads keep_warm from a broker heartbeat's status frame.
   void handle_broker_heartbeat(const mdp::WorkerMessage& message);
+  // Sends what the compute thread posted for the current connection.
   void drain_outbox();
+  // Empties the wake-up pipe.
   void drain_wakeup();
+  // READY's metadata frame.
   std::string ready_metadata() const;
+  // A heartbeat's status frame.
   std::string status_frame() const;
 
   // Compute thread (worker_compute.cpp).
+  // Acts on the sleep policy's steps until stopped with no job left.
   void compute_loop();
+  // Loads the model, moving the policy through warming to warm (or cold on failure).
   Expected<WarmReport> load_model(bool warm_up_pass);
+  // Frees the model once the policy has marked it asleep.
   void go_to_sleep();
+  // Serves `first` and the jobs that join it: wakes the model when `must_load`, gathers, runs.
   void serve_batch(QueuedJob first, Clock::time_point taken, bool must_load);
+  // False (and answered or dropped) for a job of a lost connection or an undecodable body.
   bool admit(QueuedJob& job);
+  // Loads the model for a job that found it cold or asleep.
   Status wake_for(const QueuedJob& job);
+  // The worker-side facts of a job for its result (cold start, wake and load times).
   JobContext context_for(const QueuedJob& job, const Status& load_error) const;
+  // Prepares `first` and takes more queued jobs until max_batch segments or the batch window.
   Batch gather_batch(QueuedJob first, Clock::time_point taken, Model* model);
+  // Prepares a job into `batch`, or answers it at once when it fails before the model.
   void add_to_batch(Batch& batch, QueuedJob job, Model* model);
+  // Posts "running", runs the batch's forward passes and posts each result as it completes.
   void run_forward_passes(Batch& batch, Model& model);
+  // The next queued job, waiting until `until` at most (less when the hand is full).
   std::optional<QueuedJob> take_more(Clock::time_point until);
+  // Answers every queued job with `status` (a failed load).
   void fail_waiting(const Status& status);
+  // Posts a job's FINAL and counts it done.
   void post_final(const ReplyTo& reply, const schema::Result& result);
+  // Queues `item` for the I/O thread and wakes it.
   void post(Outgoing item);
+  // Queues frames for connection `epoch`.
   void post_frames(uint64_t epoch, mdp::Frames frames, const std::string& job_id, bool final);
+  // Asks the I/O thread for a status heartbeat now (the state changed).
   void post_status();
 
   WorkerServiceOptions options_;
