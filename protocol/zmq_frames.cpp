@@ -7,9 +7,16 @@
 
 namespace ecgq::mdp {
 
-std::optional<Frames> recv_frames(zmq::socket_t& socket, zmq::recv_flags flags) {
+std::optional<Frames> recv_frames(zmq::socket_t& socket, zmq::recv_flags flags,
+                                  std::string* user_id) {
   std::vector<zmq::message_t> parts;
   if (!zmq::recv_multipart(socket, std::back_inserter(parts), flags)) return std::nullopt;
+  if (user_id) {
+    // The last frame came over the wire (a ROUTER's first frame is its own routing id, which
+    // carries no connection metadata).
+    const char* uid = parts.empty() ? nullptr : zmq_msg_gets(parts.back().handle(), "User-Id");
+    *user_id = uid ? uid : "";
+  }
   Frames frames;
   frames.reserve(parts.size());
   for (auto& p : parts) frames.emplace_back(static_cast<const char*>(p.data()), p.size());

@@ -13,8 +13,11 @@ namespace ecgq::mdp {
 
 // Receives one whole multipart message; nullopt when none is there (EAGAIN with dontwait).
 // Errors other than EAGAIN are thrown as zmq::error_t (EINTR included: callers decide).
+// `user_id`, when given, receives the ZAP User-Id of the sending connection (the peer's CURVE
+// public key in Z85 with the broker's ZAP handler; "" without security).
 std::optional<Frames> recv_frames(zmq::socket_t& socket,
-                                  zmq::recv_flags flags = zmq::recv_flags::none);
+                                  zmq::recv_flags flags = zmq::recv_flags::none,
+                                  std::string* user_id = nullptr);
 
 // A multipart message whose first frames are copied into strings and whose later frames stay in
 // their ZeroMQ buffers.

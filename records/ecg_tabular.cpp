@@ -124,8 +124,9 @@ Expected<EcgRecord> read_csv_record(const std::string& path, const ReadOptions& 
   while (std::getline(in, line)) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    if (line[line.find_first_not_of(" \t")] == '#') {
+    // Blank lines (any whitespace) are skipped before the delimiter is chosen from a line.
+    if (line.find_first_not_of(" \t\v\f") == std::string::npos) continue;
+    if (line[line.find_first_not_of(" \t\v\f")] == '#') {
       const std::string c = line.substr(line.find('#') + 1);
       if (const double f = fs_from_comment(c); f > 0) fs_comment = f;
       r.comments.push_back(unquote(c));
@@ -138,6 +139,8 @@ Expected<EcgRecord> read_csv_record(const std::string& path, const ReadOptions& 
       delim = tabs > commas && tabs > semis ? '\t' : semis > commas ? ';' : commas ? ',' : ' ';
     }
     std::vector<std::string> fields = split_fields(line, delim);
+    // Found by fuzz_records: a row of no fields before the header left every column empty.
+    if (fields.empty()) continue;
     if (columns.empty() && !have_header) {
       double v;
       for (const auto& f : fields) have_header = have_header || !parse_number(f, &v);
