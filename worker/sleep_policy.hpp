@@ -27,6 +27,16 @@ struct SleepPolicyOptions {
 //
 // A load starts for a job (a wake: the job waits), for warm_on_start, or for keep_warm from the
 // broker. Waking is the broker's name for a load a job started; the worker reports warming.
+//
+// The serving loop (WorkerService::compute_loop), and a simulated worker the same way:
+//
+//   switch (policy.next_step(now, !queue.empty())) {
+//     case Step::Serve: if (policy.on_job_started(now)) { on_load_started(); load;
+//                       on_load_finished(t, ok); } run the jobs; policy.on_job_finished(t);
+//     case Step::Warm:  policy.on_load_started(); load; policy.on_load_finished(t, ok);
+//     case Step::Sleep: policy.on_sleep(); free the model;
+//     case Step::Wait:  wait for a job, keep_warm or policy.next_deadline();
+//   }
 class SleepPolicy {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
