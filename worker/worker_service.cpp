@@ -151,8 +151,9 @@ void WorkerService::connect_socket() {
   socket_ = std::make_unique<zmq::socket_t>(*context_, zmq::socket_type::dealer);
   socket_->set(zmq::sockopt::linger, 0);
   socket_->connect(options_.broker);
-  send(mdp::ready_frames(options_.service, ready_metadata()));
+  // Counted before it is sent: whoever has seen this READY sees it counted.
   counters_.readies++;
+  send(mdp::ready_frames(options_.service, ready_metadata()));
   spdlog::info("event=ready broker={} service={} worker_id={} epoch={} state={} capacity={}",
                options_.broker, options_.service, options_.worker_id, epoch, state_name(state()),
                options_.capacity);
