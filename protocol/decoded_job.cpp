@@ -5,9 +5,10 @@
 namespace ecgq::schema {
 
 Expected<DecodedJob> DecodedJob::decode(std::string_view body, std::shared_ptr<const void> owner) {
-  auto decoded = detail::decode_job_in_place(body);
+  std::string_view samples;
+  auto decoded = detail::decode_job_body(body, /*copy_samples=*/false, &samples);
   if (!decoded) return decoded.status();
-  return DecodedJob(std::move(decoded->job), decoded->samples, std::move(owner));
+  return DecodedJob(std::move(decoded.value()), samples, std::move(owner));
 }
 
 Expected<DecodedJob> DecodedJob::decode(std::string body) {

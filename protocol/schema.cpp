@@ -293,8 +293,8 @@ void pack_model(Packer& pk, const ModelIdentity& m) {
   pk.pack(m.precision);
 }
 
-Expected<TypedArrayRef> decode_typed_array_ref(const msgpack::object& o, const std::string& field,
-                                               size_t rank) {
+Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::string& field,
+                                        size_t rank, bool copy_data, std::string_view* data_view) {
   if (o.type != msgpack::type::MAP) {
     return wrong_type(field, "a map {dtype, shape, data}", o);
   }
@@ -311,7 +311,7 @@ Expected<TypedArrayRef> decode_typed_array_ref(const msgpack::object& o, const s
     else if (k == "data")
       data = &kv.val;
   }
-  TypedArrayRef a;
+  TypedArray a;
   if (dtype == nullptr) return bad_request("missing " + field + ".dtype", field + ".dtype");
   if (dtype->type != msgpack::type::STR) return wrong_type(field + ".dtype", "a string", *dtype);
   a.dtype = as_string(*dtype);
@@ -362,18 +362,8 @@ Expected<TypedArrayRef> decode_typed_array_ref(const msgpack::object& o, const s
                       " bytes but shape x " + a.dtype + " needs " + std::to_string(expected),
                   field + ".data");
   }
-  a.data = std::string_view(data->via.bin.ptr, data->via.bin.size);
-  return a;
-}
-
-Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::string& field,
-                                        size_t rank, bool copy_data) {
-  auto ref = decode_typed_array_ref(o, field, rank);
-  if (!ref) return ref.status();
-  TypedArray a;
-  a.dtype = std::move(ref->dtype);
-  a.shape = std::move(ref->shape);
-  if (copy_data) a.data.assign(ref->data.data(), ref->data.size());
+  if (copy_data) a.data.assign(data->via.bin.ptr, data->via.bin.size);
+  if (data_view != nullptr) *data_view = std::string_view(data->via.bin.ptr, data->via.bin.size);
   return a;
 }
 
@@ -432,7 +422,8 @@ std::string encode_job(const Job& job) {
   return std::string(buf.data(), buf.size());
 }
 
-Expected<detail::JobInPlace> detail::decode_job_in_place(std::string_view body) {
+Expected<Job> detail::decode_job_body(std::string_view body, bool copy_samples,
+                                      std::string_view* samples) {
   auto parsed = detail::parse_map(body);
   if (!parsed) return parsed.status();
   const msgpack::object& root = parsed->get();
@@ -494,10 +485,9 @@ Expected<detail::JobInPlace> detail::decode_job_in_place(std::string_view body) 
   }
   if (ecg == nullptr)
     return bad_request("missing ecg (a map {dtype, shape: [leads, samples], data})", "ecg");
-  auto arr = detail::decode_typed_array_ref(*ecg, "ecg", 2);
+  auto arr = detail::decode_typed_array(*ecg, "ecg", 2, copy_samples, samples);
   if (!arr) return arr.status();
-  job.ecg.dtype = std::move(arr->dtype);
-  job.ecg.shape = std::move(arr->shape);
+  job.ecg = std::move(*arr);
   const int64_t n_leads = job.ecg.shape[0];
 
   if (fs == nullptr) return bad_request("missing fs (sample rate in Hz)", "fs");
@@ -577,14 +567,7 @@ Expected<detail::JobInPlace> detail::decode_job_in_place(std::string_view body) 
     if (!d) return d.status();
     job.dispatch = *d;
   }
-  return detail::JobInPlace{std::move(job), arr->data};
-}
-
-Expected<Job> detail::decode_job_body(std::string_view body, bool copy_samples) {
-  auto decoded = decode_job_in_place(body);
-  if (!decoded) return decoded.status();
-  if (copy_samples) decoded->job.ecg.data.assign(decoded->samples.data(), decoded->samples.size());
-  return std::move(decoded->job);
+  return job;
 }
 
 Expected<Job> decode_job(const std::string& body) {

@@ -44,36 +44,20 @@ Expected<std::vector<std::string>> get_strings(const msgpack::object& o, const s
 // A number (read as one value) or an array of numbers.
 Expected<std::vector<double>> get_numbers(const msgpack::object& o, const std::string& field);
 
-// A typed array decoded where it lies: dtype and shape, and its data still inside the body.
-struct TypedArrayRef {
-  std::string dtype;
-  std::vector<int64_t> shape;
-  std::string_view data;  // product(shape) * itemsize bytes inside the decoded body
-};
-
 // Validates {dtype, shape, data}: dtype known (unsupported_dtype), every dimension > 0 and
 // `rank` dimensions when rank != 0 (bad_shape, field.shape), data bin of exactly
-// product(shape) * itemsize bytes (bad_shape, field.data). Copies nothing.
-Expected<TypedArrayRef> decode_typed_array_ref(const msgpack::object& o, const std::string& field,
-                                               size_t rank);
-// decode_typed_array_ref() into an owned TypedArray; copies data only when `copy_data`.
+// product(shape) * itemsize bytes (bad_shape, field.data). Copies data only when `copy_data`;
+// `data_view`, when given, is pointed at the data bin in the parsed bytes.
 Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::string& field,
-                                        size_t rank, bool copy_data = true);
+                                        size_t rank, bool copy_data = true,
+                                        std::string_view* data_view = nullptr);
 
-// A job decoded without copying its samples: every field but ecg.data (left empty), and the
-// sample bytes where they lie in the body.
-struct JobInPlace {
-  Job job;
-  std::string_view samples;  // ecg.data's bytes inside the decoded body
-};
-
-// The one job decoder: every check of decode_job(), in its order, copying no samples. decode_job,
-// peek_job, DecodedJob (the worker) and the broker's content key all go through it, so that the
-// broker refuses exactly what a worker would.
-Expected<JobInPlace> decode_job_in_place(std::string_view body);
-
-// decode_job_in_place() into an owned Job; copies the samples only when `copy_samples`.
-Expected<Job> decode_job_body(std::string_view body, bool copy_samples);
+// The one job decoder: decode_job() with the choice of not copying the samples. The broker
+// validates exactly what the worker will, without copying megabytes it only forwards; the worker
+// (DecodedJob) reads the samples where they arrived. `samples`, when given, is pointed at the
+// ecg.data bytes inside `body` (valid while `body` is).
+Expected<Job> decode_job_body(std::string_view body, bool copy_samples,
+                              std::string_view* samples = nullptr);
 
 // Packs a string key.
 void pack_key(Packer& pk, const char* key);

@@ -5,12 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <msgpack.hpp>
 #include <zmq.hpp>
 
 #include "common/memory.hpp"
 #include "common/time.hpp"
-#include "protocol/schema_msgpack.hpp"
+#include "protocol/extensions.hpp"
 #include "protocol/zmq_frames.hpp"
 
 namespace ecgq {
@@ -22,10 +21,6 @@ using Clock = std::chrono::steady_clock;
 // A REQUEST is [header, command, client address, empty, body...]: the frames before the body are
 // copied, the body stays in its ZeroMQ buffer.
 constexpr size_t kRequestHeadFrames = 4;
-
-void pack_string(msgpack::packer<msgpack::sbuffer>& pk, const std::string& s) {
-  pk.pack(s);
-}
 
 std::string host_name() {
   char buf[256] = {0};
@@ -94,46 +89,26 @@ void WorkerService::request_stop() {
 // ---------------------------------------------------------------- I/O thread
 
 std::string WorkerService::ready_metadata() const {
-  const schema::ModelIdentity id = lifecycle_->identity();
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_map(7);
-  pack_string(pk, "v");
-  pk.pack(1);
-  pack_string(pk, "capacity");
-  pk.pack(options_.capacity);
-  pack_string(pk, "state");
-  pack_string(pk, state_name(state()));
-  pack_string(pk, "worker_id");
-  pack_string(pk, options_.worker_id);
-  pack_string(pk, "model");
-  schema::detail::pack_model(pk, id);
-  pack_string(pk, "pid");
-  pk.pack(static_cast<int64_t>(::getpid()));
-  pack_string(pk, "host");
-  pack_string(pk, host_name());
-  return std::string(buf.data(), buf.size());
+  ext::ReadyMetadata m;
+  m.capacity = options_.capacity;
+  m.state = state();
+  m.worker_id = options_.worker_id;
+  m.model = lifecycle_->identity();
+  m.pid = static_cast<int64_t>(::getpid());
+  m.host = host_name();
+  return ext::encode_ready(m);
 }
 
 std::string WorkerService::status_frame() const {
-  const schema::ModelIdentity id = lifecycle_->identity();
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_map(6);
-  pack_string(pk, "state");
-  pack_string(pk, state_name(state()));
-  pack_string(pk, "rss_bytes");
-  pk.pack(resident_bytes());
-  pack_string(pk, "jobs_done");
-  pk.pack(counters_.jobs_done.load());
-  pack_string(pk, "inflight");
-  pk.pack(counters_.inflight.load());
-  pack_string(pk, "capacity");
-  pk.pack(options_.capacity);
+  ext::WorkerStatus s;
+  s.state = state();
+  s.rss_bytes = resident_bytes();
+  s.jobs_done = counters_.jobs_done.load();
+  s.inflight = counters_.inflight.load();
+  s.capacity = options_.capacity;
   // The sha256 is known only after the first load, so the broker learns it from here.
-  pack_string(pk, "model");
-  schema::detail::pack_model(pk, id);
-  return std::string(buf.data(), buf.size());
+  s.model = lifecycle_->identity();
+  return ext::encode_worker_status(s);
 }
 
 void WorkerService::send(const mdp::Frames& frames) {
@@ -246,27 +221,21 @@ void WorkerService::handle_request(const mdp::WorkerMessage& message,
 
 void WorkerService::handle_broker_heartbeat(const mdp::WorkerMessage& message) {
   if (message.body.empty() || message.body[0].empty()) return;
-  try {
-    auto handle = msgpack::unpack(message.body[0].data(), message.body[0].size());
-    const msgpack::object& obj = handle.get();
-    if (obj.type != msgpack::type::MAP) return;
-    for (uint32_t i = 0; i < obj.via.map.size; ++i) {
-      const auto& kv = obj.via.map.ptr[i];
-      if (kv.key.type != msgpack::type::STR || kv.key.as<std::string>() != "keep_warm") continue;
-      if (kv.val.type != msgpack::type::BOOLEAN) continue;
-      const bool keep = kv.val.via.boolean;
-      bool changed = false;
-      {
-        std::lock_guard<std::mutex> lock(queue_mutex_);
-        changed = policy_.on_keep_warm(keep);
-      }
-      if (changed) {
-        spdlog::info("event=keep_warm value={}", keep);
-        queue_cv_.notify_all();
-      }
-    }
-  } catch (const std::exception& e) {
-    spdlog::warn("event=bad_heartbeat_status reason=\"{}\"", e.what());
+  auto heartbeat = ext::decode_broker_heartbeat(message.body[0]);
+  if (!heartbeat) {
+    spdlog::warn("event=bad_heartbeat_status reason=\"{}\"", heartbeat.status().message());
+    return;
+  }
+  if (!heartbeat->keep_warm) return;
+  const bool keep = *heartbeat->keep_warm;
+  bool changed = false;
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    changed = policy_.on_keep_warm(keep);
+  }
+  if (changed) {
+    spdlog::info("event=keep_warm value={}", keep);
+    queue_cv_.notify_all();
   }
 }
 
