@@ -1,8 +1,8 @@
 // Peak memory of a worker process serving large jobs: how many copies of a job body the worker
 // holds at once, measured from outside.
 //
-//   bench_job_memory --worker build/bin/ecgq-worker --checkpoint data/models/demo-random-weights-tiny.pt
-//                    [--seconds 3600] [--jobs 3] [--dtype f32|i16]
+//   bench_job_memory --worker build/bin/ecgq-worker --checkpoint MODEL.pt [--seconds 3600]
+//                    [--jobs 3] [--dtype f32|i16]
 //
 // Plays the broker on a ROUTER socket: starts the worker (capacity 1), waits until it is warm,
 // sends `--jobs` jobs of `--seconds` of 12-lead samples at 500 Hz one after the other, and reads
@@ -21,6 +21,7 @@
 #include <cstring>
 #include <fstream>
 #include <msgpack.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
@@ -125,6 +126,33 @@ struct FakeBroker {
   }
 };
 
+// Sends the jobs one at a time; their latency and preprocess_ms as JSON objects, or nullopt
+// when one fails.
+std::optional<std::string> run_jobs(FakeBroker& broker, const Args& a, size_t& body_bytes) {
+  std::string json;
+  for (int k = 0; k < a.jobs; ++k) {
+    const std::string body = schema::encode_job(make_job(a, k));
+    body_bytes = body.size();
+    mdp::Frames request = mdp::worker_reply_frames(mdp::WorkerCommand::Request, "t", {body});
+    request.insert(request.begin(), broker.identity);
+    const auto sent = Clock::now();
+    bench::send_frames(broker.router, request);
+    std::optional<mdp::WorkerMessage> reply;
+    while ((reply = broker.next(std::chrono::seconds(300))) &&
+           reply->command != mdp::WorkerCommand::Final) {
+    }
+    if (!reply || reply->body.empty()) return std::nullopt;
+    const double latency = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
+    auto result = schema::decode_result(reply->body[0]);
+    if (!result || result->status != "ok") return std::nullopt;
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%s{\"latency_ms\": %.1f, \"preprocess_ms\": %.1f}",
+                  k ? ", " : "", latency, result->timings.preprocess_ms);
+    json += buf;
+  }
+  return json;
+}
+
 int usage() {
   std::fprintf(stderr,
                "usage: bench_job_memory --worker PATH --checkpoint PATH [--seconds S] [--jobs N] "
@@ -138,12 +166,18 @@ int main(int argc, char** argv) {
   Args a;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--worker") a.worker = v;
-    else if (k == "--checkpoint") a.checkpoint = v;
-    else if (k == "--seconds") a.seconds = std::atof(v.c_str());
-    else if (k == "--jobs") a.jobs = std::atoi(v.c_str());
-    else if (k == "--dtype") a.dtype = v;
-    else return usage();
+    if (k == "--worker")
+      a.worker = v;
+    else if (k == "--checkpoint")
+      a.checkpoint = v;
+    else if (k == "--seconds")
+      a.seconds = std::atof(v.c_str());
+    else if (k == "--jobs")
+      a.jobs = std::atoi(v.c_str());
+    else if (k == "--dtype")
+      a.dtype = v;
+    else
+      return usage();
   }
   if (a.worker.empty() || a.checkpoint.empty() || (a.dtype != "f32" && a.dtype != "i16"))
     return usage();
@@ -152,9 +186,10 @@ int main(int argc, char** argv) {
   broker.router.set(zmq::sockopt::linger, 0);
   const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(bench::free_port());
   broker.router.bind(endpoint);
-  std::vector<std::string> args = {a.worker, "serve", "--broker", endpoint, "--checkpoint",
-                                   a.checkpoint, "--capacity", "1", "--idle-timeout", "1h",
-                                   "--threads", "1", "--log-level", "warn"};
+  std::vector<std::string> args = {a.worker,         "serve",      "--broker",   endpoint,
+                                   "--checkpoint",   a.checkpoint, "--capacity", "1",
+                                   "--idle-timeout", "1h",         "--threads",  "1",
+                                   "--log-level",    "warn"};
   std::vector<char*> cargv;
   for (auto& s : args) cargv.push_back(s.data());
   cargv.push_back(nullptr);
@@ -172,33 +207,15 @@ int main(int argc, char** argv) {
   auto ready = broker.next(std::chrono::seconds(30));
   if (!ready || ready->command != mdp::WorkerCommand::Ready) return fail("no READY");
   const auto warm_deadline = Clock::now() + std::chrono::seconds(60);
-  while (broker.state != "warm" && Clock::now() < warm_deadline) broker.next(std::chrono::seconds(1));
+  while (broker.state != "warm" && Clock::now() < warm_deadline)
+    broker.next(std::chrono::seconds(1));
   if (broker.state != "warm") return fail("the worker never reported warm");
 
   const int64_t rss_warm = proc_bytes(pid, "VmRSS");
   const int64_t hwm_warm = proc_bytes(pid, "VmHWM");
   size_t body_bytes = 0;
-  std::string jobs_json;
-  for (int k = 0; k < a.jobs; ++k) {
-    const std::string body = schema::encode_job(make_job(a, k));
-    body_bytes = body.size();
-    mdp::Frames request = mdp::worker_reply_frames(mdp::WorkerCommand::Request, "t", {body});
-    request.insert(request.begin(), broker.identity);
-    const auto sent = Clock::now();
-    bench::send_frames(broker.router, request);
-    std::optional<mdp::WorkerMessage> reply;
-    while ((reply = broker.next(std::chrono::seconds(300))) &&
-           reply->command != mdp::WorkerCommand::Final) {
-    }
-    if (!reply || reply->body.empty()) return fail("no FINAL");
-    const double latency = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
-    auto result = schema::decode_result(reply->body[0]);
-    if (!result || result->status != "ok") return fail("a job failed");
-    char buf[160];
-    std::snprintf(buf, sizeof buf, "%s{\"latency_ms\": %.1f, \"preprocess_ms\": %.1f}",
-                  k ? ", " : "", latency, result->timings.preprocess_ms);
-    jobs_json += buf;
-  }
+  auto jobs_json = run_jobs(broker, a, body_bytes);
+  if (!jobs_json) return fail("a job failed or got no FINAL");
   const int64_t hwm_after = proc_bytes(pid, "VmHWM");
   ::kill(pid, SIGTERM);
   ::waitpid(pid, nullptr, 0);
@@ -210,6 +227,6 @@ int main(int argc, char** argv) {
       a.worker.c_str(), a.dtype.c_str(), a.seconds, body_bytes, static_cast<long long>(rss_warm),
       static_cast<long long>(hwm_warm), static_cast<long long>(hwm_after),
       static_cast<long long>(growth), static_cast<double>(growth) / static_cast<double>(body_bytes),
-      jobs_json.c_str());
+      jobs_json->c_str());
   return 0;
 }
