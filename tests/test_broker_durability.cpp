@@ -123,6 +123,12 @@ TEST(BrokerDurability, QueuedJobsSurviveKillMinus9AndRunOnceAfterRestart) {
   // In acceptance order: the first queued job ran first.
   ASSERT_FALSE(worker.requests().empty());
   EXPECT_EQ(job_of(worker.requests().front()).id, "q0");
+  // `ecgq result` prints them like submit does; an id the broker never saw says so (exit 1).
+  auto r = run_command({bin("ecgq"), "--broker", broker.endpoint(), "result", "q0", "nope"}, 20s);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.out.find(R"("id":"q0")"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(R"("state":"done")"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(R"({"id":"nope","state":"unknown")"), std::string::npos) << r.out;
 }
 
 TEST(BrokerDurability, InFlightJobsRunAgainAndFinishedOnesKeepTheirResults) {
