@@ -26,10 +26,10 @@
 #include <string>
 #include <vector>
 
-#include "common/ecg_record.hpp"
-#include "common/npy.hpp"
-#include "common/preprocess.hpp"
-#include "worker/model.hpp"
+#include "records/ecg_record.hpp"
+#include "records/npy.hpp"
+#include "records/preprocess.hpp"
+#include "model/model.hpp"
 
 namespace {
 

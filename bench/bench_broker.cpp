@@ -24,8 +24,8 @@
 #include "bench/bench_support.hpp"
 #include "broker/broker.hpp"
 #include "client/client.hpp"
-#include "common/protocol.hpp"
-#include "common/schema.hpp"
+#include "protocol/protocol.hpp"
+#include "protocol/schema.hpp"
 
 using namespace ecgq;
 using bench::free_port;

@@ -32,9 +32,9 @@
 #include <string>
 #include <vector>
 
-#include "common/npy.hpp"
-#include "worker/memory.hpp"
-#include "worker/model.hpp"
+#include "records/npy.hpp"
+#include "common/memory.hpp"
+#include "model/model.hpp"
 
 namespace {
 

@@ -30,8 +30,8 @@
 #include <zmq_addon.hpp>
 
 #include "bench/bench_support.hpp"
-#include "common/protocol.hpp"
-#include "common/schema.hpp"
+#include "protocol/protocol.hpp"
+#include "protocol/schema.hpp"
 
 using namespace ecgq;
 using bench::free_port;

@@ -8,7 +8,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "common/protocol.hpp"
+#include "protocol/protocol.hpp"
 
 namespace ecgq::bench {
 

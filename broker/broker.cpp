@@ -7,9 +7,9 @@
 #include <zmq_addon.hpp>
 
 #include "broker/msgpack_fields.hpp"
-#include "common/content_key.hpp"
-#include "common/schema.hpp"
-#include "common/schema_msgpack.hpp"
+#include "broker/content_key.hpp"
+#include "protocol/schema.hpp"
+#include "protocol/schema_msgpack.hpp"
 
 namespace ecgq::broker {
 

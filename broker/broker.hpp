@@ -12,7 +12,7 @@
 #include "broker/config.hpp"
 #include "broker/result_cache.hpp"
 #include "broker/state.hpp"
-#include "common/protocol.hpp"
+#include "protocol/protocol.hpp"
 #include "common/status.hpp"
 
 namespace ecgq::broker {

@@ -5,8 +5,8 @@
 #include <set>
 
 #include "broker/broker.hpp"
-#include "common/schema.hpp"
-#include "common/schema_msgpack.hpp"
+#include "protocol/schema.hpp"
+#include "protocol/schema_msgpack.hpp"
 
 namespace ecgq::broker {
 

@@ -6,7 +6,7 @@
 
 #include "broker/broker.hpp"
 #include "broker/msgpack_fields.hpp"
-#include "common/schema.hpp"
+#include "protocol/schema.hpp"
 
 namespace ecgq::broker {
 

@@ -11,7 +11,7 @@
 #include <unordered_map>
 
 #include "common/duration.hpp"
-#include "common/schema.hpp"
+#include "protocol/schema.hpp"
 
 namespace ecgq::broker {
 

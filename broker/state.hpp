@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "broker/service_queue.hpp"
-#include "common/protocol.hpp"
-#include "common/schema.hpp"
+#include "protocol/protocol.hpp"
+#include "protocol/schema.hpp"
 
 namespace ecgq::broker {
 

@@ -18,8 +18,9 @@
 #include "client/json_output.hpp"
 #include "client/npy_rows.hpp"
 #include "client/progress.hpp"
-#include "client/record_discovery.hpp"
 #include "client/resume.hpp"
+#include "common/text.hpp"
+#include "records/record_discovery.hpp"
 
 namespace ecgq::client {
 
@@ -99,7 +100,8 @@ int64_t count_records(const std::vector<std::string>& roots,
       continue;
     }
     RecordDiscovery walk({root});
-    while (auto p = walk.next()) n += done.count(*p) == 0 && !own.contains(*p) ? 1 : 0;
+    while (auto p = walk.next())
+      n += done.count(escape_invalid_utf8(*p)) == 0 && !own.contains(*p) ? 1 : 0;
   }
   return n;
 }
@@ -126,7 +128,7 @@ class EmbeddingSink {
                    s.to_string().c_str());
       return;
     }
-    index_ << Json{{"row", row}, {"path", o.path}, {"id", o.result.id}}.dump() << '\n';
+    index_ << json_line(Json{{"row", row}, {"path", o.path}, {"id", o.result.id}}) << '\n';
   }
   Status close(const std::string& path) {
     index_.close();
@@ -165,7 +167,7 @@ int run_submit(const SubmitCommand& command) {
   std::string output_path = command.output_path;
   bool append = false;
   if (!command.resume_path.empty()) {
-    auto r = load_resume(command.resume_path);
+    auto r = load_resume(command.resume_path, command.retry_errors);
     if (!r) {
       std::fprintf(stderr, "ecgq: --resume: %s\n", r.status().to_string().c_str());
       return kExitFailed;
@@ -173,8 +175,12 @@ int run_submit(const SubmitCommand& command) {
     resume = std::move(*r);
     output_path = command.resume_path;
     append = true;
-    std::fprintf(stderr, "ecgq: resume: %zu records already ok in %s%s\n", resume.ok_paths.size(),
-                 command.resume_path.c_str(),
+    std::fprintf(stderr,
+                 "ecgq: resume: %s: %lld records ok, %lld with input errors kept (--retry-errors "
+                 "re-sends them), %lld to re-send%s\n",
+                 command.resume_path.c_str(), static_cast<long long>(resume.ok),
+                 static_cast<long long>(resume.permanent_errors),
+                 static_cast<long long>(resume.to_retry),
                  resume.truncated_tail ? " (its cut-off last line was removed)" : "");
   }
 
@@ -200,7 +206,7 @@ int run_submit(const SubmitCommand& command) {
   const OwnFiles own(
       {output_path, command.embeddings_out,
        command.embeddings_out.empty() ? "" : command.embeddings_out + ".index.jsonl"});
-  if (command.count_first) counts.total = count_records(command.paths, resume.ok_paths, own);
+  if (command.count_first) counts.total = count_records(command.paths, resume.done_paths, own);
 
   Client client(command.client);
   JobSource source(command.paths, inputs);
@@ -210,7 +216,7 @@ int run_submit(const SubmitCommand& command) {
       ++own_skipped;
       return true;
     }
-    return resume.ok_paths.count(p) != 0;
+    return resume.done_paths.count(escape_invalid_utf8(p)) != 0;  // the file holds escaped paths
   });
   bool stop = false;
   std::string first_failure;
@@ -228,7 +234,7 @@ int run_submit(const SubmitCommand& command) {
         if (command.format == "csv")
           csv.write(o.path, o.result);
         else
-          out << result_json(o.path, o.result, printed).dump() << '\n' << std::flush;
+          out << json_line(result_json(o.path, o.result, printed)) << '\n' << std::flush;
         if (!command.embeddings_out.empty()) embeddings.add(o);
         ++counts.done;
         if (o.result.status != "ok") {
@@ -257,8 +263,10 @@ int run_submit(const SubmitCommand& command) {
                  static_cast<long long>(source.skipped_files() + own_skipped));
   }
   if (!command.resume_path.empty()) {
-    std::fprintf(stderr, "ecgq: resume: %lld records skipped as already ok\n",
-                 static_cast<long long>(source.passed_over() - own_skipped));
+    std::fprintf(
+        stderr,
+        "ecgq: resume: %lld records skipped as already ok or failed for good (input errors)\n",
+        static_cast<long long>(source.passed_over() - own_skipped));
   }
   if (summary.interrupted && g_interrupts == 0 && stop) {
     std::fprintf(stderr, "ecgq: --fail-fast: stopped at the first failure: %s",

@@ -15,8 +15,8 @@
 
 #include "client/dealer.hpp"
 #include "common/duration.hpp"
-#include "common/protocol.hpp"
-#include "common/schema.hpp"
+#include "protocol/protocol.hpp"
+#include "protocol/schema.hpp"
 #include "common/status.hpp"
 
 namespace ecgq::client {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "common/schema.hpp"
+#include "protocol/schema.hpp"
 
 namespace ecgq::client {
 

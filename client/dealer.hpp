@@ -6,7 +6,7 @@
 #include <string>
 #include <zmq.hpp>
 
-#include "common/protocol.hpp"
+#include "protocol/protocol.hpp"
 #include "common/status.hpp"
 
 namespace ecgq::client {

@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "common/ecg_record.hpp"
+#include "records/ecg_record.hpp"
 
 namespace ecgq::client {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "client/record_discovery.hpp"
-#include "common/schema.hpp"
+#include "records/record_discovery.hpp"
+#include "protocol/schema.hpp"
 #include "common/status.hpp"
 
 namespace ecgq::client {

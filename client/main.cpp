@@ -7,6 +7,8 @@
 #include "client/cli.hpp"
 #include "common/duration.hpp"
 #include "common/logging.hpp"
+#include "common/text.hpp"
+#include "protocol/endpoint.hpp"
 
 using namespace ecgq;
 using namespace ecgq::client;
@@ -30,9 +32,22 @@ int usage_error(const std::string& message) {
   return kExitUsage;
 }
 
+// The first word that is not an option or an option's value, or "" (the command the user
+// typed, checked before CLI11 would only say "A subcommand is required").
+std::string command_word(int argc, char** argv) {
+  static const char* const kValued[] = {"--broker", "--service", "--timeout", "--log-level"};
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.empty() || a[0] != '-') return a;
+    for (const char* v : kValued)
+      if (a == v) ++i;  // skip its value ("--broker=x" carries its own)
+  }
+  return "";
+}
+
 }  // namespace
 
-int main(int argc, char** argv) {
+int run_cli(int argc, char** argv) {
   CLI::App app{"ecgq: run ECG-FM on ECG records through an ecgq broker"};
   app.set_version_flag("--version", std::string("ecgq ") + ECGQ_VERSION);
   app.require_subcommand(1);
@@ -94,8 +109,11 @@ int main(int argc, char** argv) {
   sub->add_flag("--fail-fast", submit.fail_fast,
                 "stop at the first failed record, cancelling queued jobs (exit 1)");
   sub->add_option("--resume", submit.resume_path,
-                  "skip records with an ok line in RESULTS.jsonl and append new lines to it "
-                  "(implies -o RESULTS.jsonl; jsonl only; a cut-off last line is removed)");
+                  "skip records that are done in RESULTS.jsonl (ok, or an input error such as "
+                  "missing_leads that would come back) and append the others' rows to it, "
+                  "keeping one row per record (implies -o RESULTS.jsonl; jsonl only)");
+  sub->add_flag("--retry-errors", submit.retry_errors,
+                "with --resume: also re-send records whose row is an input error");
   sub->add_option(
          "--max-record-seconds", submit.inputs.max_record_seconds,
          "refuse longer records locally (error too_long). 3600 s of 12 leads at 1000 Hz "
@@ -106,11 +124,22 @@ int main(int argc, char** argv) {
   sub->add_flag("!--no-count", submit.count_first,
                 "do not walk the inputs up front to count them (progress shows no total/ETA)");
 
+  KeygenCommand keygen;
+  std::vector<std::string> keygen_meta;
+  auto* kg = app.add_subcommand(
+      "keygen", "write a CURVE certificate pair: PATH (public, share it) and PATH_secret (0600)");
+  kg->add_option("path", keygen.path, "where to write the certificate pair")->required();
+  kg->add_option("--meta", keygen_meta, "KEY=VALUE stored in the certificate (repeatable)");
+
   StatusCommand status;
   auto* st = app.add_subcommand("status", "show the broker's queues and workers (mmi.status)");
   st->add_flag("--json", status.json, "print mmi.status as JSON");
   st->add_flag("--check", status.check, "exit 0 only when the service has a live worker");
 
+  if (const std::string word = command_word(argc, argv);
+      !word.empty() && word != "submit" && word != "status" && word != "keygen")
+    return usage_error("unknown command '" + escape_invalid_utf8(word) +
+                       "' (expected submit, status or keygen)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -118,6 +147,17 @@ int main(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
   init_logging("ecgq", log_level);
+  if (kg->parsed()) {
+    for (const auto& m : keygen_meta) {
+      const size_t eq = m.find('=');
+      if (eq == std::string::npos || eq == 0)
+        return usage_error("--meta wants KEY=VALUE, got " + m);
+      keygen.metadata[m.substr(0, eq)] = m.substr(eq + 1);
+    }
+    return run_keygen(keygen);
+  }
+  if (auto s = mdp::check_endpoint(broker, mdp::EndpointUse::Connect, "--broker"); !s.ok())
+    return usage_error(s.message());
 
   ClientOptions client;
   client.broker = broker;
@@ -149,6 +189,8 @@ int main(int argc, char** argv) {
   if (submit.window == 0) return usage_error("--window must be at least 1");
   if (!(submit.inputs.max_record_seconds > 0))
     return usage_error("--max-record-seconds must be > 0");
+  if (submit.retry_errors && submit.resume_path.empty())
+    return usage_error("--retry-errors goes with --resume FILE");
   if (!submit.resume_path.empty()) {
     if (submit.format != "jsonl") return usage_error("--resume works with --format jsonl only");
     if (!submit.output_path.empty() && submit.output_path != submit.resume_path)
@@ -172,4 +214,14 @@ int main(int argc, char** argv) {
     submit.per_segment = true;
   submit.client = client;
   return run_submit(submit);
+}
+
+int main(int argc, char** argv) {
+  // Nothing may reach std::terminate: a runtime failure is one line and exit 1.
+  try {
+    return run_cli(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ecgq: error: %s\n", escape_invalid_utf8(e.what()).c_str());
+    return kExitFailed;
+  }
 }

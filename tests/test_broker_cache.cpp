@@ -2,7 +2,7 @@
 // checkpoint), a real record submitted twice, changed, broken, and a broker without the cache.
 #include <msgpack.hpp>
 
-#include "common/ecg_record.hpp"
+#include "records/ecg_record.hpp"
 #include "tests/test_e2e_cluster.hpp"
 
 namespace ecgq::test {

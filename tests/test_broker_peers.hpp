@@ -20,7 +20,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "common/schema.hpp"
+#include "protocol/schema.hpp"
 #include "tests/support/process.hpp"
 
 namespace ecgq::test {

@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "tests/support/process.hpp"
-#include "worker/checkpoint.hpp"
+#include "model/checkpoint.hpp"
 
 using namespace ecgq;
 using namespace ecgq::ckpt;

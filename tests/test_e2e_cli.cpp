@@ -5,7 +5,7 @@
 #include <set>
 #include <sstream>
 
-#include "common/npy.hpp"
+#include "records/npy.hpp"
 #include "tests/test_e2e_cluster.hpp"
 
 namespace ecgq::test {

@@ -14,8 +14,8 @@
 
 #include "client/client.hpp"
 #include "client/json_output.hpp"
-#include "common/preprocess.hpp"
-#include "common/schema.hpp"
+#include "records/preprocess.hpp"
+#include "protocol/schema.hpp"
 #include "tests/support/process.hpp"
 
 namespace ecgq::test {

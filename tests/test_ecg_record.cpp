@@ -6,9 +6,9 @@
 #include <cstring>
 #include <fstream>
 
-#include "common/ecg_record.hpp"
-#include "common/npy.hpp"
-#include "common/preprocess.hpp"
+#include "records/ecg_record.hpp"
+#include "records/npy.hpp"
+#include "records/preprocess.hpp"
 #include "tests/support/process.hpp"
 
 namespace ecgq {
@@ -305,6 +305,22 @@ TEST(EcgRecord, CsvEmptyCellBecomesBadSamplesNamingLeadAndIndex) {
   EXPECT_EQ(p.status().code(), "bad_samples");
   EXPECT_NE(p.status().message().find("lead V2 sample 2024 is NaN"), std::string::npos)
       << p.status().message();
+}
+
+// Found by fuzz_records: a line of vertical-tab whitespace before a header with a time column
+// used to count as a row of no columns, and the time column's span read an empty vector.
+TEST(EcgRecord, CsvLineOfOtherWhitespaceIsBlankNotAnEmptyRow) {
+  test::TempDir dir;
+  write_text(dir.file("vt.csv"), "\v\ntime (ms) I\n");
+  auto r = read_record(dir.file("vt.csv"), ReadOptions{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), "bad_record");
+  EXPECT_NE(r.status().message().find("no data rows"), std::string::npos) << r.status().message();
+  write_text(dir.file("vt2.csv"), "\f\ntime_ms,I,II\n0,1,2\n2,3,4\n4,5,6\n");
+  auto ok = read_record(dir.file("vt2.csv"), ReadOptions{});
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->n_samples, 3);
+  EXPECT_DOUBLE_EQ(ok->fs, 500.0);
 }
 
 // A .npy file of any dtype, written by hand (format 1.0, C order).

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "common/npy.hpp"
+#include "records/npy.hpp"
 #include "tests/support/process.hpp"
 
 namespace ecgq {

@@ -11,10 +11,10 @@
 #include <random>
 #include <sstream>
 
-#include "common/http_download.hpp"
-#include "common/hub_cache.hpp"
-#include "common/hub_reference.hpp"
-#include "common/hub_settings.hpp"
+#include "hub/http_download.hpp"
+#include "hub/hub_cache.hpp"
+#include "hub/hub_reference.hpp"
+#include "hub/hub_settings.hpp"
 #include "common/sha256.hpp"
 #include "tests/support/hub_emulator.hpp"
 #include "tests/support/process.hpp"

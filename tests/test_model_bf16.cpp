@@ -5,11 +5,11 @@
 #include <cmath>
 #include <cstdlib>
 
-#include "common/npy.hpp"
+#include "records/npy.hpp"
 #include "tests/support/process.hpp"
 #include "tests/test_e2e_cluster.hpp"
-#include "worker/ecgfm_model.hpp"
-#include "worker/model.hpp"
+#include "model/ecgfm_model.hpp"
+#include "model/model.hpp"
 
 namespace ecgq {
 namespace {

@@ -8,11 +8,11 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "common/npy.hpp"
+#include "records/npy.hpp"
 #include "tests/support/process.hpp"
-#include "worker/checkpoint.hpp"
-#include "worker/ecgfm_model.hpp"
-#include "worker/model.hpp"
+#include "model/checkpoint.hpp"
+#include "model/ecgfm_model.hpp"
+#include "model/model.hpp"
 
 namespace ecgq {
 namespace {

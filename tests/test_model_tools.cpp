@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "common/npy.hpp"
+#include "records/npy.hpp"
 #include "tests/support/process.hpp"
 
 namespace ecgq {

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "common/npy.hpp"
+#include "records/npy.hpp"
 #include "tests/support/process.hpp"
 
 namespace ecgq {

@@ -4,9 +4,9 @@
 #include <cmath>
 #include <cstring>
 
-#include "common/lead_names.hpp"
-#include "common/npy.hpp"
-#include "common/preprocess.hpp"
+#include "records/lead_names.hpp"
+#include "records/npy.hpp"
+#include "records/preprocess.hpp"
 #include "tests/support/process.hpp"
 
 namespace ecgq {

@@ -1,7 +1,7 @@
 // MDP 0.2 frame parsing and building (common/protocol.hpp): every command, every malformed case.
 #include <gtest/gtest.h>
 
-#include "common/protocol.hpp"
+#include "protocol/protocol.hpp"
 
 namespace ecgq::mdp {
 namespace {

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "client/record_discovery.hpp"
+#include "records/record_discovery.hpp"
 #include "tests/support/process.hpp"
 
 namespace ecgq::client {

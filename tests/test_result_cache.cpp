@@ -7,8 +7,8 @@
 #include <set>
 
 #include "broker/result_cache.hpp"
-#include "common/content_key.hpp"
-#include "common/schema.hpp"
+#include "broker/content_key.hpp"
+#include "protocol/schema.hpp"
 
 namespace ecgq {
 namespace {

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/schema.hpp"
+#include "protocol/schema.hpp"
 
 namespace ecgq::schema {
 namespace {

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <set>
 
-#include "common/wfdb.hpp"
+#include "records/wfdb.hpp"
 #include "tests/support/process.hpp"
 
 namespace ecgq::wfdb {

@@ -18,10 +18,10 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "common/preprocess.hpp"
-#include "common/protocol.hpp"
-#include "common/schema.hpp"
-#include "worker/model.hpp"
+#include "records/preprocess.hpp"
+#include "protocol/protocol.hpp"
+#include "protocol/schema.hpp"
+#include "model/model.hpp"
 
 namespace ecgq::test {
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "worker/job_runner.hpp"
-#include "worker/model.hpp"
+#include "model/model.hpp"
 
 namespace ecgq {
 

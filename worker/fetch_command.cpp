@@ -7,7 +7,7 @@
 #include <string>
 
 #include "common/duration.hpp"
-#include "common/hub_cache.hpp"
+#include "hub/hub_cache.hpp"
 #include "common/logging.hpp"
 
 namespace ecgq {

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "common/preprocess.hpp"
-#include "common/schema.hpp"
-#include "worker/model.hpp"
+#include "records/preprocess.hpp"
+#include "protocol/schema.hpp"
+#include "model/model.hpp"
 
 namespace ecgq {
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "common/sha256.hpp"
-#include "worker/memory.hpp"
+#include "common/memory.hpp"
 
 namespace ecgq {
 

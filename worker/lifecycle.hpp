@@ -8,10 +8,10 @@
 #include <mutex>
 #include <string>
 
-#include "common/hub_cache.hpp"
-#include "common/schema.hpp"
+#include "hub/hub_cache.hpp"
+#include "protocol/schema.hpp"
 #include "common/status.hpp"
-#include "worker/model.hpp"
+#include "model/model.hpp"
 
 namespace ecgq {
 

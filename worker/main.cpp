@@ -10,13 +10,13 @@
 #include <iostream>
 #include <string>
 
-#include "common/hub_cache.hpp"
-#include "common/hub_settings.hpp"
+#include "hub/hub_cache.hpp"
+#include "hub/hub_settings.hpp"
 #include "common/logging.hpp"
 #include "common/settings.hpp"
-#include "worker/ecgfm_model.hpp"
+#include "model/ecgfm_model.hpp"
 #include "worker/fetch_command.hpp"
-#include "worker/model.hpp"
+#include "model/model.hpp"
 #include "worker/model_tools.hpp"
 #include "worker/worker_service.hpp"
 

@@ -9,8 +9,8 @@
 #include <sstream>
 #include <string>
 
-#include "common/npy.hpp"
-#include "worker/model.hpp"
+#include "records/npy.hpp"
+#include "model/model.hpp"
 
 namespace ecgq {
 namespace {

@@ -9,8 +9,8 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "common/schema_msgpack.hpp"
-#include "worker/memory.hpp"
+#include "protocol/schema_msgpack.hpp"
+#include "common/memory.hpp"
 
 namespace ecgq {
 

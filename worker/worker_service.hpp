@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "common/duration.hpp"
-#include "common/protocol.hpp"
+#include "protocol/protocol.hpp"
 #include "common/status.hpp"
 #include "worker/job_runner.hpp"
 #include "worker/lifecycle.hpp"

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "worker/checkpoint.hpp"
+#include "model/checkpoint.hpp"
 
 namespace {
 

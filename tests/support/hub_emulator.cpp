@@ -14,7 +14,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "common/hub_reference.hpp"
+#include "hub/hub_reference.hpp"
 #include "common/sha256.hpp"
 
 namespace ecgq::test {

@@ -1,0 +1,589 @@
+// The native ECG-FM forward pass on ATen ops (spec section 2); weights are read from the
+// checkpoint straight into their final tensors.
+#include "model/ecgfm_model.hpp"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <cpuid.h>
+#include <dlfcn.h>
+#include <sys/mman.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <map>
+
+#include "common/settings.hpp"
+
+namespace ecgq {
+namespace {
+
+constexpr double kEps = 1e-5;
+
+at::ScalarType scalar_type(ckpt::DType d, bool* ok) {
+  *ok = true;
+  switch (d) {
+    case ckpt::DType::F32:
+      return at::kFloat;
+    case ckpt::DType::F64:
+      return at::kDouble;
+    case ckpt::DType::F16:
+      return at::kHalf;
+    case ckpt::DType::BF16:
+      return at::kBFloat16;
+    default:
+      *ok = false;
+      return at::kFloat;
+  }
+}
+
+// oneDNN's C API (dnnl.h, oneDNN 2.x): row-major C = alpha op(A) op(B) + beta C with bf16 A
+// and B and float C; returns dnnl_success (0). ATen 1.13 has no bf16 x bf16 -> fp32 product,
+// and libtorch links libdnnl, so the symbol is looked up in the running process.
+using GemmBf16F32 = int (*)(char transa, char transb, int64_t M, int64_t N, int64_t K, float alpha,
+                            const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb,
+                            float beta, float* C, int64_t ldc);
+
+GemmBf16F32 gemm_bf16_f32() {
+  static const GemmBf16F32 gemm = [] {
+    // ECGQ_BF16_ATEN_LINEAR=1 takes the ATen fallback below (A/B runs, and its test).
+    if (env_flag("ECGQ_BF16_ATEN_LINEAR")) return GemmBf16F32{nullptr};
+    return reinterpret_cast<GemmBf16F32>(dlsym(RTLD_DEFAULT, "dnnl_gemm_bf16bf16f32"));
+  }();
+  return gemm;
+}
+
+// Memory for the weights that a model keeps, on transparent huge pages. Most of a cold load is
+// first-touch page faults on 4 KiB pages (docs/performance.md, load time); 2 MiB pages cut
+// their number 512-fold. Chunks are unmapped when the last tensor in them goes, so an unloaded
+// model returns its memory to the system at once.
+class WeightArena {
+ public:
+  // An uninitialised contiguous tensor in the arena (or from the default allocator when mmap
+  // fails).
+  at::Tensor empty(at::IntArrayRef shape, at::ScalarType type) {
+    int64_t numel = 1;
+    for (int64_t d : shape) numel *= d;
+    const size_t bytes = (static_cast<size_t>(numel) * at::elementSize(type) + 63) & ~size_t{63};
+    if (!chunk_ || used_ + bytes > chunk_->size) {
+      if (!new_chunk(std::max(bytes, kChunkBytes))) return at::empty(shape, type);
+    }
+    char* p = chunk_->base + used_;
+    used_ += bytes;
+    std::shared_ptr<Chunk> keep = chunk_;
+    return at::from_blob(
+        p, shape, [keep](void*) {}, at::TensorOptions().dtype(type));
+  }
+
+ private:
+  static constexpr size_t kHugePage = size_t{2} << 20;
+  static constexpr size_t kChunkBytes = size_t{64} << 20;
+
+  struct Chunk {
+    void* map = nullptr;
+    size_t map_size = 0;
+    char* base = nullptr;  // first 2 MiB boundary inside the mapping
+    size_t size = 0;
+    ~Chunk() {
+      if (map != nullptr) munmap(map, map_size);
+    }
+  };
+
+  bool new_chunk(size_t bytes) {
+    const size_t size = (bytes + kHugePage - 1) & ~(kHugePage - 1);
+    auto c = std::make_shared<Chunk>();
+    c->map_size = size + kHugePage;
+    c->map = mmap(nullptr, c->map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (c->map == MAP_FAILED) {
+      c->map = nullptr;
+      return false;
+    }
+    const uintptr_t start = reinterpret_cast<uintptr_t>(c->map);
+    c->base = reinterpret_cast<char*>((start + kHugePage - 1) & ~(kHugePage - 1));
+    c->size = size;
+    madvise(c->base, c->size, MADV_HUGEPAGE);  // advisory: without THP it is plain memory
+    chunk_ = std::move(c);
+    used_ = 0;
+    return true;
+  }
+
+  std::shared_ptr<Chunk> chunk_;
+  size_t used_ = 0;
+};
+
+// Reads tensors of one checkpoint by name into caller-provided float32 buffers.
+class WeightReader {
+ public:
+  WeightReader(const ckpt::Checkpoint& c, WeightArena* arena) : c_(c), arena_(arena) {
+    for (const auto& t : c.tensors) by_name_[t.name] = &t;
+  }
+
+  // A new float32 tensor holding checkpoint tensor `name`: in the arena, or from the default
+  // allocator when `temporary` (it is converted or folded and then dropped).
+  Expected<at::Tensor> get(const std::string& name, bool temporary = false) {
+    auto it = by_name_.find(name);
+    if (it == by_name_.end()) return missing(name);
+    at::Tensor t = temporary ? temporary_.empty(it->second->shape, at::kFloat)
+                             : arena_->empty(it->second->shape, at::kFloat);
+    Status s = read_into(*it->second, t);
+    if (!s.ok()) return s;
+    return t;
+  }
+
+  // Fills the contiguous float32 tensor `dst` (same element count) with tensor `name`.
+  Status read_into(const std::string& name, at::Tensor dst) {
+    auto it = by_name_.find(name);
+    if (it == by_name_.end()) return missing(name);
+    return read_into(*it->second, dst);
+  }
+
+ private:
+  static Status missing(const std::string& name) {
+    return Status("bad_checkpoint", "missing tensor '" + name + "'", "checkpoint");
+  }
+
+  Status read_into(const ckpt::TensorInfo& t, at::Tensor dst) {
+    auto fail = [&](const std::string& why) {
+      return Status("bad_checkpoint", "tensor '" + t.name + "': " + why, "checkpoint");
+    };
+    bool ok = false;
+    at::ScalarType st = scalar_type(t.dtype, &ok);
+    if (!ok)
+      return fail(std::string("dtype ") + ckpt::dtype_name(t.dtype) + " is not a float type");
+    auto sit = c_.storages.find(t.storage_key);
+    if (sit == c_.storages.end()) return fail("storage '" + t.storage_key + "' not found");
+    const ckpt::StorageInfo& storage = sit->second;
+    if (storage.dtype != t.dtype) return fail("storage dtype differs from tensor dtype");
+    if (t.shape.size() != t.stride.size()) return fail("shape and stride ranks differ");
+
+    // Bounds of the strided view inside the storage, and whether it is plain C-contiguous.
+    int64_t numel = 1, last = t.storage_offset, expect_stride = 1;
+    bool contiguous = true;
+    for (size_t d = t.shape.size(); d-- > 0;) {
+      if (t.shape[d] < 0 || t.stride[d] < 0) return fail("negative size or stride");
+      if (t.shape[d] != 1 && t.stride[d] != expect_stride) contiguous = false;
+      expect_stride *= t.shape[d];
+      numel *= t.shape[d];
+      if (t.shape[d] > 0) last += (t.shape[d] - 1) * t.stride[d];
+    }
+    if (numel != dst.numel()) return fail("element count differs from the expected shape");
+    if (numel == 0) return Status::Ok();
+    if (t.storage_offset < 0 || static_cast<uint64_t>(last) >= storage.numel)
+      return fail("view exceeds its storage of " + std::to_string(storage.numel) + " elements");
+    const uint64_t es = ckpt::dtype_size(t.dtype);
+
+    if (contiguous && st == at::kFloat) {
+      // The common case: one read straight into the final buffer.
+      return ckpt::read_storage(c_, t.storage_key, static_cast<uint64_t>(t.storage_offset) * es,
+                                static_cast<uint64_t>(numel) * es, dst.data_ptr());
+    }
+    at::Tensor tmp;
+    if (contiguous) {
+      tmp = at::empty(t.shape, st);
+      Status s = ckpt::read_storage(c_, t.storage_key, static_cast<uint64_t>(t.storage_offset) * es,
+                                    static_cast<uint64_t>(numel) * es, tmp.data_ptr());
+      if (!s.ok()) return s;
+    } else {
+      // Shared or strided storage: read the storage once, then gather the view.
+      at::Tensor whole = at::empty({static_cast<int64_t>(storage.numel)}, st);
+      Status s = ckpt::read_storage(c_, t.storage_key, 0, storage.numel * es, whole.data_ptr());
+      if (!s.ok()) return s;
+      tmp = whole.as_strided(t.shape, t.stride, t.storage_offset);
+    }
+    dst.view(t.shape).copy_(tmp);
+    return Status::Ok();
+  }
+
+  const ckpt::Checkpoint& c_;
+  WeightArena* arena_;
+  // Temporaries get their own arena, unmapped with the reader: from malloc they could stay
+  // resident after the load.
+  WeightArena temporary_;
+  std::map<std::string, const ckpt::TensorInfo*> by_name_;
+};
+
+struct ConvBlock {
+  at::Tensor weight, bias;    // bias undefined unless conv_bias
+  at::Tensor norm_w, norm_b;  // GroupNorm (default mode, block 0) or LayerNorm (layer_norm mode)
+  int64_t stride = 1;
+};
+
+// The four projection weights of a layer are float32, or bfloat16 in bf16 mode (biases stay
+// float32 and are added after the product, which keeps their full precision). In the last
+// bf16_split_layers layers each bf16 weight also has a low part w - bf16(w): the two products
+// together round the weight to ~16 bits instead of 8, which removes most of bf16's error at
+// twice the bf16 cost (see docs/performance.md, bf16 accuracy).
+struct Layer {
+  at::Tensor qkv_w, qkv_b;                    // q, k, v projections stacked: [3E, E], [3E]
+  at::Tensor qkv_lo, out_lo, fc1_lo, fc2_lo;  // low parts of split bf16 weights (else undefined)
+  at::Tensor out_w, out_b;
+  at::Tensor ln1_w, ln1_b;  // self_attn_layer_norm
+  at::Tensor fc1_w, fc1_b, fc2_w, fc2_b;
+  at::Tensor ln2_w, ln2_b;  // final_layer_norm
+};
+
+class EcgfmModel : public Model {
+ public:
+  EcgfmModel(EcgfmArchitecture arch, ModelInfo info, int64_t split_layers)
+      : arch_(std::move(arch)),
+        info_(std::move(info)),
+        bf16_(info_.precision == "bf16"),
+        split_layers_(bf16_ ? split_layers : 0) {}
+
+  Status load(const ckpt::Checkpoint& c) {
+    c10::InferenceMode guard;
+    WeightArena arena;
+    WeightReader r(c, &arena);
+    const std::string& p = arch_.prefix;
+    Status st;
+    auto get = [&](const std::string& name, bool temporary = false) -> at::Tensor {
+      if (!st.ok()) return {};
+      auto t = r.get(name, temporary);
+      if (!t.ok()) {
+        st = t.status();
+        return {};
+      }
+      return t.value();
+    };
+    for (size_t i = 0; i < arch_.conv.size(); ++i) {
+      std::string b = p + "feature_extractor.conv_layers." + std::to_string(i);
+      ConvBlock blk;
+      blk.stride = arch_.conv[i].stride;
+      blk.weight = get(b + ".0.weight");
+      if (arch_.conv_bias) blk.bias = get(b + ".0.bias");
+      if (arch_.extractor_mode == "default" && i == 0) {
+        blk.norm_w = get(b + ".2.weight");
+        blk.norm_b = get(b + ".2.bias");
+      } else if (arch_.extractor_mode == "layer_norm") {
+        blk.norm_w = get(b + ".2.1.weight");
+        blk.norm_b = get(b + ".2.1.bias");
+      }
+      conv_.push_back(blk);
+    }
+    feat_ln_w_ = get(p + "layer_norm.weight");
+    feat_ln_b_ = get(p + "layer_norm.bias");
+    if (arch_.post_extract_proj) {
+      proj_in_w_ = get(p + "post_extract_proj.weight");
+      proj_in_b_ = get(p + "post_extract_proj.bias");
+    }
+    {
+      // Weight norm with dim=2, folded once: w = v * g / ||v|| over dims 0 and 1.
+      at::Tensor g = get(arch_.pos_g_key, true);
+      at::Tensor v = get(arch_.pos_v_key, true);
+      if (st.ok()) pos_w_ = arena.empty(v.sizes(), at::kFloat).copy_(at::_weight_norm(v, g, 2));
+    }
+    pos_b_ = get(p + "conv_pos.pos_conv.0.bias");
+    enc_ln_w_ = get(p + "encoder.layer_norm.weight");
+    enc_ln_b_ = get(p + "encoder.layer_norm.bias");
+    const int64_t E = arch_.embed_dim, F = arch_.ffn_dim;
+    // bf16 mode reads each layer's float32 projection weights into these buffers, reused for
+    // every layer, and rounds them into the arena: the load touches no extra fresh memory and
+    // peaks one layer above warm.
+    WeightArena scratch_arena;  // unmapped when the load returns
+    at::Tensor scratch_qkv, scratch_out, scratch_fc1, scratch_fc2;
+    if (bf16_) {
+      scratch_qkv = scratch_arena.empty({3 * E, E}, at::kFloat);
+      scratch_out = scratch_arena.empty({E, E}, at::kFloat);
+      scratch_fc1 = scratch_arena.empty({F, E}, at::kFloat);
+      scratch_fc2 = scratch_arena.empty({E, F}, at::kFloat);
+    }
+    // A projection weight: straight into the arena (fp32) or into its scratch buffer (bf16).
+    auto weight = [&](const std::string& name, const at::Tensor& scratch) -> at::Tensor {
+      if (!bf16_) return get(name);
+      if (st.ok()) st = r.read_into(name, scratch);
+      return scratch;
+    };
+    for (int64_t l = 0; l < arch_.layers && st.ok(); ++l) {
+      std::string b = p + "encoder.layers." + std::to_string(l) + ".";
+      Layer L;
+      L.qkv_w = bf16_ ? scratch_qkv : arena.empty({3 * E, E}, at::kFloat);
+      L.qkv_b = arena.empty({3 * E}, at::kFloat);
+      const char* names[3] = {"q_proj", "k_proj", "v_proj"};
+      for (int j = 0; j < 3 && st.ok(); ++j) {
+        st = r.read_into(b + "self_attn." + names[j] + ".weight", L.qkv_w.narrow(0, j * E, E));
+        if (st.ok())
+          st = r.read_into(b + "self_attn." + names[j] + ".bias", L.qkv_b.narrow(0, j * E, E));
+      }
+      L.out_w = weight(b + "self_attn.out_proj.weight", scratch_out);
+      L.out_b = get(b + "self_attn.out_proj.bias");
+      L.ln1_w = get(b + "self_attn_layer_norm.weight");
+      L.ln1_b = get(b + "self_attn_layer_norm.bias");
+      L.fc1_w = weight(b + "fc1.weight", scratch_fc1);
+      L.fc1_b = get(b + "fc1.bias");
+      L.fc2_w = weight(b + "fc2.weight", scratch_fc2);
+      L.fc2_b = get(b + "fc2.bias");
+      L.ln2_w = get(b + "final_layer_norm.weight");
+      L.ln2_b = get(b + "final_layer_norm.bias");
+      if (bf16_ && st.ok()) {
+        const bool split = l >= arch_.layers - split_layers_;
+        std::pair<at::Tensor*, at::Tensor*> weights[] = {{&L.qkv_w, &L.qkv_lo},
+                                                         {&L.out_w, &L.out_lo},
+                                                         {&L.fc1_w, &L.fc1_lo},
+                                                         {&L.fc2_w, &L.fc2_lo}};
+        for (auto [w, lo] : weights) {
+          at::Tensor hi = arena.empty(w->sizes(), at::kBFloat16).copy_(*w);
+          // The scratch buffer is free to overwrite: w - hi is what bf16 rounding dropped.
+          if (split) *lo = arena.empty(w->sizes(), at::kBFloat16).copy_(w->sub_(hi));
+          *w = hi;
+        }
+      }
+      layers_.push_back(std::move(L));
+    }
+    if (arch_.num_labels > 0) {
+      head_w_ = get("proj.weight");
+      head_b_ = get("proj.bias");
+    }
+    return st;
+  }
+
+  const ModelInfo& info() const override { return info_; }
+
+  Expected<ModelOutput> run(const float* x, int64_t n, const RunOptions& options) override {
+    return run_capture(x, n, options, nullptr);
+  }
+
+  Expected<ModelOutput> run_capture(const float* x, int64_t n, const RunOptions& options,
+                                    ActivationCapture* capture) {
+    if (x == nullptr || n <= 0)
+      return Status("bad_input", "need at least one segment (got " + std::to_string(n) + ")");
+    try {
+      return forward(x, n, options, capture);
+    } catch (const c10::Error& e) {
+      return Status("model_error",
+                    std::string("forward pass failed: ") + e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      return Status("model_error", std::string("forward pass failed: ") + e.what());
+    }
+  }
+
+ private:
+  static void keep(ActivationCapture* capture, const std::string& name, const at::Tensor& t) {
+    if (capture == nullptr) return;
+    at::Tensor c = t.contiguous();
+    CapturedTensor& out = (*capture)[name];
+    out.shape = c.sizes().vec();
+    out.data.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  }
+
+  static std::vector<float> to_vector(const at::Tensor& t) {
+    at::Tensor c = t.contiguous();
+    return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  }
+
+  // x W^T + b. With bfloat16 weights the product runs on oneDNN's bf16 GEMM (AVX-512 BF16 or
+  // AMX) with float32 accumulation; only the input and the weights are rounded to bf16.
+  static at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                            const at::Tensor& w_lo) {
+    if (w.scalar_type() != at::kBFloat16) return at::linear(x, w, b);
+    at::Tensor xb = x.to(at::kBFloat16).contiguous();
+    if (GemmBf16F32 gemm = gemm_bf16_f32()) {
+      // C = bias (broadcast), then C += x W^T (and += x W_lo^T): fp32 output, no bf16 rounding
+      // of the product, the bias fused into the GEMM's accumulate.
+      const int64_t M = xb.numel() / xb.size(-1), K = xb.size(-1), N = w.size(0);
+      std::vector<int64_t> shape = xb.sizes().vec();
+      shape.back() = N;
+      at::Tensor y = b.expand({M, N}).contiguous();
+      auto* a = reinterpret_cast<const uint16_t*>(xb.data_ptr<at::BFloat16>());
+      float* c = y.data_ptr<float>();
+      if (gemm('N', 'T', M, N, K, 1.0f, a, K,
+               reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>()), K, 1.0f, c, N) == 0 &&
+          (!w_lo.defined() || gemm('N', 'T', M, N, K, 1.0f, a, K,
+                                   reinterpret_cast<const uint16_t*>(w_lo.data_ptr<at::BFloat16>()),
+                                   K, 1.0f, c, N) == 0))
+        return y.view(shape);
+    }
+    // Without the oneDNN entry point: ATen's bf16 linear, whose output is rounded to bf16.
+    at::Tensor y = at::linear(xb, w).to(at::kFloat).add_(b);
+    if (w_lo.defined()) y.add_(at::linear(xb, w_lo));
+    return y;
+  }
+
+  // Multi-head self-attention; `attn_mean` receives the head-averaged probabilities when set.
+  at::Tensor attention(const Layer& L, const at::Tensor& x, at::Tensor* attn_mean) const {
+    const int64_t B = x.size(0), T = x.size(1), E = arch_.embed_dim, H = arch_.heads, D = E / H;
+    at::Tensor qkv = project(x, L.qkv_w, L.qkv_b, L.qkv_lo);  // [B, T, 3E]
+    auto parts = qkv.split(E, -1);
+    at::Tensor q =
+        (parts[0] * std::pow(static_cast<double>(D), -0.5)).view({B, T, H, D}).transpose(1, 2);
+    at::Tensor k = parts[1].reshape({B, T, H, D}).transpose(1, 2);
+    at::Tensor v = parts[2].reshape({B, T, H, D}).transpose(1, 2);
+    at::Tensor a = at::softmax(at::matmul(q, k.transpose(-2, -1)), -1);  // [B, H, T, T]
+    if (attn_mean) *attn_mean = a.mean(1);
+    at::Tensor o = at::matmul(a, v).transpose(1, 2).reshape({B, T, E});
+    return project(o, L.out_w, L.out_b, L.out_lo);
+  }
+
+  Expected<ModelOutput> forward(const float* xin, int64_t n, const RunOptions& options,
+                                ActivationCapture* capture) {
+    c10::InferenceMode guard;
+    const int64_t E = arch_.embed_dim;
+    at::Tensor x = at::from_blob(const_cast<float*>(xin),
+                                 {n, info_.in_leads, info_.segment_samples}, at::kFloat);
+    for (size_t i = 0; i < conv_.size(); ++i) {
+      const ConvBlock& blk = conv_[i];
+      x = at::conv1d(x, blk.weight, blk.bias, {blk.stride});
+      if (blk.norm_w.defined()) {
+        const int64_t dim = blk.weight.size(0);
+        if (arch_.extractor_mode == "default")
+          x = at::group_norm(x, dim, blk.norm_w, blk.norm_b, kEps);
+        else
+          x = at::layer_norm(x.transpose(1, 2), {dim}, blk.norm_w, blk.norm_b, kEps)
+                  .transpose(1, 2);
+      }
+      x = at::gelu(x);
+      keep(capture, "conv" + std::to_string(i) + "_out", x);
+    }
+    x = at::layer_norm(x.transpose(1, 2), {feat_ln_w_.size(0)}, feat_ln_w_, feat_ln_b_, kEps);
+    keep(capture, "feat_layer_norm_out", x);
+    if (proj_in_w_.defined()) {
+      x = at::linear(x, proj_in_w_, proj_in_b_);
+      keep(capture, "post_extract_proj_out", x);
+    }
+    at::Tensor y = at::conv1d(x.transpose(1, 2), pos_w_, pos_b_, {1}, {arch_.conv_pos / 2}, {1},
+                              arch_.conv_pos_groups);
+    if (arch_.conv_pos % 2 == 0) y = y.narrow(2, 0, y.size(2) - 1);  // SamePad
+    y = at::gelu(y).transpose(1, 2);
+    keep(capture, "conv_pos_out", y);
+    x = x + y;
+    if (!arch_.layer_norm_first) {
+      x = at::layer_norm(x, {E}, enc_ln_w_, enc_ln_b_, kEps);
+      keep(capture, "encoder_in_layer_norm_out", x);
+    }
+    at::Tensor saliency;
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const Layer& L = layers_[l];
+      at::Tensor* attn = options.saliency && l + 1 == layers_.size() ? &saliency : nullptr;
+      if (arch_.layer_norm_first) {
+        at::Tensor h = at::layer_norm(x, {E}, L.ln1_w, L.ln1_b, kEps);
+        x = x + attention(L, h, attn);
+        h = at::layer_norm(x, {E}, L.ln2_w, L.ln2_b, kEps);
+        x = x +
+            project(at::gelu(project(h, L.fc1_w, L.fc1_b, L.fc1_lo)), L.fc2_w, L.fc2_b, L.fc2_lo);
+      } else {
+        x = at::layer_norm(x + attention(L, x, attn), {E}, L.ln1_w, L.ln1_b, kEps);
+        at::Tensor f =
+            project(at::gelu(project(x, L.fc1_w, L.fc1_b, L.fc1_lo)), L.fc2_w, L.fc2_b, L.fc2_lo);
+        x = at::layer_norm(x + f, {E}, L.ln2_w, L.ln2_b, kEps);
+      }
+      keep(capture, "layer" + std::to_string(l) + "_out", x);
+    }
+    if (arch_.layer_norm_first) x = at::layer_norm(x, {E}, enc_ln_w_, enc_ln_b_, kEps);
+    keep(capture, "encoder_out", x);
+
+    // Count-nonzero mean over time, per channel, as upstream pools.
+    at::Tensor emb = x.sum(1) / x.ne(0).sum(1);
+    keep(capture, "emb_pooled", emb);
+
+    ModelOutput out;
+    out.batch = n;
+    out.frames = x.size(1);
+    out.embed_dim = E;
+    out.embedding = to_vector(emb);
+    if (head_w_.defined()) {
+      at::Tensor logits = at::linear(emb, head_w_, head_b_);
+      at::Tensor probs = at::sigmoid(logits);
+      keep(capture, "logits", logits);
+      keep(capture, "probs", probs);
+      out.logits = to_vector(logits);
+      out.probs = to_vector(probs);
+    }
+    if (options.encoder_out) out.encoder_out = to_vector(x);
+    if (saliency.defined()) {
+      keep(capture, "saliency_last_layer", saliency);
+      out.saliency = to_vector(saliency);
+    }
+    return out;
+  }
+
+  EcgfmArchitecture arch_;
+  ModelInfo info_;
+  bool bf16_ = false;         // transformer projections in bfloat16
+  int64_t split_layers_ = 0;  // last layers whose bf16 weights carry a low part
+  std::vector<ConvBlock> conv_;
+  at::Tensor feat_ln_w_, feat_ln_b_, proj_in_w_, proj_in_b_;
+  at::Tensor pos_w_, pos_b_;
+  at::Tensor enc_ln_w_, enc_ln_b_;
+  std::vector<Layer> layers_;
+  at::Tensor head_w_, head_b_;
+};
+
+}  // namespace
+
+std::string cpu_bf16_support() {
+  if (env_flag("ECGQ_DISABLE_BF16")) return "";
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid_max(0, nullptr) < 7) return "";
+  std::string found;
+  __cpuid_count(7, 0, a, b, c, d);
+  const bool amx_bf16 = (d >> 22) & 1u;
+  const bool avx512bw = (b >> 30) & 1u;
+  __cpuid_count(7, 1, a, b, c, d);
+  const bool avx512_bf16 = (a >> 5) & 1u;
+  if (amx_bf16) found = "amx_bf16";
+  if (avx512_bf16 && avx512bw) found += std::string(found.empty() ? "" : ",") + "avx512_bf16";
+  return found;
+}
+
+Status bf16_supported() {
+  if (!cpu_bf16_support().empty()) return Status::Ok();
+  return Status("unsupported_model",
+                "precision bf16 needs a CPU with AVX-512 BF16 or AMX-BF16 (this one has neither, "
+                "or ECGQ_DISABLE_BF16 is set); without them bf16 would run slower than fp32. "
+                "Use precision fp32",
+                "precision");
+}
+
+Expected<std::unique_ptr<Model>> load_ecgfm(const ckpt::Checkpoint& checkpoint,
+                                            const LoadOptions& options) {
+  if (options.precision != "fp32" && options.precision != "bf16")
+    return Status("bad_config", "precision '" + options.precision + "': expected fp32 or bf16",
+                  "precision");
+  if (options.precision == "bf16") {
+    if (Status s = bf16_supported(); !s.ok()) return s;
+  }
+  auto arch = derive_architecture(checkpoint);
+  if (!arch.ok()) return arch.status();
+  ModelInfo info;
+  info.kind = "ecgfm";
+  info.variant = arch->variant;
+  if (arch->num_labels > 0) {
+    if (arch->num_labels == static_cast<int64_t>(ecgfm_labels().size())) {
+      info.labels = ecgfm_labels();
+    } else {
+      for (int64_t i = 0; i < arch->num_labels; ++i)
+        info.labels.push_back("label_" + std::to_string(i));
+    }
+  }
+  info.in_leads = arch->in_d;
+  info.segment_samples = 2500;
+  info.embed_dim = arch->embed_dim;
+  info.parameters = arch->parameters;
+  info.precision = options.precision;
+  info.architecture = arch->summary();
+  info.skipped = arch->skipped;
+  const int64_t split = options.bf16_split_layers < 0
+                            ? kDefaultBf16SplitLayers
+                            : std::min<int64_t>(options.bf16_split_layers, arch->layers);
+  if (options.precision == "bf16")
+    info.architecture +=
+        ", bf16 projections (last " + std::to_string(split) + " layers split hi+lo)";
+  auto model = std::make_unique<EcgfmModel>(std::move(arch.value()), std::move(info), split);
+  try {
+    Status s = model->load(checkpoint);
+    if (!s.ok()) return Status(s.code(), checkpoint.path + ": " + s.message(), s.field());
+  } catch (const c10::Error& e) {
+    return Status("bad_checkpoint", checkpoint.path + ": " + e.what_without_backtrace(),
+                  "checkpoint");
+  }
+  return std::unique_ptr<Model>(std::move(model));
+}
+
+Expected<ModelOutput> run_ecgfm_with_capture(Model& model, const float* x, int64_t n,
+                                             const RunOptions& options,
+                                             ActivationCapture* capture) {
+  auto* m = dynamic_cast<EcgfmModel*>(&model);
+  if (m == nullptr)
+    return Status("bad_input", "run_ecgfm_with_capture needs a native ECG-FM model");
+  return m->run_capture(x, n, options, capture);
+}
+
+}  // namespace ecgq

@@ -1,0 +1,72 @@
+// load_model(): checkpoint kind detection and dispatch; configure_threads().
+#include <ATen/Parallel.h>
+#include <caffe2/serialize/inline_container.h>
+#include <dlfcn.h>
+
+#include <mutex>
+
+#include "model/checkpoint.hpp"
+#include "model/ecgfm_model.hpp"
+#include "model/model.hpp"
+#include "model/torchscript_model.hpp"
+
+namespace ecgq {
+namespace {
+
+// True for a TorchScript archive (it always has <prefix>/constants.pkl). TorchScript archives
+// compress their code records, which the checkpoint reader's STORED-only zip parser refuses,
+// so this asks LibTorch's own container reader.
+bool is_torchscript(const std::string& path) {
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    return reader.hasRecord("constants.pkl");
+  } catch (...) {
+    return false;
+  }
+}
+
+Expected<std::unique_ptr<Model>> load_fairseq(const std::string& path, const LoadOptions& options) {
+  auto checkpoint = ckpt::read_checkpoint(path);
+  if (!checkpoint.ok()) {
+    const Status& s = checkpoint.status();
+    bool named = s.message().find(path) != std::string::npos;
+    return Status(s.code(), named ? s.message() : path + ": " + s.message(), s.field());
+  }
+  return load_ecgfm(checkpoint.value(), options);
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Model>> load_model(const std::string& path, const LoadOptions& options) {
+  if (options.intra_op_threads > 0) configure_threads(options.intra_op_threads);
+  if (options.model_kind == "torchscript") return load_torchscript(path, options);
+  if (options.model_kind == "ecgfm") return load_fairseq(path, options);
+  if (options.model_kind != "auto")
+    return Status("bad_config",
+                  "model kind '" + options.model_kind + "' is not one of auto, ecgfm, torchscript",
+                  "model_kind");
+  if (is_torchscript(path)) return load_torchscript(path, options);
+  // Everything else goes to the checkpoint reader, whose errors say what is wrong with the file.
+  return load_fairseq(path, options);
+}
+
+void configure_threads(int intra_op_threads) {
+  if (intra_op_threads <= 0) return;
+  at::set_num_threads(intra_op_threads);
+  // Inter-op threads can be set only once per process, before any inter-op work.
+  static std::once_flag interop_once;
+  std::call_once(interop_once, [] {
+    try {
+      at::set_num_interop_threads(1);
+    } catch (...) {
+    }
+  });
+  // The BLAS and OpenMP runtimes torch links may keep their own pools; size them too.
+  using SetThreads = void (*)(int);
+  if (auto f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads")))
+    f(intra_op_threads);
+  if (auto f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+    f(intra_op_threads);
+}
+
+}  // namespace ecgq

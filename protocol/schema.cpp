@@ -1,0 +1,575 @@
+// msgpack encoding and validation of job, result and progress bodies (schema version 1).
+// Field names on the wire are the struct field names; unknown keys are ignored so that newer
+// producers can talk to older workers, and a key that appears twice takes its later value (the
+// broker appends `dispatch`/`id` to bodies it does not re-encode).
+#include "protocol/schema.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "protocol/schema_msgpack.hpp"
+
+namespace ecgq::schema {
+
+using detail::Packer;
+
+size_t dtype_size(const std::string& dtype) {
+  if (dtype == "f32") return 4;
+  if (dtype == "f64") return 8;
+  if (dtype == "i16") return 2;
+  return 0;
+}
+
+namespace detail {
+
+msgpack::unpack_limit limits() {
+  // array, map, str, bin, ext, depth: arrays hold shapes, lead names and per-label values
+  // (embeddings included), so 64Ki elements is ample and bounds the up-front allocation.
+  return msgpack::unpack_limit(1u << 16, 1u << 12, 1u << 20, static_cast<std::size_t>(kMaxBinBytes),
+                               1u << 20, 16);
+}
+
+const char* type_name(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::NIL:
+      return "nil";
+    case msgpack::type::BOOLEAN:
+      return "a boolean";
+    case msgpack::type::POSITIVE_INTEGER:
+    case msgpack::type::NEGATIVE_INTEGER:
+      return "an integer";
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64:
+      return "a float";
+    case msgpack::type::STR:
+      return "a string";
+    case msgpack::type::BIN:
+      return "bin";
+    case msgpack::type::ARRAY:
+      return "an array";
+    case msgpack::type::MAP:
+      return "a map";
+    case msgpack::type::EXT:
+      return "an ext";
+  }
+  return "unknown";
+}
+
+bool is_number(const msgpack::object& o) {
+  return is_integer(o) || o.type == msgpack::type::FLOAT32 || o.type == msgpack::type::FLOAT64;
+}
+
+bool is_integer(const msgpack::object& o) {
+  return o.type == msgpack::type::POSITIVE_INTEGER || o.type == msgpack::type::NEGATIVE_INTEGER;
+}
+
+std::string key_of(const msgpack::object_kv& kv) {
+  return kv.key.type == msgpack::type::STR ? std::string(kv.key.via.str.ptr, kv.key.via.str.size)
+                                           : std::string();
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::is_integer;
+using detail::is_number;
+using detail::key_of;
+using detail::type_name;
+
+Status bad_request(const std::string& message, const std::string& field) {
+  return Status("bad_request", message, field);
+}
+
+Status wrong_type(const std::string& field, const std::string& expected,
+                  const msgpack::object& got) {
+  return bad_request(field + " must be " + expected + ", got " + type_name(got), field);
+}
+
+double as_double(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::POSITIVE_INTEGER:
+      return static_cast<double>(o.via.u64);
+    case msgpack::type::NEGATIVE_INTEGER:
+      return static_cast<double>(o.via.i64);
+    default:
+      return o.via.f64;
+  }
+}
+
+// Integers beyond int64 are clamped; every integer field of the schema is far below that.
+int64_t as_int64(const msgpack::object& o) {
+  if (o.type == msgpack::type::POSITIVE_INTEGER) {
+    return o.via.u64 > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+               ? std::numeric_limits<int64_t>::max()
+               : static_cast<int64_t>(o.via.u64);
+  }
+  return o.via.i64;
+}
+
+std::string as_string(const msgpack::object& o) {
+  return std::string(o.via.str.ptr, o.via.str.size);
+}
+
+// Raw msgpack of an object, used for `meta` which travels opaque.
+std::string repack(const msgpack::object& o) {
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, o);
+  return std::string(buf.data(), buf.size());
+}
+
+Status check_version(const msgpack::object* v) {
+  if (v == nullptr) return bad_request("missing schema version v (expected 1)", "v");
+  if (!is_integer(*v)) return wrong_type("v", "the integer 1", *v);
+  if (as_int64(*v) != kVersion) {
+    return bad_request(
+        "unsupported schema version " + std::to_string(as_int64(*v)) + " (this build speaks 1)",
+        "v");
+  }
+  return Status::Ok();
+}
+
+Expected<DispatchInfo> get_dispatch(const msgpack::object& o) {
+  if (o.type != msgpack::type::MAP) return wrong_type("dispatch", "a map", o);
+  DispatchInfo d;
+  for (uint32_t i = 0; i < o.via.map.size; ++i) {
+    const auto& kv = o.via.map.ptr[i];
+    const std::string k = key_of(kv);
+    if (k == "attempt") {
+      auto a = detail::get_integer(kv.val, "dispatch.attempt");
+      if (!a) return a.status();
+      d.attempt = *a;
+    } else if (k == "queued_ms") {
+      auto q = detail::get_number(kv.val, "dispatch.queued_ms");
+      if (!q) return q.status();
+      d.queued_ms = *q;
+    }
+  }
+  return d;
+}
+
+}  // namespace
+
+namespace detail {
+
+Expected<std::string> get_string(const msgpack::object& o, const std::string& field) {
+  if (o.type != msgpack::type::STR) return wrong_type(field, "a string", o);
+  return as_string(o);
+}
+
+Expected<double> get_number(const msgpack::object& o, const std::string& field) {
+  if (!is_number(o)) return wrong_type(field, "a number", o);
+  return as_double(o);
+}
+
+Expected<int64_t> get_integer(const msgpack::object& o, const std::string& field) {
+  if (!is_integer(o)) return wrong_type(field, "an integer", o);
+  return as_int64(o);
+}
+
+Expected<bool> get_bool(const msgpack::object& o, const std::string& field) {
+  if (o.type != msgpack::type::BOOLEAN) return wrong_type(field, "a boolean", o);
+  return o.via.boolean;
+}
+
+Expected<std::vector<std::string>> get_strings(const msgpack::object& o, const std::string& field) {
+  if (o.type != msgpack::type::ARRAY) return wrong_type(field, "an array of strings", o);
+  std::vector<std::string> out;
+  out.reserve(o.via.array.size);
+  for (uint32_t i = 0; i < o.via.array.size; ++i) {
+    const auto& e = o.via.array.ptr[i];
+    if (e.type != msgpack::type::STR) {
+      return bad_request(
+          field + "[" + std::to_string(i) + "] must be a string, got " + type_name(e), field);
+    }
+    out.push_back(as_string(e));
+  }
+  return out;
+}
+
+Expected<std::vector<double>> get_numbers(const msgpack::object& o, const std::string& field) {
+  if (is_number(o)) return std::vector<double>{as_double(o)};
+  if (o.type != msgpack::type::ARRAY) {
+    return wrong_type(field, "a number or an array of numbers", o);
+  }
+  std::vector<double> out;
+  out.reserve(o.via.array.size);
+  for (uint32_t i = 0; i < o.via.array.size; ++i) {
+    const auto& e = o.via.array.ptr[i];
+    if (!is_number(e)) {
+      return bad_request(
+          field + "[" + std::to_string(i) + "] must be a number, got " + type_name(e), field);
+    }
+    out.push_back(as_double(e));
+  }
+  return out;
+}
+
+Expected<msgpack::object_handle> parse_map(const std::string& body) {
+  if (body.empty()) return bad_request("body is empty; expected a msgpack map", "");
+  msgpack::object_handle oh;
+  try {
+    std::size_t offset = 0;
+    auto reference_all = [](msgpack::type::object_type, std::size_t, void*) { return true; };
+    oh = msgpack::unpack(body.data(), body.size(), offset, reference_all, nullptr, limits());
+    if (offset != body.size()) {
+      return bad_request("body has " + std::to_string(body.size() - offset) +
+                             " trailing bytes after the msgpack object",
+                         "");
+    }
+  } catch (const msgpack::insufficient_bytes&) {
+    return bad_request("body is truncated msgpack (a length runs past the end)", "");
+  } catch (const msgpack::size_overflow& e) {
+    return bad_request(std::string("body exceeds msgpack size limits: ") + e.what(), "");
+  } catch (const std::exception& e) {
+    return bad_request(std::string("body is not valid msgpack: ") + e.what(), "");
+  }
+  if (oh.get().type != msgpack::type::MAP) {
+    return bad_request(std::string("body must be a msgpack map, got ") + type_name(oh.get()), "");
+  }
+  return Expected<msgpack::object_handle>(std::move(oh));
+}
+
+void pack_key(Packer& pk, const char* key) {
+  const size_t n = std::char_traits<char>::length(key);
+  pk.pack_str(static_cast<uint32_t>(n));
+  pk.pack_str_body(key, static_cast<uint32_t>(n));
+}
+
+// pack_bin_body appends bytes verbatim, which is the only raw-append the packer exposes.
+void pack_f64(Packer& pk, double value) {
+  uint64_t bits = 0;
+  std::memcpy(&bits, &value, sizeof bits);
+  char buf[9];
+  buf[0] = static_cast<char>(0xcb);
+  for (int i = 0; i < 8; ++i) buf[1 + i] = static_cast<char>((bits >> (56 - 8 * i)) & 0xff);
+  pk.pack_bin_body(buf, sizeof buf);
+}
+
+void pack_f32(Packer& pk, float value) {
+  uint32_t bits = 0;
+  std::memcpy(&bits, &value, sizeof bits);
+  char buf[5];
+  buf[0] = static_cast<char>(0xca);
+  for (int i = 0; i < 4; ++i) buf[1 + i] = static_cast<char>((bits >> (24 - 8 * i)) & 0xff);
+  pk.pack_bin_body(buf, sizeof buf);
+}
+
+void pack_raw(Packer& pk, const std::string& msgpack_bytes) {
+  pk.pack_bin_body(msgpack_bytes.data(), static_cast<uint32_t>(msgpack_bytes.size()));
+}
+
+void pack_typed_array(Packer& pk, const TypedArray& a) {
+  pk.pack_map(3);
+  pack_key(pk, "dtype");
+  pk.pack(a.dtype);
+  pack_key(pk, "shape");
+  pk.pack_array(static_cast<uint32_t>(a.shape.size()));
+  for (int64_t d : a.shape) pk.pack_int64(d);
+  pack_key(pk, "data");
+  pk.pack_bin(static_cast<uint32_t>(a.data.size()));
+  pk.pack_bin_body(a.data.data(), static_cast<uint32_t>(a.data.size()));
+}
+
+void pack_dispatch(Packer& pk, const DispatchInfo& d) {
+  pk.pack_map(2);
+  pack_key(pk, "attempt");
+  pk.pack_int64(d.attempt);
+  pack_key(pk, "queued_ms");
+  pack_f64(pk, d.queued_ms);
+}
+
+void pack_model(Packer& pk, const ModelIdentity& m) {
+  pk.pack_map(4);
+  pack_key(pk, "kind");
+  pk.pack(m.kind);
+  pack_key(pk, "name");
+  pk.pack(m.name);
+  pack_key(pk, "sha256");
+  pk.pack(m.sha256);
+  pack_key(pk, "precision");
+  pk.pack(m.precision);
+}
+
+Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::string& field,
+                                        size_t rank, bool copy_data) {
+  if (o.type != msgpack::type::MAP) {
+    return wrong_type(field, "a map {dtype, shape, data}", o);
+  }
+  const msgpack::object* dtype = nullptr;
+  const msgpack::object* shape = nullptr;
+  const msgpack::object* data = nullptr;
+  for (uint32_t i = 0; i < o.via.map.size; ++i) {
+    const auto& kv = o.via.map.ptr[i];
+    const std::string k = key_of(kv);
+    if (k == "dtype")
+      dtype = &kv.val;
+    else if (k == "shape")
+      shape = &kv.val;
+    else if (k == "data")
+      data = &kv.val;
+  }
+  TypedArray a;
+  if (dtype == nullptr) return bad_request("missing " + field + ".dtype", field + ".dtype");
+  if (dtype->type != msgpack::type::STR) return wrong_type(field + ".dtype", "a string", *dtype);
+  a.dtype = as_string(*dtype);
+  const size_t itemsize = dtype_size(a.dtype);
+  if (itemsize == 0) {
+    return Status("unsupported_dtype",
+                  field + ".dtype \"" + a.dtype + "\" is not supported (expected f32, f64 or i16)",
+                  field + ".dtype");
+  }
+  if (shape == nullptr) return bad_request("missing " + field + ".shape", field + ".shape");
+  if (shape->type != msgpack::type::ARRAY) {
+    return wrong_type(field + ".shape", "an array of integers", *shape);
+  }
+  if (rank != 0 && shape->via.array.size != rank) {
+    return Status("bad_shape",
+                  field + ".shape must have " + std::to_string(rank) + " dimensions, got " +
+                      std::to_string(shape->via.array.size),
+                  field + ".shape");
+  }
+  // Overflow-safe element count: a hostile shape must not wrap around to match a small bin.
+  const uint64_t max_bytes = kMaxBinBytes;
+  uint64_t elements = 1;
+  for (uint32_t i = 0; i < shape->via.array.size; ++i) {
+    const auto& e = shape->via.array.ptr[i];
+    if (!is_integer(e)) return wrong_type(field + ".shape", "an array of integers", e);
+    const int64_t n = as_int64(e);
+    if (n <= 0) {
+      return Status(
+          "bad_shape",
+          field + ".shape[" + std::to_string(i) + "] must be > 0, got " + std::to_string(n),
+          field + ".shape");
+    }
+    if (static_cast<uint64_t>(n) > max_bytes / itemsize / elements) {
+      return Status(
+          "bad_shape",
+          field + ".shape claims more than " + std::to_string(max_bytes) + " bytes of data",
+          field + ".shape");
+    }
+    elements *= static_cast<uint64_t>(n);
+    a.shape.push_back(n);
+  }
+  if (data == nullptr) return bad_request("missing " + field + ".data", field + ".data");
+  if (data->type != msgpack::type::BIN) return wrong_type(field + ".data", "bin", *data);
+  const uint64_t expected = elements * itemsize;
+  if (data->via.bin.size != expected) {
+    return Status("bad_shape",
+                  field + ".data has " + std::to_string(data->via.bin.size) +
+                      " bytes but shape x " + a.dtype + " needs " + std::to_string(expected),
+                  field + ".data");
+  }
+  if (copy_data) a.data.assign(data->via.bin.ptr, data->via.bin.size);
+  return a;
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// Job
+
+std::string encode_job(const Job& job) {
+  msgpack::sbuffer buf;
+  Packer pk(buf);
+  const uint32_t n = 4 + (!job.id.empty()) + (!job.gain.empty()) + (!job.baseline.empty()) +
+                     (!job.units.empty()) + (!job.outputs.empty()) + job.deadline_ms.has_value() +
+                     (!job.meta.empty()) + job.dispatch.has_value();
+  pk.pack_map(n);
+  detail::pack_key(pk, "v");
+  pk.pack_int(kVersion);
+  if (!job.id.empty()) {
+    detail::pack_key(pk, "id");
+    pk.pack(job.id);
+  }
+  detail::pack_key(pk, "ecg");
+  detail::pack_typed_array(pk, job.ecg);
+  detail::pack_key(pk, "fs");
+  detail::pack_f64(pk, job.fs);
+  detail::pack_key(pk, "leads");
+  pk.pack(job.leads);
+  if (!job.gain.empty()) {
+    detail::pack_key(pk, "gain");
+    pk.pack(job.gain);
+  }
+  if (!job.baseline.empty()) {
+    detail::pack_key(pk, "baseline");
+    pk.pack(job.baseline);
+  }
+  if (!job.units.empty()) {
+    detail::pack_key(pk, "units");
+    pk.pack(job.units);
+  }
+  if (!job.outputs.empty()) {
+    detail::pack_key(pk, "outputs");
+    pk.pack(job.outputs);
+  }
+  if (job.deadline_ms) {
+    detail::pack_key(pk, "deadline_ms");
+    pk.pack_int64(*job.deadline_ms);
+  }
+  if (!job.meta.empty()) {
+    detail::pack_key(pk, "meta");
+    detail::pack_raw(pk, job.meta);
+  }
+  if (job.dispatch) {
+    detail::pack_key(pk, "dispatch");
+    detail::pack_dispatch(pk, *job.dispatch);
+  }
+  return std::string(buf.data(), buf.size());
+}
+
+Expected<Job> detail::decode_job_body(const std::string& body, bool copy_samples) {
+  auto parsed = detail::parse_map(body);
+  if (!parsed) return parsed.status();
+  const msgpack::object& root = parsed->get();
+
+  // Later keys win: remember the last occurrence of each known key, then validate in a fixed
+  // order so that the reported error does not depend on key order.
+  const msgpack::object* v = nullptr;
+  const msgpack::object* id = nullptr;
+  const msgpack::object* ecg = nullptr;
+  const msgpack::object* fs = nullptr;
+  const msgpack::object* leads = nullptr;
+  const msgpack::object* gain = nullptr;
+  const msgpack::object* baseline = nullptr;
+  const msgpack::object* units = nullptr;
+  const msgpack::object* outputs = nullptr;
+  const msgpack::object* deadline = nullptr;
+  const msgpack::object* meta = nullptr;
+  const msgpack::object* dispatch = nullptr;
+  for (uint32_t i = 0; i < root.via.map.size; ++i) {
+    const auto& kv = root.via.map.ptr[i];
+    const std::string k = key_of(kv);
+    const msgpack::object* val = &kv.val;
+    if (k == "v")
+      v = val;
+    else if (k == "id")
+      id = val;
+    else if (k == "ecg")
+      ecg = val;
+    else if (k == "fs")
+      fs = val;
+    else if (k == "leads")
+      leads = val;
+    else if (k == "gain")
+      gain = val;
+    else if (k == "baseline")
+      baseline = val;
+    else if (k == "units")
+      units = val;
+    else if (k == "outputs")
+      outputs = val;
+    else if (k == "deadline_ms")
+      deadline = val;
+    else if (k == "meta")
+      meta = val;
+    else if (k == "dispatch")
+      dispatch = val;
+  }
+  // nil reads as absent for optional keys (Python's None).
+  auto present = [](const msgpack::object* o) {
+    return o != nullptr && o->type != msgpack::type::NIL;
+  };
+
+  if (Status s = check_version(v); !s.ok()) return s;
+  Job job;
+  if (present(id)) {
+    auto s = detail::get_string(*id, "id");
+    if (!s) return s.status();
+    job.id = *s;
+  }
+  if (ecg == nullptr)
+    return bad_request("missing ecg (a map {dtype, shape: [leads, samples], data})", "ecg");
+  auto arr = detail::decode_typed_array(*ecg, "ecg", 2, copy_samples);
+  if (!arr) return arr.status();
+  job.ecg = std::move(*arr);
+  const int64_t n_leads = job.ecg.shape[0];
+
+  if (fs == nullptr) return bad_request("missing fs (sample rate in Hz)", "fs");
+  auto f = detail::get_number(*fs, "fs");
+  if (!f) return f.status();
+  if (!std::isfinite(*f) || *f <= 0) {
+    return bad_request("fs must be a finite number > 0, got " + std::to_string(*f), "fs");
+  }
+  job.fs = *f;
+
+  if (leads == nullptr) return bad_request("missing leads (one name per row of ecg)", "leads");
+  auto l = detail::get_strings(*leads, "leads");
+  if (!l) return l.status();
+  if (static_cast<int64_t>(l->size()) != n_leads) {
+    return bad_request("leads has " + std::to_string(l->size()) + " names but ecg.shape[0] is " +
+                           std::to_string(n_leads),
+                       "leads");
+  }
+  job.leads = std::move(*l);
+
+  struct PerLead {
+    const msgpack::object* o;
+    const char* name;
+    std::vector<double>* out;
+  };
+  for (const PerLead& p :
+       {PerLead{gain, "gain", &job.gain}, PerLead{baseline, "baseline", &job.baseline}}) {
+    if (!present(p.o)) continue;
+    auto vals = detail::get_numbers(*p.o, p.name);
+    if (!vals) return vals.status();
+    const size_t k = vals->size();
+    if (k != 0 && k != 1 && static_cast<int64_t>(k) != n_leads) {
+      return bad_request(std::string(p.name) + " has " + std::to_string(k) +
+                             " values; expected 0, 1 or one per lead (" + std::to_string(n_leads) +
+                             ")",
+                         p.name);
+    }
+    for (double d : *vals) {
+      if (!std::isfinite(d) || (p.out == &job.gain && d == 0)) {
+        return bad_request(std::string(p.name) + " values must be finite" +
+                               (p.out == &job.gain ? " and non-zero" : ""),
+                           p.name);
+      }
+    }
+    *p.out = std::move(*vals);
+  }
+
+  if (present(units)) {
+    auto u = detail::get_string(*units, "units");
+    if (!u) return u.status();
+    job.units = *u;
+  }
+  if (present(outputs)) {
+    auto o = detail::get_strings(*outputs, "outputs");
+    if (!o) return o.status();
+    for (const auto& name : *o) {
+      bool known = false;
+      for (const auto& k : kOutputNames) known = known || k == name;
+      if (!known) {
+        return bad_request("unknown output \"" + name +
+                               "\" (expected probs, logits, embedding, segments or saliency)",
+                           "outputs");
+      }
+    }
+    job.outputs = std::move(*o);
+  }
+  if (present(deadline)) {
+    auto d = detail::get_integer(*deadline, "deadline_ms");
+    if (!d) return d.status();
+    if (*d < 0)
+      return bad_request("deadline_ms must be >= 0, got " + std::to_string(*d), "deadline_ms");
+    job.deadline_ms = *d;
+  }
+  if (present(meta)) job.meta = repack(*meta);
+  if (present(dispatch)) {
+    auto d = get_dispatch(*dispatch);
+    if (!d) return d.status();
+    job.dispatch = *d;
+  }
+  return job;
+}
+
+Expected<Job> decode_job(const std::string& body) {
+  return detail::decode_job_body(body, /*copy_samples=*/true);
+}
+
+}  // namespace ecgq::schema

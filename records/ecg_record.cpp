@@ -1,0 +1,387 @@
+// Format detection, WFDB and MATLAB v4 records, and jobs from records. CSV and .npy readers are in
+// ecg_tabular.cpp.
+#include "records/ecg_record.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "records/lead_names.hpp"
+#include "records/preprocess.hpp"
+
+namespace ecgq {
+
+namespace {
+
+bool is_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool is_dir(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string dir_of(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "" : path.substr(0, slash);
+}
+
+std::string base_of(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Extension with the dot, lower-cased ("" when none).
+std::string ext_of(const std::string& path) {
+  const std::string base = base_of(path);
+  const size_t dot = base.rfind('.');
+  return dot == std::string::npos || dot == 0 ? "" : lower_trimmed(base.substr(dot));
+}
+
+std::string stem_path(const std::string& path) {
+  const std::string base = base_of(path);
+  const size_t dot = base.rfind('.');
+  if (dot == std::string::npos || dot == 0) return path;
+  return path.substr(0, path.size() - (base.size() - dot));
+}
+
+// Mulitplier from `units` to mV, or NaN when the units are not a voltage.
+double to_mv(const std::string& units) {
+  const std::string u = lower_trimmed(units);
+  if (u.empty() || u == "mv") return 1.0;
+  if (u == "uv" || u == "\xc2\xb5v" || u == "\xce\xbcv") return 1e-3;
+  if (u == "v") return 1e3;
+  if (u == "nv") return 1e-6;
+  return std::numeric_limits<double>::quiet_NaN();
+}
+
+bool starts_with_ci(const std::string& s, const std::string& prefix) {
+  return lower_trimmed(s).rfind(prefix, 0) == 0;
+}
+
+// source_labels from header comments: Challenge "#Dx:" SNOMED codes, else the free text.
+std::vector<std::string> labels_from_comments(const std::vector<std::string>& comments) {
+  std::vector<std::string> dx;
+  for (const std::string& c : comments) {
+    if (!starts_with_ci(c, "dx:")) continue;
+    std::stringstream ss(c.substr(c.find(':') + 1));
+    std::string code;
+    while (std::getline(ss, code, ',')) {
+      code = lower_trimmed(code);
+      if (!code.empty()) dx.push_back("Dx:" + code);
+    }
+  }
+  if (!dx.empty()) return dx;
+  std::vector<std::string> text;
+  for (const std::string& c : comments) {
+    const std::string l = lower_trimmed(c);
+    static const char* const kSkip[] = {"age", "<age>", "sex", "<sex>",   "<diagnoses>",
+                                        "rx:", "hx:",   "sx:", "ecg date"};
+    bool skip = false;
+    for (const char* k : kSkip) skip = skip || l.rfind(k, 0) == 0;
+    if (!skip) text.push_back(c);
+  }
+  return text;
+}
+
+Status with_path(const Status& s, const std::string& path) {
+  if (s.message().rfind(path, 0) == 0) return s;
+  return Status(s.code(), path + ": " + s.message(), s.field());
+}
+
+// Fills the sample vector from ADC values, choosing the narrowest dtype that holds them exactly.
+void store_adc(EcgRecord* r, const std::vector<std::vector<int32_t>>& samples) {
+  int64_t lo = 0, hi = 0;
+  for (const auto& v : samples)
+    for (int32_t x : v) {
+      lo = std::min<int64_t>(lo, x);
+      hi = std::max<int64_t>(hi, x);
+    }
+  const size_t total = samples.size() * static_cast<size_t>(r->n_samples);
+  if (lo >= INT16_MIN && hi <= INT16_MAX) {
+    r->dtype = "i16";
+    r->i16.reserve(total);
+    for (const auto& v : samples)
+      for (int32_t x : v) r->i16.push_back(static_cast<int16_t>(x));
+  } else if (lo >= -(1 << 24) && hi <= (1 << 24)) {  // exact in float32
+    r->dtype = "f32";
+    r->f32.reserve(total);
+    for (const auto& v : samples)
+      for (int32_t x : v) r->f32.push_back(static_cast<float>(x));
+  } else {
+    r->dtype = "f64";
+    r->f64.reserve(total);
+    for (const auto& v : samples)
+      for (int32_t x : v) r->f64.push_back(x);
+  }
+}
+
+}  // namespace
+
+double EcgRecord::raw(int64_t lead, int64_t t) const {
+  const size_t i = static_cast<size_t>(lead * n_samples + t);
+  if (dtype == "i16") return i16[i];
+  if (dtype == "f32") return f32[i];
+  return f64[i];
+}
+
+std::vector<double> EcgRecord::physical(int64_t lead) const {
+  std::vector<double> out(static_cast<size_t>(n_samples));
+  const double g = gains.empty() ? 1.0 : gains[static_cast<size_t>(lead)];
+  const double b = baselines.empty() ? 0.0 : baselines[static_cast<size_t>(lead)];
+  for (int64_t t = 0; t < n_samples; ++t) out[t] = (raw(lead, t) - b) / g;
+  return out;
+}
+
+Expected<std::vector<std::string>> channel_names(int64_t n, const ReadOptions& options,
+                                                 std::vector<std::string>* warnings) {
+  if (!options.leads.empty()) {
+    if (static_cast<int64_t>(options.leads.size()) != n)
+      return Status("bad_request",
+                    std::to_string(options.leads.size()) + " lead names given for " +
+                        std::to_string(n) + " channels",
+                    "leads");
+    return options.leads;
+  }
+  if (n == 12) {
+    warnings->push_back(
+        "no lead names in the file; assuming the order I, II, III, aVR, aVL, "
+        "aVF, V1-V6");
+    return kModelLeads;
+  }
+  return Status("bad_request",
+                std::to_string(n) + " channels and no lead names; pass the lead names (--leads)",
+                "leads");
+}
+
+Expected<EcgRecord> read_wfdb_record(const std::string& header_path, const ReadOptions& options) {
+  auto header = wfdb::read_header(header_path);
+  if (!header.ok()) return header.status();
+  auto signals = wfdb::read_signals(header.value(), dir_of(header_path), options.checksums);
+  if (!signals.ok()) return with_path(signals.status(), header_path);
+  const wfdb::Header& h = header.value();
+  EcgRecord r;
+  r.path = header_path;
+  r.name = base_of(stem_path(header_path));
+  r.format = "wfdb";
+  r.fs = h.fs;
+  r.n_samples = signals->n_samples;
+  for (const auto& s : h.signals) {
+    r.leads.push_back(s.description);
+    r.gains.push_back(s.gain);
+    r.baselines.push_back(s.baseline);
+    r.units.push_back(s.units.empty() ? "mV" : s.units);
+    if (!s.gain_given) r.warnings.push_back(s.description + ": no gain in the header; using 200");
+  }
+  store_adc(&r, signals->samples);
+  r.comments = h.comments;
+  r.source_labels = labels_from_comments(h.comments);
+  for (auto& w : signals->warnings) r.warnings.push_back(std::move(w));
+  if (options.fs > 0 && options.fs != r.fs) {
+    r.warnings.push_back("sample rate " + std::to_string(r.fs) +
+                         " Hz from the header overridden by " + std::to_string(options.fs) + " Hz");
+    r.fs = options.fs;
+  }
+  return r;
+}
+
+Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& options) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status("not_found", "cannot open " + path, "path");
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.size() >= 116 && bytes.compare(0, 6, "MATLAB") == 0)
+    return Status("unsupported_format",
+                  path +
+                      ": MATLAB v5/v7 .mat files are not supported (only v4 files such as the "
+                      "PhysioNet Challenge ones); convert it to .npy, CSV or WFDB",
+                  "path");
+  size_t pos = 0;
+  struct Matrix {
+    std::string name;
+    int type;
+    int64_t rows, cols;
+    size_t offset;
+  };
+  std::vector<Matrix> matrices;
+  while (pos + 20 <= bytes.size()) {
+    int32_t hdr[5];
+    std::memcpy(hdr, bytes.data() + pos, 20);
+    const int type = hdr[0], m = type / 1000, p = (type / 10) % 10, t = type % 10;
+    static const int kSize[] = {8, 4, 4, 2, 2, 1};
+    if (type < 0 || type > 9999 || m != 0 || p > 5 || hdr[1] < 0 || hdr[2] < 0 || hdr[4] <= 0 ||
+        hdr[3] != 0)
+      return Status("bad_record",
+                    path +
+                        ": not a little-endian MATLAB v4 file of real matrices (matrix header at "
+                        "byte " +
+                        std::to_string(pos) + ")",
+                    "path");
+    const size_t name_at = pos + 20;
+    const size_t data_at = name_at + static_cast<size_t>(hdr[4]);
+    const size_t room = bytes.size() > data_at ? bytes.size() - data_at : 0;
+    if (hdr[1] > 0 && static_cast<size_t>(hdr[2]) > room / kSize[p] / static_cast<size_t>(hdr[1]))
+      return Status("bad_record", path + ": MATLAB v4 matrix runs past the end of the file",
+                    "path");
+    const size_t data_len = static_cast<size_t>(hdr[1]) * static_cast<size_t>(hdr[2]) * kSize[p];
+    if (data_at + data_len > bytes.size())
+      return Status("bad_record", path + ": MATLAB v4 matrix runs past the end of the file",
+                    "path");
+    std::string name = bytes.substr(name_at, static_cast<size_t>(hdr[4]));
+    name = name.substr(0, name.find('\0'));
+    if (t == 0) matrices.push_back({name, p, hdr[1], hdr[2], data_at});
+    pos = data_at + data_len;
+  }
+  const Matrix* mat = nullptr;
+  for (const auto& m : matrices)
+    if (m.name == "val") mat = &m;
+  if (!mat && matrices.size() == 1) mat = &matrices[0];
+  if (!mat)
+    return Status(
+        "bad_record",
+        path + ": no `val` matrix (found " + std::to_string(matrices.size()) + " numeric matrices)",
+        "path");
+  if (options.fs <= 0)
+    return Status("bad_request",
+                  path +
+                      ": a .mat file without a WFDB header carries no sample rate; pass it "
+                      "(--fs)",
+                  "fs");
+  // Column-major rows x cols; the shorter side is the leads (Challenge files are leads x samples).
+  const bool leads_are_rows = mat->rows <= mat->cols;
+  const int64_t n_leads = leads_are_rows ? mat->rows : mat->cols;
+  EcgRecord r;
+  r.path = path;
+  r.name = base_of(stem_path(path));
+  r.format = "mat";
+  r.fs = options.fs;
+  r.n_samples = leads_are_rows ? mat->cols : mat->rows;
+  auto names = channel_names(n_leads, options, &r.warnings);
+  if (!names.ok()) return with_path(names.status(), path);
+  r.leads = names.value();
+  r.units.assign(static_cast<size_t>(n_leads), options.units.empty() ? "mV" : options.units);
+  const char* base = bytes.data() + mat->offset;
+  const size_t total = static_cast<size_t>(n_leads * r.n_samples);
+  auto index = [&](int64_t l, int64_t t) {
+    return static_cast<size_t>(leads_are_rows ? t * mat->rows + l : l * mat->rows + t);
+  };
+  auto fill = [&](auto* dst, auto sample_type) {
+    using S = decltype(sample_type);
+    dst->resize(total);
+    for (int64_t l = 0; l < n_leads; ++l)
+      for (int64_t t = 0; t < r.n_samples; ++t) {
+        S v;
+        std::memcpy(&v, base + index(l, t) * sizeof(S), sizeof(S));
+        (*dst)[static_cast<size_t>(l * r.n_samples + t)] = v;
+      }
+  };
+  switch (mat->type) {
+    case 0:
+      r.dtype = "f64";
+      fill(&r.f64, double{});
+      break;
+    case 1:
+      r.dtype = "f32";
+      fill(&r.f32, float{});
+      break;
+    case 2:
+      r.dtype = "f64";
+      fill(&r.f64, int32_t{});
+      break;
+    case 3:
+      r.dtype = "i16";
+      fill(&r.i16, int16_t{});
+      break;
+    case 4:
+      r.dtype = "f32";
+      fill(&r.f32, uint16_t{});
+      break;
+    default:
+      r.dtype = "i16";
+      fill(&r.i16, uint8_t{});
+      break;
+  }
+  r.warnings.push_back("no WFDB header: sample values used as they are (no gain or baseline)");
+  return r;
+}
+
+Expected<EcgRecord> read_record(const std::string& path, const ReadOptions& options) {
+  if (is_dir(path))
+    return Status("unsupported_format", path + " is a directory, not a record", "path");
+  const std::string ext = ext_of(path);
+  const std::string header = stem_path(path) + ".hea";
+  if (ext == ".hea") {
+    if (!is_file(path)) return Status("not_found", path + " does not exist", "path");
+    return read_wfdb_record(path, options);
+  }
+  if (!is_file(path)) {
+    if (is_file(path + ".hea")) return read_wfdb_record(path + ".hea", options);
+    return Status("not_found", path + " does not exist", "path");
+  }
+  if (ext == ".npy") return read_npy_record(path, options);
+  if (ext == ".csv" || ext == ".tsv" || ext == ".txt") return read_csv_record(path, options);
+  if (is_file(header)) {
+    // A signal file (.dat, .mat, .xyz, ...) read through the header next to it when that header
+    // names it.
+    auto h = wfdb::read_header(header);
+    if (h.ok())
+      for (const auto& s : h->signals)
+        if (s.file_name == base_of(path)) return read_wfdb_record(header, options);
+  }
+  if (ext == ".mat") return read_mat_v4(path, options);
+  return Status("unsupported_format",
+                path + ": not a record format ecgq reads (WFDB .hea, .mat, .csv, .npy)", "path");
+}
+
+Expected<schema::Job> job_from_record(const EcgRecord& record) {
+  const int64_t n_leads = record.n_leads();
+  if (n_leads == 0 || record.n_samples == 0)
+    return Status("bad_record", record.path + ": the record holds no samples", "ecg");
+  schema::Job job;
+  job.fs = record.fs;
+  job.leads = record.leads;
+  job.ecg.dtype = record.dtype;
+  job.ecg.shape = {n_leads, record.n_samples};
+  const size_t total = static_cast<size_t>(n_leads * record.n_samples);
+  if (record.dtype == "i16") {
+    job.ecg.data.assign(reinterpret_cast<const char*>(record.i16.data()), total * 2);
+  } else if (record.dtype == "f32") {
+    job.ecg.data.assign(reinterpret_cast<const char*>(record.f32.data()), total * 4);
+  } else if (record.dtype == "f64") {
+    job.ecg.data.assign(reinterpret_cast<const char*>(record.f64.data()), total * 8);
+  } else {
+    return Status("bad_record", record.path + ": unknown sample type '" + record.dtype + "'",
+                  "ecg");
+  }
+  // Fold each lead's units into its gain so that the whole job is in mV; non-voltage channels
+  // (NU) keep their gain, which is harmless because the model ignores them.
+  std::vector<double> gains, baselines;
+  bool any_scaled = false;
+  for (int64_t l = 0; l < n_leads; ++l) {
+    const std::string units = l < static_cast<int64_t>(record.units.size()) ? record.units[l] : "";
+    double f = to_mv(units);
+    if (!std::isfinite(f)) f = 1.0;
+    any_scaled = any_scaled || f != 1.0;
+    const double g = record.gains.empty() ? 1.0 : record.gains[l];
+    gains.push_back(g / f);
+    baselines.push_back(record.baselines.empty() ? 0.0 : record.baselines[l]);
+  }
+  auto collapse = [](std::vector<double> v, double neutral) {
+    for (double x : v)
+      if (x != v[0]) return v;
+    if (v[0] == neutral) return std::vector<double>{};
+    return std::vector<double>{v[0]};
+  };
+  if (!record.gains.empty() || any_scaled) job.gain = collapse(gains, 1.0);
+  if (!record.baselines.empty()) job.baseline = collapse(baselines, 0.0);
+  job.units = "mV";
+  return job;
+}
+
+}  // namespace ecgq
