@@ -58,6 +58,12 @@ void BrokerLink::stop() {
     s.done(local_error(s.job.id, "shutting_down", "the gateway is stopping"));
     in_flight_.fetch_sub(1);
   }
+  std::vector<std::pair<std::string, JobLookup>> lookups;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    lookups.swap(lookups_);
+  }
+  for (auto& [id, done] : lookups) done(Status("shutting_down", "the gateway is stopping"));
   auto pending = std::move(pending_);
   pending_.clear();
   for (auto& [id, p] : pending) {
@@ -88,6 +94,42 @@ void BrokerLink::cancel(const std::string& id) {
   wake_.notify_one();
 }
 
+void BrokerLink::lookup(const std::string& id, JobLookup done) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!stopping_) {
+      lookups_.emplace_back(id, std::move(done));
+      done = nullptr;
+    }
+  }
+  if (done) return done(Status("shutting_down", "the gateway is stopping"));
+  wake_.notify_one();
+}
+
+void BrokerLink::answer_lookups(std::vector<std::pair<std::string, JobLookup>> lookups) {
+  for (auto& [id, done] : lookups) {
+    auto reply = clients_[0]->mmi("mmi.job", {ext::encode_job_query({{id}})}, Millis(2000));
+    if (!reply) {
+      done(reply.status());
+      continue;
+    }
+    const std::string body = reply->empty() ? std::string() : (*reply)[0];
+    if (body == "501") {
+      done(Status("unsupported", "the broker does not offer mmi.job"));
+      continue;
+    }
+    auto jobs = ext::decode_job_reply(body);
+    if (!jobs) {
+      done(jobs.status());
+    } else if (jobs->jobs.size() != 1) {
+      done(Status("bad_result", "mmi.job answered for " + std::to_string(jobs->jobs.size()) +
+                                    " jobs, asked for one"));
+    } else {
+      done(std::move(jobs->jobs[0]));
+    }
+  }
+}
+
 StatusSnapshot BrokerLink::status() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return snapshot_;
@@ -104,9 +146,10 @@ void BrokerLink::run() {
       std::unique_lock<std::mutex> lock(mutex_);
       if (stopping_) return;
       // Idle: sleep until a submission, a cancel or the next status refresh.
-      if (pending_.empty() && inbox_.empty() && cancels_.empty()) {
-        wake_.wait_until(lock, status_due_,
-                         [&] { return stopping_ || !inbox_.empty() || !cancels_.empty(); });
+      if (pending_.empty() && inbox_.empty() && cancels_.empty() && lookups_.empty()) {
+        wake_.wait_until(lock, status_due_, [&] {
+          return stopping_ || !inbox_.empty() || !cancels_.empty() || !lookups_.empty();
+        });
         if (stopping_) return;
       }
     }
@@ -120,10 +163,12 @@ void BrokerLink::run() {
 void BrokerLink::take_inbox() {
   std::deque<Submission> inbox;
   std::vector<std::string> cancels;
+  std::vector<std::pair<std::string, JobLookup>> lookups;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     inbox.swap(inbox_);
     cancels.swap(cancels_);
+    lookups.swap(lookups_);
   }
   for (auto& s : inbox) {
     const size_t c = next_connection_++ % clients_.size();
@@ -138,6 +183,7 @@ void BrokerLink::take_inbox() {
     pending_[id] = Pending{std::move(s.done), std::move(s.progress), SteadyClock::now() + s.wait,
                            has_deadline, c};
   }
+  answer_lookups(std::move(lookups));
   for (const auto& id : cancels) {
     auto it = pending_.find(id);
     if (it == pending_.end()) continue;

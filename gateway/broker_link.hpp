@@ -19,6 +19,7 @@
 #include "client/json_output.hpp"
 #include "common/duration.hpp"
 #include "common/time.hpp"
+#include "protocol/extensions.hpp"
 #include "protocol/schema.hpp"
 
 namespace ecgq::gateway {
@@ -47,6 +48,10 @@ using JobDone = std::function<void(schema::Result result)>;
 // Gets the job's PARTIALs (queued, waking, running); called on the link thread.
 using JobProgress = std::function<void(const schema::Progress& progress)>;
 
+// Gets what the broker knows of a job (mmi.job), or why it could not be asked; called on the
+// link thread.
+using JobLookup = std::function<void(Expected<ext::JobInfo> info)>;
+
 // The thread and its connections; start() once, stop() (or destruction) ends every pending job.
 class BrokerLink {
  public:
@@ -66,6 +71,8 @@ class BrokerLink {
   bool submit(schema::Job job, Millis wait, JobDone done, JobProgress progress = {});
   // Asks the broker to cancel job `id` if it is still queued (best effort, asynchronous).
   void cancel(const std::string& id);
+  // Asks the broker what it knows of job `id` (mmi.job: state, result); `done` is called once.
+  void lookup(const std::string& id, JobLookup done);
   // The latest mmi.status.
   StatusSnapshot status() const;
   // Jobs queued here or outstanding at the broker.
@@ -89,6 +96,7 @@ class BrokerLink {
   };
   void run();
   void take_inbox();
+  void answer_lookups(std::vector<std::pair<std::string, JobLookup>> lookups);
   void poll_connection(size_t index);
   void expire_jobs();
   void refresh_status();
@@ -102,10 +110,11 @@ class BrokerLink {
   size_t next_status_ = 0;
   SteadyClock::time_point status_due_;
 
-  mutable std::mutex mutex_;  // guards inbox_, cancels_, snapshot_, labels_, stopping_
+  mutable std::mutex mutex_;  // guards inbox_, cancels_, lookups_, snapshot_, labels_, stopping_
   std::condition_variable wake_;
   std::deque<Submission> inbox_;
   std::vector<std::string> cancels_;
+  std::vector<std::pair<std::string, JobLookup>> lookups_;
   StatusSnapshot snapshot_;
   std::vector<std::string> labels_;
   bool stopping_ = false;

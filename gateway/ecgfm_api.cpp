@@ -1,5 +1,6 @@
 // The ECG-FM API of the gateway: GET /, /health, /info, POST /predict, GET and DELETE /jobs/ID,
 // GET /metrics and /openapi.json.
+#include <algorithm>
 #include <boost/asio/post.hpp>
 
 #include "client/json_output.hpp"
@@ -184,14 +185,56 @@ void Gateway::post_predict(HttpRequest& request, const RequestContext& ctx, Resp
   boost::asio::post(*pool_, std::move(work));
 }
 
+namespace {
+
+// The /jobs/ID answer for what the broker knows of a job (mmi.job); every output the result
+// carries is shown (the request's own choice is not known there).
+HttpResponse broker_job_response(const std::string& id, Expected<ext::JobInfo> info) {
+  if (!info) {
+    const Status& s = info.status();
+    if (s.code() == "unsupported") return error_response("no_such_job", s.message(), "id");
+    return error_response(s.code() == "shutting_down" ? "shutting_down" : "broker_unreachable",
+                          "cannot ask the broker about the job: " + s.message());
+  }
+  if (info->state == "unknown" || info->state.empty())
+    return error_response("no_such_job", "no job with this id (unknown or expired)", "id");
+  Json j = {{"id", id}, {"state", info->state}};
+  if (info->position >= 0) j["position"] = info->position;
+  if (!info->result.empty()) {
+    auto r = schema::decode_result(info->result);
+    if (r && r->status == "ok") {
+      j["http_status"] = 200;
+      j["result"] = client::result_json("", *r, schema::kOutputNames);
+    } else if (r) {
+      const auto e = r->error.value_or(schema::ErrorInfo{"internal", "no error given", "", {}});
+      j["http_status"] = http_status(e.code);
+      j["error"] = {{"code", e.code}, {"message", e.message}, {"field", e.field}};
+    }
+  }
+  return json_response(200, j);
+}
+
+// Ids this gateway gives ("g" + 128 random bits in hex): knowing one is the right to read it.
+bool gateway_job_id(const std::string& id) {
+  return id.size() == 33 && id[0] == 'g' && std::all_of(id.begin() + 1, id.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+}  // namespace
+
 void Gateway::get_job(HttpRequest&, const RequestContext& ctx, Respond respond) {
   const std::string id = ctx.params.at("id");
   auto rec = jobs_.get(id);
+  if (!rec && gateway_job_id(id)) {
+    // Not in this gateway's record (restarted, or submitted through another gateway): the
+    // broker keeps results by id for its result_ttl.
+    return link_->lookup(id, [id, respond](Expected<ext::JobInfo> info) {
+      respond(broker_job_response(id, std::move(info)));
+    });
+  }
   if (!rec)
-    return respond(error_response("no_such_job",
-                                  "no job with this id (unknown, expired, or submitted through "
-                                  "another gateway)",
-                                  "id"));
+    return respond(error_response("no_such_job", "no job with this id (unknown or expired)", "id"));
   if (rec->owner != ctx.token)
     return respond(error_response("forbidden", "the job belongs to another token", "id"));
   Json j = {{"id", id}, {"state", rec->state}};

@@ -106,6 +106,7 @@ Json schemas() {
   s["JobState"] = object(
       {{"id", type("string")},
        {"state", Json{{"type", "string"}, {"enum", {"queued", "running", "done", "failed"}}}},
+       {"position", type("integer")},
        {"http_status", type("integer")},
        {"result", ref("Result")},
        {"error", type("object")}},
@@ -232,7 +233,8 @@ void add_ecgfm_paths(Json& paths) {
                            responses({{200, "the job", "JobState"},
                                       {401, "missing or unknown token", "Error"},
                                       {403, "the job belongs to another token", "Error"},
-                                      {404, "unknown or expired job", "Error"}}));
+                                      {404, "unknown or expired job", "Error"},
+                                      {503, "the broker cannot be asked (Retry-After)", "Error"}}));
   get_job["parameters"] = Json::array({path_param("id", "the job id")});
   paths["/jobs/{id}"]["get"] = get_job;
   Json del_job = operation("Cancel an ?async=1 job that is still queued",

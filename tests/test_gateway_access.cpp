@@ -231,6 +231,38 @@ TEST(GatewayAccess, AClientThatLeavesHasItsQueuedJobCancelled) {
       << metrics;
 }
 
+TEST(GatewayAccess, JobsOfAnotherGatewayAreReadFromTheBroker) {
+  ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq-gateway");
+  Broker broker;
+  ASSERT_TRUE(broker.ready) << broker.diagnostics();
+  auto worker = start_demo_worker(broker.endpoint, "job-w1");
+  std::string location;
+  {
+    GatewayProcess first(broker.endpoint);
+    ASSERT_TRUE(first.ready) << first.proc->stderr_text();
+    auto c = first.client();
+    ASSERT_TRUE(wait_until([&] { return c->Get("/health")->status == 200; }, 60s));
+    auto r = c->Post("/predict?async=1", samples_json(5000), "application/json");
+    ASSERT_EQ(r->status, 202) << r->body;
+    location = r->get_header_value("Location");
+    ASSERT_TRUE(wait_until(
+        [&] { return body_json(c->Get(location.c_str())).value("state", "") == "done"; }, 30s));
+  }  // the first gateway is gone, and its record of the job with it
+  GatewayProcess second(broker.endpoint);
+  ASSERT_TRUE(second.ready) << second.proc->stderr_text();
+  auto c = second.client();
+  auto r = c->Get(location.c_str());
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto j = body_json(r);
+  EXPECT_EQ(j["state"], "done");
+  EXPECT_EQ(j["http_status"], 200);
+  EXPECT_EQ(j["result"]["probs"].size(), 17u);
+  EXPECT_EQ("/jobs/" + j["result"]["id"].get<std::string>(), location);
+  // An id of the gateway's form that the broker does not know, and one of another form.
+  EXPECT_EQ(c->Get(("/jobs/g" + std::string(32, '0')).c_str())->status, 404);
+  EXPECT_EQ(c->Get("/jobs/c1234-1")->status, 404);
+}
+
 TEST(GatewayAccess, BrokerDownIs503NotAHang) {
   ECGQ_REQUIRE_BINARIES("ecgq-gateway");
   GatewayProcess gw("tcp://127.0.0.1:" + std::to_string(free_port()), {"--broker-timeout", "2s"});
