@@ -171,7 +171,7 @@ void Gateway::post_predict(HttpRequest& request, const RequestContext& ctx, Resp
           jobs_.finish(id, r.status == "ok", res.status, std::move(res.body));
         },
         [this, id](const schema::Progress& p) {
-          jobs_.progress(id, p.event == "queued" ? "queued" : "running");
+          jobs_.progress(id, p.event == "running" || p.event == "waking" ? "running" : "queued");
         });
     if (!queued) {
       jobs_.finish(id, false, 503, "");
