@@ -80,7 +80,10 @@ compose_test() {
 
   say "compose: base image debian:bookworm (scripts/docker-base)"
   t0=$SECONDS
-  "$ROOT/scripts/docker-base" || die "no debian:bookworm base image (scripts/docker-base)"
+  if ! "$ROOT/scripts/docker-base"; then
+    unavailable "compose: no debian:bookworm base image could be had (scripts/docker-base: no registry, no debootstrap mirror)"
+    return 0
+  fi
   BASE_S=$((SECONDS - t0))
 
   say "compose: building the image from the working tree (scripts/build-image)"
