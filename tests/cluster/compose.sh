@@ -94,22 +94,31 @@ compose_test() {
   }
   BUILD_S=$((SECONDS - t0))
   IMAGE_MB="$(dk image inspect -f '{{.Size}}' ecgq:latest | awk '{ printf "%.0f", $1 / 1e6 }')"
-  # What the image promises: labels, a non-root user, a health check, the probe commands.
-  local version
+  BROKER_IMAGE_MB="$(dk image inspect -f '{{.Size}}' ecgq-broker:latest | awk '{ printf "%.0f", $1 / 1e6 }')"
+  # What the images promise: labels, a non-root user, a health check, the probe commands.
+  local version image
   version="$(sed -n 's/^project(ecgq VERSION \([0-9][0-9.]*\).*/\1/p' "$ROOT/CMakeLists.txt")"
-  [[ "$(field ecgq:latest '{{index .Config.Labels "org.opencontainers.image.version"}}')" == "$version" ]] ||
-    die "image label org.opencontainers.image.version is not $version"
-  [[ -n "$(field ecgq:latest '{{index .Config.Labels "org.opencontainers.image.revision"}}')" ]] ||
-    die "image has no org.opencontainers.image.revision label"
-  [[ "$(field ecgq:latest '{{.Config.User}}')" =~ ^(ecgq|10001) ]] || die "image does not run as the ecgq user"
-  [[ -n "$(field ecgq:latest '{{.Config.Healthcheck}}')" ]] || die "image has no HEALTHCHECK"
+  for image in ecgq:latest ecgq-broker:latest; do
+    [[ "$(field $image '{{index .Config.Labels "org.opencontainers.image.version"}}')" == "$version" ]] ||
+      die "$image: label org.opencontainers.image.version is not $version"
+    [[ -n "$(field $image '{{index .Config.Labels "org.opencontainers.image.revision"}}')" ]] ||
+      die "$image has no org.opencontainers.image.revision label"
+    [[ "$(field $image '{{.Config.User}}')" =~ ^(ecgq|10001) ]] || die "$image does not run as the ecgq user"
+    [[ -n "$(field $image '{{.Config.Healthcheck}}')" ]] || die "$image has no HEALTHCHECK"
+  done
   dk run --rm --entrypoint /bin/sh ecgq:latest -c '
       set -e; [ "$(id -u)" != 0 ]
       for b in ecgq-broker ecgq-worker ecgq; do
         ! ldd /usr/local/bin/$b | grep "not found"; $b --version >/dev/null; done
       ecgq-healthcheck --help >/dev/null; ecgq-worker fetch --help >/dev/null
       ecgq status --help >/dev/null' >"$dir/image-check.log" 2>&1 ||
-    die "image check failed: $(cat "$dir/image-check.log")"
+    die "ecgq image check failed: $(cat "$dir/image-check.log")"
+  dk run --rm --entrypoint /bin/sh ecgq-broker:latest -c '
+      set -e; [ "$(id -u)" != 0 ]; [ ! -e /usr/local/bin/ecgq-worker ]
+      for b in ecgq-broker ecgq; do
+        ! ldd /usr/local/bin/$b | grep "not found"; $b --version >/dev/null; done
+      ecgq-healthcheck --help >/dev/null; ecgq status --help >/dev/null' >"$dir/image-check.log" 2>&1 ||
+    die "ecgq-broker image check failed: $(cat "$dir/image-check.log")"
 
   # The fake hub on the Docker bridge's host address (reachable from the containers only).
   local gw
@@ -133,7 +142,7 @@ EOF
   if [[ "${ECGQ_CLUSTER_JOURNAL:-}" == 1 ]]; then COMPOSE_FILES+=(-f "$ROOT/compose.journal.yaml"); fi
   local port
   port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  export ECGQ_IMAGE=ecgq:latest ECGQ_CHECKPOINT="$HUB_REF" HF_ENDPOINT="http://ecgq-test-hub:$hub_port" \
+  export ECGQ_IMAGE=ecgq:latest ECGQ_BROKER_IMAGE=ecgq-broker:latest ECGQ_CHECKPOINT="$HUB_REF" HF_ENDPOINT="http://ecgq-test-hub:$hub_port" \
     ECGQ_RESULT_CACHE_ENTRIES=0 ECGQ_PUBLISH="127.0.0.1:$port" ECGQ_THREADS=1 ECGQ_IDLE_TIMEOUT=15m
   CLEANUPS+=(compose_down_check)
   compose_down_check || true
@@ -228,6 +237,6 @@ EOF
   t0=$(now_ms)
   compose_down_check || die "compose down left containers, networks or volumes of $COMPOSE_PROJECT"
   DOWN_MS=$(( $(now_ms) - t0 ))
-  COMPOSE_SUMMARY="compose: image ${IMAGE_MB} MB built in ${BUILD_S} s (base ${BASE_S} s), up ${#workers[@]} workers in $(secs $UP_MS) s, batch 1 $batch1_ok/$RECORDS_PER_COPY ok, batch 2 $total answered exactly once: $ok ok, $errors lost to the broker kill ($codes), worker kill -9 at $KILL_WORKER_AT -> running in $(secs $WORKER_RESTART_MS) s, broker kill -9 at $KILL_BROKER_AT -> running in $(secs $BROKER_RESTART_MS) s, serving in $(secs $BROKER_SERVING_MS) s, 3 workers back in $(secs $WORKERS_BACK_MS) s, model downloads $gets, copies $blobs, down in $(secs $DOWN_MS) s"
+  COMPOSE_SUMMARY="compose: images ecgq ${IMAGE_MB} MB and ecgq-broker ${BROKER_IMAGE_MB} MB built in ${BUILD_S} s (base ${BASE_S} s), up ${#workers[@]} workers in $(secs $UP_MS) s, batch 1 $batch1_ok/$RECORDS_PER_COPY ok, batch 2 $total answered exactly once: $ok ok, $errors lost to the broker kill ($codes), worker kill -9 at $KILL_WORKER_AT -> running in $(secs $WORKER_RESTART_MS) s, broker kill -9 at $KILL_BROKER_AT -> running in $(secs $BROKER_RESTART_MS) s, serving in $(secs $BROKER_SERVING_MS) s, 3 workers back in $(secs $WORKERS_BACK_MS) s, model downloads $gets, copies $blobs, down in $(secs $DOWN_MS) s"
   say "$COMPOSE_SUMMARY"
 }

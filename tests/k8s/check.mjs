@@ -94,19 +94,34 @@ async function validateSchema(obj, where) {
 }
 
 // --- the image's programs ------------------------------------------------------------------
-// Programs under /usr/local/bin in the image: from the Dockerfile's COPY lines.
+// Programs under /usr/local/bin in each image, from the Dockerfile: a stage has its own COPY
+// lines and those of the stage it starts FROM. The image ecgq is the last stage; ecgq-NAME is
+// the stage NAME (scripts/build-image: --target NAME).
 function imagePrograms() {
   const text = fs.readFileSync(path.join(ROOT, "Dockerfile"), "utf8").replace(/\\\n/g, " ");
-  const progs = new Set(["sh", "/bin/sh", "sleep", "echo", "exec", "until", "do", "done", "true"]);
+  const shell = ["sh", "/bin/sh", "sleep", "echo", "exec", "until", "do", "done", "true"];
+  const stages = new Map();
+  let cur = null;
+  let last = null;
   for (const line of text.split("\n")) {
+    const from = line.match(/^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/i);
+    if (from) {
+      const parent = stages.get(from[1]);
+      cur = new Set(parent ? parent : shell);
+      last = cur;
+      if (from[2]) stages.set(from[2], cur);
+      continue;
+    }
     const m = line.match(/^COPY\s+(.*)\s+\/usr\/local\/bin\/(\S*)\s*$/);
-    if (!m) continue;
-    if (m[2]) progs.add(m[2]);
-    else for (const src of m[1].split(/\s+/).filter((s) => !s.startsWith("--"))) progs.add(path.basename(src));
+    if (!m || !cur) continue;
+    if (m[2]) cur.add(m[2]);
+    else for (const src of m[1].split(/\s+/).filter((s) => !s.startsWith("--"))) cur.add(path.basename(src));
   }
-  return progs;
+  const images = new Map([["ecgq", last]]);
+  for (const [name, progs] of stages) images.set(`ecgq-${name}`, progs);
+  return images;
 }
-const PROGRAMS = imagePrograms();
+const IMAGES = imagePrograms();
 const helpCache = new Map();
 function help(prog, sub) {
   const k = `${prog} ${sub || ""}`;
@@ -129,20 +144,22 @@ function help(prog, sub) {
 const SUBCOMMANDS = { "ecgq-worker": ["serve", "fetch", "infer", "inspect"], ecgq: ["submit", "status", "keygen"] };
 
 // Checks one command line (argv, or the words of a `sh -c` script) of the image's programs.
-function checkCommand(argv, where) {
+function checkCommand(argv, where, image) {
   if (argv[0] === "/bin/sh" || argv[0] === "sh") {
     check(argv[1] === "-c" && typeof argv[2] === "string", where, "sh without -c SCRIPT");
     const words = (argv[2] || "").replace(/["';&|]/g, " ").split(/\s+/).filter(Boolean);
     words.forEach((w, i) => {
       if (/^ecgq/.test(w)) {
         const end = words.findIndex((x, j) => j > i && ["do", "done", "then", "fi", "echo", "sleep"].includes(x));
-        checkCommand(words.slice(i, end < 0 ? undefined : end), `${where} (sh -c)`);
+        checkCommand(words.slice(i, end < 0 ? undefined : end), `${where} (sh -c)`, image);
       }
     });
     return;
   }
   const prog = argv[0];
-  if (!check(PROGRAMS.has(prog), where, `${prog} is not a program of the image (Dockerfile)`)) return;
+  const programs = IMAGES.get(image);
+  if (!check(programs, where, `image ${image} is not built by the Dockerfile (ecgq or ecgq-STAGE)`)) return;
+  if (!check(programs.has(prog), where, `${prog} is not a program of the image ${image} (Dockerfile)`)) return;
   if (!prog.startsWith("ecgq")) return;
   const sub = (SUBCOMMANDS[prog] || []).find((s) => argv.includes(s));
   if (SUBCOMMANDS[prog]) check(sub, where, `${prog} without a subcommand (${SUBCOMMANDS[prog].join(", ")})`);
@@ -198,7 +215,8 @@ function crossCheck(objs, render) {
     }
     for (const c of [...(spec.initContainers || []), ...(spec.containers || [])]) {
       const cw = where(w, ` container ${c.name}`);
-      check(splitImage(c.image)[0].endsWith("ecgq"), cw, `image ${c.image} is not the ecgq image`);
+      const image = path.basename(splitImage(c.image)[0]);
+      check(IMAGES.has(image), cw, `image ${c.image} is not an ecgq image (${[...IMAGES.keys()].join(", ")})`);
       check(c.resources?.requests?.memory && c.resources?.limits?.memory && c.resources?.requests?.cpu, cw, "needs memory requests and limits and a cpu request");
       check(c.securityContext?.allowPrivilegeEscalation === false, cw, "allowPrivilegeEscalation is not false");
       for (const m of c.volumeMounts || []) {
@@ -216,10 +234,10 @@ function crossCheck(objs, render) {
         const m = e.valueFrom?.configMapKeyRef;
         if (m) check(named("ConfigMap", m.name)?.data?.[m.key] !== undefined, cw, `env ${e.name}: config map ${m.name} key ${m.key} does not exist`);
       }
-      checkCommand([...(c.command || []), ...(c.args || [])], cw);
+      checkCommand([...(c.command || []), ...(c.args || [])], cw, image);
       for (const p of ["readinessProbe", "livenessProbe", "startupProbe"]) {
         if (!c[p]) continue;
-        if (c[p].exec) checkCommand(c[p].exec.command, `${cw} ${p}`);
+        if (c[p].exec) checkCommand(c[p].exec.command, `${cw} ${p}`, image);
         const port = c[p].httpGet?.port ?? c[p].tcpSocket?.port;
         if (port !== undefined) check((c.ports || []).some((x) => x.name === port || x.containerPort === port), `${cw} ${p}`, `port ${port} is not a container port`);
       }
