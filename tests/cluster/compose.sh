@@ -233,10 +233,15 @@ EOF
   [[ "$gets" -eq 1 && "$blobs" -eq 1 ]] ||
     die "model cache: $gets downloads and $blobs copies for 3 workers and their restarts (want 1 and 1)"
 
+  # Memory of the broker and a worker after the batches (demo model: the worker's is LibTorch's
+  # baseline plus a tiny model; docs/performance.md has the full model's).
+  MEM="$(dk stats --no-stream --format '{{.MemUsage}}' "$(service_ids broker | head -n1)" "${workers[1]}" |
+    awk '{ print $1 }' | paste -sd/)"
+
   say "compose: down"
   t0=$(now_ms)
   compose_down_check || die "compose down left containers, networks or volumes of $COMPOSE_PROJECT"
   DOWN_MS=$(( $(now_ms) - t0 ))
-  COMPOSE_SUMMARY="compose: images ecgq ${IMAGE_MB} MB and ecgq-broker ${BROKER_IMAGE_MB} MB built in ${BUILD_S} s (base ${BASE_S} s), up ${#workers[@]} workers in $(secs $UP_MS) s, batch 1 $batch1_ok/$RECORDS_PER_COPY ok, batch 2 $total answered exactly once: $ok ok, $errors lost to the broker kill ($codes), worker kill -9 at $KILL_WORKER_AT -> running in $(secs $WORKER_RESTART_MS) s, broker kill -9 at $KILL_BROKER_AT -> running in $(secs $BROKER_RESTART_MS) s, serving in $(secs $BROKER_SERVING_MS) s, 3 workers back in $(secs $WORKERS_BACK_MS) s, model downloads $gets, copies $blobs, down in $(secs $DOWN_MS) s"
+  COMPOSE_SUMMARY="compose: images ecgq ${IMAGE_MB} MB and ecgq-broker ${BROKER_IMAGE_MB} MB built in ${BUILD_S} s (base ${BASE_S} s), up ${#workers[@]} workers in $(secs $UP_MS) s, batch 1 $batch1_ok/$RECORDS_PER_COPY ok, batch 2 $total answered exactly once: $ok ok, $errors lost to the broker kill ($codes), worker kill -9 at $KILL_WORKER_AT -> running in $(secs $WORKER_RESTART_MS) s, broker kill -9 at $KILL_BROKER_AT -> running in $(secs $BROKER_RESTART_MS) s, serving in $(secs $BROKER_SERVING_MS) s, 3 workers back in $(secs $WORKERS_BACK_MS) s, model downloads $gets, copies $blobs, memory broker/worker $MEM, down in $(secs $DOWN_MS) s"
   say "$COMPOSE_SUMMARY"
 }
