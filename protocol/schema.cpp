@@ -294,7 +294,7 @@ void pack_model(Packer& pk, const ModelIdentity& m) {
 }
 
 Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::string& field,
-                                        size_t rank, bool copy_data) {
+                                        size_t rank, bool copy_data, std::string_view* data_view) {
   if (o.type != msgpack::type::MAP) {
     return wrong_type(field, "a map {dtype, shape, data}", o);
   }
@@ -363,6 +363,7 @@ Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::str
                   field + ".data");
   }
   if (copy_data) a.data.assign(data->via.bin.ptr, data->via.bin.size);
+  if (data_view != nullptr) *data_view = std::string_view(data->via.bin.ptr, data->via.bin.size);
   return a;
 }
 
@@ -421,7 +422,8 @@ std::string encode_job(const Job& job) {
   return std::string(buf.data(), buf.size());
 }
 
-Expected<Job> detail::decode_job_body(const std::string& body, bool copy_samples) {
+Expected<Job> detail::decode_job_body(const std::string& body, bool copy_samples,
+                                      std::string_view* samples) {
   auto parsed = detail::parse_map(body);
   if (!parsed) return parsed.status();
   const msgpack::object& root = parsed->get();
@@ -483,7 +485,7 @@ Expected<Job> detail::decode_job_body(const std::string& body, bool copy_samples
   }
   if (ecg == nullptr)
     return bad_request("missing ecg (a map {dtype, shape: [leads, samples], data})", "ecg");
-  auto arr = detail::decode_typed_array(*ecg, "ecg", 2, copy_samples);
+  auto arr = detail::decode_typed_array(*ecg, "ecg", 2, copy_samples, samples);
   if (!arr) return arr.status();
   job.ecg = std::move(*arr);
   const int64_t n_leads = job.ecg.shape[0];

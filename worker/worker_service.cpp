@@ -9,7 +9,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "protocol/schema_msgpack.hpp"
+#include "protocol/extensions.hpp"
 #include "common/memory.hpp"
 
 namespace ecgq {
@@ -20,10 +20,6 @@ using Clock = std::chrono::steady_clock;
 
 double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-void pack_string(msgpack::packer<msgpack::sbuffer>& pk, const std::string& s) {
-  pk.pack(s);
 }
 
 std::string host_name() {
@@ -78,46 +74,26 @@ void WorkerService::request_stop() {
 // ---------------------------------------------------------------- I/O thread
 
 std::string WorkerService::ready_metadata() const {
-  const schema::ModelIdentity id = lifecycle_->identity();
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_map(7);
-  pack_string(pk, "v");
-  pk.pack(1);
-  pack_string(pk, "capacity");
-  pk.pack(options_.capacity);
-  pack_string(pk, "state");
-  pack_string(pk, state_name(lifecycle_->state()));
-  pack_string(pk, "worker_id");
-  pack_string(pk, options_.worker_id);
-  pack_string(pk, "model");
-  schema::detail::pack_model(pk, id);
-  pack_string(pk, "pid");
-  pk.pack(static_cast<int64_t>(::getpid()));
-  pack_string(pk, "host");
-  pack_string(pk, host_name());
-  return std::string(buf.data(), buf.size());
+  ext::ReadyMetadata m;
+  m.capacity = options_.capacity;
+  m.state = parse_worker_state(state_name(lifecycle_->state()));
+  m.worker_id = options_.worker_id;
+  m.model = lifecycle_->identity();
+  m.pid = static_cast<int64_t>(::getpid());
+  m.host = host_name();
+  return ext::encode_ready(m);
 }
 
 std::string WorkerService::status_frame() const {
-  const schema::ModelIdentity id = lifecycle_->identity();
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_map(6);
-  pack_string(pk, "state");
-  pack_string(pk, state_name(lifecycle_->state()));
-  pack_string(pk, "rss_bytes");
-  pk.pack(resident_bytes());
-  pack_string(pk, "jobs_done");
-  pk.pack(counters_.jobs_done.load());
-  pack_string(pk, "inflight");
-  pk.pack(counters_.inflight.load());
-  pack_string(pk, "capacity");
-  pk.pack(options_.capacity);
+  ext::WorkerStatus s;
+  s.state = parse_worker_state(state_name(lifecycle_->state()));
+  s.rss_bytes = resident_bytes();
+  s.jobs_done = counters_.jobs_done.load();
+  s.inflight = counters_.inflight.load();
+  s.capacity = options_.capacity;
   // The sha256 is known only after the first load, so the broker learns it from here.
-  pack_string(pk, "model");
-  schema::detail::pack_model(pk, id);
-  return std::string(buf.data(), buf.size());
+  s.model = lifecycle_->identity();
+  return ext::encode_worker_status(s);
 }
 
 void WorkerService::send(const mdp::Frames& frames) {

@@ -67,6 +67,28 @@ def body_seeds():
                                                   "position": 3}, use_bin_type=True))
 
 
+def extension_seeds():
+    model = {"kind": "ecgfm", "name": "m.pt", "sha256": "ab" * 32, "precision": "fp32"}
+    put("fuzz_bodies", "ready", msgpack.packb(
+        {"v": 1, "capacity": 2, "state": "asleep", "worker_id": "w1", "model": model,
+         "pid": 42, "host": "h"}, use_bin_type=True))
+    put("fuzz_bodies", "worker_status", msgpack.packb(
+        {"state": "warm", "rss_bytes": 4096, "jobs_done": 3, "inflight": 1, "capacity": 2,
+         "model": model}, use_bin_type=True))
+    put("fuzz_bodies", "keep_warm", msgpack.packb({"keep_warm": True}, use_bin_type=True))
+    put("fuzz_bodies", "cancel", msgpack.packb({"ids": ["a", "b"], "all": False},
+                                               use_bin_type=True))
+    worker = {"id": "w1", "state": "busy", "capacity": 2, "in_flight": 1, "jobs_done": 3,
+              "last_heartbeat_ms": 10, "rss_bytes": -1, "keep_warm": True, "model": model,
+              "pid": 42, "host": "h"}
+    put("fuzz_bodies", "status", msgpack.packb(
+        {"v": 1, "uptime_ms": 5, "shutting_down": False,
+         "services": {"ecg-fm": {"ecgq": True, "queued": 1, "in_flight": 1, "clients_waiting": 1,
+                                 "service_ms": 1.5, "workers": [worker]}},
+         "counters": {"received": 1, "errors": {"queue_full": 1}},
+         "result_cache": {"enabled": True, "hit_rate": 0.5}}, use_bin_type=True))
+
+
 def npy_seeds():
     for name, arr in [("f32", np.zeros((12, 8), "<f4")), ("f64", np.ones((2, 3), "<f8")),
                       ("i16", np.arange(6, dtype="<i2").reshape(2, 3))]:
@@ -106,6 +128,7 @@ if __name__ == "__main__":
     shutil.rmtree(CORPUS, ignore_errors=True)
     mdp_seeds()
     body_seeds()
+    extension_seeds()
     npy_seeds()
     record_seeds()
     checkpoint_seeds()
