@@ -22,6 +22,13 @@ std::string id_prefix_now() {
   return prefix;
 }
 
+// The wall clock in unix milliseconds (the journal's times survive a restart; steady ones do not).
+int64_t wall_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // What a send is, for logs: its command and the job it concerns.
 std::string describe(const mdp::Frames& frames, const std::string& job) {
   std::string what = "?";
@@ -36,7 +43,25 @@ std::string describe(const mdp::Frames& frames, const std::string& job) {
 }  // namespace
 
 Broker::Broker(BrokerConfig config)
-    : config_(std::move(config)), context_(1), core_(config_, SteadyClock::now(), id_prefix_now()) {}
+    : config_(std::move(config)),
+      context_(1),
+      core_(config_, SteadyClock::now(), id_prefix_now(), wall_now_ms()) {}
+
+Status Broker::open_journal() {
+  if (config_.journal.empty()) return Status::Ok();
+  JournalOptions options;
+  options.path = config_.journal;
+  options.max_bytes = config_.journal_max_bytes;
+  auto journal = Journal::open(options);
+  if (!journal) return journal.status();
+  journal_ = std::move(*journal);
+  auto jobs = journal_->load();
+  if (!jobs) return jobs.status();
+  spdlog::info("event=journal_open path={} bytes={} jobs={}", config_.journal,
+               journal_->size_bytes(), jobs->size());
+  handle(Restore{std::move(*jobs), wall_now_ms(), SteadyClock::now()});
+  return Status::Ok();
+}
 
 Status Broker::bind() {
   const std::string endpoints[2] = {config_.bind, config_.worker_bind};
@@ -63,19 +88,24 @@ Status Broker::bind() {
 }
 
 int Broker::run(const std::function<bool()>& stop_requested) {
-  zmq_pollitem_t items[2];
+  zmq_pollitem_t items[3];
   int n_items = 0;
-  int index_of[2];
+  int index_of[3];
   for (int i = 0; i < 2; ++i) {
     if (!sockets_[i]) continue;
     items[n_items] = {sockets_[i].handle(), 0, ZMQ_POLLIN, 0};
     index_of[n_items++] = i;
   }
+  // The journal's commits wake the loop like a socket does.
+  if (journal_) {
+    items[n_items] = {nullptr, journal_->notify_fd(), ZMQ_POLLIN, 0};
+    index_of[n_items++] = -1;
+  }
   bool stop_sent = false;
   while (!core_.stopped()) {
     if (!stop_sent && stop_requested()) {
       stop_sent = true;
-      apply(core_.handle(StopRequested{SteadyClock::now()}));
+      handle(StopRequested{SteadyClock::now()});
       if (core_.stopped()) break;
     }
     // A short timeout keeps deadlines, heartbeats and the stop flag responsive.
@@ -84,9 +114,15 @@ int Broker::run(const std::function<bool()>& stop_requested) {
       spdlog::error("event=poll_failed error={}", zmq_strerror(zmq_errno()));
       return 1;
     }
-    for (int i = 0; rc > 0 && i < n_items; ++i)
-      if (items[i].revents & ZMQ_POLLIN) receive(index_of[i]);
-    apply(core_.handle(Tick{SteadyClock::now()}));
+    for (int i = 0; rc > 0 && i < n_items; ++i) {
+      if ((items[i].revents & ZMQ_POLLIN) == 0) continue;
+      if (index_of[i] < 0) {
+        take_commits();
+      } else {
+        receive(index_of[i]);
+      }
+    }
+    handle(Tick{SteadyClock::now()});
   }
   return 0;
 }
@@ -108,8 +144,38 @@ void Broker::receive(int socket_index) {
     frames->erase(frames->begin());
     event.frames = std::move(*frames);
     event.now = SteadyClock::now();
-    apply(core_.handle(Event(std::move(event))));
+    handle(Event(std::move(event)));
   }
+}
+
+void Broker::handle(Event event) {
+  if (journal_) {
+    const Status health = journal_->health();
+    core_.set_journal_usage({journal_->size_bytes(), health.ok(), health.message()});
+  }
+  apply(core_.handle(event));
+}
+
+void Broker::take_commits() {
+  JournalCommits commits = journal_->take_commits();
+  Committed event;
+  // Only Accept records wait for an answer; the other tickets are not in accepts_.
+  for (uint64_t ticket : commits.durable) {
+    if (auto it = accepts_.find(ticket); it != accepts_.end()) {
+      event.durable.push_back(it->second);
+      accepts_.erase(it);
+    }
+  }
+  for (uint64_t ticket : commits.failed) {
+    if (auto it = accepts_.find(ticket); it != accepts_.end()) {
+      event.failed.push_back(it->second);
+      accepts_.erase(it);
+    }
+  }
+  if (event.durable.empty() && event.failed.empty()) return;
+  event.failure = journal_->health().message();
+  event.now = SteadyClock::now();
+  handle(std::move(event));
 }
 
 void Broker::apply(Actions actions) {
@@ -121,6 +187,13 @@ void Broker::apply(Actions actions) {
     for (auto& action : actions) {
       if (auto* d = std::get_if<Disconnect>(&action)) {
         send(d->peer, mdp::disconnect_frames(), "");
+        continue;
+      }
+      if (auto* p = std::get_if<Persist>(&action)) {
+        const bool accept = p->record.kind == JournalRecord::Kind::Accept;
+        const uint64_t seq = p->record.job.seq;
+        const uint64_t ticket = journal_->append(std::move(p->record));
+        if (accept) accepts_[ticket] = seq;
         continue;
       }
       auto& s = std::get<Send>(action);

@@ -3,11 +3,14 @@
 #pragma once
 
 #include <functional>
+#include <map>
+#include <memory>
 #include <string>
 #include <zmq.hpp>
 
 #include "broker/config.hpp"
 #include "broker/core.hpp"
+#include "broker/journal.hpp"
 #include "common/status.hpp"
 
 namespace ecgq::broker {
@@ -22,12 +25,16 @@ class Broker {
 
   // Binds the endpoints; an error names the endpoint.
   Status bind();
+  // With `journal` set: opens it and replays what it holds into the core (before run()).
+  Status open_journal();
   // Serves until `stop_requested` returns true, then drains and returns the exit code (0; 1 when
   // polling fails).
   int run(const std::function<bool()>& stop_requested);
 
  private:
   void receive(int socket_index);
+  void handle(Event event);
+  void take_commits();
   void apply(Actions actions);
   bool send(const std::string& peer, const mdp::Frames& frames, const std::string& job);
 
@@ -35,6 +42,8 @@ class Broker {
   zmq::context_t context_;
   zmq::socket_t sockets_[2];  // [0] bind (clients and workers), [1] worker_bind (optional)
   BrokerCore core_;
+  std::unique_ptr<Journal> journal_;      // null without `journal`
+  std::map<uint64_t, uint64_t> accepts_;  // journal ticket -> job seq, for Accept records
 };
 
 }  // namespace ecgq::broker

@@ -25,6 +25,10 @@ void declare_settings(Settings& s) {
   s.declare("result_cache_entries", "10000", "results kept in the result cache (0 disables it)");
   s.declare("result_cache_bytes", "256MiB", "bytes of results kept in the result cache");
   s.declare("result_cache_ttl", "1h", "how long a cached result may be served");
+  s.declare("journal", "", "durable journal file (SQLite); \"\" keeps jobs in memory only");
+  s.declare("journal_max_bytes", "2GiB", "journal size beyond which new jobs get journal_full");
+  s.declare("result_ttl", "1h", "how long results stay readable by job id (mmi.job)");
+  s.declare("result_store_bytes", "256MiB", "bytes of results kept by job id at most");
 }
 
 namespace {
@@ -49,7 +53,8 @@ Expected<BrokerConfig> load_config(const Settings& s) {
   };
   for (const Dur& d :
        {Dur{"heartbeat_interval", &c.heartbeat_interval}, Dur{"service_wait", &c.service_wait},
-        Dur{"shutdown_grace", &c.shutdown_grace}, Dur{"result_cache_ttl", &c.result_cache_ttl}}) {
+        Dur{"shutdown_grace", &c.shutdown_grace}, Dur{"result_cache_ttl", &c.result_cache_ttl},
+        Dur{"result_ttl", &c.result_ttl}}) {
     auto v = s.duration(d.key);
     if (!v) return v.status();
     *d.out = *v;
@@ -81,6 +86,14 @@ Expected<BrokerConfig> load_config(const Settings& s) {
   if (!cache_bytes) return cache_bytes.status();
   if (*cache_bytes < 1024) return out_of_range(s, "result_cache_bytes", "at least 1KiB");
   c.result_cache_bytes = *cache_bytes;
+  for (auto [key, out] : {std::pair{"journal_max_bytes", &c.journal_max_bytes},
+                          std::pair{"result_store_bytes", &c.result_store_bytes}}) {
+    auto b = s.bytes(key);
+    if (!b) return b.status();
+    if (*b < 1024) return out_of_range(s, key, "at least 1KiB");
+    *out = *b;
+  }
+  c.journal = s.text("journal");
   c.ecgq_services = s.list("ecgq_services");
   c.log_level = s.text("log_level");
   static const char* const kLevels[] = {"trace", "debug", "info", "warn", "error"};

@@ -30,6 +30,10 @@ struct BrokerConfig {
   int64_t result_cache_entries = 10000;             // 0 disables the result cache
   int64_t result_cache_bytes = int64_t{256} << 20;  // bytes of cached results at most
   Millis result_cache_ttl{3600000};                 // lifetime of one cached result
+  std::string journal;                              // durable journal file; "" = in memory only
+  int64_t journal_max_bytes = int64_t{2} << 30;     // journal_full beyond this
+  Millis result_ttl{3600000};                       // how long results stay readable by job id
+  int64_t result_store_bytes = int64_t{256} << 20;  // bytes of results kept by job id at most
 
   // Time without traffic after which a worker counts as gone.
   Millis worker_expiry() const { return heartbeat_interval * heartbeat_liveness; }

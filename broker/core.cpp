@@ -22,7 +22,8 @@ std::string peer_name(const std::string& key) {
   return s;
 }
 
-BrokerCore::BrokerCore(BrokerConfig config, TimePoint now, std::string id_prefix)
+BrokerCore::BrokerCore(BrokerConfig config, TimePoint now, std::string id_prefix,
+                       int64_t wall_now_unix_ms)
     : config_(std::move(config)),
       // The cache reads the time of the event being handled: it never reads a clock either.
       cache_(ResultCacheLimits{config_.result_cache_entries, config_.result_cache_bytes,
@@ -32,7 +33,9 @@ BrokerCore::BrokerCore(BrokerConfig config, TimePoint now, std::string id_prefix
       started_(now),
       heartbeat_at_(now + config_.heartbeat_interval),
       expire_at_(now),
-      now_(now) {}
+      now_(now),
+      durable_(!config_.journal.empty()),
+      wall_anchor_ms_(wall_now_unix_ms) {}
 
 Actions BrokerCore::handle(const Event& event) {
   std::visit(
@@ -45,6 +48,10 @@ Actions BrokerCore::handle(const Event& event) {
           on_tick();
         } else if constexpr (std::is_same_v<T, Undelivered>) {
           on_undelivered(e.sends);
+        } else if constexpr (std::is_same_v<T, Committed>) {
+          on_committed(e);
+        } else if constexpr (std::is_same_v<T, Restore>) {
+          on_restore(e);
         } else {
           begin_shutdown();
         }
@@ -81,6 +88,7 @@ void BrokerCore::on_tick() {
   if (now_ >= expire_at_) {
     expire_queued();
     cache_.purge_expired();
+    forget_results();
     expire_at_ = now_ + std::chrono::milliseconds(20);
   }
   if (now_ >= heartbeat_at_) {
@@ -119,7 +127,8 @@ void BrokerCore::begin_shutdown() {
   shutdown_deadline_ = now_ + config_.shutdown_grace;
   size_t queued = 0;
   for (auto& [name, svc] : services_) {
-    for (auto& job : svc.queue.remove_if([](const JobRecord&) { return true; })) {
+    // Journaled jobs stay queued in the journal and run after the restart.
+    for (auto& job : svc.queue.remove_if([](const JobRecord& j) { return !j.journaled; })) {
       finish_with_error(*job, "shutting_down", "the broker is shutting down; the job was not run");
       ++queued;
     }
@@ -149,6 +158,8 @@ void BrokerCore::finish_shutdown_when_done() {
 }
 
 void BrokerCore::send(const std::string& peer, mdp::Frames frames, const std::string& job) {
+  // A job restored from the journal has no client connection: its producer asks by id.
+  if (peer.empty()) return;
   out_.push_back(Send{peer, std::move(frames), job});
 }
 
@@ -176,9 +187,10 @@ void BrokerCore::finish_with_error(JobRecord& job, const std::string& code,
   ++counters_.errors[code];
   spdlog::info("event=failed job={} service={} code={} attempts={} reason=\"{}\"", job.id,
                job.service, code, job.attempts, message);
-  reply_client(job, ClientCommand::Final,
-               schema::error_result(job.ecgq_body ? job.id : "", code, message, field,
-                                    std::nullopt, job.attempts));
+  std::string body = schema::error_result(job.ecgq_body ? job.id : "", code, message, field,
+                                          std::nullopt, job.attempts);
+  keep_result(job, body, false);
+  reply_client(job, ClientCommand::Final, std::move(body));
 }
 
 void BrokerCore::send_progress(const JobRecord& job, const std::string& event, int64_t position,

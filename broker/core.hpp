@@ -13,8 +13,12 @@
 //   dispatch.cpp      the dispatch policy: which worker gets which job, when a queued job
 //                     expires, the retry_after_ms estimate, which workers are kept warm
 //   core_mmi.cpp      mmi.service, mmi.status, mmi.cancel
+//   core_jobs.cpp     results by job id (mmi.job), idempotent submits, the durable journal's
+//                     records (Persist actions), commits and replay (Committed, Restore events)
 #pragma once
 
+#include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +27,7 @@
 #include <vector>
 
 #include "broker/config.hpp"
+#include "broker/journal_record.hpp"
 #include "broker/result_cache.hpp"
 #include "broker/state.hpp"
 #include "protocol/extensions.hpp"
@@ -34,9 +39,9 @@ namespace ecgq::broker {
 
 // Frames for one peer. `job` names the job they concern ("" for none), for logs.
 struct Send {
-  std::string peer;     // peer key: socket index byte + routing id
-  mdp::Frames frames;   // the frames after the routing id
-  std::string job;      // job id, for logs
+  std::string peer;    // peer key: socket index byte + routing id
+  mdp::Frames frames;  // the frames after the routing id
+  std::string job;     // job id, for logs
 };
 
 // DISCONNECT to a worker (RFC 18): it must reconnect and send READY.
@@ -44,13 +49,15 @@ struct Disconnect {
   std::string peer;
 };
 
-// What the core asks the loop to do, in order. The durable journal (issue 11) adds its records
-// here as one more alternative, `Persist{JournalRecord}` (broker/journal.hpp: Accept where
-// accept_job queues a job, Dispatch in assign(), Finish where a FINAL is forwarded or the broker
-// answers a job itself), emitted before the Send that acknowledges what it records; the loop
-// hands them to the journal and the rest to the sockets. Replay feeds the loaded jobs back in
-// as one more Event alternative.
-using Action = std::variant<Send, Disconnect>;
+// A change for the durable journal (only with `journal` set). Accept records are acknowledged to
+// the producer (PARTIAL `accepted`) only once the loop reports them committed; Dispatch, Finish
+// and Forget records follow the job's life and need no answer.
+struct Persist {
+  JournalRecord record;
+};
+
+// What the core asks the loop to do, in order.
+using Action = std::variant<Send, Disconnect, Persist>;
 // The actions of one event.
 using Actions = std::vector<Action>;
 
@@ -81,8 +88,33 @@ struct StopRequested {
   TimePoint now;
 };
 
+// The journal finished transactions: the Accept records of these job seqs are durable (the
+// producer is told `accepted` and the job queued), or could not be written (journal_unavailable).
+struct Committed {
+  std::vector<uint64_t> durable;
+  std::vector<uint64_t> failed;
+  std::string failure;  // why the failed ones failed, for their error
+  TimePoint now;
+};
+
+// Start-up replay: every job the journal holds, in acceptance order. Queued and running jobs go
+// back to their queues (running ones are dispatched again, attempt + 1); done jobs keep their
+// results until they expire. `wall_now_unix_ms` maps the journal's wall-clock times to `now`.
+struct Restore {
+  std::vector<JournaledJob> jobs;
+  int64_t wall_now_unix_ms = 0;
+  TimePoint now;
+};
+
 // Everything that can happen to the broker.
-using Event = std::variant<Received, Tick, Undelivered, StopRequested>;
+using Event = std::variant<Received, Tick, Undelivered, StopRequested, Committed, Restore>;
+
+// The journal's state as the loop last saw it (the core reads no files).
+struct JournalUsage {
+  int64_t bytes = 0;    // the file and its WAL
+  bool healthy = true;  // the last transaction committed
+  std::string problem;  // why not, when not healthy
+};
 
 // The printable form of a peer key (socket index and hex routing id), for logs.
 std::string peer_name(const std::string& key);
@@ -92,7 +124,9 @@ class BrokerCore {
  public:
   // A broker started at `now` (uptime counts from it). `id_prefix` makes the ids it assigns
   // unique across broker runs (the loop derives it from the wall clock).
-  BrokerCore(BrokerConfig config, TimePoint now, std::string id_prefix);
+  // `wall_now_unix_ms` is the wall clock at `now`, for the journal's times (0 without one).
+  BrokerCore(BrokerConfig config, TimePoint now, std::string id_prefix,
+             int64_t wall_now_unix_ms = 0);
   BrokerCore(const BrokerCore&) = delete;
   BrokerCore& operator=(const BrokerCore&) = delete;
 
@@ -105,6 +139,8 @@ class BrokerCore {
   bool stopped() const { return stopped_; }
   // The counters mmi.status reports.
   const ext::StatusCounters& counters() const { return counters_; }
+  // Tells the core how the journal stands before it handles the next event.
+  void set_journal_usage(JournalUsage usage) { journal_ = std::move(usage); }
 
  private:
   // --- events, replies, timers and shutdown (core.cpp)
@@ -160,6 +196,20 @@ class BrokerCore {
   int64_t retry_after_ms(const Service& service) const;
   bool keeps_warm(const Service& service, size_t registration_index) const;
 
+  // --- results by id, idempotency and the journal (core_jobs.cpp)
+  static std::string job_key(const std::string& submitter, const std::string& id);
+  bool answer_known_id(JobRecord& job);
+  bool hold_until_durable(std::shared_ptr<JobRecord>& job);
+  void queue_job(std::shared_ptr<JobRecord> job, Service& svc);
+  void on_committed(const Committed& committed);
+  void on_restore(const Restore& restore);
+  void restore_job(const JournaledJob& journaled, int64_t wall_now_unix_ms);
+  void persist(JournalRecord::Kind kind, const JobRecord& job, std::string result = {});
+  void keep_result(JobRecord& job, const std::string& body, bool ok);
+  void forget_results();
+  std::string job_reply(const std::string& peer, const std::string& body) const;
+  int64_t unix_ms(TimePoint t) const;
+
   // --- management interface (core_mmi.cpp)
   void on_mmi(const std::string& peer, const mdp::ClientMessage& msg);
   std::string status_body() const;
@@ -187,6 +237,24 @@ class BrokerCore {
   Actions out_;
   std::vector<std::string> changed_;  // names, each once, in the order they changed
   std::vector<std::shared_ptr<JobRecord>> just_queued_;
+
+  // Results by job id and the journal (core_jobs.cpp).
+  struct StoredResult {
+    std::string body;  // the FINAL body as the client got it
+    bool ok = false;   // status ok (done) or an error (failed)
+    int64_t attempts = 0;
+    TimePoint expires;
+    uint64_t seq = 0;  // journal seq when journaled, else 0
+  };
+  bool durable_ = false;        // `journal` is set
+  int64_t wall_anchor_ms_ = 0;  // wall clock (unix ms) at started_
+  JournalUsage journal_;
+  int64_t awaiting_bytes_ = 0;  // bodies written to the journal, not yet committed
+  std::map<uint64_t, std::shared_ptr<JobRecord>> awaiting_durable_;  // by seq
+  std::map<std::string, std::weak_ptr<JobRecord>> live_;             // by job_key
+  std::map<std::string, StoredResult> results_;                      // by job_key
+  std::deque<std::pair<TimePoint, std::string>> result_order_;       // expiry order
+  int64_t result_bytes_ = 0;
 };
 
 }  // namespace ecgq::broker

@@ -62,6 +62,7 @@ void BrokerCore::accept_job(const std::string& peer, mdp::ClientMessage msg) {
   }
   std::string meta;
   if (job->ecgq_body && !read_ecgq_job(*job, meta)) return;
+  if (answer_known_id(*job)) return;
   if (shutting_down_) {
     finish_with_error(*job, "shutting_down",
                       "the broker is shutting down; retry on another broker");
@@ -71,12 +72,11 @@ void BrokerCore::accept_job(const std::string& peer, mdp::ClientMessage msg) {
   // A cached result costs nothing, so it is served even when the queue is full.
   if (answer_from_cache(*job, svc, meta)) return;
   if (refuse_when_full(*job, svc)) return;
-  svc.queue.push_back(job);
   spdlog::info("event=received job={} service={} client={} queued={}", job->id, job->service,
                peer_name(peer), svc.queue.size());
-  mark_changed(svc);
-  // Told its position after the dispatch pass, if that pass leaves it waiting.
-  just_queued_.push_back(std::move(job));
+  // With a journal the job waits for its Accept record to commit (on_committed queues it).
+  if (hold_until_durable(job)) return;
+  queue_job(std::move(job), svc);
 }
 
 bool BrokerCore::read_ecgq_job(JobRecord& job, std::string& meta) {

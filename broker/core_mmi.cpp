@@ -19,6 +19,8 @@ void BrokerCore::on_mmi(const std::string& peer, const mdp::ClientMessage& msg) 
     answer = status_body();
   } else if (msg.service == "mmi.cancel") {
     answer = cancel(peer, msg.body.empty() ? std::string() : msg.body[0]);
+  } else if (msg.service == "mmi.job") {
+    answer = job_reply(peer, msg.body.empty() ? std::string() : msg.body[0]);
   } else {
     answer = ext::kServiceNotImplemented;
   }

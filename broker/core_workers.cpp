@@ -194,6 +194,7 @@ void BrokerCore::worker_final(Worker& w, const mdp::WorkerMessage& msg) {
   if (!code.empty()) ++counters_.errors[code];
   spdlog::info("event=completed job={} service={} worker={} attempts={} took_ms={:.1f} status={}",
                job->id, job->service, w.worker_id, job->attempts, took, code.empty() ? "ok" : code);
+  if (msg.body.size() == 1) keep_result(*job, msg.body[0], code.empty());
   send(job->client, mdp::client_frames(mdp::ClientCommand::Final, job->service, msg.body),
        job->id);
   // The worker has a free slot again.

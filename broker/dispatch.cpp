@@ -97,6 +97,7 @@ void BrokerCore::assign(Worker& w, const std::shared_ptr<JobRecord>& job) {
   job->token = token_of(next_token_++);
   ++job->attempts;
   ++counters_.dispatched;
+  if (job->journaled) persist(JournalRecord::Kind::Dispatch, *job);
   job->worker = w.key;
   job->dispatched_at = now_;
   w.in_flight[job->token] = job;

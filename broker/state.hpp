@@ -39,6 +39,8 @@ struct JobRecord {
   TimePoint dispatched_at;            // last dispatch, for service-time estimates
   std::string worker;                 // peer key of the worker while in flight
   bool finished = false;  // the broker sent its own FINAL (an error): nothing may follow it
+  std::string submitter;  // who may read it by id: the CURVE key, "" without CURVE
+  bool journaled = false; // its Accept record is durable: its later changes are journaled too
 };
 
 // A registered worker.

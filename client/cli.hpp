@@ -40,6 +40,13 @@ struct StatusCommand {
   bool check = false;  // exit 0 only when the service has a live worker
 };
 
+// Everything `ecgq result` needs.
+struct ResultCommand {
+  ClientOptions client;
+  std::vector<std::string> ids;      // job ids, as submit printed them
+  std::vector<std::string> outputs;  // outputs to print (empty = probs only), as in submit
+};
+
 // Everything `ecgq keygen` needs.
 struct KeygenCommand {
   std::string path;                             // writes PATH (public) and PATH_secret
@@ -51,6 +58,8 @@ struct KeygenCommand {
 int run_submit(const SubmitCommand& command);
 // Runs `ecgq status`; returns the exit code.
 int run_status(const StatusCommand& command);
+// Runs `ecgq result`: exit 0 when every job finished ok, 1 otherwise.
+int run_result(const ResultCommand& command);
 // Runs `ecgq keygen`; returns the exit code.
 int run_keygen(const KeygenCommand& command);
 

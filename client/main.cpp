@@ -124,6 +124,15 @@ int run_cli(int argc, char** argv) {
   sub->add_flag("!--no-count", submit.count_first,
                 "do not walk the inputs up front to count them (progress shows no total/ETA)");
 
+  ResultCommand result_cmd;
+  std::string result_outputs;
+  auto* rs = app.add_subcommand(
+      "result",
+      "what the broker knows of jobs by id (mmi.job): one JSON line each, the result "
+      "when finished (results stay readable for the broker's result_ttl)");
+  rs->add_option("ids", result_cmd.ids, "job ids (as submit printed them)")->required();
+  rs->add_option("--outputs", result_outputs, "outputs to print, as in submit (default probs)");
+
   KeygenCommand keygen;
   std::vector<std::string> keygen_meta;
   auto* kg = app.add_subcommand(
@@ -137,9 +146,9 @@ int run_cli(int argc, char** argv) {
   st->add_flag("--check", status.check, "exit 0 only when the service has a live worker");
 
   if (const std::string word = command_word(argc, argv);
-      !word.empty() && word != "submit" && word != "status" && word != "keygen")
+      !word.empty() && word != "submit" && word != "status" && word != "result" && word != "keygen")
     return usage_error("unknown command '" + escape_invalid_utf8(word) +
-                       "' (expected submit, status or keygen)");
+                       "' (expected submit, status, result or keygen)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -170,6 +179,11 @@ int run_cli(int argc, char** argv) {
     client.timeout = *t;
   }
 
+  if (rs->parsed()) {
+    result_cmd.client = client;
+    result_cmd.outputs = split_list(result_outputs);
+    return run_result(result_cmd);
+  }
   if (st->parsed()) {
     status.client = client;
     return run_status(status);

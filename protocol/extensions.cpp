@@ -105,8 +105,8 @@ std::optional<ModelIdentity> read_model(const FieldReader& parent, const char* k
   const msgpack::object* v = parent.get(key);
   if (v == nullptr) return std::nullopt;
   if (v->type != msgpack::type::MAP) {
-    parent.skip(Status("bad_request", parent.field(key) + " must be a map, got " +
-                                          schema::detail::type_name(*v),
+    parent.skip(Status("bad_request",
+                       parent.field(key) + " must be a map, got " + schema::detail::type_name(*v),
                        parent.field(key)));
     return std::nullopt;
   }
@@ -125,10 +125,10 @@ std::optional<WorkerState> read_state(const FieldReader& r, const char* key) {
   if (!r.read(key, name)) return std::nullopt;
   auto state = parse_worker_state(name);
   if (!state)
-    r.skip(Status("bad_request",
-                  r.field(key) + " \"" + name +
-                      "\" is not one of cold, warming, warm, asleep, waking",
-                  r.field(key)));
+    r.skip(
+        Status("bad_request",
+               r.field(key) + " \"" + name + "\" is not one of cold, warming, warm, asleep, waking",
+               r.field(key)));
   return state;
 }
 
@@ -277,6 +277,75 @@ Expected<CancelReply> decode_cancel_reply(const std::string& body) {
   r.read("in_flight", c.in_flight);
   r.read("unknown", c.unknown);
   return c;
+}
+
+// ------------------------------------------------------------------ mmi.job
+
+std::string encode_job_query(const JobQuery& query) {
+  return MapWriter().add("ids", query.ids).finish();
+}
+
+Expected<JobQuery> decode_job_query(const std::string& body) {
+  auto parsed = schema::detail::parse_map(body);
+  if (!parsed) return parsed.status();
+  const FieldReader r(parsed->get(), "", nullptr);
+  const msgpack::object* ids = r.get("ids");
+  if (ids == nullptr) return Status("bad_request", "ids: the job ids to report on", "ids");
+  auto list = schema::detail::get_strings(*ids, "ids");
+  if (!list) return list.status();
+  if (list->empty() || list->size() > kMaxJobQueryIds)
+    return Status("bad_request",
+                  "ids must hold 1 to " + std::to_string(kMaxJobQueryIds) + " ids, got " +
+                      std::to_string(list->size()),
+                  "ids");
+  return JobQuery{std::move(*list)};
+}
+
+std::string encode_job_reply(const JobQueryReply& reply) {
+  std::vector<std::string> jobs;
+  jobs.reserve(reply.jobs.size());
+  for (const JobInfo& j : reply.jobs) {
+    MapWriter w;
+    w.add("id", j.id).add("state", j.state).add("attempts", j.attempts);
+    if (j.position >= 0) w.add("position", j.position);
+    if (!j.result.empty()) w.add_encoded("result", j.result);
+    jobs.push_back(w.finish());
+  }
+  return MapWriter().add("v", schema::kVersion).add_encoded_array("jobs", jobs).finish();
+}
+
+Expected<JobQueryReply> decode_job_reply(const std::string& body) {
+  auto parsed = schema::detail::parse_map(body);
+  if (!parsed) return parsed.status();
+  const FieldReader r(parsed->get(), "", nullptr);
+  if (r.get("status") != nullptr) {
+    auto result = schema::decode_result(body);
+    if (!result) return result.status();
+    if (result->error)
+      return Status(result->error->code, result->error->message, result->error->field);
+  }
+  JobQueryReply reply;
+  const msgpack::object* jobs = r.get("jobs");
+  if (jobs == nullptr || jobs->type != msgpack::type::ARRAY)
+    return Status("bad_result", "mmi.job reply without a jobs array", "jobs");
+  for (uint32_t i = 0; i < jobs->via.array.size; ++i) {
+    const msgpack::object& o = jobs->via.array.ptr[i];
+    if (o.type != msgpack::type::MAP)
+      return Status("bad_result", "jobs[] entry is not a map", "jobs");
+    const FieldReader jr(o, "jobs[].", nullptr);
+    JobInfo j;
+    jr.read("id", j.id);
+    jr.read("state", j.state);
+    jr.read("position", j.position);
+    jr.read("attempts", j.attempts);
+    if (const msgpack::object* res = jr.get("result")) {
+      msgpack::sbuffer buf;
+      msgpack::pack(buf, *res);
+      j.result.assign(buf.data(), buf.size());
+    }
+    reply.jobs.push_back(std::move(j));
+  }
+  return reply;
 }
 
 // ------------------------------------------------------------------ mmi.status
@@ -428,8 +497,7 @@ CacheInfo decode_cache_info(const msgpack::object& o, Skipped* skipped) {
 
 std::string encode_status(const BrokerStatus& s) {
   MapWriter services;
-  for (const auto& [name, svc] : s.services)
-    services.add_encoded(name, encode_service_info(svc));
+  for (const auto& [name, svc] : s.services) services.add_encoded(name, encode_service_info(svc));
   return MapWriter()
       .add("v", schema::kVersion)
       .add("uptime_ms", s.uptime_ms)

@@ -69,8 +69,8 @@ Expected<BrokerHeartbeat> decode_broker_heartbeat(const std::string& frame,
                                                   Skipped* skipped = nullptr);
 
 // mmi.service replies (RFC 8): plain text, not msgpack.
-inline constexpr const char* kServiceFound = "200";         // a live worker serves it
-inline constexpr const char* kServiceNotFound = "404";      // no live worker
+inline constexpr const char* kServiceFound = "200";           // a live worker serves it
+inline constexpr const char* kServiceNotFound = "404";        // no live worker
 inline constexpr const char* kServiceNotImplemented = "501";  // an mmi.* service we lack
 
 // An mmi.cancel request body: the calling client's queued jobs to cancel.
@@ -94,6 +94,35 @@ struct CancelReply {
 std::string encode_cancel_reply(const CancelReply& reply);
 // Decodes a reply; an error result (the broker refused the request) is returned as its Status.
 Expected<CancelReply> decode_cancel_reply(const std::string& body);
+
+// An mmi.job request body: the jobs to report on (results by job id).
+struct JobQuery {
+  std::vector<std::string> ids;  // 1 to kMaxJobQueryIds ids
+};
+// Ids one mmi.job request may ask for.
+inline constexpr size_t kMaxJobQueryIds = 1000;
+// Encodes {ids: [...]}.
+std::string encode_job_query(const JobQuery& query);
+// Decodes strictly: a map with `ids: [str]`, 1 to kMaxJobQueryIds of them; errors are
+// bad_request naming `ids`.
+Expected<JobQuery> decode_job_query(const std::string& body);
+
+// What the broker knows of one job.
+struct JobInfo {
+  std::string id;
+  std::string state;      // queued, running, done (ok), failed (an error result) or unknown
+  int64_t position = -1;  // queued: 0 = next; -1 otherwise
+  int64_t attempts = 0;   // dispatches so far
+  std::string result;     // done/failed: the FINAL body (a msgpack result map); "" otherwise
+};
+// An mmi.job reply body: one entry per asked id, in the order asked.
+struct JobQueryReply {
+  std::vector<JobInfo> jobs;
+};
+// Encodes {v, jobs: [{id, state, position?, attempts, result?}]} (result as the result map).
+std::string encode_job_reply(const JobQueryReply& reply);
+// Decodes a reply; an error result (the broker refused the request) is returned as its Status.
+Expected<JobQueryReply> decode_job_reply(const std::string& body);
 
 // One worker in mmi.status.
 struct WorkerInfo {

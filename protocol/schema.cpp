@@ -207,7 +207,7 @@ Expected<std::vector<double>> get_numbers(const msgpack::object& o, const std::s
   return out;
 }
 
-Expected<msgpack::object_handle> parse_map(const std::string& body) {
+Expected<msgpack::object_handle> parse_map(std::string_view body) {
   if (body.empty()) return bad_request("body is empty; expected a msgpack map", "");
   msgpack::object_handle oh;
   try {
@@ -422,7 +422,7 @@ std::string encode_job(const Job& job) {
   return std::string(buf.data(), buf.size());
 }
 
-Expected<Job> detail::decode_job_body(const std::string& body, bool copy_samples,
+Expected<Job> detail::decode_job_body(std::string_view body, bool copy_samples,
                                       std::string_view* samples) {
   auto parsed = detail::parse_map(body);
   if (!parsed) return parsed.status();

@@ -24,7 +24,7 @@ msgpack::unpack_limit limits();
 
 // Parses a body that must be exactly one msgpack map; the handle references `body`, which must
 // outlive it. Errors are bad_request with field "".
-Expected<msgpack::object_handle> parse_map(const std::string& body);
+Expected<msgpack::object_handle> parse_map(std::string_view body);
 
 // A printable name of a msgpack type, for error messages ("a string", "an array").
 const char* type_name(const msgpack::object& o);
@@ -52,10 +52,11 @@ Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::str
                                         size_t rank, bool copy_data = true,
                                         std::string_view* data_view = nullptr);
 
-// decode_job() with the choice of not copying the samples: the broker validates exactly what
-// the worker will, without copying megabytes it only forwards. `samples`, when given, is pointed
-// at the ecg.data bytes inside `body` (valid while `body` is), for the broker's content key.
-Expected<Job> decode_job_body(const std::string& body, bool copy_samples,
+// The one job decoder: decode_job() with the choice of not copying the samples. The broker
+// validates exactly what the worker will, without copying megabytes it only forwards; the worker
+// (DecodedJob) reads the samples where they arrived. `samples`, when given, is pointed at the
+// ecg.data bytes inside `body` (valid while `body` is).
+Expected<Job> decode_job_body(std::string_view body, bool copy_samples,
                               std::string_view* samples = nullptr);
 
 // Packs a string key.

@@ -3,6 +3,7 @@
 #include "records/preprocess.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -145,18 +146,11 @@ double per_lead(const std::vector<double>& values, int64_t lead, double fallback
   return values.size() == 1 ? values[0] : values[static_cast<size_t>(lead)];
 }
 
-}  // namespace
-
-Expected<RawEcg> raw_from_job(const schema::Job& job) {
+// What the job decoder checks (schema.cpp, decode_job_in_place), for a Job built in memory (from
+// a record file) that met no decoder; a DecodedJob skips this.
+Status check_job_fields(const schema::Job& job) {
   const auto& a = job.ecg;
-  size_t item = 0;
-  if (a.dtype == "f32")
-    item = 4;
-  else if (a.dtype == "f64")
-    item = 8;
-  else if (a.dtype == "i16")
-    item = 2;
-  else
+  if (schema::dtype_size(a.dtype) == 0)
     return Status("unsupported_dtype",
                   "ecg dtype '" + a.dtype + "' is not supported; expected f32, f64 or i16",
                   "ecg.dtype");
@@ -168,12 +162,12 @@ Expected<RawEcg> raw_from_job(const schema::Job& job) {
   const int64_t n_leads = a.shape[0], n_samples = a.shape[1];
   if (n_leads <= 0 || n_samples <= 0)
     return Status("bad_shape", "ecg shape must be positive [leads, samples]", "ecg.shape");
-  if (a.data.size() != static_cast<size_t>(n_leads * n_samples) * item)
+  const size_t bytes = static_cast<size_t>(n_leads * n_samples) * schema::dtype_size(a.dtype);
+  if (a.data.size() != bytes)
     return Status("bad_shape",
                   "ecg data has " + std::to_string(a.data.size()) + " bytes; shape [" +
                       std::to_string(n_leads) + ", " + std::to_string(n_samples) + "] of " +
-                      a.dtype + " needs " +
-                      std::to_string(static_cast<size_t>(n_leads * n_samples) * item),
+                      a.dtype + " needs " + std::to_string(bytes),
                   "ecg.data");
   if (static_cast<int64_t>(job.leads.size()) != n_leads)
     return Status("bad_request",
@@ -186,26 +180,35 @@ Expected<RawEcg> raw_from_job(const schema::Job& job) {
   if (Status s = check_per_lead(job.baseline, n_leads, "baseline"); !s.ok()) return s;
   for (double g : job.gain)
     if (g == 0) return Status("bad_request", "gain must not be 0 (ADC units per mV)", "gain");
+  return Status::Ok();
+}
 
-  double unit_scale = 1.0;  // multiplies values to get mV
-  const std::string units = lower_trimmed(job.units);
-  if (units.empty() || units == "mv")
-    unit_scale = 1.0;
-  else if (units == "uv" || units == "\xc2\xb5v" || units == "\xce\xbcv")
-    unit_scale = 1e-3;
-  else if (units == "v")
-    unit_scale = 1e3;
-  else
-    return Status("bad_request", "units '" + job.units + "' not supported; expected mV, uV or V",
-                  "units");
+// The factor that turns a job's values into mV, or bad_request naming `units`.
+Expected<double> millivolts_per_unit(const std::string& field) {
+  const std::string units = lower_trimmed(field);
+  if (units.empty() || units == "mv") return 1.0;
+  if (units == "uv" || units == "\xc2\xb5v" || units == "\xce\xbcv") return 1e-3;
+  if (units == "v") return 1e3;
+  return Status("bad_request", "units '" + field + "' not supported; expected mV, uV or V",
+                "units");
+}
 
+// The physical values of a job whose fields passed the decoder's checks, read from `samples`
+// (the ecg bytes, wherever they are: inside a received body or in job.ecg.data).
+Expected<RawEcg> to_physical(const schema::Job& job, std::string_view samples) {
+  auto unit_scale = millivolts_per_unit(job.units);
+  if (!unit_scale) return unit_scale.status();
+  const auto& a = job.ecg;
+  const int64_t n_leads = a.shape[0], n_samples = a.shape[1];
+  if (samples.size() != static_cast<size_t>(n_leads * n_samples) * schema::dtype_size(a.dtype))
+    return Status("internal", "the job's samples were released before preprocessing", "ecg");
   RawEcg raw;
   raw.n_leads = n_leads;
   raw.n_samples = n_samples;
   raw.fs = job.fs;
   raw.leads = job.leads;
   raw.samples.resize(static_cast<size_t>(n_leads * n_samples));
-  const char* data = a.data.data();
+  const char* data = samples.data();
   double (*element)(const char*, int64_t) = a.dtype == "f32"   ? &load<float>
                                             : a.dtype == "f64" ? &load<double>
                                                                : &load<int16_t>;
@@ -220,15 +223,17 @@ Expected<RawEcg> raw_from_job(const schema::Job& job) {
                       "lead " + job.leads[l] + " sample " + std::to_string(t) + " is " +
                           (std::isnan(v) ? "NaN" : "infinite"),
                       "ecg");
-      out[t] = (v - base) / gain * unit_scale;
+      out[t] = (v - base) / gain * unit_scale.value();
     }
+    // Finite inputs can still overflow once divided by a tiny gain.
     if (Status s = check_finite(out, n_samples, job.leads[l]); !s.ok()) return s;
   }
   return raw;
 }
 
-Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const PreprocessLimits& limits,
-                                                 Preprocessed* info) {
+// The record's length at 500 Hz, or too_long/too_short (and the checks a RawEcg built by hand
+// may fail).
+Expected<int64_t> checked_length_500hz(const RawEcg& raw, const PreprocessLimits& limits) {
   const int64_t n = raw.n_samples;
   if (raw.n_leads != static_cast<int64_t>(raw.leads.size()) ||
       raw.samples.size() != static_cast<size_t>(raw.n_leads * n))
@@ -247,12 +252,14 @@ Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const Prepro
                   "record is " + format_seconds(seconds) + " s long (" + std::to_string(n_out) +
                       " samples at 500 Hz); ECG-FM needs at least 5 s (2500 samples at 500 Hz)",
                   "ecg");
+  return n_out;
+}
 
-  Preprocessed local;
-  Preprocessed& out = info ? *info : local;
-  // Channel -> model lead; the first channel of each lead wins.
-  int64_t source[12];
-  std::fill(source, source + 12, -1);
+// Channel of each model lead (-1: absent); the first channel of each lead wins, the others are
+// reported in out.ignored_channels.
+std::array<int64_t, 12> map_channels(const RawEcg& raw, Preprocessed& out) {
+  std::array<int64_t, 12> source;
+  source.fill(-1);
   for (int64_t c = 0; c < raw.n_leads; ++c) {
     const std::string& name = raw.leads[c];
     const int idx = model_lead_index(name);
@@ -265,22 +272,41 @@ Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const Prepro
       source[idx] = c;
     }
   }
+  return source;
+}
 
-  // Lead-major 12 x n buffer in model order, before resampling (the derivations are linear, so
-  // deriving before or after linear interpolation gives the same values).
+// The lead-major 12 x n buffer in model order (rows of absent leads zero). When the record holds
+// exactly the 12 model leads in model order and `adoptable` is its own sample buffer, that buffer
+// is taken over instead of copied (the common case: a 128 MiB job is not copied once more).
+Expected<std::vector<double>> model_order_leads(const RawEcg& raw,
+                                                const std::array<int64_t, 12>& source,
+                                                std::vector<double>* adoptable) {
+  const int64_t n = raw.n_samples;
+  for (int i = 0; i < 12; ++i)
+    if (source[i] >= 0)
+      if (Status s = check_finite(raw.samples.data() + source[i] * n, n, raw.leads[source[i]]);
+          !s.ok())
+        return s;
+  bool in_model_order = adoptable != nullptr && raw.n_leads == 12;
+  for (int i = 0; i < 12 && in_model_order; ++i) in_model_order = source[i] == i;
+  if (in_model_order) return std::move(*adoptable);
   std::vector<double> leads(static_cast<size_t>(12 * n));
+  for (int i = 0; i < 12; ++i) {
+    if (source[i] < 0) continue;
+    const double* src = raw.samples.data() + source[i] * n;
+    std::copy(src, src + n, leads.data() + static_cast<int64_t>(i) * n);
+  }
+  return leads;
+}
+
+// Derives the limb leads that are missing from those present (Einthoven: III = II - I, so any two
+// of I, II, III give the third; the augmented leads follow from I and II); missing_leads when
+// some lead can be neither read nor derived.
+Status derive_missing_leads(std::vector<double>& leads, int64_t n,
+                            const std::array<int64_t, 12>& source, Preprocessed& out) {
   auto row = [&](int i) { return leads.data() + static_cast<int64_t>(i) * n; };
   bool have[12];
-  for (int i = 0; i < 12; ++i) {
-    have[i] = source[i] >= 0;
-    if (have[i]) {
-      const double* src = raw.samples.data() + source[i] * n;
-      if (Status s = check_finite(src, n, raw.leads[source[i]]); !s.ok()) return s;
-      std::copy(src, src + n, row(i));
-    }
-  }
-  // Einthoven: III = II - I, so any two of I, II, III give the third; the augmented leads follow
-  // from I and II.
+  for (int i = 0; i < 12; ++i) have[i] = source[i] >= 0;
   auto derive = [&](int target, auto fn) {
     double* dst = row(target);
     for (int64_t t = 0; t < n; ++t) dst[t] = fn(t);
@@ -300,35 +326,50 @@ Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const Prepro
   std::vector<std::string> missing;
   for (int i = 0; i < 12; ++i)
     if (!have[i]) missing.push_back(kModelLeads[i]);
-  if (!missing.empty()) {
-    std::vector<std::string> present;
-    for (int i = 0; i < 12; ++i)
-      if (source[i] >= 0) present.push_back(kModelLeads[i]);
-    return Status("missing_leads",
-                  "missing lead" + std::string(missing.size() > 1 ? "s " : " ") + join(missing) +
-                      "; ECG-FM needs all 12 leads (I, II, III, aVR, aVL, aVF, V1-V6; III, aVR, "
-                      "aVL and aVF can be derived from I and II); recognised: " +
-                      (present.empty() ? std::string("none") : join(present)),
-                  "leads");
-  }
+  if (missing.empty()) return Status::Ok();
+  std::vector<std::string> present;
+  for (int i = 0; i < 12; ++i)
+    if (source[i] >= 0) present.push_back(kModelLeads[i]);
+  return Status("missing_leads",
+                "missing lead" + std::string(missing.size() > 1 ? "s " : " ") + join(missing) +
+                    "; ECG-FM needs all 12 leads (I, II, III, aVR, aVL, aVF, V1-V6; III, aVR, "
+                    "aVL and aVF can be derived from I and II); recognised: " +
+                    (present.empty() ? std::string("none") : join(present)),
+                "leads");
+}
+
+// standardized_500hz for both overloads; `adoptable` (may be null) is raw's own sample buffer
+// when the caller gave the record away.
+Expected<std::vector<double>> standardize(const RawEcg& raw, std::vector<double>* adoptable,
+                                          const PreprocessLimits& limits, Preprocessed* info) {
+  auto n_out = checked_length_500hz(raw, limits);
+  if (!n_out) return n_out.status();
+  const int64_t n = raw.n_samples;
+  Preprocessed local;
+  Preprocessed& out = info ? *info : local;
+  const std::array<int64_t, 12> source = map_channels(raw, out);
+  // Model order before resampling: the derivations are linear, so deriving before or after linear
+  // interpolation gives the same values.
+  auto leads = model_order_leads(raw, source, adoptable);
+  if (!leads) return leads.status();
+  if (Status s = derive_missing_leads(*leads, n, source, out); !s.ok()) return s;
 
   // Resample to 500 Hz, then standardise each lead over the whole record.
+  const int64_t m = n_out.value();
   std::vector<double> resampled;
-  if (n_out != n) {
-    resampled.resize(static_cast<size_t>(12 * n_out));
-    for (int i = 0; i < 12; ++i) resample_lead(row(i), n, n_out, resampled.data() + i * n_out);
+  if (m != n) {
+    resampled.resize(static_cast<size_t>(12 * m));
+    for (int i = 0; i < 12; ++i)
+      resample_lead(leads->data() + i * n, n, m, resampled.data() + i * m);
   } else {
-    resampled.swap(leads);
+    resampled.swap(leads.value());
   }
-  for (int i = 0; i < 12; ++i) standardize_lead(resampled.data() + i * n_out, n_out);
+  for (int i = 0; i < 12; ++i) standardize_lead(resampled.data() + i * m, m);
   return resampled;
 }
 
-Expected<Preprocessed> preprocess_ecg(const RawEcg& raw, const PreprocessLimits& limits) {
-  Preprocessed out;
-  auto z = standardized_500hz(raw, limits, &out);
-  if (!z.ok()) return z.status();
-  const std::vector<double>& resampled = z.value();
+// Cuts standardised [12, N'] values into float32 [n_segments, 12, 2500] segments.
+void cut_segments(const std::vector<double>& resampled, Preprocessed& out) {
   const int64_t n_out = static_cast<int64_t>(resampled.size()) / 12;
   out.n_segments = n_out / kSegment;
   out.segments.resize(static_cast<size_t>(out.n_segments * 12 * kSegment));
@@ -338,6 +379,42 @@ Expected<Preprocessed> preprocess_ecg(const RawEcg& raw, const PreprocessLimits&
       float* dst = out.segments.data() + (s * 12 + i) * kSegment;
       for (int64_t t = 0; t < kSegment; ++t) dst[t] = static_cast<float>(src[t]);
     }
+}
+
+}  // namespace
+
+Expected<RawEcg> raw_from_job(const schema::Job& job) {
+  if (Status s = check_job_fields(job); !s.ok()) return s;
+  return to_physical(job, job.ecg.data);
+}
+
+Expected<RawEcg> raw_from_job(const schema::DecodedJob& job) {
+  return to_physical(job.fields(), job.samples());
+}
+
+Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const PreprocessLimits& limits,
+                                                 Preprocessed* info) {
+  return standardize(raw, nullptr, limits, info);
+}
+
+Expected<std::vector<double>> standardized_500hz(RawEcg&& raw, const PreprocessLimits& limits,
+                                                 Preprocessed* info) {
+  return standardize(raw, &raw.samples, limits, info);
+}
+
+Expected<Preprocessed> preprocess_ecg(const RawEcg& raw, const PreprocessLimits& limits) {
+  Preprocessed out;
+  auto z = standardize(raw, nullptr, limits, &out);
+  if (!z.ok()) return z.status();
+  cut_segments(z.value(), out);
+  return out;
+}
+
+Expected<Preprocessed> preprocess_ecg(RawEcg&& raw, const PreprocessLimits& limits) {
+  Preprocessed out;
+  auto z = standardize(raw, &raw.samples, limits, &out);
+  if (!z.ok()) return z.status();
+  cut_segments(z.value(), out);
   return out;
 }
 
