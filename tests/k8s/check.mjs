@@ -163,7 +163,7 @@ function checkCommand(argv, where, image) {
   if (!prog.startsWith("ecgq")) return;
   const sub = (SUBCOMMANDS[prog] || []).find((s) => argv.includes(s));
   if (SUBCOMMANDS[prog]) check(sub, where, `${prog} without a subcommand (${SUBCOMMANDS[prog].join(", ")})`);
-  const texts = [help(prog), sub ? help(prog, sub) : ""].filter((t) => t !== null);
+  const texts = [help(prog), ...(sub ? [help(prog, sub)] : [])].filter((t) => t !== null);
   if (prog === "ecgq-healthcheck") {
     check(texts.length > 0, where, "scripts/ecgq-healthcheck --help failed");
     for (const a of argv.slice(1)) check(["auto", "ready", "live", "--pid"].includes(a) || /^\d+$/.test(a), where, `ecgq-healthcheck: unknown argument ${a}`);
