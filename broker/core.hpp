@@ -201,6 +201,7 @@ class BrokerCore {
   bool answer_known_id(JobRecord& job);
   bool hold_until_durable(std::shared_ptr<JobRecord>& job);
   void queue_job(std::shared_ptr<JobRecord> job, Service& svc);
+  std::shared_ptr<JobRecord> take_awaiting(uint64_t seq);
   void on_committed(const Committed& committed);
   void on_restore(const Restore& restore);
   void restore_job(const JournaledJob& journaled, int64_t wall_now_unix_ms);

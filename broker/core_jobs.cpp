@@ -69,24 +69,27 @@ void BrokerCore::queue_job(std::shared_ptr<JobRecord> job, Service& svc) {
   just_queued_.push_back(std::move(job));
 }
 
+std::shared_ptr<JobRecord> BrokerCore::take_awaiting(uint64_t seq) {
+  auto it = awaiting_durable_.find(seq);
+  if (it == awaiting_durable_.end()) return nullptr;
+  std::shared_ptr<JobRecord> job = std::move(it->second);
+  awaiting_durable_.erase(it);
+  awaiting_bytes_ -= static_cast<int64_t>(job->body[0].size());
+  return job;
+}
+
 void BrokerCore::on_committed(const Committed& committed) {
   for (uint64_t seq : committed.durable) {
-    auto it = awaiting_durable_.find(seq);
-    if (it == awaiting_durable_.end()) continue;
-    std::shared_ptr<JobRecord> job = std::move(it->second);
-    awaiting_durable_.erase(it);
-    awaiting_bytes_ -= static_cast<int64_t>(job->body[0].size());
+    std::shared_ptr<JobRecord> job = take_awaiting(seq);
+    if (!job) continue;
     job->journaled = true;
     send_progress(*job, "accepted", -1, "");
     spdlog::info("event=accepted job={} service={}", job->id, job->service);
     queue_job(job, find_or_create_service(job->service));
   }
   for (uint64_t seq : committed.failed) {
-    auto it = awaiting_durable_.find(seq);
-    if (it == awaiting_durable_.end()) continue;
-    std::shared_ptr<JobRecord> job = std::move(it->second);
-    awaiting_durable_.erase(it);
-    awaiting_bytes_ -= static_cast<int64_t>(job->body[0].size());
+    std::shared_ptr<JobRecord> job = take_awaiting(seq);
+    if (!job) continue;
     live_.erase(job_key(job->submitter, job->id));
     finish_with_error(*job, "journal_unavailable",
                       "the job could not be made durable: " + committed.failure);

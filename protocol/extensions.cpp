@@ -261,17 +261,26 @@ std::string encode_cancel_reply(const CancelReply& reply) {
       .finish();
 }
 
+namespace {
+
+// The broker answers an mmi.* request it refuses with an error result instead of the reply:
+// that error, when `body` (read by `reader`) is one; ok otherwise.
+Status refusal_of(const FieldReader& reader, const std::string& body) {
+  if (reader.get("status") == nullptr) return Status::Ok();
+  auto result = schema::decode_result(body);
+  if (!result) return result.status();
+  if (result->error)
+    return Status(result->error->code, result->error->message, result->error->field);
+  return Status::Ok();
+}
+
+}  // namespace
+
 Expected<CancelReply> decode_cancel_reply(const std::string& body) {
   auto parsed = schema::detail::parse_map(body);
   if (!parsed) return parsed.status();
   const FieldReader r(parsed->get(), "", nullptr);
-  // The broker answers a request it refuses with an error result instead.
-  if (r.get("status") != nullptr) {
-    auto result = schema::decode_result(body);
-    if (!result) return result.status();
-    if (result->error)
-      return Status(result->error->code, result->error->message, result->error->field);
-  }
+  if (Status refused = refusal_of(r, body); !refused.ok()) return refused;
   CancelReply c;
   r.read("cancelled", c.cancelled);
   r.read("in_flight", c.in_flight);
@@ -318,12 +327,7 @@ Expected<JobQueryReply> decode_job_reply(const std::string& body) {
   auto parsed = schema::detail::parse_map(body);
   if (!parsed) return parsed.status();
   const FieldReader r(parsed->get(), "", nullptr);
-  if (r.get("status") != nullptr) {
-    auto result = schema::decode_result(body);
-    if (!result) return result.status();
-    if (result->error)
-      return Status(result->error->code, result->error->message, result->error->field);
-  }
+  if (Status refused = refusal_of(r, body); !refused.ok()) return refused;
   JobQueryReply reply;
   const msgpack::object* jobs = r.get("jobs");
   if (jobs == nullptr || jobs->type != msgpack::type::ARRAY)

@@ -1,4 +1,4 @@
-// ECG-FM preprocessing against the upstream vectors in ../shared/ecgfm and hand-checked cases.
+// ECG-FM preprocessing against the upstream vectors in tests/data/ecgfm and hand-checked cases.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -32,7 +32,7 @@ double wave(int64_t l, int64_t t) {
 }
 
 RawEcg code15_raw() {
-  auto arr = read_npy(test::shared("ecgfm/preproc__raw_code15_1594286_400hz.npy"));
+  auto arr = read_npy(test::data_path("ecgfm/preproc__raw_code15_1594286_400hz.npy"));
   EXPECT_TRUE(arr.ok()) << arr.status().to_string();
   RawEcg raw;
   raw.n_leads = arr->shape[0];
@@ -48,7 +48,7 @@ RawEcg code15_raw() {
 // the agreement: numpy itself run on the float32 file differs from the expected output by 3.0e-8.
 TEST(Preprocess, MatchesUpstream500HzStage) {
   RawEcg raw = code15_raw();
-  auto expected = read_npy(test::shared("ecgfm/preproc__expected_preprocessed_500hz.npy"));
+  auto expected = read_npy(test::data_path("ecgfm/preproc__expected_preprocessed_500hz.npy"));
   ASSERT_TRUE(expected.ok());
   ASSERT_EQ(expected->shape, (std::vector<int64_t>{12, 5120}));
   auto z = standardized_500hz(raw, PreprocessLimits{});
@@ -62,7 +62,7 @@ TEST(Preprocess, MatchesUpstream500HzStage) {
 
 TEST(Preprocess, MatchesUpstreamSegments) {
   RawEcg raw = code15_raw();
-  auto expected = read_npy(test::shared("ecgfm/preproc__expected_segments.npy"));
+  auto expected = read_npy(test::data_path("ecgfm/preproc__expected_segments.npy"));
   ASSERT_TRUE(expected.ok());
   ASSERT_EQ(expected->shape, (std::vector<int64_t>{2, 12, 2500}));
   auto p = preprocess_ecg(raw, PreprocessLimits{});
@@ -79,7 +79,7 @@ TEST(Preprocess, MatchesUpstreamSegments) {
 }
 
 TEST(Preprocess, SegmentZeroIsTheModelInputRow) {
-  auto input = read_npy(test::shared("ecgfm/input.npy"));
+  auto input = read_npy(test::data_path("ecgfm/input.npy"));
   ASSERT_TRUE(input.ok());
   auto p = preprocess_ecg(code15_raw(), PreprocessLimits{});
   ASSERT_TRUE(p.ok());
