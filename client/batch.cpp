@@ -115,7 +115,7 @@ BatchSummary run_batch(
       }
       auto id = client.submit(std::move(sub->job.value()));
       if (!id) {
-        if (id.status().code() == "broker_unreachable") {
+        if (id.status().is(ErrorCode::BrokerUnreachable)) {
           summary.fatal = id.status();
           emitter.emit(s, Outcome{sub->path, error_result("", id.status())});
           fail_pending(id.status());

@@ -111,7 +111,7 @@ class EmbeddingSink {
     if (auto s = npy_.open(path); !s.ok()) return s;
     index_.open(path + ".index.jsonl", std::ios::out | std::ios::trunc);
     if (!index_)
-      return Status("io_error", "cannot write " + path + ".index.jsonl", "embeddings_out");
+      return Status(ErrorCode::IoError, "cannot write " + path + ".index.jsonl", "embeddings_out");
     return Status();
   }
   void add(const Outcome& o) {

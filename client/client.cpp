@@ -53,8 +53,8 @@ Status Client::send(const mdp::Frames& frames) {
   const auto give_up = Clock::now() + options_.timeout;
   while (!dealer_->try_send(frames)) {
     if (Clock::now() >= give_up) {
-      return Status("broker_unreachable", "cannot send to broker " + options_.broker + " for " +
-                                              format_duration(options_.timeout));
+      return Status(ErrorCode::BrokerUnreachable, "cannot send to broker " + options_.broker +
+                                                      " for " + format_duration(options_.timeout));
     }
     dealer_->wait_writable(Millis(100));
   }
@@ -71,12 +71,12 @@ Expected<std::string> Client::submit(schema::Job job) {
 Status Client::submit_body(const std::string& id, const std::string& body,
                            const std::string& service) {
   if (static_cast<int64_t>(body.size()) > options_.max_message_bytes) {
-    return Status("message_too_large", "job body is " + std::to_string(body.size()) +
-                                           " bytes; the limit is " +
-                                           std::to_string(options_.max_message_bytes));
+    return Status(ErrorCode::MessageTooLarge, "job body is " + std::to_string(body.size()) +
+                                                  " bytes; the limit is " +
+                                                  std::to_string(options_.max_message_bytes));
   }
   if (outstanding_.count(id) != 0) {
-    return Status("bad_request", "job id " + id + " is already outstanding", "id");
+    return Status(ErrorCode::BadRequest, "job id " + id + " is already outstanding", "id");
   }
   const std::string& svc = service.empty() ? options_.service : service;
   if (Status s = send(mdp::client_frames(mdp::ClientCommand::Request, svc, {body})); !s.ok()) {
@@ -153,10 +153,10 @@ std::optional<JobEvent> Client::expire_jobs() {
 }
 
 Status Client::silence_error() const {
-  return Status("broker_unreachable", "no reply from broker " + options_.broker + " for " +
-                                          format_duration(options_.timeout) + " with " +
-                                          std::to_string(outstanding_.size()) +
-                                          " job(s) outstanding");
+  return Status(ErrorCode::BrokerUnreachable, "no reply from broker " + options_.broker + " for " +
+                                                  format_duration(options_.timeout) + " with " +
+                                                  std::to_string(outstanding_.size()) +
+                                                  " job(s) outstanding");
 }
 
 Expected<std::optional<JobEvent>> Client::poll(Millis wait) {
@@ -205,8 +205,9 @@ Expected<mdp::Frames> Client::mmi(const std::string& service, const mdp::Frames&
     }
     const auto now = Clock::now();
     if (now >= until) {
-      return Status("broker_unreachable", "no reply from broker " + options_.broker + " to " +
-                                              service + " within " + format_duration(timeout));
+      return Status(ErrorCode::BrokerUnreachable, "no reply from broker " + options_.broker +
+                                                      " to " + service + " within " +
+                                                      format_duration(timeout));
     }
     if (auto frames =
             dealer_->receive(std::chrono::duration_cast<Millis>(until - now) + Millis(1))) {
@@ -221,15 +222,16 @@ Expected<bool> Client::service_available(const std::string& service, Millis time
   const std::string code = reply->empty() ? std::string() : (*reply)[0];
   if (code == "200") return true;
   if (code == "404") return false;
-  return Status("bad_result", "mmi.service answered \"" + code + "\" (expected 200 or 404)");
+  return Status(ErrorCode::BadResult,
+                "mmi.service answered \"" + code + "\" (expected 200 or 404)");
 }
 
 Expected<std::string> Client::status(Millis timeout) {
   auto reply = mmi("mmi.status", {}, timeout);
   if (!reply) return reply.status();
-  if (reply->empty()) return Status("bad_result", "mmi.status answered with no body");
+  if (reply->empty()) return Status(ErrorCode::BadResult, "mmi.status answered with no body");
   if ((*reply)[0] == "501")
-    return Status("unsupported", "the broker does not implement mmi.status");
+    return Status(ErrorCode::Unsupported, "the broker does not implement mmi.status");
   return (*reply)[0];
 }
 
@@ -246,14 +248,15 @@ Expected<CancelReply> Client::cancel(const std::vector<std::string>& ids, Millis
   }
   auto reply = mmi("mmi.cancel", {std::string(buf.data(), buf.size())}, timeout);
   if (!reply) return reply.status();
-  if (reply->empty()) return Status("bad_result", "mmi.cancel answered with no body");
+  if (reply->empty()) return Status(ErrorCode::BadResult, "mmi.cancel answered with no body");
   if ((*reply)[0] == "501")
-    return Status("unsupported", "the broker does not implement mmi.cancel");
+    return Status(ErrorCode::Unsupported, "the broker does not implement mmi.cancel");
   CancelReply out;
   try {
     msgpack::object_handle oh = msgpack::unpack((*reply)[0].data(), (*reply)[0].size());
     const msgpack::object& o = oh.get();
-    if (o.type != msgpack::type::MAP) return Status("bad_result", "mmi.cancel reply is not a map");
+    if (o.type != msgpack::type::MAP)
+      return Status(ErrorCode::BadResult, "mmi.cancel reply is not a map");
     for (uint32_t i = 0; i < o.via.map.size; ++i) {
       const auto& kv = o.via.map.ptr[i];
       if (kv.key.type != msgpack::type::STR) continue;
@@ -264,11 +267,12 @@ Expected<CancelReply> Client::cancel(const std::vector<std::string>& ids, Millis
       if (k == "in_flight") out.in_flight = std::stoll(v);
       if (k == "unknown") out.unknown = std::stoll(v);
       if (k == "status" && kv.val.type == msgpack::type::STR) {
-        return Status("bad_result", "mmi.cancel failed");
+        return Status(ErrorCode::BadResult, "mmi.cancel failed");
       }
     }
   } catch (const std::exception& e) {
-    return Status("bad_result", std::string("mmi.cancel reply is not msgpack: ") + e.what());
+    return Status(ErrorCode::BadResult,
+                  std::string("mmi.cancel reply is not msgpack: ") + e.what());
   }
   return out;
 }

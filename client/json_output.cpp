@@ -141,7 +141,7 @@ Expected<Json> msgpack_json(const std::string& body) {
     msgpack::object_handle oh = msgpack::unpack(body.data(), body.size());
     return to_json(oh.get());
   } catch (const std::exception& e) {
-    return Status("bad_result", std::string("not msgpack: ") + e.what());
+    return Status(ErrorCode::BadResult, std::string("not msgpack: ") + e.what());
   }
 }
 

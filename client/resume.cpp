@@ -11,7 +11,7 @@ Expected<ResumeState> load_resume(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return state;
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status("io_error", "cannot read " + path, "resume");
+  if (!in) return Status(ErrorCode::IoError, "cannot read " + path, "resume");
   std::string line;
   uint64_t complete_bytes = 0;  // bytes up to and including the last newline
   while (std::getline(in, line)) {
@@ -32,7 +32,8 @@ Expected<ResumeState> load_resume(const std::string& path) {
   in.close();
   if (state.truncated_tail) {
     std::filesystem::resize_file(path, complete_bytes, ec);
-    if (ec) return Status("io_error", "cannot cut the partial last line of " + path, "resume");
+    if (ec)
+      return Status(ErrorCode::IoError, "cannot cut the partial last line of " + path, "resume");
   }
   return state;
 }

@@ -10,10 +10,29 @@
 
 namespace ecgq {
 
-void Settings::declare(const std::string& key, const std::string& default_text,
-                       const std::string& help) {
-  if (!entries_.count(key)) order_.push_back(key);
-  entries_[key] = Entry{default_text, help, "default", {}};
+const char* setting_type_name(SettingType type) {
+  switch (type) {
+    case SettingType::Text:
+      return "TEXT";
+    case SettingType::List:
+      return "LIST";
+    case SettingType::Duration:
+      return "DURATION";
+    case SettingType::Integer:
+      return "INT";
+    case SettingType::Number:
+      return "NUMBER";
+    case SettingType::Bytes:
+      return "BYTES";
+    case SettingType::Boolean:
+      return "BOOL";
+  }
+  return "TEXT";
+}
+
+void Settings::declare(const SettingSpec& spec) {
+  if (!entries_.count(spec.key)) order_.push_back(spec.key);
+  entries_[spec.key] = Entry{spec.default_text, spec.type, spec.help, "default", {}};
 }
 
 Status Settings::merge_yaml_file(const std::string& path) {
@@ -21,15 +40,16 @@ Status Settings::merge_yaml_file(const std::string& path) {
   try {
     root = YAML::LoadFile(path);
   } catch (const std::exception& e) {
-    return Status("bad_config", "cannot read config file " + path + ": " + e.what(), "config");
+    return Status(ErrorCode::BadConfig, "cannot read config file " + path + ": " + e.what(),
+                  "config");
   }
   if (root.IsNull()) return Status::Ok();
   if (!root.IsMap())
-    return Status("bad_config", path + ": expected a mapping of settings", "config");
+    return Status(ErrorCode::BadConfig, path + ": expected a mapping of settings", "config");
   for (const auto& item : root) {
     const std::string key = item.first.as<std::string>();
     if (!entries_.count(key))
-      return Status("bad_config", path + ": unknown setting '" + key + "'", key);
+      return Status(ErrorCode::BadConfig, path + ": unknown setting '" + key + "'", key);
     const YAML::Node& v = item.second;
     std::string text;
     if (v.IsSequence()) {
@@ -39,7 +59,8 @@ Status Settings::merge_yaml_file(const std::string& path) {
     } else if (v.IsNull()) {
       text = "";
     } else {
-      return Status("bad_config", path + ": setting '" + key + "' must be a scalar or a list", key);
+      return Status(ErrorCode::BadConfig,
+                    path + ": setting '" + key + "' must be a scalar or a list", key);
     }
     entries_[key].value = text;
     entries_[key].origin = path;
@@ -60,7 +81,8 @@ void Settings::merge_environment() {
 
 Status Settings::set(const std::string& key, const std::string& value, const std::string& origin) {
   auto it = entries_.find(key);
-  if (it == entries_.end()) return Status("bad_config", "unknown setting '" + key + "'", key);
+  if (it == entries_.end())
+    return Status(ErrorCode::BadConfig, "unknown setting '" + key + "'", key);
   it->second.value = value;
   it->second.origin = origin;
   return Status::Ok();
@@ -76,7 +98,8 @@ void Settings::add_flags(CLI::App& app, const std::vector<std::string>& skip) {
   for (const auto& key : order_) {
     if (std::find(skip.begin(), skip.end(), key) != skip.end()) continue;
     Entry& e = entries_[key];
-    app.add_option(flag_name(key), e.flag_value, e.help + " (default: " + e.value + ")");
+    app.add_option(flag_name(key), e.flag_value, e.help + " (default: " + e.value + ")")
+        ->type_name(setting_type_name(e.type));
   }
 }
 

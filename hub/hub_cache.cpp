@@ -347,9 +347,9 @@ Status fetch_blob(const RepoCache& repo, const Download& d, const HubOptions& op
                              [&](uint64_t h, uint64_t t) { progress(h, t ? t : d.size); });
     if (got) break;
     Status st = got.status();
-    bool retry = st.code() == "hub_interrupted" || st.code() == "hub_timeout";
+    bool retry = st.is(ErrorCode::HubInterrupted) || st.is(ErrorCode::HubTimeout);
     if (!retry || attempt >= attempts) {
-      if (st.code() == "disk_full") ::unlink(incomplete.c_str());  // give the space back
+      if (st.is(ErrorCode::DiskFull)) ::unlink(incomplete.c_str());  // give the space back
       return st;
     }
     spdlog::warn("event=hub_download_retry ref={} attempt={} error={}", reference, attempt,
@@ -366,11 +366,11 @@ Status fetch_blob(const RepoCache& repo, const Download& d, const HubOptions& op
   bool checkable = git_sha1 || is_hex(d.etag, 64);
   if ((checkable && got != d.etag) || (d.size > 0 && hashes->size != d.size)) {
     ::unlink(incomplete.c_str());
-    return Status("hub_checksum_mismatch", std::string("downloaded bytes do not match: expected ") +
-                                               (git_sha1 ? "git-sha1 " : "sha256 ") + d.etag +
-                                               " (" + std::to_string(d.size) + " bytes), got " +
-                                               got + " (" + std::to_string(hashes->size) +
-                                               " bytes); the download was discarded");
+    return Status(ErrorCode::HubChecksumMismatch,
+                  std::string("downloaded bytes do not match: expected ") +
+                      (git_sha1 ? "git-sha1 " : "sha256 ") + d.etag + " (" +
+                      std::to_string(d.size) + " bytes), got " + got + " (" +
+                      std::to_string(hashes->size) + " bytes); the download was discarded");
   }
   if (!checkable) {
     spdlog::warn("event=hub_unverified reason=etag_not_a_hash ref={} etag={}", reference, d.etag);
@@ -411,7 +411,7 @@ Expected<ResolvedCheckpoint> resolve_hub(const std::string& reference, const Hub
         return finish(*hit, "cache");
       }
     }
-    return Status("hub_offline",
+    return Status(ErrorCode::HubOffline,
                   "offline mode (HF_HUB_OFFLINE=1 or --offline) and " + reference +
                       " is not in the cache " + options.cache_dir + " (looked for " +
                       repo.storage() + "/refs/" + ref.revision +
@@ -441,7 +441,7 @@ Expected<ResolvedCheckpoint> resolve_hub(const std::string& reference, const Hub
   if (!head) {
     Status st = head.status();
     // Only a definite answer (no access, no such file) overrides the cache; outages do not.
-    bool definite = st.code() == "hub_auth" || st.code() == "hub_not_found";
+    bool definite = st.is(ErrorCode::HubAuth) || st.is(ErrorCode::HubNotFound);
     if (!definite && ref_commit) {
       if (auto hit = repo.cached(*ref_commit, &verify_ms)) {
         spdlog::warn("event=hub_recheck_failed action=use_cache ref={} error={}", reference,
@@ -459,9 +459,9 @@ Expected<ResolvedCheckpoint> resolve_hub(const std::string& reference, const Hub
   // A redirect's Content-Length is that of its own body, not of the file.
   if (size_text.empty() && head->status < 300) size_text = head->header("content-length");
   if (commit.empty() || etag.empty() || etag.find('/') != std::string::npos) {
-    return with_context(Status("hub_http", "the answer to HEAD " + url +
-                                               " lacks X-Repo-Commit or a usable ETag; is "
-                                               "HF_ENDPOINT a Hugging Face hub?"),
+    return with_context(Status(ErrorCode::HubHttp, "the answer to HEAD " + url +
+                                                       " lacks X-Repo-Commit or a usable ETag; is "
+                                                       "HF_ENDPOINT a Hugging Face hub?"),
                         ref, options.endpoint);
   }
   uint64_t size = std::strtoull(size_text.c_str(), nullptr, 10);
@@ -480,13 +480,13 @@ Expected<ResolvedCheckpoint> resolve_hub(const std::string& reference, const Hub
     }
     hit = repo.cached(commit, &verify_ms);
     if (!hit) {
-      return with_context(
-          Status("io_error", "snapshot " + repo.pointer(commit) + " is not readable after linking"),
-          ref, options.endpoint);
+      return with_context(Status(ErrorCode::IoError, "snapshot " + repo.pointer(commit) +
+                                                         " is not readable after linking"),
+                          ref, options.endpoint);
     }
   }
   if (auto st = repo.write_ref(ref.revision, commit); !st.ok()) {
-    if (!out.downloaded && (st.code() == "cache_readonly")) {
+    if (!out.downloaded && (st.is(ErrorCode::CacheReadonly))) {
       spdlog::warn("event=hub_ref_not_updated reason=read_only ref={} error={}", reference,
                    st.to_string());
     } else {
@@ -503,7 +503,7 @@ Expected<ResolvedCheckpoint> resolve_hub(const std::string& reference, const Hub
 Expected<ResolvedCheckpoint> resolve_local(const std::string& reference) {
   struct stat st {};
   if (::stat(reference.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    return Status("checkpoint_not_found",
+    return Status(ErrorCode::CheckpointNotFound,
                   "checkpoint file " + reference + " does not exist or is not a regular file " +
                       "(expected a local path or hf://OWNER/REPO/PATH[@REVISION])",
                   "checkpoint");

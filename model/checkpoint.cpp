@@ -18,7 +18,7 @@ constexpr size_t kMaxCfgRepr = 1u << 20;
 constexpr size_t kMaxSkippedNames = 256;
 
 Status bad(const std::string& what) {
-  return Status("bad_checkpoint", what, "checkpoint");
+  return Status(ErrorCode::BadCheckpoint, what, "checkpoint");
 }
 
 std::string quoted(const std::string& s) {

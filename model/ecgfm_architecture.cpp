@@ -11,7 +11,7 @@ namespace ecgq {
 namespace {
 
 Status bad_ckpt(const std::string& what) {
-  return Status("bad_checkpoint", what, "checkpoint");
+  return Status(ErrorCode::BadCheckpoint, what, "checkpoint");
 }
 
 // Recursive-descent parser for "TERM (+ TERM)*", TERM = "[(d, k, s), ...] [* n]".
@@ -36,7 +36,7 @@ class ConvSpecParser {
     skip();
     if (i_ != s_.size()) return error();
     if (out.empty())
-      return Status("bad_checkpoint", "conv_feature_layers '" + s_ + "' has no layers");
+      return Status(ErrorCode::BadCheckpoint, "conv_feature_layers '" + s_ + "' has no layers");
     return out;
   }
 
@@ -157,7 +157,7 @@ Expected<EcgfmArchitecture> derive_architecture(const ckpt::Checkpoint& c) {
     a.variant = "pretrained";
     a.prefix = "";
   } else {
-    return Status("unsupported_model",
+    return Status(ErrorCode::UnsupportedModel,
                   "cfg.model._name '" + a.model_name +
                       "' is not an ECG-FM model (expected wav2vec2_cmsc or "
                       "ecg_transformer_classifier)",
@@ -196,8 +196,8 @@ Expected<EcgfmArchitecture> derive_architecture(const ckpt::Checkpoint& c) {
   a.extractor_mode = "default";
   cfg_get(c, "extractor_mode", &a.extractor_mode);
   if (a.extractor_mode != "default" && a.extractor_mode != "layer_norm")
-    return Status("unsupported_model", "extractor_mode '" + a.extractor_mode + "' is not supported",
-                  "checkpoint");
+    return Status(ErrorCode::UnsupportedModel,
+                  "extractor_mode '" + a.extractor_mode + "' is not supported", "checkpoint");
   const std::string fe = p + "feature_extractor.conv_layers.";
   size_t n_conv = 0;
   while (by_name.count(fe + std::to_string(n_conv) + ".0.weight")) ++n_conv;
@@ -326,7 +326,7 @@ Expected<EcgfmArchitecture> derive_architecture(const ckpt::Checkpoint& c) {
       }
     }
     if (!known)
-      return Status("unsupported_model",
+      return Status(ErrorCode::UnsupportedModel,
                     "unexpected tensor '" + t.name + "' " + shape_str(t.shape) + " for a " +
                         (a.model_name.empty() ? a.variant : a.model_name) + " model",
                     "checkpoint");

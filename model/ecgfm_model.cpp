@@ -138,12 +138,12 @@ class WeightReader {
 
  private:
   static Status missing(const std::string& name) {
-    return Status("bad_checkpoint", "missing tensor '" + name + "'", "checkpoint");
+    return Status(ErrorCode::BadCheckpoint, "missing tensor '" + name + "'", "checkpoint");
   }
 
   Status read_into(const ckpt::TensorInfo& t, at::Tensor dst) {
     auto fail = [&](const std::string& why) {
-      return Status("bad_checkpoint", "tensor '" + t.name + "': " + why, "checkpoint");
+      return Status(ErrorCode::BadCheckpoint, "tensor '" + t.name + "': " + why, "checkpoint");
     };
     bool ok = false;
     at::ScalarType st = scalar_type(t.dtype, &ok);
@@ -344,14 +344,15 @@ class EcgfmModel : public Model {
   Expected<ModelOutput> run_capture(const float* x, int64_t n, const RunOptions& options,
                                     ActivationCapture* capture) {
     if (x == nullptr || n <= 0)
-      return Status("bad_input", "need at least one segment (got " + std::to_string(n) + ")");
+      return Status(ErrorCode::BadInput,
+                    "need at least one segment (got " + std::to_string(n) + ")");
     try {
       return forward(x, n, options, capture);
     } catch (const c10::Error& e) {
-      return Status("model_error",
+      return Status(ErrorCode::ModelError,
                     std::string("forward pass failed: ") + e.what_without_backtrace());
     } catch (const std::exception& e) {
-      return Status("model_error", std::string("forward pass failed: ") + e.what());
+      return Status(ErrorCode::ModelError, std::string("forward pass failed: ") + e.what());
     }
   }
 
@@ -525,7 +526,7 @@ std::string cpu_bf16_support() {
 
 Status bf16_supported() {
   if (!cpu_bf16_support().empty()) return Status::Ok();
-  return Status("unsupported_model",
+  return Status(ErrorCode::UnsupportedModel,
                 "precision bf16 needs a CPU with AVX-512 BF16 or AMX-BF16 (this one has neither, "
                 "or ECGQ_DISABLE_BF16 is set); without them bf16 would run slower than fp32. "
                 "Use precision fp32",
@@ -535,8 +536,8 @@ Status bf16_supported() {
 Expected<std::unique_ptr<Model>> load_ecgfm(const ckpt::Checkpoint& checkpoint,
                                             const LoadOptions& options) {
   if (options.precision != "fp32" && options.precision != "bf16")
-    return Status("bad_config", "precision '" + options.precision + "': expected fp32 or bf16",
-                  "precision");
+    return Status(ErrorCode::BadConfig,
+                  "precision '" + options.precision + "': expected fp32 or bf16", "precision");
   if (options.precision == "bf16") {
     if (Status s = bf16_supported(); !s.ok()) return s;
   }
@@ -571,7 +572,7 @@ Expected<std::unique_ptr<Model>> load_ecgfm(const ckpt::Checkpoint& checkpoint,
     Status s = model->load(checkpoint);
     if (!s.ok()) return Status(s.code(), checkpoint.path + ": " + s.message(), s.field());
   } catch (const c10::Error& e) {
-    return Status("bad_checkpoint", checkpoint.path + ": " + e.what_without_backtrace(),
+    return Status(ErrorCode::BadCheckpoint, checkpoint.path + ": " + e.what_without_backtrace(),
                   "checkpoint");
   }
   return std::unique_ptr<Model>(std::move(model));
@@ -582,7 +583,7 @@ Expected<ModelOutput> run_ecgfm_with_capture(Model& model, const float* x, int64
                                              ActivationCapture* capture) {
   auto* m = dynamic_cast<EcgfmModel*>(&model);
   if (m == nullptr)
-    return Status("bad_input", "run_ecgfm_with_capture needs a native ECG-FM model");
+    return Status(ErrorCode::BadInput, "run_ecgfm_with_capture needs a native ECG-FM model");
   return m->run_capture(x, n, options, capture);
 }
 

@@ -42,7 +42,7 @@ Expected<std::unique_ptr<Model>> load_model(const std::string& path, const LoadO
   if (options.model_kind == "torchscript") return load_torchscript(path, options);
   if (options.model_kind == "ecgfm") return load_fairseq(path, options);
   if (options.model_kind != "auto")
-    return Status("bad_config",
+    return Status(ErrorCode::BadConfig,
                   "model kind '" + options.model_kind + "' is not one of auto, ecgfm, torchscript",
                   "model_kind");
   if (is_torchscript(path)) return load_torchscript(path, options);

@@ -196,7 +196,7 @@ class Machine {
     if (op_ >= 32 && op_ < 127) msg += std::string(" '") + char(op_) + "'";
     if (*opcode_name(op_)) msg += std::string(" ") + opcode_name(op_);
     msg += ": " + what;
-    return Status("bad_checkpoint", msg, "checkpoint");
+    return Status(ErrorCode::BadCheckpoint, msg, "checkpoint");
   }
 
   Status need(uint64_t n) const {
@@ -765,7 +765,7 @@ Expected<PickleResult> Machine::run() {
   while (!stopped_) {
     if (pos_ >= data_.size()) {
       op_pos_ = pos_;
-      return Status("bad_checkpoint",
+      return Status(ErrorCode::BadCheckpoint,
                     where_ + " byte " + std::to_string(pos_) + " (file offset " +
                         std::to_string(file_offset_ + pos_) +
                         "): pickle ends before its STOP opcode (truncated)",

@@ -25,7 +25,7 @@ struct Outputs {
 };
 
 Status output_error(const std::string& why) {
-  return Status("unsupported_model", "TorchScript output " + why, "checkpoint");
+  return Status(ErrorCode::UnsupportedModel, "TorchScript output " + why, "checkpoint");
 }
 
 Expected<Outputs> map_outputs(const c10::IValue& v, int64_t n) {
@@ -133,7 +133,8 @@ class TorchScriptModel : public Model {
 
   Expected<ModelOutput> run(const float* x, int64_t n, const RunOptions& options) override {
     if (x == nullptr || n <= 0)
-      return Status("bad_input", "need at least one segment (got " + std::to_string(n) + ")");
+      return Status(ErrorCode::BadInput,
+                    "need at least one segment (got " + std::to_string(n) + ")");
     auto o = forward(x, n);
     if (!o.ok()) return o.status();
     ModelOutput out;
@@ -146,7 +147,7 @@ class TorchScriptModel : public Model {
     if (options.encoder_out) out.encoder_out = to_vector(o->encoder_out);
     if (options.saliency) {
       if (!o->saliency.defined())
-        return Status("unsupported_output", "this TorchScript model has no saliency output",
+        return Status(ErrorCode::UnsupportedOutput, "this TorchScript model has no saliency output",
                       "outputs");
       out.saliency = to_vector(o->saliency);
     }
@@ -161,10 +162,10 @@ class TorchScriptModel : public Model {
       c10::IValue v = module_.forward({in});
       return map_outputs(v, n);
     } catch (const c10::Error& e) {
-      return Status("model_error",
+      return Status(ErrorCode::ModelError,
                     std::string("TorchScript forward failed: ") + e.what_without_backtrace());
     } catch (const std::exception& e) {
-      return Status("model_error", std::string("TorchScript forward failed: ") + e.what());
+      return Status(ErrorCode::ModelError, std::string("TorchScript forward failed: ") + e.what());
     }
   }
 
@@ -187,7 +188,7 @@ Expected<std::unique_ptr<Model>> load_torchscript(const std::string& path,
     module.eval();
   } catch (const c10::Error& e) {
     std::string what = e.what_without_backtrace();
-    return Status("bad_checkpoint",
+    return Status(ErrorCode::BadCheckpoint,
                   path + ": not a loadable TorchScript archive: " + what.substr(0, what.find('\n')),
                   "checkpoint");
   }

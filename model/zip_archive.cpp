@@ -25,7 +25,7 @@ constexpr uint64_t kLocalSize = 30;
 constexpr uint64_t kMaxCentralDirectory = 64ull << 20;
 
 Status bad(const std::string& what) {
-  return Status("bad_checkpoint", what, "checkpoint");
+  return Status(ErrorCode::BadCheckpoint, what, "checkpoint");
 }
 
 uint16_t u16(const unsigned char* p) {
@@ -67,13 +67,13 @@ class FileSource : public ByteSource {
       ssize_t got = ::pread(fd_, out, chunk, off_t(offset));
       if (got < 0) {
         if (errno == EINTR) continue;
-        return Status("io_error",
+        return Status(ErrorCode::IoError,
                       path_ + ": pread at offset " + std::to_string(offset) +
                           " failed: " + std::strerror(errno),
                       "checkpoint");
       }
       if (got == 0) {
-        return Status("io_error",
+        return Status(ErrorCode::IoError,
                       path_ + ": unexpected end of file at offset " + std::to_string(offset) +
                           " (the file shrank after it was opened?)",
                       "checkpoint");
@@ -207,14 +207,14 @@ Expected<Directory> find_directory(const ByteSource& src) {
 Expected<std::shared_ptr<const ByteSource>> open_file_source(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    return Status("io_error", "cannot open checkpoint " + path + ": " + std::strerror(errno),
-                  "checkpoint");
+    return Status(ErrorCode::IoError,
+                  "cannot open checkpoint " + path + ": " + std::strerror(errno), "checkpoint");
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     int err = errno;
     ::close(fd);
-    return Status("io_error",
+    return Status(ErrorCode::IoError,
                   "checkpoint " + path + " is not a regular file" +
                       (err ? std::string(": ") + std::strerror(err) : ""),
                   "checkpoint");

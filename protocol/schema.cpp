@@ -80,7 +80,7 @@ using detail::key_of;
 using detail::type_name;
 
 Status bad_request(const std::string& message, const std::string& field) {
-  return Status("bad_request", message, field);
+  return Status(ErrorCode::BadRequest, message, field);
 }
 
 Status wrong_type(const std::string& field, const std::string& expected,
@@ -317,7 +317,7 @@ Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::str
   a.dtype = as_string(*dtype);
   const size_t itemsize = dtype_size(a.dtype);
   if (itemsize == 0) {
-    return Status("unsupported_dtype",
+    return Status(ErrorCode::UnsupportedDtype,
                   field + ".dtype \"" + a.dtype + "\" is not supported (expected f32, f64 or i16)",
                   field + ".dtype");
   }
@@ -326,7 +326,7 @@ Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::str
     return wrong_type(field + ".shape", "an array of integers", *shape);
   }
   if (rank != 0 && shape->via.array.size != rank) {
-    return Status("bad_shape",
+    return Status(ErrorCode::BadShape,
                   field + ".shape must have " + std::to_string(rank) + " dimensions, got " +
                       std::to_string(shape->via.array.size),
                   field + ".shape");
@@ -357,7 +357,7 @@ Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::str
   if (data->type != msgpack::type::BIN) return wrong_type(field + ".data", "bin", *data);
   const uint64_t expected = elements * itemsize;
   if (data->via.bin.size != expected) {
-    return Status("bad_shape",
+    return Status(ErrorCode::BadShape,
                   field + ".data has " + std::to_string(data->via.bin.size) +
                       " bytes but shape x " + a.dtype + " needs " + std::to_string(expected),
                   field + ".data");

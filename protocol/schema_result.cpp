@@ -14,7 +14,7 @@ using detail::Packer;
 namespace {
 
 Status bad_result(const std::string& message, const std::string& field) {
-  return Status("bad_result", message, field);
+  return Status(ErrorCode::BadResult, message, field);
 }
 
 // Relabels decode errors: a malformed result is the peer's fault, not a bad request of ours.

@@ -144,7 +144,7 @@ Expected<std::vector<std::string>> channel_names(int64_t n, const ReadOptions& o
                                                  std::vector<std::string>* warnings) {
   if (!options.leads.empty()) {
     if (static_cast<int64_t>(options.leads.size()) != n)
-      return Status("bad_request",
+      return Status(ErrorCode::BadRequest,
                     std::to_string(options.leads.size()) + " lead names given for " +
                         std::to_string(n) + " channels",
                     "leads");
@@ -156,7 +156,7 @@ Expected<std::vector<std::string>> channel_names(int64_t n, const ReadOptions& o
         "aVF, V1-V6");
     return kModelLeads;
   }
-  return Status("bad_request",
+  return Status(ErrorCode::BadRequest,
                 std::to_string(n) + " channels and no lead names; pass the lead names (--leads)",
                 "leads");
 }
@@ -194,10 +194,10 @@ Expected<EcgRecord> read_wfdb_record(const std::string& header_path, const ReadO
 
 Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& options) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status("not_found", "cannot open " + path, "path");
+  if (!in) return Status(ErrorCode::NotFound, "cannot open " + path, "path");
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (bytes.size() >= 116 && bytes.compare(0, 6, "MATLAB") == 0)
-    return Status("unsupported_format",
+    return Status(ErrorCode::UnsupportedFormat,
                   path +
                       ": MATLAB v5/v7 .mat files are not supported (only v4 files such as the "
                       "PhysioNet Challenge ones); convert it to .npy, CSV or WFDB",
@@ -217,7 +217,7 @@ Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& opti
     static const int kSize[] = {8, 4, 4, 2, 2, 1};
     if (type < 0 || type > 9999 || m != 0 || p > 5 || hdr[1] < 0 || hdr[2] < 0 || hdr[4] <= 0 ||
         hdr[3] != 0)
-      return Status("bad_record",
+      return Status(ErrorCode::BadRecord,
                     path +
                         ": not a little-endian MATLAB v4 file of real matrices (matrix header at "
                         "byte " +
@@ -227,11 +227,11 @@ Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& opti
     const size_t data_at = name_at + static_cast<size_t>(hdr[4]);
     const size_t room = bytes.size() > data_at ? bytes.size() - data_at : 0;
     if (hdr[1] > 0 && static_cast<size_t>(hdr[2]) > room / kSize[p] / static_cast<size_t>(hdr[1]))
-      return Status("bad_record", path + ": MATLAB v4 matrix runs past the end of the file",
+      return Status(ErrorCode::BadRecord, path + ": MATLAB v4 matrix runs past the end of the file",
                     "path");
     const size_t data_len = static_cast<size_t>(hdr[1]) * static_cast<size_t>(hdr[2]) * kSize[p];
     if (data_at + data_len > bytes.size())
-      return Status("bad_record", path + ": MATLAB v4 matrix runs past the end of the file",
+      return Status(ErrorCode::BadRecord, path + ": MATLAB v4 matrix runs past the end of the file",
                     "path");
     std::string name = bytes.substr(name_at, static_cast<size_t>(hdr[4]));
     name = name.substr(0, name.find('\0'));
@@ -248,7 +248,7 @@ Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& opti
         path + ": no `val` matrix (found " + std::to_string(matrices.size()) + " numeric matrices)",
         "path");
   if (options.fs <= 0)
-    return Status("bad_request",
+    return Status(ErrorCode::BadRequest,
                   path +
                       ": a .mat file without a WFDB header carries no sample rate; pass it "
                       "(--fs)",
@@ -313,16 +313,16 @@ Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& opti
 
 Expected<EcgRecord> read_record(const std::string& path, const ReadOptions& options) {
   if (is_dir(path))
-    return Status("unsupported_format", path + " is a directory, not a record", "path");
+    return Status(ErrorCode::UnsupportedFormat, path + " is a directory, not a record", "path");
   const std::string ext = ext_of(path);
   const std::string header = stem_path(path) + ".hea";
   if (ext == ".hea") {
-    if (!is_file(path)) return Status("not_found", path + " does not exist", "path");
+    if (!is_file(path)) return Status(ErrorCode::NotFound, path + " does not exist", "path");
     return read_wfdb_record(path, options);
   }
   if (!is_file(path)) {
     if (is_file(path + ".hea")) return read_wfdb_record(path + ".hea", options);
-    return Status("not_found", path + " does not exist", "path");
+    return Status(ErrorCode::NotFound, path + " does not exist", "path");
   }
   if (ext == ".npy") return read_npy_record(path, options);
   if (ext == ".csv" || ext == ".tsv" || ext == ".txt") return read_csv_record(path, options);
@@ -335,14 +335,14 @@ Expected<EcgRecord> read_record(const std::string& path, const ReadOptions& opti
         if (s.file_name == base_of(path)) return read_wfdb_record(header, options);
   }
   if (ext == ".mat") return read_mat_v4(path, options);
-  return Status("unsupported_format",
+  return Status(ErrorCode::UnsupportedFormat,
                 path + ": not a record format ecgq reads (WFDB .hea, .mat, .csv, .npy)", "path");
 }
 
 Expected<schema::Job> job_from_record(const EcgRecord& record) {
   const int64_t n_leads = record.n_leads();
   if (n_leads == 0 || record.n_samples == 0)
-    return Status("bad_record", record.path + ": the record holds no samples", "ecg");
+    return Status(ErrorCode::BadRecord, record.path + ": the record holds no samples", "ecg");
   schema::Job job;
   job.fs = record.fs;
   job.leads = record.leads;
@@ -356,8 +356,8 @@ Expected<schema::Job> job_from_record(const EcgRecord& record) {
   } else if (record.dtype == "f64") {
     job.ecg.data.assign(reinterpret_cast<const char*>(record.f64.data()), total * 8);
   } else {
-    return Status("bad_record", record.path + ": unknown sample type '" + record.dtype + "'",
-                  "ecg");
+    return Status(ErrorCode::BadRecord,
+                  record.path + ": unknown sample type '" + record.dtype + "'", "ecg");
   }
   // Fold each lead's units into its gain so that the whole job is in mV; non-voltage channels
   // (NU) keep their gain, which is harmless because the model ignores them.

@@ -109,7 +109,7 @@ double snap_rate(double fs) {
 
 Expected<EcgRecord> read_csv_record(const std::string& path, const ReadOptions& options) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status("not_found", "cannot open " + path, "path");
+  if (!in) return Status(ErrorCode::NotFound, "cannot open " + path, "path");
   EcgRecord r;
   r.path = path;
   r.name = base_name(path);
@@ -148,7 +148,7 @@ Expected<EcgRecord> read_csv_record(const std::string& path, const ReadOptions& 
       }
     }
     if (fields.size() != columns.size())
-      return Status("bad_record",
+      return Status(ErrorCode::BadRecord,
                     path + ": line " + std::to_string(line_no) + " has " +
                         std::to_string(fields.size()) + " fields; expected " +
                         std::to_string(columns.size()),
@@ -156,7 +156,7 @@ Expected<EcgRecord> read_csv_record(const std::string& path, const ReadOptions& 
     for (size_t c = 0; c < fields.size(); ++c) {
       double v = std::numeric_limits<double>::quiet_NaN();
       if (!fields[c].empty() && !parse_number(fields[c], &v))
-        return Status("bad_record",
+        return Status(ErrorCode::BadRecord,
                       path + ": line " + std::to_string(line_no) + " column " +
                           std::to_string(c + 1) + ": '" + fields[c] + "' is not a number",
                       "path");
@@ -164,7 +164,7 @@ Expected<EcgRecord> read_csv_record(const std::string& path, const ReadOptions& 
     }
     ++rows;
   }
-  if (rows == 0) return Status("bad_record", path + ": no data rows", "path");
+  if (rows == 0) return Status(ErrorCode::BadRecord, path + ": no data rows", "path");
 
   double fs_column = 0, fs_time = 0;
   std::vector<size_t> signal_columns;
@@ -190,13 +190,14 @@ Expected<EcgRecord> read_csv_record(const std::string& path, const ReadOptions& 
   } else if (fs_file > 0 && std::isfinite(fs_file)) {
     r.fs = fs_file;
   } else {
-    return Status("bad_request",
+    return Status(ErrorCode::BadRequest,
                   path +
                       ": no sample rate (no fs/time column or '# fs: N' comment); pass it "
                       "(--fs)",
                   "fs");
   }
-  if (signal_columns.empty()) return Status("bad_record", path + ": no signal columns", "path");
+  if (signal_columns.empty())
+    return Status(ErrorCode::BadRecord, path + ": no signal columns", "path");
   if (have_header) {
     for (size_t c : signal_columns) r.leads.push_back(header[c]);
   } else {
@@ -219,15 +220,15 @@ Expected<EcgRecord> read_npy_record(const std::string& path, const ReadOptions& 
   std::vector<int64_t> shape = arr->shape;
   while (shape.size() > 2 && shape[0] == 1) shape.erase(shape.begin());
   if (shape.size() != 2)
-    return Status("bad_record",
+    return Status(ErrorCode::BadRecord,
                   path + ": expected a 2-D array [leads, samples] or [samples, leads]; got shape " +
                       arr->shape_string(),
                   "path");
   if (arr->dtype == "bool")
-    return Status("bad_record", path + ": boolean arrays are not ECG data", "path");
+    return Status(ErrorCode::BadRecord, path + ": boolean arrays are not ECG data", "path");
   if (options.fs <= 0)
-    return Status("bad_request", path + ": a .npy file carries no sample rate; pass it (--fs)",
-                  "fs");
+    return Status(ErrorCode::BadRequest,
+                  path + ": a .npy file carries no sample rate; pass it (--fs)", "fs");
   // Which axis holds the leads: the one matching the given names, else the shorter one.
   bool leads_first = shape[0] <= shape[1];
   const int64_t named = static_cast<int64_t>(options.leads.size());

@@ -111,7 +111,7 @@ void standardize_lead(double* x, int64_t n) {
 Status check_finite(const double* x, int64_t n, const std::string& lead) {
   for (int64_t i = 0; i < n; ++i)
     if (!std::isfinite(x[i]))
-      return Status("bad_samples",
+      return Status(ErrorCode::BadSamples,
                     "lead " + lead + " sample " + std::to_string(i) + " is " +
                         (std::isnan(x[i]) ? "NaN" : "infinite"),
                     "ecg");
@@ -129,14 +129,15 @@ double load(const char* data, int64_t i) {
 // Per-lead value of a none/one/per-lead parameter vector.
 Status check_per_lead(const std::vector<double>& values, int64_t n_leads, const char* field) {
   if (values.size() > 1 && static_cast<int64_t>(values.size()) != n_leads)
-    return Status("bad_shape",
+    return Status(ErrorCode::BadShape,
                   std::string(field) + " has " + std::to_string(values.size()) +
                       " values; expected none, one for all leads, or one per lead (" +
                       std::to_string(n_leads) + ")",
                   field);
   for (double v : values)
     if (!std::isfinite(v))
-      return Status("bad_request", std::string(field) + " values must be finite numbers", field);
+      return Status(ErrorCode::BadRequest, std::string(field) + " values must be finite numbers",
+                    field);
   return Status::Ok();
 }
 
@@ -157,7 +158,7 @@ Expected<RawEcg> raw_from_job(const schema::Job& job) {
   else if (a.dtype == "i16")
     item = 2;
   else
-    return Status("unsupported_dtype",
+    return Status(ErrorCode::UnsupportedDtype,
                   "ecg dtype '" + a.dtype + "' is not supported; expected f32, f64 or i16",
                   "ecg.dtype");
   if (a.shape.size() != 2)
@@ -167,25 +168,26 @@ Expected<RawEcg> raw_from_job(const schema::Job& job) {
         "ecg.shape");
   const int64_t n_leads = a.shape[0], n_samples = a.shape[1];
   if (n_leads <= 0 || n_samples <= 0)
-    return Status("bad_shape", "ecg shape must be positive [leads, samples]", "ecg.shape");
+    return Status(ErrorCode::BadShape, "ecg shape must be positive [leads, samples]", "ecg.shape");
   if (a.data.size() != static_cast<size_t>(n_leads * n_samples) * item)
-    return Status("bad_shape",
+    return Status(ErrorCode::BadShape,
                   "ecg data has " + std::to_string(a.data.size()) + " bytes; shape [" +
                       std::to_string(n_leads) + ", " + std::to_string(n_samples) + "] of " +
                       a.dtype + " needs " +
                       std::to_string(static_cast<size_t>(n_leads * n_samples) * item),
                   "ecg.data");
   if (static_cast<int64_t>(job.leads.size()) != n_leads)
-    return Status("bad_request",
+    return Status(ErrorCode::BadRequest,
                   "leads names " + std::to_string(job.leads.size()) + " channels but ecg has " +
                       std::to_string(n_leads) + " rows",
                   "leads");
   if (!std::isfinite(job.fs) || job.fs <= 0)
-    return Status("bad_request", "fs must be a positive sample rate in Hz", "fs");
+    return Status(ErrorCode::BadRequest, "fs must be a positive sample rate in Hz", "fs");
   if (Status s = check_per_lead(job.gain, n_leads, "gain"); !s.ok()) return s;
   if (Status s = check_per_lead(job.baseline, n_leads, "baseline"); !s.ok()) return s;
   for (double g : job.gain)
-    if (g == 0) return Status("bad_request", "gain must not be 0 (ADC units per mV)", "gain");
+    if (g == 0)
+      return Status(ErrorCode::BadRequest, "gain must not be 0 (ADC units per mV)", "gain");
 
   double unit_scale = 1.0;  // multiplies values to get mV
   const std::string units = lower_trimmed(job.units);
@@ -196,8 +198,8 @@ Expected<RawEcg> raw_from_job(const schema::Job& job) {
   else if (units == "v")
     unit_scale = 1e3;
   else
-    return Status("bad_request", "units '" + job.units + "' not supported; expected mV, uV or V",
-                  "units");
+    return Status(ErrorCode::BadRequest,
+                  "units '" + job.units + "' not supported; expected mV, uV or V", "units");
 
   RawEcg raw;
   raw.n_leads = n_leads;
@@ -216,7 +218,7 @@ Expected<RawEcg> raw_from_job(const schema::Job& job) {
     for (int64_t t = 0; t < n_samples; ++t) {
       const double v = element(data, l * n_samples + t);
       if (!std::isfinite(v))
-        return Status("bad_samples",
+        return Status(ErrorCode::BadSamples,
                       "lead " + job.leads[l] + " sample " + std::to_string(t) + " is " +
                           (std::isnan(v) ? "NaN" : "infinite"),
                       "ecg");
@@ -232,18 +234,18 @@ Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const Prepro
   const int64_t n = raw.n_samples;
   if (raw.n_leads != static_cast<int64_t>(raw.leads.size()) ||
       raw.samples.size() != static_cast<size_t>(raw.n_leads * n))
-    return Status("bad_shape", "lead names and sample array disagree", "leads");
+    return Status(ErrorCode::BadShape, "lead names and sample array disagree", "leads");
   if (!std::isfinite(raw.fs) || raw.fs <= 0)
-    return Status("bad_request", "fs must be a positive sample rate in Hz", "fs");
+    return Status(ErrorCode::BadRequest, "fs must be a positive sample rate in Hz", "fs");
   const double seconds = static_cast<double>(n) / raw.fs;
   if (limits.max_record_seconds > 0 && seconds > limits.max_record_seconds)
-    return Status("too_long",
+    return Status(ErrorCode::TooLong,
                   "record is " + format_seconds(seconds) + " s long; the limit is " +
                       format_seconds(limits.max_record_seconds) + " s",
                   "ecg");
   const int64_t n_out = resampled_length(n, raw.fs);
   if (n < 2 || n_out < kSegment)
-    return Status("too_short",
+    return Status(ErrorCode::TooShort,
                   "record is " + format_seconds(seconds) + " s long (" + std::to_string(n_out) +
                       " samples at 500 Hz); ECG-FM needs at least 5 s (2500 samples at 500 Hz)",
                   "ecg");
@@ -304,7 +306,7 @@ Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const Prepro
     std::vector<std::string> present;
     for (int i = 0; i < 12; ++i)
       if (source[i] >= 0) present.push_back(kModelLeads[i]);
-    return Status("missing_leads",
+    return Status(ErrorCode::MissingLeads,
                   "missing lead" + std::string(missing.size() > 1 ? "s " : " ") + join(missing) +
                       "; ECG-FM needs all 12 leads (I, II, III, aVR, aVL, aVF, V1-V6; III, aVR, "
                       "aVL and aVF can be derived from I and II); recognised: " +

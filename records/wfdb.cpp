@@ -47,7 +47,8 @@ bool parse_int(const std::string& s, int64_t* out) {
 }
 
 Status bad(int line_no, const std::string& what) {
-  return Status("bad_record", "header line " + std::to_string(line_no) + ": " + what, "header");
+  return Status(ErrorCode::BadRecord, "header line " + std::to_string(line_no) + ": " + what,
+                "header");
 }
 
 // "format[xspf][:skew][+offset]"
@@ -145,7 +146,7 @@ Status parse_record_line(const std::vector<std::string>& t, Header* h, int line_
   if (t.size() < 2) return bad(line_no, "record line needs a record name and a signal count");
   h->record_name = t[0];
   if (t[0].find('/') != std::string::npos)
-    return Status("unsupported_record",
+    return Status(ErrorCode::UnsupportedRecord,
                   "record " + t[0] +
                       " is a multi-segment record; only single-segment records "
                       "are supported",
@@ -309,7 +310,7 @@ std::vector<int32_t> decode(int format, const unsigned char* p, int64_t count) {
 
 Expected<std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status("not_found", "cannot open " + path, "path");
+  if (!in) return Status(ErrorCode::NotFound, "cannot open " + path, "path");
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -349,9 +350,9 @@ Expected<Header> parse_header(const std::string& text) {
     if (Status st = parse_signal_line(tokens, &s, line_no); !st.ok()) return st;
     h.signals.push_back(std::move(s));
   }
-  if (!have_record) return Status("bad_record", "header has no record line", "header");
+  if (!have_record) return Status(ErrorCode::BadRecord, "header has no record line", "header");
   if (static_cast<int>(h.signals.size()) != h.n_signals)
-    return Status("bad_record",
+    return Status(ErrorCode::BadRecord,
                   "record line declares " + std::to_string(h.n_signals) + " signals but " +
                       std::to_string(h.signals.size()) + " signal lines follow",
                   "header");
@@ -372,26 +373,27 @@ Expected<Signals> read_signals(const Header& header, const std::string& director
   Signals out;
   out.samples.resize(header.signals.size());
   if (header.signals.empty())
-    return Status("bad_record", "record " + header.record_name + " has no signals", "header");
+    return Status(ErrorCode::BadRecord, "record " + header.record_name + " has no signals",
+                  "header");
   // Signals stored in the same file, in header order; files in order of first appearance.
   std::vector<std::pair<std::string, std::vector<size_t>>> groups;
   for (size_t i = 0; i < header.signals.size(); ++i) {
     const SignalSpec& s = header.signals[i];
     if (!format_supported(s.format))
-      return Status("unsupported_record",
+      return Status(ErrorCode::UnsupportedRecord,
                     "signal " + std::to_string(i) + " (" + s.description + ") uses format " +
                         std::to_string(s.format) +
                         "; supported: 8, 16, 24, 32, 61, 80, 160, 212, 310, 311",
                     "header");
     if (s.samples_per_frame != 1)
-      return Status("unsupported_record",
+      return Status(ErrorCode::UnsupportedRecord,
                     "signal " + std::to_string(i) + " (" + s.description + ") has " +
                         std::to_string(s.samples_per_frame) +
                         " samples per frame; only 1 is supported",
                     "header");
     if (s.file_name == "~" || s.file_name == "-")
-      return Status("unsupported_record", "signal " + std::to_string(i) + " has no signal file",
-                    "header");
+      return Status(ErrorCode::UnsupportedRecord,
+                    "signal " + std::to_string(i) + " has no signal file", "header");
     if (s.skew != 0)
       out.warnings.push_back("signal " + std::to_string(i) + " skew " + std::to_string(s.skew) +
                              " ignored");
@@ -409,20 +411,20 @@ Expected<Signals> read_signals(const Header& header, const std::string& director
     for (size_t m : members)
       if (header.signals[m].format != first.format ||
           header.signals[m].byte_offset != first.byte_offset)
-        return Status("bad_record", "signals in " + file + " disagree on format or byte offset",
-                      "header");
+        return Status(ErrorCode::BadRecord,
+                      "signals in " + file + " disagree on format or byte offset", "header");
     auto bytes = read_file(directory.empty() || file[0] == '/' ? file : directory + "/" + file);
     if (!bytes.ok()) return bytes.status();
     const std::string& data = bytes.value();
     if (static_cast<int64_t>(data.size()) < first.byte_offset)
-      return Status("bad_record", file + " is shorter than its byte offset", "header");
+      return Status(ErrorCode::BadRecord, file + " is shorter than its byte offset", "header");
     const int64_t avail = static_cast<int64_t>(data.size()) - first.byte_offset;
     const int64_t k = static_cast<int64_t>(members.size());
     const int64_t frames_in_file =
         static_cast<int64_t>(std::floor(avail / bytes_per_sample(first.format))) / k;
     if (n < 0) n = frames_in_file;  // header gives no length: use the whole file
     if (bytes_needed(first.format, n * k) > avail)
-      return Status("bad_record",
+      return Status(ErrorCode::BadRecord,
                     file + " holds " + std::to_string(frames_in_file) +
                         " samples per signal; the header says " + std::to_string(n),
                     "header");
@@ -477,7 +479,7 @@ Expected<Signals> read_signals(const Header& header, const std::string& director
     const std::string msg = "signal " + std::to_string(i) + " (" + s.description + ") in " +
                             s.file_name + ": " + problem;
     if (policy == ChecksumPolicy::kError)
-      return Status("bad_record", msg + " (wrong format or damaged file)", "header");
+      return Status(ErrorCode::BadRecord, msg + " (wrong format or damaged file)", "header");
     out.warnings.push_back(msg);
   }
   return out;

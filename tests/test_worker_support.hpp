@@ -130,7 +130,7 @@ inline auto fake_loader(FakeControl& control) {
         control.load_gate.wait();
         if (control.failing_loads.load() > 0) {
           control.failing_loads--;
-          return Status("model_error", path + ": not a checkpoint (fake failure)");
+          return Status(ErrorCode::ModelError, path + ": not a checkpoint (fake failure)");
         }
         return std::unique_ptr<Model>(new FakeModel(control));
       };

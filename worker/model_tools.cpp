@@ -104,7 +104,7 @@ Expected<std::vector<float>> read_input(const std::string& path, const ModelInfo
   if (shape.size() == 2) shape.insert(shape.begin(), 1);
   if (shape.size() != 3 || shape[1] != info.in_leads || shape[2] != info.segment_samples ||
       shape[0] < 1)
-    return Status("bad_input",
+    return Status(ErrorCode::BadInput,
                   path + ": shape " + a->shape_string() + " is not [N, " +
                       std::to_string(info.in_leads) + ", " + std::to_string(info.segment_samples) +
                       "] with N >= 1",
