@@ -108,7 +108,7 @@ int64_t count_records(const std::vector<std::string>& roots,
 class EmbeddingSink {
  public:
   Status open(const std::string& path) {
-    if (auto s = npy_.open(path); !s.ok()) return s;
+    RETURN_IF_ERROR(npy_.open(path));
     index_.open(path + ".index.jsonl", std::ios::out | std::ios::trunc);
     if (!index_)
       return Status(ErrorCode::IoError, "cannot write " + path + ".index.jsonl", "embeddings_out");

@@ -64,7 +64,7 @@ Status Client::send(const mdp::Frames& frames) {
 Expected<std::string> Client::submit(schema::Job job) {
   if (job.id.empty()) job.id = next_id();
   std::string body = schema::encode_job(job);
-  if (Status s = submit_body(job.id, body); !s.ok()) return s;
+  RETURN_IF_ERROR(submit_body(job.id, body));
   return job.id;
 }
 
@@ -217,9 +217,8 @@ Expected<mdp::Frames> Client::mmi(const std::string& service, const mdp::Frames&
 }
 
 Expected<bool> Client::service_available(const std::string& service, Millis timeout) {
-  auto reply = mmi("mmi.service", {service}, timeout);
-  if (!reply) return reply.status();
-  const std::string code = reply->empty() ? std::string() : (*reply)[0];
+  ASSIGN_OR_RETURN(auto reply, mmi("mmi.service", {service}, timeout));
+  const std::string code = reply.empty() ? std::string() : reply[0];
   if (code == "200") return true;
   if (code == "404") return false;
   return Status(ErrorCode::BadResult,
@@ -227,12 +226,11 @@ Expected<bool> Client::service_available(const std::string& service, Millis time
 }
 
 Expected<std::string> Client::status(Millis timeout) {
-  auto reply = mmi("mmi.status", {}, timeout);
-  if (!reply) return reply.status();
-  if (reply->empty()) return Status(ErrorCode::BadResult, "mmi.status answered with no body");
-  if ((*reply)[0] == "501")
+  ASSIGN_OR_RETURN(auto reply, mmi("mmi.status", {}, timeout));
+  if (reply.empty()) return Status(ErrorCode::BadResult, "mmi.status answered with no body");
+  if (reply[0] == "501")
     return Status(ErrorCode::Unsupported, "the broker does not implement mmi.status");
-  return (*reply)[0];
+  return reply[0];
 }
 
 Expected<CancelReply> Client::cancel(const std::vector<std::string>& ids, Millis timeout) {
@@ -246,14 +244,13 @@ Expected<CancelReply> Client::cancel(const std::vector<std::string>& ids, Millis
     pk.pack(std::string("ids"));
     pk.pack(ids);
   }
-  auto reply = mmi("mmi.cancel", {std::string(buf.data(), buf.size())}, timeout);
-  if (!reply) return reply.status();
-  if (reply->empty()) return Status(ErrorCode::BadResult, "mmi.cancel answered with no body");
-  if ((*reply)[0] == "501")
+  ASSIGN_OR_RETURN(auto reply, mmi("mmi.cancel", {std::string(buf.data(), buf.size())}, timeout));
+  if (reply.empty()) return Status(ErrorCode::BadResult, "mmi.cancel answered with no body");
+  if (reply[0] == "501")
     return Status(ErrorCode::Unsupported, "the broker does not implement mmi.cancel");
   CancelReply out;
   try {
-    msgpack::object_handle oh = msgpack::unpack((*reply)[0].data(), (*reply)[0].size());
+    msgpack::object_handle oh = msgpack::unpack(reply[0].data(), reply[0].size());
     const msgpack::object& o = oh.get();
     if (o.type != msgpack::type::MAP)
       return Status(ErrorCode::BadResult, "mmi.cancel reply is not a map");

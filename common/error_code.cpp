@@ -1,6 +1,7 @@
 #include "common/error_code.hpp"
 
 #include <cstddef>
+#include <iterator>
 
 namespace ecgq {
 
@@ -8,9 +9,10 @@ namespace {
 
 using E = ErrorCode;
 
-// The table, in enum order (checked below). Meanings are Markdown: docs/protocol.md section 6 is
-// this table.
-const std::vector<ErrorCodeInfo> kTable = {
+// The table, in enum order (checked below). Meanings are Markdown:
+// docs/protocol.md section 6 is this table. A constant array, so that a Status made while other
+// files are statically initialised finds it filled.
+constexpr ErrorCodeInfo kTable[] = {
     {E::BadFrame, "bad_frame", "broker",
      "the MDP frames are malformed (wrong header, command, frame count)", "no — fix the client"},
     {E::BadRequest, "bad_request", "broker, worker",
@@ -107,10 +109,20 @@ const std::vector<ErrorCodeInfo> kTable = {
      "no — make it writable or prefill it"},
 };
 
+constexpr bool in_enum_order() {
+  for (size_t i = 0; i < std::size(kTable); ++i)
+    if (static_cast<size_t>(kTable[i].code) != i) return false;
+  return true;
+}
+static_assert(std::size(kTable) == static_cast<size_t>(ErrorCode::CacheReadonly) + 1,
+              "one row per ErrorCode");
+static_assert(in_enum_order(), "rows in ErrorCode order, so that a code indexes its row");
+
 }  // namespace
 
 const std::vector<ErrorCodeInfo>& error_code_table() {
-  return kTable;
+  static const std::vector<ErrorCodeInfo> table(std::begin(kTable), std::end(kTable));
+  return table;
 }
 
 const ErrorCodeInfo& error_code_info(ErrorCode code) {

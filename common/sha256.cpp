@@ -298,9 +298,8 @@ Expected<FileHashes> hash_file(const std::string& path, bool with_git_sha1) {
 }
 
 Expected<std::string> sha256_file(const std::string& path) {
-  auto h = hash_file(path, false);
-  if (!h) return h.status();
-  return h->sha256;
+  ASSIGN_OR_RETURN(auto h, hash_file(path, false));
+  return h.sha256;
 }
 
 }  // namespace ecgq

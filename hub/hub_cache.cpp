@@ -158,7 +158,7 @@ Status make_dirs(const std::string& dir) {
 // Writes `content` to `path` through a temporary file in `tmp_dir` and an atomic rename.
 Status write_atomically(const std::string& path, const std::string& content,
                         const std::string& tmp_dir) {
-  if (auto st = make_dirs(fs::path(path).parent_path().string()); !st.ok()) return st;
+  RETURN_IF_ERROR(make_dirs(fs::path(path).parent_path().string()));
   std::string tmp = tmp_dir + "/.ecgq-tmp-" + std::to_string(::getpid()) + "-" +
                     fs::path(path).filename().string();
   {
@@ -219,7 +219,7 @@ class RepoCache {
   Status link_snapshot(const std::string& commit, const std::string& etag) const {
     std::string link = pointer(commit);
     fs::path dir = fs::path(link).parent_path();
-    if (auto st = make_dirs(dir.string()); !st.ok()) return st;
+    RETURN_IF_ERROR(make_dirs(dir.string()));
     std::string target = fs::path(blob(etag)).lexically_relative(dir).string();
     std::error_code ec;
     if (fs::is_symlink(link, ec) && fs::read_symlink(link, ec).string() == target) {
@@ -318,11 +318,10 @@ Status fetch_blob(const RepoCache& repo, const Download& d, const HubOptions& op
                   const HttpLimits& limits, const std::string& reference, ResolvedCheckpoint& out) {
   std::string blob = repo.blob(d.etag);
   std::string lock_path = repo.lock_path(d.etag);
-  if (auto st = make_dirs(fs::path(blob).parent_path().string()); !st.ok()) return st;
-  if (auto st = make_dirs(fs::path(lock_path).parent_path().string()); !st.ok()) return st;
+  RETURN_IF_ERROR(make_dirs(fs::path(blob).parent_path().string()));
+  RETURN_IF_ERROR(make_dirs(fs::path(lock_path).parent_path().string()));
   auto t_lock = Clock::now();
-  auto lock = FileLock::acquire(lock_path);
-  if (!lock) return lock.status();
+  ASSIGN_OR_RETURN(auto lock, FileLock::acquire(lock_path));
   out.lock_wait_ms = ms_since(t_lock);
   if (fs::exists(blob)) {
     spdlog::info("event=hub_download_by_other_process ref={} lock_wait_ms={:.0f}", reference,
@@ -512,9 +511,8 @@ Expected<ResolvedCheckpoint> resolve_local(const std::string& reference) {
   out.path = reference;
   out.reference = reference;
   out.size = static_cast<uint64_t>(st.st_size);
-  auto hash = memo().sha256(reference, &out.verify_ms);
-  if (!hash) return hash.status();
-  out.sha256 = *hash;
+  ASSIGN_OR_RETURN(auto hash, memo().sha256(reference, &out.verify_ms));
+  out.sha256 = hash;
   return out;
 }
 
@@ -540,9 +538,8 @@ HubOptions hub_options_with_environment(HubOptions options) {
 Expected<ResolvedCheckpoint> resolve_checkpoint(const std::string& reference,
                                                 const HubOptions& options) {
   if (!is_hub_reference(reference)) return resolve_local(reference);
-  auto ref = parse_hub_reference(reference);
-  if (!ref) return ref.status();
-  return resolve_hub(reference, *ref, hub_options_with_environment(options));
+  ASSIGN_OR_RETURN(auto ref, parse_hub_reference(reference));
+  return resolve_hub(reference, ref, hub_options_with_environment(options));
 }
 
 }  // namespace ecgq

@@ -191,8 +191,7 @@ Expected<EcgfmArchitecture> derive_architecture(const ckpt::Checkpoint& c) {
   // Feature extractor: shapes give channels and kernels, cfg gives strides.
   std::string conv_text = "[(256, 2, 2)] * 4";
   cfg_get(c, "conv_feature_layers", &conv_text);
-  auto spec = parse_conv_feature_layers(conv_text);
-  if (!spec.ok()) return spec.status();
+  ASSIGN_OR_RETURN(auto spec, parse_conv_feature_layers(conv_text));
   a.extractor_mode = "default";
   cfg_get(c, "extractor_mode", &a.extractor_mode);
   if (a.extractor_mode != "default" && a.extractor_mode != "layer_norm")
@@ -202,20 +201,20 @@ Expected<EcgfmArchitecture> derive_architecture(const ckpt::Checkpoint& c) {
   size_t n_conv = 0;
   while (by_name.count(fe + std::to_string(n_conv) + ".0.weight")) ++n_conv;
   if (n_conv == 0) return bad_ckpt("missing tensor '" + fe + "0.0.weight' in checkpoint model");
-  if (n_conv != spec->size())
+  if (n_conv != spec.size())
     return bad_ckpt("checkpoint has " + std::to_string(n_conv) +
                     " conv blocks but conv_feature_layers '" + conv_text + "' describes " +
-                    std::to_string(spec->size()));
+                    std::to_string(spec.size()));
   a.conv_bias = by_name.count(fe + "0.0.bias") > 0;
   int64_t in = 0;
   for (size_t i = 0; i < n_conv; ++i) {
     std::string b = fe + std::to_string(i);
     ECGQ_NEED(w, b + ".0.weight", 3);
     if (i == 0) in = a.in_d = w[1];
-    if (w[1] != in || w[0] != (*spec)[i].dim || w[2] != (*spec)[i].kernel)
+    if (w[1] != in || w[0] != spec[i].dim || w[2] != spec[i].kernel)
       return bad_ckpt("tensor '" + b + ".0.weight' has shape " + shape_str(w) +
                       ", which disagrees with conv_feature_layers '" + conv_text + "'");
-    a.conv.push_back({w[0], w[2], (*spec)[i].stride});
+    a.conv.push_back({w[0], w[2], spec[i].stride});
     if (a.conv_bias) {
       ECGQ_CHECK(b + ".0.bias", 1, {w[0]});
     }

@@ -37,7 +37,7 @@ at::ScalarType scalar_type(ckpt::DType d, bool* ok) {
 }
 
 // oneDNN's C API (dnnl.h, oneDNN 2.x): row-major C = alpha op(A) op(B) + beta C with bf16 A
-// and B and float C; returns dnnl_success (0). ATen 1.13 has no bf16 x bf16 -> fp32 product,
+// and B and float C; returns dnnl_success 0. ATen 1.13 has no bf16 x bf16 -> fp32 product,
 // and libtorch links libdnnl, so the symbol is looked up in the running process.
 using GemmBf16F32 = int (*)(char transa, char transb, int64_t M, int64_t N, int64_t K, float alpha,
                             const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb,
@@ -124,8 +124,7 @@ class WeightReader {
     if (it == by_name_.end()) return missing(name);
     at::Tensor t = temporary ? temporary_.empty(it->second->shape, at::kFloat)
                              : arena_->empty(it->second->shape, at::kFloat);
-    Status s = read_into(*it->second, t);
-    if (!s.ok()) return s;
+    RETURN_IF_ERROR(read_into(*it->second, t));
     return t;
   }
 
@@ -179,14 +178,14 @@ class WeightReader {
     at::Tensor tmp;
     if (contiguous) {
       tmp = at::empty(t.shape, st);
-      Status s = ckpt::read_storage(c_, t.storage_key, static_cast<uint64_t>(t.storage_offset) * es,
-                                    static_cast<uint64_t>(numel) * es, tmp.data_ptr());
-      if (!s.ok()) return s;
+      RETURN_IF_ERROR(ckpt::read_storage(c_, t.storage_key,
+                                         static_cast<uint64_t>(t.storage_offset) * es,
+                                         static_cast<uint64_t>(numel) * es, tmp.data_ptr()));
     } else {
       // Shared or strided storage: read the storage once, then gather the view.
       at::Tensor whole = at::empty({static_cast<int64_t>(storage.numel)}, st);
-      Status s = ckpt::read_storage(c_, t.storage_key, 0, storage.numel * es, whole.data_ptr());
-      if (!s.ok()) return s;
+      RETURN_IF_ERROR(
+          ckpt::read_storage(c_, t.storage_key, 0, storage.numel * es, whole.data_ptr()));
       tmp = whole.as_strided(t.shape, t.stride, t.storage_offset);
     }
     dst.view(t.shape).copy_(tmp);
@@ -286,7 +285,7 @@ class EcgfmModel : public Model {
       scratch_fc1 = scratch_arena.empty({F, E}, at::kFloat);
       scratch_fc2 = scratch_arena.empty({E, F}, at::kFloat);
     }
-    // A projection weight: straight into the arena (fp32) or into its scratch buffer (bf16).
+    // A projection weight: straight into the arena (fp32) or into its scratch buffer bf16.
     auto weight = [&](const std::string& name, const at::Tensor& scratch) -> at::Tensor {
       if (!bf16_) return get(name);
       if (st.ok()) st = r.read_into(name, scratch);
@@ -539,38 +538,37 @@ Expected<std::unique_ptr<Model>> load_ecgfm(const ckpt::Checkpoint& checkpoint,
     return Status(ErrorCode::BadConfig,
                   "precision '" + options.precision + "': expected fp32 or bf16", "precision");
   if (options.precision == "bf16") {
-    if (Status s = bf16_supported(); !s.ok()) return s;
+    RETURN_IF_ERROR(bf16_supported());
   }
-  auto arch = derive_architecture(checkpoint);
-  if (!arch.ok()) return arch.status();
+  ASSIGN_OR_RETURN(auto arch, derive_architecture(checkpoint));
   ModelInfo info;
   info.kind = "ecgfm";
-  info.variant = arch->variant;
-  if (arch->num_labels > 0) {
-    if (arch->num_labels == static_cast<int64_t>(ecgfm_labels().size())) {
+  info.variant = arch.variant;
+  if (arch.num_labels > 0) {
+    if (arch.num_labels == static_cast<int64_t>(ecgfm_labels().size())) {
       info.labels = ecgfm_labels();
     } else {
-      for (int64_t i = 0; i < arch->num_labels; ++i)
+      for (int64_t i = 0; i < arch.num_labels; ++i)
         info.labels.push_back("label_" + std::to_string(i));
     }
   }
-  info.in_leads = arch->in_d;
+  info.in_leads = arch.in_d;
   info.segment_samples = 2500;
-  info.embed_dim = arch->embed_dim;
-  info.parameters = arch->parameters;
+  info.embed_dim = arch.embed_dim;
+  info.parameters = arch.parameters;
   info.precision = options.precision;
-  info.architecture = arch->summary();
-  info.skipped = arch->skipped;
+  info.architecture = arch.summary();
+  info.skipped = arch.skipped;
   const int64_t split = options.bf16_split_layers < 0
                             ? kDefaultBf16SplitLayers
-                            : std::min<int64_t>(options.bf16_split_layers, arch->layers);
+                            : std::min<int64_t>(options.bf16_split_layers, arch.layers);
   if (options.precision == "bf16")
     info.architecture +=
         ", bf16 projections (last " + std::to_string(split) + " layers split hi+lo)";
-  auto model = std::make_unique<EcgfmModel>(std::move(arch.value()), std::move(info), split);
+  auto model = std::make_unique<EcgfmModel>(std::move(arch), std::move(info), split);
   try {
     Status s = model->load(checkpoint);
-    if (!s.ok()) return Status(s.code(), checkpoint.path + ": " + s.message(), s.field());
+    if (!s.ok()) return s.with_context(checkpoint.path);
   } catch (const c10::Error& e) {
     return Status(ErrorCode::BadCheckpoint, checkpoint.path + ": " + e.what_without_backtrace(),
                   "checkpoint");

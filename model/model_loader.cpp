@@ -30,7 +30,7 @@ Expected<std::unique_ptr<Model>> load_fairseq(const std::string& path, const Loa
   if (!checkpoint.ok()) {
     const Status& s = checkpoint.status();
     bool named = s.message().find(path) != std::string::npos;
-    return Status(s.code(), named ? s.message() : path + ": " + s.message(), s.field());
+    return named ? s : s.with_context(path);
   }
   return load_ecgfm(checkpoint.value(), options);
 }

@@ -262,7 +262,7 @@ class Machine {
   }
   Status memo_put(uint64_t key) {
     uint32_t v = 0;
-    if (Status s = top(&v); !s.ok()) return s;
+    RETURN_IF_ERROR(top(&v));
     auto it = memo_.find(key);
     if (it != memo_.end()) {
       it->second = v;
@@ -305,7 +305,7 @@ class Machine {
 };
 
 Status Machine::make_int_from_bytes(size_t n) {
-  if (Status s = need(n); !s.ok()) return s;
+  RETURN_IF_ERROR(need(n));
   const auto* p = reinterpret_cast<const uint8_t*>(data_.data() + pos_);
   pos_ += n;
   PyNode node{PyKind::Int};
@@ -350,7 +350,7 @@ Status Machine::make_global(std::string_view module, std::string_view name) {
 }
 
 Status Machine::make_seq(PyKind kind, std::vector<uint32_t> items) {
-  if (Status s = count_items(items.size()); !s.ok()) return s;
+  RETURN_IF_ERROR(count_items(items.size()));
   if (kind == PyKind::Dict && items.size() % 2 != 0) {
     return fail("odd number of items (" + std::to_string(items.size()) + ") for a dict");
   }
@@ -372,7 +372,7 @@ Status Machine::add_to(uint32_t target, const std::vector<uint32_t>& items, bool
   if (pairs && items.size() % 2 != 0) {
     return fail("odd number of items (" + std::to_string(items.size()) + ") for a dict");
   }
-  if (Status s = count_items(items.size()); !s.ok()) return s;
+  RETURN_IF_ERROR(count_items(items.size()));
   t.items.insert(t.items.end(), items.begin(), items.end());
   return Status::Ok();
 }
@@ -771,7 +771,7 @@ Expected<PickleResult> Machine::run() {
                         "): pickle ends before its STOP opcode (truncated)",
                     "checkpoint");
     }
-    if (Status s = step(); !s.ok()) return s;
+    RETURN_IF_ERROR(step());
   }
   PickleResult r;
   r.root = stack_.back();

@@ -43,8 +43,7 @@ Expected<Outputs> map_outputs(const c10::IValue& v, int64_t n) {
     return Status::Ok();
   };
   if (v.isTensor()) {
-    Status s = plain(v.toTensor(), false);
-    if (!s.ok()) return s;
+    RETURN_IF_ERROR(plain(v.toTensor(), false));
   } else if (v.isTuple() || v.isList()) {
     std::vector<c10::IValue> items;
     if (v.isTuple())
@@ -54,8 +53,7 @@ Expected<Outputs> map_outputs(const c10::IValue& v, int64_t n) {
     for (size_t i = 0; i < items.size(); ++i) {
       if (!items[i].isTensor())
         return output_error("tuple element " + std::to_string(i) + " is not a tensor");
-      Status s = plain(items[i].toTensor(), i > 0);
-      if (!s.ok()) return s;
+      RETURN_IF_ERROR(plain(items[i].toTensor(), i > 0));
     }
   } else if (v.isGenericDict()) {
     for (const auto& kv : v.toGenericDict()) {
@@ -104,12 +102,11 @@ class TorchScriptModel : public Model {
 
   Status probe(const std::string& path) {
     std::vector<float> zeros(12 * 2500, 0.f);
-    auto out = forward(zeros.data(), 1);
-    if (!out.ok()) return out.status();
+    ASSIGN_OR_RETURN(auto out, forward(zeros.data(), 1));
     info_.kind = "torchscript";
-    info_.variant = out->logits.defined() ? "classifier" : "encoder";
-    info_.embed_dim = out->embedding.defined() ? out->embedding.size(1) : 0;
-    int64_t labels = out->logits.defined() ? out->logits.size(1) : 0;
+    info_.variant = out.logits.defined() ? "classifier" : "encoder";
+    info_.embed_dim = out.embedding.defined() ? out.embedding.size(1) : 0;
+    int64_t labels = out.logits.defined() ? out.logits.size(1) : 0;
     if (labels > 0 && module_.hasattr("labels")) {
       c10::IValue l = module_.attr("labels");
       if (l.isList())
@@ -194,7 +191,7 @@ Expected<std::unique_ptr<Model>> load_torchscript(const std::string& path,
   }
   auto model = std::make_unique<TorchScriptModel>(std::move(module));
   Status s = model->probe(path);
-  if (!s.ok()) return Status(s.code(), path + ": " + s.message(), s.field());
+  if (!s.ok()) return s.with_context(path);
   return std::unique_ptr<Model>(std::move(model));
 }
 

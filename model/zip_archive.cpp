@@ -129,7 +129,7 @@ Expected<Directory> find_directory(const ByteSource& src) {
   const uint64_t tail_len = std::min<uint64_t>(file_size, kEocdSize + 0xFFFF);
   const uint64_t tail_start = file_size - tail_len;
   std::string tail(size_t(tail_len), '\0');
-  if (Status s = src.read(tail_start, tail_len, tail.data()); !s.ok()) return s;
+  RETURN_IF_ERROR(src.read(tail_start, tail_len, tail.data()));
   const auto* t = reinterpret_cast<const unsigned char*>(tail.data());
 
   uint64_t eocd = UINT64_MAX;
@@ -172,7 +172,7 @@ Expected<Directory> find_directory(const ByteSource& src) {
                    " (from the locator at " + std::to_string(loc_abs) + ") is out of range");
       }
       unsigned char z[kZip64EocdSize];
-      if (Status s = src.read(rec, kZip64EocdSize, z); !s.ok()) return s;
+      RETURN_IF_ERROR(src.read(rec, kZip64EocdSize, z));
       if (u32(z) != kZip64EocdSig) {
         return bad(where + ": bad ZIP64 end-of-central-directory signature at offset " +
                    std::to_string(rec));
@@ -229,22 +229,21 @@ std::shared_ptr<const ByteSource> make_memory_source(std::string bytes) {
 
 Expected<ZipArchive> ZipArchive::open(std::shared_ptr<const ByteSource> source) {
   if (!source) return bad("no byte source");
-  auto dir = find_directory(*source);
-  if (!dir) return dir.status();
+  ASSIGN_OR_RETURN(auto dir, find_directory(*source));
   const std::string& where = source->name();
-  std::string cd(size_t(dir->size), '\0');
-  if (Status s = source->read(dir->offset, dir->size, cd.data()); !s.ok()) return s;
+  std::string cd(size_t(dir.size), '\0');
+  RETURN_IF_ERROR(source->read(dir.offset, dir.size, cd.data()));
   const auto* p = reinterpret_cast<const unsigned char*>(cd.data());
 
   ZipArchive zip;
   zip.source_ = std::move(source);
-  zip.cd_offset_ = dir->offset;
-  zip.records_.reserve(size_t(dir->entries));
+  zip.cd_offset_ = dir.offset;
+  zip.records_.reserve(size_t(dir.entries));
   uint64_t pos = 0;
-  for (uint64_t i = 0; i < dir->entries; ++i) {
+  for (uint64_t i = 0; i < dir.entries; ++i) {
     const std::string at = where + ": central directory entry " + std::to_string(i) +
-                           " at offset " + std::to_string(dir->offset + pos);
-    if (dir->size - pos < kCentralSize) return bad(at + " is truncated");
+                           " at offset " + std::to_string(dir.offset + pos);
+    if (dir.size - pos < kCentralSize) return bad(at + " is truncated");
     const unsigned char* c = p + pos;
     if (u32(c) != kCentralSig) return bad(at + " has a bad signature");
     const uint16_t flags = u16(c + 8);
@@ -253,7 +252,7 @@ Expected<ZipArchive> ZipArchive::open(std::shared_ptr<const ByteSource> source) 
     uint64_t usize = u32(c + 24);
     const uint64_t name_len = u16(c + 28), extra_len = u16(c + 30), comment_len = u16(c + 32);
     uint64_t local = u32(c + 42);
-    if (dir->size - pos - kCentralSize < name_len + extra_len + comment_len) {
+    if (dir.size - pos - kCentralSize < name_len + extra_len + comment_len) {
       return bad(at + ": name/extra/comment run past the end of the central directory");
     }
     ZipRecord rec;
@@ -285,11 +284,11 @@ Expected<ZipArchive> ZipArchive::open(std::shared_ptr<const ByteSource> source) 
       return bad(rat + ": STORED record has compressed size " + std::to_string(csize) +
                  " != uncompressed size " + std::to_string(usize));
     }
-    if (local >= dir->offset || usize > dir->offset - local) {
+    if (local >= dir.offset || usize > dir.offset - local) {
       return bad("record '" + printable(rec.name) + "' (local header at " + std::to_string(local) +
                  ", " + std::to_string(usize) +
                  " bytes) does not fit before the central directory at " +
-                 std::to_string(dir->offset) + " (" + at + ")");
+                 std::to_string(dir.offset) + " (" + at + ")");
     }
     rec.size = usize;
     rec.local_header_offset = local;
@@ -315,7 +314,7 @@ Expected<uint64_t> ZipArchive::data_offset(const ZipRecord& record) const {
     return bad(at + " is truncated");
   }
   unsigned char h[kLocalSize];
-  if (Status s = source_->read(record.local_header_offset, kLocalSize, h); !s.ok()) return s;
+  RETURN_IF_ERROR(source_->read(record.local_header_offset, kLocalSize, h));
   if (u32(h) != kLocalSig) return bad(at + " has a bad signature");
   if (u16(h + 8) != 0) {
     return bad(at + " says compression method " + std::to_string(u16(h + 8)) +
@@ -346,10 +345,9 @@ Expected<std::string> ZipArchive::read_record(const ZipRecord& record, uint64_t 
     return bad("record '" + printable(record.name) + "' is " + std::to_string(record.size) +
                " bytes; the limit is " + std::to_string(max_size));
   }
-  auto start = data_offset(record);
-  if (!start) return start.status();
+  ASSIGN_OR_RETURN(auto start, data_offset(record));
   std::string out(size_t(record.size), '\0');
-  if (Status s = source_->read(*start, record.size, out.data()); !s.ok()) return s;
+  RETURN_IF_ERROR(source_->read(start, record.size, out.data()));
   return out;
 }
 

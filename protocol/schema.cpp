@@ -138,13 +138,11 @@ Expected<DispatchInfo> get_dispatch(const msgpack::object& o) {
     const auto& kv = o.via.map.ptr[i];
     const std::string k = key_of(kv);
     if (k == "attempt") {
-      auto a = detail::get_integer(kv.val, "dispatch.attempt");
-      if (!a) return a.status();
-      d.attempt = *a;
+      ASSIGN_OR_RETURN(auto a, detail::get_integer(kv.val, "dispatch.attempt"));
+      d.attempt = a;
     } else if (k == "queued_ms") {
-      auto q = detail::get_number(kv.val, "dispatch.queued_ms");
-      if (!q) return q.status();
-      d.queued_ms = *q;
+      ASSIGN_OR_RETURN(auto q, detail::get_number(kv.val, "dispatch.queued_ms"));
+      d.queued_ms = q;
     }
   }
   return d;
@@ -422,9 +420,8 @@ std::string encode_job(const Job& job) {
 }
 
 Expected<Job> detail::decode_job_body(const std::string& body, bool copy_samples) {
-  auto parsed = detail::parse_map(body);
-  if (!parsed) return parsed.status();
-  const msgpack::object& root = parsed->get();
+  ASSIGN_OR_RETURN(auto parsed, detail::parse_map(body));
+  const msgpack::object& root = parsed.get();
 
   // Later keys win: remember the last occurrence of each known key, then validate in a fixed
   // order so that the reported error does not depend on key order.
@@ -474,37 +471,33 @@ Expected<Job> detail::decode_job_body(const std::string& body, bool copy_samples
     return o != nullptr && o->type != msgpack::type::NIL;
   };
 
-  if (Status s = check_version(v); !s.ok()) return s;
+  RETURN_IF_ERROR(check_version(v));
   Job job;
   if (present(id)) {
-    auto s = detail::get_string(*id, "id");
-    if (!s) return s.status();
-    job.id = *s;
+    ASSIGN_OR_RETURN(auto s, detail::get_string(*id, "id"));
+    job.id = s;
   }
   if (ecg == nullptr)
     return bad_request("missing ecg (a map {dtype, shape: [leads, samples], data})", "ecg");
-  auto arr = detail::decode_typed_array(*ecg, "ecg", 2, copy_samples);
-  if (!arr) return arr.status();
-  job.ecg = std::move(*arr);
+  ASSIGN_OR_RETURN(auto arr, detail::decode_typed_array(*ecg, "ecg", 2, copy_samples));
+  job.ecg = std::move(arr);
   const int64_t n_leads = job.ecg.shape[0];
 
   if (fs == nullptr) return bad_request("missing fs (sample rate in Hz)", "fs");
-  auto f = detail::get_number(*fs, "fs");
-  if (!f) return f.status();
-  if (!std::isfinite(*f) || *f <= 0) {
-    return bad_request("fs must be a finite number > 0, got " + std::to_string(*f), "fs");
+  ASSIGN_OR_RETURN(auto f, detail::get_number(*fs, "fs"));
+  if (!std::isfinite(f) || f <= 0) {
+    return bad_request("fs must be a finite number > 0, got " + std::to_string(f), "fs");
   }
-  job.fs = *f;
+  job.fs = f;
 
   if (leads == nullptr) return bad_request("missing leads (one name per row of ecg)", "leads");
-  auto l = detail::get_strings(*leads, "leads");
-  if (!l) return l.status();
-  if (static_cast<int64_t>(l->size()) != n_leads) {
-    return bad_request("leads has " + std::to_string(l->size()) + " names but ecg.shape[0] is " +
+  ASSIGN_OR_RETURN(auto l, detail::get_strings(*leads, "leads"));
+  if (static_cast<int64_t>(l.size()) != n_leads) {
+    return bad_request("leads has " + std::to_string(l.size()) + " names but ecg.shape[0] is " +
                            std::to_string(n_leads),
                        "leads");
   }
-  job.leads = std::move(*l);
+  job.leads = std::move(l);
 
   struct PerLead {
     const msgpack::object* o;
@@ -514,34 +507,31 @@ Expected<Job> detail::decode_job_body(const std::string& body, bool copy_samples
   for (const PerLead& p :
        {PerLead{gain, "gain", &job.gain}, PerLead{baseline, "baseline", &job.baseline}}) {
     if (!present(p.o)) continue;
-    auto vals = detail::get_numbers(*p.o, p.name);
-    if (!vals) return vals.status();
-    const size_t k = vals->size();
+    ASSIGN_OR_RETURN(auto vals, detail::get_numbers(*p.o, p.name));
+    const size_t k = vals.size();
     if (k != 0 && k != 1 && static_cast<int64_t>(k) != n_leads) {
       return bad_request(std::string(p.name) + " has " + std::to_string(k) +
                              " values; expected 0, 1 or one per lead (" + std::to_string(n_leads) +
                              ")",
                          p.name);
     }
-    for (double d : *vals) {
+    for (double d : vals) {
       if (!std::isfinite(d) || (p.out == &job.gain && d == 0)) {
         return bad_request(std::string(p.name) + " values must be finite" +
                                (p.out == &job.gain ? " and non-zero" : ""),
                            p.name);
       }
     }
-    *p.out = std::move(*vals);
+    *p.out = std::move(vals);
   }
 
   if (present(units)) {
-    auto u = detail::get_string(*units, "units");
-    if (!u) return u.status();
-    job.units = *u;
+    ASSIGN_OR_RETURN(auto u, detail::get_string(*units, "units"));
+    job.units = u;
   }
   if (present(outputs)) {
-    auto o = detail::get_strings(*outputs, "outputs");
-    if (!o) return o.status();
-    for (const auto& name : *o) {
+    ASSIGN_OR_RETURN(auto o, detail::get_strings(*outputs, "outputs"));
+    for (const auto& name : o) {
       bool known = false;
       for (const auto& k : kOutputNames) known = known || k == name;
       if (!known) {
@@ -550,20 +540,18 @@ Expected<Job> detail::decode_job_body(const std::string& body, bool copy_samples
                            "outputs");
       }
     }
-    job.outputs = std::move(*o);
+    job.outputs = std::move(o);
   }
   if (present(deadline)) {
-    auto d = detail::get_integer(*deadline, "deadline_ms");
-    if (!d) return d.status();
-    if (*d < 0)
-      return bad_request("deadline_ms must be >= 0, got " + std::to_string(*d), "deadline_ms");
-    job.deadline_ms = *d;
+    ASSIGN_OR_RETURN(auto d, detail::get_integer(*deadline, "deadline_ms"));
+    if (d < 0)
+      return bad_request("deadline_ms must be >= 0, got " + std::to_string(d), "deadline_ms");
+    job.deadline_ms = d;
   }
   if (present(meta)) job.meta = repack(*meta);
   if (present(dispatch)) {
-    auto d = get_dispatch(*dispatch);
-    if (!d) return d.status();
-    job.dispatch = *d;
+    ASSIGN_OR_RETURN(auto d, get_dispatch(*dispatch));
+    job.dispatch = d;
   }
   return job;
 }

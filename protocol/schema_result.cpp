@@ -274,9 +274,8 @@ Expected<Result> decode_result(const std::string& body) {
       s = take_string(r.status);
       saw_status = true;
     } else if (k == "error") {
-      auto e = get_error(val);
-      if (!e) return e.status();
-      r.error = *e;
+      ASSIGN_OR_RETURN(auto e, get_error(val));
+      r.error = e;
     } else if (k == "labels") {
       s = take_strings(r.labels);
     } else if (k == "embedding") {
@@ -301,9 +300,8 @@ Expected<Result> decode_result(const std::string& body) {
     } else if (k == "ignored_channels") {
       s = take_strings(r.ignored_channels);
     } else if (k == "model") {
-      auto m = get_model(val);
-      if (!m) return m.status();
-      r.model = *m;
+      ASSIGN_OR_RETURN(auto m, get_model(val));
+      r.model = m;
     } else if (k == "worker_id") {
       s = take_string(r.worker_id);
     } else if (k == "cold_start" || k == "cached") {
@@ -311,9 +309,8 @@ Expected<Result> decode_result(const std::string& body) {
       if (!x) return as_bad_result(x.status());
       (k == "cold_start" ? r.cold_start : r.cached) = *x;
     } else if (k == "timings") {
-      auto t = get_timings(val);
-      if (!t) return t.status();
-      r.timings = *t;
+      ASSIGN_OR_RETURN(auto t, get_timings(val));
+      r.timings = t;
     } else if (k == "meta") {
       msgpack::sbuffer buf;
       msgpack::pack(buf, val);
@@ -321,7 +318,7 @@ Expected<Result> decode_result(const std::string& body) {
     }
     if (!s.ok()) return s;
   }
-  if (Status s = check_version(v); !s.ok()) return s;
+  RETURN_IF_ERROR(check_version(v));
   if (!saw_status) return bad_result("missing status", "status");
   if (r.status != "ok" && r.status != "error") {
     return bad_result("status must be \"ok\" or \"error\", got \"" + r.status + "\"", "status");
@@ -329,11 +326,11 @@ Expected<Result> decode_result(const std::string& body) {
   if (r.status == "error" && !r.error) return bad_result("error result without error", "error");
   // probs/logits after labels so that an explicit labels list sets the order.
   if (probs != nullptr && probs->type != msgpack::type::NIL) {
-    if (Status s = get_float_list(*probs, "probs", r.probs, r.labels); !s.ok()) return s;
+    RETURN_IF_ERROR(get_float_list(*probs, "probs", r.probs, r.labels));
   }
   if (logits != nullptr && logits->type != msgpack::type::NIL) {
     std::vector<std::string> names;
-    if (Status s = get_float_list(*logits, "logits", r.logits, names); !s.ok()) return s;
+    RETURN_IF_ERROR(get_float_list(*logits, "logits", r.logits, names));
     if (r.labels.empty()) r.labels = std::move(names);
   }
   return r;
@@ -382,7 +379,7 @@ Expected<Progress> decode_progress(const std::string& body) {
       p.position = *n;
     }
   }
-  if (Status s = check_version(v); !s.ok()) return s;
+  RETURN_IF_ERROR(check_version(v));
   if (p.event.empty()) return bad_result("progress without event", "event");
   return p;
 }

@@ -93,7 +93,7 @@ std::vector<std::string> labels_from_comments(const std::vector<std::string>& co
 
 Status with_path(const Status& s, const std::string& path) {
   if (s.message().rfind(path, 0) == 0) return s;
-  return Status(s.code(), path + ": " + s.message(), s.field());
+  return s.with_context(path);
 }
 
 // Fills the sample vector from ADC values, choosing the narrowest dtype that holds them exactly.
@@ -162,11 +162,10 @@ Expected<std::vector<std::string>> channel_names(int64_t n, const ReadOptions& o
 }
 
 Expected<EcgRecord> read_wfdb_record(const std::string& header_path, const ReadOptions& options) {
-  auto header = wfdb::read_header(header_path);
-  if (!header.ok()) return header.status();
-  auto signals = wfdb::read_signals(header.value(), dir_of(header_path), options.checksums);
+  ASSIGN_OR_RETURN(auto header, wfdb::read_header(header_path));
+  auto signals = wfdb::read_signals(header, dir_of(header_path), options.checksums);
   if (!signals.ok()) return with_path(signals.status(), header_path);
-  const wfdb::Header& h = header.value();
+  const wfdb::Header& h = header;
   EcgRecord r;
   r.path = header_path;
   r.name = base_of(stem_path(header_path));

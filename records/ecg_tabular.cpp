@@ -215,16 +215,15 @@ Expected<EcgRecord> read_csv_record(const std::string& path, const ReadOptions& 
 }
 
 Expected<EcgRecord> read_npy_record(const std::string& path, const ReadOptions& options) {
-  auto arr = read_npy(path);
-  if (!arr.ok()) return arr.status();
-  std::vector<int64_t> shape = arr->shape;
+  ASSIGN_OR_RETURN(auto arr, read_npy(path));
+  std::vector<int64_t> shape = arr.shape;
   while (shape.size() > 2 && shape[0] == 1) shape.erase(shape.begin());
   if (shape.size() != 2)
     return Status(ErrorCode::BadRecord,
                   path + ": expected a 2-D array [leads, samples] or [samples, leads]; got shape " +
-                      arr->shape_string(),
+                      arr.shape_string(),
                   "path");
-  if (arr->dtype == "bool")
+  if (arr.dtype == "bool")
     return Status(ErrorCode::BadRecord, path + ": boolean arrays are not ECG data", "path");
   if (options.fs <= 0)
     return Status(ErrorCode::BadRequest,
@@ -250,7 +249,7 @@ Expected<EcgRecord> read_npy_record(const std::string& path, const ReadOptions& 
     return Status(names.status().code(), path + ": " + names.status().message(), "leads");
   r.leads = names.value();
   r.units.assign(static_cast<size_t>(n_leads), options.units.empty() ? "mV" : options.units);
-  const std::vector<double> values = arr->to_double();  // C order
+  const std::vector<double> values = arr.to_double();  // C order
   auto at = [&](int64_t l, int64_t t) {
     return values[static_cast<size_t>(leads_first ? l * r.n_samples + t : t * n_leads + l)];
   };
@@ -262,10 +261,10 @@ Expected<EcgRecord> read_npy_record(const std::string& path, const ReadOptions& 
         (*dst)[static_cast<size_t>(l * r.n_samples + t)] =
             static_cast<typename std::decay_t<decltype(*dst)>::value_type>(at(l, t));
   };
-  if (arr->dtype == "i16") {
+  if (arr.dtype == "i16") {
     r.dtype = "i16";
     fill(&r.i16);
-  } else if (arr->dtype == "f32") {
+  } else if (arr.dtype == "f32") {
     r.dtype = "f32";
     fill(&r.f32);
   } else {

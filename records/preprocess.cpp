@@ -183,8 +183,8 @@ Expected<RawEcg> raw_from_job(const schema::Job& job) {
                   "leads");
   if (!std::isfinite(job.fs) || job.fs <= 0)
     return Status(ErrorCode::BadRequest, "fs must be a positive sample rate in Hz", "fs");
-  if (Status s = check_per_lead(job.gain, n_leads, "gain"); !s.ok()) return s;
-  if (Status s = check_per_lead(job.baseline, n_leads, "baseline"); !s.ok()) return s;
+  RETURN_IF_ERROR(check_per_lead(job.gain, n_leads, "gain"));
+  RETURN_IF_ERROR(check_per_lead(job.baseline, n_leads, "baseline"));
   for (double g : job.gain)
     if (g == 0)
       return Status(ErrorCode::BadRequest, "gain must not be 0 (ADC units per mV)", "gain");
@@ -224,7 +224,7 @@ Expected<RawEcg> raw_from_job(const schema::Job& job) {
                       "ecg");
       out[t] = (v - base) / gain * unit_scale;
     }
-    if (Status s = check_finite(out, n_samples, job.leads[l]); !s.ok()) return s;
+    RETURN_IF_ERROR(check_finite(out, n_samples, job.leads[l]));
   }
   return raw;
 }
@@ -277,7 +277,7 @@ Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const Prepro
     have[i] = source[i] >= 0;
     if (have[i]) {
       const double* src = raw.samples.data() + source[i] * n;
-      if (Status s = check_finite(src, n, raw.leads[source[i]]); !s.ok()) return s;
+      RETURN_IF_ERROR(check_finite(src, n, raw.leads[source[i]]));
       std::copy(src, src + n, row(i));
     }
   }
@@ -328,9 +328,8 @@ Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const Prepro
 
 Expected<Preprocessed> preprocess_ecg(const RawEcg& raw, const PreprocessLimits& limits) {
   Preprocessed out;
-  auto z = standardized_500hz(raw, limits, &out);
-  if (!z.ok()) return z.status();
-  const std::vector<double>& resampled = z.value();
+  ASSIGN_OR_RETURN(auto z, standardized_500hz(raw, limits, &out));
+  const std::vector<double>& resampled = z;
   const int64_t n_out = static_cast<int64_t>(resampled.size()) / 12;
   out.n_segments = n_out / kSegment;
   out.segments.resize(static_cast<size_t>(out.n_segments * 12 * kSegment));

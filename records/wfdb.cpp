@@ -112,10 +112,9 @@ Status parse_gain(const std::string& tok, SignalSpec* s, bool* baseline_given, i
 Status parse_signal_line(const std::vector<std::string>& t, SignalSpec* s, int line_no) {
   if (t.size() < 2) return bad(line_no, "signal line needs at least a file name and a format");
   s->file_name = t[0];
-  if (Status st = parse_format(t[1], s, line_no); !st.ok()) return st;
+  RETURN_IF_ERROR(parse_format(t[1], s, line_no));
   bool baseline_given = false;
-  if (t.size() > 2)
-    if (Status st = parse_gain(t[2], s, &baseline_given, line_no); !st.ok()) return st;
+  if (t.size() > 2) RETURN_IF_ERROR(parse_gain(t[2], s, &baseline_given, line_no));
   int64_t v = 0;
   if (t.size() > 3) {
     if (!parse_int(t[3], &v)) return bad(line_no, "bad ADC resolution '" + t[3] + "'");
@@ -339,7 +338,7 @@ Expected<Header> parse_header(const std::string& text) {
     }
     const auto tokens = split_ws(t);
     if (!have_record) {
-      if (Status s = parse_record_line(tokens, &h, line_no); !s.ok()) return s;
+      RETURN_IF_ERROR(parse_record_line(tokens, &h, line_no));
       have_record = true;
       continue;
     }
@@ -347,7 +346,7 @@ Expected<Header> parse_header(const std::string& text) {
       return bad(line_no, "more signal lines than the " + std::to_string(h.n_signals) +
                               " the record line declares");
     SignalSpec s;
-    if (Status st = parse_signal_line(tokens, &s, line_no); !st.ok()) return st;
+    RETURN_IF_ERROR(parse_signal_line(tokens, &s, line_no));
     h.signals.push_back(std::move(s));
   }
   if (!have_record) return Status(ErrorCode::BadRecord, "header has no record line", "header");
@@ -360,11 +359,9 @@ Expected<Header> parse_header(const std::string& text) {
 }
 
 Expected<Header> read_header(const std::string& path) {
-  auto text = read_file(path);
-  if (!text.ok()) return text.status();
-  auto h = parse_header(text.value());
-  if (!h.ok())
-    return Status(h.status().code(), path + ": " + h.status().message(), h.status().field());
+  ASSIGN_OR_RETURN(auto text, read_file(path));
+  auto h = parse_header(text);
+  if (!h.ok()) return h.status().with_context(path);
   return h;
 }
 
@@ -413,9 +410,9 @@ Expected<Signals> read_signals(const Header& header, const std::string& director
           header.signals[m].byte_offset != first.byte_offset)
         return Status(ErrorCode::BadRecord,
                       "signals in " + file + " disagree on format or byte offset", "header");
-    auto bytes = read_file(directory.empty() || file[0] == '/' ? file : directory + "/" + file);
-    if (!bytes.ok()) return bytes.status();
-    const std::string& data = bytes.value();
+    ASSIGN_OR_RETURN(
+        auto bytes, read_file(directory.empty() || file[0] == '/' ? file : directory + "/" + file));
+    const std::string& data = bytes;
     if (static_cast<int64_t>(data.size()) < first.byte_offset)
       return Status(ErrorCode::BadRecord, file + " is shorter than its byte offset", "header");
     const int64_t avail = static_cast<int64_t>(data.size()) - first.byte_offset;
