@@ -13,6 +13,8 @@
 
 #include "records/lead_names.hpp"
 #include "records/preprocess.hpp"
+#include "records/record_format.hpp"
+#include "records/units.hpp"
 
 namespace ecgq {
 
@@ -38,28 +40,11 @@ std::string base_of(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-// Extension with the dot, lower-cased ("" when none).
-std::string ext_of(const std::string& path) {
-  const std::string base = base_of(path);
-  const size_t dot = base.rfind('.');
-  return dot == std::string::npos || dot == 0 ? "" : lower_trimmed(base.substr(dot));
-}
-
 std::string stem_path(const std::string& path) {
   const std::string base = base_of(path);
   const size_t dot = base.rfind('.');
   if (dot == std::string::npos || dot == 0) return path;
   return path.substr(0, path.size() - (base.size() - dot));
-}
-
-// Mulitplier from `units` to mV, or NaN when the units are not a voltage.
-double to_mv(const std::string& units) {
-  const std::string u = lower_trimmed(units);
-  if (u.empty() || u == "mv") return 1.0;
-  if (u == "uv" || u == "\xc2\xb5v" || u == "\xce\xbcv") return 1e-3;
-  if (u == "v") return 1e3;
-  if (u == "nv") return 1e-6;
-  return std::numeric_limits<double>::quiet_NaN();
 }
 
 bool starts_with_ci(const std::string& s, const std::string& prefix) {
@@ -130,14 +115,6 @@ double EcgRecord::raw(int64_t lead, int64_t t) const {
   if (dtype == "i16") return i16[i];
   if (dtype == "f32") return f32[i];
   return f64[i];
-}
-
-std::vector<double> EcgRecord::physical(int64_t lead) const {
-  std::vector<double> out(static_cast<size_t>(n_samples));
-  const double g = gains.empty() ? 1.0 : gains[static_cast<size_t>(lead)];
-  const double b = baselines.empty() ? 0.0 : baselines[static_cast<size_t>(lead)];
-  for (int64_t t = 0; t < n_samples; ++t) out[t] = (raw(lead, t) - b) / g;
-  return out;
 }
 
 Expected<std::vector<std::string>> channel_names(int64_t n, const ReadOptions& options,
@@ -313,9 +290,9 @@ Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& opti
 Expected<EcgRecord> read_record(const std::string& path, const ReadOptions& options) {
   if (is_dir(path))
     return Status(ErrorCode::UnsupportedFormat, path + " is a directory, not a record", "path");
-  const std::string ext = ext_of(path);
+  const RecordExtension* known = find_record_extension(record_extension(path));
   const std::string header = stem_path(path) + ".hea";
-  if (ext == ".hea") {
+  if (known && known->format == RecordFormat::WfdbHeader) {
     if (!is_file(path)) return Status(ErrorCode::NotFound, path + " does not exist", "path");
     return read_wfdb_record(path, options);
   }
@@ -323,8 +300,8 @@ Expected<EcgRecord> read_record(const std::string& path, const ReadOptions& opti
     if (is_file(path + ".hea")) return read_wfdb_record(path + ".hea", options);
     return Status(ErrorCode::NotFound, path + " does not exist", "path");
   }
-  if (ext == ".npy") return read_npy_record(path, options);
-  if (ext == ".csv" || ext == ".tsv" || ext == ".txt") return read_csv_record(path, options);
+  if (known && known->format == RecordFormat::Npy) return read_npy_record(path, options);
+  if (known && known->format == RecordFormat::Tabular) return read_csv_record(path, options);
   if (is_file(header)) {
     // A signal file (.dat, .mat, .xyz, ...) read through the header next to it when that header
     // names it.
@@ -333,7 +310,7 @@ Expected<EcgRecord> read_record(const std::string& path, const ReadOptions& opti
       for (const auto& s : h->signals)
         if (s.file_name == base_of(path)) return read_wfdb_record(header, options);
   }
-  if (ext == ".mat") return read_mat_v4(path, options);
+  if (known && known->format == RecordFormat::Mat) return read_mat_v4(path, options);
   return Status(ErrorCode::UnsupportedFormat,
                 path + ": not a record format ecgq reads (WFDB .hea, .mat, .csv, .npy)", "path");
 }
@@ -364,7 +341,7 @@ Expected<schema::Job> job_from_record(const EcgRecord& record) {
   bool any_scaled = false;
   for (int64_t l = 0; l < n_leads; ++l) {
     const std::string units = l < static_cast<int64_t>(record.units.size()) ? record.units[l] : "";
-    double f = to_mv(units);
+    double f = millivolts_per_unit(units);
     if (!std::isfinite(f)) f = 1.0;
     any_scaled = any_scaled || f != 1.0;
     const double g = record.gains.empty() ? 1.0 : record.gains[l];

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "records/lead_names.hpp"
+#include "records/units.hpp"
 
 namespace ecgq {
 
@@ -189,17 +190,11 @@ Expected<RawEcg> raw_from_job(const schema::Job& job) {
     if (g == 0)
       return Status(ErrorCode::BadRequest, "gain must not be 0 (ADC units per mV)", "gain");
 
-  double unit_scale = 1.0;  // multiplies values to get mV
-  const std::string units = lower_trimmed(job.units);
-  if (units.empty() || units == "mv")
-    unit_scale = 1.0;
-  else if (units == "uv" || units == "\xc2\xb5v" || units == "\xce\xbcv")
-    unit_scale = 1e-3;
-  else if (units == "v")
-    unit_scale = 1e3;
-  else
+  const double unit_scale = millivolts_per_unit(job.units);  // multiplies values to get mV
+  if (!std::isfinite(unit_scale))
     return Status(ErrorCode::BadRequest,
-                  "units '" + job.units + "' not supported; expected mV, uV or V", "units");
+                  "units '" + job.units + "' not supported; expected " + voltage_units_list(),
+                  "units");
 
   RawEcg raw;
   raw.n_leads = n_leads;
