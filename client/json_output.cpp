@@ -127,15 +127,6 @@ Json result_json(const std::string& path, const schema::Result& r,
   return j;
 }
 
-Json local_error_json(const std::string& path, const std::string& id, const Status& error) {
-  schema::Result r;
-  r.id = id;
-  r.status = "error";
-  r.attempts = 0;
-  r.error = schema::ErrorInfo{error.code(), error.message(), error.field(), std::nullopt};
-  return result_json(path, r);
-}
-
 Expected<Json> msgpack_json(const std::string& body) {
   try {
     msgpack::object_handle oh = msgpack::unpack(body.data(), body.size());

@@ -20,8 +20,6 @@ using Json = nlohmann::ordered_json;
 // else the worker sent.
 Json result_json(const std::string& path, const schema::Result& result,
                  const std::vector<std::string>& outputs = {});
-// The line for a record that never reached the broker (unreadable file, local error).
-Json local_error_json(const std::string& path, const std::string& id, const Status& error);
 // Any msgpack body as JSON (bin as base64-free byte count, maps with non-string keys stringified).
 Expected<Json> msgpack_json(const std::string& body);
 

@@ -19,20 +19,17 @@
 #include <optional>
 #include <sstream>
 
-#include "hub/http_download.hpp"
-#include "hub/hub_reference.hpp"
 #include "common/settings.hpp"
 #include "common/sha256.hpp"
+#include "common/time.hpp"
+#include "hub/http_download.hpp"
+#include "hub/hub_reference.hpp"
 
 namespace ecgq {
 namespace fs = std::filesystem;
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
+using Clock = SteadyClock;
 
 std::string env(const char* name) {
   const char* v = std::getenv(name);
