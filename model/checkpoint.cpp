@@ -373,25 +373,27 @@ Status read_tensor(const Checkpoint& checkpoint, const TensorInfo& tensor, void*
     return read_storage(checkpoint, tensor.storage_key, uint64_t(tensor.storage_offset) * es,
                         numel * es, dst);
   }
-  // Strided view: read the span it covers once, then gather element by element.
+  // Strided view: read the span it covers once, then gather it, a row at a time when the last
+  // dimension is dense, else element by element.
   uint64_t last = uint64_t(tensor.storage_offset);
   for (size_t d = 0; d < tensor.shape.size(); ++d) {
     last += uint64_t(tensor.shape[d] - 1) * uint64_t(tensor.stride[d]);
   }
   const uint64_t first = uint64_t(tensor.storage_offset);
   std::string span(size_t((last - first + 1) * es), '\0');
-  if (Status s = read_storage(checkpoint, tensor.storage_key, first * es, span.size(), span.data());
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(
+      read_storage(checkpoint, tensor.storage_key, first * es, span.size(), span.data()));
   const size_t nd = tensor.shape.size();
-  std::vector<int64_t> idx(nd, 0);
+  const bool dense_rows = tensor.stride[nd - 1] == 1;
+  const size_t outer = dense_rows ? nd - 1 : nd;
+  const uint64_t run = dense_rows ? uint64_t(tensor.shape[nd - 1]) : 1;
+  std::vector<int64_t> idx(outer, 0);
   auto* out = static_cast<char*>(dst);
-  for (uint64_t n = 0; n < numel; ++n) {
+  for (uint64_t n = 0; n < numel; n += run) {
     uint64_t off = 0;
-    for (size_t d = 0; d < nd; ++d) off += uint64_t(idx[d]) * uint64_t(tensor.stride[d]);
-    std::memcpy(out + n * es, span.data() + off * es, es);
-    for (size_t d = nd; d-- > 0;) {
+    for (size_t d = 0; d < outer; ++d) off += uint64_t(idx[d]) * uint64_t(tensor.stride[d]);
+    std::memcpy(out + n * es, span.data() + off * es, run * es);
+    for (size_t d = outer; d-- > 0;) {
       if (++idx[d] < tensor.shape[d]) break;
       idx[d] = 0;
     }

@@ -140,54 +140,24 @@ class WeightReader {
     return Status(ErrorCode::BadCheckpoint, "missing tensor '" + name + "'", "checkpoint");
   }
 
+  // Fills the contiguous float32 tensor `dst` with checkpoint tensor `t`. ckpt::read_tensor (the
+  // one reader of tensor bytes, also fuzzed) validates the view and gathers it in row-major order;
+  // other float types are converted here.
   Status read_into(const ckpt::TensorInfo& t, at::Tensor dst) {
     auto fail = [&](const std::string& why) {
       return Status(ErrorCode::BadCheckpoint, "tensor '" + t.name + "': " + why, "checkpoint");
     };
     bool ok = false;
-    at::ScalarType st = scalar_type(t.dtype, &ok);
+    const at::ScalarType st = scalar_type(t.dtype, &ok);
     if (!ok)
       return fail(std::string("dtype ") + ckpt::dtype_name(t.dtype) + " is not a float type");
-    auto sit = c_.storages.find(t.storage_key);
-    if (sit == c_.storages.end()) return fail("storage '" + t.storage_key + "' not found");
-    const ckpt::StorageInfo& storage = sit->second;
-    if (storage.dtype != t.dtype) return fail("storage dtype differs from tensor dtype");
     if (t.shape.size() != t.stride.size()) return fail("shape and stride ranks differ");
-
-    // Bounds of the strided view inside the storage, and whether it is plain C-contiguous.
-    int64_t numel = 1, last = t.storage_offset, expect_stride = 1;
-    bool contiguous = true;
-    for (size_t d = t.shape.size(); d-- > 0;) {
-      if (t.shape[d] < 0 || t.stride[d] < 0) return fail("negative size or stride");
-      if (t.shape[d] != 1 && t.stride[d] != expect_stride) contiguous = false;
-      expect_stride *= t.shape[d];
-      numel *= t.shape[d];
-      if (t.shape[d] > 0) last += (t.shape[d] - 1) * t.stride[d];
-    }
-    if (numel != dst.numel()) return fail("element count differs from the expected shape");
-    if (numel == 0) return Status::Ok();
-    if (t.storage_offset < 0 || static_cast<uint64_t>(last) >= storage.numel)
-      return fail("view exceeds its storage of " + std::to_string(storage.numel) + " elements");
-    const uint64_t es = ckpt::dtype_size(t.dtype);
-
-    if (contiguous && st == at::kFloat) {
-      // The common case: one read straight into the final buffer.
-      return ckpt::read_storage(c_, t.storage_key, static_cast<uint64_t>(t.storage_offset) * es,
-                                static_cast<uint64_t>(numel) * es, dst.data_ptr());
-    }
-    at::Tensor tmp;
-    if (contiguous) {
-      tmp = at::empty(t.shape, st);
-      RETURN_IF_ERROR(ckpt::read_storage(c_, t.storage_key,
-                                         static_cast<uint64_t>(t.storage_offset) * es,
-                                         static_cast<uint64_t>(numel) * es, tmp.data_ptr()));
-    } else {
-      // Shared or strided storage: read the storage once, then gather the view.
-      at::Tensor whole = at::empty({static_cast<int64_t>(storage.numel)}, st);
-      RETURN_IF_ERROR(
-          ckpt::read_storage(c_, t.storage_key, 0, storage.numel * es, whole.data_ptr()));
-      tmp = whole.as_strided(t.shape, t.stride, t.storage_offset);
-    }
+    if (static_cast<int64_t>(ckpt::tensor_numel(t)) != dst.numel())
+      return fail("element count differs from the expected shape");
+    // The common case: one read straight into the final buffer.
+    if (st == at::kFloat) return ckpt::read_tensor(c_, t, dst.data_ptr());
+    at::Tensor tmp = at::empty(t.shape, st);
+    RETURN_IF_ERROR(ckpt::read_tensor(c_, t, tmp.data_ptr()));
     dst.view(t.shape).copy_(tmp);
     return Status::Ok();
   }
