@@ -52,20 +52,12 @@ void declare_settings(Settings& s) {
 
 namespace {
 
-Status out_of_range(const Settings& s, const std::string& key, const std::string& expected) {
-  return Status(ErrorCode::BadConfig,
-                "setting " + key + " = '" + s.text(key) + "' (from " + s.origin(key) +
-                    "): expected " + expected,
-                key);
-}
-
 // The range checks that the types alone do not make.
 Status check_ranges(const Settings& s, const BrokerConfig& c) {
-  if (c.bind.empty()) return out_of_range(s, "bind", "an endpoint such as tcp://*:5555");
+  if (c.bind.empty()) return s.invalid("bind", "an endpoint such as tcp://*:5555");
   if (c.heartbeat_interval.count() <= 0)
-    return out_of_range(s, "heartbeat_interval", "a positive duration");
-  if (c.result_cache_ttl.count() <= 0)
-    return out_of_range(s, "result_cache_ttl", "a positive duration");
+    return s.invalid("heartbeat_interval", "a positive duration");
+  if (c.result_cache_ttl.count() <= 0) return s.invalid("result_cache_ttl", "a positive duration");
   struct Min {
     const char* key;
     int64_t value;
@@ -76,14 +68,14 @@ Status check_ranges(const Settings& s, const BrokerConfig& c) {
         Min{"max_queue_per_client", c.max_queue_per_client, 1},
         Min{"max_attempts", c.max_attempts, 1}, Min{"keep_warm", c.keep_warm, 0},
         Min{"result_cache_entries", c.result_cache_entries, 0}}) {
-    if (m.value < m.min) return out_of_range(s, m.key, "an integer >= " + std::to_string(m.min));
+    if (m.value < m.min) return s.invalid(m.key, "an integer >= " + std::to_string(m.min));
   }
-  if (c.max_message_bytes < 1024) return out_of_range(s, "max_message_bytes", "at least 1KiB");
-  if (c.result_cache_bytes < 1024) return out_of_range(s, "result_cache_bytes", "at least 1KiB");
+  if (c.max_message_bytes < 1024) return s.invalid("max_message_bytes", "at least 1KiB");
+  if (c.result_cache_bytes < 1024) return s.invalid("result_cache_bytes", "at least 1KiB");
   static const char* const kLevels[] = {"trace", "debug", "info", "warn", "error"};
   if (std::none_of(std::begin(kLevels), std::end(kLevels),
                    [&](const char* l) { return c.log_level == l; }))
-    return out_of_range(s, "log_level", "trace, debug, info, warn or error");
+    return s.invalid("log_level", "trace, debug, info, warn or error");
   return Status::Ok();
 }
 

@@ -119,16 +119,17 @@ const std::string& Settings::origin(const std::string& key) const {
   return entries_.at(key).origin;
 }
 
-Status Settings::bad(const std::string& key, const std::string& expected) const {
+Status Settings::invalid(const std::string& key, const std::string& expected, bool quoted) const {
   const Entry& e = entries_.at(key);
-  return Status(
-      "bad_config",
-      "setting " + key + " = '" + e.value + "' (from " + e.origin + "): expected " + expected, key);
+  const std::string value = quoted ? "'" + e.value + "'" : e.value;
+  return Status(ErrorCode::BadConfig,
+                "setting " + key + " = " + value + " (from " + e.origin + "): expected " + expected,
+                key);
 }
 
 Expected<Millis> Settings::duration(const std::string& key) const {
   auto d = parse_duration(text(key));
-  if (!d) return bad(key, "a duration such as 300ms, 2.5s, 15m or 1h");
+  if (!d) return invalid(key, "a duration such as 300ms, 2.5s, 15m or 1h");
   return d;
 }
 
@@ -137,7 +138,7 @@ Expected<int64_t> Settings::integer(const std::string& key) const {
   char* end = nullptr;
   errno = 0;
   long long v = std::strtoll(t.c_str(), &end, 10);
-  if (t.empty() || *end != '\0' || errno != 0) return bad(key, "an integer");
+  if (t.empty() || *end != '\0' || errno != 0) return invalid(key, "an integer");
   return static_cast<int64_t>(v);
 }
 
@@ -145,7 +146,7 @@ Expected<double> Settings::number(const std::string& key) const {
   const std::string& t = text(key);
   char* end = nullptr;
   double v = std::strtod(t.c_str(), &end);
-  if (t.empty() || *end != '\0' || !std::isfinite(v)) return bad(key, "a number");
+  if (t.empty() || *end != '\0' || !std::isfinite(v)) return invalid(key, "a number");
   return v;
 }
 
@@ -154,14 +155,15 @@ Expected<bool> Settings::boolean(const std::string& key) const {
   std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
   if (t == "true" || t == "1" || t == "yes" || t == "on") return true;
   if (t == "false" || t == "0" || t == "no" || t == "off") return false;
-  return bad(key, "true or false");
+  return invalid(key, "true or false");
 }
 
 Expected<int64_t> Settings::bytes(const std::string& key) const {
   const std::string& t = text(key);
   char* end = nullptr;
   double v = std::strtod(t.c_str(), &end);
-  if (t.empty() || end == t.c_str() || v < 0) return bad(key, "a size such as 134217728 or 128MiB");
+  if (t.empty() || end == t.c_str() || v < 0)
+    return invalid(key, "a size such as 134217728 or 128MiB");
   std::string unit(end);
   double scale = 0;
   if (unit.empty() || unit == "B")
@@ -179,7 +181,7 @@ Expected<int64_t> Settings::bytes(const std::string& key) const {
   else if (unit == "GB")
     scale = 1e9;
   else
-    return bad(key, "a size such as 134217728 or 128MiB");
+    return invalid(key, "a size such as 134217728 or 128MiB");
   return static_cast<int64_t>(std::llround(v * scale));
 }
 

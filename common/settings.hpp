@@ -68,6 +68,10 @@ class Settings {
   const std::string& origin(const std::string& key) const;
   // True when `key` was declared.
   bool has(const std::string& key) const { return entries_.count(key) > 0; }
+  // The bad_config error for a value of `key` that is not what it should be:
+  // "setting KEY = 'VALUE' (from ORIGIN): expected EXPECTED" (the value unquoted when `quoted` is
+  // false), with field KEY. The typed readers use it, and loaders for their range checks.
+  Status invalid(const std::string& key, const std::string& expected, bool quoted = true) const;
   // Every declared key in declaration order.
   const std::vector<std::string>& keys() const { return order_; }
 
@@ -79,7 +83,6 @@ class Settings {
     std::string origin;
     std::string flag_value;
   };
-  Status bad(const std::string& key, const std::string& expected) const;
   std::map<std::string, Entry> entries_;
   std::vector<std::string> order_;
 };

@@ -108,6 +108,7 @@ Status status_of(const Expected<T>& expected) {
 
 // Evaluates `expr` (an Expected<T>); on error returns its Status from the calling function, else
 // moves the value into `lhs`, which may declare a variable: ASSIGN_OR_RETURN(auto job, decode(b)).
+// It expands to several statements: under an `if`, put it in braces.
 #define ASSIGN_OR_RETURN(lhs, ...) \
   ECGQ_ASSIGN_OR_RETURN_IMPL(ECGQ_STATUS_CONCAT(ecgq_expected_, __LINE__), lhs, __VA_ARGS__)
 #define ECGQ_ASSIGN_OR_RETURN_IMPL(tmp, lhs, ...) \

@@ -168,29 +168,26 @@ Expected<EcgRecord> read_wfdb_record(const std::string& header_path, const ReadO
   return r;
 }
 
-Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& options) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status(ErrorCode::NotFound, "cannot open " + path, "path");
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.size() >= 116 && bytes.compare(0, 6, "MATLAB") == 0)
-    return Status(ErrorCode::UnsupportedFormat,
-                  path +
-                      ": MATLAB v5/v7 .mat files are not supported (only v4 files such as the "
-                      "PhysioNet Challenge ones); convert it to .npy, CSV or WFDB",
-                  "path");
+namespace {
+
+// One real matrix of a MATLAB v4 file.
+struct MatMatrix {
+  std::string name;
+  int type;  // precision digit P of the MOPT type: 0 f64, 1 f32, 2 i32, 3 i16, 4 u16, 5 u8
+  int64_t rows, cols;
+  size_t offset;  // of the first element in the file
+};
+
+// The real numeric matrices of a little-endian MATLAB v4 file (text and sparse ones are skipped).
+Expected<std::vector<MatMatrix>> mat_v4_matrices(const std::string& bytes,
+                                                 const std::string& path) {
+  static const int kSize[] = {8, 4, 4, 2, 2, 1};
+  std::vector<MatMatrix> matrices;
   size_t pos = 0;
-  struct Matrix {
-    std::string name;
-    int type;
-    int64_t rows, cols;
-    size_t offset;
-  };
-  std::vector<Matrix> matrices;
   while (pos + 20 <= bytes.size()) {
     int32_t hdr[5];
     std::memcpy(hdr, bytes.data() + pos, 20);
     const int type = hdr[0], m = type / 1000, p = (type / 10) % 10, t = type % 10;
-    static const int kSize[] = {8, 4, 4, 2, 2, 1};
     if (type < 0 || type > 9999 || m != 0 || p > 5 || hdr[1] < 0 || hdr[2] < 0 || hdr[4] <= 0 ||
         hdr[3] != 0)
       return Status(ErrorCode::BadRecord,
@@ -202,50 +199,31 @@ Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& opti
     const size_t name_at = pos + 20;
     const size_t data_at = name_at + static_cast<size_t>(hdr[4]);
     const size_t room = bytes.size() > data_at ? bytes.size() - data_at : 0;
+    auto past_the_end = [&] {
+      return Status(ErrorCode::BadRecord, path + ": MATLAB v4 matrix runs past the end of the file",
+                    "path");
+    };
     if (hdr[1] > 0 && static_cast<size_t>(hdr[2]) > room / kSize[p] / static_cast<size_t>(hdr[1]))
-      return Status(ErrorCode::BadRecord, path + ": MATLAB v4 matrix runs past the end of the file",
-                    "path");
+      return past_the_end();
     const size_t data_len = static_cast<size_t>(hdr[1]) * static_cast<size_t>(hdr[2]) * kSize[p];
-    if (data_at + data_len > bytes.size())
-      return Status(ErrorCode::BadRecord, path + ": MATLAB v4 matrix runs past the end of the file",
-                    "path");
+    if (data_at + data_len > bytes.size()) return past_the_end();
     std::string name = bytes.substr(name_at, static_cast<size_t>(hdr[4]));
     name = name.substr(0, name.find('\0'));
     if (t == 0) matrices.push_back({name, p, hdr[1], hdr[2], data_at});
     pos = data_at + data_len;
   }
-  const Matrix* mat = nullptr;
-  for (const auto& m : matrices)
-    if (m.name == "val") mat = &m;
-  if (!mat && matrices.size() == 1) mat = &matrices[0];
-  if (!mat)
-    return Status(
-        "bad_record",
-        path + ": no `val` matrix (found " + std::to_string(matrices.size()) + " numeric matrices)",
-        "path");
-  if (options.fs <= 0)
-    return Status(ErrorCode::BadRequest,
-                  path +
-                      ": a .mat file without a WFDB header carries no sample rate; pass it "
-                      "(--fs)",
-                  "fs");
-  // Column-major rows x cols; the shorter side is the leads (Challenge files are leads x samples).
-  const bool leads_are_rows = mat->rows <= mat->cols;
-  const int64_t n_leads = leads_are_rows ? mat->rows : mat->cols;
-  EcgRecord r;
-  r.path = path;
-  r.name = base_of(stem_path(path));
-  r.format = "mat";
-  r.fs = options.fs;
-  r.n_samples = leads_are_rows ? mat->cols : mat->rows;
-  auto names = channel_names(n_leads, options, &r.warnings);
-  if (!names.ok()) return with_path(names.status(), path);
-  r.leads = names.value();
-  r.units.assign(static_cast<size_t>(n_leads), options.units.empty() ? "mV" : options.units);
-  const char* base = bytes.data() + mat->offset;
+  return matrices;
+}
+
+// Copies matrix `mat` (column-major rows x cols; the shorter side is the leads, as in the
+// Challenge files' leads x samples) into `r` lead-major, in the narrowest dtype that holds it.
+void store_mat_samples(const std::string& bytes, const MatMatrix& mat, EcgRecord& r) {
+  const bool leads_are_rows = mat.rows <= mat.cols;
+  const int64_t n_leads = r.n_leads();
+  const char* base = bytes.data() + mat.offset;
   const size_t total = static_cast<size_t>(n_leads * r.n_samples);
   auto index = [&](int64_t l, int64_t t) {
-    return static_cast<size_t>(leads_are_rows ? t * mat->rows + l : l * mat->rows + t);
+    return static_cast<size_t>(leads_are_rows ? t * mat.rows + l : l * mat.rows + t);
   };
   auto fill = [&](auto* dst, auto sample_type) {
     using S = decltype(sample_type);
@@ -257,7 +235,7 @@ Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& opti
         (*dst)[static_cast<size_t>(l * r.n_samples + t)] = v;
       }
   };
-  switch (mat->type) {
+  switch (mat.type) {
     case 0:
       r.dtype = "f64";
       fill(&r.f64, double{});
@@ -283,6 +261,49 @@ Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& opti
       fill(&r.i16, uint8_t{});
       break;
   }
+}
+
+}  // namespace
+
+Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& options) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status(ErrorCode::NotFound, "cannot open " + path, "path");
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.size() >= 116 && bytes.compare(0, 6, "MATLAB") == 0)
+    return Status(ErrorCode::UnsupportedFormat,
+                  path +
+                      ": MATLAB v5/v7 .mat files are not supported (only v4 files such as the "
+                      "PhysioNet Challenge ones); convert it to .npy, CSV or WFDB",
+                  "path");
+  ASSIGN_OR_RETURN(const auto matrices, mat_v4_matrices(bytes, path));
+  const MatMatrix* mat = nullptr;
+  for (const auto& m : matrices)
+    if (m.name == "val") mat = &m;
+  if (!mat && matrices.size() == 1) mat = &matrices[0];
+  if (!mat)
+    return Status(
+        ErrorCode::BadRecord,
+        path + ": no `val` matrix (found " + std::to_string(matrices.size()) + " numeric matrices)",
+        "path");
+  if (options.fs <= 0)
+    return Status(ErrorCode::BadRequest,
+                  path +
+                      ": a .mat file without a WFDB header carries no sample rate; pass it "
+                      "(--fs)",
+                  "fs");
+  const bool leads_are_rows = mat->rows <= mat->cols;
+  const int64_t n_leads = leads_are_rows ? mat->rows : mat->cols;
+  EcgRecord r;
+  r.path = path;
+  r.name = base_of(stem_path(path));
+  r.format = "mat";
+  r.fs = options.fs;
+  r.n_samples = leads_are_rows ? mat->cols : mat->rows;
+  auto names = channel_names(n_leads, options, &r.warnings);
+  if (!names.ok()) return with_path(names.status(), path);
+  r.leads = std::move(names).value();
+  r.units.assign(static_cast<size_t>(n_leads), options.units.empty() ? "mV" : options.units);
+  store_mat_samples(bytes, *mat, r);
   r.warnings.push_back("no WFDB header: sample values used as they are (no gain or baseline)");
   return r;
 }

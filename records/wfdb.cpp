@@ -365,15 +365,14 @@ Expected<Header> read_header(const std::string& path) {
   return h;
 }
 
-Expected<Signals> read_signals(const Header& header, const std::string& directory,
-                               ChecksumPolicy policy) {
-  Signals out;
-  out.samples.resize(header.signals.size());
-  if (header.signals.empty())
-    return Status(ErrorCode::BadRecord, "record " + header.record_name + " has no signals",
-                  "header");
-  // Signals stored in the same file, in header order; files in order of first appearance.
-  std::vector<std::pair<std::string, std::vector<size_t>>> groups;
+namespace {
+
+// Signals stored in the same file, in header order; files in order of first appearance.
+using FileGroups = std::vector<std::pair<std::string, std::vector<size_t>>>;
+
+// Groups the signals by file, refusing what ecgq does not read.
+Expected<FileGroups> group_by_file(const Header& header, std::vector<std::string>* warnings) {
+  FileGroups groups;
   for (size_t i = 0; i < header.signals.size(); ++i) {
     const SignalSpec& s = header.signals[i];
     if (!format_supported(s.format))
@@ -392,8 +391,8 @@ Expected<Signals> read_signals(const Header& header, const std::string& director
       return Status(ErrorCode::UnsupportedRecord,
                     "signal " + std::to_string(i) + " has no signal file", "header");
     if (s.skew != 0)
-      out.warnings.push_back("signal " + std::to_string(i) + " skew " + std::to_string(s.skew) +
-                             " ignored");
+      warnings->push_back("signal " + std::to_string(i) + " skew " + std::to_string(s.skew) +
+                          " ignored");
     auto it = std::find_if(groups.begin(), groups.end(),
                            [&](const auto& g) { return g.first == s.file_name; });
     if (it == groups.end())
@@ -401,67 +400,74 @@ Expected<Signals> read_signals(const Header& header, const std::string& director
     else
       it->second.push_back(i);
   }
+  return groups;
+}
 
-  int64_t n = header.n_samples;
-  for (const auto& [file, members] : groups) {
-    const SignalSpec& first = header.signals[members[0]];
-    for (size_t m : members)
-      if (header.signals[m].format != first.format ||
-          header.signals[m].byte_offset != first.byte_offset)
-        return Status(ErrorCode::BadRecord,
-                      "signals in " + file + " disagree on format or byte offset", "header");
-    ASSIGN_OR_RETURN(
-        auto bytes, read_file(directory.empty() || file[0] == '/' ? file : directory + "/" + file));
-    const std::string& data = bytes;
-    if (static_cast<int64_t>(data.size()) < first.byte_offset)
-      return Status(ErrorCode::BadRecord, file + " is shorter than its byte offset", "header");
-    const int64_t avail = static_cast<int64_t>(data.size()) - first.byte_offset;
-    const int64_t k = static_cast<int64_t>(members.size());
-    const int64_t frames_in_file =
-        static_cast<int64_t>(std::floor(avail / bytes_per_sample(first.format))) / k;
-    if (n < 0) n = frames_in_file;  // header gives no length: use the whole file
-    if (bytes_needed(first.format, n * k) > avail)
+// Reads the signals `members` of `file` into out->samples; `*n` is the samples per signal (-1:
+// the header gives none, the file decides).
+Status read_signal_file(const Header& header, const std::string& directory, const std::string& file,
+                        const std::vector<size_t>& members, int64_t* n, Signals* out) {
+  const SignalSpec& first = header.signals[members[0]];
+  for (size_t m : members)
+    if (header.signals[m].format != first.format ||
+        header.signals[m].byte_offset != first.byte_offset)
       return Status(ErrorCode::BadRecord,
-                    file + " holds " + std::to_string(frames_in_file) +
-                        " samples per signal; the header says " + std::to_string(n),
-                    "header");
-    const auto* p = reinterpret_cast<const unsigned char*>(data.data() + first.byte_offset);
-    std::vector<int32_t> flat = decode(first.format, p, n * k);
-    for (int64_t j = 0; j < k; ++j) {
-      const size_t sig = members[j];
-      std::vector<int32_t>& dst = out.samples[sig];
-      dst.resize(static_cast<size_t>(n));
-      for (int64_t t = 0; t < n; ++t) dst[t] = flat[t * k + j];
-      if (first.format == 8) {  // first differences from the initial value
-        int64_t acc = header.signals[sig].initial_value.value_or(0);
-        for (int64_t t = 0; t < n; ++t) {
-          acc += dst[t];
-          dst[t] = static_cast<int32_t>(acc);
-        }
+                    "signals in " + file + " disagree on format or byte offset", "header");
+  ASSIGN_OR_RETURN(const auto data,
+                   read_file(directory.empty() || file[0] == '/' ? file : directory + "/" + file));
+  if (static_cast<int64_t>(data.size()) < first.byte_offset)
+    return Status(ErrorCode::BadRecord, file + " is shorter than its byte offset", "header");
+  const int64_t avail = static_cast<int64_t>(data.size()) - first.byte_offset;
+  const int64_t k = static_cast<int64_t>(members.size());
+  const int64_t frames_in_file =
+      static_cast<int64_t>(std::floor(avail / bytes_per_sample(first.format))) / k;
+  if (*n < 0) *n = frames_in_file;  // header gives no length: use the whole file
+  if (bytes_needed(first.format, *n * k) > avail)
+    return Status(ErrorCode::BadRecord,
+                  file + " holds " + std::to_string(frames_in_file) +
+                      " samples per signal; the header says " + std::to_string(*n),
+                  "header");
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data() + first.byte_offset);
+  std::vector<int32_t> flat = decode(first.format, p, *n * k);
+  for (int64_t j = 0; j < k; ++j) {
+    const size_t sig = members[j];
+    std::vector<int32_t>& dst = out->samples[sig];
+    dst.resize(static_cast<size_t>(*n));
+    for (int64_t t = 0; t < *n; ++t) dst[t] = flat[t * k + j];
+    if (first.format == 8) {  // first differences from the initial value
+      int64_t acc = header.signals[sig].initial_value.value_or(0);
+      for (int64_t t = 0; t < *n; ++t) {
+        acc += dst[t];
+        dst[t] = static_cast<int32_t>(acc);
       }
     }
   }
-  out.n_samples = n;
+  return Status::Ok();
+}
 
-  // WFDB marks missing samples with the most negative value of the format.
+// WFDB marks missing samples with the most negative value of the format: a warning per signal.
+void warn_invalid_samples(const Header& header, Signals* out) {
   for (size_t i = 0; i < header.signals.size(); ++i) {
     const int64_t marker = invalid_marker(header.signals[i].format);
     if (marker == 0) continue;
     int64_t count = 0, first = -1;
-    for (int64_t t = 0; t < n; ++t)
-      if (out.samples[i][t] == marker && count++ == 0) first = t;
+    for (int64_t t = 0; t < out->n_samples; ++t)
+      if (out->samples[i][t] == marker && count++ == 0) first = t;
     if (count > 0)
-      out.warnings.push_back(
+      out->warnings.push_back(
           "signal " + std::to_string(i) + " (" + header.signals[i].description +
           "): " + std::to_string(count) + " samples hold the WFDB invalid-sample value " +
           std::to_string(marker) + " (first at sample " + std::to_string(first) + ")");
   }
+}
 
+// The header's initial values and checksums against the samples read, per `policy`.
+Status check_signals(const Header& header, ChecksumPolicy policy, Signals* out) {
   for (size_t i = 0; i < header.signals.size() && policy != ChecksumPolicy::kIgnore; ++i) {
     const SignalSpec& s = header.signals[i];
-    const auto& v = out.samples[i];
+    const auto& v = out->samples[i];
     std::string problem;
-    if (s.initial_value && n > 0 && v[0] != *s.initial_value)
+    if (s.initial_value && out->n_samples > 0 && v[0] != *s.initial_value)
       problem = "initial value " + std::to_string(v[0]) + " but the header says " +
                 std::to_string(*s.initial_value);
     if (s.checksum && problem.empty()) {
@@ -477,8 +483,27 @@ Expected<Signals> read_signals(const Header& header, const std::string& director
                             s.file_name + ": " + problem;
     if (policy == ChecksumPolicy::kError)
       return Status(ErrorCode::BadRecord, msg + " (wrong format or damaged file)", "header");
-    out.warnings.push_back(msg);
+    out->warnings.push_back(msg);
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Expected<Signals> read_signals(const Header& header, const std::string& directory,
+                               ChecksumPolicy policy) {
+  Signals out;
+  out.samples.resize(header.signals.size());
+  if (header.signals.empty())
+    return Status(ErrorCode::BadRecord, "record " + header.record_name + " has no signals",
+                  "header");
+  ASSIGN_OR_RETURN(const FileGroups groups, group_by_file(header, &out.warnings));
+  int64_t n = header.n_samples;
+  for (const auto& [file, members] : groups)
+    RETURN_IF_ERROR(read_signal_file(header, directory, file, members, &n, &out));
+  out.n_samples = n;
+  warn_invalid_samples(header, &out);
+  RETURN_IF_ERROR(check_signals(header, policy, &out));
   return out;
 }
 

@@ -62,7 +62,7 @@ void install_signal_handlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-// Reads the typed settings of serve; a bad value is a usage error naming the key.
+// The options of serve, from its settings.
 struct ServeConfig {
   WorkerServiceOptions service;
   LifecycleOptions lifecycle;
@@ -70,13 +70,8 @@ struct ServeConfig {
   std::string cache_dir;
 };
 
-// "setting KEY = VALUE (from ORIGIN): expected ...", for a value outside its range.
-Status out_of_range(const Settings& s, const std::string& key, const std::string& expected) {
-  return Status(ErrorCode::BadConfig,
-                "setting " + key + " = " + s.text(key) + " (from " + s.origin(key) +
-                    "): expected " + expected,
-                key);
-}
+// Range errors show the value unquoted: "setting max_batch = 0 (from flag --max-batch): ...".
+constexpr bool kUnquoted = false;
 
 // The checks of the values that the types alone do not make.
 Status check_ranges(const Settings& s, const ServeSettings& v) {
@@ -94,7 +89,7 @@ Status check_ranges(const Settings& s, const ServeSettings& v) {
        {Min{"capacity", v.capacity, 1}, Min{"heartbeat_liveness", v.heartbeat_liveness, 1},
         Min{"bf16_split_layers", v.bf16_split_layers, -1}, Min{"threads", v.threads, 0},
         Min{"max_batch", v.max_batch, 1}, Min{"max_batch_delay_ms", v.max_batch_delay_ms, 0}}) {
-    if (m.value < m.min) return out_of_range(s, m.key, "at least " + std::to_string(m.min));
+    if (m.value < m.min) return s.invalid(m.key, "at least " + std::to_string(m.min), kUnquoted);
   }
   if (v.heartbeat_interval.count() <= 0)
     return Status(ErrorCode::BadConfig, "setting heartbeat_interval must be positive",
@@ -114,16 +109,18 @@ Status check_ranges(const Settings& s, const ServeSettings& v) {
   // Bounds that catch typos (a batch of 80000 segments needs ~10 GB; a minute of waiting is never
   // what batching means).
   if (v.max_batch > kMaxBatchLimit)
-    return out_of_range(s, "max_batch", "at most " + std::to_string(kMaxBatchLimit) + " segments");
+    return s.invalid("max_batch", "at most " + std::to_string(kMaxBatchLimit) + " segments",
+                     kUnquoted);
   if (v.max_batch_delay_ms > kMaxBatchDelayLimitMs)
-    return out_of_range(s, "max_batch_delay_ms",
-                        "at most " + std::to_string(kMaxBatchDelayLimitMs) + " ms");
+    return s.invalid("max_batch_delay_ms",
+                     "at most " + std::to_string(kMaxBatchDelayLimitMs) + " ms", kUnquoted);
   if (v.max_record_seconds <= 0)
     return Status(ErrorCode::BadConfig, "setting max_record_seconds must be positive",
                   "max_record_seconds");
   return Status::Ok();
 }
 
+// Reads the typed settings of serve; a bad value is a usage error naming the key.
 Status read_config(const Settings& s, ServeConfig& c) {
   ServeSettings v;
   RETURN_IF_ERROR(serve_settings_table().read(s, v));
