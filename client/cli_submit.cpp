@@ -149,34 +149,116 @@ class EmbeddingSink {
   int64_t missing_ = 0;
 };
 
+// What a submit run counted besides the batch summary, for its closing lines.
+struct RunFacts {
+  int64_t skipped_files;      // not records, or this run's own output
+  int64_t already_ok;         // passed over because the resume file has them
+  std::string first_failure;  // --fail-fast: the failure that stopped the run
+  Status closed;              // closing the embeddings file
+  double seconds;
+};
+
+// The closing lines on stderr, and the exit code.
+int report(const SubmitCommand& command, const BatchSummary& summary, const RunFacts& facts) {
+  if (facts.skipped_files > 0) {
+    std::fprintf(stderr,
+                 "ecgq: %lld files skipped (not records: signal, annotation, README, checksum or "
+                 "dot files, or this run's output)\n",
+                 static_cast<long long>(facts.skipped_files));
+  }
+  if (!command.resume_path.empty()) {
+    std::fprintf(stderr, "ecgq: resume: %lld records skipped as already ok\n",
+                 static_cast<long long>(facts.already_ok));
+  }
+  if (summary.interrupted && g_interrupts == 0 && !facts.first_failure.empty()) {
+    std::fprintf(stderr, "ecgq: --fail-fast: stopped at the first failure: %s",
+                 facts.first_failure.c_str());
+    if (summary.cancel) {
+      std::fprintf(stderr, " (%lld queued jobs cancelled)",
+                   static_cast<long long>(summary.cancel->cancelled));
+    }
+    std::fprintf(stderr, "\n");
+    return kExitFailed;
+  }
+  if (summary.interrupted) {
+    std::fprintf(stderr, "ecgq: interrupted: %lld records written",
+                 static_cast<long long>(summary.records));
+    if (summary.cancel) {
+      std::fprintf(stderr, ", %lld queued jobs cancelled, %lld still running (not waited for)",
+                   static_cast<long long>(summary.cancel->cancelled),
+                   static_cast<long long>(summary.cancel->in_flight));
+    }
+    std::fprintf(stderr, "\n");
+    return kExitInterrupted;
+  }
+  if (!summary.fatal.ok()) {
+    std::fprintf(stderr, "ecgq: error: %s\n", summary.fatal.message().c_str());
+    return kExitFailed;
+  }
+  std::fprintf(stderr, "ecgq: %lld records: %lld ok, %lld failed in %.2fs (%.1f records/s)\n",
+               static_cast<long long>(summary.records), static_cast<long long>(summary.ok),
+               static_cast<long long>(summary.failed), facts.seconds,
+               facts.seconds > 0 ? static_cast<double>(summary.records) / facts.seconds : 0.0);
+  if (!facts.closed.ok()) {
+    std::fprintf(stderr, "ecgq: %s\n", facts.closed.to_string().c_str());
+    return kExitFailed;
+  }
+  if (summary.records == 0) {
+    if (!command.resume_path.empty() && facts.already_ok > 0) return kExitOk;
+    std::fprintf(stderr, "ecgq: error: no records found\n");
+    return kExitFailed;
+  }
+  return summary.failed == 0 ? kExitOk : kExitFailed;
+}
+
+// The outputs the worker is asked for: those printed (`*printed`, with segments for
+// --per-segment) and more when CSV needs probs or --embeddings-out needs embeddings.
+InputOptions asked_inputs(const SubmitCommand& command, std::vector<std::string>* printed) {
+  *printed = command.inputs.outputs;
+  if (command.per_segment) want(*printed, "segments");
+  InputOptions inputs = command.inputs;
+  inputs.outputs = *printed;
+  if (command.format == "csv") want(inputs.outputs, "probs");
+  if (!command.embeddings_out.empty()) want(inputs.outputs, "embedding");
+  return inputs;
+}
+
+// Where the result lines go: stdout, --output, or appended to the --resume file (whose ok
+// records are not sent again); nullopt (said on stderr) when the resume file cannot be read.
+struct Destination {
+  ResumeState resume;
+  std::string path;  // "" = stdout
+  bool append = false;
+};
+
+std::optional<Destination> destination(const SubmitCommand& command) {
+  Destination d;
+  d.path = command.output_path;
+  if (command.resume_path.empty()) return d;
+  auto r = load_resume(command.resume_path);
+  if (!r) {
+    std::fprintf(stderr, "ecgq: --resume: %s\n", r.status().to_string().c_str());
+    return std::nullopt;
+  }
+  d.resume = std::move(*r);
+  d.path = command.resume_path;
+  d.append = true;
+  std::fprintf(stderr, "ecgq: resume: %zu records already ok in %s%s\n", d.resume.ok_paths.size(),
+               command.resume_path.c_str(),
+               d.resume.truncated_tail ? " (its cut-off last line was removed)" : "");
+  return d;
+}
+
 }  // namespace
 
 int run_submit(const SubmitCommand& command) {
-  // What is printed, and what is asked of the worker (which may be more: CSV needs probs, the
-  // embeddings file needs embeddings that the JSON lines need not repeat).
-  std::vector<std::string> printed = command.inputs.outputs;
-  if (command.per_segment) want(printed, "segments");
-  InputOptions inputs = command.inputs;
-  inputs.outputs = printed;
-  if (command.format == "csv") want(inputs.outputs, "probs");
-  if (!command.embeddings_out.empty()) want(inputs.outputs, "embedding");
-
-  ResumeState resume;
-  std::string output_path = command.output_path;
-  bool append = false;
-  if (!command.resume_path.empty()) {
-    auto r = load_resume(command.resume_path);
-    if (!r) {
-      std::fprintf(stderr, "ecgq: --resume: %s\n", r.status().to_string().c_str());
-      return kExitFailed;
-    }
-    resume = std::move(*r);
-    output_path = command.resume_path;
-    append = true;
-    std::fprintf(stderr, "ecgq: resume: %zu records already ok in %s%s\n", resume.ok_paths.size(),
-                 command.resume_path.c_str(),
-                 resume.truncated_tail ? " (its cut-off last line was removed)" : "");
-  }
+  std::vector<std::string> printed;
+  const InputOptions inputs = asked_inputs(command, &printed);
+  auto dest = destination(command);
+  if (!dest) return kExitFailed;
+  const ResumeState& resume = dest->resume;
+  const std::string& output_path = dest->path;
+  const bool append = dest->append;
 
   std::ofstream file;
   if (!output_path.empty()) {
@@ -250,55 +332,9 @@ int run_submit(const SubmitCommand& command) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
-  if (source.skipped_files() + own_skipped > 0) {
-    std::fprintf(stderr,
-                 "ecgq: %lld files skipped (not records: signal, annotation, README, checksum or "
-                 "dot files, or this run's output)\n",
-                 static_cast<long long>(source.skipped_files() + own_skipped));
-  }
-  if (!command.resume_path.empty()) {
-    std::fprintf(stderr, "ecgq: resume: %lld records skipped as already ok\n",
-                 static_cast<long long>(source.passed_over() - own_skipped));
-  }
-  if (summary.interrupted && g_interrupts == 0 && stop) {
-    std::fprintf(stderr, "ecgq: --fail-fast: stopped at the first failure: %s",
-                 first_failure.c_str());
-    if (summary.cancel) {
-      std::fprintf(stderr, " (%lld queued jobs cancelled)",
-                   static_cast<long long>(summary.cancel->cancelled));
-    }
-    std::fprintf(stderr, "\n");
-    return kExitFailed;
-  }
-  if (summary.interrupted) {
-    std::fprintf(stderr, "ecgq: interrupted: %lld records written",
-                 static_cast<long long>(summary.records));
-    if (summary.cancel) {
-      std::fprintf(stderr, ", %lld queued jobs cancelled, %lld still running (not waited for)",
-                   static_cast<long long>(summary.cancel->cancelled),
-                   static_cast<long long>(summary.cancel->in_flight));
-    }
-    std::fprintf(stderr, "\n");
-    return kExitInterrupted;
-  }
-  if (!summary.fatal.ok()) {
-    std::fprintf(stderr, "ecgq: error: %s\n", summary.fatal.message().c_str());
-    return kExitFailed;
-  }
-  std::fprintf(stderr, "ecgq: %lld records: %lld ok, %lld failed in %.2fs (%.1f records/s)\n",
-               static_cast<long long>(summary.records), static_cast<long long>(summary.ok),
-               static_cast<long long>(summary.failed), seconds,
-               seconds > 0 ? static_cast<double>(summary.records) / seconds : 0.0);
-  if (!closed.ok()) {
-    std::fprintf(stderr, "ecgq: %s\n", closed.to_string().c_str());
-    return kExitFailed;
-  }
-  if (summary.records == 0) {
-    if (!command.resume_path.empty() && source.passed_over() > own_skipped) return kExitOk;
-    std::fprintf(stderr, "ecgq: error: no records found\n");
-    return kExitFailed;
-  }
-  return summary.failed == 0 ? kExitOk : kExitFailed;
+  return report(command, summary,
+                RunFacts{source.skipped_files() + own_skipped, source.passed_over() - own_skipped,
+                         first_failure, closed, seconds});
 }
 
 }  // namespace ecgq::client

@@ -202,106 +202,14 @@ class EcgfmModel : public Model {
     c10::InferenceMode guard;
     WeightArena arena;
     WeightReader r(c, &arena);
-    const std::string& p = arch_.prefix;
-    Status st;
-    auto get = [&](const std::string& name, bool temporary = false) -> at::Tensor {
-      if (!st.ok()) return {};
-      auto t = r.get(name, temporary);
-      if (!t.ok()) {
-        st = t.status();
-        return {};
-      }
-      return t.value();
-    };
-    for (size_t i = 0; i < arch_.conv.size(); ++i) {
-      std::string b = p + "feature_extractor.conv_layers." + std::to_string(i);
-      ConvBlock blk;
-      blk.stride = arch_.conv[i].stride;
-      blk.weight = get(b + ".0.weight");
-      if (arch_.conv_bias) blk.bias = get(b + ".0.bias");
-      if (arch_.extractor_mode == "default" && i == 0) {
-        blk.norm_w = get(b + ".2.weight");
-        blk.norm_b = get(b + ".2.bias");
-      } else if (arch_.extractor_mode == "layer_norm") {
-        blk.norm_w = get(b + ".2.1.weight");
-        blk.norm_b = get(b + ".2.1.bias");
-      }
-      conv_.push_back(blk);
-    }
-    feat_ln_w_ = get(p + "layer_norm.weight");
-    feat_ln_b_ = get(p + "layer_norm.bias");
-    if (arch_.post_extract_proj) {
-      proj_in_w_ = get(p + "post_extract_proj.weight");
-      proj_in_b_ = get(p + "post_extract_proj.bias");
-    }
-    {
-      // Weight norm with dim=2, folded once: w = v * g / ||v|| over dims 0 and 1.
-      at::Tensor g = get(arch_.pos_g_key, true);
-      at::Tensor v = get(arch_.pos_v_key, true);
-      if (st.ok()) pos_w_ = arena.empty(v.sizes(), at::kFloat).copy_(at::_weight_norm(v, g, 2));
-    }
-    pos_b_ = get(p + "conv_pos.pos_conv.0.bias");
-    enc_ln_w_ = get(p + "encoder.layer_norm.weight");
-    enc_ln_b_ = get(p + "encoder.layer_norm.bias");
-    const int64_t E = arch_.embed_dim, F = arch_.ffn_dim;
-    // bf16 mode reads each layer's float32 projection weights into these buffers, reused for
-    // every layer, and rounds them into the arena: the load touches no extra fresh memory and
-    // peaks one layer above warm.
-    WeightArena scratch_arena;  // unmapped when the load returns
-    at::Tensor scratch_qkv, scratch_out, scratch_fc1, scratch_fc2;
-    if (bf16_) {
-      scratch_qkv = scratch_arena.empty({3 * E, E}, at::kFloat);
-      scratch_out = scratch_arena.empty({E, E}, at::kFloat);
-      scratch_fc1 = scratch_arena.empty({F, E}, at::kFloat);
-      scratch_fc2 = scratch_arena.empty({E, F}, at::kFloat);
-    }
-    // A projection weight: straight into the arena (fp32) or into its scratch buffer bf16.
-    auto weight = [&](const std::string& name, const at::Tensor& scratch) -> at::Tensor {
-      if (!bf16_) return get(name);
-      if (st.ok()) st = r.read_into(name, scratch);
-      return scratch;
-    };
-    for (int64_t l = 0; l < arch_.layers && st.ok(); ++l) {
-      std::string b = p + "encoder.layers." + std::to_string(l) + ".";
-      Layer L;
-      L.qkv_w = bf16_ ? scratch_qkv : arena.empty({3 * E, E}, at::kFloat);
-      L.qkv_b = arena.empty({3 * E}, at::kFloat);
-      const char* names[3] = {"q_proj", "k_proj", "v_proj"};
-      for (int j = 0; j < 3 && st.ok(); ++j) {
-        st = r.read_into(b + "self_attn." + names[j] + ".weight", L.qkv_w.narrow(0, j * E, E));
-        if (st.ok())
-          st = r.read_into(b + "self_attn." + names[j] + ".bias", L.qkv_b.narrow(0, j * E, E));
-      }
-      L.out_w = weight(b + "self_attn.out_proj.weight", scratch_out);
-      L.out_b = get(b + "self_attn.out_proj.bias");
-      L.ln1_w = get(b + "self_attn_layer_norm.weight");
-      L.ln1_b = get(b + "self_attn_layer_norm.bias");
-      L.fc1_w = weight(b + "fc1.weight", scratch_fc1);
-      L.fc1_b = get(b + "fc1.bias");
-      L.fc2_w = weight(b + "fc2.weight", scratch_fc2);
-      L.fc2_b = get(b + "fc2.bias");
-      L.ln2_w = get(b + "final_layer_norm.weight");
-      L.ln2_b = get(b + "final_layer_norm.bias");
-      if (bf16_ && st.ok()) {
-        const bool split = l >= arch_.layers - split_layers_;
-        std::pair<at::Tensor*, at::Tensor*> weights[] = {{&L.qkv_w, &L.qkv_lo},
-                                                         {&L.out_w, &L.out_lo},
-                                                         {&L.fc1_w, &L.fc1_lo},
-                                                         {&L.fc2_w, &L.fc2_lo}};
-        for (auto [w, lo] : weights) {
-          at::Tensor hi = arena.empty(w->sizes(), at::kBFloat16).copy_(*w);
-          // The scratch buffer is free to overwrite: w - hi is what bf16 rounding dropped.
-          if (split) *lo = arena.empty(w->sizes(), at::kBFloat16).copy_(w->sub_(hi));
-          *w = hi;
-        }
-      }
-      layers_.push_back(std::move(L));
-    }
+    Loading w{r, arena, {}};
+    load_front(w);
+    load_layers(w);
     if (arch_.num_labels > 0) {
-      head_w_ = get("proj.weight");
-      head_b_ = get("proj.bias");
+      head_w_ = w.get("proj.weight");
+      head_b_ = w.get("proj.bias");
     }
-    return st;
+    return w.st;
   }
 
   const ModelInfo& info() const override { return info_; }
@@ -326,6 +234,119 @@ class EcgfmModel : public Model {
   }
 
  private:
+  // Weights being read by name, keeping the first error: after one, reads return nothing and the
+  // load reports that error at the end.
+  struct Loading {
+    WeightReader& r;
+    WeightArena& arena;
+    Status st;
+    at::Tensor get(const std::string& name, bool temporary = false) {
+      if (!st.ok()) return {};
+      auto t = r.get(name, temporary);
+      if (!t.ok()) {
+        st = t.status();
+        return {};
+      }
+      return t.value();
+    }
+  };
+
+  // The feature extractor, its layer norm and projection, the positional conv and the encoder's
+  // layer norm.
+  void load_front(Loading& w) {
+    const std::string& p = arch_.prefix;
+    for (size_t i = 0; i < arch_.conv.size(); ++i) {
+      std::string b = p + "feature_extractor.conv_layers." + std::to_string(i);
+      ConvBlock blk;
+      blk.stride = arch_.conv[i].stride;
+      blk.weight = w.get(b + ".0.weight");
+      if (arch_.conv_bias) blk.bias = w.get(b + ".0.bias");
+      if (arch_.extractor_mode == "default" && i == 0) {
+        blk.norm_w = w.get(b + ".2.weight");
+        blk.norm_b = w.get(b + ".2.bias");
+      } else if (arch_.extractor_mode == "layer_norm") {
+        blk.norm_w = w.get(b + ".2.1.weight");
+        blk.norm_b = w.get(b + ".2.1.bias");
+      }
+      conv_.push_back(blk);
+    }
+    feat_ln_w_ = w.get(p + "layer_norm.weight");
+    feat_ln_b_ = w.get(p + "layer_norm.bias");
+    if (arch_.post_extract_proj) {
+      proj_in_w_ = w.get(p + "post_extract_proj.weight");
+      proj_in_b_ = w.get(p + "post_extract_proj.bias");
+    }
+    {
+      // Weight norm with dim=2, folded once: w = v * g / ||v|| over dims 0 and 1.
+      at::Tensor g = w.get(arch_.pos_g_key, true);
+      at::Tensor v = w.get(arch_.pos_v_key, true);
+      if (w.st.ok()) pos_w_ = w.arena.empty(v.sizes(), at::kFloat).copy_(at::_weight_norm(v, g, 2));
+    }
+    pos_b_ = w.get(p + "conv_pos.pos_conv.0.bias");
+    enc_ln_w_ = w.get(p + "encoder.layer_norm.weight");
+    enc_ln_b_ = w.get(p + "encoder.layer_norm.bias");
+  }
+
+  // The transformer layers; in bf16 mode the projections are rounded (and the last
+  // split_layers_ of them split hi + lo).
+  void load_layers(Loading& w) {
+    const std::string& p = arch_.prefix;
+    const int64_t E = arch_.embed_dim, F = arch_.ffn_dim;
+    // bf16 mode reads each layer's float32 projection weights into these buffers, reused for
+    // every layer, and rounds them into the arena: the load touches no extra fresh memory and
+    // peaks one layer above warm.
+    WeightArena scratch_arena;  // unmapped when the load returns
+    at::Tensor scratch_qkv, scratch_out, scratch_fc1, scratch_fc2;
+    if (bf16_) {
+      scratch_qkv = scratch_arena.empty({3 * E, E}, at::kFloat);
+      scratch_out = scratch_arena.empty({E, E}, at::kFloat);
+      scratch_fc1 = scratch_arena.empty({F, E}, at::kFloat);
+      scratch_fc2 = scratch_arena.empty({E, F}, at::kFloat);
+    }
+    // A projection weight: straight into the arena (fp32) or into its scratch buffer bf16.
+    auto weight = [&](const std::string& name, const at::Tensor& scratch) -> at::Tensor {
+      if (!bf16_) return w.get(name);
+      if (w.st.ok()) w.st = w.r.read_into(name, scratch);
+      return scratch;
+    };
+    for (int64_t l = 0; l < arch_.layers && w.st.ok(); ++l) {
+      std::string b = p + "encoder.layers." + std::to_string(l) + ".";
+      Layer L;
+      L.qkv_w = bf16_ ? scratch_qkv : w.arena.empty({3 * E, E}, at::kFloat);
+      L.qkv_b = w.arena.empty({3 * E}, at::kFloat);
+      const char* names[3] = {"q_proj", "k_proj", "v_proj"};
+      for (int j = 0; j < 3 && w.st.ok(); ++j) {
+        w.st = w.r.read_into(b + "self_attn." + names[j] + ".weight", L.qkv_w.narrow(0, j * E, E));
+        if (w.st.ok())
+          w.st = w.r.read_into(b + "self_attn." + names[j] + ".bias", L.qkv_b.narrow(0, j * E, E));
+      }
+      L.out_w = weight(b + "self_attn.out_proj.weight", scratch_out);
+      L.out_b = w.get(b + "self_attn.out_proj.bias");
+      L.ln1_w = w.get(b + "self_attn_layer_norm.weight");
+      L.ln1_b = w.get(b + "self_attn_layer_norm.bias");
+      L.fc1_w = weight(b + "fc1.weight", scratch_fc1);
+      L.fc1_b = w.get(b + "fc1.bias");
+      L.fc2_w = weight(b + "fc2.weight", scratch_fc2);
+      L.fc2_b = w.get(b + "fc2.bias");
+      L.ln2_w = w.get(b + "final_layer_norm.weight");
+      L.ln2_b = w.get(b + "final_layer_norm.bias");
+      if (bf16_ && w.st.ok()) round_to_bf16(L, l >= arch_.layers - split_layers_, w.arena);
+      layers_.push_back(std::move(L));
+    }
+  }
+
+  // Rounds a layer's projection weights to bf16 in the arena; with `split`, also keeps what the
+  // rounding dropped (w - hi) as a second bf16 weight.
+  static void round_to_bf16(Layer& L, bool split, WeightArena& arena) {
+    std::pair<at::Tensor*, at::Tensor*> weights[] = {
+        {&L.qkv_w, &L.qkv_lo}, {&L.out_w, &L.out_lo}, {&L.fc1_w, &L.fc1_lo}, {&L.fc2_w, &L.fc2_lo}};
+    for (auto [w, lo] : weights) {
+      at::Tensor hi = arena.empty(w->sizes(), at::kBFloat16).copy_(*w);
+      // The scratch buffer is free to overwrite: w - hi is what bf16 rounding dropped.
+      if (split) *lo = arena.empty(w->sizes(), at::kBFloat16).copy_(w->sub_(hi));
+      *w = hi;
+    }
+  }
   static void keep(ActivationCapture* capture, const std::string& name, const at::Tensor& t) {
     if (capture == nullptr) return;
     at::Tensor c = t.contiguous();

@@ -224,8 +224,10 @@ Expected<RawEcg> raw_from_job(const schema::Job& job) {
   return raw;
 }
 
-Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const PreprocessLimits& limits,
-                                                 Preprocessed* info) {
+namespace {
+
+// The length at 500 Hz of a record that passes the shape and length checks.
+Expected<int64_t> checked_length_500hz(const RawEcg& raw, const PreprocessLimits& limits) {
   const int64_t n = raw.n_samples;
   if (raw.n_leads != static_cast<int64_t>(raw.leads.size()) ||
       raw.samples.size() != static_cast<size_t>(raw.n_leads * n))
@@ -244,11 +246,12 @@ Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const Prepro
                   "record is " + format_seconds(seconds) + " s long (" + std::to_string(n_out) +
                       " samples at 500 Hz); ECG-FM needs at least 5 s (2500 samples at 500 Hz)",
                   "ecg");
+  return n_out;
+}
 
-  Preprocessed local;
-  Preprocessed& out = info ? *info : local;
-  // Channel -> model lead; the first channel of each lead wins.
-  int64_t source[12];
+// Channel -> model lead in `source` (-1: none); the first channel of each lead wins, the others
+// are listed in out.ignored_channels.
+void map_channels(const RawEcg& raw, int64_t source[12], Preprocessed& out) {
   std::fill(source, source + 12, -1);
   for (int64_t c = 0; c < raw.n_leads; ++c) {
     const std::string& name = raw.leads[c];
@@ -262,6 +265,38 @@ Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const Prepro
       source[idx] = c;
     }
   }
+}
+
+// The missing_leads error when some of the 12 leads are neither given nor derived.
+Status check_all_leads(const bool have[12], const int64_t source[12]) {
+  std::vector<std::string> missing;
+  for (int i = 0; i < 12; ++i)
+    if (!have[i]) missing.push_back(kModelLeads[i]);
+  if (!missing.empty()) {
+    std::vector<std::string> present;
+    for (int i = 0; i < 12; ++i)
+      if (source[i] >= 0) present.push_back(kModelLeads[i]);
+    return Status(ErrorCode::MissingLeads,
+                  "missing lead" + std::string(missing.size() > 1 ? "s " : " ") + join(missing) +
+                      "; ECG-FM needs all 12 leads (I, II, III, aVR, aVL, aVF, V1-V6; III, aVR, "
+                      "aVL and aVF can be derived from I and II); recognised: " +
+                      (present.empty() ? std::string("none") : join(present)),
+                  "leads");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const PreprocessLimits& limits,
+                                                 Preprocessed* info) {
+  ASSIGN_OR_RETURN(const int64_t n_out, checked_length_500hz(raw, limits));
+  const int64_t n = raw.n_samples;
+
+  Preprocessed local;
+  Preprocessed& out = info ? *info : local;
+  int64_t source[12];
+  map_channels(raw, source, out);
 
   // Lead-major 12 x n buffer in model order, before resampling (the derivations are linear, so
   // deriving before or after linear interpolation gives the same values).
@@ -294,20 +329,7 @@ Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const Prepro
     if (!have[4]) derive(4, [&](int64_t t) { return I[t] - II[t] / 2; });
     if (!have[5]) derive(5, [&](int64_t t) { return II[t] - I[t] / 2; });
   }
-  std::vector<std::string> missing;
-  for (int i = 0; i < 12; ++i)
-    if (!have[i]) missing.push_back(kModelLeads[i]);
-  if (!missing.empty()) {
-    std::vector<std::string> present;
-    for (int i = 0; i < 12; ++i)
-      if (source[i] >= 0) present.push_back(kModelLeads[i]);
-    return Status(ErrorCode::MissingLeads,
-                  "missing lead" + std::string(missing.size() > 1 ? "s " : " ") + join(missing) +
-                      "; ECG-FM needs all 12 leads (I, II, III, aVR, aVL, aVF, V1-V6; III, aVR, "
-                      "aVL and aVF can be derived from I and II); recognised: " +
-                      (present.empty() ? std::string("none") : join(present)),
-                  "leads");
-  }
+  RETURN_IF_ERROR(check_all_leads(have, source));
 
   // Resample to 500 Hz, then standardise each lead over the whole record.
   std::vector<double> resampled;
