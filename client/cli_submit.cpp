@@ -224,28 +224,36 @@ InputOptions asked_inputs(const SubmitCommand& command, std::vector<std::string>
 }
 
 // Where the result lines go: stdout, --output, or appended to the --resume file (whose ok
-// records are not sent again); nullopt (said on stderr) when the resume file cannot be read.
+// records are not sent again); nullopt (said on stderr) when a file cannot be read or opened.
 struct Destination {
   ResumeState resume;
-  std::string path;  // "" = stdout
-  bool append = false;
+  std::string path;    // "" = stdout
+  std::ofstream file;  // open on `path` when there is one
 };
 
 std::optional<Destination> destination(const SubmitCommand& command) {
   Destination d;
   d.path = command.output_path;
-  if (command.resume_path.empty()) return d;
-  auto r = load_resume(command.resume_path);
-  if (!r) {
-    std::fprintf(stderr, "ecgq: --resume: %s\n", r.status().to_string().c_str());
-    return std::nullopt;
+  if (!command.resume_path.empty()) {
+    auto r = load_resume(command.resume_path);
+    if (!r) {
+      std::fprintf(stderr, "ecgq: --resume: %s\n", r.status().to_string().c_str());
+      return std::nullopt;
+    }
+    d.resume = std::move(*r);
+    d.path = command.resume_path;
+    std::fprintf(stderr, "ecgq: resume: %zu records already ok in %s%s\n", d.resume.ok_paths.size(),
+                 command.resume_path.c_str(),
+                 d.resume.truncated_tail ? " (its cut-off last line was removed)" : "");
   }
-  d.resume = std::move(*r);
-  d.path = command.resume_path;
-  d.append = true;
-  std::fprintf(stderr, "ecgq: resume: %zu records already ok in %s%s\n", d.resume.ok_paths.size(),
-               command.resume_path.c_str(),
-               d.resume.truncated_tail ? " (its cut-off last line was removed)" : "");
+  if (!d.path.empty()) {
+    const bool append = !command.resume_path.empty();
+    d.file.open(d.path, std::ios::out | (append ? std::ios::app : std::ios::trunc));
+    if (!d.file) {
+      std::fprintf(stderr, "ecgq: cannot write %s\n", d.path.c_str());
+      return std::nullopt;
+    }
+  }
   return d;
 }
 
@@ -258,17 +266,7 @@ int run_submit(const SubmitCommand& command) {
   if (!dest) return kExitFailed;
   const ResumeState& resume = dest->resume;
   const std::string& output_path = dest->path;
-  const bool append = dest->append;
-
-  std::ofstream file;
-  if (!output_path.empty()) {
-    file.open(output_path, std::ios::out | (append ? std::ios::app : std::ios::trunc));
-    if (!file) {
-      std::fprintf(stderr, "ecgq: cannot write %s\n", output_path.c_str());
-      return kExitFailed;
-    }
-  }
-  std::ostream& out = output_path.empty() ? std::cout : file;
+  std::ostream& out = output_path.empty() ? std::cout : dest->file;
   CsvWriter csv(out, command.per_segment);
   EmbeddingSink embeddings;
   if (!command.embeddings_out.empty()) {

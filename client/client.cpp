@@ -79,9 +79,7 @@ Status Client::submit_body(const std::string& id, const std::string& body,
     return Status(ErrorCode::BadRequest, "job id " + id + " is already outstanding", "id");
   }
   const std::string& svc = service.empty() ? options_.service : service;
-  if (Status s = send(mdp::client_frames(mdp::ClientCommand::Request, svc, {body})); !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(send(mdp::client_frames(mdp::ClientCommand::Request, svc, {body})));
   const auto now = Clock::now();
   // Silence is measured from the moment there is something to wait for.
   if (outstanding_.empty()) last_traffic_ = now;
@@ -191,9 +189,7 @@ Expected<mdp::Frames> Client::mmi(const std::string& service, const mdp::Frames&
   for (auto it = mmi_replies_.begin(); it != mmi_replies_.end();) {
     it = it->first == service ? mmi_replies_.erase(it) : std::next(it);
   }
-  if (Status s = send(mdp::client_frames(mdp::ClientCommand::Request, service, body)); !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(send(mdp::client_frames(mdp::ClientCommand::Request, service, body)));
   const auto until = Clock::now() + timeout;
   while (true) {
     for (auto it = mmi_replies_.begin(); it != mmi_replies_.end(); ++it) {

@@ -403,10 +403,9 @@ class EcgfmModel : public Model {
     return project(o, L.out_w, L.out_b, L.out_lo);
   }
 
-  Expected<ModelOutput> forward(const float* xin, int64_t n, const RunOptions& options,
-                                ActivationCapture* capture) {
-    c10::InferenceMode guard;
-    const int64_t E = arch_.embed_dim;
+  // The feature extractor, its layer norm and the projection to the encoder's width:
+  // [n, frames, E] from n segments.
+  at::Tensor features(const float* xin, int64_t n, ActivationCapture* capture) {
     at::Tensor x = at::from_blob(const_cast<float*>(xin),
                                  {n, info_.in_leads, info_.segment_samples}, at::kFloat);
     for (size_t i = 0; i < conv_.size(); ++i) {
@@ -429,6 +428,14 @@ class EcgfmModel : public Model {
       x = at::linear(x, proj_in_w_, proj_in_b_);
       keep(capture, "post_extract_proj_out", x);
     }
+    return x;
+  }
+
+  Expected<ModelOutput> forward(const float* xin, int64_t n, const RunOptions& options,
+                                ActivationCapture* capture) {
+    c10::InferenceMode guard;
+    const int64_t E = arch_.embed_dim;
+    at::Tensor x = features(xin, n, capture);
     at::Tensor y = at::conv1d(x.transpose(1, 2), pos_w_, pos_b_, {1}, {arch_.conv_pos / 2}, {1},
                               arch_.conv_pos_groups);
     if (arch_.conv_pos % 2 == 0) y = y.narrow(2, 0, y.size(2) - 1);  // SamePad

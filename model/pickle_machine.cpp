@@ -1,3 +1,4 @@
+// Long file: the pickle virtual machine, one case per opcode in its name table and its loop.
 #include "model/pickle_machine.hpp"
 
 #include <charconv>
@@ -10,6 +11,7 @@
 namespace ecgq::ckpt {
 namespace {
 
+// Long function: one case per pickle opcode.
 const char* opcode_name(uint8_t op) {
   switch (op) {
     case '(':
@@ -505,6 +507,7 @@ Status Machine::parse_decimal(std::string_view text, int64_t* out) {
   return Status::Ok();
 }
 
+// Long function: the interpreter's switch, one case per opcode.
 Status Machine::step() {
   op_pos_ = pos_;
   op_ = uint8_t(data_[pos_++]);

@@ -119,6 +119,36 @@ struct Directory {
   uint64_t end = 0;  // first byte after the central directory must not pass this
 };
 
+// ZIP64: a locator right before the EOCD (at `eocd_abs`) points at the ZIP64 EOCD record, whose
+// values replace the EOCD's in `d`.
+Status read_zip64(const ByteSource& src, uint64_t eocd_abs, Directory& d) {
+  const std::string& where = src.name();
+  unsigned char loc[kZip64LocatorSize];
+  RETURN_IF_ERROR(src.read(eocd_abs - kZip64LocatorSize, kZip64LocatorSize, loc));
+  if (u32(loc) == kZip64LocatorSig) {
+    const uint64_t rec = u64(loc + 8);
+    const uint64_t loc_abs = eocd_abs - kZip64LocatorSize;
+    if (rec > loc_abs || loc_abs - rec < kZip64EocdSize) {
+      return bad(where + ": ZIP64 end-of-central-directory offset " + std::to_string(rec) +
+                 " (from the locator at " + std::to_string(loc_abs) + ") is out of range");
+    }
+    unsigned char z[kZip64EocdSize];
+    RETURN_IF_ERROR(src.read(rec, kZip64EocdSize, z));
+    if (u32(z) != kZip64EocdSig) {
+      return bad(where + ": bad ZIP64 end-of-central-directory signature at offset " +
+                 std::to_string(rec));
+    }
+    d.entries = u64(z + 32);
+    d.size = u64(z + 40);
+    d.offset = u64(z + 48);
+    d.end = rec;
+  } else if (d.entries == 0xFFFF || d.size == 0xFFFFFFFF || d.offset == 0xFFFFFFFF) {
+    return bad(where + ": EOCD at offset " + std::to_string(eocd_abs) +
+               " needs ZIP64 values but there is no ZIP64 locator");
+  }
+  return Status::Ok();
+}
+
 Expected<Directory> find_directory(const ByteSource& src) {
   const uint64_t file_size = src.size();
   const std::string& where = src.name();
@@ -159,33 +189,7 @@ Expected<Directory> find_directory(const ByteSource& src) {
     return bad(where + ": multi-disk ZIP archives are not supported (EOCD at offset " +
                std::to_string(eocd_abs) + ")");
   }
-  // ZIP64: a locator right before the EOCD points at the ZIP64 EOCD record.
-  if (eocd_abs >= kZip64LocatorSize) {
-    unsigned char loc[kZip64LocatorSize];
-    if (Status s = src.read(eocd_abs - kZip64LocatorSize, kZip64LocatorSize, loc); !s.ok())
-      return s;
-    if (u32(loc) == kZip64LocatorSig) {
-      const uint64_t rec = u64(loc + 8);
-      const uint64_t loc_abs = eocd_abs - kZip64LocatorSize;
-      if (rec > loc_abs || loc_abs - rec < kZip64EocdSize) {
-        return bad(where + ": ZIP64 end-of-central-directory offset " + std::to_string(rec) +
-                   " (from the locator at " + std::to_string(loc_abs) + ") is out of range");
-      }
-      unsigned char z[kZip64EocdSize];
-      RETURN_IF_ERROR(src.read(rec, kZip64EocdSize, z));
-      if (u32(z) != kZip64EocdSig) {
-        return bad(where + ": bad ZIP64 end-of-central-directory signature at offset " +
-                   std::to_string(rec));
-      }
-      d.entries = u64(z + 32);
-      d.size = u64(z + 40);
-      d.offset = u64(z + 48);
-      d.end = rec;
-    } else if (d.entries == 0xFFFF || d.size == 0xFFFFFFFF || d.offset == 0xFFFFFFFF) {
-      return bad(where + ": EOCD at offset " + std::to_string(eocd_abs) +
-                 " needs ZIP64 values but there is no ZIP64 locator");
-    }
-  }
+  if (eocd_abs >= kZip64LocatorSize) RETURN_IF_ERROR(read_zip64(src, eocd_abs, d));
   if (d.offset > d.end || d.size > d.end - d.offset) {
     return bad(where + ": central directory (offset " + std::to_string(d.offset) + ", " +
                std::to_string(d.size) + " bytes) does not end before the EOCD at offset " +
@@ -332,10 +336,7 @@ Expected<uint64_t> ZipArchive::data_offset(const ZipRecord& record) const {
                " differs from the central directory's " + std::to_string(record.name.size()));
   }
   std::string name(size_t(name_len), '\0');
-  if (Status s = source_->read(record.local_header_offset + kLocalSize, name_len, name.data());
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(source_->read(record.local_header_offset + kLocalSize, name_len, name.data()));
   if (name != record.name) return bad(at + ": name differs from the central directory's");
   return start;
 }
