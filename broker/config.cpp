@@ -58,18 +58,13 @@ Status check_ranges(const Settings& s, const BrokerConfig& c) {
   if (c.heartbeat_interval.count() <= 0)
     return s.invalid("heartbeat_interval", "a positive duration");
   if (c.result_cache_ttl.count() <= 0) return s.invalid("result_cache_ttl", "a positive duration");
-  struct Min {
-    const char* key;
-    int64_t value;
-    int64_t min;
-  };
-  for (const Min& m :
-       {Min{"heartbeat_liveness", c.heartbeat_liveness, 1}, Min{"max_queue", c.max_queue, 1},
-        Min{"max_queue_per_client", c.max_queue_per_client, 1},
-        Min{"max_attempts", c.max_attempts, 1}, Min{"keep_warm", c.keep_warm, 0},
-        Min{"result_cache_entries", c.result_cache_entries, 0}}) {
-    if (m.value < m.min) return s.invalid(m.key, "an integer >= " + std::to_string(m.min));
-  }
+  RETURN_IF_ERROR(s.check_minimums({{"heartbeat_liveness", c.heartbeat_liveness, 1},
+                                    {"max_queue", c.max_queue, 1},
+                                    {"max_queue_per_client", c.max_queue_per_client, 1},
+                                    {"max_attempts", c.max_attempts, 1},
+                                    {"keep_warm", c.keep_warm, 0},
+                                    {"result_cache_entries", c.result_cache_entries, 0}},
+                                   "an integer >= "));
   if (c.max_message_bytes < 1024) return s.invalid("max_message_bytes", "at least 1KiB");
   if (c.result_cache_bytes < 1024) return s.invalid("result_cache_bytes", "at least 1KiB");
   static const char* const kLevels[] = {"trace", "debug", "info", "warn", "error"};

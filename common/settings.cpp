@@ -127,6 +127,13 @@ Status Settings::invalid(const std::string& key, const std::string& expected, bo
                 key);
 }
 
+Status Settings::check_minimums(std::initializer_list<Minimum> bounds,
+                                const std::string& expected_prefix, bool quoted) const {
+  for (const Minimum& m : bounds)
+    if (m.value < m.min) return invalid(m.key, expected_prefix + std::to_string(m.min), quoted);
+  return Status::Ok();
+}
+
 Expected<Millis> Settings::duration(const std::string& key) const {
   auto d = parse_duration(text(key));
   if (!d) return invalid(key, "a duration such as 300ms, 2.5s, 15m or 1h");

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <vector>
@@ -72,6 +73,15 @@ class Settings {
   // "setting KEY = 'VALUE' (from ORIGIN): expected EXPECTED" (the value unquoted when `quoted` is
   // false), with field KEY. The typed readers use it, and loaders for their range checks.
   Status invalid(const std::string& key, const std::string& expected, bool quoted = true) const;
+  // A lower bound of an integer setting's value, for check_minimums().
+  struct Minimum {
+    const char* key;
+    int64_t value;
+    int64_t min;
+  };
+  // The first value below its bound as invalid(key, expected_prefix + bound), else Ok.
+  Status check_minimums(std::initializer_list<Minimum> bounds, const std::string& expected_prefix,
+                        bool quoted = true) const;
   // Every declared key in declaration order.
   const std::vector<std::string>& keys() const { return order_; }
 

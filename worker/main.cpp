@@ -80,17 +80,13 @@ Status check_ranges(const Settings& s, const ServeSettings& v) {
   if (v.service.rfind("mmi.", 0) == 0)
     return Status(ErrorCode::BadConfig,
                   "service names starting with mmi. are reserved for the broker", "service");
-  struct Min {
-    const char* key;
-    int64_t value;
-    int64_t min;
-  };
-  for (const Min& m :
-       {Min{"capacity", v.capacity, 1}, Min{"heartbeat_liveness", v.heartbeat_liveness, 1},
-        Min{"bf16_split_layers", v.bf16_split_layers, -1}, Min{"threads", v.threads, 0},
-        Min{"max_batch", v.max_batch, 1}, Min{"max_batch_delay_ms", v.max_batch_delay_ms, 0}}) {
-    if (m.value < m.min) return s.invalid(m.key, "at least " + std::to_string(m.min), kUnquoted);
-  }
+  RETURN_IF_ERROR(s.check_minimums({{"capacity", v.capacity, 1},
+                                    {"heartbeat_liveness", v.heartbeat_liveness, 1},
+                                    {"bf16_split_layers", v.bf16_split_layers, -1},
+                                    {"threads", v.threads, 0},
+                                    {"max_batch", v.max_batch, 1},
+                                    {"max_batch_delay_ms", v.max_batch_delay_ms, 0}},
+                                   "at least ", kUnquoted));
   if (v.heartbeat_interval.count() <= 0)
     return Status(ErrorCode::BadConfig, "setting heartbeat_interval must be positive",
                   "heartbeat_interval");
