@@ -70,7 +70,7 @@ def render(res):
         f"client library with {b['window']} jobs in flight, against a raw ZeroMQ DEALER/ROUTER echo "
         f"of the same {b['body_bytes']}-byte body and window. {b['jobs']} jobs per measurement; the "
         f"three are interleaved for {b['rounds']} rounds and the best round of each is shown. "
-        "\"ecg-fm\" jobs are validated (`peek_job`), get a `dispatch` map appended and are tracked "
+        "\"ecg-fm\" jobs are validated (one decode on receipt), get a `dispatch` map appended and are tracked "
         "per job token; \"generic\" bodies are forwarded unchanged.",
         "",
         "| path | jobs/s (best round) | vs raw echo (best / best) | vs raw echo (median of "

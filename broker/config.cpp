@@ -38,7 +38,15 @@ const SettingsTable<BrokerConfig>& settings_table() {
           .bytes("result_cache_bytes", "256MiB", "bytes of results kept in the result cache",
                  &C::result_cache_bytes)
           .duration("result_cache_ttl", "1h", "how long a cached result may be served",
-                    &C::result_cache_ttl);
+                    &C::result_cache_ttl)
+          .text("journal", "", "durable journal file (SQLite); \"\" keeps jobs in memory only",
+                &C::journal)
+          .bytes("journal_max_bytes", "2GiB", "journal size beyond which new jobs get journal_full",
+                 &C::journal_max_bytes)
+          .duration("result_ttl", "1h", "how long results stay readable by job id (mmi.job)",
+                    &C::result_ttl)
+          .bytes("result_store_bytes", "256MiB", "bytes of results kept by job id at most",
+                 &C::result_store_bytes);
   return table;
 }
 
@@ -67,6 +75,8 @@ Status check_ranges(const Settings& s, const BrokerConfig& c) {
                                    "an integer >= "));
   if (c.max_message_bytes < 1024) return s.invalid("max_message_bytes", "at least 1KiB");
   if (c.result_cache_bytes < 1024) return s.invalid("result_cache_bytes", "at least 1KiB");
+  if (c.journal_max_bytes < 1024) return s.invalid("journal_max_bytes", "at least 1KiB");
+  if (c.result_store_bytes < 1024) return s.invalid("result_store_bytes", "at least 1KiB");
   static const char* const kLevels[] = {"trace", "debug", "info", "warn", "error"};
   if (std::none_of(std::begin(kLevels), std::end(kLevels),
                    [&](const char* l) { return c.log_level == l; }))

@@ -49,48 +49,35 @@ class KeyHasher {
   Sha256 sha_;
 };
 
-// The `ecg.data` bin of a validated job (the last `ecg` key, its last `data` key, as the decoder
-// reads them), referenced in place.
-const msgpack::object* samples_of(const msgpack::object& root) {
-  const msgpack::object* ecg = nullptr;
-  for (uint32_t i = 0; i < root.via.map.size; ++i)
-    if (detail::key_of(root.via.map.ptr[i]) == "ecg") ecg = &root.via.map.ptr[i].val;
-  if (ecg == nullptr || ecg->type != msgpack::type::MAP) return nullptr;
-  const msgpack::object* data = nullptr;
-  for (uint32_t i = 0; i < ecg->via.map.size; ++i)
-    if (detail::key_of(ecg->via.map.ptr[i]) == "data") data = &ecg->via.map.ptr[i].val;
-  return data != nullptr && data->type == msgpack::type::BIN ? data : nullptr;
-}
-
 }  // namespace
 
-Expected<std::string> job_content_key(const std::string& body) {
-  // The decoder validates and normalises every field (numbers as doubles, nil as absent); only
-  // the samples, which it does not copy, are read from the parsed body directly.
-  auto job = detail::decode_job_body(body, /*copy_samples=*/false);
-  if (!job) return job.status();
-  auto parsed = detail::parse_map(body);
-  if (!parsed) return parsed.status();
-  const msgpack::object* data = samples_of(parsed->get());
-  if (data == nullptr) return Status("internal", "validated job has no ecg.data bin", "ecg.data");
-
-  std::vector<std::string> outputs = job->outputs;
+std::string job_content_key(const Job& job, std::string_view samples) {
+  std::vector<std::string> outputs = job.outputs;
   std::sort(outputs.begin(), outputs.end());
   outputs.erase(std::unique(outputs.begin(), outputs.end()), outputs.end());
 
   KeyHasher h;
   h.bytes(kDomain, sizeof kDomain - 1);
-  h.str(job->ecg.dtype);
-  h.u64(job->ecg.shape.size());
-  for (int64_t d : job->ecg.shape) h.u64(static_cast<uint64_t>(d));
-  h.bytes(data->via.bin.ptr, data->via.bin.size);
-  h.f64(job->fs);
-  h.strings(job->leads);
-  h.numbers(job->gain);
-  h.numbers(job->baseline);
-  h.str(job->units);
+  h.str(job.ecg.dtype);
+  h.u64(job.ecg.shape.size());
+  for (int64_t d : job.ecg.shape) h.u64(static_cast<uint64_t>(d));
+  h.bytes(samples.data(), samples.size());
+  h.f64(job.fs);
+  h.strings(job.leads);
+  h.numbers(job.gain);
+  h.numbers(job.baseline);
+  h.str(job.units);
   h.strings(outputs);
   return h.digest();
+}
+
+Expected<std::string> job_content_key(const std::string& body) {
+  // The decoder validates and normalises every field (numbers as doubles, nil as absent) and
+  // points `samples` at the ecg.data bytes in `body` instead of copying them.
+  std::string_view samples;
+  auto job = detail::decode_job_body(body, /*copy_samples=*/false, &samples);
+  if (!job) return job.status();
+  return job_content_key(*job, samples);
 }
 
 }  // namespace ecgq::schema

@@ -67,10 +67,16 @@ int main(int argc, char** argv) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  // A file-size limit (or a full quota) must fail the journal's write, not kill the broker.
+  std::signal(SIGXFSZ, SIG_IGN);
 
   broker::Broker b(*config);
   if (Status s = b.bind(); !s.ok()) {
     spdlog::error("event=bind_failed reason=\"{}\"", s.to_string());
+    return 1;
+  }
+  if (Status s = b.open_journal(); !s.ok()) {
+    spdlog::error("event=journal_failed reason=\"{}\"", s.to_string());
     return 1;
   }
   const int rc = b.run([] { return g_stop != 0; });

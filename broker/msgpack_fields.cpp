@@ -1,5 +1,8 @@
 #include "broker/msgpack_fields.hpp"
 
+#include <functional>
+#include <msgpack.hpp>
+
 namespace ecgq::broker {
 
 namespace {
@@ -8,28 +11,18 @@ bool reference_all(msgpack::type::object_type, std::size_t, void*) {
   return true;
 }
 
-}  // namespace
-
 std::string str(const msgpack::object& o) {
   return std::string(o.via.str.ptr, o.via.str.size);
 }
 
-bool as_int(const msgpack::object& o, int64_t& out) {
-  if (o.type == msgpack::type::POSITIVE_INTEGER) {
-    out = static_cast<int64_t>(o.via.u64);
-  } else if (o.type == msgpack::type::NEGATIVE_INTEGER) {
-    out = o.via.i64;
-  } else {
-    return false;
-  }
-  return true;
-}
-
+// Calls `fn(key, value)` for each string-keyed entry of a msgpack map frame without copying
+// strings or bins; false when the frame is not exactly one msgpack map. The limits are wider
+// than a job's for strings and bins (these peeks must work on bodies the decoder refused), and
+// as tight for containers, so a hostile header cannot make the broker allocate gigabytes.
 bool for_each_field(const std::string& frame,
                     const std::function<void(const std::string&, const msgpack::object&)>& fn) {
   try {
     size_t off = 0;
-    // Bounded so that a hostile header cannot make the broker allocate gigabytes.
     const msgpack::unpack_limit limits(1u << 16, 1u << 12, 0xffffffff, 0xffffffff, 1u << 20, 16);
     auto oh = msgpack::unpack(frame.data(), frame.size(), off, &reference_all, nullptr, limits);
     if (off != frame.size() || oh.get().type != msgpack::type::MAP) return false;
@@ -41,6 +34,8 @@ bool for_each_field(const std::string& frame,
     return false;
   }
 }
+
+}  // namespace
 
 std::string error_code_of(const std::string& body) {
   std::string code;

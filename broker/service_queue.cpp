@@ -40,7 +40,7 @@ ServiceQueue::JobPtr ServiceQueue::pop() {
 }
 
 std::vector<ServiceQueue::JobPtr> ServiceQueue::remove_if(
-    const std::function<bool(const Job&)>& match) {
+    const std::function<bool(const JobRecord&)>& match) {
   std::vector<JobPtr> out;
   auto take = [&](std::deque<JobPtr>& q) {
     // The expiry sweep calls this often on long queues that usually have nothing to remove.
@@ -64,13 +64,7 @@ std::vector<ServiceQueue::JobPtr> ServiceQueue::remove_if(
   return out;
 }
 
-void ServiceQueue::for_each(const std::function<void(const Job&)>& fn) const {
-  for (const auto& j : front_) fn(*j);
-  for (const auto& [client, fifo] : by_client_)
-    for (const auto& j : fifo) fn(*j);
-}
-
-size_t ServiceQueue::position(const Job& job) const {
+size_t ServiceQueue::position(const JobRecord& job) const {
   for (size_t i = 0; i < front_.size(); ++i)
     if (front_[i].get() == &job) return i;
   auto it = by_client_.find(job.client);

@@ -12,12 +12,12 @@
 
 namespace ecgq::broker {
 
-struct Job;
+struct JobRecord;
 
 // Fair FIFO of jobs of one service.
 class ServiceQueue {
  public:
-  using JobPtr = std::shared_ptr<Job>;
+  using JobPtr = std::shared_ptr<JobRecord>;
 
   // Appends a job at the back of its client's FIFO.
   void push_back(JobPtr job);
@@ -26,11 +26,9 @@ class ServiceQueue {
   // Takes the next job to dispatch, or nullptr when empty.
   JobPtr pop();
   // Removes and returns every job for which `match` holds, in queue order.
-  std::vector<JobPtr> remove_if(const std::function<bool(const Job&)>& match);
-  // Calls `fn` for every queued job (order unspecified).
-  void for_each(const std::function<void(const Job&)>& fn) const;
+  std::vector<JobPtr> remove_if(const std::function<bool(const JobRecord&)>& match);
   // How many jobs pop() would return before `job` if nothing else arrived.
-  size_t position(const Job& job) const;
+  size_t position(const JobRecord& job) const;
   // Queued jobs in total.
   size_t size() const { return size_; }
   // Queued jobs of one client.

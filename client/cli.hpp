@@ -1,6 +1,7 @@
 // The `ecgq` command line: `submit` and `status` (client/main.cpp only parses and dispatches).
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,8 @@ struct SubmitCommand {
   bool per_segment = false;      // ask for and print per-segment outputs
   std::string embeddings_out;    // "" = none; else a [N, E] float32 .npy plus FILE.index.jsonl
   bool fail_fast = false;        // stop at the first failed record (queued jobs cancelled)
-  std::string resume_path;       // "" = none; skip ok paths there and append to it
+  std::string resume_path;       // "" = none; skip done paths there and append to it
+  bool retry_errors = false;     // with resume: re-send records with permanent input errors too
   bool count_first = true;       // walk the inputs once up front so progress knows the total
 };
 
@@ -38,10 +40,27 @@ struct StatusCommand {
   bool check = false;  // exit 0 only when the service has a live worker
 };
 
+// Everything `ecgq result` needs.
+struct ResultCommand {
+  ClientOptions client;
+  std::vector<std::string> ids;      // job ids, as submit printed them
+  std::vector<std::string> outputs;  // outputs to print (empty = probs only), as in submit
+};
+
+// Everything `ecgq keygen` needs.
+struct KeygenCommand {
+  std::string path;                             // writes PATH (public) and PATH_secret
+  std::map<std::string, std::string> metadata;  // --meta key=value, stored in the certificate
+};
+
 // Runs `ecgq submit`: one JSON line per record on stdout (or the output file), progress and
 // summary on stderr; returns the exit code.
 int run_submit(const SubmitCommand& command);
 // Runs `ecgq status`; returns the exit code.
 int run_status(const StatusCommand& command);
+// Runs `ecgq result`: exit 0 when every job finished ok, 1 otherwise.
+int run_result(const ResultCommand& command);
+// Runs `ecgq keygen`; returns the exit code.
+int run_keygen(const KeygenCommand& command);
 
 }  // namespace ecgq::client

@@ -1,34 +1,30 @@
 // `ecgq status`: the broker's mmi.status, readable or as JSON, and a health check.
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <string>
 
 #include "client/cli.hpp"
 #include "client/json_output.hpp"
+#include "protocol/extensions.hpp"
 
 namespace ecgq::client {
 
 namespace {
 
-std::string text(const Json& j, const char* key, const std::string& fallback = "?") {
-  if (!j.contains(key)) return fallback;
-  const Json& v = j.at(key);
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_number_float()) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f", v.get<double>());
-    return buf;
-  }
-  return v.dump();
-}
-
-int64_t integer(const Json& j, const char* key, int64_t fallback = 0) {
-  return j.contains(key) && j.at(key).is_number() ? j.at(key).get<int64_t>() : fallback;
+// A float as the status has always printed it: integral values (msgpack-c sends those as
+// integers) without decimals, others with one.
+std::string number(double v) {
+  char buf[32];
+  if (v == std::floor(v) && std::fabs(v) < 1e15)
+    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f", v);
+  return buf;
 }
 
 // A fraction in [0, 1] as "12.5%".
-std::string percent(const Json& j, const char* key) {
-  const double v = j.contains(key) && j.at(key).is_number() ? j.at(key).get<double>() : 0.0;
+std::string percent(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f%%", 100.0 * v);
   return buf;
@@ -52,48 +48,42 @@ std::string age(int64_t ms) {
   return buf;
 }
 
-void print_readable(const std::string& broker, const Json& s) {
-  std::cout << "broker " << broker << "  up " << age(integer(s, "uptime_ms"))
-            << (s.value("shutting_down", false) ? "  SHUTTING DOWN" : "") << "\n";
-  if (s.contains("services") && s["services"].is_object()) {
-    for (const auto& [name, svc] : s["services"].items()) {
-      const size_t n_workers = svc.contains("workers") ? svc["workers"].size() : 0;
-      std::cout << "service " << name << ": queued " << integer(svc, "queued") << ", in flight "
-                << integer(svc, "in_flight") << ", clients waiting "
-                << integer(svc, "clients_waiting") << ", workers " << n_workers << ", mean service "
-                << text(svc, "service_ms", "0") << " ms\n";
-      if (!svc.contains("workers")) continue;
-      for (const auto& w : svc["workers"]) {
-        std::cout << "  worker " << text(w, "id") << "  state " << text(w, "state")
-                  << "  in flight " << integer(w, "in_flight") << "/" << integer(w, "capacity", 1)
-                  << "  rss " << bytes(integer(w, "rss_bytes", -1)) << "  jobs done "
-                  << integer(w, "jobs_done") << "  last heard "
-                  << age(integer(w, "last_heartbeat_ms")) << " ago"
-                  << (w.value("keep_warm", false) ? "  keep-warm" : "") << "\n";
-      }
-    }
-  }
-  if (s.contains("counters") && s["counters"].is_object()) {
-    const Json& c = s["counters"];
-    std::cout << "jobs: received " << integer(c, "received") << ", dispatched "
-              << integer(c, "dispatched") << ", completed " << integer(c, "completed")
-              << ", re-dispatched " << integer(c, "redispatched");
-    if (c.contains("errors") && c["errors"].is_object() && !c["errors"].empty()) {
-      std::cout << ", errors";
-      for (const auto& [code, n] : c["errors"].items()) std::cout << " " << code << "=" << n.dump();
-    }
-    std::cout << "\n";
-  }
-  if (s.contains("result_cache") && s["result_cache"].is_object()) {
-    const Json& rc = s["result_cache"];
-    if (!rc.value("enabled", false)) {
-      std::cout << "result cache: off\n";
-    } else {
-      std::cout << "result cache: " << integer(rc, "entries") << " entries, "
-                << bytes(integer(rc, "bytes", -1)) << ", hits " << integer(rc, "hits")
-                << ", misses " << integer(rc, "misses") << ", hit rate " << percent(rc, "hit_rate")
+std::string or_unknown(const std::string& s) { return s.empty() ? "?" : s; }
+
+void print_services(const ext::BrokerStatus& s) {
+  for (const auto& [name, svc] : s.services) {
+    std::cout << "service " << name << ": queued " << svc.queued << ", in flight "
+              << svc.in_flight << ", clients waiting " << svc.clients_waiting << ", workers "
+              << svc.workers.size() << ", mean service " << number(svc.service_ms) << " ms\n";
+    for (const auto& w : svc.workers) {
+      std::cout << "  worker " << or_unknown(w.id) << "  state " << or_unknown(w.state)
+                << "  in flight " << w.in_flight << "/" << w.capacity << "  rss "
+                << bytes(w.rss_bytes) << "  jobs done " << w.jobs_done << "  last heard "
+                << age(w.last_heartbeat_ms) << " ago" << (w.keep_warm ? "  keep-warm" : "")
                 << "\n";
     }
+  }
+}
+
+void print_readable(const std::string& broker, const ext::BrokerStatus& s) {
+  std::cout << "broker " << broker << "  up " << age(s.uptime_ms)
+            << (s.shutting_down ? "  SHUTTING DOWN" : "") << "\n";
+  print_services(s);
+  const ext::StatusCounters& c = s.counters;
+  std::cout << "jobs: received " << c.received << ", dispatched " << c.dispatched
+            << ", completed " << c.completed << ", re-dispatched " << c.redispatched;
+  if (!c.errors.empty()) {
+    std::cout << ", errors";
+    for (const auto& [code, n] : c.errors) std::cout << " " << code << "=" << n;
+  }
+  std::cout << "\n";
+  const ext::CacheInfo& rc = s.result_cache;
+  if (!rc.enabled) {
+    std::cout << "result cache: off\n";
+  } else {
+    std::cout << "result cache: " << rc.entries << " entries, " << bytes(rc.bytes) << ", hits "
+              << rc.hits << ", misses " << rc.misses << ", hit rate " << percent(rc.hit_rate)
+              << "\n";
   }
 }
 
@@ -120,16 +110,24 @@ int run_status(const StatusCommand& command) {
     std::fprintf(stderr, "ecgq: error: %s\n", body.status().message().c_str());
     return kExitFailed;
   }
-  auto json = msgpack_json(*body);
-  if (!json) {
-    std::fprintf(stderr, "ecgq: error: mmi.status reply: %s\n", json.status().message().c_str());
+  if (command.json) {
+    // Every key the broker sent, known to this build or not.
+    auto json = msgpack_json(*body);
+    if (!json) {
+      std::fprintf(stderr, "ecgq: error: mmi.status reply: %s\n",
+                   json.status().message().c_str());
+      return kExitFailed;
+    }
+    std::cout << json->dump(2) << std::endl;
+    return kExitOk;
+  }
+  auto status = ext::decode_status(*body);
+  if (!status) {
+    std::fprintf(stderr, "ecgq: error: mmi.status reply: %s\n",
+                 status.status().message().c_str());
     return kExitFailed;
   }
-  if (command.json) {
-    std::cout << json->dump(2) << std::endl;
-  } else {
-    print_readable(command.client.broker, *json);
-  }
+  print_readable(command.client.broker, *status);
   return kExitOk;
 }
 

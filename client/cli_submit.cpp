@@ -18,8 +18,9 @@
 #include "client/json_output.hpp"
 #include "client/npy_rows.hpp"
 #include "client/progress.hpp"
-#include "records/record_discovery.hpp"
 #include "client/resume.hpp"
+#include "common/text.hpp"
+#include "records/record_discovery.hpp"
 
 namespace ecgq::client {
 
@@ -99,7 +100,8 @@ int64_t count_records(const std::vector<std::string>& roots,
       continue;
     }
     RecordDiscovery walk({root});
-    while (auto p = walk.next()) n += done.count(*p) == 0 && !own.contains(*p) ? 1 : 0;
+    while (auto p = walk.next())
+      n += done.count(escape_invalid_utf8(*p)) == 0 && !own.contains(*p) ? 1 : 0;
   }
   return n;
 }
@@ -126,7 +128,7 @@ class EmbeddingSink {
                    s.to_string().c_str());
       return;
     }
-    index_ << Json{{"row", row}, {"path", o.path}, {"id", o.result.id}}.dump() << '\n';
+    index_ << json_line(Json{{"row", row}, {"path", o.path}, {"id", o.result.id}}) << '\n';
   }
   Status close(const std::string& path) {
     index_.close();
@@ -152,7 +154,7 @@ class EmbeddingSink {
 // What a submit run counted besides the batch summary, for its closing lines.
 struct RunFacts {
   int64_t skipped_files;      // not records, or this run's own output
-  int64_t already_ok;         // passed over because the resume file has them
+  int64_t already_ok;         // passed over: the resume file has them ok or failed for good
   std::string first_failure;  // --fail-fast: the failure that stopped the run
   Status closed;              // closing the embeddings file
   double seconds;
@@ -167,8 +169,10 @@ int report(const SubmitCommand& command, const BatchSummary& summary, const RunF
                  static_cast<long long>(facts.skipped_files));
   }
   if (!command.resume_path.empty()) {
-    std::fprintf(stderr, "ecgq: resume: %lld records skipped as already ok\n",
-                 static_cast<long long>(facts.already_ok));
+    std::fprintf(
+        stderr,
+        "ecgq: resume: %lld records skipped as already ok or failed for good (input errors)\n",
+        static_cast<long long>(facts.already_ok));
   }
   if (summary.interrupted && g_interrupts == 0 && !facts.first_failure.empty()) {
     std::fprintf(stderr, "ecgq: --fail-fast: stopped at the first failure: %s",
@@ -235,15 +239,19 @@ std::optional<Destination> destination(const SubmitCommand& command) {
   Destination d;
   d.path = command.output_path;
   if (!command.resume_path.empty()) {
-    auto r = load_resume(command.resume_path);
+    auto r = load_resume(command.resume_path, command.retry_errors);
     if (!r) {
       std::fprintf(stderr, "ecgq: --resume: %s\n", r.status().to_string().c_str());
       return std::nullopt;
     }
     d.resume = std::move(*r);
     d.path = command.resume_path;
-    std::fprintf(stderr, "ecgq: resume: %zu records already ok in %s%s\n", d.resume.ok_paths.size(),
-                 command.resume_path.c_str(),
+    std::fprintf(stderr,
+                 "ecgq: resume: %s: %lld records ok, %lld with input errors kept (--retry-errors "
+                 "re-sends them), %lld to re-send%s\n",
+                 command.resume_path.c_str(), static_cast<long long>(d.resume.ok),
+                 static_cast<long long>(d.resume.permanent_errors),
+                 static_cast<long long>(d.resume.to_retry),
                  d.resume.truncated_tail ? " (its cut-off last line was removed)" : "");
   }
   if (!d.path.empty()) {
@@ -280,7 +288,7 @@ int run_submit(const SubmitCommand& command) {
   const OwnFiles own(
       {output_path, command.embeddings_out,
        command.embeddings_out.empty() ? "" : command.embeddings_out + ".index.jsonl"});
-  if (command.count_first) counts.total = count_records(command.paths, resume.ok_paths, own);
+  if (command.count_first) counts.total = count_records(command.paths, resume.done_paths, own);
 
   Client client(command.client);
   JobSource source(command.paths, inputs);
@@ -290,7 +298,7 @@ int run_submit(const SubmitCommand& command) {
       ++own_skipped;
       return true;
     }
-    return resume.ok_paths.count(p) != 0;
+    return resume.done_paths.count(escape_invalid_utf8(p)) != 0;  // the file holds escaped paths
   });
   bool stop = false;
   std::string first_failure;
@@ -308,7 +316,7 @@ int run_submit(const SubmitCommand& command) {
         if (command.format == "csv")
           csv.write(o.path, o.result);
         else
-          out << result_json(o.path, o.result, printed).dump() << '\n' << std::flush;
+          out << json_line(result_json(o.path, o.result, printed)) << '\n' << std::flush;
         if (!command.embeddings_out.empty()) embeddings.add(o);
         ++counts.done;
         if (o.result.status != "ok") {

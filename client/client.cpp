@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
-#include <msgpack.hpp>
 #include <random>
 
 namespace ecgq::client {
@@ -28,11 +27,6 @@ schema::Result local_error(const std::string& id, const std::string& code,
   r.error = schema::ErrorInfo{code, message, "", std::nullopt};
   r.attempts = 0;
   return r;
-}
-
-std::string kv_value(const msgpack::object& o) {
-  if (o.type == msgpack::type::POSITIVE_INTEGER) return std::to_string(o.via.u64);
-  return "";
 }
 
 }  // namespace
@@ -215,8 +209,8 @@ Expected<mdp::Frames> Client::mmi(const std::string& service, const mdp::Frames&
 Expected<bool> Client::service_available(const std::string& service, Millis timeout) {
   ASSIGN_OR_RETURN(auto reply, mmi("mmi.service", {service}, timeout));
   const std::string code = reply.empty() ? std::string() : reply[0];
-  if (code == "200") return true;
-  if (code == "404") return false;
+  if (code == ext::kServiceFound) return true;
+  if (code == ext::kServiceNotFound) return false;
   return Status(ErrorCode::BadResult,
                 "mmi.service answered \"" + code + "\" (expected 200 or 404)");
 }
@@ -224,50 +218,23 @@ Expected<bool> Client::service_available(const std::string& service, Millis time
 Expected<std::string> Client::status(Millis timeout) {
   ASSIGN_OR_RETURN(auto reply, mmi("mmi.status", {}, timeout));
   if (reply.empty()) return Status(ErrorCode::BadResult, "mmi.status answered with no body");
-  if (reply[0] == "501")
+  if (reply[0] == ext::kServiceNotImplemented)
     return Status(ErrorCode::Unsupported, "the broker does not implement mmi.status");
   return reply[0];
 }
 
 Expected<CancelReply> Client::cancel(const std::vector<std::string>& ids, Millis timeout) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_map(1);
-  if (ids.empty()) {
-    pk.pack(std::string("all"));
-    pk.pack(true);
-  } else {
-    pk.pack(std::string("ids"));
-    pk.pack(ids);
-  }
-  ASSIGN_OR_RETURN(auto reply, mmi("mmi.cancel", {std::string(buf.data(), buf.size())}, timeout));
+  ext::CancelRequest request;
+  request.all = ids.empty();
+  request.ids = ids;
+  ASSIGN_OR_RETURN(auto reply, mmi("mmi.cancel", {ext::encode_cancel_request(request)}, timeout));
   if (reply.empty()) return Status(ErrorCode::BadResult, "mmi.cancel answered with no body");
-  if (reply[0] == "501")
+  if (reply[0] == ext::kServiceNotImplemented)
     return Status(ErrorCode::Unsupported, "the broker does not implement mmi.cancel");
-  CancelReply out;
-  try {
-    msgpack::object_handle oh = msgpack::unpack(reply[0].data(), reply[0].size());
-    const msgpack::object& o = oh.get();
-    if (o.type != msgpack::type::MAP)
-      return Status(ErrorCode::BadResult, "mmi.cancel reply is not a map");
-    for (uint32_t i = 0; i < o.via.map.size; ++i) {
-      const auto& kv = o.via.map.ptr[i];
-      if (kv.key.type != msgpack::type::STR) continue;
-      const std::string k(kv.key.via.str.ptr, kv.key.via.str.size);
-      const std::string v = kv_value(kv.val);
-      if (v.empty()) continue;
-      if (k == "cancelled") out.cancelled = std::stoll(v);
-      if (k == "in_flight") out.in_flight = std::stoll(v);
-      if (k == "unknown") out.unknown = std::stoll(v);
-      if (k == "status" && kv.val.type == msgpack::type::STR) {
-        return Status(ErrorCode::BadResult, "mmi.cancel failed");
-      }
-    }
-  } catch (const std::exception& e) {
-    return Status(ErrorCode::BadResult,
-                  std::string("mmi.cancel reply is not msgpack: ") + e.what());
-  }
-  return out;
+  auto decoded = ext::decode_cancel_reply(reply[0]);
+  if (!decoded)
+    return Status(ErrorCode::BadResult, "mmi.cancel failed: " + decoded.status().to_string());
+  return *decoded;
 }
 
 }  // namespace ecgq::client

@@ -15,6 +15,7 @@
 
 #include "client/dealer.hpp"
 #include "common/duration.hpp"
+#include "protocol/extensions.hpp"
 #include "protocol/protocol.hpp"
 #include "protocol/schema.hpp"
 #include "common/status.hpp"
@@ -38,12 +39,8 @@ struct JobEvent {
   std::optional<schema::Result> result;      // the FINAL; the job is finished
 };
 
-// The body of an mmi.cancel reply.
-struct CancelReply {
-  int64_t cancelled = 0;  // queued jobs removed (each got a FINAL `cancelled` first)
-  int64_t in_flight = 0;  // already running, not recalled
-  int64_t unknown = 0;    // ids the broker does not hold for this client
-};
+// The body of an mmi.cancel reply (cancelled, in_flight, unknown).
+using CancelReply = ext::CancelReply;
 
 // One producer connection; not thread-safe (one thread drives it), not copyable.
 class Client {

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "common/text.hpp"
+
 namespace ecgq::client {
 
 namespace {
@@ -14,7 +16,8 @@ std::string number(float f) {
 
 }  // namespace
 
-std::string csv_field(const std::string& text) {
+std::string csv_field(const std::string& raw) {
+  const std::string text = escape_invalid_utf8(raw);
   if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
   std::string q = "\"";
   for (char c : text) {

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <msgpack.hpp>
 
+#include "common/text.hpp"
+
 namespace ecgq::client {
 
 namespace {
@@ -133,6 +135,35 @@ Expected<Json> msgpack_json(const std::string& body) {
     return to_json(oh.get());
   } catch (const std::exception& e) {
     return Status(ErrorCode::BadResult, std::string("not msgpack: ") + e.what());
+  }
+}
+
+namespace {
+
+// A copy of `json` with invalid UTF-8 escaped in every string and key.
+Json utf8_safe(const Json& json) {
+  if (json.is_string()) return escape_invalid_utf8(json.get_ref<const std::string&>());
+  if (json.is_array()) {
+    Json out = Json::array();
+    for (const auto& v : json) out.push_back(utf8_safe(v));
+    return out;
+  }
+  if (json.is_object()) {
+    Json out = Json::object();
+    for (const auto& [k, v] : json.items()) out[escape_invalid_utf8(k)] = utf8_safe(v);
+    return out;
+  }
+  return json;
+}
+
+}  // namespace
+
+std::string json_line(const Json& json) {
+  try {
+    return json.dump();
+  } catch (const nlohmann::json::type_error&) {
+    // Rare (a non-UTF-8 path or message): pay for the copy only then.
+    return utf8_safe(json).dump();
   }
 }
 

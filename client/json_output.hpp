@@ -20,6 +20,9 @@ using Json = nlohmann::ordered_json;
 // else the worker sent.
 Json result_json(const std::string& path, const schema::Result& result,
                  const std::vector<std::string>& outputs = {});
+// `json` as one line of text; strings holding bytes that are not UTF-8 (paths, CSV cells, error
+// messages) have those bytes written as \xNN instead of aborting the dump.
+std::string json_line(const Json& json);
 // Any msgpack body as JSON (bin as base64-free byte count, maps with non-string keys stringified).
 Expected<Json> msgpack_json(const std::string& body);
 

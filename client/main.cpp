@@ -7,6 +7,8 @@
 #include "client/cli.hpp"
 #include "common/duration.hpp"
 #include "common/logging.hpp"
+#include "common/text.hpp"
+#include "protocol/endpoint.hpp"
 
 using namespace ecgq;
 using namespace ecgq::client;
@@ -30,53 +32,78 @@ int usage_error(const std::string& message) {
   return kExitUsage;
 }
 
-}  // namespace
+// The first word that is not an option or an option's value, or "" (the command the user
+// typed, checked before CLI11 would only say "A subcommand is required").
+std::string command_word(int argc, char** argv) {
+  static const char* const kValued[] = {"--broker", "--service", "--timeout", "--log-level"};
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.empty() || a[0] != '-') return a;
+    for (const char* v : kValued)
+      if (a == v) ++i;  // skip its value ("--broker=x" carries its own)
+  }
+  return "";
+}
 
-int main(int argc, char** argv) {
-  CLI::App app{"ecgq: run ECG-FM on ECG records through an ecgq broker"};
-  app.set_version_flag("--version", std::string("ecgq ") + ECGQ_VERSION);
-  app.require_subcommand(1);
-  app.fallthrough();
-  app.footer(
-      "Examples:\n"
-      "  ecgq --broker tcp://host:5555 submit record.npy recordings/ > results.jsonl\n"
-      "  ecgq submit --resume results.jsonl --embeddings-out emb.npy recordings/\n"
-      "  ecgq submit --format csv -o results.csv recordings/\n"
-      "  ecgq status            ecgq status --json            ecgq status --check\n"
-      "Exit status: 0 all records ok, 1 a record failed (or --fail-fast stopped) or the broker\n"
-      "is unreachable, 2 bad usage, 130 interrupted (queued jobs are cancelled).");
-
+// The options before the command word, which every command shares.
+struct GlobalOptions {
   std::string broker = "tcp://127.0.0.1:5555";
   std::string service = "ecg-fm";
   std::string timeout_text;
   std::string log_level = "warn";
-  app.add_option("--broker", broker, "broker endpoint")
+};
+
+void add_global_options(CLI::App& app, GlobalOptions& g) {
+  app.add_option("--broker", g.broker, "broker endpoint")
       ->envname("ECGQ_BROKER")
       ->capture_default_str();
-  app.add_option("--service", service, "service name")
+  app.add_option("--service", g.service, "service name")
       ->envname("ECGQ_SERVICE")
       ->capture_default_str();
-  app.add_option("--timeout", timeout_text,
+  app.add_option("--timeout", g.timeout_text,
                  "give up when the broker is silent this long while jobs are outstanding "
                  "(submit default 60s, status default 5s)");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+  app.add_option("--log-level", g.log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
+}
 
-  SubmitCommand submit;
-  std::string leads_text, outputs_text, deadline_text, job_timeout_text;
+// The client's options from the global ones (the silence timeout defaults to 60 s for submit,
+// 5 s otherwise); a bad_usage error says what is wrong.
+Expected<ClientOptions> client_options(const GlobalOptions& g, bool submitting) {
+  RETURN_IF_ERROR(mdp::check_endpoint(g.broker, mdp::EndpointUse::Connect, "--broker"));
+  ClientOptions client;
+  client.broker = g.broker;
+  client.service = g.service;
+  client.timeout = Millis(submitting ? 60000 : 5000);
+  if (!g.timeout_text.empty()) {
+    auto t = parse_duration(g.timeout_text);
+    if (!t) return Status(ErrorCode::BadUsage, "bad --timeout: " + t.status().message());
+    if (t->count() <= 0) return Status(ErrorCode::BadUsage, "--timeout must be > 0");
+    client.timeout = *t;
+  }
+  return client;
+}
+
+// The options of `submit` given as text, checked and converted after parsing.
+struct SubmitTexts {
+  std::string leads, outputs, deadline, job_timeout;
+};
+
+// Declares `submit` and its options.
+CLI::App* add_submit(CLI::App& app, SubmitCommand& submit, SubmitTexts& t) {
   auto* sub =
       app.add_subcommand("submit", "submit records (files or directories); one JSON line each");
   sub->add_option("paths", submit.paths, "records: .npy, WFDB .hea, .csv, .mat, or directories")
       ->required();
   sub->add_option("--fs", submit.inputs.fs, "sample rate of files without one (.npy default 500)");
-  sub->add_option("--leads", leads_text,
+  sub->add_option("--leads", t.leads,
                   "comma-separated lead names of files without names (default I..V6)");
   sub->add_option("--units", submit.inputs.units, "units of unitless files: mV (default) or uV");
-  sub->add_option("--outputs", outputs_text,
+  sub->add_option("--outputs", t.outputs,
                   "comma-separated: probs, logits, embedding, segments, saliency");
   sub->add_option("--window", submit.window, "jobs in flight at most")->capture_default_str();
-  sub->add_option("--deadline", deadline_text, "per-job budget from broker receipt, e.g. 30s");
-  sub->add_option("--job-timeout", job_timeout_text, "give up on a single job after this long");
+  sub->add_option("--deadline", t.deadline, "per-job budget from broker receipt, e.g. 30s");
+  sub->add_option("--job-timeout", t.job_timeout, "give up on a single job after this long");
   sub->add_flag("--ordered", submit.ordered, "print results in input order");
   sub->add_option("-o,--output", submit.output_path, "write the results to FILE instead of stdout");
   sub->add_option("--format", submit.format,
@@ -94,8 +121,11 @@ int main(int argc, char** argv) {
   sub->add_flag("--fail-fast", submit.fail_fast,
                 "stop at the first failed record, cancelling queued jobs (exit 1)");
   sub->add_option("--resume", submit.resume_path,
-                  "skip records with an ok line in RESULTS.jsonl and append new lines to it "
-                  "(implies -o RESULTS.jsonl; jsonl only; a cut-off last line is removed)");
+                  "skip records that are done in RESULTS.jsonl (ok, or an input error such as "
+                  "missing_leads that would come back) and append the others' rows to it, "
+                  "keeping one row per record (implies -o RESULTS.jsonl; jsonl only)");
+  sub->add_flag("--retry-errors", submit.retry_errors,
+                "with --resume: also re-send records whose row is an input error");
   sub->add_option(
          "--max-record-seconds", submit.inputs.max_record_seconds,
          "refuse longer records locally (error too_long). 3600 s of 12 leads at 1000 Hz "
@@ -105,43 +135,19 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   sub->add_flag("!--no-count", submit.count_first,
                 "do not walk the inputs up front to count them (progress shows no total/ETA)");
+  return sub;
+}
 
-  StatusCommand status;
-  auto* st = app.add_subcommand("status", "show the broker's queues and workers (mmi.status)");
-  st->add_flag("--json", status.json, "print mmi.status as JSON");
-  st->add_flag("--check", status.check, "exit 0 only when the service has a live worker");
-
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? kExitOk : kExitUsage;
+// Checks and converts the options of `submit`, then runs it.
+int submit_command(const CLI::App* sub, SubmitCommand& submit, SubmitTexts t,
+                   ClientOptions client) {
+  if (!t.job_timeout.empty()) {
+    auto timeout = parse_duration(t.job_timeout);
+    if (!timeout) return usage_error("bad --job-timeout: " + timeout.status().message());
+    client.job_timeout = *timeout;
   }
-  init_logging("ecgq", log_level);
-
-  ClientOptions client;
-  client.broker = broker;
-  client.service = service;
-  client.timeout = Millis(sub->parsed() ? 60000 : 5000);
-  if (!timeout_text.empty()) {
-    auto t = parse_duration(timeout_text);
-    if (!t) return usage_error("bad --timeout: " + t.status().message());
-    if (t->count() <= 0) return usage_error("--timeout must be > 0");
-    client.timeout = *t;
-  }
-
-  if (st->parsed()) {
-    status.client = client;
-    return run_status(status);
-  }
-
-  if (!job_timeout_text.empty()) {
-    auto t = parse_duration(job_timeout_text);
-    if (!t) return usage_error("bad --job-timeout: " + t.status().message());
-    client.job_timeout = *t;
-  }
-  if (!deadline_text.empty()) {
-    auto d = parse_duration(deadline_text);
+  if (!t.deadline.empty()) {
+    auto d = parse_duration(t.deadline);
     if (!d) return usage_error("bad --deadline: " + d.status().message());
     submit.inputs.deadline_ms = d->count();
   }
@@ -149,16 +155,17 @@ int main(int argc, char** argv) {
   if (submit.window == 0) return usage_error("--window must be at least 1");
   if (!(submit.inputs.max_record_seconds > 0))
     return usage_error("--max-record-seconds must be > 0");
+  if (submit.retry_errors && submit.resume_path.empty())
+    return usage_error("--retry-errors goes with --resume FILE");
   if (!submit.resume_path.empty()) {
     if (submit.format != "jsonl") return usage_error("--resume works with --format jsonl only");
     if (!submit.output_path.empty() && submit.output_path != submit.resume_path)
       return usage_error("--resume writes to its own file; drop -o or give the same file");
   }
-  if (!leads_text.empty()) submit.inputs.leads = split_list(leads_text);
-  if (submit.per_segment && !outputs_text.empty() &&
-      outputs_text.find("segments") == std::string::npos)
-    outputs_text += ",segments";  // --per-segment is "segments" in --outputs
-  for (const auto& o : split_list(outputs_text)) {
+  if (!t.leads.empty()) submit.inputs.leads = split_list(t.leads);
+  if (submit.per_segment && !t.outputs.empty() && t.outputs.find("segments") == std::string::npos)
+    t.outputs += ",segments";  // --per-segment is "segments" in --outputs
+  for (const auto& o : split_list(t.outputs)) {
     bool known = false;
     for (const auto& name : schema::kOutputNames) known = known || name == o;
     if (!known) {
@@ -172,4 +179,95 @@ int main(int argc, char** argv) {
     submit.per_segment = true;
   submit.client = client;
   return run_submit(submit);
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"ecgq: run ECG-FM on ECG records through an ecgq broker"};
+  app.set_version_flag("--version", std::string("ecgq ") + ECGQ_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.footer(
+      "Examples:\n"
+      "  ecgq --broker tcp://host:5555 submit record.npy recordings/ > results.jsonl\n"
+      "  ecgq submit --resume results.jsonl --embeddings-out emb.npy recordings/\n"
+      "  ecgq submit --format csv -o results.csv recordings/\n"
+      "  ecgq status            ecgq status --json            ecgq status --check\n"
+      "Exit status: 0 all records ok, 1 a record failed (or --fail-fast stopped) or the broker\n"
+      "is unreachable, 2 bad usage, 130 interrupted (queued jobs are cancelled).");
+
+  GlobalOptions global;
+  add_global_options(app, global);
+
+  SubmitCommand submit;
+  SubmitTexts submit_texts;
+  CLI::App* sub = add_submit(app, submit, submit_texts);
+
+  ResultCommand result_cmd;
+  std::string result_outputs;
+  auto* rs = app.add_subcommand(
+      "result",
+      "what the broker knows of jobs by id (mmi.job): one JSON line each, the result "
+      "when finished (results stay readable for the broker's result_ttl)");
+  rs->add_option("ids", result_cmd.ids, "job ids (as submit printed them)")->required();
+  rs->add_option("--outputs", result_outputs, "outputs to print, as in submit (default probs)");
+
+  KeygenCommand keygen;
+  std::vector<std::string> keygen_meta;
+  auto* kg = app.add_subcommand(
+      "keygen", "write a CURVE certificate pair: PATH (public, share it) and PATH_secret (0600)");
+  kg->add_option("path", keygen.path, "where to write the certificate pair")->required();
+  kg->add_option("--meta", keygen_meta, "KEY=VALUE stored in the certificate (repeatable)");
+
+  StatusCommand status;
+  auto* st = app.add_subcommand("status", "show the broker's queues and workers (mmi.status)");
+  st->add_flag("--json", status.json, "print mmi.status as JSON");
+  st->add_flag("--check", status.check, "exit 0 only when the service has a live worker");
+
+  if (const std::string word = command_word(argc, argv);
+      !word.empty() && word != "submit" && word != "status" && word != "result" && word != "keygen")
+    return usage_error("unknown command '" + escape_invalid_utf8(word) +
+                       "' (expected submit, status, result or keygen)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+  init_logging("ecgq", global.log_level);
+  if (kg->parsed()) {
+    for (const auto& m : keygen_meta) {
+      const size_t eq = m.find('=');
+      if (eq == std::string::npos || eq == 0)
+        return usage_error("--meta wants KEY=VALUE, got " + m);
+      keygen.metadata[m.substr(0, eq)] = m.substr(eq + 1);
+    }
+    return run_keygen(keygen);
+  }
+  auto options = client_options(global, sub->parsed());
+  if (!options) return usage_error(options.status().message());
+  const ClientOptions& client = *options;
+
+  if (rs->parsed()) {
+    result_cmd.client = client;
+    result_cmd.outputs = split_list(result_outputs);
+    return run_result(result_cmd);
+  }
+  if (st->parsed()) {
+    status.client = client;
+    return run_status(status);
+  }
+
+  return submit_command(sub, submit, submit_texts, client);
+}
+
+int main(int argc, char** argv) {
+  // Nothing may reach std::terminate: a runtime failure is one line and exit 1.
+  try {
+    return run_cli(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ecgq: error: %s\n", escape_invalid_utf8(e.what()).c_str());
+    return kExitFailed;
+  }
 }

@@ -25,6 +25,8 @@ enum class ErrorCode {
   WorkerLost,
   ShuttingDown,
   Cancelled,
+  JournalFull,
+  JournalUnavailable,
   MissingLeads,
   TooShort,
   TooLong,
@@ -43,9 +45,14 @@ enum class ErrorCode {
   UnsupportedRecord,
   BadRecord,
   BadNpy,
-  // Settings and start-up.
+  // Settings, command lines and start-up.
   BadConfig,
+  BadUsage,
   BindFailed,
+  JournalCorrupt,
+  // CURVE security.
+  BadCertificate,
+  CurveUnavailable,
   // Checkpoints and the model.
   BadCheckpoint,
   UnsupportedModel,

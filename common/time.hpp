@@ -19,4 +19,9 @@ inline double ms_since(SteadyClock::time_point since) {
   return ms_between(since, SteadyClock::now());
 }
 
+// Milliseconds from `since` until `now`, for code whose clock is injected (the broker core).
+inline double ms_since(SteadyClock::time_point since, SteadyClock::time_point now) {
+  return ms_between(since, now);
+}
+
 }  // namespace ecgq

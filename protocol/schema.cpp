@@ -205,7 +205,7 @@ Expected<std::vector<double>> get_numbers(const msgpack::object& o, const std::s
   return out;
 }
 
-Expected<msgpack::object_handle> parse_map(const std::string& body) {
+Expected<msgpack::object_handle> parse_map(std::string_view body) {
   if (body.empty()) return bad_request("body is empty; expected a msgpack map", "");
   msgpack::object_handle oh;
   try {
@@ -292,7 +292,7 @@ void pack_model(Packer& pk, const ModelIdentity& m) {
 }
 
 Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::string& field,
-                                        size_t rank, bool copy_data) {
+                                        size_t rank, bool copy_data, std::string_view* data_view) {
   if (o.type != msgpack::type::MAP) {
     return wrong_type(field, "a map {dtype, shape, data}", o);
   }
@@ -361,6 +361,7 @@ Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::str
                   field + ".data");
   }
   if (copy_data) a.data.assign(data->via.bin.ptr, data->via.bin.size);
+  if (data_view != nullptr) *data_view = std::string_view(data->via.bin.ptr, data->via.bin.size);
   return a;
 }
 
@@ -467,11 +468,12 @@ bool present(const msgpack::object* o) {
   return o != nullptr && o->type != msgpack::type::NIL;
 }
 
-// ecg, fs and leads: the samples and what they need to be read.
-Status decode_samples(const JobFields& f, bool copy_samples, Job& job) {
+// ecg, fs and leads: the samples and what they need to be read (`samples`, when given, views the
+// sample bytes inside the body).
+Status decode_samples(const JobFields& f, bool copy_samples, std::string_view* samples, Job& job) {
   if (f.ecg == nullptr)
     return bad_request("missing ecg (a map {dtype, shape: [leads, samples], data})", "ecg");
-  ASSIGN_OR_RETURN(job.ecg, detail::decode_typed_array(*f.ecg, "ecg", 2, copy_samples));
+  ASSIGN_OR_RETURN(job.ecg, detail::decode_typed_array(*f.ecg, "ecg", 2, copy_samples, samples));
   const int64_t n_leads = job.ecg.shape[0];
 
   if (f.fs == nullptr) return bad_request("missing fs (sample rate in Hz)", "fs");
@@ -555,7 +557,8 @@ Status decode_options(const JobFields& f, Job& job) {
 
 }  // namespace
 
-Expected<Job> detail::decode_job_body(const std::string& body, bool copy_samples) {
+Expected<Job> detail::decode_job_body(std::string_view body, bool copy_samples,
+                                      std::string_view* samples) {
   ASSIGN_OR_RETURN(auto parsed, detail::parse_map(body));
   const JobFields f = job_fields(parsed.get());
   RETURN_IF_ERROR(check_version(f.v));
@@ -563,7 +566,7 @@ Expected<Job> detail::decode_job_body(const std::string& body, bool copy_samples
   if (present(f.id)) {
     ASSIGN_OR_RETURN(job.id, detail::get_string(*f.id, "id"));
   }
-  RETURN_IF_ERROR(decode_samples(f, copy_samples, job));
+  RETURN_IF_ERROR(decode_samples(f, copy_samples, samples, job));
   RETURN_IF_ERROR(decode_per_lead(f, job));
   RETURN_IF_ERROR(decode_options(f, job));
   return job;

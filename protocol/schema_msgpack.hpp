@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <msgpack.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "protocol/schema.hpp"
@@ -23,7 +24,7 @@ msgpack::unpack_limit limits();
 
 // Parses a body that must be exactly one msgpack map; the handle references `body`, which must
 // outlive it. Errors are bad_request with field "".
-Expected<msgpack::object_handle> parse_map(const std::string& body);
+Expected<msgpack::object_handle> parse_map(std::string_view body);
 
 // A printable name of a msgpack type, for error messages ("a string", "an array").
 const char* type_name(const msgpack::object& o);
@@ -45,13 +46,18 @@ Expected<std::vector<double>> get_numbers(const msgpack::object& o, const std::s
 
 // Validates {dtype, shape, data}: dtype known (unsupported_dtype), every dimension > 0 and
 // `rank` dimensions when rank != 0 (bad_shape, field.shape), data bin of exactly
-// product(shape) * itemsize bytes (bad_shape, field.data). Copies data only when `copy_data`.
+// product(shape) * itemsize bytes (bad_shape, field.data). Copies data only when `copy_data`;
+// `data_view`, when given, is pointed at the data bin in the parsed bytes.
 Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::string& field,
-                                        size_t rank, bool copy_data = true);
+                                        size_t rank, bool copy_data = true,
+                                        std::string_view* data_view = nullptr);
 
-// decode_job() with the choice of not copying the samples: the broker's peek_job() validates
-// exactly what the worker will, without copying megabytes it only forwards.
-Expected<Job> decode_job_body(const std::string& body, bool copy_samples);
+// The one job decoder: decode_job() with the choice of not copying the samples. The broker
+// validates exactly what the worker will, without copying megabytes it only forwards; the worker
+// (DecodedJob) reads the samples where they arrived. `samples`, when given, is pointed at the
+// ecg.data bytes inside `body` (valid while `body` is).
+Expected<Job> decode_job_body(std::string_view body, bool copy_samples,
+                              std::string_view* samples = nullptr);
 
 // Packs a string key.
 void pack_key(Packer& pk, const char* key);

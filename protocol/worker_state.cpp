@@ -10,7 +10,9 @@ constexpr int kCount = static_cast<int>(sizeof kNames / sizeof kNames[0]);
 
 }  // namespace
 
-const char* state_name(WorkerState state) { return kNames[static_cast<int>(state)]; }
+const char* state_name(WorkerState state) {
+  return kNames[static_cast<int>(state)];
+}
 
 std::optional<WorkerState> parse_worker_state(std::string_view name) {
   for (int i = 0; i < kCount; ++i)

@@ -131,8 +131,9 @@ Expected<CsvTable> read_csv_table(const std::string& path) {
   while (std::getline(in, line)) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    if (line[line.find_first_not_of(" \t")] == '#') {
+    // Blank lines (any whitespace) are skipped before the delimiter is chosen from a line.
+    if (line.find_first_not_of(" \t\v\f") == std::string::npos) continue;
+    if (line[line.find_first_not_of(" \t\v\f")] == '#') {
       const std::string c = line.substr(line.find('#') + 1);
       if (const double f = fs_from_comment(c); f > 0) t.fs_comment = f;
       t.comments.push_back(unquote(c));
@@ -145,6 +146,8 @@ Expected<CsvTable> read_csv_table(const std::string& path) {
       delim = tabs > commas && tabs > semis ? '\t' : semis > commas ? ';' : commas ? ',' : ' ';
     }
     std::vector<std::string> fields = split_fields(line, delim);
+    // Found by fuzz_records: a row of no fields before the header left every column empty.
+    if (fields.empty()) continue;
     if (t.columns.empty() && !t.has_header) {
       double v;
       for (const auto& f : fields) t.has_header = t.has_header || !parse_number(f, &v);

@@ -3,6 +3,7 @@
 #include "records/preprocess.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -147,18 +148,11 @@ double per_lead(const std::vector<double>& values, int64_t lead, double fallback
   return values.size() == 1 ? values[0] : values[static_cast<size_t>(lead)];
 }
 
-}  // namespace
-
-Expected<RawEcg> raw_from_job(const schema::Job& job) {
+// What the job decoder checks (schema.cpp, decode_job_in_place), for a Job built in memory (from
+// a record file) that met no decoder; a DecodedJob skips this.
+Status check_job_fields(const schema::Job& job) {
   const auto& a = job.ecg;
-  size_t item = 0;
-  if (a.dtype == "f32")
-    item = 4;
-  else if (a.dtype == "f64")
-    item = 8;
-  else if (a.dtype == "i16")
-    item = 2;
-  else
+  if (schema::dtype_size(a.dtype) == 0)
     return Status(ErrorCode::UnsupportedDtype,
                   "ecg dtype '" + a.dtype + "' is not supported; expected f32, f64 or i16",
                   "ecg.dtype");
@@ -170,12 +164,12 @@ Expected<RawEcg> raw_from_job(const schema::Job& job) {
   const int64_t n_leads = a.shape[0], n_samples = a.shape[1];
   if (n_leads <= 0 || n_samples <= 0)
     return Status(ErrorCode::BadShape, "ecg shape must be positive [leads, samples]", "ecg.shape");
-  if (a.data.size() != static_cast<size_t>(n_leads * n_samples) * item)
+  const size_t bytes = static_cast<size_t>(n_leads * n_samples) * schema::dtype_size(a.dtype);
+  if (a.data.size() != bytes)
     return Status(ErrorCode::BadShape,
                   "ecg data has " + std::to_string(a.data.size()) + " bytes; shape [" +
                       std::to_string(n_leads) + ", " + std::to_string(n_samples) + "] of " +
-                      a.dtype + " needs " +
-                      std::to_string(static_cast<size_t>(n_leads * n_samples) * item),
+                      a.dtype + " needs " + std::to_string(bytes),
                   "ecg.data");
   if (static_cast<int64_t>(job.leads.size()) != n_leads)
     return Status(ErrorCode::BadRequest,
@@ -189,20 +183,35 @@ Expected<RawEcg> raw_from_job(const schema::Job& job) {
   for (double g : job.gain)
     if (g == 0)
       return Status(ErrorCode::BadRequest, "gain must not be 0 (ADC units per mV)", "gain");
+  return Status::Ok();
+}
 
-  const double unit_scale = millivolts_per_unit(job.units);  // multiplies values to get mV
-  if (!std::isfinite(unit_scale))
+// The factor that turns a job's values into mV (the units table of records/units.hpp, shared
+// with the record readers), or bad_request naming `units`.
+Expected<double> job_unit_scale(const std::string& units) {
+  const double mv = millivolts_per_unit(units);
+  if (!std::isfinite(mv))
     return Status(ErrorCode::BadRequest,
-                  "units '" + job.units + "' not supported; expected " + voltage_units_list(),
-                  "units");
+                  "units '" + units + "' not supported; expected " + voltage_units_list(), "units");
+  return mv;
+}
 
+// The physical values of a job whose fields passed the decoder's checks, read from `samples`
+// (the ecg bytes, wherever they are: inside a received body or in job.ecg.data).
+Expected<RawEcg> to_physical(const schema::Job& job, std::string_view samples) {
+  ASSIGN_OR_RETURN(auto unit_scale, job_unit_scale(job.units));
+  const auto& a = job.ecg;
+  const int64_t n_leads = a.shape[0], n_samples = a.shape[1];
+  if (samples.size() != static_cast<size_t>(n_leads * n_samples) * schema::dtype_size(a.dtype))
+    return Status(ErrorCode::Internal, "the job's samples were released before preprocessing",
+                  "ecg");
   RawEcg raw;
   raw.n_leads = n_leads;
   raw.n_samples = n_samples;
   raw.fs = job.fs;
   raw.leads = job.leads;
   raw.samples.resize(static_cast<size_t>(n_leads * n_samples));
-  const char* data = a.data.data();
+  const char* data = samples.data();
   double (*element)(const char*, int64_t) = a.dtype == "f32"   ? &load<float>
                                             : a.dtype == "f64" ? &load<double>
                                                                : &load<int16_t>;
@@ -219,14 +228,14 @@ Expected<RawEcg> raw_from_job(const schema::Job& job) {
                       "ecg");
       out[t] = (v - base) / gain * unit_scale;
     }
+    // Finite inputs can still overflow once divided by a tiny gain.
     RETURN_IF_ERROR(check_finite(out, n_samples, job.leads[l]));
   }
   return raw;
 }
 
-namespace {
-
-// The length at 500 Hz of a record that passes the shape and length checks.
+// The record's length at 500 Hz, or too_long/too_short (and the checks a RawEcg built by hand
+// may fail).
 Expected<int64_t> checked_length_500hz(const RawEcg& raw, const PreprocessLimits& limits) {
   const int64_t n = raw.n_samples;
   if (raw.n_leads != static_cast<int64_t>(raw.leads.size()) ||
@@ -249,10 +258,11 @@ Expected<int64_t> checked_length_500hz(const RawEcg& raw, const PreprocessLimits
   return n_out;
 }
 
-// Channel -> model lead in `source` (-1: none); the first channel of each lead wins, the others
-// are listed in out.ignored_channels.
-void map_channels(const RawEcg& raw, int64_t source[12], Preprocessed& out) {
-  std::fill(source, source + 12, -1);
+// Channel of each model lead (-1: absent); the first channel of each lead wins, the others are
+// reported in out.ignored_channels.
+std::array<int64_t, 12> map_channels(const RawEcg& raw, Preprocessed& out) {
+  std::array<int64_t, 12> source;
+  source.fill(-1);
   for (int64_t c = 0; c < raw.n_leads; ++c) {
     const std::string& name = raw.leads[c];
     const int idx = model_lead_index(name);
@@ -265,54 +275,39 @@ void map_channels(const RawEcg& raw, int64_t source[12], Preprocessed& out) {
       source[idx] = c;
     }
   }
+  return source;
 }
 
-// The missing_leads error when some of the 12 leads are neither given nor derived.
-Status check_all_leads(const bool have[12], const int64_t source[12]) {
-  std::vector<std::string> missing;
-  for (int i = 0; i < 12; ++i)
-    if (!have[i]) missing.push_back(kModelLeads[i]);
-  if (!missing.empty()) {
-    std::vector<std::string> present;
-    for (int i = 0; i < 12; ++i)
-      if (source[i] >= 0) present.push_back(kModelLeads[i]);
-    return Status(ErrorCode::MissingLeads,
-                  "missing lead" + std::string(missing.size() > 1 ? "s " : " ") + join(missing) +
-                      "; ECG-FM needs all 12 leads (I, II, III, aVR, aVL, aVF, V1-V6; III, aVR, "
-                      "aVL and aVF can be derived from I and II); recognised: " +
-                      (present.empty() ? std::string("none") : join(present)),
-                  "leads");
-  }
-  return Status::Ok();
-}
-
-}  // namespace
-
-Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const PreprocessLimits& limits,
-                                                 Preprocessed* info) {
-  ASSIGN_OR_RETURN(const int64_t n_out, checked_length_500hz(raw, limits));
+// The lead-major 12 x n buffer in model order (rows of absent leads zero). When the record holds
+// exactly the 12 model leads in model order and `adoptable` is its own sample buffer, that buffer
+// is taken over instead of copied (the common case: a 128 MiB job is not copied once more).
+Expected<std::vector<double>> model_order_leads(const RawEcg& raw,
+                                                const std::array<int64_t, 12>& source,
+                                                std::vector<double>* adoptable) {
   const int64_t n = raw.n_samples;
-
-  Preprocessed local;
-  Preprocessed& out = info ? *info : local;
-  int64_t source[12];
-  map_channels(raw, source, out);
-
-  // Lead-major 12 x n buffer in model order, before resampling (the derivations are linear, so
-  // deriving before or after linear interpolation gives the same values).
+  for (int i = 0; i < 12; ++i)
+    if (source[i] >= 0)
+      RETURN_IF_ERROR(check_finite(raw.samples.data() + source[i] * n, n, raw.leads[source[i]]));
+  bool in_model_order = adoptable != nullptr && raw.n_leads == 12;
+  for (int i = 0; i < 12 && in_model_order; ++i) in_model_order = source[i] == i;
+  if (in_model_order) return std::move(*adoptable);
   std::vector<double> leads(static_cast<size_t>(12 * n));
+  for (int i = 0; i < 12; ++i) {
+    if (source[i] < 0) continue;
+    const double* src = raw.samples.data() + source[i] * n;
+    std::copy(src, src + n, leads.data() + static_cast<int64_t>(i) * n);
+  }
+  return leads;
+}
+
+// Derives the limb leads that are missing from those present (Einthoven: III = II - I, so any two
+// of I, II, III give the third; the augmented leads follow from I and II); missing_leads when
+// some lead can be neither read nor derived.
+Status derive_missing_leads(std::vector<double>& leads, int64_t n,
+                            const std::array<int64_t, 12>& source, Preprocessed& out) {
   auto row = [&](int i) { return leads.data() + static_cast<int64_t>(i) * n; };
   bool have[12];
-  for (int i = 0; i < 12; ++i) {
-    have[i] = source[i] >= 0;
-    if (have[i]) {
-      const double* src = raw.samples.data() + source[i] * n;
-      RETURN_IF_ERROR(check_finite(src, n, raw.leads[source[i]]));
-      std::copy(src, src + n, row(i));
-    }
-  }
-  // Einthoven: III = II - I, so any two of I, II, III give the third; the augmented leads follow
-  // from I and II.
+  for (int i = 0; i < 12; ++i) have[i] = source[i] >= 0;
   auto derive = [&](int target, auto fn) {
     double* dst = row(target);
     for (int64_t t = 0; t < n; ++t) dst[t] = fn(t);
@@ -329,24 +324,51 @@ Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const Prepro
     if (!have[4]) derive(4, [&](int64_t t) { return I[t] - II[t] / 2; });
     if (!have[5]) derive(5, [&](int64_t t) { return II[t] - I[t] / 2; });
   }
-  RETURN_IF_ERROR(check_all_leads(have, source));
+  std::vector<std::string> missing;
+  for (int i = 0; i < 12; ++i)
+    if (!have[i]) missing.push_back(kModelLeads[i]);
+  if (missing.empty()) return Status::Ok();
+  std::vector<std::string> present;
+  for (int i = 0; i < 12; ++i)
+    if (source[i] >= 0) present.push_back(kModelLeads[i]);
+  return Status(ErrorCode::MissingLeads,
+                "missing lead" + std::string(missing.size() > 1 ? "s " : " ") + join(missing) +
+                    "; ECG-FM needs all 12 leads (I, II, III, aVR, aVL, aVF, V1-V6; III, aVR, "
+                    "aVL and aVF can be derived from I and II); recognised: " +
+                    (present.empty() ? std::string("none") : join(present)),
+                "leads");
+}
+
+// standardized_500hz for both overloads; `adoptable` (may be null) is raw's own sample buffer
+// when the caller gave the record away.
+Expected<std::vector<double>> standardize(const RawEcg& raw, std::vector<double>* adoptable,
+                                          const PreprocessLimits& limits, Preprocessed* info) {
+  ASSIGN_OR_RETURN(auto n_out, checked_length_500hz(raw, limits));
+  const int64_t n = raw.n_samples;
+  Preprocessed local;
+  Preprocessed& out = info ? *info : local;
+  const std::array<int64_t, 12> source = map_channels(raw, out);
+  // Model order before resampling: the derivations are linear, so deriving before or after linear
+  // interpolation gives the same values.
+  ASSIGN_OR_RETURN(auto leads, model_order_leads(raw, source, adoptable));
+  RETURN_IF_ERROR(derive_missing_leads(leads, n, source, out));
 
   // Resample to 500 Hz, then standardise each lead over the whole record.
+  const int64_t m = n_out;
   std::vector<double> resampled;
-  if (n_out != n) {
-    resampled.resize(static_cast<size_t>(12 * n_out));
-    for (int i = 0; i < 12; ++i) resample_lead(row(i), n, n_out, resampled.data() + i * n_out);
+  if (m != n) {
+    resampled.resize(static_cast<size_t>(12 * m));
+    for (int i = 0; i < 12; ++i)
+      resample_lead(leads.data() + i * n, n, m, resampled.data() + i * m);
   } else {
     resampled.swap(leads);
   }
-  for (int i = 0; i < 12; ++i) standardize_lead(resampled.data() + i * n_out, n_out);
+  for (int i = 0; i < 12; ++i) standardize_lead(resampled.data() + i * m, m);
   return resampled;
 }
 
-Expected<Preprocessed> preprocess_ecg(const RawEcg& raw, const PreprocessLimits& limits) {
-  Preprocessed out;
-  ASSIGN_OR_RETURN(auto z, standardized_500hz(raw, limits, &out));
-  const std::vector<double>& resampled = z;
+// Cuts standardised [12, N'] values into float32 [n_segments, 12, 2500] segments.
+void cut_segments(const std::vector<double>& resampled, Preprocessed& out) {
   const int64_t n_out = static_cast<int64_t>(resampled.size()) / 12;
   out.n_segments = n_out / kSegment;
   out.segments.resize(static_cast<size_t>(out.n_segments * 12 * kSegment));
@@ -356,6 +378,40 @@ Expected<Preprocessed> preprocess_ecg(const RawEcg& raw, const PreprocessLimits&
       float* dst = out.segments.data() + (s * 12 + i) * kSegment;
       for (int64_t t = 0; t < kSegment; ++t) dst[t] = static_cast<float>(src[t]);
     }
+}
+
+}  // namespace
+
+Expected<RawEcg> raw_from_job(const schema::Job& job) {
+  RETURN_IF_ERROR(check_job_fields(job));
+  return to_physical(job, job.ecg.data);
+}
+
+Expected<RawEcg> raw_from_job(const schema::DecodedJob& job) {
+  return to_physical(job.fields(), job.samples());
+}
+
+Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const PreprocessLimits& limits,
+                                                 Preprocessed* info) {
+  return standardize(raw, nullptr, limits, info);
+}
+
+Expected<std::vector<double>> standardized_500hz(RawEcg&& raw, const PreprocessLimits& limits,
+                                                 Preprocessed* info) {
+  return standardize(raw, &raw.samples, limits, info);
+}
+
+Expected<Preprocessed> preprocess_ecg(const RawEcg& raw, const PreprocessLimits& limits) {
+  Preprocessed out;
+  ASSIGN_OR_RETURN(auto z, standardize(raw, nullptr, limits, &out));
+  cut_segments(z, out);
+  return out;
+}
+
+Expected<Preprocessed> preprocess_ecg(RawEcg&& raw, const PreprocessLimits& limits) {
+  Preprocessed out;
+  ASSIGN_OR_RETURN(auto z, standardize(raw, &raw.samples, limits, &out));
+  cut_segments(z, out);
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "protocol/decoded_job.hpp"
 #include "protocol/schema.hpp"
 #include "common/status.hpp"
 
@@ -36,18 +37,28 @@ struct PreprocessLimits {
   double max_record_seconds = 3600;
 };
 
-// Converts a job's typed array (with gain/baseline) into physical units; validates shape, dtype,
-// lead count and finiteness (bad_samples names lead and index).
+// Converts a job built in memory (from a record file) into physical units: validates dtype,
+// shape, data size, lead count, fs, gain and baseline as the job decoder does, then units and
+// finiteness (bad_samples names lead and index).
 Expected<RawEcg> raw_from_job(const schema::Job& job);
+// Converts a decoded job into physical units, reading the samples where they arrived; checks only
+// what the decoder does not (units, finiteness).
+Expected<RawEcg> raw_from_job(const schema::DecodedJob& job);
 
 // Lead mapping, derived limb leads, linear resampling to 500 Hz, per-lead z-score over the whole
 // record (float64), 5 s segments; errors: missing_leads, too_short, too_long, bad_samples.
 Expected<Preprocessed> preprocess_ecg(const RawEcg& raw, const PreprocessLimits& limits);
+// The same for a record given away: its sample buffer becomes the working buffer when its
+// channels are the 12 model leads in order (no copy of the samples).
+Expected<Preprocessed> preprocess_ecg(RawEcg&& raw, const PreprocessLimits& limits);
 
 // The stage before segmenting: the 12 model leads (mapped, derived), resampled to 500 Hz and
 // standardised, lead-major float64 [12, N']; preprocess_ecg cuts this into segments. `info`
 // (optional) receives derived_leads and ignored_channels. Same errors as preprocess_ecg.
 Expected<std::vector<double>> standardized_500hz(const RawEcg& raw, const PreprocessLimits& limits,
+                                                 Preprocessed* info = nullptr);
+// The same for a record given away (its buffer is reused as preprocess_ecg's is).
+Expected<std::vector<double>> standardized_500hz(RawEcg&& raw, const PreprocessLimits& limits,
                                                  Preprocessed* info = nullptr);
 
 // Per-record aggregation of per-segment probabilities: max for the labels ECG-FM aggregates with

@@ -3,9 +3,10 @@
 
 Usage: /usr/bin/python3 scripts/make_full_checkpoint.py OUT.pt [--kind finetuned|pretrained]
                                                         [--seed N] [--no-optimizer]
+                                                        [--reference-dir DIR]
 
 The file has the dict layout of upstream Trainer.state_dict() (../shared/docs/ecgfm-model.md
-section 6a): args, cfg (the upstream full-size cfg from ../shared/ecgfm/full_<kind>__cfg.json),
+section 6a): args, cfg (the upstream full-size cfg from tests/data/ecgfm/full_<kind>__cfg.json),
 model (OrderedDict with _metadata, exactly the keys and shapes of
 full_<kind>__state_dict_keys.json), criterion, optimizer_history, task_state, extra_state and
 last_optimizer_state (fairseq Adam: step, exp_avg, exp_avg_sq per parameter), saved with
@@ -28,13 +29,9 @@ import time
 
 import torch
 
-SHARED = os.environ.get(
-    "ECGQ_SHARED_DIR",
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
-
-
-def shared_file(name):
-    return os.path.join(SHARED, "ecgfm", name)
+# The upstream full-size cfg and key lists, committed with the test data (tests/data/README.md).
+REFERENCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data",
+                             "ecgfm")
 
 
 def init_tensor(key, shape, gen, dims):
@@ -137,12 +134,15 @@ def main(argv):
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--no-optimizer", action="store_true",
                     help="leave last_optimizer_state out (a third of the size)")
+    ap.add_argument("--reference-dir", default=REFERENCE_DIR,
+                    help="folder with full_<kind>__cfg.json and full_<kind>__state_dict_keys.json "
+                         "(default: tests/data/ecgfm of this repository)")
     args = ap.parse_args(argv)
 
     t0 = time.monotonic()
-    with open(shared_file(f"full_{args.kind}__cfg.json")) as f:
+    with open(os.path.join(args.reference_dir, f"full_{args.kind}__cfg.json")) as f:
         cfg = json.load(f)
-    with open(shared_file(f"full_{args.kind}__state_dict_keys.json")) as f:
+    with open(os.path.join(args.reference_dir, f"full_{args.kind}__state_dict_keys.json")) as f:
         key_list = json.load(f)
 
     sd, gen = build_state_dict(key_list, args.seed)

@@ -10,7 +10,7 @@ namespace {
 
 // A real 10 s 12-lead record (PhysioNet Challenge, 500 Hz, int16 with gains).
 schema::Job real_record() {
-  auto rec = read_record(shared("ecg/E07500.hea"));
+  auto rec = read_record(data_path("ecg/E07500.hea"));
   EXPECT_TRUE(rec.ok()) << rec.status().to_string();
   if (!rec) return {};
   auto job = job_from_record(*rec);

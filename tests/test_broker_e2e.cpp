@@ -31,7 +31,7 @@ std::string ecg_job(const std::string& id) {
 std::unique_ptr<ChildProcess> start_worker(const std::string& endpoint, const std::string& id) {
   return std::make_unique<ChildProcess>(std::vector<std::string>{
       bin("ecgq-worker"), "serve", "--broker", endpoint, "--checkpoint",
-      shared("ecgfm/tiny_finetuned.pt"), "--heartbeat-interval", "100ms", "--heartbeat-liveness",
+      data_path("ecgfm/tiny_finetuned.pt"), "--heartbeat-interval", "100ms", "--heartbeat-liveness",
       "10", "--worker-id", id, "--log-level", "debug"});
 }
 

@@ -7,8 +7,8 @@
 namespace ecgq::broker {
 namespace {
 
-std::shared_ptr<Job> job(const std::string& client, const std::string& id) {
-  auto j = std::make_shared<Job>();
+std::shared_ptr<JobRecord> job(const std::string& client, const std::string& id) {
+  auto j = std::make_shared<JobRecord>();
   j->client = client;
   j->id = id;
   return j;
@@ -45,7 +45,7 @@ TEST(ServiceQueue, RequeuedJobsGoFirst) {
 
 TEST(ServiceQueue, PositionMatchesPopOrder) {
   ServiceQueue q;
-  std::vector<std::shared_ptr<Job>> all;
+  std::vector<std::shared_ptr<JobRecord>> all;
   for (const auto& [c, id] : std::vector<std::pair<std::string, std::string>>{
            {"A", "a1"}, {"A", "a2"}, {"A", "a3"}, {"B", "b1"}, {"B", "b2"}, {"C", "c1"}}) {
     all.push_back(job(c, id));
@@ -65,14 +65,14 @@ TEST(ServiceQueue, RemoveIfKeepsTheRestInOrder) {
   for (const char* id : {"a1", "a2", "a3"}) q.push_back(job("A", id));
   q.push_back(job("B", "b1"));
   q.push_front(job("A", "ra"));
-  auto gone = q.remove_if([](const Job& j) { return j.client == "A" && j.id != "a3"; });
+  auto gone = q.remove_if([](const JobRecord& j) { return j.client == "A" && j.id != "a3"; });
   std::vector<std::string> ids;
   for (auto& j : gone) ids.push_back(j->id);
   EXPECT_EQ(ids, (std::vector<std::string>{"ra", "a1", "a2"}));
   EXPECT_EQ(q.size(), 2u);
   EXPECT_EQ(drain(q), (std::vector<std::string>{"a3", "b1"}));
   q.push_back(job("B", "b2"));
-  q.remove_if([](const Job&) { return true; });
+  q.remove_if([](const JobRecord&) { return true; });
   EXPECT_TRUE(q.empty());
   EXPECT_EQ(q.clients(), 0u);
 }

@@ -256,11 +256,11 @@ std::string error_of(const std::string& bytes) {
 // ---------------------------------------------------------------- reference checkpoints
 
 void check_reference(const std::string& stem) {
-  auto cp = read_checkpoint(test::shared("ecgfm/" + stem + ".pt"));
+  auto cp = read_checkpoint(test::data_path("ecgfm/" + stem + ".pt"));
   ASSERT_TRUE(cp.ok()) << cp.status().to_string();
   EXPECT_EQ(cp->archive_prefix, "archive");
   const auto keys =
-      nlohmann::json::parse(slurp(test::shared("ecgfm/" + stem + "__state_dict_keys.json")));
+      nlohmann::json::parse(slurp(test::data_path("ecgfm/" + stem + "__state_dict_keys.json")));
   ASSERT_EQ(cp->tensors.size(), keys.size());
   for (size_t k = 0; k < keys.size(); ++k) {
     const TensorInfo& t = cp->tensors[k];
@@ -272,7 +272,7 @@ void check_reference(const std::string& stem) {
     ASSERT_EQ(cp->storages.count(t.storage_key), 1u);
     EXPECT_EQ(cp->storages.at(t.storage_key).file_offset % 64, 0u);
   }
-  const auto cfg = nlohmann::json::parse(slurp(test::shared("ecgfm/" + stem + "__cfg.json")));
+  const auto cfg = nlohmann::json::parse(slurp(test::data_path("ecgfm/" + stem + "__cfg.json")));
   size_t compared = 0;
   for (const auto& [key, value] : cfg["model"].items()) {
     ASSERT_EQ(cp->model_cfg.count(key), 1u) << key;
@@ -309,7 +309,7 @@ void check_reference(const std::string& stem) {
 
 TEST(CheckpointReference, TinyPretrainedKeysShapesCfg) {
   check_reference("tiny_pretrained");
-  auto cp = read_checkpoint(test::shared("ecgfm/tiny_pretrained.pt"));
+  auto cp = read_checkpoint(test::data_path("ecgfm/tiny_pretrained.pt"));
   ASSERT_TRUE(cp.ok());
   EXPECT_EQ(std::get<std::string>(cp->model_cfg.at("_name")), "wav2vec2_cmsc");
   EXPECT_EQ(std::get<std::string>(cp->model_cfg.at("latent_temp")), "[2.0, 0.5, 0.999995]");
@@ -317,7 +317,7 @@ TEST(CheckpointReference, TinyPretrainedKeysShapesCfg) {
 
 TEST(CheckpointReference, TinyFinetunedKeysShapesCfg) {
   check_reference("tiny_finetuned");
-  auto cp = read_checkpoint(test::shared("ecgfm/tiny_finetuned.pt"));
+  auto cp = read_checkpoint(test::data_path("ecgfm/tiny_finetuned.pt"));
   ASSERT_TRUE(cp.ok());
   EXPECT_EQ(std::get<std::string>(cp->model_cfg.at("_name")), "ecg_transformer_classifier");
   EXPECT_EQ(std::get<int64_t>(cp->model_cfg.at("num_labels")), 17);
@@ -325,11 +325,11 @@ TEST(CheckpointReference, TinyFinetunedKeysShapesCfg) {
 
 // logits = emb_pooled @ proj.weight^T + proj.bias, computed from the bytes read_tensor returns.
 TEST(CheckpointReference, FinetunedHeadReproducesLogits) {
-  auto cp = read_checkpoint(test::shared("ecgfm/tiny_finetuned.pt"));
+  auto cp = read_checkpoint(test::data_path("ecgfm/tiny_finetuned.pt"));
   ASSERT_TRUE(cp.ok()) << cp.status().to_string();
   std::vector<size_t> es, ls;
-  auto emb = load_npy_f32(test::shared("ecgfm/tiny_finetuned__emb_pooled.npy"), &es);
-  auto logits = load_npy_f32(test::shared("ecgfm/tiny_finetuned__logits.npy"), &ls);
+  auto emb = load_npy_f32(test::data_path("ecgfm/tiny_finetuned__emb_pooled.npy"), &es);
+  auto logits = load_npy_f32(test::data_path("ecgfm/tiny_finetuned__logits.npy"), &ls);
   auto w = read_f32(*cp, "proj.weight");
   auto b = read_f32(*cp, "proj.bias");
   ASSERT_EQ(es, (std::vector<size_t>{2, 64}));
@@ -346,12 +346,13 @@ TEST(CheckpointReference, FinetunedHeadReproducesLogits) {
 // feat_layer_norm_out = LN(conv3_out^T) and post_extract_proj_out = Linear(that): checks the
 // bytes of layer_norm.* and post_extract_proj.* in the pretrained file.
 TEST(CheckpointReference, PretrainedLayerNormAndProjection) {
-  auto cp = read_checkpoint(test::shared("ecgfm/tiny_pretrained.pt"));
+  auto cp = read_checkpoint(test::data_path("ecgfm/tiny_pretrained.pt"));
   ASSERT_TRUE(cp.ok()) << cp.status().to_string();
   std::vector<size_t> s1, s2, s3;
-  auto conv3 = load_npy_f32(test::shared("ecgfm/tiny_pretrained__conv3_out.npy"), &s1);
-  auto ln = load_npy_f32(test::shared("ecgfm/tiny_pretrained__feat_layer_norm_out.npy"), &s2);
-  auto proj = load_npy_f32(test::shared("ecgfm/tiny_pretrained__post_extract_proj_out.npy"), &s3);
+  auto conv3 = load_npy_f32(test::data_path("ecgfm/tiny_pretrained__conv3_out.npy"), &s1);
+  auto ln = load_npy_f32(test::data_path("ecgfm/tiny_pretrained__feat_layer_norm_out.npy"), &s2);
+  auto proj =
+      load_npy_f32(test::data_path("ecgfm/tiny_pretrained__post_extract_proj_out.npy"), &s3);
   auto g = read_f32(*cp, "layer_norm.weight");
   auto beta = read_f32(*cp, "layer_norm.bias");
   auto w = read_f32(*cp, "post_extract_proj.weight");
@@ -382,7 +383,7 @@ TEST(CheckpointReference, PretrainedLayerNormAndProjection) {
 }
 
 TEST(CheckpointReference, ReadStorageBoundsAreChecked) {
-  auto cp = read_checkpoint(test::shared("ecgfm/tiny_finetuned.pt"));
+  auto cp = read_checkpoint(test::data_path("ecgfm/tiny_finetuned.pt"));
   ASSERT_TRUE(cp.ok());
   const TensorInfo& t = tensor(*cp, "proj.bias");
   float buf[17];
@@ -424,8 +425,8 @@ for f in sorted(glob.glob(sys.argv[2] + '/*.pt')) + sys.argv[3:]:
 )";
   const std::string cmd = "/usr/bin/python3 " + py + " " +
                           test::source("scripts/make_test_checkpoints.py") + " " + dir.path() +
-                          " " + test::shared("ecgfm/tiny_pretrained.pt") + " " +
-                          test::shared("ecgfm/tiny_finetuned.pt");
+                          " " + test::data_path("ecgfm/tiny_pretrained.pt") + " " +
+                          test::data_path("ecgfm/tiny_finetuned.pt");
   FILE* pipe = popen(cmd.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::map<std::string, std::vector<std::pair<std::string, uint64_t>>> expected;
@@ -711,7 +712,7 @@ TEST(CheckpointHostile, TruncatedAnywhere) {
     EXPECT_FALSE(cp.status().message().empty());
   }
   // The real file cut at every record boundary and at many other places.
-  const std::string real = slurp(test::shared("ecgfm/tiny_finetuned.pt"));
+  const std::string real = slurp(test::data_path("ecgfm/tiny_finetuned.pt"));
   for (size_t n = 4099; n < real.size(); n += 4099) {
     EXPECT_ERROR(real.substr(0, n), "not found");
   }
@@ -725,7 +726,7 @@ TEST(CheckpointHostile, PickleTruncatedAtEveryByte) {
 }
 
 TEST(CheckpointHostile, RealPickleTruncated) {
-  const std::string real = slurp(test::shared("ecgfm/tiny_finetuned.pt"));
+  const std::string real = slurp(test::data_path("ecgfm/tiny_finetuned.pt"));
   // data.pkl starts at the first 64-byte boundary after its local header (see the layout test).
   const uint64_t size = 25139;
   const std::string pkl = real.substr(64, size);

@@ -34,7 +34,7 @@ using namespace std::chrono_literals;
 
 // The tiny fine-tuned ECG-FM checkpoint (17 labels).
 inline std::string tiny_checkpoint() {
-  return shared("ecgfm/tiny_finetuned.pt");
+  return data_path("ecgfm/tiny_finetuned.pt");
 }
 
 // Heartbeats in tests: a killed worker is noticed within 2 s, yet a loaded machine moving a

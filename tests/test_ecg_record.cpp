@@ -1,4 +1,4 @@
-// read_record over every real record in ../shared/ecg, the header-less .mat path, CSV and .npy
+// read_record over every real record in tests/data/ecg, the header-less .mat path, CSV and .npy
 // files, and jobs built from records (job_from_record -> raw_from_job -> preprocess_ecg).
 #include <gtest/gtest.h>
 
@@ -77,7 +77,7 @@ Expected<Preprocessed> run(const EcgRecord& r) {
 TEST(EcgRecord, EveryRealRecordReadsAndPreprocessesOrNamesMissingLeads) {
   for (const Expect& e : kRecords) {
     SCOPED_TRACE(e.record);
-    auto r = read_record(test::shared("ecg/" + e.record + ".hea"));
+    auto r = read_record(test::data_path("ecg/" + e.record + ".hea"));
     ASSERT_TRUE(r.ok()) << r.status().to_string();
     EXPECT_EQ(r->format, "wfdb");
     EXPECT_EQ(r->name, e.record);
@@ -107,19 +107,19 @@ TEST(EcgRecord, EveryRealRecordReadsAndPreprocessesOrNamesMissingLeads) {
 }
 
 TEST(EcgRecord, PhysicalUnitsAndLabels) {
-  auto hr = read_record(test::shared("ecg/HR06000.hea"));
+  auto hr = read_record(test::data_path("ecg/HR06000.hea"));
   ASSERT_TRUE(hr.ok());
   EXPECT_EQ(hr->source_labels, (std::vector<std::string>{"Dx:164934002", "Dx:426783006"}));
   EXPECT_EQ(hr->units[0], "mv");
   EXPECT_DOUBLE_EQ(physical(*hr, 0)[0], 10 / 1000.0);  // initial value 10 at 1000/mv
   // CPSC 2021: baselines far outside int16 put the signal on a DC offset of several mV.
-  auto cpsc = read_record(test::shared("ecg/data_101_6.hea"));
+  auto cpsc = read_record(test::data_path("ecg/data_101_6.hea"));
   ASSERT_TRUE(cpsc.ok());
   EXPECT_DOUBLE_EQ(cpsc->baselines[0], -161790);
   EXPECT_NEAR(physical(*cpsc, 0)[0], (-10581 + 161790) / 30061.276794035417, 1e-12);
   EXPECT_EQ(cpsc->source_labels, (std::vector<std::string>{"paroxysmal atrial fibrillation"}));
   // LUDB: every lead spans exactly 1 mV peak to peak.
-  auto ludb = read_record(test::shared("ecg/1.hea"));
+  auto ludb = read_record(test::data_path("ecg/1.hea"));
   ASSERT_TRUE(ludb.ok());
   for (int64_t l = 0; l < 12; ++l) {
     auto v = physical(*ludb, l);
@@ -147,18 +147,18 @@ TEST(EcgRecord, PhysicalUnitsAndLabels) {
 TEST(EcgRecord, MatReadableViaHeaderAndDirectly) {
   for (const std::string rec : {"HR06000", "E07500", "JS20004"}) {
     SCOPED_TRACE(rec);
-    auto via_header = read_record(test::shared("ecg/" + rec + ".hea"));
+    auto via_header = read_record(test::data_path("ecg/" + rec + ".hea"));
     ASSERT_TRUE(via_header.ok());
-    auto via_mat = read_record(test::shared("ecg/" + rec + ".mat"));  // finds the header
+    auto via_mat = read_record(test::data_path("ecg/" + rec + ".mat"));  // finds the header
     ASSERT_TRUE(via_mat.ok());
     EXPECT_EQ(via_mat->format, "wfdb");
     EXPECT_EQ(via_mat->i16, via_header->i16);
     ReadOptions opt;
-    auto no_fs = read_mat_v4(test::shared("ecg/" + rec + ".mat"), opt);
+    auto no_fs = read_mat_v4(test::data_path("ecg/" + rec + ".mat"), opt);
     ASSERT_FALSE(no_fs.ok());
     EXPECT_EQ(no_fs.status().field(), "fs");
     opt.fs = 500;
-    auto direct = read_mat_v4(test::shared("ecg/" + rec + ".mat"), opt);
+    auto direct = read_mat_v4(test::data_path("ecg/" + rec + ".mat"), opt);
     ASSERT_TRUE(direct.ok()) << direct.status().to_string();
     EXPECT_EQ(direct->format, "mat");
     EXPECT_EQ(direct->dtype, "i16");
@@ -179,7 +179,7 @@ TEST(EcgRecord, MatReadableViaHeaderAndDirectly) {
 
 TEST(EcgRecord, HeaderlessMatInATempDirIsParsedDirectly) {
   test::TempDir dir;
-  std::ifstream src(test::shared("ecg/E07509.mat"), std::ios::binary);
+  std::ifstream src(test::data_path("ecg/E07509.mat"), std::ios::binary);
   std::ofstream(dir.file("copy.mat"), std::ios::binary) << src.rdbuf();
   ReadOptions opt;
   opt.fs = 500;
@@ -195,21 +195,21 @@ TEST(EcgRecord, HeaderlessMatInATempDirIsParsedDirectly) {
 }
 
 TEST(EcgRecord, SignalFileAndBareRecordNamesFindTheirHeader) {
-  auto dat = read_record(test::shared("ecg/s0010_re.xyz"));
+  auto dat = read_record(test::data_path("ecg/s0010_re.xyz"));
   ASSERT_TRUE(dat.ok()) << dat.status().to_string();
   EXPECT_EQ(dat->n_leads(), 15);
   EXPECT_EQ(dat->leads[14], "vz");
-  auto bare = read_record(test::shared("ecg/00001_lr"));
+  auto bare = read_record(test::data_path("ecg/00001_lr"));
   ASSERT_TRUE(bare.ok());
   EXPECT_EQ(bare->fs, 100);
-  EXPECT_EQ(read_record(test::shared("ecg/nope.hea")).status().code(), "not_found");
-  EXPECT_EQ(read_record(test::shared("ecg/README.md")).status().code(), "unsupported_format");
-  EXPECT_EQ(read_record(test::shared("ecg")).status().code(), "unsupported_format");
+  EXPECT_EQ(read_record(test::data_path("ecg/nope.hea")).status().code(), "not_found");
+  EXPECT_EQ(read_record(test::data_path("ecg/README.md")).status().code(), "unsupported_format");
+  EXPECT_EQ(read_record(test::data_path("ecg")).status().code(), "unsupported_format");
 }
 
 // The 12-lead LUDB record `1` in physical units, lead-major.
 EcgRecord ludb1() {
-  auto r = read_record(test::shared("ecg/1.hea"));
+  auto r = read_record(test::data_path("ecg/1.hea"));
   EXPECT_TRUE(r.ok());
   return r.value();
 }
@@ -315,6 +315,22 @@ TEST(EcgRecord, CsvEmptyCellBecomesBadSamplesNamingLeadAndIndex) {
   EXPECT_EQ(p.status().code(), "bad_samples");
   EXPECT_NE(p.status().message().find("lead V2 sample 2024 is NaN"), std::string::npos)
       << p.status().message();
+}
+
+// Found by fuzz_records: a line of vertical-tab whitespace before a header with a time column
+// used to count as a row of no columns, and the time column's span read an empty vector.
+TEST(EcgRecord, CsvLineOfOtherWhitespaceIsBlankNotAnEmptyRow) {
+  test::TempDir dir;
+  write_text(dir.file("vt.csv"), "\v\ntime (ms) I\n");
+  auto r = read_record(dir.file("vt.csv"), ReadOptions{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), "bad_record");
+  EXPECT_NE(r.status().message().find("no data rows"), std::string::npos) << r.status().message();
+  write_text(dir.file("vt2.csv"), "\f\ntime_ms,I,II\n0,1,2\n2,3,4\n4,5,6\n");
+  auto ok = read_record(dir.file("vt2.csv"), ReadOptions{});
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->n_samples, 3);
+  EXPECT_DOUBLE_EQ(ok->fs, 500.0);
 }
 
 // A .npy file of any dtype, written by hand (format 1.0, C order).

@@ -76,19 +76,24 @@ class FullSizeParity : public ::testing::Test {
     if (f.dir) return f;
     f.dir = std::make_unique<test::TempDir>();
     f.checkpoint = f.dir->file("full_" + kind + ".pt");
-    std::vector<std::string> argv = {kPython,      test::source("scripts/make_full_checkpoint.py"),
-                                     f.checkpoint, "--kind",
-                                     kind,         "--seed",
-                                     "1234"};
+    std::vector<std::string> argv = {kPython,
+                                     test::source("scripts/make_full_checkpoint.py"),
+                                     f.checkpoint,
+                                     "--kind",
+                                     kind,
+                                     "--seed",
+                                     "1234",
+                                     "--reference-dir",
+                                     test::data_path("ecgfm")};
     if (!with_optimizer) argv.push_back("--no-optimizer");
-    auto r = test::run_command(argv, kGenerateTimeout, {{"ECGQ_SHARED_DIR", test::shared("")}});
+    auto r = test::run_command(argv, kGenerateTimeout);
     if (r.exit_code != 0) f.error = "make_full_checkpoint.py failed: " + describe(r);
     return f;
   }
 
-  // Runs the reference and the worker on the shared input; returns their output directories.
+  // Runs the reference and the worker on the reference input; returns their output directories.
   static void run_both(const Fixture& f, const std::string& ref_out, const std::string& ecgq_out) {
-    const std::string input = test::shared("ecgfm/input.npy");
+    const std::string input = test::data_path("ecgfm/input.npy");
     auto ref = test::run_command({kPython, test::source("scripts/ecgfm_reference.py"),
                                   "--checkpoint", f.checkpoint, "--input", input, "--out", ref_out},
                                  kRunTimeout);

@@ -18,7 +18,7 @@ using namespace std::chrono_literals;
 using test::bin;
 
 std::string ref_path(const std::string& name) {
-  return test::shared("ecgfm/" + name);
+  return test::data_path("ecgfm/" + name);
 }
 
 std::vector<float> ref_floats(const std::string& name) {

@@ -1,4 +1,4 @@
-// The native ECG-FM model against the upstream reference activations in ../shared/ecgfm/.
+// The native ECG-FM model against the upstream reference activations in tests/data/ecgfm/.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -18,7 +18,7 @@ namespace ecgq {
 namespace {
 
 std::string ref_path(const std::string& name) {
-  return test::shared("ecgfm/" + name);
+  return test::data_path("ecgfm/" + name);
 }
 
 NpyArray load_ref(const std::string& name) {

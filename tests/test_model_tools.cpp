@@ -22,7 +22,7 @@ std::string worker() {
   return test::bin("ecgq-worker");
 }
 std::string ref_path(const std::string& name) {
-  return test::shared("ecgfm/" + name);
+  return test::data_path("ecgfm/" + name);
 }
 
 std::string read_text(const std::string& path) {

@@ -35,7 +35,7 @@ std::string raw(const std::vector<T>& v) {
 }
 
 TEST(Npy, ReadsReferenceInputFloat32) {
-  auto a = read_npy(test::shared("ecgfm/input.npy"));
+  auto a = read_npy(test::data_path("ecgfm/input.npy"));
   ASSERT_TRUE(a.ok()) << a.status().to_string();
   EXPECT_EQ(a->dtype, "f32");
   EXPECT_EQ(a->shape, (std::vector<int64_t>{2, 12, 2500}));
@@ -50,8 +50,8 @@ TEST(Npy, ReadsReferenceInputFloat32) {
 }
 
 TEST(Npy, ReadsReferenceFloat64AndMatchesFloat32Copy) {
-  auto seg = read_npy(test::shared("ecgfm/preproc__expected_segments.npy"));
-  auto in = read_npy(test::shared("ecgfm/input.npy"));
+  auto seg = read_npy(test::data_path("ecgfm/preproc__expected_segments.npy"));
+  auto in = read_npy(test::data_path("ecgfm/input.npy"));
   ASSERT_TRUE(seg.ok() && in.ok());
   EXPECT_EQ(seg->dtype, "f64");
   auto d = seg->to_double();

@@ -1,9 +1,10 @@
-// ECG-FM preprocessing against the upstream vectors in ../shared/ecgfm and hand-checked cases.
+// ECG-FM preprocessing against the upstream vectors in tests/data/ecgfm and hand-checked cases.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 
+#include "protocol/decoded_job.hpp"
 #include "records/lead_names.hpp"
 #include "records/npy.hpp"
 #include "records/preprocess.hpp"
@@ -32,7 +33,7 @@ double wave(int64_t l, int64_t t) {
 }
 
 RawEcg code15_raw() {
-  auto arr = read_npy(test::shared("ecgfm/preproc__raw_code15_1594286_400hz.npy"));
+  auto arr = read_npy(test::data_path("ecgfm/preproc__raw_code15_1594286_400hz.npy"));
   EXPECT_TRUE(arr.ok()) << arr.status().to_string();
   RawEcg raw;
   raw.n_leads = arr->shape[0];
@@ -48,7 +49,7 @@ RawEcg code15_raw() {
 // the agreement: numpy itself run on the float32 file differs from the expected output by 3.0e-8.
 TEST(Preprocess, MatchesUpstream500HzStage) {
   RawEcg raw = code15_raw();
-  auto expected = read_npy(test::shared("ecgfm/preproc__expected_preprocessed_500hz.npy"));
+  auto expected = read_npy(test::data_path("ecgfm/preproc__expected_preprocessed_500hz.npy"));
   ASSERT_TRUE(expected.ok());
   ASSERT_EQ(expected->shape, (std::vector<int64_t>{12, 5120}));
   auto z = standardized_500hz(raw, PreprocessLimits{});
@@ -62,7 +63,7 @@ TEST(Preprocess, MatchesUpstream500HzStage) {
 
 TEST(Preprocess, MatchesUpstreamSegments) {
   RawEcg raw = code15_raw();
-  auto expected = read_npy(test::shared("ecgfm/preproc__expected_segments.npy"));
+  auto expected = read_npy(test::data_path("ecgfm/preproc__expected_segments.npy"));
   ASSERT_TRUE(expected.ok());
   ASSERT_EQ(expected->shape, (std::vector<int64_t>{2, 12, 2500}));
   auto p = preprocess_ecg(raw, PreprocessLimits{});
@@ -79,7 +80,7 @@ TEST(Preprocess, MatchesUpstreamSegments) {
 }
 
 TEST(Preprocess, SegmentZeroIsTheModelInputRow) {
-  auto input = read_npy(test::shared("ecgfm/input.npy"));
+  auto input = read_npy(test::data_path("ecgfm/input.npy"));
   ASSERT_TRUE(input.ok());
   auto p = preprocess_ecg(code15_raw(), PreprocessLimits{});
   ASSERT_TRUE(p.ok());
@@ -379,6 +380,57 @@ TEST(RawFromJob, NaNInFloatData) {
   EXPECT_EQ(raw.status().code(), "bad_samples");
   EXPECT_NE(raw.status().message().find("lead II sample 1 is infinite"), std::string::npos)
       << raw.status().message();
+}
+
+TEST(RawFromJob, ADecodedJobConvertsLikeAJobBuiltInMemory) {
+  schema::Job job = job_i16({100, 300, -100, 0, 50, 150}, 2, 3);
+  job.gain = {200, 100};
+  job.baseline = {100};
+  job.units = "uV";
+  auto decoded = schema::DecodedJob::decode(schema::encode_job(job));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
+  auto from_decoded = raw_from_job(decoded.value());
+  auto from_memory = raw_from_job(job);
+  ASSERT_TRUE(from_decoded.ok()) << from_decoded.status().to_string();
+  ASSERT_TRUE(from_memory.ok());
+  EXPECT_EQ(from_decoded->samples, from_memory->samples);
+  EXPECT_EQ(from_decoded->leads, from_memory->leads);
+  EXPECT_EQ(from_decoded->fs, 500);
+  // What the decoder does not check is still checked: the units, then the samples.
+  job.units = "furlongs";
+  decoded = schema::DecodedJob::decode(schema::encode_job(job));
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(raw_from_job(decoded.value()).status().field(), "units");
+  // A job whose samples were let go cannot be converted (and says so instead of reading them).
+  job.units = "";
+  decoded = schema::DecodedJob::decode(schema::encode_job(job));
+  ASSERT_TRUE(decoded.ok());
+  decoded->release_samples();
+  EXPECT_EQ(raw_from_job(decoded.value()).status().code(), "internal");
+}
+
+TEST(Preprocess, AGivenAwayRecordGivesTheSameSegments) {
+  // In model order the record's buffer is reused; in any other order it is copied. Both must
+  // give the segments a kept record gives.
+  std::vector<std::string> shuffled(kModelLeads.rbegin(), kModelLeads.rend());
+  for (const auto& leads : {kModelLeads, shuffled}) {
+    const RawEcg raw = make_raw(6000, 500, leads, wave);
+    auto kept = preprocess_ecg(raw, {});
+    RawEcg copy = raw;
+    auto given = preprocess_ecg(std::move(copy), {});
+    ASSERT_TRUE(kept.ok()) << kept.status().to_string();
+    ASSERT_TRUE(given.ok()) << given.status().to_string();
+    EXPECT_EQ(given->segments, kept->segments);
+    EXPECT_EQ(given->n_segments, 2);
+  }
+  // Resampled records too (the buffer is reused for the 12 leads, then resampled).
+  const RawEcg at_250 = make_raw(3000, 250, kModelLeads, wave);
+  RawEcg copy = at_250;
+  auto kept = standardized_500hz(at_250, {});
+  auto given = standardized_500hz(std::move(copy), {});
+  ASSERT_TRUE(kept.ok());
+  ASSERT_TRUE(given.ok());
+  EXPECT_EQ(given.value(), kept.value());
 }
 
 TEST(Aggregate, MaxForFiveLabelsMeanForOthers) {

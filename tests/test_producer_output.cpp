@@ -106,7 +106,7 @@ TEST(ProducerNpyRows, NoRowsIsAnEmptyArray) {
   EXPECT_EQ(a->shape, (std::vector<int64_t>{0, 0}));
 }
 
-TEST(ProducerResume, OkPathsOnlyAndACutOffLastLineIsRemoved) {
+TEST(ProducerResume, OkPathsAreDoneAndACutOffLastLineIsRemoved) {
   TempDir dir;
   const std::string path = dir.file("r.jsonl");
   {
@@ -117,16 +117,16 @@ TEST(ProducerResume, OkPathsOnlyAndACutOffLastLineIsRemoved) {
         << R"({"path":"c","status":"ok"})" << '\n'
         << R"({"path":"d","sta)";
   }
-  auto s = client::load_resume(path);
+  auto s = client::load_resume(path, false);
   ASSERT_TRUE(s.ok()) << s.status().to_string();
-  EXPECT_EQ(s->ok_paths, (std::unordered_set<std::string>{"a", "c"}));
+  EXPECT_EQ(s->done_paths, (std::unordered_set<std::string>{"a", "c"}));
   EXPECT_EQ(s->bad_lines, 1);
   EXPECT_TRUE(s->truncated_tail);
   const std::string text = read_text(path);
   EXPECT_EQ(text.back(), '\n');
   EXPECT_EQ(text.find("\"d\""), std::string::npos);
   // Loading again changes nothing.
-  auto again = client::load_resume(path);
+  auto again = client::load_resume(path, false);
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(again->truncated_tail);
   EXPECT_EQ(read_text(path), text);
@@ -134,9 +134,47 @@ TEST(ProducerResume, OkPathsOnlyAndACutOffLastLineIsRemoved) {
 
 TEST(ProducerResume, MissingFileIsEmpty) {
   TempDir dir;
-  auto s = client::load_resume(dir.file("none.jsonl"));
+  auto s = client::load_resume(dir.file("none.jsonl"), false);
   ASSERT_TRUE(s.ok());
-  EXPECT_TRUE(s->ok_paths.empty());
+  EXPECT_TRUE(s->done_paths.empty());
+}
+
+// One row per record whatever the history: a later ok replaces an error, an ok is never
+// replaced, permanent input errors stay done (unless --retry-errors), other errors are re-sent.
+TEST(ProducerResume, OneRowPerRecordAndPermanentErrorsAreNotResent) {
+  TempDir dir;
+  const std::string path = dir.file("r.jsonl");
+  const auto row = [](const std::string& p, const std::string& code) {
+    return code.empty()
+               ? R"({"path":")" + p + R"(","status":"ok"})"
+               : R"({"path":")" + p + R"(","status":"error","error":{"code":")" + code + R"("}})";
+  };
+  const auto write = [&] {
+    std::ofstream out(path);
+    out << row("a", "no_worker") << '\n'           // retried later, then ok
+        << row("b", "missing_leads") << '\n'       // permanent
+        << row("c", "") << '\n'                    // ok
+        << row("a", "") << '\n'                    // a's later ok replaces its error
+        << row("c", "deadline_exceeded") << '\n'   // never replaces an ok
+        << row("d", "broker_unreachable") << '\n'  // re-sent
+        << row("e", "too_short") << '\n';          // permanent
+  };
+  write();
+  auto s = client::load_resume(path, false);
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  EXPECT_EQ(s->done_paths, (std::unordered_set<std::string>{"a", "b", "c", "e"}));
+  EXPECT_EQ(s->ok, 2);
+  EXPECT_EQ(s->permanent_errors, 2);
+  EXPECT_EQ(s->to_retry, 1);
+  EXPECT_EQ(read_text(path), row("a", "") + "\n" + row("b", "missing_leads") + "\n" + row("c", "") +
+                                 "\n" + row("e", "too_short") + "\n");
+
+  write();
+  auto retry = client::load_resume(path, true);
+  ASSERT_TRUE(retry.ok());
+  EXPECT_EQ(retry->done_paths, (std::unordered_set<std::string>{"a", "c"}));
+  EXPECT_EQ(retry->to_retry, 3);
+  EXPECT_EQ(read_text(path), row("a", "") + "\n" + row("c", "") + "\n");
 }
 
 std::string progress_text(bool tty, const client::ProgressCounts& c) {

@@ -1,4 +1,4 @@
-// Record discovery over ../shared/ecg and over synthetic trees.
+// Record discovery over tests/data/ecg and over synthetic trees.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -51,7 +51,7 @@ TEST(RecordDiscovery, TxtRecordsAreReadWhenNamedButNotDiscovered) {
 }
 
 TEST(RecordDiscovery, SharedEcgFolderYieldsTheFourteenHeaders) {
-  const std::string root = test::shared("ecg");
+  const std::string root = test::data_path("ecg");
   int64_t skipped = -1;
   std::vector<std::string> errors;
   auto found = discover_records({root}, &skipped, &errors);

@@ -1,4 +1,4 @@
-// WFDB headers and signal formats: every real record in ../shared/ecg (checksums prove the
+// WFDB headers and signal formats: every real record in tests/data/ecg (checksums prove the
 // decoding), header oddities, and synthetic files in every supported format.
 #include <gtest/gtest.h>
 
@@ -25,7 +25,7 @@ struct Expect {
   size_t n_files;
 };
 
-// Values as the headers and ../shared/ecg/README.md give them.
+// Values as the headers and tests/data/ecg/README.md give them.
 const std::vector<Expect> kRecords = {
     {"s0010_re", 15, 1000, 38400, "i", "vz", 16, 0, 2000, 0, "mV", 2},
     {"HR06000", 12, 500, 5000, "I", "V6", 16, 24, 1000, 0, "mv", 1},
@@ -46,7 +46,7 @@ const std::vector<Expect> kRecords = {
 TEST(Wfdb, EveryRealRecordDecodesWithMatchingChecksums) {
   for (const Expect& e : kRecords) {
     SCOPED_TRACE(e.record);
-    auto h = read_header(test::shared("ecg/" + e.record + ".hea"));
+    auto h = read_header(test::data_path("ecg/" + e.record + ".hea"));
     ASSERT_TRUE(h.ok()) << h.status().to_string();
     EXPECT_EQ(h->n_signals, e.n_signals);
     ASSERT_EQ(h->signals.size(), static_cast<size_t>(e.n_signals));
@@ -67,7 +67,7 @@ TEST(Wfdb, EveryRealRecordDecodesWithMatchingChecksums) {
     }
     EXPECT_EQ(files.size(), e.n_files);
     // kError: any initial value or checksum mismatch fails the read.
-    auto sig = read_signals(h.value(), test::shared("ecg"), ChecksumPolicy::kError);
+    auto sig = read_signals(h.value(), test::data_path("ecg"), ChecksumPolicy::kError);
     ASSERT_TRUE(sig.ok()) << sig.status().to_string();
     EXPECT_EQ(sig->n_samples, e.n_samples);
     ASSERT_EQ(sig->samples.size(), static_cast<size_t>(e.n_signals));
@@ -85,26 +85,26 @@ TEST(Wfdb, EveryRealRecordDecodesWithMatchingChecksums) {
 }
 
 TEST(Wfdb, HeaderDetails) {
-  auto v = read_header(test::shared("ecg/v102s.hea"));  // CRLF, NU units, ADC resolution 0
+  auto v = read_header(test::data_path("ecg/v102s.hea"));  // CRLF, NU units, ADC resolution 0
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->signals[2].description, "PLETH");
   EXPECT_EQ(v->signals[2].units, "NU");
   EXPECT_EQ(v->signals[0].adc_resolution, 0);
   EXPECT_EQ(v->comments, (std::vector<std::string>{"Ventricular_Tachycardia", "False alarm"}));
-  auto e = read_header(test::shared("ecg/E07500.hea"));  // record name with extension, odd date
+  auto e = read_header(test::data_path("ecg/E07500.hea"));  // record name with extension, odd date
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(e->record_name, "E07500.mat");
   EXPECT_EQ(e->base_time, "05-May-2020");
   EXPECT_EQ(e->base_date, "09:49:17");
   EXPECT_EQ(e->comments[2], "Dx: 67741000119109,426177001");
-  auto lr = read_header(test::shared("ecg/00001_lr.hea"));  // unsigned checksums
+  auto lr = read_header(test::data_path("ecg/00001_lr.hea"));  // unsigned checksums
   ASSERT_TRUE(lr.ok());
   EXPECT_EQ(lr->signals[2].checksum.value(), 64758);
-  auto p = read_header(test::shared("ecg/s0010_re.hea"));  // blank lines between comments
+  auto p = read_header(test::data_path("ecg/s0010_re.hea"));  // blank lines between comments
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(p->signals[12].file_name, "s0010_re.xyz");
   EXPECT_EQ(p->comments.front(), "age: 81");
-  auto mit = read_header(test::shared("ecg/208.hea"));  // baseline from ADC zero
+  auto mit = read_header(test::data_path("ecg/208.hea"));  // baseline from ADC zero
   ASSERT_TRUE(mit.ok());
   EXPECT_EQ(mit->signals[0].adc_zero, 1024);
   EXPECT_EQ(mit->signals[0].adc_resolution, 11);
@@ -363,7 +363,7 @@ namespace {
 // Damaged inputs give errors, never crashes: every prefix of a real header, and a signal file cut
 // at every length up to the header's need.
 TEST(Wfdb, DamagedInputsFailCleanly) {
-  std::ifstream in(test::shared("ecg/s0010_re.hea"), std::ios::binary);
+  std::ifstream in(test::data_path("ecg/s0010_re.hea"), std::ios::binary);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   for (size_t n = 0; n <= text.size(); ++n) (void)parse_header(text.substr(0, n));
   test::TempDir dir;

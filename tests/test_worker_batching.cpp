@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "protocol/decoded_job.hpp"
 #include "tests/test_e2e_cluster.hpp"
 #include "worker/batch_runner.hpp"
 #include "worker/job_runner.hpp"
@@ -13,6 +14,11 @@ namespace ecgq::test {
 namespace {
 
 constexpr float kTolerance = 1e-5f;
+
+// A job body decoded as the worker decodes it on receipt (JobRunner takes decoded jobs).
+Expected<schema::DecodedJob> decoded(std::string body) {
+  return schema::DecodedJob::decode(std::move(body));
+}
 
 // A different 12-lead record for each `k` (amplitudes, rhythm and noise vary), `seconds` long.
 schema::Job record(int k, double seconds) {
@@ -84,11 +90,11 @@ TEST_F(BatchPhases, SegmentsOfSeveralJobsSplitBackToTheirJobs) {
   // 1 + 3 + 2 segments in passes of 3: [a, b b], [b, c c]; b spans both passes.
   const std::vector<std::string> bodies = {body("a", 1, 5), body("b", 2, 15), body("c", 3, 10)};
   std::vector<schema::Result> alone;
-  for (const auto& b : bodies) alone.push_back(runner(8).run(b, model.get(), context()));
+  for (const auto& b : bodies) alone.push_back(runner(8).run(decoded(b), model.get(), context()));
 
   const JobRunner r = runner(3);
   std::vector<PreparedJob> prepared;
-  for (const auto& b : bodies) prepared.push_back(r.prepare(b, model.get(), context()));
+  for (const auto& b : bodies) prepared.push_back(r.prepare(decoded(b), model.get(), context()));
   std::vector<PreparedJob*> jobs;
   for (auto& p : prepared) {
     ASSERT_FALSE(p.failed) << p.result.error->message;
@@ -96,7 +102,7 @@ TEST_F(BatchPhases, SegmentsOfSeveralJobsSplitBackToTheirJobs) {
   }
   std::vector<std::pair<size_t, size_t>> done;  // (job, passes run when it was handed back)
   std::vector<PassReport> passes;
-  passes = BatchRunner(r.max_batch()).run(jobs, *model, [&](size_t i) {
+  passes = BatchRunner(r.max_batch()).run_passes(jobs, *model, [&](size_t i) {
     done.push_back({i, prepared[i].segments_done});
   });
   ASSERT_EQ(passes.size(), 2u);
@@ -137,12 +143,13 @@ TEST_F(BatchPhases, SaliencyJobsRunInTheirOwnPassesAndFailedJobsComeBackFirst) {
                                            body("plain2", 3, 5)};
   const JobRunner r = runner(8);
   std::vector<PreparedJob> prepared;
-  for (const auto& b : bodies) prepared.push_back(r.prepare(b, model.get(), context()));
+  for (const auto& b : bodies) prepared.push_back(r.prepare(decoded(b), model.get(), context()));
   ASSERT_TRUE(prepared[1].failed);
   std::vector<PreparedJob*> jobs;
   for (auto& p : prepared) jobs.push_back(&p);
   std::vector<size_t> order;
-  auto passes = BatchRunner(r.max_batch()).run(jobs, *model, [&](size_t i) { order.push_back(i); });
+  auto passes =
+      BatchRunner(r.max_batch()).run_passes(jobs, *model, [&](size_t i) { order.push_back(i); });
   ASSERT_EQ(passes.size(), 2u);
   EXPECT_EQ(passes[0].segments, 2);  // plain + plain2
   EXPECT_EQ(passes[0].jobs, 2);
@@ -157,7 +164,7 @@ TEST_F(BatchPhases, SaliencyJobsRunInTheirOwnPassesAndFailedJobsComeBackFirst) {
   const schema::Result sal = r.finish(prepared[2]);
   ASSERT_EQ(sal.status, "ok");
   EXPECT_EQ(sal.batch_jobs, 1);
-  auto sal_alone = runner(8).run(bodies[2], model.get(), context());
+  auto sal_alone = runner(8).run(decoded(bodies[2]), model.get(), context());
   ASSERT_TRUE(sal.saliency.has_value());
   expect_close(floats(*sal.saliency), floats(*sal_alone.saliency), "saliency");
   expect_close(sal.probs, sal_alone.probs, "saliency job probs");
@@ -166,7 +173,8 @@ TEST_F(BatchPhases, SaliencyJobsRunInTheirOwnPassesAndFailedJobsComeBackFirst) {
     ASSERT_EQ(plain.status, "ok");
     EXPECT_EQ(plain.batch_jobs, 2);
     EXPECT_FALSE(plain.saliency.has_value());
-    expect_close(plain.probs, runner(8).run(bodies[i], model.get(), context()).probs, plain.id);
+    expect_close(plain.probs, runner(8).run(decoded(bodies[i]), model.get(), context()).probs,
+                 plain.id);
   }
 }
 

@@ -37,7 +37,7 @@ std::vector<float> floats(const schema::TypedArray& a) {
 TEST(JobRunner, DefaultOutputsAreProbsAndEmbedding) {
   FakeControl control;
   FakeModel model(control);
-  auto r = runner().run(schema::encode_job(synthetic_job("j1")), &model, context());
+  auto r = runner().run(decoded(schema::encode_job(synthetic_job("j1"))), &model, context());
   ASSERT_EQ(r.status, "ok") << (r.error ? r.error->message : "");
   EXPECT_EQ(r.id, "j1");
   EXPECT_EQ(r.n_segments, 2);
@@ -64,7 +64,7 @@ TEST(JobRunner, AllOutputsHaveTheirShapes) {
   FakeModel model(control);
   auto job = synthetic_job("j2");
   job.outputs = {"probs", "logits", "embedding", "segments", "saliency"};
-  auto r = runner().run(schema::encode_job(job), &model, context());
+  auto r = runner().run(decoded(schema::encode_job(job)), &model, context());
   ASSERT_EQ(r.status, "ok") << (r.error ? r.error->message : "");
   EXPECT_EQ(r.logits.size(), 3u);
   ASSERT_TRUE(r.segment_probs.has_value());
@@ -87,7 +87,7 @@ TEST(JobRunner, RunsSegmentsInBatchesOfAtMostMaxBatch) {
   FakeModel model(control);
   auto job = synthetic_job("long", 30);
   job.outputs = {"segments"};
-  auto r = runner(4).run(schema::encode_job(job), &model, context());
+  auto r = runner(4).run(decoded(schema::encode_job(job)), &model, context());
   ASSERT_EQ(r.status, "ok") << (r.error ? r.error->message : "");
   EXPECT_EQ(r.n_segments, 6);
   EXPECT_EQ(control.max_batch_seen.load(), 4);
@@ -106,7 +106,7 @@ TEST(JobRunner, OutputsTheModelCannotGiveAreUnsupported) {
   FakeModel pretrained(pretrained_control);
   auto job = synthetic_job("p");
   job.outputs = {"embedding", "probs"};
-  auto r = runner().run(schema::encode_job(job), &pretrained, context());
+  auto r = runner().run(decoded(schema::encode_job(job)), &pretrained, context());
   ASSERT_EQ(r.status, "error");
   EXPECT_EQ(r.error->code, "unsupported_output");
   EXPECT_EQ(r.error->field, "outputs");
@@ -114,7 +114,7 @@ TEST(JobRunner, OutputsTheModelCannotGiveAreUnsupported) {
   EXPECT_EQ(r.id, "p");
 
   // Without a list, a pretrained model answers with the embedding only.
-  auto d = runner().run(schema::encode_job(synthetic_job("d")), &pretrained, context());
+  auto d = runner().run(decoded(schema::encode_job(synthetic_job("d"))), &pretrained, context());
   ASSERT_EQ(d.status, "ok");
   EXPECT_TRUE(d.probs.empty());
   EXPECT_EQ(d.embedding.size(), 4u);
@@ -124,7 +124,7 @@ TEST(JobRunner, OutputsTheModelCannotGiveAreUnsupported) {
   FakeModel ts(no_saliency);
   auto s = synthetic_job("s");
   s.outputs = {"saliency"};
-  auto rs = runner().run(schema::encode_job(s), &ts, context());
+  auto rs = runner().run(decoded(schema::encode_job(s)), &ts, context());
   ASSERT_EQ(rs.status, "error");
   EXPECT_EQ(rs.error->code, "unsupported_output");
   EXPECT_NE(rs.error->message.find("'saliency'"), std::string::npos);
@@ -134,7 +134,7 @@ TEST(JobRunner, PreprocessingErrorsPassThrough) {
   FakeControl control;
   FakeModel model(control);
   auto job = synthetic_job("short", 2);
-  auto r = runner().run(schema::encode_job(job), &model, context());
+  auto r = runner().run(decoded(schema::encode_job(job)), &model, context());
   ASSERT_EQ(r.status, "error");
   EXPECT_EQ(r.error->code, "too_short");
   EXPECT_EQ(r.id, "short");
@@ -153,7 +153,7 @@ TEST(JobRunner, DispatchMetaAndContextReachTheResult) {
   ctx.cold_start = true;
   ctx.wake_ms = 40;
   ctx.load_ms = 30;
-  auto r = runner().run(schema::encode_job(job), &model, ctx);
+  auto r = runner().run(decoded(schema::encode_job(job)), &model, ctx);
   ASSERT_EQ(r.status, "ok");
   EXPECT_EQ(r.attempts, 2);
   EXPECT_EQ(r.timings.queued_ms, 150.0);
@@ -169,19 +169,19 @@ TEST(JobRunner, FailuresBecomeErrorResults) {
   control.throw_on_run = true;
   FakeModel model(control);
   auto body = schema::encode_job(synthetic_job("x"));
-  auto r = runner().run(body, &model, context());
+  auto r = runner().run(decoded(body), &model, context());
   ASSERT_EQ(r.status, "error");
   EXPECT_EQ(r.error->code, "internal");
   EXPECT_EQ(r.id, "x");
 
   auto m =
-      runner().run(body, nullptr, context(),
+      runner().run(decoded(body), nullptr, context(),
                    Status(ErrorCode::ModelError, "cannot load checkpoint /fake/model.pt: bad zip"));
   ASSERT_EQ(m.status, "error");
   EXPECT_EQ(m.error->code, "model_error");
   EXPECT_NE(m.error->message.find("bad zip"), std::string::npos);
 
-  auto g = runner().run("not msgpack at all", &model, context());
+  auto g = runner().run(decoded("not msgpack at all"), &model, context());
   ASSERT_EQ(g.status, "error");
   EXPECT_EQ(g.error->code, "bad_request");
   EXPECT_EQ(g.worker_id, "w1");
@@ -193,14 +193,14 @@ TEST(JobRunner, DeadlineSpentInTheQueueIsExceededBeforeRunning) {
   auto job = synthetic_job("late");
   job.deadline_ms = 100;
   job.dispatch = schema::DispatchInfo{1, 150.0};
-  auto r = runner().run(schema::encode_job(job), &model, context());
+  auto r = runner().run(decoded(schema::encode_job(job)), &model, context());
   ASSERT_EQ(r.status, "error");
   EXPECT_EQ(r.error->code, "deadline_exceeded");
   EXPECT_EQ(r.error->field, "deadline_ms");
   EXPECT_EQ(control.runs.load(), 0);
 
   job.deadline_ms = 60000;
-  auto ok = runner().run(schema::encode_job(job), &model, context());
+  auto ok = runner().run(decoded(schema::encode_job(job)), &model, context());
   EXPECT_EQ(ok.status, "ok");
 }
 
@@ -212,8 +212,8 @@ TEST(JobRunner, PhasesShareAPassAndADeadlineThatRunsOutMidBatchFailsOnlyItsJob) 
   auto b = synthetic_job("b");
   b.deadline_ms = 300;
   std::vector<PreparedJob> prepared;
-  prepared.push_back(r.prepare(schema::encode_job(a), &model, context()));
-  prepared.push_back(r.prepare(schema::encode_job(b), &model, context()));
+  prepared.push_back(r.prepare(decoded(schema::encode_job(a)), &model, context()));
+  prepared.push_back(r.prepare(decoded(schema::encode_job(b)), &model, context()));
   ASSERT_FALSE(prepared[0].failed);
   ASSERT_FALSE(prepared[1].failed);
   // The first pass is held until b's deadline has passed.
@@ -225,9 +225,10 @@ TEST(JobRunner, PhasesShareAPassAndADeadlineThatRunsOutMidBatchFailsOnlyItsJob) 
     control.run_gate.open();
   });
   std::vector<size_t> done;
-  auto passes = BatchRunner(r.max_batch()).run({&prepared[0], &prepared[1]}, model, [&](size_t i) {
-    done.push_back(i);
-  });
+  auto passes =
+      BatchRunner(r.max_batch()).run_passes({&prepared[0], &prepared[1]}, model, [&](size_t i) {
+        done.push_back(i);
+      });
   opener.join();
   EXPECT_EQ(passes.size(), 1u);
   EXPECT_EQ(done, (std::vector<size_t>{0, 1}));
@@ -245,9 +246,9 @@ TEST(JobRunner, PhasesShareAPassAndADeadlineThatRunsOutMidBatchFailsOnlyItsJob) 
   // Two one-pass jobs in one pass: both know they shared it.
   const JobRunner wide = runner(8);
   std::vector<PreparedJob> both;
-  both.push_back(wide.prepare(schema::encode_job(a), &model, context()));
-  both.push_back(wide.prepare(schema::encode_job(synthetic_job("c")), &model, context()));
-  auto shared = BatchRunner(wide.max_batch()).run({&both[0], &both[1]}, model);
+  both.push_back(wide.prepare(decoded(schema::encode_job(a)), &model, context()));
+  both.push_back(wide.prepare(decoded(schema::encode_job(synthetic_job("c"))), &model, context()));
+  auto shared = BatchRunner(wide.max_batch()).run_passes({&both[0], &both[1]}, model);
   ASSERT_EQ(shared.size(), 1u);
   EXPECT_EQ(shared[0].segments, 4);
   for (auto& p : both) {

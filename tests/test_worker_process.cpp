@@ -17,12 +17,12 @@ namespace {
 constexpr milliseconds kWait{20000};
 
 std::string tiny_checkpoint() {
-  return shared("ecgfm/tiny_finetuned.pt");
+  return data_path("ecgfm/tiny_finetuned.pt");
 }
 
 // The published digest of a reference file, from ecgfm/SHA256SUMS.
 std::string published_sha256(const std::string& name) {
-  std::ifstream in(shared("ecgfm/SHA256SUMS"));
+  std::ifstream in(data_path("ecgfm/SHA256SUMS"));
   std::string digest, file;
   while (in >> digest >> file)
     if (file == name) return digest;

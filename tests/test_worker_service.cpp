@@ -172,7 +172,7 @@ TEST(WorkerService, HeartbeatsContinueWhileTheModelLoads) {
   h.ready();
   // The loader is blocked until we open the gate, so these heartbeats all come during the load.
   for (int i = 0; i < 3; ++i) h.wait_state("warming");
-  EXPECT_EQ(h.service->state(), ModelState::Warming);
+  EXPECT_EQ(h.service->state(), WorkerState::Warming);
   h.control.load_gate.open();
   h.wait_state("warm");
   EXPECT_EQ(h.control.loads.load(), 1);
@@ -280,7 +280,7 @@ TEST(WorkerService, FailedLoadAnswersModelErrorThenRetriesOnTheNextJob) {
   EXPECT_EQ(failed.error->code, "model_error");
   EXPECT_NE(failed.error->message.find("/fake/model.pt"), std::string::npos);
   EXPECT_NE(failed.error->message.find("fake failure"), std::string::npos);
-  EXPECT_EQ(h.service->state(), ModelState::Cold);
+  EXPECT_EQ(h.service->state(), WorkerState::Cold);
 
   h.send_job("t2", synthetic_job("second"));
   h.expect_progress("waking");

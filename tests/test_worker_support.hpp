@@ -18,6 +18,7 @@
 #include <zmq.hpp>
 
 #include "model/model.hpp"
+#include "protocol/decoded_job.hpp"
 #include "protocol/protocol.hpp"
 #include "protocol/schema.hpp"
 #include "protocol/zmq_frames.hpp"
@@ -153,6 +154,11 @@ inline schema::Job synthetic_job(const std::string& id, double seconds = 10, dou
   job.ecg.data.assign(reinterpret_cast<const char*>(data.data()), data.size() * sizeof(float));
   job.units = "mV";
   return job;
+}
+
+// A job body decoded as the worker decodes it on receipt (JobRunner takes decoded jobs).
+inline Expected<schema::DecodedJob> decoded(std::string body) {
+  return schema::DecodedJob::decode(std::move(body));
 }
 
 // A heartbeat status frame as the worker sends it.

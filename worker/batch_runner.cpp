@@ -3,14 +3,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <chrono>
 #include <exception>
+
+#include "common/time.hpp"
 
 namespace ecgq {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // Appends rows [first, first + count) of a [batch, width] array to `out`; false when `values`
 // does not split into `batch` rows.
@@ -29,8 +28,8 @@ bool same_options(const RunOptions& a, const RunOptions& b) {
 
 }  // namespace
 
-std::vector<PassReport> BatchRunner::run(const std::vector<PreparedJob*>& jobs, Model& model,
-                                         const JobDone& done) const {
+std::vector<PassReport> BatchRunner::run_passes(const std::vector<PreparedJob*>& jobs, Model& model,
+                                                const JobDone& done) const {
   std::vector<PassReport> passes;
   auto report = [&](size_t i) {
     if (jobs[i]->reported) return;
@@ -124,9 +123,9 @@ PassReport BatchRunner::run_pass(const std::vector<PreparedJob*>& jobs,
       }
       x = joined.data();
     }
-    const auto start = Clock::now();
+    const auto start = SteadyClock::now();
     auto out = model.run(x, rows, first.run_options);
-    pass.ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    pass.ms = ms_since(start);
     spdlog::info(
         "event=batch segments={} jobs={} job={} job_ids={} saliency={} pass_ms={:.1f} ok={}", rows,
         pass.jobs, first.result.id, ids, first.run_options.saliency, pass.ms, out.ok());
@@ -134,56 +133,7 @@ PassReport BatchRunner::run_pass(const std::vector<PreparedJob*>& jobs,
       fail_all(Status("model_error", "forward pass failed: " + out.status().message(), ""));
       return pass;
     }
-    const int64_t labels = static_cast<int64_t>(first.labels.size());
-    if (out->batch != rows) {
-      fail_all(Status("internal", "model returned " + std::to_string(out->batch) + " rows for " +
-                                      std::to_string(rows) + " segments"));
-      return pass;
-    }
-    if (labels > 0 && (static_cast<int64_t>(out->probs.size()) != rows * labels ||
-                       static_cast<int64_t>(out->logits.size()) != rows * labels)) {
-      fail_all(Status("internal", "model returned probs/logits of the wrong size"));
-      return pass;
-    }
-    const int64_t frames = out->frames;
-    if (first.run_options.saliency &&
-        (frames <= 0 || static_cast<int64_t>(out->saliency.size()) != rows * frames * frames)) {
-      fail_all(Status("unsupported_output",
-                      "output 'saliency' is not available from model " + first.context.model.name +
-                          " (" + model.info().kind + ")",
-                      "outputs"));
-      return pass;
-    }
-    int64_t row = 0;
-    for (const Slice& s : slices) {
-      PreparedJob& job = *jobs[s.index];
-      if (!append_rows(job.seg_probs, out->probs, rows, row, s.count) ||
-          !append_rows(job.seg_logits, out->logits, rows, row, s.count) ||
-          !append_rows(job.seg_embed, out->embedding, rows, row, s.count)) {
-        fail_all(Status("internal",
-                        "model outputs do not split into " + std::to_string(rows) + " rows"));
-        return pass;
-      }
-      if (job.run_options.saliency) {
-        // The ECG-FM quickstart's saliency: last-layer attention, max over keys for each frame.
-        for (int64_t b = row; b < row + s.count; ++b)
-          for (int64_t q = 0; q < frames; ++q) {
-            const float* keys = out->saliency.data() + (b * frames + q) * frames;
-            job.seg_saliency.push_back(*std::max_element(keys, keys + frames));
-          }
-      }
-      job.embed_dim = out->embed_dim;
-      job.frames = frames;
-      job.segments_done += s.count;
-      job.result.timings.infer_ms += pass.ms;
-      // Ties go to the pass shared with more jobs: it says more about what batching did.
-      if (rows > job.result.batch_segments ||
-          (rows == job.result.batch_segments && pass.jobs > job.result.batch_jobs)) {
-        job.result.batch_segments = rows;
-        job.result.batch_jobs = pass.jobs;
-      }
-      row += s.count;
-    }
+    if (Status st = scatter(jobs, slices, pass, out.value(), model); !st.ok()) fail_all(st);
   } catch (const std::exception& e) {
     spdlog::warn("event=batch_failed segments={} jobs={} job={} job_ids={} reason=\"{}\"", rows,
                  pass.jobs, first.result.id, ids, e.what());
@@ -194,6 +144,52 @@ PassReport BatchRunner::run_pass(const std::vector<PreparedJob*>& jobs,
     fail_all(Status("internal", "worker exception of unknown type", ""));
   }
   return pass;
+}
+
+Status BatchRunner::scatter(const std::vector<PreparedJob*>& jobs, const std::vector<Slice>& slices,
+                            const PassReport& pass, const ModelOutput& out, const Model& model) {
+  const PreparedJob& first = *jobs[slices.front().index];
+  const int64_t rows = pass.segments;
+  const int64_t labels = static_cast<int64_t>(first.labels.size());
+  if (out.batch != rows)
+    return Status("internal", "model returned " + std::to_string(out.batch) + " rows for " +
+                                  std::to_string(rows) + " segments");
+  if (labels > 0 && (static_cast<int64_t>(out.probs.size()) != rows * labels ||
+                     static_cast<int64_t>(out.logits.size()) != rows * labels))
+    return Status("internal", "model returned probs/logits of the wrong size");
+  const int64_t frames = out.frames;
+  if (first.run_options.saliency &&
+      (frames <= 0 || static_cast<int64_t>(out.saliency.size()) != rows * frames * frames))
+    return OutputPlan::saliency_unavailable(first.context.model.name, model.info().kind);
+  int64_t row = 0;
+  for (const Slice& s : slices) {
+    PreparedJob& job = *jobs[s.index];
+    if (!append_rows(job.seg_probs, out.probs, rows, row, s.count) ||
+        !append_rows(job.seg_logits, out.logits, rows, row, s.count) ||
+        !append_rows(job.seg_embed, out.embedding, rows, row, s.count))
+      return Status("internal",
+                    "model outputs do not split into " + std::to_string(rows) + " rows");
+    if (job.run_options.saliency) {
+      // The ECG-FM quickstart's saliency: last-layer attention, max over keys for each frame.
+      for (int64_t b = row; b < row + s.count; ++b)
+        for (int64_t q = 0; q < frames; ++q) {
+          const float* keys = out.saliency.data() + (b * frames + q) * frames;
+          job.seg_saliency.push_back(*std::max_element(keys, keys + frames));
+        }
+    }
+    job.embed_dim = out.embed_dim;
+    job.frames = frames;
+    job.segments_done += s.count;
+    job.result.timings.infer_ms += pass.ms;
+    // Ties go to the pass shared with more jobs: it says more about what batching did.
+    if (rows > job.result.batch_segments ||
+        (rows == job.result.batch_segments && pass.jobs > job.result.batch_jobs)) {
+      job.result.batch_segments = rows;
+      job.result.batch_jobs = pass.jobs;
+    }
+    row += s.count;
+  }
+  return Status::Ok();
 }
 
 }  // namespace ecgq

@@ -29,11 +29,12 @@ class BatchRunner {
   // Passes hold at most `max_batch` segments (at least 1).
   explicit BatchRunner(int64_t max_batch) : max_batch_(max_batch < 1 ? 1 : max_batch) {}
 
-  // Fills the per-segment outputs, infer_ms, batch_segments and batch_jobs of every job that has
-  // not failed; jobs asking for different RunOptions never share a pass. Jobs already failed are
-  // handed to `done` first. Returns the passes in the order they ran.
-  std::vector<PassReport> run(const std::vector<PreparedJob*>& jobs, Model& model,
-                              const JobDone& done = nullptr) const;
+  // Runs the forward passes of `jobs`: fills the per-segment outputs, infer_ms, batch_segments and
+  // batch_jobs of every job that has not failed; jobs asking for different RunOptions never share
+  // a pass. Jobs already failed are handed to `done` first. Returns the passes in the order they
+  // ran.
+  std::vector<PassReport> run_passes(const std::vector<PreparedJob*>& jobs, Model& model,
+                                     const JobDone& done = nullptr) const;
 
  private:
   // A run of consecutive segments of one job inside a pass.
@@ -43,8 +44,12 @@ class BatchRunner {
     int64_t count;
   };
 
+  // Runs one forward pass over `slices` (`rows` segments in all); its jobs fail together.
   PassReport run_pass(const std::vector<PreparedJob*>& jobs, const std::vector<Slice>& slices,
                       int64_t rows, Model& model) const;
+  // Hands each slice's rows of a pass's `out` to its job; an error when `out` does not fit.
+  static Status scatter(const std::vector<PreparedJob*>& jobs, const std::vector<Slice>& slices,
+                        const PassReport& pass, const ModelOutput& out, const Model& model);
 
   int64_t max_batch_;
 };

@@ -1,20 +1,14 @@
 #include "worker/job_runner.hpp"
 
-#include <algorithm>
 #include <cstring>
 #include <exception>
 
+#include "common/time.hpp"
 #include "worker/batch_runner.hpp"
 
 namespace ecgq {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
 
 // A [rows, cols] float32 TypedArray.
 schema::TypedArray f32_array(const std::vector<float>& values, int64_t rows, int64_t cols) {
@@ -24,10 +18,6 @@ schema::TypedArray f32_array(const std::vector<float>& values, int64_t rows, int
   a.data.resize(values.size() * sizeof(float));
   if (!values.empty()) std::memcpy(&a.data[0], values.data(), a.data.size());
   return a;
-}
-
-bool contains(const std::vector<std::string>& v, const std::string& s) {
-  return std::find(v.begin(), v.end(), s) != v.end();
 }
 
 Status exception_status(const char* what) {
@@ -44,17 +34,13 @@ void PreparedJob::fail(const Status& status) {
 }
 
 Status PreparedJob::deadline_status(const char* stage) const {
-  if (!deadline || Clock::now() < *deadline) return Status::Ok();
+  if (!deadline || SteadyClock::now() < *deadline) return Status::Ok();
   return Status("deadline_exceeded",
                 "deadline_ms=" + std::to_string(deadline_ms) + " ran out " + stage + " (queued " +
                     std::to_string(static_cast<int64_t>(result.timings.queued_ms)) + " ms, " +
                     std::to_string(static_cast<int64_t>(ms_since(context.received))) +
                     " ms on the worker)",
                 "deadline_ms");
-}
-
-bool PreparedJob::wants(const std::string& name) const {
-  return contains(wanted, name);
 }
 
 void JobRunner::stamp(schema::Result& result, const JobContext& context) const {
@@ -67,41 +53,29 @@ void JobRunner::stamp(schema::Result& result, const JobContext& context) const {
   result.timings.total_ms = result.timings.queued_ms + ms_since(context.received);
 }
 
-schema::Result JobRunner::error(const std::string& body, const JobContext& context,
-                                const Status& status) const {
-  schema::Result result;
-  auto envelope = schema::peek_job(body);
-  if (envelope) result.id = envelope->id;
-  result.status = "error";
-  result.error = schema::ErrorInfo{status.code(), status.message(), status.field(), std::nullopt};
-  stamp(result, context);
-  return result;
+schema::Result JobRunner::run(Expected<schema::DecodedJob> job, Model* model,
+                              const JobContext& context, const Status& load_error) const {
+  PreparedJob prepared = prepare(std::move(job), model, context, load_error);
+  if (!prepared.failed && model != nullptr)
+    BatchRunner(max_batch()).run_passes({&prepared}, *model);
+  return finish(prepared);
 }
 
-schema::Result JobRunner::run(const std::string& body, Model* model, const JobContext& context,
-                              const Status& load_error) const {
-  PreparedJob job = prepare(body, model, context, load_error);
-  if (!job.failed && model != nullptr) BatchRunner(max_batch()).run({&job}, *model);
-  return finish(job);
-}
-
-PreparedJob JobRunner::prepare(const std::string& body, Model* model, const JobContext& context,
-                               const Status& load_error) const {
+PreparedJob JobRunner::prepare(Expected<schema::DecodedJob> decoded, Model* model,
+                               const JobContext& context, const Status& load_error) const {
   PreparedJob job;
   job.context = context;
   try {
-    auto decoded = schema::decode_job(body);
     if (!decoded) {
-      auto envelope = schema::peek_job(body);
-      if (envelope) job.result.id = envelope->id;
       job.fail(decoded.status());
       return job;
     }
-    job.result.id = decoded->id;
-    job.result.meta = decoded->meta;
-    if (decoded->dispatch) {
-      job.result.attempts = decoded->dispatch->attempt;
-      job.result.timings.queued_ms = decoded->dispatch->queued_ms;
+    const schema::Job& fields = decoded->fields();
+    job.result.id = fields.id;
+    job.result.meta = fields.meta;
+    if (fields.dispatch) {
+      job.result.attempts = fields.dispatch->attempt;
+      job.result.timings.queued_ms = fields.dispatch->queued_ms;
     }
     if (!load_error.ok()) {
       job.fail(load_error);
@@ -113,7 +87,9 @@ PreparedJob JobRunner::prepare(const std::string& body, Model* model, const JobC
                       "checkpoint"));
       return job;
     }
-    if (Status st = validate(job, *model, decoded.value()); !st.ok()) job.fail(st);
+    Status st = plan(job, *model, fields);
+    if (st.ok()) st = preprocess(job, model->info(), decoded.value());
+    if (!st.ok()) job.fail(st);
   } catch (const std::exception& e) {
     job.fail(exception_status(e.what()));
   } catch (...) {
@@ -122,57 +98,43 @@ PreparedJob JobRunner::prepare(const std::string& body, Model* model, const JobC
   return job;
 }
 
-Status JobRunner::validate(PreparedJob& job, const Model& model, const schema::Job& decoded) const {
+Status JobRunner::plan(PreparedJob& job, const Model& model, const schema::Job& fields) const {
   const ModelInfo& info = model.info();
-  const bool classifier = !info.labels.empty();
-  const std::string& name = job.context.model.name;
-
-  job.wanted = decoded.outputs;
-  if (job.wanted.empty()) {
-    if (classifier) job.wanted.push_back("probs");
-    if (info.embed_dim > 0) job.wanted.push_back("embedding");
-  }
-  for (const auto& out : job.wanted) {
-    if (!contains(schema::kOutputNames, out))
-      return Status(
-          "bad_request",
-          "unknown output '" + out + "'; expected probs, logits, embedding, segments or saliency",
-          "outputs");
-    if ((out == "probs" || out == "logits") && !classifier)
-      return Status("unsupported_output",
-                    "output '" + out + "' needs a classifier head; model " + name + " (" +
-                        info.kind + " " + info.variant + ") has none",
-                    "outputs");
-    if (out == "embedding" && info.embed_dim <= 0)
-      return Status("unsupported_output", "output 'embedding' is not available from model " + name,
-                    "outputs");
-  }
+  auto outputs = OutputPlan::make(fields.outputs, info, job.context.model.name);
+  if (!outputs) return outputs.status();
+  job.outputs = std::move(outputs.value());
+  job.run_options = job.outputs.run_options();
   job.labels = info.labels;
-  job.run_options.saliency = job.wants("saliency");
 
   // deadline_ms counts from the broker's receipt; queued_ms of it were spent before dispatch.
-  if (decoded.deadline_ms) {
-    job.deadline_ms = *decoded.deadline_ms;
+  if (fields.deadline_ms) {
+    job.deadline_ms = *fields.deadline_ms;
     const double left_ms = static_cast<double>(job.deadline_ms) - job.result.timings.queued_ms;
     job.deadline =
         job.context.received + std::chrono::microseconds(static_cast<int64_t>(left_ms * 1000));
   }
-  if (Status st = job.deadline_status("before the job started"); !st.ok()) return st;
+  return job.deadline_status("before the job started");
+}
 
-  const auto pre_start = Clock::now();
+Status JobRunner::preprocess(PreparedJob& job, const ModelInfo& info,
+                             schema::DecodedJob& decoded) const {
+  const auto pre_start = SteadyClock::now();
   auto raw = raw_from_job(decoded);
+  // The samples are physical values in `raw` now: the body (up to 128 MiB) goes before
+  // preprocessing allocates its own buffers.
+  decoded.release_samples();
   if (!raw) return raw.status();
-  auto pre = preprocess_ecg(raw.value(), options_.limits);
+  auto pre = preprocess_ecg(std::move(raw.value()), options_.limits);
   if (!pre) return pre.status();
   job.result.timings.preprocess_ms = ms_since(pre_start);
   const int64_t n = pre->n_segments;
   const int64_t seg_size = info.in_leads * info.segment_samples;
   if (n <= 0 || seg_size <= 0 || static_cast<int64_t>(pre->segments.size()) != n * seg_size)
     return Status("model_error",
-                  "model " + name + " expects [" + std::to_string(info.in_leads) + ", " +
-                      std::to_string(info.segment_samples) + "] segments; preprocessing produced " +
-                      std::to_string(pre->segments.size()) + " values for " + std::to_string(n) +
-                      " segments",
+                  "model " + job.context.model.name + " expects [" + std::to_string(info.in_leads) +
+                      ", " + std::to_string(info.segment_samples) +
+                      "] segments; preprocessing produced " + std::to_string(pre->segments.size()) +
+                      " values for " + std::to_string(n) + " segments",
                   "checkpoint");
   job.n_segments = n;
   job.segment_size = seg_size;
@@ -196,15 +158,16 @@ schema::Result JobRunner::finish(PreparedJob& job) const {
       result.derived_leads = job.derived_leads;
       result.ignored_channels = job.ignored_channels;
       result.model = job.context.model;
-      if (job.wants("probs")) result.probs = aggregate_probs(job.labels, job.seg_probs, n);
-      if (job.wants("logits")) result.logits = mean_over_segments(job.seg_logits, n);
-      if (job.wants("embedding")) result.embedding = mean_over_segments(job.seg_embed, n);
-      if (job.wants("segments")) {
+      if (job.outputs.wants("probs")) result.probs = aggregate_probs(job.labels, job.seg_probs, n);
+      if (job.outputs.wants("logits")) result.logits = mean_over_segments(job.seg_logits, n);
+      if (job.outputs.wants("embedding")) result.embedding = mean_over_segments(job.seg_embed, n);
+      if (job.outputs.wants("segments")) {
         if (labels > 0) result.segment_probs = f32_array(job.seg_probs, n, labels);
         if (job.embed_dim > 0)
           result.segment_embeddings = f32_array(job.seg_embed, n, job.embed_dim);
       }
-      if (job.wants("saliency")) result.saliency = f32_array(job.seg_saliency, n, job.frames);
+      if (job.outputs.wants("saliency"))
+        result.saliency = f32_array(job.seg_saliency, n, job.frames);
     }
   } catch (const std::exception& e) {
     job.fail(exception_status(e.what()));

@@ -1,4 +1,4 @@
-// Runs job bodies through preprocessing and the model and builds their Results, in three phases
+// Runs decoded jobs through preprocessing and the model and builds their Results, in three phases
 // (prepare, forward passes, finish) so that several jobs can share forward passes.
 #pragma once
 
@@ -8,9 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "records/preprocess.hpp"
-#include "protocol/schema.hpp"
 #include "model/model.hpp"
+#include "protocol/decoded_job.hpp"
+#include "protocol/schema.hpp"
+#include "records/preprocess.hpp"
+#include "worker/output_plan.hpp"
 
 namespace ecgq {
 
@@ -31,8 +33,8 @@ struct JobContext {
   schema::ModelIdentity model;                     // identity of the model that runs it
 };
 
-// One job between its phases: decoded and preprocessed by JobRunner::prepare, filled by the
-// forward passes of a BatchRunner, turned into a Result by JobRunner::finish.
+// One job between its phases: preprocessed by JobRunner::prepare (which lets go of the decoded
+// body), filled by the forward passes of a BatchRunner, turned into a Result by JobRunner::finish.
 struct PreparedJob {
   schema::Result result;  // worker-side fields so far; an error result once failed
   JobContext context;
@@ -41,8 +43,8 @@ struct PreparedJob {
   std::vector<float> segments;  // [n_segments, in_leads, segment_samples]
   int64_t n_segments = 0;
   int64_t segment_size = 0;  // in_leads * segment_samples
-  RunOptions run_options;
-  std::vector<std::string> wanted;  // outputs to put in the result
+  OutputPlan outputs;        // what to put in the result
+  RunOptions run_options;    // what the forward passes compute (from `outputs`)
   std::vector<std::string> labels;  // the model's classifier labels (empty: no head)
   std::optional<std::chrono::steady_clock::time_point> deadline;  // on the worker's clock
   int64_t deadline_ms = 0;                                        // as asked, for messages
@@ -59,38 +61,38 @@ struct PreparedJob {
   void fail(const Status& status);
   // deadline_exceeded naming `stage` when the deadline has passed, Ok otherwise.
   Status deadline_status(const char* stage) const;
-  // Whether `name` is among the outputs asked for.
-  bool wants(const std::string& name) const;
 };
 
-// Turns job bodies into results; never throws (every failure becomes an error result).
+// Turns decoded jobs into results; never throws (every failure becomes an error result).
 class JobRunner {
  public:
   // Keeps the options for every job.
   explicit JobRunner(JobRunnerOptions options) : options_(std::move(options)) {}
 
-  // Runs `body` on `model` (nullptr when the model could not be loaded: `load_error` then says
-  // why) and returns the Result; the three phases below for one job.
-  schema::Result run(const std::string& body, Model* model, const JobContext& context,
+  // Runs one job on `model` (nullptr when the model could not be loaded: `load_error` then says
+  // why) and returns the Result: the three phases below for one job. A job that could not be
+  // decoded gets its decoding error.
+  schema::Result run(Expected<schema::DecodedJob> job, Model* model, const JobContext& context,
                      const Status& load_error = Status::Ok()) const;
 
-  // Phase 1: decodes, validates the outputs against `model`, checks the deadline and
-  // preprocesses; failures (including `load_error` or a null model) leave the job `failed`.
-  PreparedJob prepare(const std::string& body, Model* model, const JobContext& context,
+  // Phase 1: checks the outputs against `model` and the deadline, then preprocesses, reading the
+  // samples where they arrived and freeing the body once they are converted; failures (a decoding
+  // error, `load_error`, a null model) leave the job `failed`.
+  PreparedJob prepare(Expected<schema::DecodedJob> job, Model* model, const JobContext& context,
                       const Status& load_error = Status::Ok()) const;
 
   // Phase 3: the Result of a prepared job after its forward passes (or its error).
   schema::Result finish(PreparedJob& job) const;
 
-  // An error Result for `body` carrying the worker-side fields (id/attempts/meta when readable).
-  schema::Result error(const std::string& body, const JobContext& context,
-                       const Status& status) const;
-
   // Segments per forward pass (at least 1).
   int64_t max_batch() const { return options_.max_batch < 1 ? 1 : options_.max_batch; }
 
  private:
-  Status validate(PreparedJob& job, const Model& model, const schema::Job& decoded) const;
+  // Sets the job's outputs (checked against the model), labels and deadline.
+  Status plan(PreparedJob& job, const Model& model, const schema::Job& fields) const;
+  // Converts and preprocesses the samples into segments, releasing the body on the way.
+  Status preprocess(PreparedJob& job, const ModelInfo& info, schema::DecodedJob& decoded) const;
+  // Adds the worker-side fields every result carries (worker id, model, cold start, timings).
   void stamp(schema::Result& result, const JobContext& context) const;
 
   JobRunnerOptions options_;

@@ -2,36 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
-#include <chrono>
 #include <vector>
 
-#include "common/sha256.hpp"
 #include "common/memory.hpp"
+#include "common/sha256.hpp"
+#include "common/time.hpp"
 
 namespace ecgq {
-
-namespace {
-
-double ms_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-      .count();
-}
-
-}  // namespace
-
-const char* state_name(ModelState state) {
-  switch (state) {
-    case ModelState::Cold:
-      return "cold";
-    case ModelState::Warming:
-      return "warming";
-    case ModelState::Warm:
-      return "warm";
-    case ModelState::Asleep:
-      return "asleep";
-  }
-  return "unknown";
-}
 
 Expected<ResolvedCheckpoint> resolve_with_environment(const std::string& reference) {
   if (reference.empty())
@@ -40,12 +17,10 @@ Expected<ResolvedCheckpoint> resolve_with_environment(const std::string& referen
 }
 
 ModelLifecycle::ModelLifecycle(LifecycleOptions options, ModelLoader loader,
-                               CheckpointResolver resolver,
-                               std::function<void(ModelState)> on_change)
+                               CheckpointResolver resolver)
     : options_(std::move(options)),
       loader_(std::move(loader)),
-      resolver_(resolver ? std::move(resolver) : CheckpointResolver(resolve_with_environment)),
-      on_change_(std::move(on_change)) {
+      resolver_(resolver ? std::move(resolver) : CheckpointResolver(resolve_with_environment)) {
   identity_.kind = options_.load.model_kind;
   identity_.name = options_.checkpoint;
   identity_.precision = options_.load.precision;
@@ -53,22 +28,14 @@ ModelLifecycle::ModelLifecycle(LifecycleOptions options, ModelLoader loader,
 
 ModelLifecycle::~ModelLifecycle() = default;
 
-void ModelLifecycle::set_state(ModelState s) {
-  if (state_.exchange(s) == s) return;
-  if (on_change_) on_change_(s);
-}
-
-Expected<WarmReport> ModelLifecycle::warm(bool warm_up_pass) {
-  const ModelState from = state();
-  if (from == ModelState::Warm) return last_warm();
-  const auto start = std::chrono::steady_clock::now();
-  set_state(ModelState::Warming);
+Expected<WarmReport> ModelLifecycle::load(WorkerState from, bool warm_up_pass) {
+  if (model_) return last_warm();
+  const auto start = SteadyClock::now();
   spdlog::info("event=model_loading checkpoint={} from={}", options_.checkpoint, state_name(from));
   WarmReport report;
   auto fail = [&](const std::string& reason) -> Status {
     model_.reset();
     release_free_memory();
-    set_state(ModelState::Cold);
     spdlog::error("event=model_load_failed checkpoint={} reason=\"{}\"", options_.checkpoint,
                   reason);
     return Status("model_error", "cannot load checkpoint " + options_.checkpoint + ": " + reason,
@@ -78,7 +45,7 @@ Expected<WarmReport> ModelLifecycle::warm(bool warm_up_pass) {
     auto resolved = resolver_(options_.checkpoint);
     if (!resolved) return fail(resolved.status().code() + ": " + resolved.status().message());
     report.download_ms = resolved->download_ms;
-    const auto load_start = std::chrono::steady_clock::now();
+    const auto load_start = SteadyClock::now();
     auto loaded = loader_(resolved->path, options_.load);
     if (!loaded) return fail(loaded.status().message());
     if (!loaded.value()) return fail("the loader returned no model");
@@ -97,7 +64,7 @@ Expected<WarmReport> ModelLifecycle::warm(bool warm_up_pass) {
 
     const ModelInfo& info = model_->info();
     if (warm_up_pass) {
-      const auto warmup_start = std::chrono::steady_clock::now();
+      const auto warmup_start = SteadyClock::now();
       std::vector<float> zeros(static_cast<size_t>(info.in_leads * info.segment_samples), 0.0f);
       auto out = model_->run(zeros.data(), 1, RunOptions{});
       if (!out) return fail("warm-up forward pass failed: " + out.status().message());
@@ -111,30 +78,23 @@ Expected<WarmReport> ModelLifecycle::warm(bool warm_up_pass) {
       if (!digest.empty()) identity_.sha256 = digest;
       last_warm_ = report;
     }
-    last_rss_ = resident_bytes();
-    set_state(ModelState::Warm);
     spdlog::info(
         "event=model_warm checkpoint={} kind={} variant={} labels={} parameters={} precision={} "
         "download_ms={:.0f} load_ms={:.0f} warmup_ms={:.0f} rss_bytes={}",
         options_.checkpoint, info.kind, info.variant, info.labels.size(), info.parameters,
-        info.precision, report.download_ms, report.load_ms, report.warmup_ms, last_rss_.load());
+        info.precision, report.download_ms, report.load_ms, report.warmup_ms, resident_bytes());
     return report;
   } catch (const std::exception& e) {
     return fail(std::string("exception: ") + e.what());
   }
 }
 
-void ModelLifecycle::begin_sleep() {
-  set_state(ModelState::Asleep);
-}
-
-SleepReport ModelLifecycle::finish_sleep() {
+SleepReport ModelLifecycle::unload() {
   SleepReport report;
   report.rss_before = resident_bytes();
   model_.reset();
   release_free_memory();
   report.rss_after = resident_bytes();
-  last_rss_ = report.rss_after;
   spdlog::info("event=model_asleep checkpoint={} rss_before={} rss_after={} freed={}",
                options_.checkpoint, report.rss_before, report.rss_after,
                report.rss_before - report.rss_after);

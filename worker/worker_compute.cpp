@@ -1,24 +1,16 @@
-// The compute thread of WorkerService: model lifecycle, dynamic batching and results.
+// The compute thread of WorkerService: the sleep policy's steps (serve, warm, sleep, wait),
+// dynamic batching and results.
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <optional>
 
+#include "common/time.hpp"
 #include "worker/batch_runner.hpp"
 #include "worker/worker_service.hpp"
 
 namespace ecgq {
-
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double ms_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-}  // namespace
 
 void WorkerService::post(Outgoing item) {
   {
@@ -46,48 +38,46 @@ void WorkerService::post_status() {
 }
 
 void WorkerService::compute_loop() {
-  bool warm_pending = options_.warm_on_start;
-  bool auto_warm_blocked = false;  // after a failed load, only a job retries it
-  auto last_activity = Clock::now();
+  using Step = SleepPolicy::Step;
   for (;;) {
     std::unique_lock<std::mutex> lock(queue_mutex_);
-    if (!queue_.empty()) {
-      QueuedJob job = std::move(queue_.front());
-      queue_.pop_front();
-      lock.unlock();
-      run_batch(std::move(job), Clock::now());
-      auto_warm_blocked = false;
-      last_activity = Clock::now();
-      continue;
-    }
-    if (compute_stop_) break;
-    const ModelState s = lifecycle_->state();
-    const bool unloaded = s == ModelState::Cold || s == ModelState::Asleep;
-    if (unloaded && !auto_warm_blocked && (warm_pending || keep_warm_)) {
-      warm_pending = false;
-      lock.unlock();
-      auto warmed = lifecycle_->warm();
-      if (warmed) {
-        ready_at_ = Clock::now();
-      } else {
-        auto_warm_blocked = true;
-        fail_waiting(warmed.status());
-      }
-      last_activity = Clock::now();
-      continue;
-    }
-    if (s == ModelState::Warm && !keep_warm_) {
-      const auto deadline = last_activity + options_.idle_timeout;
-      if (Clock::now() >= deadline) {
-        lifecycle_->begin_sleep();  // under the queue lock: a job arriving now sees "asleep"
+    const auto now = Clock::now();
+    const Step step = policy_.next_step(now, !queue_.empty());
+    // Jobs already queued are served before stopping; nothing else is started.
+    if (step != Step::Serve && compute_stop_) break;
+    switch (step) {
+      case Step::Serve: {
+        QueuedJob job = std::move(queue_.front());
+        queue_.pop_front();
+        const bool must_load = policy_.on_job_started(now);
         lock.unlock();
-        lifecycle_->finish_sleep();
-        post_status();
-        continue;
+        serve_batch(std::move(job), now, must_load);
+        lock.lock();
+        policy_.on_job_finished(Clock::now());
+        break;
       }
-      queue_cv_.wait_until(lock, deadline);
-    } else {
-      queue_cv_.wait(lock);
+      case Step::Warm: {
+        lock.unlock();
+        auto warmed = load_model(/*warm_up_pass=*/true);
+        if (warmed)
+          ready_at_ = Clock::now();
+        else
+          fail_waiting(warmed.status());
+        break;
+      }
+      case Step::Sleep:
+        // Decided under the queue lock: a job arriving from now on sees "asleep" and waits.
+        policy_.on_sleep();
+        lock.unlock();
+        post_status();
+        go_to_sleep();
+        break;
+      case Step::Wait:
+        if (const auto deadline = policy_.next_deadline())
+          queue_cv_.wait_until(lock, *deadline);
+        else
+          queue_cv_.wait(lock);
+        break;
     }
   }
   compute_done_.store(true);
@@ -95,27 +85,49 @@ void WorkerService::compute_loop() {
   [[maybe_unused]] auto n = ::write(wake_pipe_[1], &c, 1);
 }
 
-bool WorkerService::admit(const QueuedJob& job) {
-  if (job.epoch != epoch_.load()) {
+Expected<WarmReport> WorkerService::load_model(bool warm_up_pass) {
+  WorkerState from;
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    from = policy_.state();
+    policy_.on_load_started();
+  }
+  post_status();
+  auto loaded = lifecycle_->load(from, warm_up_pass);
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    policy_.on_load_finished(Clock::now(), loaded.ok());
+  }
+  post_status();
+  return loaded;
+}
+
+void WorkerService::go_to_sleep() {
+  lifecycle_->unload();
+  post_status();
+}
+
+bool WorkerService::admit(QueuedJob& job) {
+  if (job.reply.epoch != epoch_.load()) {
     counters_.inflight--;
-    spdlog::warn("event=job_dropped job={} reason=connection_lost epoch={}", job.id, job.epoch);
+    spdlog::warn("event=job_dropped job={} reason=connection_lost epoch={}", job.reply.id,
+                 job.reply.epoch);
     return false;
   }
-  if (auto envelope = schema::peek_job(job.body); !envelope) {
+  if (!job.job) {
     // A body that cannot be a job must neither trigger nor wait for a model load.
     JobContext context;
     context.received = job.received;
     context.model = lifecycle_->identity();
-    post_final(job, runner_.error(job.body, context, envelope.status()));
+    post_final(job.reply, runner_.run(std::move(job.job), nullptr, context));
     return false;
   }
   return true;
 }
 
-Status WorkerService::ensure_warm(const QueuedJob& job) {
-  if (lifecycle_->state() == ModelState::Warm) return Status::Ok();
-  spdlog::info("event=waking job={} state={}", job.id, state_name(lifecycle_->state()));
-  auto warmed = lifecycle_->warm(/*warm_up_pass=*/false);
+Status WorkerService::wake_for(const QueuedJob& job) {
+  spdlog::info("event=waking job={} state={}", job.reply.id, state_name(state()));
+  auto warmed = load_model(/*warm_up_pass=*/false);
   if (!warmed) return warmed.status();
   ready_at_ = Clock::now();
   return Status::Ok();
@@ -128,7 +140,7 @@ JobContext WorkerService::context_for(const QueuedJob& job, const Status& load_e
   context.model = lifecycle_->identity();
   if (job.waited) {
     const double wake = load_error.ok() ? std::max(0.0, ms_between(job.received, ready_at_))
-                                        : ms_between(job.received, Clock::now());
+                                        : ms_since(job.received);
     const WarmReport warm = lifecycle_->last_warm();
     context.wake_ms = wake;
     if (load_error.ok()) {
@@ -139,49 +151,39 @@ JobContext WorkerService::context_for(const QueuedJob& job, const Status& load_e
   return context;
 }
 
-bool WorkerService::take_more(Clock::time_point until, QueuedJob& out) {
+std::optional<WorkerService::QueuedJob> WorkerService::take_more(Clock::time_point until) {
   std::unique_lock<std::mutex> lock(queue_mutex_);
   // With `capacity` jobs in hand the broker sends no more, so waiting would only add latency.
   const int64_t capacity = options_.capacity;
   queue_cv_.wait_until(lock, until, [&] {
     return !queue_.empty() || compute_stop_ || counters_.inflight.load() >= capacity;
   });
-  if (queue_.empty()) return false;
-  out = std::move(queue_.front());
+  if (queue_.empty()) return std::nullopt;
+  QueuedJob job = std::move(queue_.front());
   queue_.pop_front();
-  return true;
+  return job;
 }
 
-void WorkerService::run_batch(QueuedJob first, Clock::time_point taken) {
+void WorkerService::serve_batch(QueuedJob first, Clock::time_point taken, bool must_load) {
   if (!admit(first)) return;
-  Status load_error = ensure_warm(first);
-  if (!load_error.ok()) {
-    post_final(first, runner_.run(first.body, nullptr, context_for(first, load_error), load_error));
-    fail_waiting(load_error);
-    return;
-  }
-  Model* model = lifecycle_->model();
-
-  // Jobs that fail before the model (bad outputs, preprocessing, deadline) are answered at once;
-  // the others join the batch.
-  std::deque<QueuedJob> queued;
-  std::deque<PreparedJob> prepared;
-  int64_t segments = 0;
-  std::optional<Clock::time_point> earliest_deadline;
-  auto add = [&](QueuedJob job) {
-    PreparedJob p = runner_.prepare(job.body, model, context_for(job, Status::Ok()));
-    if (p.failed) {
-      post_final(job, runner_.finish(p));
+  if (must_load) {
+    const Status load_error = wake_for(first);
+    if (!load_error.ok()) {
+      const JobContext context = context_for(first, load_error);
+      post_final(first.reply, runner_.run(std::move(first.job), nullptr, context, load_error));
+      fail_waiting(load_error);
       return;
     }
-    segments += p.n_segments;
-    if (p.deadline && (!earliest_deadline || *p.deadline < *earliest_deadline))
-      earliest_deadline = p.deadline;
-    queued.push_back(std::move(job));
-    prepared.push_back(std::move(p));
-  };
-  add(std::move(first));
+  }
+  Model* model = lifecycle_->model();
+  Batch batch = gather_batch(std::move(first), taken, model);
+  if (model != nullptr) run_forward_passes(batch, *model);
+}
 
+WorkerService::Batch WorkerService::gather_batch(QueuedJob first, Clock::time_point taken,
+                                                 Model* model) {
+  Batch batch;
+  add_to_batch(batch, std::move(first), model);
   // Gather more until the batch fills max_batch segments or the delay since the first job was
   // taken runs out; after a cold start the delay has usually passed, so the jobs that arrived
   // during the load join as they are. A job whose deadline (less one forward pass) falls inside
@@ -190,44 +192,65 @@ void WorkerService::run_batch(QueuedJob first, Clock::time_point taken) {
   const double pass_ms = pass_ms_ > 0 ? pass_ms_ : lifecycle_->last_warm().warmup_ms;
   const auto pass_time = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double, std::milli>(pass_ms));
-  while (!prepared.empty() && segments < runner_.max_batch()) {
+  while (!batch.prepared.empty() && batch.segments < runner_.max_batch()) {
     auto until = window_end;
-    if (earliest_deadline && *earliest_deadline - pass_time < window_end) until = Clock::now();
-    QueuedJob next;
-    if (!take_more(until, next)) break;
-    if (admit(next)) add(std::move(next));
+    if (batch.earliest_deadline && *batch.earliest_deadline - pass_time < window_end)
+      until = Clock::now();
+    auto next = take_more(until);
+    if (!next) break;
+    if (admit(*next)) add_to_batch(batch, std::move(*next), model);
   }
-  if (prepared.empty()) return;
+  return batch;
+}
 
-  std::vector<PreparedJob*> jobs;
-  for (size_t i = 0; i < prepared.size(); ++i) {
-    jobs.push_back(&prepared[i]);
-    if (queued[i].id.empty()) continue;
-    schema::Progress p{queued[i].id, "running", -1, options_.worker_id};
-    post_frames(queued[i].epoch,
-                mdp::worker_reply_frames(mdp::WorkerCommand::Partial, queued[i].token,
-                                         {schema::encode_progress(p)}),
-                queued[i].id, false);
+void WorkerService::add_to_batch(Batch& batch, QueuedJob job, Model* model) {
+  // Jobs that fail before the model (outputs, preprocessing, deadline) are answered at once.
+  const JobContext context = context_for(job, Status::Ok());
+  PreparedJob prepared = runner_.prepare(std::move(job.job), model, context);
+  if (prepared.failed) {
+    post_final(job.reply, runner_.finish(prepared));
+    return;
   }
-  const auto passes = BatchRunner(runner_.max_batch()).run(jobs, *model, [&](size_t i) {
-    post_final(queued[i], runner_.finish(prepared[i]));
-    std::vector<float>().swap(prepared[i].segments);  // the batch may be long; free early
+  batch.segments += prepared.n_segments;
+  if (prepared.deadline &&
+      (!batch.earliest_deadline || *prepared.deadline < *batch.earliest_deadline))
+    batch.earliest_deadline = prepared.deadline;
+  batch.replies.push_back(std::move(job.reply));
+  batch.prepared.push_back(std::move(prepared));
+}
+
+void WorkerService::run_forward_passes(Batch& batch, Model& model) {
+  if (batch.prepared.empty()) return;
+  std::vector<PreparedJob*> jobs;
+  for (size_t i = 0; i < batch.prepared.size(); ++i) {
+    jobs.push_back(&batch.prepared[i]);
+    const ReplyTo& reply = batch.replies[i];
+    if (reply.id.empty()) continue;
+    schema::Progress p{reply.id, "running", -1, options_.worker_id};
+    post_frames(reply.epoch,
+                mdp::worker_reply_frames(mdp::WorkerCommand::Partial, reply.token,
+                                         {schema::encode_progress(p)}),
+                reply.id, false);
+  }
+  const auto passes = BatchRunner(runner_.max_batch()).run_passes(jobs, model, [&](size_t i) {
+    post_final(batch.replies[i], runner_.finish(batch.prepared[i]));
+    std::vector<float>().swap(batch.prepared[i].segments);  // the batch may be long; free early
   });
   pass_ms_ = 0;
   for (const auto& pass : passes) pass_ms_ = std::max(pass_ms_, pass.ms);
 }
 
-void WorkerService::post_final(const QueuedJob& job, const schema::Result& result) {
+void WorkerService::post_final(const ReplyTo& reply, const schema::Result& result) {
   std::string body;
   try {
     body = schema::encode_result(result);
   } catch (const std::exception& e) {
-    body = schema::error_result(job.id, "internal",
+    body = schema::error_result(reply.id, "internal",
                                 std::string("cannot encode the result: ") + e.what());
   }
-  post_frames(job.epoch,
-              mdp::worker_reply_frames(mdp::WorkerCommand::Final, job.token, {std::move(body)}),
-              job.id, true);
+  post_frames(reply.epoch,
+              mdp::worker_reply_frames(mdp::WorkerCommand::Final, reply.token, {std::move(body)}),
+              reply.id, true);
   counters_.jobs_done++;
   counters_.inflight--;
   if (result.status == "ok") {
@@ -241,7 +264,7 @@ void WorkerService::post_final(const QueuedJob& job, const schema::Result& resul
   } else {
     const auto& err = result.error ? *result.error : schema::ErrorInfo{};
     spdlog::warn("event=job_done job={} status=error code={} field={} cold_start={} message=\"{}\"",
-                 job.id.empty() ? result.id : job.id, err.code, err.field, result.cold_start,
+                 reply.id.empty() ? result.id : reply.id, err.code, err.field, result.cold_start,
                  err.message);
   }
 }
@@ -253,17 +276,17 @@ void WorkerService::fail_waiting(const Status& status) {
     waiting.swap(queue_);
   }
   for (auto& job : waiting) {
-    if (job.epoch != epoch_.load()) {
+    if (job.reply.epoch != epoch_.load()) {
       counters_.inflight--;
-      spdlog::warn("event=job_dropped job={} reason=connection_lost", job.id);
+      spdlog::warn("event=job_dropped job={} reason=connection_lost", job.reply.id);
       continue;
     }
     JobContext context;
     context.received = job.received;
     context.cold_start = true;
-    context.wake_ms = ms_between(job.received, Clock::now());
+    context.wake_ms = ms_since(job.received);
     context.model = lifecycle_->identity();
-    post_final(job, runner_.run(job.body, nullptr, context, status));
+    post_final(job.reply, runner_.run(std::move(job.job), nullptr, context, status));
   }
 }
 

@@ -5,12 +5,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <msgpack.hpp>
 #include <zmq.hpp>
-#include <zmq_addon.hpp>
 
-#include "protocol/schema_msgpack.hpp"
 #include "common/memory.hpp"
+#include "common/time.hpp"
+#include "protocol/extensions.hpp"
+#include "protocol/zmq_frames.hpp"
 
 namespace ecgq {
 
@@ -18,18 +18,23 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double ms_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-void pack_string(msgpack::packer<msgpack::sbuffer>& pk, const std::string& s) {
-  pk.pack(s);
-}
+// A REQUEST is [header, command, client address, empty, body...]: the frames before the body are
+// copied, the body stays in its ZeroMQ buffer.
+constexpr size_t kRequestHeadFrames = 4;
 
 std::string host_name() {
   char buf[256] = {0};
   if (::gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
   return buf;
+}
+
+// Decodes a REQUEST's body frame where ZeroMQ received it: the DecodedJob keeps the frame alive
+// and reads the samples from it.
+Expected<schema::DecodedJob> decode_request_body(std::vector<zmq::message_t>& body) {
+  if (body.empty()) return schema::DecodedJob::decode(std::string());
+  auto frame = std::make_shared<zmq::message_t>(std::move(body.front()));
+  const std::string_view bytes(static_cast<const char*>(frame->data()), frame->size());
+  return schema::DecodedJob::decode(bytes, std::move(frame));
 }
 
 }  // namespace
@@ -41,14 +46,15 @@ std::string default_worker_id() {
 WorkerService::WorkerService(WorkerServiceOptions options, LifecycleOptions lifecycle,
                              ModelLoader loader, CheckpointResolver resolver,
                              JobRunnerOptions runner)
-    : options_(std::move(options)), runner_([&] {
+    : options_(std::move(options)),
+      runner_([&] {
         if (options_.worker_id.empty()) options_.worker_id = default_worker_id();
         runner.worker_id = options_.worker_id;
         return runner;
-      }()) {
-  lifecycle_ =
-      std::make_unique<ModelLifecycle>(std::move(lifecycle), std::move(loader), std::move(resolver),
-                                       [this](ModelState) { post_status(); });
+      }()),
+      policy_(SleepPolicyOptions{options_.idle_timeout, options_.warm_on_start}, Clock::now()) {
+  lifecycle_ = std::make_unique<ModelLifecycle>(std::move(lifecycle), std::move(loader),
+                                                std::move(resolver));
   if (::pipe2(wake_pipe_, O_NONBLOCK | O_CLOEXEC) != 0)
     throw std::runtime_error("cannot create the worker's wake-up pipe");
 }
@@ -67,6 +73,11 @@ WorkerService::~WorkerService() {
     if (fd >= 0) ::close(fd);
 }
 
+WorkerState WorkerService::state() const {
+  std::lock_guard<std::mutex> lock(queue_mutex_);
+  return policy_.state();
+}
+
 void WorkerService::request_stop() {
   stop_requested_.store(true);
   if (wake_pipe_[1] >= 0) {
@@ -78,56 +89,33 @@ void WorkerService::request_stop() {
 // ---------------------------------------------------------------- I/O thread
 
 std::string WorkerService::ready_metadata() const {
-  const schema::ModelIdentity id = lifecycle_->identity();
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_map(7);
-  pack_string(pk, "v");
-  pk.pack(1);
-  pack_string(pk, "capacity");
-  pk.pack(options_.capacity);
-  pack_string(pk, "state");
-  pack_string(pk, state_name(lifecycle_->state()));
-  pack_string(pk, "worker_id");
-  pack_string(pk, options_.worker_id);
-  pack_string(pk, "model");
-  schema::detail::pack_model(pk, id);
-  pack_string(pk, "pid");
-  pk.pack(static_cast<int64_t>(::getpid()));
-  pack_string(pk, "host");
-  pack_string(pk, host_name());
-  return std::string(buf.data(), buf.size());
+  ext::ReadyMetadata m;
+  m.capacity = options_.capacity;
+  m.state = state();
+  m.worker_id = options_.worker_id;
+  m.model = lifecycle_->identity();
+  m.pid = static_cast<int64_t>(::getpid());
+  m.host = host_name();
+  return ext::encode_ready(m);
 }
 
 std::string WorkerService::status_frame() const {
-  const schema::ModelIdentity id = lifecycle_->identity();
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_map(6);
-  pack_string(pk, "state");
-  pack_string(pk, state_name(lifecycle_->state()));
-  pack_string(pk, "rss_bytes");
-  pk.pack(resident_bytes());
-  pack_string(pk, "jobs_done");
-  pk.pack(counters_.jobs_done.load());
-  pack_string(pk, "inflight");
-  pk.pack(counters_.inflight.load());
-  pack_string(pk, "capacity");
-  pk.pack(options_.capacity);
+  ext::WorkerStatus s;
+  s.state = state();
+  s.rss_bytes = resident_bytes();
+  s.jobs_done = counters_.jobs_done.load();
+  s.inflight = counters_.inflight.load();
+  s.capacity = options_.capacity;
   // The sha256 is known only after the first load, so the broker learns it from here.
-  pack_string(pk, "model");
-  schema::detail::pack_model(pk, id);
-  return std::string(buf.data(), buf.size());
+  s.model = lifecycle_->identity();
+  return ext::encode_worker_status(s);
 }
 
 void WorkerService::send(const mdp::Frames& frames) {
   if (!socket_) return;
-  std::vector<zmq::const_buffer> parts;
-  parts.reserve(frames.size());
-  for (const auto& f : frames) parts.emplace_back(f.data(), f.size());
   try {
-    auto sent = zmq::send_multipart(*socket_, parts, zmq::send_flags::dontwait);
-    if (!sent) spdlog::warn("event=send_dropped reason=would_block frames={}", frames.size());
+    if (!mdp::send_frames(*socket_, frames, zmq::send_flags::dontwait))
+      spdlog::warn("event=send_dropped reason=would_block frames={}", frames.size());
   } catch (const zmq::error_t& e) {
     spdlog::warn("event=send_failed reason=\"{}\"", e.what());
   }
@@ -138,11 +126,12 @@ void WorkerService::connect_socket() {
   socket_ = std::make_unique<zmq::socket_t>(*context_, zmq::socket_type::dealer);
   socket_->set(zmq::sockopt::linger, 0);
   socket_->connect(options_.broker);
-  send(mdp::ready_frames(options_.service, ready_metadata()));
+  // Counted before it is sent: whoever has seen this READY sees it counted.
   counters_.readies++;
+  send(mdp::ready_frames(options_.service, ready_metadata()));
   spdlog::info("event=ready broker={} service={} worker_id={} epoch={} state={} capacity={}",
-               options_.broker, options_.service, options_.worker_id, epoch,
-               state_name(lifecycle_->state()), options_.capacity);
+               options_.broker, options_.service, options_.worker_id, epoch, state_name(state()),
+               options_.capacity);
 }
 
 void WorkerService::close_socket() {
@@ -155,13 +144,13 @@ void WorkerService::close_socket() {
   {
     std::lock_guard<std::mutex> lock(queue_mutex_);
     auto keep = std::partition(queue_.begin(), queue_.end(),
-                               [&](const QueuedJob& j) { return j.epoch != old_epoch; });
+                               [&](const QueuedJob& j) { return j.reply.epoch != old_epoch; });
     dropped.assign(std::make_move_iterator(keep), std::make_move_iterator(queue_.end()));
     queue_.erase(keep, queue_.end());
   }
   for (const auto& j : dropped) {
     counters_.inflight--;
-    spdlog::warn("event=job_dropped job={} reason=connection_lost epoch={}", j.id, old_epoch);
+    spdlog::warn("event=job_dropped job={} reason=connection_lost epoch={}", j.reply.id, old_epoch);
   }
 }
 
@@ -191,28 +180,26 @@ void WorkerService::drain_outbox() {
   }
 }
 
-void WorkerService::handle_request(const mdp::WorkerMessage& message) {
-  QueuedJob job;
-  job.token = message.reply_to;
-  job.body = message.body.empty() ? std::string() : message.body[0];
-  job.epoch = epoch_.load();
-  job.received = Clock::now();
-  if (auto envelope = schema::peek_job(job.body)) job.id = envelope->id;
+void WorkerService::handle_request(const mdp::WorkerMessage& message,
+                                   std::vector<zmq::message_t>& body) {
+  QueuedJob job{ReplyTo{message.reply_to, epoch_.load(), std::string()}, decode_request_body(body),
+                Clock::now(), false};
+  if (job.job) job.reply.id = job.job->id();
+  const std::string id = job.reply.id;
   if (stop_requested_.load()) {
-    spdlog::warn("event=job_refused job={} reason=shutting_down", job.id);
-    send(mdp::worker_reply_frames(mdp::WorkerCommand::Final, job.token,
-                                  {schema::error_result(job.id, "shutting_down",
+    spdlog::warn("event=job_refused job={} reason=shutting_down", id);
+    send(mdp::worker_reply_frames(mdp::WorkerCommand::Final, message.reply_to,
+                                  {schema::error_result(id, "shutting_down",
                                                         "worker " + options_.worker_id +
                                                             " is stopping; send the job again")}));
     return;
   }
-  const std::string id = job.id;
   bool waited = false;
   size_t depth = 0;
   int64_t inflight = 0;
   {
     std::lock_guard<std::mutex> lock(queue_mutex_);
-    waited = lifecycle_->state() != ModelState::Warm;
+    waited = policy_.job_waits_for_model();
     job.waited = waited;
     queue_.push_back(std::move(job));
     depth = queue_.size();
@@ -234,40 +221,33 @@ void WorkerService::handle_request(const mdp::WorkerMessage& message) {
 
 void WorkerService::handle_broker_heartbeat(const mdp::WorkerMessage& message) {
   if (message.body.empty() || message.body[0].empty()) return;
-  try {
-    auto handle = msgpack::unpack(message.body[0].data(), message.body[0].size());
-    const msgpack::object& obj = handle.get();
-    if (obj.type != msgpack::type::MAP) return;
-    for (uint32_t i = 0; i < obj.via.map.size; ++i) {
-      const auto& kv = obj.via.map.ptr[i];
-      if (kv.key.type != msgpack::type::STR || kv.key.as<std::string>() != "keep_warm") continue;
-      if (kv.val.type != msgpack::type::BOOLEAN) continue;
-      const bool keep = kv.val.via.boolean;
-      bool changed = false;
-      {
-        std::lock_guard<std::mutex> lock(queue_mutex_);
-        changed = keep_warm_ != keep;
-        keep_warm_ = keep;
-      }
-      if (changed) {
-        spdlog::info("event=keep_warm value={}", keep);
-        queue_cv_.notify_all();
-      }
-    }
-  } catch (const std::exception& e) {
-    spdlog::warn("event=bad_heartbeat_status reason=\"{}\"", e.what());
+  auto heartbeat = ext::decode_broker_heartbeat(message.body[0]);
+  if (!heartbeat) {
+    spdlog::warn("event=bad_heartbeat_status reason=\"{}\"", heartbeat.status().message());
+    return;
+  }
+  if (!heartbeat->keep_warm) return;
+  const bool keep = *heartbeat->keep_warm;
+  bool changed = false;
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    changed = policy_.on_keep_warm(keep);
+  }
+  if (changed) {
+    spdlog::info("event=keep_warm value={}", keep);
+    queue_cv_.notify_all();
   }
 }
 
-void WorkerService::handle_message(const mdp::Frames& frames) {
-  auto parsed = mdp::parse_worker(frames);
+void WorkerService::handle_message(mdp::SplitMessage& message) {
+  auto parsed = mdp::parse_worker(message.head);
   if (!parsed) {
     spdlog::warn("event=bad_message reason=\"{}\"", parsed.status().message());
     return;
   }
   switch (parsed->command) {
     case mdp::WorkerCommand::Request:
-      handle_request(parsed.value());
+      handle_request(parsed.value(), message.tail);
       break;
     case mdp::WorkerCommand::Heartbeat:
       handle_broker_heartbeat(parsed.value());
@@ -279,10 +259,71 @@ void WorkerService::handle_message(const mdp::Frames& frames) {
   }
 }
 
-Status WorkerService::run() {
-  context_ = std::make_unique<zmq::context_t>(1);
+Expected<bool> WorkerService::wait_for_input(const Link& link, bool stopping) {
+  const auto now = Clock::now();
   const auto expiry =
       options_.heartbeat_interval * std::max<int64_t>(1, options_.heartbeat_liveness);
+  // Heartbeat times matter only with a socket; without one (and stopping) only the wake-up
+  // pipe can end the wait, so a stale heartbeat_at must not turn this into a busy loop.
+  auto next = now + Millis(1000);
+  if (socket_)
+    next = std::min({next, link.heartbeat_at, link.last_inbound + expiry});
+  else if (!stopping)
+    next = std::min(next, link.reconnect_at);
+  long timeout = static_cast<long>(std::chrono::duration_cast<Millis>(next - now).count());
+  timeout = std::clamp(timeout, 0L, 1000L);
+
+  zmq_pollitem_t items[2] = {{nullptr, wake_pipe_[0], ZMQ_POLLIN, 0},
+                             {socket_ ? socket_->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
+  const int rc = zmq_poll(items, socket_ ? 2 : 1, timeout);
+  if (rc < 0) {
+    if (zmq_errno() == EINTR) return false;
+    return Status("internal", std::string("zmq_poll failed: ") + zmq_strerror(zmq_errno()));
+  }
+  if (items[0].revents & ZMQ_POLLIN) drain_wakeup();
+  return socket_ && (items[1].revents & ZMQ_POLLIN);
+}
+
+bool WorkerService::receive_messages(Link& link) {
+  for (;;) {
+    auto message = mdp::recv_split(*socket_, kRequestHeadFrames, zmq::recv_flags::dontwait);
+    if (!message) return false;
+    link.last_inbound = Clock::now();
+    link.backoff = options_.reconnect_min;
+    const mdp::Frames& head = message->head;
+    if (head.size() >= 2 && head[0] == mdp::kWorkerHeader && head[1].size() == 1 &&
+        static_cast<uint8_t>(head[1][0]) == static_cast<uint8_t>(mdp::WorkerCommand::Disconnect)) {
+      spdlog::warn("event=broker_disconnect broker={}", options_.broker);
+      return true;
+    }
+    handle_message(*message);
+  }
+}
+
+void WorkerService::tend_link(Link& link, bool reconnect_now, bool stopping) {
+  const auto now = Clock::now();
+  const auto expiry =
+      options_.heartbeat_interval * std::max<int64_t>(1, options_.heartbeat_liveness);
+  if (socket_ && now >= link.heartbeat_at) {
+    send(mdp::heartbeat_frames(status_frame()));
+    link.heartbeat_at = now + options_.heartbeat_interval;
+  }
+  if (socket_ && !reconnect_now && now - link.last_inbound > expiry) {
+    spdlog::warn("event=broker_silent broker={} silent_ms={:.0f} liveness={}", options_.broker,
+                 ms_between(link.last_inbound, now), options_.heartbeat_liveness);
+    reconnect_now = true;
+  }
+  if (!reconnect_now) return;
+  close_socket();
+  if (stopping) return;
+  link.reconnect_at = now + link.backoff;
+  spdlog::info("event=reconnect_scheduled broker={} delay_ms={}", options_.broker,
+               link.backoff.count());
+  link.backoff = std::min(link.backoff * 2, options_.reconnect_max);
+}
+
+Status WorkerService::run() {
+  context_ = std::make_unique<zmq::context_t>(1);
   try {
     connect_socket();
   } catch (const zmq::error_t& e) {
@@ -291,14 +332,10 @@ Status WorkerService::run() {
   }
   compute_thread_ = std::thread([this] { compute_loop(); });
 
-  auto now = Clock::now();
-  auto heartbeat_at = now + options_.heartbeat_interval;
-  auto last_inbound = now;
-  auto reconnect_at = now;
-  Millis backoff = options_.reconnect_min;
+  const auto start = Clock::now();
+  Link link{start + options_.heartbeat_interval, start, start, options_.reconnect_min};
   bool stopping = false;
   Status result = Status::Ok();
-
   for (;;) {
     if (stop_requested_.load() && !stopping) {
       stopping = true;
@@ -318,78 +355,24 @@ Status WorkerService::run() {
       }
       break;
     }
-    now = Clock::now();
-    if (!socket_ && !stopping && now >= reconnect_at) {
+    const auto now = Clock::now();
+    if (!socket_ && !stopping && now >= link.reconnect_at) {
       try {
         connect_socket();
       } catch (const zmq::error_t& e) {
         spdlog::error("event=connect_failed broker={} reason=\"{}\"", options_.broker, e.what());
       }
-      last_inbound = now;
-      heartbeat_at = now + options_.heartbeat_interval;
+      link.last_inbound = now;
+      link.heartbeat_at = now + options_.heartbeat_interval;
     }
-
-    // Heartbeat times matter only with a socket; without one (and stopping) only the wake-up
-    // pipe can end the wait, so a stale heartbeat_at must not turn this into a busy loop.
-    auto next = now + Millis(1000);
-    if (socket_)
-      next = std::min({next, heartbeat_at, last_inbound + expiry});
-    else if (!stopping)
-      next = std::min(next, reconnect_at);
-    long timeout = static_cast<long>(std::chrono::duration_cast<Millis>(next - now).count());
-    timeout = std::clamp(timeout, 0L, 1000L);
-
-    zmq_pollitem_t items[2] = {{nullptr, wake_pipe_[0], ZMQ_POLLIN, 0},
-                               {socket_ ? socket_->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
-    const int rc = zmq_poll(items, socket_ ? 2 : 1, timeout);
-    if (rc < 0) {
-      if (zmq_errno() == EINTR) continue;
-      result = Status("internal", std::string("zmq_poll failed: ") + zmq_strerror(zmq_errno()));
+    auto input = wait_for_input(link, stopping);
+    if (!input) {
+      result = input.status();
       break;
     }
-    if (items[0].revents & ZMQ_POLLIN) drain_wakeup();
-    bool reconnect_now = false;
-    if (socket_ && (items[1].revents & ZMQ_POLLIN)) {
-      for (;;) {
-        std::vector<zmq::message_t> parts;
-        auto got =
-            zmq::recv_multipart(*socket_, std::back_inserter(parts), zmq::recv_flags::dontwait);
-        if (!got) break;
-        last_inbound = Clock::now();
-        backoff = options_.reconnect_min;
-        mdp::Frames frames;
-        frames.reserve(parts.size());
-        for (auto& p : parts) frames.emplace_back(p.to_string());
-        if (frames.size() >= 2 && frames[0] == mdp::kWorkerHeader && frames[1].size() == 1 &&
-            static_cast<uint8_t>(frames[1][0]) ==
-                static_cast<uint8_t>(mdp::WorkerCommand::Disconnect)) {
-          spdlog::warn("event=broker_disconnect broker={}", options_.broker);
-          reconnect_now = true;
-          break;
-        }
-        handle_message(frames);
-      }
-    }
+    const bool reconnect_now = input.value() && receive_messages(link);
     drain_outbox();
-    now = Clock::now();
-    if (socket_ && now >= heartbeat_at) {
-      send(mdp::heartbeat_frames(status_frame()));
-      heartbeat_at = now + options_.heartbeat_interval;
-    }
-    if (socket_ && !reconnect_now && now - last_inbound > expiry) {
-      spdlog::warn("event=broker_silent broker={} silent_ms={:.0f} liveness={}", options_.broker,
-                   ms_between(last_inbound, now), options_.heartbeat_liveness);
-      reconnect_now = true;
-    }
-    if (reconnect_now) {
-      close_socket();
-      if (!stopping) {
-        reconnect_at = now + backoff;
-        spdlog::info("event=reconnect_scheduled broker={} delay_ms={}", options_.broker,
-                     backoff.count());
-        backoff = std::min(backoff * 2, options_.reconnect_max);
-      }
-    }
+    tend_link(link, reconnect_now, stopping);
   }
   if (compute_thread_.joinable()) compute_thread_.join();
   socket_.reset();

@@ -20,11 +20,14 @@ extern char** environ;
 namespace ecgq::test {
 
 std::string bin(const std::string& name) { return std::string(ECGQ_BIN_DIR) + "/" + name; }
-std::string shared(const std::string& relative) {
-  return std::string(ECGQ_SHARED_DIR) + "/" + relative;
-}
 std::string source(const std::string& relative) {
   return std::string(ECGQ_SOURCE_DIR) + "/" + relative;
+}
+std::string data_path(const std::string& relative) {
+  // The tiny fine-tuned reference checkpoint is committed once, as the demo model.
+  if (relative == "ecgfm/tiny_finetuned.pt")
+    return source("data/models/demo-random-weights-tiny.pt");
+  return source("tests/data/" + relative);
 }
 
 int free_port() {

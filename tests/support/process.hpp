@@ -11,8 +11,9 @@ namespace ecgq::test {
 
 // Absolute path of a built binary (ecgq-broker, ecgq-worker, ecgq).
 std::string bin(const std::string& name);
-// Absolute path inside ../shared (the reference data).
-std::string shared(const std::string& relative);
+// Absolute path of committed test data: tests/data/<relative> (tests/data/README.md).
+// "ecgfm/tiny_finetuned.pt" is data/models/demo-random-weights-tiny.pt (the same bytes).
+std::string data_path(const std::string& relative);
 // Absolute path inside the source tree.
 std::string source(const std::string& relative);
 

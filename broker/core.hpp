@@ -1,0 +1,260 @@
+// BrokerCore: the Majordomo 0.2 broker with every protocol rule and no sockets and no clock.
+// Events go in (a message a peer sent, time passing, sends the loop could not deliver, a stop
+// request), each carrying the time it happened; actions come out (frames to send, peers to
+// disconnect). The thin loop (broker.hpp) turns socket traffic into events and actions into
+// sends; tests, the durable journal (replaying into it) and the capacity planner (on simulated
+// time) drive the same core.
+//
+// Where the rules live, mdbroker.c style, one place each:
+//   core.cpp          event routing, replies to clients, timers (tick) and shutdown
+//   core_clients.cpp  client REQUESTs: validation, the one decode of a job, cache hits, bounds
+//   core_workers.cpp  worker commands: READY, HEARTBEAT, PARTIAL, FINAL, DISCONNECT; lost
+//                     workers and re-dispatch; liveness; keep_warm heartbeats
+//   dispatch.cpp      the dispatch policy: which worker gets which job, when a queued job
+//                     expires, the retry_after_ms estimate, which workers are kept warm
+//   core_mmi.cpp      mmi.service, mmi.status, mmi.cancel
+//   core_jobs.cpp     results by job id (mmi.job), idempotent submits, the durable journal's
+//                     records (Persist actions), commits and replay (Committed, Restore events)
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "broker/config.hpp"
+#include "broker/journal_record.hpp"
+#include "broker/result_cache.hpp"
+#include "broker/state.hpp"
+#include "protocol/extensions.hpp"
+#include "protocol/protocol.hpp"
+
+namespace ecgq::broker {
+
+// ------------------------------------------------------------------------------------ actions
+
+// Frames for one peer. `job` names the job they concern ("" for none), for logs.
+struct Send {
+  std::string peer;    // peer key: socket index byte + routing id
+  mdp::Frames frames;  // the frames after the routing id
+  std::string job;     // job id, for logs
+};
+
+// DISCONNECT to a worker (RFC 18): it must reconnect and send READY.
+struct Disconnect {
+  std::string peer;
+};
+
+// A change for the durable journal (only with `journal` set). Accept records are acknowledged to
+// the producer (PARTIAL `accepted`) only once the loop reports them committed; Dispatch, Finish
+// and Forget records follow the job's life and need no answer.
+struct Persist {
+  JournalRecord record;
+};
+
+// What the core asks the loop to do, in order.
+using Action = std::variant<Send, Disconnect, Persist>;
+// The actions of one event.
+using Actions = std::vector<Action>;
+
+// ------------------------------------------------------------------------------------- events
+
+// A message a peer sent on a ROUTER socket: its peer key and the frames after the routing id.
+// The core tells clients from workers by frame 0, as RFC 18 does.
+struct Received {
+  std::string peer;
+  mdp::Frames frames;
+  TimePoint now;
+};
+
+// Time passed; the loop ticks at least every 50 ms (see next_tick()).
+struct Tick {
+  TimePoint now;
+};
+
+// Sends the loop could not deliver (the peer is gone, or its queue is full). After one send to a
+// peer fails, the loop attempts no more sends to it from the same batch and lists them here too.
+struct Undelivered {
+  std::vector<Send> sends;
+  TimePoint now;
+};
+
+// SIGTERM or SIGINT: stop taking work; in-flight jobs get shutdown_grace to finish.
+struct StopRequested {
+  TimePoint now;
+};
+
+// The journal finished transactions: the Accept records of these job seqs are durable (the
+// producer is told `accepted` and the job queued), or could not be written (journal_unavailable).
+struct Committed {
+  std::vector<uint64_t> durable;
+  std::vector<uint64_t> failed;
+  std::string failure;  // why the failed ones failed, for their error
+  TimePoint now;
+};
+
+// Start-up replay: every job the journal holds, in acceptance order. Queued and running jobs go
+// back to their queues (running ones are dispatched again, attempt + 1); done jobs keep their
+// results until they expire. `wall_now_unix_ms` maps the journal's wall-clock times to `now`.
+struct Restore {
+  std::vector<JournaledJob> jobs;
+  int64_t wall_now_unix_ms = 0;
+  TimePoint now;
+};
+
+// Everything that can happen to the broker.
+using Event = std::variant<Received, Tick, Undelivered, StopRequested, Committed, Restore>;
+
+// The journal's state as the loop last saw it (the core reads no files).
+struct JournalUsage {
+  int64_t bytes = 0;    // the file and its WAL
+  bool healthy = true;  // the last transaction committed
+  std::string problem;  // why not, when not healthy
+};
+
+// The printable form of a peer key (socket index and hex routing id), for logs.
+std::string peer_name(const std::string& key);
+
+// The broker: single-threaded, deterministic given its events, not copyable.
+class BrokerCore {
+ public:
+  // A broker started at `now` (uptime counts from it). `id_prefix` makes the ids it assigns
+  // unique across broker runs (the loop derives it from the wall clock).
+  // `wall_now_unix_ms` is the wall clock at `now`, for the journal's times (0 without one).
+  BrokerCore(BrokerConfig config, TimePoint now, std::string id_prefix,
+             int64_t wall_now_unix_ms = 0);
+  BrokerCore(const BrokerCore&) = delete;
+  BrokerCore& operator=(const BrokerCore&) = delete;
+
+  // Applies one event, then runs the dispatch pass once over the services it changed; returns
+  // what to send, in order. Never re-entered: the loop reports failed sends as a later event.
+  Actions handle(const Event& event);
+  // When the core next needs a Tick (heartbeats, expiry sweeps, worker liveness, shutdown).
+  TimePoint next_tick() const;
+  // True once shutdown has finished (every job answered, workers disconnected): the loop exits.
+  bool stopped() const { return stopped_; }
+  // The counters mmi.status reports.
+  const ext::StatusCounters& counters() const { return counters_; }
+  // Tells the core how the journal stands before it handles the next event.
+  void set_journal_usage(JournalUsage usage) { journal_ = std::move(usage); }
+
+ private:
+  // --- events, replies, timers and shutdown (core.cpp)
+  void on_received(const std::string& peer, const mdp::Frames& frames);
+  void on_tick();
+  void on_undelivered(const std::vector<Send>& sends);
+  void begin_shutdown();
+  void finish_shutdown_when_done();
+  void send(const std::string& peer, mdp::Frames frames, const std::string& job = {});
+  void disconnect(const std::string& peer);
+  void reply_client(const JobRecord& job, mdp::ClientCommand command, std::string body);
+  void reply_error(const std::string& peer, const std::string& service, const std::string& id,
+                   const Status& error);
+  void finish_with_error(JobRecord& job, const std::string& code, const std::string& message,
+                         const std::string& field = {});
+  void send_progress(const JobRecord& job, const std::string& event, int64_t position,
+                     const std::string& worker_id);
+  Service* find_service(const std::string& name);
+  Service& find_or_create_service(const std::string& name);
+  void mark_changed(const Service& service);
+
+  // --- clients (core_clients.cpp)
+  void on_client(const std::string& peer, const mdp::Frames& frames);
+  void accept_job(const std::string& peer, mdp::ClientMessage msg);
+  bool read_ecgq_job(JobRecord& job, std::string& meta);
+  bool refuse_when_full(JobRecord& job, const Service& service);
+  bool answer_from_cache(JobRecord& job, const Service& service, const std::string& meta);
+
+  // --- workers (core_workers.cpp)
+  void on_worker(const std::string& peer, const mdp::Frames& frames);
+  void register_worker(const std::string& peer, const mdp::WorkerMessage& msg);
+  Worker new_worker(const std::string& peer, const mdp::WorkerMessage& msg) const;
+  void retire_stale_registrations(const Worker& fresh);
+  void apply_status(Worker& worker, const std::string& frame);
+  void worker_partial(Worker& worker, const mdp::WorkerMessage& msg);
+  void worker_final(Worker& worker, const mdp::WorkerMessage& msg);
+  std::string read_result(const JobRecord& job, const mdp::Frames& body);
+  std::optional<std::pair<std::string, std::string>> service_model(const Service& service) const;
+  void delete_worker(const std::string& key, const std::string& reason, bool disconnect);
+  void undo_dispatch(Worker& worker, const std::string& token);
+  void requeue(std::shared_ptr<JobRecord> job, const std::string& reason);
+  void expire_workers();
+  void send_heartbeats();
+
+  // --- dispatch policy (dispatch.cpp)
+  void dispatch_changed();
+  void dispatch(Service& service);
+  Worker* pick_worker(Service& service);
+  void assign(Worker& worker, const std::shared_ptr<JobRecord>& job);
+  const char* queued_expiry(const JobRecord& job, const Service& service) const;
+  void expire(JobRecord& job, const char* code, const Service& service);
+  void expire_queued();
+  int64_t retry_after_ms(const Service& service) const;
+  bool keeps_warm(const Service& service, size_t registration_index) const;
+
+  // --- results by id, idempotency and the journal (core_jobs.cpp)
+  static std::string job_key(const std::string& submitter, const std::string& id);
+  bool answer_known_id(JobRecord& job);
+  bool hold_until_durable(std::shared_ptr<JobRecord>& job);
+  void queue_job(std::shared_ptr<JobRecord> job, Service& svc);
+  void on_committed(const Committed& committed);
+  void on_restore(const Restore& restore);
+  void restore_job(const JournaledJob& journaled, int64_t wall_now_unix_ms);
+  void persist(JournalRecord::Kind kind, const JobRecord& job, std::string result = {});
+  void keep_result(JobRecord& job, const std::string& body, bool ok);
+  void forget_results();
+  std::string job_reply(const std::string& peer, const std::string& body) const;
+  int64_t unix_ms(TimePoint t) const;
+
+  // --- management interface (core_mmi.cpp)
+  void on_mmi(const std::string& peer, const mdp::ClientMessage& msg);
+  std::string status_body() const;
+  std::string cancel(const std::string& peer, const std::string& body);
+
+  BrokerConfig config_;
+  std::map<std::string, Service> services_;
+  std::map<std::string, Worker> workers_;  // by peer key
+  ext::StatusCounters counters_;
+  ResultCache cache_;
+  uint64_t next_seq_ = 1;
+  uint64_t next_token_ = 1;  // one per dispatch, so replies to an earlier attempt are stale
+  std::string id_prefix_;    // makes assigned ids unique across broker restarts
+  TimePoint started_;
+  TimePoint heartbeat_at_;
+  TimePoint expire_at_;
+  bool shutting_down_ = false;
+  bool stopped_ = false;
+  TimePoint shutdown_deadline_;
+
+  // The event being handled: its time, the actions it produced, the services it changed (the
+  // dispatch pass serves each once, at the end) and the jobs it queued (told their position
+  // after that pass, when it left them waiting).
+  TimePoint now_;
+  Actions out_;
+  std::vector<std::string> changed_;  // names, each once, in the order they changed
+  std::vector<std::shared_ptr<JobRecord>> just_queued_;
+
+  // Results by job id and the journal (core_jobs.cpp).
+  struct StoredResult {
+    std::string body;  // the FINAL body as the client got it
+    bool ok = false;   // status ok (done) or an error (failed)
+    int64_t attempts = 0;
+    TimePoint expires;
+    uint64_t seq = 0;  // journal seq when journaled, else 0
+  };
+  bool durable_ = false;        // `journal` is set
+  int64_t wall_anchor_ms_ = 0;  // wall clock (unix ms) at started_
+  JournalUsage journal_;
+  int64_t awaiting_bytes_ = 0;  // bodies written to the journal, not yet committed
+  std::map<uint64_t, std::shared_ptr<JobRecord>> awaiting_durable_;  // by seq
+  std::map<std::string, std::weak_ptr<JobRecord>> live_;             // by job_key
+  std::map<std::string, StoredResult> results_;                      // by job_key
+  std::deque<std::pair<TimePoint, std::string>> result_order_;       // expiry order
+  int64_t result_bytes_ = 0;
+};
+
+}  // namespace ecgq::broker

@@ -1,0 +1,156 @@
+// Client side of the broker: what a client may send, the one decode of an ecgq job, and when a
+// job is refused, answered from the result cache or queued.
+#include <spdlog/spdlog.h>
+
+#include "broker/core.hpp"
+#include "broker/job_intake.hpp"
+#include "broker/msgpack_fields.hpp"
+#include "protocol/schema.hpp"
+
+namespace ecgq::broker {
+
+using mdp::ClientCommand;
+
+void BrokerCore::on_client(const std::string& peer, const mdp::Frames& frames) {
+  auto msg = mdp::parse_client(frames);
+  if (!msg) {
+    spdlog::warn("event=bad_client_message peer={} reason=\"{}\"", peer_name(peer),
+                 msg.status().message());
+    // Answer when the message names a service, so a buggy client gets a reason, not silence.
+    if (frames.size() >= 3) reply_error(peer, frames[2], "", msg.status());
+    return;
+  }
+  if (msg->command != ClientCommand::Request) {
+    const Status s(
+        "bad_frame",
+        std::string("clients may only send REQUEST, got ") + mdp::command_name(msg->command),
+        "frames");
+    spdlog::warn("event=bad_client_message peer={} reason=\"{}\"", peer_name(peer), s.message());
+    reply_error(peer, msg->service, "", s);
+    return;
+  }
+  if (msg->service.empty()) {
+    reply_error(peer, msg->service, "",
+                Status("bad_frame", "service name (frame 2) is empty", "frames"));
+    return;
+  }
+  if (msg->service.rfind("mmi.", 0) == 0) {
+    on_mmi(peer, *msg);
+    return;
+  }
+  accept_job(peer, std::move(*msg));
+}
+
+void BrokerCore::accept_job(const std::string& peer, mdp::ClientMessage msg) {
+  auto job = std::make_shared<JobRecord>();
+  job->seq = next_seq_++;
+  job->id = "#" + std::to_string(job->seq);
+  job->client = peer;
+  job->service = msg.service;
+  job->ecgq_body = config_.is_ecgq(msg.service);
+  job->received = now_;
+  job->body = std::move(msg.body);
+  ++counters_.received;
+
+  size_t total = 0;
+  for (const auto& f : job->body) total += f.size();
+  if (total > static_cast<size_t>(config_.max_message_bytes)) {
+    finish_with_error(*job, "message_too_large",
+                      "body is " + std::to_string(total) + " bytes; max_message_bytes is " +
+                          std::to_string(config_.max_message_bytes));
+    return;
+  }
+  std::string meta;
+  if (job->ecgq_body && !read_ecgq_job(*job, meta)) return;
+  if (answer_known_id(*job)) return;
+  if (shutting_down_) {
+    finish_with_error(*job, "shutting_down",
+                      "the broker is shutting down; retry on another broker");
+    return;
+  }
+  Service& svc = find_or_create_service(job->service);
+  // A cached result costs nothing, so it is served even when the queue is full.
+  if (answer_from_cache(*job, svc, meta)) return;
+  if (refuse_when_full(*job, svc)) return;
+  spdlog::info("event=received job={} service={} client={} queued={}", job->id, job->service,
+               peer_name(peer), svc.queue.size());
+  // With a journal the job waits for its Accept record to commit (on_committed queues it).
+  if (hold_until_durable(job)) return;
+  queue_job(std::move(job), svc);
+}
+
+bool BrokerCore::read_ecgq_job(JobRecord& job, std::string& meta) {
+  if (job.body.size() != 1) {
+    reply_error(job.client, job.service, "",
+                Status("bad_request",
+                       "an " + job.service + " body must be exactly one msgpack frame, got " +
+                           std::to_string(job.body.size()),
+                       ""));
+    return false;
+  }
+  // The one decode: validation, id, deadline and content key together (the key only when the
+  // cache is on: it hashes every sample).
+  auto in = read_job(job.body[0], cache_.enabled());
+  if (!in) {
+    // Name the job when its id is readable, so a pipelining client can match the error.
+    const std::string id = id_of(job.body[0]);
+    spdlog::info("event=rejected job={} service={} code={} field={} reason=\"{}\"",
+                 id.empty() ? job.id : id, job.service, in.status().code(), in.status().field(),
+                 in.status().message());
+    reply_error(job.client, job.service, id, in.status());
+    return false;
+  }
+  if (in->id.empty()) {
+    job.assigned_id = id_prefix_ + std::to_string(job.seq);
+    job.id = job.assigned_id;
+  } else {
+    job.id = std::move(in->id);
+  }
+  if (in->deadline_ms) job.deadline = job.received + std::chrono::milliseconds(*in->deadline_ms);
+  job.content_key = std::move(in->content_key);
+  meta = std::move(in->meta);
+  return true;
+}
+
+bool BrokerCore::refuse_when_full(JobRecord& job, const Service& svc) {
+  const bool service_full = svc.queue.size() >= static_cast<size_t>(config_.max_queue);
+  if (!service_full &&
+      svc.queue.client_size(job.client) < static_cast<size_t>(config_.max_queue_per_client))
+    return false;
+  const int64_t retry = retry_after_ms(svc);
+  const std::string why =
+      service_full ? "service queue holds max_queue=" + std::to_string(config_.max_queue)
+                   : "this client has max_queue_per_client=" +
+                         std::to_string(config_.max_queue_per_client) + " jobs queued";
+  ++counters_.errors["queue_full"];
+  spdlog::info("event=queue_full job={} service={} retry_after_ms={}", job.id, job.service, retry);
+  reply_client(job, ClientCommand::Final,
+               schema::error_result(job.ecgq_body ? job.id : "", "queue_full",
+                                    "queue full: " + why, "", retry));
+  return true;
+}
+
+bool BrokerCore::answer_from_cache(JobRecord& job, const Service& svc, const std::string& meta) {
+  if (job.content_key.empty()) return false;
+  // Only when the workers agree on the model that would run the job: otherwise the result
+  // depends on which worker gets it, and the cache cannot know that in advance.
+  const auto model = service_model(svc);
+  if (!model) return false;
+  const schema::Result* hit = cache_.find({job.content_key, model->first, model->second});
+  if (hit == nullptr) return false;
+  schema::Result r = *hit;
+  r.id = job.id;
+  r.meta = meta;
+  r.cached = true;
+  r.cold_start = false;
+  r.attempts = 0;
+  r.timings = schema::Timings{};
+  r.timings.total_ms = ms_between(job.received, now_);
+  job.finished = true;
+  spdlog::debug("event=cache_hit job={} service={} sha256={} precision={} worker={}", job.id,
+                job.service, model->first, model->second, r.worker_id);
+  reply_client(job, ClientCommand::Final, schema::encode_result(r));
+  return true;
+}
+
+}  // namespace ecgq::broker

@@ -1,0 +1,248 @@
+// Jobs by id: results kept for result_ttl and read through mmi.job, idempotent submits (the same
+// id from the same submitter is one execution), and the durable journal's side of the core:
+// Persist actions out, Committed and Restore events in.
+#include <spdlog/spdlog.h>
+
+#include "broker/core.hpp"
+#include "broker/job_intake.hpp"
+#include "protocol/schema.hpp"
+
+namespace ecgq::broker {
+
+using mdp::ClientCommand;
+
+std::string BrokerCore::job_key(const std::string& submitter, const std::string& id) {
+  // A client-chosen id is scoped to its submitter: another key's "job-1" is another job.
+  return submitter + '\0' + id;
+}
+
+int64_t BrokerCore::unix_ms(TimePoint t) const {
+  return wall_anchor_ms_ +
+         std::chrono::duration_cast<std::chrono::milliseconds>(t - started_).count();
+}
+
+bool BrokerCore::answer_known_id(JobRecord& job) {
+  // Only ids the client chose can repeat; the broker's own are unique per run.
+  if (!job.ecgq_body || !job.assigned_id.empty()) return false;
+  const std::string key = job_key(job.submitter, job.id);
+  if (auto r = results_.find(key); r != results_.end()) {
+    spdlog::info("event=resubmitted job={} answer=stored_result", job.id);
+    job.finished = true;
+    reply_client(job, ClientCommand::Final, r->second.body);
+    return true;
+  }
+  auto live = live_.find(key);
+  if (live == live_.end()) return false;
+  auto running = live->second.lock();
+  if (!running || running->finished) return false;
+  // The same job again (a producer that reconnected): its answer goes to the new connection.
+  spdlog::info("event=resubmitted job={} answer=rebound", job.id);
+  running->client = job.client;
+  if (running->journaled) send_progress(*running, "accepted", -1, "");
+  return true;
+}
+
+bool BrokerCore::hold_until_durable(std::shared_ptr<JobRecord>& job) {
+  if (!durable_ || !job->ecgq_body) return false;
+  const int64_t bytes = static_cast<int64_t>(job->body[0].size());
+  // An unhealthy journal is still tried: the job is refused (journal_unavailable) only if its
+  // own write fails, and the first write that succeeds again shows the disk recovered.
+  if (journal_.bytes + awaiting_bytes_ + bytes > config_.journal_max_bytes) {
+    finish_with_error(*job, "journal_full",
+                      "the journal holds " + std::to_string(journal_.bytes) +
+                          " bytes; journal_max_bytes is " +
+                          std::to_string(config_.journal_max_bytes));
+    return true;
+  }
+  awaiting_bytes_ += bytes;
+  persist(JournalRecord::Kind::Accept, *job);
+  live_[job_key(job->submitter, job->id)] = job;
+  awaiting_durable_[job->seq] = std::move(job);
+  return true;
+}
+
+void BrokerCore::queue_job(std::shared_ptr<JobRecord> job, Service& svc) {
+  if (job->ecgq_body) live_[job_key(job->submitter, job->id)] = job;
+  svc.queue.push_back(job);
+  mark_changed(svc);
+  // Told its position after the dispatch pass, if that pass leaves it waiting.
+  just_queued_.push_back(std::move(job));
+}
+
+void BrokerCore::on_committed(const Committed& committed) {
+  for (uint64_t seq : committed.durable) {
+    auto it = awaiting_durable_.find(seq);
+    if (it == awaiting_durable_.end()) continue;
+    std::shared_ptr<JobRecord> job = std::move(it->second);
+    awaiting_durable_.erase(it);
+    awaiting_bytes_ -= static_cast<int64_t>(job->body[0].size());
+    job->journaled = true;
+    send_progress(*job, "accepted", -1, "");
+    spdlog::info("event=accepted job={} service={}", job->id, job->service);
+    queue_job(job, find_or_create_service(job->service));
+  }
+  for (uint64_t seq : committed.failed) {
+    auto it = awaiting_durable_.find(seq);
+    if (it == awaiting_durable_.end()) continue;
+    std::shared_ptr<JobRecord> job = std::move(it->second);
+    awaiting_durable_.erase(it);
+    awaiting_bytes_ -= static_cast<int64_t>(job->body[0].size());
+    live_.erase(job_key(job->submitter, job->id));
+    finish_with_error(*job, "journal_unavailable",
+                      "the job could not be made durable: " + committed.failure);
+  }
+}
+
+void BrokerCore::on_restore(const Restore& restore) {
+  size_t queued = 0, running = 0, done = 0;
+  for (const JournaledJob& j : restore.jobs) {
+    next_seq_ = std::max(next_seq_, j.seq + 1);
+    if (j.state == JournalState::Done) {
+      ++done;
+    } else {
+      (j.state == JournalState::Running ? running : queued) += 1;
+    }
+    restore_job(j, restore.wall_now_unix_ms);
+  }
+  spdlog::info("event=restored queued={} running={} done={}", queued, running, done);
+}
+
+void BrokerCore::restore_job(const JournaledJob& j, int64_t wall_now_unix_ms) {
+  const auto at = [&](int64_t when_unix_ms) {
+    return now_ + std::chrono::milliseconds(when_unix_ms - wall_now_unix_ms);
+  };
+  const std::string key = job_key(j.submitter, j.id);
+  if (j.state == JournalState::Done) {
+    if (at(j.expires_unix_ms) <= now_) {
+      JobRecord gone;
+      gone.seq = j.seq;
+      persist(JournalRecord::Kind::Forget, gone);
+      return;
+    }
+    auto result = schema::decode_result(j.result);
+    StoredResult& r = results_[key];
+    r = StoredResult{j.result, result.ok() && result->status == "ok", j.attempts,
+                     at(j.expires_unix_ms), j.seq};
+    result_bytes_ += static_cast<int64_t>(j.result.size());
+    result_order_.emplace_back(r.expires, key);
+    return;
+  }
+  auto frames = unpack_frames(j.body);
+  auto job = std::make_shared<JobRecord>();
+  job->seq = j.seq;
+  job->id = j.id;
+  job->service = j.service;
+  job->submitter = j.submitter;
+  job->ecgq_body = config_.is_ecgq(j.service);
+  job->attempts = j.attempts;
+  job->received = at(j.received_unix_ms);
+  if (j.deadline_unix_ms > 0) job->deadline = at(j.deadline_unix_ms);
+  job->journaled = true;
+  auto intake = frames.ok() && frames->size() == 1
+                    ? read_job((*frames)[0], cache_.enabled())
+                    : Expected<JobIntake>(Status("bad_request", "x"));
+  if (!intake.ok()) {
+    // The journal holds only jobs that were valid when accepted: this one is damaged.
+    spdlog::error("event=restore_failed job={} reason=\"{}\"", j.id,
+                  frames.ok() ? intake.status().message() : frames.status().message());
+    job->body = {std::string()};
+    finish_with_error(*job, "internal", "the journal's copy of this job could not be read");
+    return;
+  }
+  job->body = std::move(*frames);
+  if (intake->id.empty()) job->assigned_id = j.id;
+  job->content_key = std::move(intake->content_key);
+  // No client connection survives a restart: the producer asks for the result by id.
+  queue_job(std::move(job), find_or_create_service(j.service));
+}
+
+void BrokerCore::persist(JournalRecord::Kind kind, const JobRecord& job, std::string result) {
+  if (!durable_) return;
+  JournalRecord r;
+  r.kind = kind;
+  r.job.seq = job.seq;
+  r.job.attempts = job.attempts;
+  if (kind == JournalRecord::Kind::Accept) {
+    r.job.id = job.id;
+    r.job.service = job.service;
+    r.job.submitter = job.submitter;
+    r.job.body = pack_frames(job.body);
+    r.job.received_unix_ms = unix_ms(job.received);
+    r.job.deadline_unix_ms = job.deadline ? unix_ms(*job.deadline) : 0;
+  } else if (kind == JournalRecord::Kind::Finish) {
+    r.job.result = std::move(result);
+    r.job.expires_unix_ms = unix_ms(now_ + config_.result_ttl);
+  }
+  out_.push_back(Persist{std::move(r)});
+}
+
+void BrokerCore::keep_result(JobRecord& job, const std::string& body, bool ok) {
+  if (!job.ecgq_body) return;
+  const std::string key = job_key(job.submitter, job.id);
+  auto live = live_.find(key);
+  // Only jobs the broker took on are kept (not requests refused at the door).
+  if (live == live_.end()) return;
+  live_.erase(live);
+  if (job.journaled) persist(JournalRecord::Kind::Finish, job, body);
+  if (results_.count(key)) return;
+  StoredResult r{body, ok, job.attempts, now_ + config_.result_ttl, job.journaled ? job.seq : 0};
+  result_bytes_ += static_cast<int64_t>(body.size());
+  result_order_.emplace_back(r.expires, key);
+  results_.emplace(key, std::move(r));
+  forget_results();
+}
+
+void BrokerCore::forget_results() {
+  // Oldest first: by expiry (result_ttl), and beyond result_store_bytes.
+  while (!result_order_.empty() &&
+         (result_order_.front().first <= now_ || result_bytes_ > config_.result_store_bytes)) {
+    auto [expires, key] = result_order_.front();
+    result_order_.pop_front();
+    auto it = results_.find(key);
+    if (it == results_.end() || it->second.expires != expires) continue;
+    result_bytes_ -= static_cast<int64_t>(it->second.body.size());
+    if (it->second.seq != 0) {
+      JobRecord gone;
+      gone.seq = it->second.seq;
+      persist(JournalRecord::Kind::Forget, gone);
+    }
+    results_.erase(it);
+  }
+}
+
+std::string BrokerCore::job_reply(const std::string& peer, const std::string& body) const {
+  auto query = ext::decode_job_query(body);
+  if (!query)
+    return schema::error_result("", query.status().code(), query.status().message(),
+                                query.status().field());
+  // Without CURVE every client is the same submitter ("").
+  const std::string submitter;
+  ext::JobQueryReply reply;
+  for (const std::string& id : query->ids) {
+    ext::JobInfo info;
+    info.id = id;
+    info.state = "unknown";
+    const std::string key = job_key(submitter, id);
+    if (auto r = results_.find(key); r != results_.end()) {
+      info.state = r->second.ok ? "done" : "failed";
+      info.attempts = r->second.attempts;
+      info.result = r->second.body;
+    } else if (auto l = live_.find(key); l != live_.end()) {
+      if (auto job = l->second.lock()) {
+        info.attempts = job->attempts;
+        if (!job->worker.empty() && job->attempts > 0 && workers_.count(job->worker) &&
+            workers_.at(job->worker).in_flight.count(job->token)) {
+          info.state = "running";
+        } else {
+          info.state = "queued";
+          if (const auto svc = services_.find(job->service); svc != services_.end())
+            info.position = static_cast<int64_t>(svc->second.queue.position(*job));
+        }
+      }
+    }
+    reply.jobs.push_back(std::move(info));
+  }
+  return ext::encode_job_reply(reply);
+}
+
+}  // namespace ecgq::broker

@@ -1,0 +1,333 @@
+#!/usr/bin/python3
+"""Command-line tests in the style of whisper.cpp's: run a built program on committed data and
+compare what it prints and writes with committed expected output under tests/data/expected/.
+
+Usage: /usr/bin/python3 tests/cli/cli_test.py --bin-dir BUILD/bin [--update] [CASE ...]
+
+Cases (ctest runs each as cli.<case>, label "cli"; no CASE means all of them):
+  infer               ecgq-worker infer on the tiny fine-tuned checkpoint and ecgfm/input.npy
+  inspect_finetuned   ecgq-worker inspect on the tiny fine-tuned checkpoint
+  inspect_pretrained  ecgq-worker inspect on the tiny pretrained checkpoint
+  submit              ecgq submit of five real records through a real broker and a warm worker
+
+Comparison: floats within an absolute tolerance of 1e-5 (TOLERANCE), everything else exact:
+file sets, .npy shapes and dtypes, text lines, JSON keys in order, types, strings, integers and
+booleans. Values that change from run to run are masked both when recording and when comparing:
+timings (printed milliseconds, peak RSS, the JSON "timings" object), the job id and the output
+directory. --update runs the cases and rewrites their expected output instead of comparing
+(review the diff before committing it).
+"""
+
+import argparse
+import difflib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+TOLERANCE = 1e-5
+SOURCE = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+DATA = os.path.join(SOURCE, "tests", "data")
+EXPECTED = os.path.join(DATA, "expected")
+# Relative to SOURCE (the programs run there), so that printed paths do not depend on the clone.
+TINY_FINETUNED = "data/models/demo-random-weights-tiny.pt"  # = tiny_finetuned.pt, same bytes
+TINY_PRETRAINED = "tests/data/ecgfm/tiny_pretrained.pt"
+INPUT = "tests/data/ecgfm/input.npy"
+# Relative to DATA: 12-lead .mat (Challenge 2021), LUDB, PTB-XL at 100 Hz, PTB with three Frank
+# leads over two signal files at 1000 Hz (7 segments), and a 2-lead record the worker refuses.
+SUBMIT_RECORDS = ["ecg/HR06000.hea", "ecg/1.hea", "ecg/00001_lr.hea", "ecg/s0010_re.hea",
+                  "ecg/data_101_6.hea"]
+RUN_TIMEOUT_S = 300
+READY_TIMEOUT_S = 60
+MASK = "<varies>"
+
+
+class Mismatch(Exception):
+    """The output differs from the expected output (the message says where)."""
+
+
+def run(argv, cwd, timeout=RUN_TIMEOUT_S):
+    r = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL)
+    return r.returncode, r.stdout, r.stderr
+
+
+def check_exit(name, code, expected, out, err):
+    if code != expected:
+        raise Mismatch(f"{name}: exit code {code}, expected {expected}\nstdout:\n{out}\n"
+                       f"stderr:\n{err}")
+
+
+# ---------------------------------------------------------------- comparison
+
+def compare_values(got, want, where):
+    """Recursively compares decoded JSON: floats within TOLERANCE, everything else exact."""
+    if want == MASK:
+        return
+    if isinstance(want, bool) or isinstance(got, bool):
+        if got is not want:
+            raise Mismatch(f"{where}: {got!r}, expected {want!r}")
+    elif isinstance(want, float) or isinstance(got, float):
+        if not isinstance(got, (int, float)) or not isinstance(want, (int, float)):
+            raise Mismatch(f"{where}: {got!r}, expected {want!r}")
+        if abs(got - want) > TOLERANCE:
+            raise Mismatch(f"{where}: {got!r}, expected {want!r} (|diff| {abs(got - want):.3g} "
+                           f"> {TOLERANCE})")
+    elif isinstance(want, dict):
+        if not isinstance(got, dict) or list(got) != list(want):
+            raise Mismatch(f"{where}: keys {list(got) if isinstance(got, dict) else got!r}, "
+                           f"expected {list(want)}")
+        for k in want:
+            compare_values(got[k], want[k], f"{where}.{k}")
+    elif isinstance(want, list):
+        if not isinstance(got, list) or len(got) != len(want):
+            raise Mismatch(f"{where}: {got!r}, expected a list of {len(want)}")
+        for i, (g, w) in enumerate(zip(got, want)):
+            compare_values(g, w, f"{where}[{i}]")
+    elif got != want or type(got) is not type(want):
+        raise Mismatch(f"{where}: {got!r}, expected {want!r}")
+
+
+def compare_text(got, want, where):
+    if got != want:
+        diff = difflib.unified_diff(want.splitlines(True), got.splitlines(True), "expected", "got")
+        raise Mismatch(f"{where} differs:\n" + "".join(diff))
+
+
+def compare_npy(got_path, want_path, where):
+    got, want = np.load(got_path), np.load(want_path)
+    if got.dtype != want.dtype or got.shape != want.shape:
+        raise Mismatch(f"{where}: {got.dtype} {got.shape}, expected {want.dtype} {want.shape}")
+    diff = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)))) if got.size else 0
+    if not diff <= TOLERANCE:
+        raise Mismatch(f"{where}: max |diff| {diff:.3g} > {TOLERANCE}")
+
+
+def compare_dirs(got_dir, want_dir, where):
+    got_files, want_files = sorted(os.listdir(got_dir)), sorted(os.listdir(want_dir))
+    if got_files != want_files:
+        raise Mismatch(f"{where}: files {got_files}, expected {want_files}")
+    for name in want_files:
+        got, want = os.path.join(got_dir, name), os.path.join(want_dir, name)
+        if name.endswith(".npy"):
+            compare_npy(got, want, f"{where}/{name}")
+        else:
+            with open(got) as g, open(want) as w:
+                compare_text(g.read(), w.read(), f"{where}/{name}")
+
+
+def write_text(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
+# ---------------------------------------------------------------- cases
+
+def case_infer(bins, update):
+    """infer writes encoder_out/embedding/logits/probs .npy and labels.txt, prints one line."""
+    want_dir = os.path.join(EXPECTED, "infer")
+    with tempfile.TemporaryDirectory(prefix="ecgq-cli-") as tmp:
+        out_dir = os.path.join(tmp, "out")
+        code, out, err = run([bins["ecgq-worker"], "infer", "--checkpoint", TINY_FINETUNED,
+                              "--input", INPUT, "--out", out_dir, "--threads", "1"], SOURCE)
+        check_exit("infer", code, 0, out, err)
+        stdout = out.replace(out_dir, "<out>")
+        stdout = re.sub(r"\(load [0-9.]+ ms, infer [0-9.]+ ms\)",
+                        f"(load {MASK} ms, infer {MASK} ms)", stdout)
+        write_text(os.path.join(out_dir, "stdout.txt"), stdout)
+        if update:
+            shutil.rmtree(want_dir, ignore_errors=True)
+            shutil.copytree(out_dir, want_dir)
+        else:
+            compare_dirs(out_dir, want_dir, "expected/infer")
+
+
+def inspect_case(checkpoint, expected_name):
+    def case(bins, update):
+        code, out, err = run([bins["ecgq-worker"], "inspect", "--checkpoint", checkpoint,
+                              "--threads", "1"], SOURCE)
+        check_exit("inspect", code, 0, out, err)
+        # Load time and memory vary; the field stays (its name and position are compared).
+        out = re.sub(r"^(load_ms|peak_rss):( *).*$", rf"\1:\2{MASK}", out, flags=re.M)
+        path = os.path.join(EXPECTED, expected_name)
+        if update:
+            write_text(path, out)
+        else:
+            compare_text(out, read_text(path), "expected/" + expected_name)
+    return case
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker_state(status, worker_id):
+    """The state of `worker_id` in an mmi.status reply for ecg-fm, or None."""
+    for w in status.get("services", {}).get("ecg-fm", {}).get("workers", []):
+        if w.get("id") == worker_id:
+            return w.get("state")
+    return None
+
+
+class Cluster:
+    """A real ecgq-broker and one `ecgq-worker serve` (tiny checkpoint) on a free port."""
+
+    def __init__(self, bins, logs):
+        self.bins, self.logs, self.procs = bins, logs, []
+
+    def __enter__(self):
+        # A port found free can be taken before the broker binds it: then start over.
+        for attempt in range(3):
+            self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+            broker = self.spawn(f"broker{attempt}", [self.bins["ecgq-broker"], "--bind",
+                                                     self.endpoint])
+            worker = self.spawn(f"worker{attempt}", [
+                self.bins["ecgq-worker"], "serve", "--broker", self.endpoint, "--checkpoint",
+                TINY_FINETUNED, "--worker-id", "w1", "--threads", "1"])
+            if self.wait_ready(broker, worker):
+                return self
+            lost_port = broker.poll() is not None and worker.poll() is None
+            self.stop()
+            if not lost_port:
+                break  # not a lost port race: report it
+        raise Mismatch("broker and worker did not come up:\n" + self.log_text())
+
+    def spawn(self, name, argv):
+        out = open(os.path.join(self.logs, name + ".log"), "w")
+        p = subprocess.Popen(argv, cwd=SOURCE, stdin=subprocess.DEVNULL, stdout=out,
+                             stderr=subprocess.STDOUT)
+        out.close()
+        self.procs.append(p)
+        return p
+
+    def wait_ready(self, broker, worker):
+        """Polls `ecgq status --json` until the broker reports worker w1 warm (model loaded), so
+        that no job of the run is a cold start."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if broker.poll() is not None or worker.poll() is not None:
+                return False
+            code, out, _ = run([self.bins["ecgq"], "--broker", self.endpoint, "status", "--json",
+                                "--timeout", "500ms"], SOURCE, timeout=30)
+            if code == 0 and worker_state(json.loads(out), "w1") == "warm":
+                return True
+            time.sleep(0.05)  # poll cadence only; readiness is what the broker reports
+        return False
+
+    def log_text(self):
+        text = ""
+        for name in sorted(os.listdir(self.logs)):
+            text += f"--- {name}\n" + read_text(os.path.join(self.logs, name))
+        return text
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs = []
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def mask_result(line):
+    """A result line with the values that change between runs replaced by MASK."""
+    j = json.loads(line)
+    if "id" in j:
+        j["id"] = MASK
+    if isinstance(j.get("timings"), dict):
+        j["timings"] = {k: MASK for k in j["timings"]}
+    return j
+
+
+def case_submit(bins, update):
+    """ecgq submit --ordered: one JSON line per record (probs and embedding), exit 1 for the
+    refused record, and the summary line on stderr."""
+    with tempfile.TemporaryDirectory(prefix="ecgq-cli-") as logs, Cluster(bins, logs) as cluster:
+        # --window 1: one job in flight, so batch_segments/batch_jobs do not depend on timing.
+        code, out, err = run([bins["ecgq"], "--broker", cluster.endpoint, "submit", "--ordered",
+                              "--window", "1", "--outputs", "probs,embedding"] + SUBMIT_RECORDS,
+                             DATA)
+        try:
+            check_exit("submit", code, 1, out, err)
+            got = [mask_result(line) for line in out.splitlines() if line.strip()]
+            summary = [line for line in err.splitlines() if re.match(r"ecgq: \d+ records:", line)]
+            summary = [re.sub(r"in [0-9.]+s \([0-9.]+ records/s\)",
+                              f"in {MASK}s ({MASK} records/s)", s) for s in summary]
+            path = os.path.join(EXPECTED, "submit.jsonl")
+            summary_path = os.path.join(EXPECTED, "submit.stderr.txt")
+            if update:
+                write_text(path, "".join(json.dumps(j) + "\n" for j in got))
+                write_text(summary_path, "".join(s + "\n" for s in summary))
+                return
+            want = [json.loads(line) for line in read_text(path).splitlines() if line.strip()]
+            compare_values(got, want, "expected/submit.jsonl")
+            compare_text("".join(s + "\n" for s in summary), read_text(summary_path),
+                         "expected/submit.stderr.txt (summary line)")
+        except Mismatch as e:
+            raise Mismatch(f"{e}\n{cluster.log_text()}") from None
+
+
+CASES = {
+    "infer": case_infer,
+    "inspect_finetuned": inspect_case(TINY_FINETUNED, "inspect_finetuned.txt"),
+    "inspect_pretrained": inspect_case(TINY_PRETRAINED, "inspect_pretrained.txt"),
+    "submit": case_submit,
+}
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n".join(__doc__.splitlines()[2:]))
+    ap.add_argument("--bin-dir", required=True, help="directory with ecgq, ecgq-broker, "
+                    "ecgq-worker (BUILD/bin)")
+    ap.add_argument("--update", action="store_true",
+                    help="rewrite the expected output instead of comparing")
+    ap.add_argument("cases", nargs="*", metavar="CASE",
+                    help="one of " + ", ".join(CASES) + " (default: all)")
+    args = ap.parse_args(argv)
+    for name in args.cases:
+        if name not in CASES:
+            ap.error(f"unknown case {name!r} (cases: {', '.join(CASES)})")
+    bins = {b: os.path.join(os.path.abspath(args.bin_dir), b)
+            for b in ("ecgq", "ecgq-broker", "ecgq-worker")}
+    for path in bins.values():
+        if not os.access(path, os.X_OK):
+            print(f"cli_test: {path} is not built", file=sys.stderr)
+            return 1
+    os.makedirs(EXPECTED, exist_ok=True)
+    failed = 0
+    for name in args.cases or list(CASES):
+        try:
+            CASES[name](bins, args.update)
+            print(f"cli_test {name}: {'updated' if args.update else 'ok'}")
+        except (Mismatch, subprocess.TimeoutExpired) as e:
+            failed += 1
+            print(f"cli_test {name}: FAILED\n{e}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
