@@ -123,6 +123,27 @@ constexpr ErrorCodeInfo kTable[] = {
     {E::CacheReadonly, "cache_readonly", "worker",
      "the checkpoint cache cannot be written (read-only or not permitted)",
      "no — make it writable or prefill it"},
+    {E::Unauthorized, "unauthorized", "gateway", "no bearer token, or an unknown one (HTTP 401)",
+     "no — send a token"},
+    {E::Forbidden, "forbidden", "gateway", "the job belongs to another token (HTTP 403)", "no"},
+    {E::NoSuchRoute, "no_such_route", "gateway", "no such HTTP path (HTTP 404)", "no"},
+    {E::NoSuchJob, "no_such_job", "gateway", "no job with this id (HTTP 404)", "no"},
+    {E::NoSuchModel, "no_such_model", "gateway",
+     "no model of this name in the /v2 paths (HTTP 404)", "no"},
+    {E::MethodNotAllowed, "method_not_allowed", "gateway",
+     "the path does not take this HTTP method (HTTP 405, with Allow)", "no"},
+    {E::BodyTooLarge, "body_too_large", "gateway",
+     "the request body is over `max_body_bytes` (HTTP 413)", "no — send less"},
+    {E::UnsupportedMediaType, "unsupported_media_type", "gateway",
+     "a body that is neither multipart/form-data nor application/json (HTTP 415)", "no"},
+    {E::Busy, "busy", "gateway",
+     "`max_in_flight` jobs pending or `max_stored_jobs` records unfinished (HTTP 503)",
+     "yes, after Retry-After"},
+    {E::TooManyConnections, "too_many_connections", "gateway",
+     "`max_connections` connections open (HTTP 503)", "yes, later"},
+    {E::Timeout, "timeout", "gateway",
+     "no result within `request_timeout` for a job without a deadline (HTTP 504)",
+     "yes, with a larger budget"},
 };
 
 constexpr bool in_enum_order() {
@@ -130,7 +151,7 @@ constexpr bool in_enum_order() {
     if (static_cast<size_t>(kTable[i].code) != i) return false;
   return true;
 }
-static_assert(std::size(kTable) == static_cast<size_t>(ErrorCode::CacheReadonly) + 1,
+static_assert(std::size(kTable) == static_cast<size_t>(ErrorCode::Timeout) + 1,
               "one row per ErrorCode");
 static_assert(in_enum_order(), "rows in ErrorCode order, so that a code indexes its row");
 

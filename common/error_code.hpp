@@ -11,7 +11,8 @@ namespace ecgq {
 
 // Every error code, in the order of the table in docs/protocol.md. The first group travels in
 // results (broker and worker); the rest are reported by the client library, the CLI, the record
-// readers, the checkpoint reader and the hub cache (and can reach a result through the worker).
+// readers, the checkpoint reader and the hub cache (and can reach a result through the worker),
+// and the HTTP gateway's own answers.
 enum class ErrorCode {
   // Sent in results by the broker and the workers.
   BadFrame,
@@ -70,6 +71,18 @@ enum class ErrorCode {
   HubChecksumMismatch,
   DiskFull,
   CacheReadonly,
+  // The HTTP gateway (docs/gateway.md maps every code to an HTTP status).
+  Unauthorized,
+  Forbidden,
+  NoSuchRoute,
+  NoSuchJob,
+  NoSuchModel,
+  MethodNotAllowed,
+  BodyTooLarge,
+  UnsupportedMediaType,
+  Busy,
+  TooManyConnections,
+  Timeout,
 };
 
 // One row of the table: the wire name, who reports it, what it means, whether retrying helps.

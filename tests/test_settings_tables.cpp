@@ -9,6 +9,7 @@
 
 #include "broker/config.hpp"
 #include "common/settings.hpp"
+#include "gateway/config.hpp"
 #include "hub/hub_settings.hpp"
 #include "tests/support/process.hpp"
 #include "worker/serve_settings.hpp"
