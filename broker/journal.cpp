@@ -129,7 +129,7 @@ Expected<std::unique_ptr<Journal>> Journal::open(const JournalOptions& options) 
   const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd < 0) {
     sqlite3_close(db);
-    return Status("internal_error", std::string("eventfd: ") + std::strerror(errno));
+    return Status("internal", std::string("eventfd: ") + std::strerror(errno));
   }
   return std::unique_ptr<Journal>(new Journal(options, db, fd));
 }
