@@ -170,7 +170,8 @@ function checkCommand(argv, where, image) {
     return;
   }
   if (texts.length < (sub ? 2 : 1)) {
-    if (!BIN) return; // no binaries to ask: programs and subcommands only
+    // No binaries to ask (or this one not built there): programs and subcommands only.
+    if (!BIN || !fs.existsSync(path.join(BIN, prog))) return;
     return fail(where, `${prog} ${sub || ""} --help did not run from ${BIN}`);
   }
   for (const a of argv.slice(1)) {
