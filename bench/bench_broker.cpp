@@ -19,7 +19,6 @@
 #include <string>
 #include <thread>
 #include <zmq.hpp>
-#include <zmq_addon.hpp>
 
 #include "bench/bench_support.hpp"
 #include "broker/broker.hpp"

@@ -27,6 +27,7 @@
 #include <zmq.hpp>
 
 #include "bench/bench_support.hpp"
+#include "common/time.hpp"
 #include "protocol/protocol.hpp"
 #include "protocol/schema.hpp"
 
@@ -142,7 +143,7 @@ std::optional<std::string> run_jobs(FakeBroker& broker, const Args& a, size_t& b
            reply->command != mdp::WorkerCommand::Final) {
     }
     if (!reply || reply->body.empty()) return std::nullopt;
-    const double latency = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
+    const double latency = ms_since(sent);
     auto result = schema::decode_result(reply->body[0]);
     if (!result || result->status != "ok") return std::nullopt;
     char buf[160];

@@ -27,9 +27,9 @@
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
-#include <zmq_addon.hpp>
 
 #include "bench/bench_support.hpp"
+#include "common/time.hpp"
 #include "protocol/protocol.hpp"
 #include "protocol/schema.hpp"
 
@@ -324,8 +324,8 @@ void producer(zmq::context_t& ctx, Run& run, int index, size_t window, int64_t s
       if (!r) continue;
       auto it = outstanding.find(r->id);
       if (it == outstanding.end()) continue;
-      local.push_back({now, std::chrono::duration<double, std::milli>(now - it->second).count(),
-                       r->timings.queued_ms, r->status == "ok", r->worker_id});
+      local.push_back({now, ms_between(it->second, now), r->timings.queued_ms, r->status == "ok",
+                       r->worker_id});
       outstanding.erase(it);
     }
     if (local.size() >= 64) {

@@ -2,13 +2,11 @@
 #pragma once
 
 #include <cstdlib>
-#include <iterator>
 #include <string>
-#include <vector>
 #include <zmq.hpp>
-#include <zmq_addon.hpp>
 
 #include "protocol/protocol.hpp"
+#include "protocol/zmq_frames.hpp"
 
 namespace ecgq::bench {
 
@@ -22,21 +20,12 @@ inline int free_port() {
   return std::atoi(ep.substr(ep.rfind(':') + 1).c_str());
 }
 
-// One multipart message, or no frames when none is there (dontwait) or the receive failed.
+// One multipart message, or no frames when none is there (dontwait).
 inline mdp::Frames recv_frames(zmq::socket_t& s, zmq::recv_flags flags = zmq::recv_flags::none) {
-  std::vector<zmq::message_t> parts;
-  if (!zmq::recv_multipart(s, std::back_inserter(parts), flags)) return {};
-  mdp::Frames out;
-  for (auto& p : parts) out.emplace_back(p.to_string());
-  return out;
+  return mdp::recv_frames(s, flags).value_or(mdp::Frames{});
 }
 
 // Sends `frames` as one multipart message.
-inline void send_frames(zmq::socket_t& s, const mdp::Frames& frames) {
-  for (size_t i = 0; i < frames.size(); ++i) {
-    s.send(zmq::buffer(frames[i]),
-           i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-  }
-}
+using mdp::send_frames;
 
 }  // namespace ecgq::bench

@@ -28,8 +28,9 @@ int run_result(const ResultCommand& command) {
       return kExitFailed;
     }
     for (const ext::JobInfo& j : jobs->jobs) {
-      auto result = j.result.empty() ? Expected<schema::Result>(Status("bad_result", "none"))
-                                     : schema::decode_result(j.result);
+      auto result = j.result.empty()
+                        ? Expected<schema::Result>(Status(ErrorCode::BadResult, "none"))
+                        : schema::decode_result(j.result);
       if (result.ok()) {
         Json line = result_json("", *result, command.outputs);
         line.erase("path");

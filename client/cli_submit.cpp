@@ -110,10 +110,10 @@ int64_t count_records(const std::vector<std::string>& roots,
 class EmbeddingSink {
  public:
   Status open(const std::string& path) {
-    if (auto s = npy_.open(path); !s.ok()) return s;
+    RETURN_IF_ERROR(npy_.open(path));
     index_.open(path + ".index.jsonl", std::ios::out | std::ios::trunc);
     if (!index_)
-      return Status("io_error", "cannot write " + path + ".index.jsonl", "embeddings_out");
+      return Status(ErrorCode::IoError, "cannot write " + path + ".index.jsonl", "embeddings_out");
     return Status();
   }
   void add(const Outcome& o) {
@@ -151,48 +151,130 @@ class EmbeddingSink {
   int64_t missing_ = 0;
 };
 
-}  // namespace
+// What a submit run counted besides the batch summary, for its closing lines.
+struct RunFacts {
+  int64_t skipped_files;      // not records, or this run's own output
+  int64_t already_ok;         // passed over: the resume file has them ok or failed for good
+  std::string first_failure;  // --fail-fast: the failure that stopped the run
+  Status closed;              // closing the embeddings file
+  double seconds;
+};
 
-int run_submit(const SubmitCommand& command) {
-  // What is printed, and what is asked of the worker (which may be more: CSV needs probs, the
-  // embeddings file needs embeddings that the JSON lines need not repeat).
-  std::vector<std::string> printed = command.inputs.outputs;
-  if (command.per_segment) want(printed, "segments");
+// The closing lines on stderr, and the exit code.
+int report(const SubmitCommand& command, const BatchSummary& summary, const RunFacts& facts) {
+  if (facts.skipped_files > 0) {
+    std::fprintf(stderr,
+                 "ecgq: %lld files skipped (not records: signal, annotation, README, checksum or "
+                 "dot files, or this run's output)\n",
+                 static_cast<long long>(facts.skipped_files));
+  }
+  if (!command.resume_path.empty()) {
+    std::fprintf(
+        stderr,
+        "ecgq: resume: %lld records skipped as already ok or failed for good (input errors)\n",
+        static_cast<long long>(facts.already_ok));
+  }
+  if (summary.interrupted && g_interrupts == 0 && !facts.first_failure.empty()) {
+    std::fprintf(stderr, "ecgq: --fail-fast: stopped at the first failure: %s",
+                 facts.first_failure.c_str());
+    if (summary.cancel) {
+      std::fprintf(stderr, " (%lld queued jobs cancelled)",
+                   static_cast<long long>(summary.cancel->cancelled));
+    }
+    std::fprintf(stderr, "\n");
+    return kExitFailed;
+  }
+  if (summary.interrupted) {
+    std::fprintf(stderr, "ecgq: interrupted: %lld records written",
+                 static_cast<long long>(summary.records));
+    if (summary.cancel) {
+      std::fprintf(stderr, ", %lld queued jobs cancelled, %lld still running (not waited for)",
+                   static_cast<long long>(summary.cancel->cancelled),
+                   static_cast<long long>(summary.cancel->in_flight));
+    }
+    std::fprintf(stderr, "\n");
+    return kExitInterrupted;
+  }
+  if (!summary.fatal.ok()) {
+    std::fprintf(stderr, "ecgq: error: %s\n", summary.fatal.message().c_str());
+    return kExitFailed;
+  }
+  std::fprintf(stderr, "ecgq: %lld records: %lld ok, %lld failed in %.2fs (%.1f records/s)\n",
+               static_cast<long long>(summary.records), static_cast<long long>(summary.ok),
+               static_cast<long long>(summary.failed), facts.seconds,
+               facts.seconds > 0 ? static_cast<double>(summary.records) / facts.seconds : 0.0);
+  if (!facts.closed.ok()) {
+    std::fprintf(stderr, "ecgq: %s\n", facts.closed.to_string().c_str());
+    return kExitFailed;
+  }
+  if (summary.records == 0) {
+    if (!command.resume_path.empty() && facts.already_ok > 0) return kExitOk;
+    std::fprintf(stderr, "ecgq: error: no records found\n");
+    return kExitFailed;
+  }
+  return summary.failed == 0 ? kExitOk : kExitFailed;
+}
+
+// The outputs the worker is asked for: those printed (`*printed`, with segments for
+// --per-segment) and more when CSV needs probs or --embeddings-out needs embeddings.
+InputOptions asked_inputs(const SubmitCommand& command, std::vector<std::string>* printed) {
+  *printed = command.inputs.outputs;
+  if (command.per_segment) want(*printed, "segments");
   InputOptions inputs = command.inputs;
-  inputs.outputs = printed;
+  inputs.outputs = *printed;
   if (command.format == "csv") want(inputs.outputs, "probs");
   if (!command.embeddings_out.empty()) want(inputs.outputs, "embedding");
+  return inputs;
+}
 
+// Where the result lines go: stdout, --output, or appended to the --resume file (whose ok
+// records are not sent again); nullopt (said on stderr) when a file cannot be read or opened.
+struct Destination {
   ResumeState resume;
-  std::string output_path = command.output_path;
-  bool append = false;
+  std::string path;    // "" = stdout
+  std::ofstream file;  // open on `path` when there is one
+};
+
+std::optional<Destination> destination(const SubmitCommand& command) {
+  Destination d;
+  d.path = command.output_path;
   if (!command.resume_path.empty()) {
     auto r = load_resume(command.resume_path, command.retry_errors);
     if (!r) {
       std::fprintf(stderr, "ecgq: --resume: %s\n", r.status().to_string().c_str());
-      return kExitFailed;
+      return std::nullopt;
     }
-    resume = std::move(*r);
-    output_path = command.resume_path;
-    append = true;
+    d.resume = std::move(*r);
+    d.path = command.resume_path;
     std::fprintf(stderr,
                  "ecgq: resume: %s: %lld records ok, %lld with input errors kept (--retry-errors "
                  "re-sends them), %lld to re-send%s\n",
-                 command.resume_path.c_str(), static_cast<long long>(resume.ok),
-                 static_cast<long long>(resume.permanent_errors),
-                 static_cast<long long>(resume.to_retry),
-                 resume.truncated_tail ? " (its cut-off last line was removed)" : "");
+                 command.resume_path.c_str(), static_cast<long long>(d.resume.ok),
+                 static_cast<long long>(d.resume.permanent_errors),
+                 static_cast<long long>(d.resume.to_retry),
+                 d.resume.truncated_tail ? " (its cut-off last line was removed)" : "");
   }
-
-  std::ofstream file;
-  if (!output_path.empty()) {
-    file.open(output_path, std::ios::out | (append ? std::ios::app : std::ios::trunc));
-    if (!file) {
-      std::fprintf(stderr, "ecgq: cannot write %s\n", output_path.c_str());
-      return kExitFailed;
+  if (!d.path.empty()) {
+    const bool append = !command.resume_path.empty();
+    d.file.open(d.path, std::ios::out | (append ? std::ios::app : std::ios::trunc));
+    if (!d.file) {
+      std::fprintf(stderr, "ecgq: cannot write %s\n", d.path.c_str());
+      return std::nullopt;
     }
   }
-  std::ostream& out = output_path.empty() ? std::cout : file;
+  return d;
+}
+
+}  // namespace
+
+int run_submit(const SubmitCommand& command) {
+  std::vector<std::string> printed;
+  const InputOptions inputs = asked_inputs(command, &printed);
+  auto dest = destination(command);
+  if (!dest) return kExitFailed;
+  const ResumeState& resume = dest->resume;
+  const std::string& output_path = dest->path;
+  std::ostream& out = output_path.empty() ? std::cout : dest->file;
   CsvWriter csv(out, command.per_segment);
   EmbeddingSink embeddings;
   if (!command.embeddings_out.empty()) {
@@ -256,57 +338,9 @@ int run_submit(const SubmitCommand& command) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
-  if (source.skipped_files() + own_skipped > 0) {
-    std::fprintf(stderr,
-                 "ecgq: %lld files skipped (not records: signal, annotation, README, checksum or "
-                 "dot files, or this run's output)\n",
-                 static_cast<long long>(source.skipped_files() + own_skipped));
-  }
-  if (!command.resume_path.empty()) {
-    std::fprintf(
-        stderr,
-        "ecgq: resume: %lld records skipped as already ok or failed for good (input errors)\n",
-        static_cast<long long>(source.passed_over() - own_skipped));
-  }
-  if (summary.interrupted && g_interrupts == 0 && stop) {
-    std::fprintf(stderr, "ecgq: --fail-fast: stopped at the first failure: %s",
-                 first_failure.c_str());
-    if (summary.cancel) {
-      std::fprintf(stderr, " (%lld queued jobs cancelled)",
-                   static_cast<long long>(summary.cancel->cancelled));
-    }
-    std::fprintf(stderr, "\n");
-    return kExitFailed;
-  }
-  if (summary.interrupted) {
-    std::fprintf(stderr, "ecgq: interrupted: %lld records written",
-                 static_cast<long long>(summary.records));
-    if (summary.cancel) {
-      std::fprintf(stderr, ", %lld queued jobs cancelled, %lld still running (not waited for)",
-                   static_cast<long long>(summary.cancel->cancelled),
-                   static_cast<long long>(summary.cancel->in_flight));
-    }
-    std::fprintf(stderr, "\n");
-    return kExitInterrupted;
-  }
-  if (!summary.fatal.ok()) {
-    std::fprintf(stderr, "ecgq: error: %s\n", summary.fatal.message().c_str());
-    return kExitFailed;
-  }
-  std::fprintf(stderr, "ecgq: %lld records: %lld ok, %lld failed in %.2fs (%.1f records/s)\n",
-               static_cast<long long>(summary.records), static_cast<long long>(summary.ok),
-               static_cast<long long>(summary.failed), seconds,
-               seconds > 0 ? static_cast<double>(summary.records) / seconds : 0.0);
-  if (!closed.ok()) {
-    std::fprintf(stderr, "ecgq: %s\n", closed.to_string().c_str());
-    return kExitFailed;
-  }
-  if (summary.records == 0) {
-    if (!command.resume_path.empty() && source.passed_over() > own_skipped) return kExitOk;
-    std::fprintf(stderr, "ecgq: error: no records found\n");
-    return kExitFailed;
-  }
-  return summary.failed == 0 ? kExitOk : kExitFailed;
+  return report(command, summary,
+                RunFacts{source.skipped_files() + own_skipped, source.passed_over() - own_skipped,
+                         first_failure, closed, seconds});
 }
 
 }  // namespace ecgq::client

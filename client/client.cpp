@@ -47,8 +47,8 @@ Status Client::send(const mdp::Frames& frames) {
   const auto give_up = Clock::now() + options_.timeout;
   while (!dealer_->try_send(frames)) {
     if (Clock::now() >= give_up) {
-      return Status("broker_unreachable", "cannot send to broker " + options_.broker + " for " +
-                                              format_duration(options_.timeout));
+      return Status(ErrorCode::BrokerUnreachable, "cannot send to broker " + options_.broker +
+                                                      " for " + format_duration(options_.timeout));
     }
     dealer_->wait_writable(Millis(100));
   }
@@ -58,24 +58,22 @@ Status Client::send(const mdp::Frames& frames) {
 Expected<std::string> Client::submit(schema::Job job) {
   if (job.id.empty()) job.id = next_id();
   std::string body = schema::encode_job(job);
-  if (Status s = submit_body(job.id, body); !s.ok()) return s;
+  RETURN_IF_ERROR(submit_body(job.id, body));
   return job.id;
 }
 
 Status Client::submit_body(const std::string& id, const std::string& body,
                            const std::string& service) {
   if (static_cast<int64_t>(body.size()) > options_.max_message_bytes) {
-    return Status("message_too_large", "job body is " + std::to_string(body.size()) +
-                                           " bytes; the limit is " +
-                                           std::to_string(options_.max_message_bytes));
+    return Status(ErrorCode::MessageTooLarge, "job body is " + std::to_string(body.size()) +
+                                                  " bytes; the limit is " +
+                                                  std::to_string(options_.max_message_bytes));
   }
   if (outstanding_.count(id) != 0) {
-    return Status("bad_request", "job id " + id + " is already outstanding", "id");
+    return Status(ErrorCode::BadRequest, "job id " + id + " is already outstanding", "id");
   }
   const std::string& svc = service.empty() ? options_.service : service;
-  if (Status s = send(mdp::client_frames(mdp::ClientCommand::Request, svc, {body})); !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(send(mdp::client_frames(mdp::ClientCommand::Request, svc, {body})));
   const auto now = Clock::now();
   // Silence is measured from the moment there is something to wait for.
   if (outstanding_.empty()) last_traffic_ = now;
@@ -147,10 +145,10 @@ std::optional<JobEvent> Client::expire_jobs() {
 }
 
 Status Client::silence_error() const {
-  return Status("broker_unreachable", "no reply from broker " + options_.broker + " for " +
-                                          format_duration(options_.timeout) + " with " +
-                                          std::to_string(outstanding_.size()) +
-                                          " job(s) outstanding");
+  return Status(ErrorCode::BrokerUnreachable, "no reply from broker " + options_.broker + " for " +
+                                                  format_duration(options_.timeout) + " with " +
+                                                  std::to_string(outstanding_.size()) +
+                                                  " job(s) outstanding");
 }
 
 Expected<std::optional<JobEvent>> Client::poll(Millis wait) {
@@ -185,9 +183,7 @@ Expected<mdp::Frames> Client::mmi(const std::string& service, const mdp::Frames&
   for (auto it = mmi_replies_.begin(); it != mmi_replies_.end();) {
     it = it->first == service ? mmi_replies_.erase(it) : std::next(it);
   }
-  if (Status s = send(mdp::client_frames(mdp::ClientCommand::Request, service, body)); !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(send(mdp::client_frames(mdp::ClientCommand::Request, service, body)));
   const auto until = Clock::now() + timeout;
   while (true) {
     for (auto it = mmi_replies_.begin(); it != mmi_replies_.end(); ++it) {
@@ -199,8 +195,9 @@ Expected<mdp::Frames> Client::mmi(const std::string& service, const mdp::Frames&
     }
     const auto now = Clock::now();
     if (now >= until) {
-      return Status("broker_unreachable", "no reply from broker " + options_.broker + " to " +
-                                              service + " within " + format_duration(timeout));
+      return Status(ErrorCode::BrokerUnreachable, "no reply from broker " + options_.broker +
+                                                      " to " + service + " within " +
+                                                      format_duration(timeout));
     }
     if (auto frames =
             dealer_->receive(std::chrono::duration_cast<Millis>(until - now) + Millis(1))) {
@@ -210,35 +207,33 @@ Expected<mdp::Frames> Client::mmi(const std::string& service, const mdp::Frames&
 }
 
 Expected<bool> Client::service_available(const std::string& service, Millis timeout) {
-  auto reply = mmi("mmi.service", {service}, timeout);
-  if (!reply) return reply.status();
-  const std::string code = reply->empty() ? std::string() : (*reply)[0];
+  ASSIGN_OR_RETURN(auto reply, mmi("mmi.service", {service}, timeout));
+  const std::string code = reply.empty() ? std::string() : reply[0];
   if (code == ext::kServiceFound) return true;
   if (code == ext::kServiceNotFound) return false;
-  return Status("bad_result", "mmi.service answered \"" + code + "\" (expected 200 or 404)");
+  return Status(ErrorCode::BadResult,
+                "mmi.service answered \"" + code + "\" (expected 200 or 404)");
 }
 
 Expected<std::string> Client::status(Millis timeout) {
-  auto reply = mmi("mmi.status", {}, timeout);
-  if (!reply) return reply.status();
-  if (reply->empty()) return Status("bad_result", "mmi.status answered with no body");
-  if ((*reply)[0] == ext::kServiceNotImplemented)
-    return Status("unsupported", "the broker does not implement mmi.status");
-  return (*reply)[0];
+  ASSIGN_OR_RETURN(auto reply, mmi("mmi.status", {}, timeout));
+  if (reply.empty()) return Status(ErrorCode::BadResult, "mmi.status answered with no body");
+  if (reply[0] == ext::kServiceNotImplemented)
+    return Status(ErrorCode::Unsupported, "the broker does not implement mmi.status");
+  return reply[0];
 }
 
 Expected<CancelReply> Client::cancel(const std::vector<std::string>& ids, Millis timeout) {
   ext::CancelRequest request;
   request.all = ids.empty();
   request.ids = ids;
-  auto reply = mmi("mmi.cancel", {ext::encode_cancel_request(request)}, timeout);
-  if (!reply) return reply.status();
-  if (reply->empty()) return Status("bad_result", "mmi.cancel answered with no body");
-  if ((*reply)[0] == ext::kServiceNotImplemented)
-    return Status("unsupported", "the broker does not implement mmi.cancel");
-  auto decoded = ext::decode_cancel_reply((*reply)[0]);
+  ASSIGN_OR_RETURN(auto reply, mmi("mmi.cancel", {ext::encode_cancel_request(request)}, timeout));
+  if (reply.empty()) return Status(ErrorCode::BadResult, "mmi.cancel answered with no body");
+  if (reply[0] == ext::kServiceNotImplemented)
+    return Status(ErrorCode::Unsupported, "the broker does not implement mmi.cancel");
+  auto decoded = ext::decode_cancel_reply(reply[0]);
   if (!decoded)
-    return Status("bad_result", "mmi.cancel failed: " + decoded.status().to_string());
+    return Status(ErrorCode::BadResult, "mmi.cancel failed: " + decoded.status().to_string());
   return *decoded;
 }
 

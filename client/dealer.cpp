@@ -1,7 +1,8 @@
 #include "client/dealer.hpp"
 
 #include <cerrno>
-#include <zmq_addon.hpp>
+
+#include "protocol/zmq_frames.hpp"
 
 namespace ecgq::client {
 
@@ -15,39 +16,26 @@ Dealer::Dealer(zmq::context_t& context, const std::string& endpoint)
 }
 
 bool Dealer::try_send(const mdp::Frames& frames) {
-  // Only the first part can see EAGAIN: once it is queued libzmq accepts the rest of the message.
-  for (size_t i = 0; i < frames.size(); ++i) {
-    auto flags = i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
-    if (i == 0) flags = flags | zmq::send_flags::dontwait;
-    try {
-      auto sent = socket_.send(zmq::buffer(frames[i]), flags);
-      if (!sent) return false;
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) throw;
-      if (i == 0) return false;
-      --i;  // retry the interrupted part: the rest of a started message must follow
-    }
+  try {
+    return mdp::send_frames(socket_, frames, zmq::send_flags::dontwait);
+  } catch (const zmq::error_t& e) {
+    // A signal (Ctrl-C) interrupted the first part: nothing was queued, the caller retries.
+    if (e.num() != EINTR) throw;
+    return false;
   }
-  return true;
 }
 
 std::optional<mdp::Frames> Dealer::receive(std::chrono::milliseconds wait) {
-  std::vector<zmq::message_t> parts;
   try {
     zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
     zmq::poll(&item, 1, wait);
     if ((item.revents & ZMQ_POLLIN) == 0) return std::nullopt;
-    auto got = zmq::recv_multipart(socket_, std::back_inserter(parts), zmq::recv_flags::dontwait);
-    if (!got) return std::nullopt;
+    return mdp::recv_frames(socket_, zmq::recv_flags::dontwait);
   } catch (const zmq::error_t& e) {
     // A signal (Ctrl-C) interrupts the wait; the caller's loop checks for it.
     if (e.num() == EINTR) return std::nullopt;
     throw;
   }
-  mdp::Frames frames;
-  frames.reserve(parts.size());
-  for (auto& p : parts) frames.emplace_back(p.to_string());
-  return frames;
 }
 
 bool Dealer::wait_writable(std::chrono::milliseconds wait) {

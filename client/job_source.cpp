@@ -33,7 +33,7 @@ Expected<schema::Job> job_from_path(const std::string& path, const InputOptions&
     char buf[160];
     std::snprintf(buf, sizeof buf, ": the record lasts %.1f s, more than max_record_seconds %.0f",
                   record->duration_s(), options.max_record_seconds);
-    return Status("too_long", path + buf, "ecg");
+    return Status(ErrorCode::TooLong, path + buf, "ecg");
   }
   auto job = job_from_record(*record);
   if (!job) return job.status();
@@ -70,7 +70,8 @@ std::optional<Submission> JobSource::next() {
     const std::string root = roots_[next_root_++];
     std::error_code ec;
     if (!std::filesystem::exists(root, ec)) {
-      return Submission{root, Status("not_found", "no such file or directory: " + root, "path")};
+      return Submission{root,
+                        Status(ErrorCode::NotFound, "no such file or directory: " + root, "path")};
     }
     walk_.emplace(std::vector<std::string>{root});
   }

@@ -129,21 +129,12 @@ Json result_json(const std::string& path, const schema::Result& r,
   return j;
 }
 
-Json local_error_json(const std::string& path, const std::string& id, const Status& error) {
-  schema::Result r;
-  r.id = id;
-  r.status = "error";
-  r.attempts = 0;
-  r.error = schema::ErrorInfo{error.code(), error.message(), error.field(), std::nullopt};
-  return result_json(path, r);
-}
-
 Expected<Json> msgpack_json(const std::string& body) {
   try {
     msgpack::object_handle oh = msgpack::unpack(body.data(), body.size());
     return to_json(oh.get());
   } catch (const std::exception& e) {
-    return Status("bad_result", std::string("not msgpack: ") + e.what());
+    return Status(ErrorCode::BadResult, std::string("not msgpack: ") + e.what());
   }
 }
 

@@ -20,8 +20,6 @@ using Json = nlohmann::ordered_json;
 // else the worker sent.
 Json result_json(const std::string& path, const schema::Result& result,
                  const std::vector<std::string>& outputs = {});
-// The line for a record that never reached the broker (unreadable file, local error).
-Json local_error_json(const std::string& path, const std::string& id, const Status& error);
 // `json` as one line of text; strings holding bytes that are not UTF-8 (paths, CSV cells, error
 // messages) have those bytes written as \xNN instead of aborting the dump.
 std::string json_line(const Json& json);

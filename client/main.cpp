@@ -45,53 +45,65 @@ std::string command_word(int argc, char** argv) {
   return "";
 }
 
-}  // namespace
-
-int run_cli(int argc, char** argv) {
-  CLI::App app{"ecgq: run ECG-FM on ECG records through an ecgq broker"};
-  app.set_version_flag("--version", std::string("ecgq ") + ECGQ_VERSION);
-  app.require_subcommand(1);
-  app.fallthrough();
-  app.footer(
-      "Examples:\n"
-      "  ecgq --broker tcp://host:5555 submit record.npy recordings/ > results.jsonl\n"
-      "  ecgq submit --resume results.jsonl --embeddings-out emb.npy recordings/\n"
-      "  ecgq submit --format csv -o results.csv recordings/\n"
-      "  ecgq status            ecgq status --json            ecgq status --check\n"
-      "Exit status: 0 all records ok, 1 a record failed (or --fail-fast stopped) or the broker\n"
-      "is unreachable, 2 bad usage, 130 interrupted (queued jobs are cancelled).");
-
+// The options before the command word, which every command shares.
+struct GlobalOptions {
   std::string broker = "tcp://127.0.0.1:5555";
   std::string service = "ecg-fm";
   std::string timeout_text;
   std::string log_level = "warn";
-  app.add_option("--broker", broker, "broker endpoint")
+};
+
+void add_global_options(CLI::App& app, GlobalOptions& g) {
+  app.add_option("--broker", g.broker, "broker endpoint")
       ->envname("ECGQ_BROKER")
       ->capture_default_str();
-  app.add_option("--service", service, "service name")
+  app.add_option("--service", g.service, "service name")
       ->envname("ECGQ_SERVICE")
       ->capture_default_str();
-  app.add_option("--timeout", timeout_text,
+  app.add_option("--timeout", g.timeout_text,
                  "give up when the broker is silent this long while jobs are outstanding "
                  "(submit default 60s, status default 5s)");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+  app.add_option("--log-level", g.log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
+}
 
-  SubmitCommand submit;
-  std::string leads_text, outputs_text, deadline_text, job_timeout_text;
+// The client's options from the global ones (the silence timeout defaults to 60 s for submit,
+// 5 s otherwise); a bad_usage error says what is wrong.
+Expected<ClientOptions> client_options(const GlobalOptions& g, bool submitting) {
+  RETURN_IF_ERROR(mdp::check_endpoint(g.broker, mdp::EndpointUse::Connect, "--broker"));
+  ClientOptions client;
+  client.broker = g.broker;
+  client.service = g.service;
+  client.timeout = Millis(submitting ? 60000 : 5000);
+  if (!g.timeout_text.empty()) {
+    auto t = parse_duration(g.timeout_text);
+    if (!t) return Status(ErrorCode::BadUsage, "bad --timeout: " + t.status().message());
+    if (t->count() <= 0) return Status(ErrorCode::BadUsage, "--timeout must be > 0");
+    client.timeout = *t;
+  }
+  return client;
+}
+
+// The options of `submit` given as text, checked and converted after parsing.
+struct SubmitTexts {
+  std::string leads, outputs, deadline, job_timeout;
+};
+
+// Declares `submit` and its options.
+CLI::App* add_submit(CLI::App& app, SubmitCommand& submit, SubmitTexts& t) {
   auto* sub =
       app.add_subcommand("submit", "submit records (files or directories); one JSON line each");
   sub->add_option("paths", submit.paths, "records: .npy, WFDB .hea, .csv, .mat, or directories")
       ->required();
   sub->add_option("--fs", submit.inputs.fs, "sample rate of files without one (.npy default 500)");
-  sub->add_option("--leads", leads_text,
+  sub->add_option("--leads", t.leads,
                   "comma-separated lead names of files without names (default I..V6)");
   sub->add_option("--units", submit.inputs.units, "units of unitless files: mV (default) or uV");
-  sub->add_option("--outputs", outputs_text,
+  sub->add_option("--outputs", t.outputs,
                   "comma-separated: probs, logits, embedding, segments, saliency");
   sub->add_option("--window", submit.window, "jobs in flight at most")->capture_default_str();
-  sub->add_option("--deadline", deadline_text, "per-job budget from broker receipt, e.g. 30s");
-  sub->add_option("--job-timeout", job_timeout_text, "give up on a single job after this long");
+  sub->add_option("--deadline", t.deadline, "per-job budget from broker receipt, e.g. 30s");
+  sub->add_option("--job-timeout", t.job_timeout, "give up on a single job after this long");
   sub->add_flag("--ordered", submit.ordered, "print results in input order");
   sub->add_option("-o,--output", submit.output_path, "write the results to FILE instead of stdout");
   sub->add_option("--format", submit.format,
@@ -123,6 +135,74 @@ int run_cli(int argc, char** argv) {
       ->capture_default_str();
   sub->add_flag("!--no-count", submit.count_first,
                 "do not walk the inputs up front to count them (progress shows no total/ETA)");
+  return sub;
+}
+
+// Checks and converts the options of `submit`, then runs it.
+int submit_command(const CLI::App* sub, SubmitCommand& submit, SubmitTexts t,
+                   ClientOptions client) {
+  if (!t.job_timeout.empty()) {
+    auto timeout = parse_duration(t.job_timeout);
+    if (!timeout) return usage_error("bad --job-timeout: " + timeout.status().message());
+    client.job_timeout = *timeout;
+  }
+  if (!t.deadline.empty()) {
+    auto d = parse_duration(t.deadline);
+    if (!d) return usage_error("bad --deadline: " + d.status().message());
+    submit.inputs.deadline_ms = d->count();
+  }
+  if (sub->count("--fs") != 0 && !(submit.inputs.fs > 0)) return usage_error("--fs must be > 0");
+  if (submit.window == 0) return usage_error("--window must be at least 1");
+  if (!(submit.inputs.max_record_seconds > 0))
+    return usage_error("--max-record-seconds must be > 0");
+  if (submit.retry_errors && submit.resume_path.empty())
+    return usage_error("--retry-errors goes with --resume FILE");
+  if (!submit.resume_path.empty()) {
+    if (submit.format != "jsonl") return usage_error("--resume works with --format jsonl only");
+    if (!submit.output_path.empty() && submit.output_path != submit.resume_path)
+      return usage_error("--resume writes to its own file; drop -o or give the same file");
+  }
+  if (!t.leads.empty()) submit.inputs.leads = split_list(t.leads);
+  if (submit.per_segment && !t.outputs.empty() && t.outputs.find("segments") == std::string::npos)
+    t.outputs += ",segments";  // --per-segment is "segments" in --outputs
+  for (const auto& o : split_list(t.outputs)) {
+    bool known = false;
+    for (const auto& name : schema::kOutputNames) known = known || name == o;
+    if (!known) {
+      return usage_error("unknown output \"" + o +
+                         "\" in --outputs (expected probs, logits, embedding, segments, saliency)");
+    }
+    submit.inputs.outputs.push_back(o);
+  }
+  if (std::find(submit.inputs.outputs.begin(), submit.inputs.outputs.end(), "segments") !=
+      submit.inputs.outputs.end())
+    submit.per_segment = true;
+  submit.client = client;
+  return run_submit(submit);
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"ecgq: run ECG-FM on ECG records through an ecgq broker"};
+  app.set_version_flag("--version", std::string("ecgq ") + ECGQ_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.footer(
+      "Examples:\n"
+      "  ecgq --broker tcp://host:5555 submit record.npy recordings/ > results.jsonl\n"
+      "  ecgq submit --resume results.jsonl --embeddings-out emb.npy recordings/\n"
+      "  ecgq submit --format csv -o results.csv recordings/\n"
+      "  ecgq status            ecgq status --json            ecgq status --check\n"
+      "Exit status: 0 all records ok, 1 a record failed (or --fail-fast stopped) or the broker\n"
+      "is unreachable, 2 bad usage, 130 interrupted (queued jobs are cancelled).");
+
+  GlobalOptions global;
+  add_global_options(app, global);
+
+  SubmitCommand submit;
+  SubmitTexts submit_texts;
+  CLI::App* sub = add_submit(app, submit, submit_texts);
 
   ResultCommand result_cmd;
   std::string result_outputs;
@@ -155,7 +235,7 @@ int run_cli(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
   }
-  init_logging("ecgq", log_level);
+  init_logging("ecgq", global.log_level);
   if (kg->parsed()) {
     for (const auto& m : keygen_meta) {
       const size_t eq = m.find('=');
@@ -165,19 +245,9 @@ int run_cli(int argc, char** argv) {
     }
     return run_keygen(keygen);
   }
-  if (auto s = mdp::check_endpoint(broker, mdp::EndpointUse::Connect, "--broker"); !s.ok())
-    return usage_error(s.message());
-
-  ClientOptions client;
-  client.broker = broker;
-  client.service = service;
-  client.timeout = Millis(sub->parsed() ? 60000 : 5000);
-  if (!timeout_text.empty()) {
-    auto t = parse_duration(timeout_text);
-    if (!t) return usage_error("bad --timeout: " + t.status().message());
-    if (t->count() <= 0) return usage_error("--timeout must be > 0");
-    client.timeout = *t;
-  }
+  auto options = client_options(global, sub->parsed());
+  if (!options) return usage_error(options.status().message());
+  const ClientOptions& client = *options;
 
   if (rs->parsed()) {
     result_cmd.client = client;
@@ -189,45 +259,7 @@ int run_cli(int argc, char** argv) {
     return run_status(status);
   }
 
-  if (!job_timeout_text.empty()) {
-    auto t = parse_duration(job_timeout_text);
-    if (!t) return usage_error("bad --job-timeout: " + t.status().message());
-    client.job_timeout = *t;
-  }
-  if (!deadline_text.empty()) {
-    auto d = parse_duration(deadline_text);
-    if (!d) return usage_error("bad --deadline: " + d.status().message());
-    submit.inputs.deadline_ms = d->count();
-  }
-  if (sub->count("--fs") != 0 && !(submit.inputs.fs > 0)) return usage_error("--fs must be > 0");
-  if (submit.window == 0) return usage_error("--window must be at least 1");
-  if (!(submit.inputs.max_record_seconds > 0))
-    return usage_error("--max-record-seconds must be > 0");
-  if (submit.retry_errors && submit.resume_path.empty())
-    return usage_error("--retry-errors goes with --resume FILE");
-  if (!submit.resume_path.empty()) {
-    if (submit.format != "jsonl") return usage_error("--resume works with --format jsonl only");
-    if (!submit.output_path.empty() && submit.output_path != submit.resume_path)
-      return usage_error("--resume writes to its own file; drop -o or give the same file");
-  }
-  if (!leads_text.empty()) submit.inputs.leads = split_list(leads_text);
-  if (submit.per_segment && !outputs_text.empty() &&
-      outputs_text.find("segments") == std::string::npos)
-    outputs_text += ",segments";  // --per-segment is "segments" in --outputs
-  for (const auto& o : split_list(outputs_text)) {
-    bool known = false;
-    for (const auto& name : schema::kOutputNames) known = known || name == o;
-    if (!known) {
-      return usage_error("unknown output \"" + o +
-                         "\" in --outputs (expected probs, logits, embedding, segments, saliency)");
-    }
-    submit.inputs.outputs.push_back(o);
-  }
-  if (std::find(submit.inputs.outputs.begin(), submit.inputs.outputs.end(), "segments") !=
-      submit.inputs.outputs.end())
-    submit.per_segment = true;
-  submit.client = client;
-  return run_submit(submit);
+  return submit_command(sub, submit, submit_texts, client);
 }
 
 int main(int argc, char** argv) {

@@ -24,15 +24,15 @@ std::string npy_f32_header(int64_t rows, int64_t width) {
 Status NpyRowWriter::open(const std::string& path) {
   path_ = path;
   out_.open(path, std::ios::binary | std::ios::out | std::ios::trunc);
-  if (!out_) return Status("io_error", "cannot write " + path, "embeddings_out");
+  if (!out_) return Status(ErrorCode::IoError, "cannot write " + path, "embeddings_out");
   out_ << npy_f32_header(0, 0);
-  return out_ ? Status() : Status("io_error", "cannot write " + path, "embeddings_out");
+  return out_ ? Status() : Status(ErrorCode::IoError, "cannot write " + path, "embeddings_out");
 }
 
 Status NpyRowWriter::append(const std::vector<float>& row) {
   if (width_ == 0) width_ = static_cast<int64_t>(row.size());
   if (static_cast<int64_t>(row.size()) != width_ || width_ == 0) {
-    return Status("bad_shape",
+    return Status(ErrorCode::BadShape,
                   "embedding of " + std::to_string(row.size()) + " values, the file's rows have " +
                       std::to_string(width_),
                   "embedding");
@@ -40,7 +40,7 @@ Status NpyRowWriter::append(const std::vector<float>& row) {
   out_.write(reinterpret_cast<const char*>(row.data()),
              static_cast<std::streamsize>(row.size() * sizeof(float)));
   ++rows_;
-  return out_ ? Status() : Status("io_error", "cannot write " + path_, "embeddings_out");
+  return out_ ? Status() : Status(ErrorCode::IoError, "cannot write " + path_, "embeddings_out");
 }
 
 Status NpyRowWriter::close() {
@@ -48,7 +48,7 @@ Status NpyRowWriter::close() {
   out_.seekp(0);
   out_ << npy_f32_header(rows_, width_);
   out_.close();
-  return out_ ? Status() : Status("io_error", "cannot write " + path_, "embeddings_out");
+  return out_ ? Status() : Status(ErrorCode::IoError, "cannot write " + path_, "embeddings_out");
 }
 
 }  // namespace ecgq::client

@@ -23,12 +23,15 @@ struct KeptRow {
 }  // namespace
 
 bool is_permanent_input_error(const std::string& code) {
-  static const std::unordered_set<std::string> kPermanent = {
-      "bad_request",       "bad_shape", "unsupported_dtype",  "message_too_large",
-      "missing_leads",     "too_short", "too_long",           "bad_samples",
-      "bad_record",        "bad_npy",   "unsupported_record", "unsupported_format",
-      "unsupported_output"};
-  return kPermanent.count(code) != 0;
+  static const ErrorCode kPermanent[] = {
+      ErrorCode::BadRequest,       ErrorCode::BadShape,          ErrorCode::UnsupportedDtype,
+      ErrorCode::MessageTooLarge,  ErrorCode::MissingLeads,      ErrorCode::TooShort,
+      ErrorCode::TooLong,          ErrorCode::BadSamples,        ErrorCode::BadRecord,
+      ErrorCode::BadNpy,           ErrorCode::UnsupportedRecord, ErrorCode::UnsupportedFormat,
+      ErrorCode::UnsupportedOutput};
+  const auto parsed = parse_error_code(code);
+  return parsed &&
+         std::find(std::begin(kPermanent), std::end(kPermanent), *parsed) != std::end(kPermanent);
 }
 
 Expected<ResumeState> load_resume(const std::string& path, bool retry_errors) {
@@ -36,7 +39,7 @@ Expected<ResumeState> load_resume(const std::string& path, bool retry_errors) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return state;
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status("io_error", "cannot read " + path, "resume");
+  if (!in) return Status(ErrorCode::IoError, "cannot read " + path, "resume");
   std::map<std::string, KeptRow> rows;
   std::string line;
   size_t order = 0;
@@ -85,10 +88,11 @@ Expected<ResumeState> load_resume(const std::string& path, bool retry_errors) {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     for (const auto* entry : kept) out << entry->second.line << '\n';
     out.flush();
-    if (!out) return Status("io_error", "cannot write " + tmp, "resume");
+    if (!out) return Status(ErrorCode::IoError, "cannot write " + tmp, "resume");
   }
   std::filesystem::rename(tmp, path, ec);
-  if (ec) return Status("io_error", "cannot replace " + path + ": " + ec.message(), "resume");
+  if (ec)
+    return Status(ErrorCode::IoError, "cannot replace " + path + ": " + ec.message(), "resume");
   return state;
 }
 

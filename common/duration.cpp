@@ -11,12 +11,12 @@ Expected<Millis> parse_duration(const std::string& text) {
                           text + "'";
   size_t i = 0;
   while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
-  if (i == 0 || i == text.size()) return Status("bad_config", bad);
+  if (i == 0 || i == text.size()) return Status(ErrorCode::BadConfig, bad);
   char* end = nullptr;
   const std::string number = text.substr(0, i);
   double value = std::strtod(number.c_str(), &end);
   if (end != number.c_str() + number.size() || !std::isfinite(value) || value < 0)
-    return Status("bad_config", bad);
+    return Status(ErrorCode::BadConfig, bad);
   const std::string unit = text.substr(i);
   double scale = 0;
   if (unit == "ms") scale = 1;
@@ -24,9 +24,10 @@ Expected<Millis> parse_duration(const std::string& text) {
   else if (unit == "m" || unit == "min") scale = 60e3;
   else if (unit == "h") scale = 3600e3;
   else if (unit == "d") scale = 86400e3;
-  else return Status("bad_config", bad);
+  else
+    return Status(ErrorCode::BadConfig, bad);
   double ms = value * scale;
-  if (ms > 1e15) return Status("bad_config", "duration too large: '" + text + "'");
+  if (ms > 1e15) return Status(ErrorCode::BadConfig, "duration too large: '" + text + "'");
   return Millis(static_cast<int64_t>(std::llround(ms)));
 }
 

@@ -10,10 +10,29 @@
 
 namespace ecgq {
 
-void Settings::declare(const std::string& key, const std::string& default_text,
-                       const std::string& help) {
-  if (!entries_.count(key)) order_.push_back(key);
-  entries_[key] = Entry{default_text, help, "default", {}};
+const char* setting_type_name(SettingType type) {
+  switch (type) {
+    case SettingType::Text:
+      return "TEXT";
+    case SettingType::List:
+      return "LIST";
+    case SettingType::Duration:
+      return "DURATION";
+    case SettingType::Integer:
+      return "INT";
+    case SettingType::Number:
+      return "NUMBER";
+    case SettingType::Bytes:
+      return "BYTES";
+    case SettingType::Boolean:
+      return "BOOL";
+  }
+  return "TEXT";
+}
+
+void Settings::declare(const SettingSpec& spec) {
+  if (!entries_.count(spec.key)) order_.push_back(spec.key);
+  entries_[spec.key] = Entry{spec.default_text, spec.type, spec.help, "default", {}};
 }
 
 Status Settings::merge_yaml_file(const std::string& path) {
@@ -21,15 +40,16 @@ Status Settings::merge_yaml_file(const std::string& path) {
   try {
     root = YAML::LoadFile(path);
   } catch (const std::exception& e) {
-    return Status("bad_config", "cannot read config file " + path + ": " + e.what(), "config");
+    return Status(ErrorCode::BadConfig, "cannot read config file " + path + ": " + e.what(),
+                  "config");
   }
   if (root.IsNull()) return Status::Ok();
   if (!root.IsMap())
-    return Status("bad_config", path + ": expected a mapping of settings", "config");
+    return Status(ErrorCode::BadConfig, path + ": expected a mapping of settings", "config");
   for (const auto& item : root) {
     const std::string key = item.first.as<std::string>();
     if (!entries_.count(key))
-      return Status("bad_config", path + ": unknown setting '" + key + "'", key);
+      return Status(ErrorCode::BadConfig, path + ": unknown setting '" + key + "'", key);
     const YAML::Node& v = item.second;
     std::string text;
     if (v.IsSequence()) {
@@ -39,7 +59,8 @@ Status Settings::merge_yaml_file(const std::string& path) {
     } else if (v.IsNull()) {
       text = "";
     } else {
-      return Status("bad_config", path + ": setting '" + key + "' must be a scalar or a list", key);
+      return Status(ErrorCode::BadConfig,
+                    path + ": setting '" + key + "' must be a scalar or a list", key);
     }
     entries_[key].value = text;
     entries_[key].origin = path;
@@ -60,7 +81,8 @@ void Settings::merge_environment() {
 
 Status Settings::set(const std::string& key, const std::string& value, const std::string& origin) {
   auto it = entries_.find(key);
-  if (it == entries_.end()) return Status("bad_config", "unknown setting '" + key + "'", key);
+  if (it == entries_.end())
+    return Status(ErrorCode::BadConfig, "unknown setting '" + key + "'", key);
   it->second.value = value;
   it->second.origin = origin;
   return Status::Ok();
@@ -76,7 +98,8 @@ void Settings::add_flags(CLI::App& app, const std::vector<std::string>& skip) {
   for (const auto& key : order_) {
     if (std::find(skip.begin(), skip.end(), key) != skip.end()) continue;
     Entry& e = entries_[key];
-    app.add_option(flag_name(key), e.flag_value, e.help + " (default: " + e.value + ")");
+    app.add_option(flag_name(key), e.flag_value, e.help + " (default: " + e.value + ")")
+        ->type_name(setting_type_name(e.type));
   }
 }
 
@@ -96,16 +119,24 @@ const std::string& Settings::origin(const std::string& key) const {
   return entries_.at(key).origin;
 }
 
-Status Settings::bad(const std::string& key, const std::string& expected) const {
+Status Settings::invalid(const std::string& key, const std::string& expected, bool quoted) const {
   const Entry& e = entries_.at(key);
-  return Status(
-      "bad_config",
-      "setting " + key + " = '" + e.value + "' (from " + e.origin + "): expected " + expected, key);
+  const std::string value = quoted ? "'" + e.value + "'" : e.value;
+  return Status(ErrorCode::BadConfig,
+                "setting " + key + " = " + value + " (from " + e.origin + "): expected " + expected,
+                key);
+}
+
+Status Settings::check_minimums(std::initializer_list<Minimum> bounds,
+                                const std::string& expected_prefix, bool quoted) const {
+  for (const Minimum& m : bounds)
+    if (m.value < m.min) return invalid(m.key, expected_prefix + std::to_string(m.min), quoted);
+  return Status::Ok();
 }
 
 Expected<Millis> Settings::duration(const std::string& key) const {
   auto d = parse_duration(text(key));
-  if (!d) return bad(key, "a duration such as 300ms, 2.5s, 15m or 1h");
+  if (!d) return invalid(key, "a duration such as 300ms, 2.5s, 15m or 1h");
   return d;
 }
 
@@ -114,7 +145,7 @@ Expected<int64_t> Settings::integer(const std::string& key) const {
   char* end = nullptr;
   errno = 0;
   long long v = std::strtoll(t.c_str(), &end, 10);
-  if (t.empty() || *end != '\0' || errno != 0) return bad(key, "an integer");
+  if (t.empty() || *end != '\0' || errno != 0) return invalid(key, "an integer");
   return static_cast<int64_t>(v);
 }
 
@@ -122,7 +153,7 @@ Expected<double> Settings::number(const std::string& key) const {
   const std::string& t = text(key);
   char* end = nullptr;
   double v = std::strtod(t.c_str(), &end);
-  if (t.empty() || *end != '\0' || !std::isfinite(v)) return bad(key, "a number");
+  if (t.empty() || *end != '\0' || !std::isfinite(v)) return invalid(key, "a number");
   return v;
 }
 
@@ -131,14 +162,15 @@ Expected<bool> Settings::boolean(const std::string& key) const {
   std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
   if (t == "true" || t == "1" || t == "yes" || t == "on") return true;
   if (t == "false" || t == "0" || t == "no" || t == "off") return false;
-  return bad(key, "true or false");
+  return invalid(key, "true or false");
 }
 
 Expected<int64_t> Settings::bytes(const std::string& key) const {
   const std::string& t = text(key);
   char* end = nullptr;
   double v = std::strtod(t.c_str(), &end);
-  if (t.empty() || end == t.c_str() || v < 0) return bad(key, "a size such as 134217728 or 128MiB");
+  if (t.empty() || end == t.c_str() || v < 0)
+    return invalid(key, "a size such as 134217728 or 128MiB");
   std::string unit(end);
   double scale = 0;
   if (unit.empty() || unit == "B")
@@ -156,7 +188,7 @@ Expected<int64_t> Settings::bytes(const std::string& key) const {
   else if (unit == "GB")
     scale = 1e9;
   else
-    return bad(key, "a size such as 134217728 or 128MiB");
+    return invalid(key, "a size such as 134217728 or 128MiB");
   return static_cast<int64_t>(std::llround(v * scale));
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <vector>
@@ -15,11 +16,30 @@ class App;
 
 namespace ecgq {
 
+// How a setting's text is read: the typed reader below that parses it, and the type --help shows.
+enum class SettingType { Text, List, Duration, Integer, Number, Bytes, Boolean };
+
+// One setting: its key, default text, type and one-line help. A program writes these once, in
+// its settings table (common/settings_table.hpp); declaration, --help, the typed loader and the
+// check of config/*.yaml all read them from there.
+struct SettingSpec {
+  std::string key;
+  std::string default_text;
+  SettingType type = SettingType::Text;
+  std::string help;
+};
+
+// What --help shows for a value of `type` ("TEXT", "DURATION", "INT", "BYTES", ...).
+const char* setting_type_name(SettingType type);
+
 // A flat set of named settings with their text values and where each value came from.
 class Settings {
  public:
   // Declares a setting, its default text and a one-line help used by --help.
-  void declare(const std::string& key, const std::string& default_text, const std::string& help);
+  void declare(const SettingSpec& spec);
+  void declare(const std::string& key, const std::string& default_text, const std::string& help) {
+    declare(SettingSpec{key, default_text, SettingType::Text, help});
+  }
 
   // Merges a YAML file whose top-level keys are settings; unknown keys are an error.
   Status merge_yaml_file(const std::string& path);
@@ -47,17 +67,32 @@ class Settings {
   std::vector<std::string> list(const std::string& key) const;
   // Where the current value of `key` came from: "default", the YAML path, the env var or the flag.
   const std::string& origin(const std::string& key) const;
+  // True when `key` was declared.
+  bool has(const std::string& key) const { return entries_.count(key) > 0; }
+  // The bad_config error for a value of `key` that is not what it should be:
+  // "setting KEY = 'VALUE' (from ORIGIN): expected EXPECTED" (the value unquoted when `quoted` is
+  // false), with field KEY. The typed readers use it, and loaders for their range checks.
+  Status invalid(const std::string& key, const std::string& expected, bool quoted = true) const;
+  // A lower bound of an integer setting's value, for check_minimums().
+  struct Minimum {
+    const char* key;
+    int64_t value;
+    int64_t min;
+  };
+  // The first value below its bound as invalid(key, expected_prefix + bound), else Ok.
+  Status check_minimums(std::initializer_list<Minimum> bounds, const std::string& expected_prefix,
+                        bool quoted = true) const;
   // Every declared key in declaration order.
   const std::vector<std::string>& keys() const { return order_; }
 
  private:
   struct Entry {
     std::string value;
+    SettingType type = SettingType::Text;
     std::string help;
     std::string origin;
     std::string flag_value;
   };
-  Status bad(const std::string& key, const std::string& expected) const;
   std::map<std::string, Entry> entries_;
   std::vector<std::string> order_;
 };

@@ -266,7 +266,8 @@ std::string git_blob_sha1_hex(const std::string& data) {
 Expected<FileHashes> hash_file(const std::string& path, bool with_git_sha1) {
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) {
-    return Status("io_error", "cannot open " + path + " for hashing: " + std::strerror(errno));
+    return Status(ErrorCode::IoError,
+                  "cannot open " + path + " for hashing: " + std::strerror(errno));
   }
   FileHashes out;
   Sha256 sha256;
@@ -289,16 +290,16 @@ Expected<FileHashes> hash_file(const std::string& path, bool with_git_sha1) {
   bool failed = std::ferror(f) != 0;
   int err = errno;
   std::fclose(f);
-  if (failed) return Status("io_error", "error reading " + path + ": " + std::strerror(err));
+  if (failed)
+    return Status(ErrorCode::IoError, "error reading " + path + ": " + std::strerror(err));
   out.sha256 = sha256.hex_digest();
   if (with_git_sha1) out.git_sha1 = sha1.hex_digest();
   return out;
 }
 
 Expected<std::string> sha256_file(const std::string& path) {
-  auto h = hash_file(path, false);
-  if (!h) return h.status();
-  return h->sha256;
+  ASSIGN_OR_RETURN(auto h, hash_file(path, false));
+  return h.sha256;
 }
 
 }  // namespace ecgq

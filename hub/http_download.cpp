@@ -111,25 +111,28 @@ Status curl_status(CURLcode rc, CURL* handle, const std::string& url, const Http
   curl_easy_getinfo(handle, CURLINFO_CONNECT_TIME_T, &connected_us);
   if (rc == CURLE_OPERATION_TIMEDOUT && connected_us == 0) {
     // Never connected: the network or the host is down rather than slow.
-    return Status("hub_unreachable", "cannot connect to " + host + " within connect_timeout " +
-                                         format_duration(limits.connect_timeout) + " (" + detail +
-                                         "); set HF_HUB_OFFLINE=1 to use the local cache only");
+    return Status(ErrorCode::HubUnreachable,
+                  "cannot connect to " + host + " within connect_timeout " +
+                      format_duration(limits.connect_timeout) + " (" + detail +
+                      "); set HF_HUB_OFFLINE=1 to use the local cache only");
   }
   switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
-      return Status("hub_timeout", "no progress from " + host + " (stall_timeout " +
-                                       format_duration(limits.stall_timeout) +
-                                       ", connect_timeout " +
-                                       format_duration(limits.connect_timeout) + "): " + detail);
+      return Status(ErrorCode::HubTimeout,
+                    "no progress from " + host + " (stall_timeout " +
+                        format_duration(limits.stall_timeout) + ", connect_timeout " +
+                        format_duration(limits.connect_timeout) + "): " + detail);
     case CURLE_PARTIAL_FILE:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_HTTP2_STREAM:
-      return Status("hub_interrupted", "connection to " + host + " lost mid-transfer: " + detail);
+      return Status(ErrorCode::HubInterrupted,
+                    "connection to " + host + " lost mid-transfer: " + detail);
     default:
-      return Status("hub_unreachable", "cannot reach " + host + " (" + detail +
-                                           "); set HF_HUB_OFFLINE=1 to use the local cache only");
+      return Status(ErrorCode::HubUnreachable,
+                    "cannot reach " + host + " (" + detail +
+                        "); set HF_HUB_OFFLINE=1 to use the local cache only");
   }
 }
 
@@ -139,14 +142,14 @@ Status http_status_error(long status, const std::string& url, const HttpResponse
   std::string msg = response.header("x-error-message");
   std::string extra = (code.empty() ? "" : " " + code) + (msg.empty() ? "" : ": " + msg);
   if (status == 401 || status == 403) {
-    return Status("hub_auth",
+    return Status(ErrorCode::HubAuth,
                   "HTTP " + std::to_string(status) + " from " + url + extra + "; " +
                       (token_sent ? "the HF_TOKEN given is not accepted for this repository"
                                   : "no token was sent: set HF_TOKEN to a token that "
                                     "can read this repository"));
   }
-  if (status == 404) return Status("hub_not_found", "HTTP 404 from " + url + extra);
-  return Status("hub_http", "HTTP " + std::to_string(status) + " from " + url + extra);
+  if (status == 404) return Status(ErrorCode::HubNotFound, "HTTP 404 from " + url + extra);
+  return Status(ErrorCode::HubHttp, "HTTP " + std::to_string(status) + " from " + url + extra);
 }
 
 // The state a GET shares with its write callback.
@@ -221,24 +224,25 @@ std::string HttpResponse::header(const std::string& lower_name) const {
 Status file_error(int err, const std::string& what, const std::string& path) {
   std::string detail = std::strerror(err);
   if (err == ENOSPC || err == EDQUOT || err == EFBIG) {
-    return Status("disk_full", "out of space while " + what + " " + path + " (" + detail +
-                                   "); free space on the cache volume or point HF_HUB_CACHE "
-                                   "elsewhere");
+    return Status(ErrorCode::DiskFull,
+                  "out of space while " + what + " " + path + " (" + detail +
+                      "); free space on the cache volume or point HF_HUB_CACHE "
+                      "elsewhere");
   }
   if (err == EROFS || err == EACCES || err == EPERM) {
-    return Status("cache_readonly", "cannot write the cache while " + what + " " + path + " (" +
-                                        detail +
-                                        "); make it writable, point HF_HUB_CACHE to a writable "
-                                        "directory, or prefill it with `ecgq-worker fetch`");
+    return Status(ErrorCode::CacheReadonly,
+                  "cannot write the cache while " + what + " " + path + " (" + detail +
+                      "); make it writable, point HF_HUB_CACHE to a writable "
+                      "directory, or prefill it with `ecgq-worker fetch`");
   }
-  return Status("io_error", what + " " + path + ": " + detail);
+  return Status(ErrorCode::IoError, what + " " + path + ": " + detail);
 }
 
 Expected<HttpResponse> http_head(const std::string& url, const std::string& token,
                                  const HttpLimits& limits) {
   ensure_curl();
   Curl c;
-  if (!c.get()) return Status("internal", "curl_easy_init failed");
+  if (!c.get()) return Status(ErrorCode::Internal, "curl_easy_init failed");
   HttpResponse response;
   char errbuf[CURL_ERROR_SIZE] = {0};
   common_options(c, url, token, limits, &response, errbuf);
@@ -309,7 +313,7 @@ Expected<DownloadOutcome> http_download(const std::string& url, const std::strin
       char* redirect = nullptr;
       curl_easy_getinfo(c.get(), CURLINFO_REDIRECT_URL, &redirect);
       if (!redirect)
-        return Status("hub_http",
+        return Status(ErrorCode::HubHttp,
                       "HTTP " + std::to_string(status) + " without Location from " + current);
       current = redirect;
       continue;
@@ -320,16 +324,17 @@ Expected<DownloadOutcome> http_download(const std::string& url, const std::strin
       continue;
     }
     if ((status == 401 || status == 403) && host_of(current) != origin) {
-      return Status("hub_http", "HTTP " + std::to_string(status) + " from the download host " +
-                                    host_of(current) +
-                                    " the hub redirected to (an expired signed link?); retry");
+      return Status(ErrorCode::HubHttp,
+                    "HTTP " + std::to_string(status) + " from the download host " +
+                        host_of(current) +
+                        " the hub redirected to (an expired signed link?); retry");
     }
     if (status >= 400) return http_status_error(status, current, response, send_token);
     outcome.resumed_from = status == 206 ? sink.existing : 0;
     outcome.file_size = static_cast<uint64_t>(st.st_size);
     return outcome;
   }
-  return Status("hub_http", "too many redirects from " + url);
+  return Status(ErrorCode::HubHttp, "too many redirects from " + url);
 }
 
 }  // namespace ecgq

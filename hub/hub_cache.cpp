@@ -19,20 +19,17 @@
 #include <optional>
 #include <sstream>
 
-#include "hub/http_download.hpp"
-#include "hub/hub_reference.hpp"
 #include "common/settings.hpp"
 #include "common/sha256.hpp"
+#include "common/time.hpp"
+#include "hub/http_download.hpp"
+#include "hub/hub_reference.hpp"
 
 namespace ecgq {
 namespace fs = std::filesystem;
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
+using Clock = SteadyClock;
 
 std::string env(const char* name) {
   const char* v = std::getenv(name);
@@ -158,7 +155,7 @@ Status make_dirs(const std::string& dir) {
 // Writes `content` to `path` through a temporary file in `tmp_dir` and an atomic rename.
 Status write_atomically(const std::string& path, const std::string& content,
                         const std::string& tmp_dir) {
-  if (auto st = make_dirs(fs::path(path).parent_path().string()); !st.ok()) return st;
+  RETURN_IF_ERROR(make_dirs(fs::path(path).parent_path().string()));
   std::string tmp = tmp_dir + "/.ecgq-tmp-" + std::to_string(::getpid()) + "-" +
                     fs::path(path).filename().string();
   {
@@ -219,7 +216,7 @@ class RepoCache {
   Status link_snapshot(const std::string& commit, const std::string& etag) const {
     std::string link = pointer(commit);
     fs::path dir = fs::path(link).parent_path();
-    if (auto st = make_dirs(dir.string()); !st.ok()) return st;
+    RETURN_IF_ERROR(make_dirs(dir.string()));
     std::string target = fs::path(blob(etag)).lexically_relative(dir).string();
     std::error_code ec;
     if (fs::is_symlink(link, ec) && fs::read_symlink(link, ec).string() == target) {
@@ -318,11 +315,10 @@ Status fetch_blob(const RepoCache& repo, const Download& d, const HubOptions& op
                   const HttpLimits& limits, const std::string& reference, ResolvedCheckpoint& out) {
   std::string blob = repo.blob(d.etag);
   std::string lock_path = repo.lock_path(d.etag);
-  if (auto st = make_dirs(fs::path(blob).parent_path().string()); !st.ok()) return st;
-  if (auto st = make_dirs(fs::path(lock_path).parent_path().string()); !st.ok()) return st;
+  RETURN_IF_ERROR(make_dirs(fs::path(blob).parent_path().string()));
+  RETURN_IF_ERROR(make_dirs(fs::path(lock_path).parent_path().string()));
   auto t_lock = Clock::now();
-  auto lock = FileLock::acquire(lock_path);
-  if (!lock) return lock.status();
+  ASSIGN_OR_RETURN(auto lock, FileLock::acquire(lock_path));
   out.lock_wait_ms = ms_since(t_lock);
   if (fs::exists(blob)) {
     spdlog::info("event=hub_download_by_other_process ref={} lock_wait_ms={:.0f}", reference,
@@ -347,9 +343,9 @@ Status fetch_blob(const RepoCache& repo, const Download& d, const HubOptions& op
                              [&](uint64_t h, uint64_t t) { progress(h, t ? t : d.size); });
     if (got) break;
     Status st = got.status();
-    bool retry = st.code() == "hub_interrupted" || st.code() == "hub_timeout";
+    bool retry = st.is(ErrorCode::HubInterrupted) || st.is(ErrorCode::HubTimeout);
     if (!retry || attempt >= attempts) {
-      if (st.code() == "disk_full") ::unlink(incomplete.c_str());  // give the space back
+      if (st.is(ErrorCode::DiskFull)) ::unlink(incomplete.c_str());  // give the space back
       return st;
     }
     spdlog::warn("event=hub_download_retry ref={} attempt={} error={}", reference, attempt,
@@ -366,11 +362,11 @@ Status fetch_blob(const RepoCache& repo, const Download& d, const HubOptions& op
   bool checkable = git_sha1 || is_hex(d.etag, 64);
   if ((checkable && got != d.etag) || (d.size > 0 && hashes->size != d.size)) {
     ::unlink(incomplete.c_str());
-    return Status("hub_checksum_mismatch", std::string("downloaded bytes do not match: expected ") +
-                                               (git_sha1 ? "git-sha1 " : "sha256 ") + d.etag +
-                                               " (" + std::to_string(d.size) + " bytes), got " +
-                                               got + " (" + std::to_string(hashes->size) +
-                                               " bytes); the download was discarded");
+    return Status(ErrorCode::HubChecksumMismatch,
+                  std::string("downloaded bytes do not match: expected ") +
+                      (git_sha1 ? "git-sha1 " : "sha256 ") + d.etag + " (" +
+                      std::to_string(d.size) + " bytes), got " + got + " (" +
+                      std::to_string(hashes->size) + " bytes); the download was discarded");
   }
   if (!checkable) {
     spdlog::warn("event=hub_unverified reason=etag_not_a_hash ref={} etag={}", reference, d.etag);
@@ -385,125 +381,166 @@ Status fetch_blob(const RepoCache& repo, const Download& d, const HubOptions& op
   return Status::Ok();
 }
 
-Expected<ResolvedCheckpoint> resolve_hub(const std::string& reference, const HubReference& ref,
-                                         const HubOptions& options) {
-  RepoCache repo(options.cache_dir, ref);
-  const bool commit_revision = is_commit_hash(ref.revision);
-  auto finish = [&](ResolvedCheckpoint r, const char* source) {
-    r.reference = reference;
-    spdlog::info("event=hub_resolved ref={} source={} commit={} sha256={} path={}", reference,
+// What one HEAD says about the file of a reference.
+struct RemoteFile {
+  std::string commit;
+  std::string etag;  // the blob's sha256 (LFS) or git-sha1
+  uint64_t size = 0;
+};
+
+// Resolves one hf:// reference: from the cache when the answer cannot change or the network is
+// not to be used, else after one HEAD to the hub, downloading the blob when it is new.
+class HubResolver {
+ public:
+  HubResolver(const std::string& reference, const HubReference& ref, const HubOptions& options)
+      : reference_(reference), ref_(ref), options_(options), repo_(options.cache_dir, ref) {
+    limits_.connect_timeout = options.connect_timeout;
+    limits_.metadata_timeout = options.metadata_timeout;
+    limits_.stall_timeout = options.stall_timeout;
+    limits_.low_speed_bytes = options.low_speed_bytes;
+    limits_.user_agent = std::string("ecgq/") + ECGQ_VERSION;
+    url_ = options.endpoint + hub_resolve_path(ref);
+  }
+
+  Expected<ResolvedCheckpoint> resolve() {
+    const bool commit_revision = is_commit_hash(ref_.revision);
+    if (commit_revision) {
+      if (auto hit = cached(ref_.revision)) return finish(*hit, "cache");
+    }
+    const std::optional<std::string> ref_commit =
+        commit_revision ? std::optional<std::string>(ref_.revision) : repo_.read_ref(ref_.revision);
+    if (options_.offline) return offline(ref_commit);
+    if (!commit_revision && !options_.recheck && ref_commit) {
+      if (auto hit = cached(*ref_commit)) return finish(*hit, "cache");
+    }
+    auto head = head_file();
+    if (!head) return without_head(head.status(), ref_commit);
+    ASSIGN_OR_RETURN(const RemoteFile file, remote_file(*head));
+    return store(file);
+  }
+
+ private:
+  // The cached snapshot of `commit`, if any.
+  std::optional<ResolvedCheckpoint> cached(const std::string& commit) {
+    auto hit = repo_.cached(commit, &verify_ms_);
+    if (hit) hit->verify_ms = verify_ms_;
+    return hit;
+  }
+
+  ResolvedCheckpoint finish(ResolvedCheckpoint r, const char* source) const {
+    r.reference = reference_;
+    spdlog::info("event=hub_resolved ref={} source={} commit={} sha256={} path={}", reference_,
                  source, r.commit, r.sha256, r.path);
     return r;
-  };
-  double verify_ms = 0;
-  if (commit_revision) {
-    if (auto hit = repo.cached(ref.revision, &verify_ms)) {
-      hit->verify_ms = verify_ms;
-      return finish(*hit, "cache");
-    }
   }
-  std::optional<std::string> ref_commit =
-      commit_revision ? std::optional<std::string>(ref.revision) : repo.read_ref(ref.revision);
-  if (options.offline) {
+
+  Status failed(const Status& st) const { return with_context(st, ref_, options_.endpoint); }
+
+  Expected<ResolvedCheckpoint> offline(const std::optional<std::string>& ref_commit) {
     if (ref_commit) {
-      if (auto hit = repo.cached(*ref_commit, &verify_ms)) {
-        hit->verify_ms = verify_ms;
-        return finish(*hit, "cache");
-      }
+      if (auto hit = cached(*ref_commit)) return finish(*hit, "cache");
     }
-    return Status("hub_offline",
-                  "offline mode (HF_HUB_OFFLINE=1 or --offline) and " + reference +
-                      " is not in the cache " + options.cache_dir + " (looked for " +
-                      repo.storage() + "/refs/" + ref.revision +
-                      " and its snapshot); run `ecgq-worker fetch " + reference +
+    return Status(ErrorCode::HubOffline,
+                  "offline mode (HF_HUB_OFFLINE=1 or --offline) and " + reference_ +
+                      " is not in the cache " + options_.cache_dir + " (looked for " +
+                      repo_.storage() + "/refs/" + ref_.revision +
+                      " and its snapshot); run `ecgq-worker fetch " + reference_ +
                       "` with network access or unset HF_HUB_OFFLINE",
                   "checkpoint");
   }
-  if (!commit_revision && !options.recheck && ref_commit) {
-    if (auto hit = repo.cached(*ref_commit, &verify_ms)) {
-      hit->verify_ms = verify_ms;
-      return finish(*hit, "cache");
+
+  Expected<HttpResponse> head_file() const {
+    auto head = http_head(url_, options_.token, limits_);
+    if (head && head->status >= 300 && head->header("x-repo-commit").empty() &&
+        !head->redirect_url.empty()) {
+      // A renamed repository answers with a plain redirect to its new name: follow that one.
+      head = http_head(head->redirect_url, options_.token, limits_);
     }
+    return head;
   }
-  HttpLimits limits;
-  limits.connect_timeout = options.connect_timeout;
-  limits.metadata_timeout = options.metadata_timeout;
-  limits.stall_timeout = options.stall_timeout;
-  limits.low_speed_bytes = options.low_speed_bytes;
-  limits.user_agent = std::string("ecgq/") + ECGQ_VERSION;
-  std::string url = options.endpoint + hub_resolve_path(ref);
-  auto head = http_head(url, options.token, limits);
-  if (head && head->status >= 300 && head->header("x-repo-commit").empty() &&
-      !head->redirect_url.empty()) {
-    // A renamed repository answers with a plain redirect to its new name: follow that one.
-    head = http_head(head->redirect_url, options.token, limits);
-  }
-  if (!head) {
-    Status st = head.status();
-    // Only a definite answer (no access, no such file) overrides the cache; outages do not.
-    bool definite = st.code() == "hub_auth" || st.code() == "hub_not_found";
+
+  // No answer from the hub: only a definite one (no access, no such file) overrides the cache;
+  // outages do not.
+  Expected<ResolvedCheckpoint> without_head(const Status& st,
+                                            const std::optional<std::string>& ref_commit) {
+    const bool definite = st.is(ErrorCode::HubAuth) || st.is(ErrorCode::HubNotFound);
     if (!definite && ref_commit) {
-      if (auto hit = repo.cached(*ref_commit, &verify_ms)) {
-        spdlog::warn("event=hub_recheck_failed action=use_cache ref={} error={}", reference,
+      if (auto hit = cached(*ref_commit)) {
+        spdlog::warn("event=hub_recheck_failed action=use_cache ref={} error={}", reference_,
                      st.to_string());
-        hit->verify_ms = verify_ms;
         return finish(*hit, "cache");
       }
     }
-    return with_context(st, ref, options.endpoint);
+    return failed(st);
   }
-  std::string commit = head->header("x-repo-commit");
-  std::string etag = normalize_etag(head->header("x-linked-etag"));
-  if (etag.empty()) etag = normalize_etag(head->header("etag"));
-  std::string size_text = head->header("x-linked-size");
-  // A redirect's Content-Length is that of its own body, not of the file.
-  if (size_text.empty() && head->status < 300) size_text = head->header("content-length");
-  if (commit.empty() || etag.empty() || etag.find('/') != std::string::npos) {
-    return with_context(Status("hub_http", "the answer to HEAD " + url +
-                                               " lacks X-Repo-Commit or a usable ETag; is "
-                                               "HF_ENDPOINT a Hugging Face hub?"),
-                        ref, options.endpoint);
+
+  Expected<RemoteFile> remote_file(const HttpResponse& head) const {
+    RemoteFile f;
+    f.commit = head.header("x-repo-commit");
+    f.etag = normalize_etag(head.header("x-linked-etag"));
+    if (f.etag.empty()) f.etag = normalize_etag(head.header("etag"));
+    std::string size_text = head.header("x-linked-size");
+    // A redirect's Content-Length is that of its own body, not of the file.
+    if (size_text.empty() && head.status < 300) size_text = head.header("content-length");
+    if (f.commit.empty() || f.etag.empty() || f.etag.find('/') != std::string::npos) {
+      return failed(Status(ErrorCode::HubHttp, "the answer to HEAD " + url_ +
+                                                   " lacks X-Repo-Commit or a usable ETag; is "
+                                                   "HF_ENDPOINT a Hugging Face hub?"));
+    }
+    f.size = std::strtoull(size_text.c_str(), nullptr, 10);
+    return f;
   }
-  uint64_t size = std::strtoull(size_text.c_str(), nullptr, 10);
-  auto hit = repo.cached(commit, &verify_ms);
-  ResolvedCheckpoint out;
-  const char* source = "cache";
-  if (!hit) {
-    if (!fs::exists(repo.blob(etag))) {
-      Download d{url, options.token, etag, size};
-      Status st = fetch_blob(repo, d, options, limits, reference, out);
-      if (!st.ok()) return with_context(st, ref, options.endpoint);
-      source = out.downloaded ? "download" : "cache";
-    }
-    if (auto st = repo.link_snapshot(commit, etag); !st.ok()) {
-      return with_context(st, ref, options.endpoint);
-    }
-    hit = repo.cached(commit, &verify_ms);
+
+  // The snapshot of `file` in the cache (downloading the blob when it is new), and the ref
+  // pointed at its commit.
+  Expected<ResolvedCheckpoint> store(const RemoteFile& file) {
+    auto hit = repo_.cached(file.commit, &verify_ms_);
+    ResolvedCheckpoint out;
+    const char* source = "cache";
     if (!hit) {
-      return with_context(
-          Status("io_error", "snapshot " + repo.pointer(commit) + " is not readable after linking"),
-          ref, options.endpoint);
+      if (!fs::exists(repo_.blob(file.etag))) {
+        Download d{url_, options_.token, file.etag, file.size};
+        Status st = fetch_blob(repo_, d, options_, limits_, reference_, out);
+        if (!st.ok()) return failed(st);
+        source = out.downloaded ? "download" : "cache";
+      }
+      if (auto st = repo_.link_snapshot(file.commit, file.etag); !st.ok()) return failed(st);
+      hit = repo_.cached(file.commit, &verify_ms_);
+      if (!hit) {
+        return failed(Status(ErrorCode::IoError, "snapshot " + repo_.pointer(file.commit) +
+                                                     " is not readable after linking"));
+      }
     }
-  }
-  if (auto st = repo.write_ref(ref.revision, commit); !st.ok()) {
-    if (!out.downloaded && (st.code() == "cache_readonly")) {
-      spdlog::warn("event=hub_ref_not_updated reason=read_only ref={} error={}", reference,
+    if (auto st = repo_.write_ref(ref_.revision, file.commit); !st.ok()) {
+      if (out.downloaded || !st.is(ErrorCode::CacheReadonly)) return failed(st);
+      spdlog::warn("event=hub_ref_not_updated reason=read_only ref={} error={}", reference_,
                    st.to_string());
-    } else {
-      return with_context(st, ref, options.endpoint);
     }
+    hit->download_ms = out.download_ms;
+    hit->verify_ms = out.verify_ms + verify_ms_;
+    hit->lock_wait_ms = out.lock_wait_ms;
+    hit->downloaded = out.downloaded;
+    return finish(*hit, source);
   }
-  hit->download_ms = out.download_ms;
-  hit->verify_ms = out.verify_ms + verify_ms;
-  hit->lock_wait_ms = out.lock_wait_ms;
-  hit->downloaded = out.downloaded;
-  return finish(*hit, source);
+
+  const std::string& reference_;
+  const HubReference& ref_;
+  const HubOptions& options_;
+  RepoCache repo_;
+  HttpLimits limits_;
+  std::string url_;
+  double verify_ms_ = 0;
+};
+
+Expected<ResolvedCheckpoint> resolve_hub(const std::string& reference, const HubReference& ref,
+                                         const HubOptions& options) {
+  return HubResolver(reference, ref, options).resolve();
 }
 
 Expected<ResolvedCheckpoint> resolve_local(const std::string& reference) {
   struct stat st {};
   if (::stat(reference.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    return Status("checkpoint_not_found",
+    return Status(ErrorCode::CheckpointNotFound,
                   "checkpoint file " + reference + " does not exist or is not a regular file " +
                       "(expected a local path or hf://OWNER/REPO/PATH[@REVISION])",
                   "checkpoint");
@@ -512,9 +549,8 @@ Expected<ResolvedCheckpoint> resolve_local(const std::string& reference) {
   out.path = reference;
   out.reference = reference;
   out.size = static_cast<uint64_t>(st.st_size);
-  auto hash = memo().sha256(reference, &out.verify_ms);
-  if (!hash) return hash.status();
-  out.sha256 = *hash;
+  ASSIGN_OR_RETURN(auto hash, memo().sha256(reference, &out.verify_ms));
+  out.sha256 = hash;
   return out;
 }
 
@@ -540,9 +576,8 @@ HubOptions hub_options_with_environment(HubOptions options) {
 Expected<ResolvedCheckpoint> resolve_checkpoint(const std::string& reference,
                                                 const HubOptions& options) {
   if (!is_hub_reference(reference)) return resolve_local(reference);
-  auto ref = parse_hub_reference(reference);
-  if (!ref) return ref.status();
-  return resolve_hub(reference, *ref, hub_options_with_environment(options));
+  ASSIGN_OR_RETURN(auto ref, parse_hub_reference(reference));
+  return resolve_hub(reference, ref, hub_options_with_environment(options));
 }
 
 }  // namespace ecgq

@@ -11,18 +11,24 @@
 namespace ecgq {
 
 // How resolve_checkpoint() reaches the hub; empty strings fall back to the HF_* environment.
+// The fields that are hub_* settings take their defaults from the settings table
+// (hub/hub_settings.cpp).
 struct HubOptions {
+  // Every hub_* field at its settings-table default.
+  HubOptions();
+
   std::string cache_dir;  // "": HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub
   std::string endpoint;   // "": HF_ENDPOINT, else https://huggingface.co
   std::string token;      // "": HF_TOKEN, else the token file huggingface-cli login wrote
-  bool offline = false;   // also forced by HF_HUB_OFFLINE=1
-  bool recheck = true;    // a cached branch/tag revision is re-checked with one HEAD
-  Millis connect_timeout{10000};
+  bool offline = false;   // hub_offline; also forced by HF_HUB_OFFLINE=1
+  bool recheck = false;   // hub_recheck: a cached branch/tag revision is re-checked with one HEAD
+  Millis connect_timeout{};        // hub_connect_timeout
   Millis metadata_timeout{10000};  // the HEAD request as a whole
-  Millis stall_timeout{30000};     // fewer than low_speed_bytes in this time: hub_timeout
+  Millis
+      stall_timeout{};  // hub_stall_timeout: fewer than low_speed_bytes in this time: hub_timeout
   int64_t low_speed_bytes = 1024;
-  Millis progress_interval{5000};  // how often a running download logs its progress
-  int download_attempts = 3;       // interrupted or stalled downloads resume this many times
+  Millis progress_interval{};  // hub_progress_interval: how often a download logs its progress
+  int download_attempts = 0;   // hub_download_attempts: interrupted or stalled downloads resume
 };
 
 // A checkpoint available as a local file.

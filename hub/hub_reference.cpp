@@ -31,7 +31,7 @@ std::vector<std::string> split(const std::string& s, char sep) {
 }
 
 Status bad(const std::string& reference, const std::string& what) {
-  return Status("bad_reference",
+  return Status(ErrorCode::BadReference,
                 "checkpoint reference '" + reference + "': " + what +
                     " (expected hf://OWNER/REPO/PATH/IN/REPO[@REVISION] or a local path)",
                 "checkpoint");

@@ -1,47 +1,43 @@
 #include "hub/hub_settings.hpp"
 
-#include <algorithm>
-
 namespace ecgq {
 
+const SettingsTable<HubOptions>& hub_settings_table() {
+  using O = HubOptions;
+  static const SettingsTable<O> table =
+      SettingsTable<O>()
+          .boolean("hub_recheck", "true",
+                   "re-check a cached hf:// branch revision with one HEAD when the model loads",
+                   &O::recheck)
+          .boolean("hub_offline", "false",
+                   "hf:// references use the cache only (as HF_HUB_OFFLINE=1)", &O::offline)
+          .duration("hub_connect_timeout", "10s", "connect timeout for the hub",
+                    &O::connect_timeout)
+          .duration("hub_stall_timeout", "30s",
+                    "a hub download that stalls this long fails (resumable)", &O::stall_timeout)
+          .integer("hub_download_attempts", "3",
+                   "download attempts, each resuming the previous one", &O::download_attempts)
+          .duration("hub_progress_interval", "5s", "how often a running download logs its progress",
+                    &O::progress_interval);
+  return table;
+}
+
+HubOptions::HubOptions() {
+  hub_settings_table().read_defaults(*this);
+}
+
 void declare_hub_settings(Settings& s) {
-  s.declare("hub_recheck", "true",
-            "re-check a cached hf:// branch revision with one HEAD when the model loads");
-  s.declare("hub_offline", "false", "hf:// references use the cache only (as HF_HUB_OFFLINE=1)");
-  s.declare("hub_connect_timeout", "10s", "connect timeout for the hub");
-  s.declare("hub_stall_timeout", "30s", "a hub download that stalls this long fails (resumable)");
-  s.declare("hub_download_attempts", "3", "download attempts, each resuming the previous one");
-  s.declare("hub_progress_interval", "5s", "how often a running download logs its progress");
+  hub_settings_table().declare(s);
 }
 
 Expected<HubOptions> hub_options_from_settings(const Settings& s) {
   HubOptions o;
-  const auto& keys = s.keys();
-  if (std::find(keys.begin(), keys.end(), "cache_dir") != keys.end()) {
-    o.cache_dir = s.text("cache_dir");
-  }
-  auto recheck = s.boolean("hub_recheck");
-  if (!recheck) return recheck.status();
-  o.recheck = *recheck;
-  auto offline = s.boolean("hub_offline");
-  if (!offline) return offline.status();
-  o.offline = *offline;
-  auto connect = s.duration("hub_connect_timeout");
-  if (!connect) return connect.status();
-  o.connect_timeout = *connect;
-  auto stall = s.duration("hub_stall_timeout");
-  if (!stall) return stall.status();
-  o.stall_timeout = *stall;
-  auto interval = s.duration("hub_progress_interval");
-  if (!interval) return interval.status();
-  o.progress_interval = *interval;
-  auto attempts = s.integer("hub_download_attempts");
-  if (!attempts) return attempts.status();
-  if (*attempts < 1) {
-    return Status("bad_config", "setting hub_download_attempts must be at least 1",
+  if (s.has("cache_dir")) o.cache_dir = s.text("cache_dir");
+  RETURN_IF_ERROR(hub_settings_table().read(s, o));
+  if (o.download_attempts < 1) {
+    return Status(ErrorCode::BadConfig, "setting hub_download_attempts must be at least 1",
                   "hub_download_attempts");
   }
-  o.download_attempts = static_cast<int>(*attempts);
   return hub_options_with_environment(o);
 }
 

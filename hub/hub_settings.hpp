@@ -2,11 +2,15 @@
 // environment variables and flags.
 #pragma once
 
-#include "hub/hub_cache.hpp"
 #include "common/settings.hpp"
+#include "common/settings_table.hpp"
 #include "common/status.hpp"
+#include "hub/hub_cache.hpp"
 
 namespace ecgq {
+
+// The hub_* settings: key, default, type and help of each, bound to its HubOptions field.
+const SettingsTable<HubOptions>& hub_settings_table();
 
 // Declares hub_recheck, hub_offline, hub_connect_timeout, hub_stall_timeout,
 // hub_download_attempts and hub_progress_interval with their defaults.

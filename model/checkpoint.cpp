@@ -18,7 +18,7 @@ constexpr size_t kMaxCfgRepr = 1u << 20;
 constexpr size_t kMaxSkippedNames = 256;
 
 Status bad(const std::string& what) {
-  return Status("bad_checkpoint", what, "checkpoint");
+  return Status(ErrorCode::BadCheckpoint, what, "checkpoint");
 }
 
 std::string quoted(const std::string& s) {
@@ -130,13 +130,12 @@ Status add_storage(const ZipArchive& zip, const std::string& prefix, const PyNod
                std::to_string(st.i) + " " + dtype_name(st.dtype) + " elements but record " +
                quoted(record_name) + " holds " + std::to_string(rec->size) + " bytes");
   }
-  auto offset = zip.data_offset(*rec);
-  if (!offset) return offset.status();
+  ASSIGN_OR_RETURN(auto offset, zip.data_offset(*rec));
   StorageInfo info;
   info.key = st.s;
   info.dtype = st.dtype;
   info.numel = uint64_t(st.i);
-  info.file_offset = *offset;
+  info.file_offset = offset;
   cp->storages.emplace(st.s, std::move(info));
   return Status::Ok();
 }
@@ -201,49 +200,43 @@ Status extract_model(const PyHeap& heap, uint32_t root, const ZipArchive& zip,
     t.storage_offset = tn.i;
     for (uint32_t d : heap.at(tn.items[1]).items) t.shape.push_back(heap.at(d).i);
     for (uint32_t d : heap.at(tn.items[2]).items) t.stride.push_back(heap.at(d).i);
-    if (Status s = add_storage(zip, prefix, st, t.name, cp); !s.ok()) return s;
-    if (Status s = check_extent(t, cp->storages.at(st.s), cp->file_size); !s.ok()) return s;
+    RETURN_IF_ERROR(add_storage(zip, prefix, st, t.name, cp));
+    RETURN_IF_ERROR(check_extent(t, cp->storages.at(st.s), cp->file_size));
     cp->tensors.push_back(std::move(t));
   }
   return Status::Ok();
 }
 
 Expected<Checkpoint> read_from(std::shared_ptr<const ByteSource> source, const std::string& path) {
-  auto zip = ZipArchive::open(source);
-  if (!zip) return zip.status();
-  auto prefix = find_prefix(*zip);
-  if (!prefix) return prefix.status();
+  ASSIGN_OR_RETURN(auto zip, ZipArchive::open(source));
+  ASSIGN_OR_RETURN(auto prefix, find_prefix(zip));
   Checkpoint cp;
   cp.path = path;
   cp.file_size = source->size();
-  cp.archive_prefix = *prefix;
+  cp.archive_prefix = prefix;
   cp.source = source;
 
-  if (const ZipRecord* bo = zip->find(*prefix + "/byteorder")) {
-    auto order = zip->read_record(*bo, 64);
-    if (!order) return order.status();
-    if (*order != "little") {
-      return bad("record " + quoted(bo->name) + " says byte order " + quoted(*order) +
+  if (const ZipRecord* bo = zip.find(prefix + "/byteorder")) {
+    ASSIGN_OR_RETURN(auto order, zip.read_record(*bo, 64));
+    if (order != "little") {
+      return bad("record " + quoted(bo->name) + " says byte order " + quoted(order) +
                  "; only little-endian checkpoints are supported");
     }
   }
-  const std::string pkl_name = *prefix + "/data.pkl";
-  const ZipRecord* pkl = zip->find(pkl_name);
-  auto pkl_offset = zip->data_offset(*pkl);
-  if (!pkl_offset) return pkl_offset.status();
-  auto pickle = zip->read_record(*pkl, kMaxPickleBytes);
-  if (!pickle) return pickle.status();
-  auto result = run_pickle(*pickle, pkl_name, *pkl_offset);
-  if (!result) return result.status();
-  const PyHeap& heap = result->heap;
-  const uint32_t root = result->root;
+  const std::string pkl_name = prefix + "/data.pkl";
+  const ZipRecord* pkl = zip.find(pkl_name);
+  ASSIGN_OR_RETURN(auto pkl_offset, zip.data_offset(*pkl));
+  ASSIGN_OR_RETURN(auto pickle, zip.read_record(*pkl, kMaxPickleBytes));
+  ASSIGN_OR_RETURN(auto result, run_pickle(pickle, pkl_name, pkl_offset));
+  const PyHeap& heap = result.heap;
+  const uint32_t root = result.root;
   if (heap.at(root).kind != PyKind::Dict) {
     return bad(pkl_name + " holds a " + heap.type_name(root) +
                ", expected the checkpoint dict (a bare state_dict or model object is not a "
                "fairseq checkpoint)");
   }
-  if (Status s = extract_cfg(heap, root, &cp); !s.ok()) return s;
-  if (Status s = extract_model(heap, root, *zip, *prefix, &cp); !s.ok()) return s;
+  RETURN_IF_ERROR(extract_cfg(heap, root, &cp));
+  RETURN_IF_ERROR(extract_model(heap, root, zip, prefix, &cp));
 
   const auto& top = heap.at(root).items;
   size_t unnamed = 0;
@@ -258,8 +251,8 @@ Expected<Checkpoint> read_from(std::shared_ptr<const ByteSource> source, const s
   }
   if (unnamed) cp.skipped.push_back("... and " + std::to_string(unnamed) + " more");
 
-  const std::string data_dir = *prefix + "/data/";
-  for (const ZipRecord& r : zip->records()) {
+  const std::string data_dir = prefix + "/data/";
+  for (const ZipRecord& r : zip.records()) {
     if (r.name.compare(0, data_dir.size(), data_dir) == 0 &&
         cp.storages.count(r.name.substr(data_dir.size())) == 0) {
       cp.skipped_storage_bytes += r.size;
@@ -322,9 +315,8 @@ const char* dtype_name(DType dtype) {
 }
 
 Expected<Checkpoint> read_checkpoint(const std::string& path) {
-  auto source = open_file_source(path);
-  if (!source) return source.status();
-  auto cp = read_from(*source, path);
+  ASSIGN_OR_RETURN(auto source, open_file_source(path));
+  auto cp = read_from(source, path);
   if (!cp && cp.status().message().rfind(path, 0) != 0) {
     return Status(cp.status().code(), path + ": " + cp.status().message(), "checkpoint");
   }
@@ -373,7 +365,7 @@ Status read_tensor(const Checkpoint& checkpoint, const TensorInfo& tensor, void*
   if (st->dtype != tensor.dtype || tensor.shape.size() != tensor.stride.size()) {
     return bad("tensor " + quoted(tensor.name) + " does not match its storage");
   }
-  if (Status s = check_extent(tensor, *st, checkpoint.file_size); !s.ok()) return s;
+  RETURN_IF_ERROR(check_extent(tensor, *st, checkpoint.file_size));
   const uint64_t es = dtype_size(tensor.dtype);
   const uint64_t numel = tensor_numel(tensor);
   if (numel == 0) return Status::Ok();
@@ -381,25 +373,27 @@ Status read_tensor(const Checkpoint& checkpoint, const TensorInfo& tensor, void*
     return read_storage(checkpoint, tensor.storage_key, uint64_t(tensor.storage_offset) * es,
                         numel * es, dst);
   }
-  // Strided view: read the span it covers once, then gather element by element.
+  // Strided view: read the span it covers once, then gather it, a row at a time when the last
+  // dimension is dense, else element by element.
   uint64_t last = uint64_t(tensor.storage_offset);
   for (size_t d = 0; d < tensor.shape.size(); ++d) {
     last += uint64_t(tensor.shape[d] - 1) * uint64_t(tensor.stride[d]);
   }
   const uint64_t first = uint64_t(tensor.storage_offset);
   std::string span(size_t((last - first + 1) * es), '\0');
-  if (Status s = read_storage(checkpoint, tensor.storage_key, first * es, span.size(), span.data());
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(
+      read_storage(checkpoint, tensor.storage_key, first * es, span.size(), span.data()));
   const size_t nd = tensor.shape.size();
-  std::vector<int64_t> idx(nd, 0);
+  const bool dense_rows = tensor.stride[nd - 1] == 1;
+  const size_t outer = dense_rows ? nd - 1 : nd;
+  const uint64_t run = dense_rows ? uint64_t(tensor.shape[nd - 1]) : 1;
+  std::vector<int64_t> idx(outer, 0);
   auto* out = static_cast<char*>(dst);
-  for (uint64_t n = 0; n < numel; ++n) {
+  for (uint64_t n = 0; n < numel; n += run) {
     uint64_t off = 0;
-    for (size_t d = 0; d < nd; ++d) off += uint64_t(idx[d]) * uint64_t(tensor.stride[d]);
-    std::memcpy(out + n * es, span.data() + off * es, es);
-    for (size_t d = nd; d-- > 0;) {
+    for (size_t d = 0; d < outer; ++d) off += uint64_t(idx[d]) * uint64_t(tensor.stride[d]);
+    std::memcpy(out + n * es, span.data() + off * es, run * es);
+    for (size_t d = outer; d-- > 0;) {
       if (++idx[d] < tensor.shape[d]) break;
       idx[d] = 0;
     }

@@ -73,7 +73,8 @@ Status read_storage(const Checkpoint& checkpoint, const std::string& key, uint64
                     uint64_t nbytes, void* dst);
 
 // Copies the elements of `tensor` into `dst` in row-major order (tensor_numel * dtype_size bytes),
-// gathering strided or offset views of a shared storage.
+// gathering strided or offset views of a shared storage. The one reader of tensor bytes: the
+// model's weight loader reads through it and converts the dtype.
 Status read_tensor(const Checkpoint& checkpoint, const TensorInfo& tensor, void* dst);
 
 }  // namespace ecgq::ckpt

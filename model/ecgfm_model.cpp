@@ -37,7 +37,7 @@ at::ScalarType scalar_type(ckpt::DType d, bool* ok) {
 }
 
 // oneDNN's C API (dnnl.h, oneDNN 2.x): row-major C = alpha op(A) op(B) + beta C with bf16 A
-// and B and float C; returns dnnl_success (0). ATen 1.13 has no bf16 x bf16 -> fp32 product,
+// and B and float C; returns dnnl_success 0. ATen 1.13 has no bf16 x bf16 -> fp32 product,
 // and libtorch links libdnnl, so the symbol is looked up in the running process.
 using GemmBf16F32 = int (*)(char transa, char transb, int64_t M, int64_t N, int64_t K, float alpha,
                             const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb,
@@ -124,8 +124,7 @@ class WeightReader {
     if (it == by_name_.end()) return missing(name);
     at::Tensor t = temporary ? temporary_.empty(it->second->shape, at::kFloat)
                              : arena_->empty(it->second->shape, at::kFloat);
-    Status s = read_into(*it->second, t);
-    if (!s.ok()) return s;
+    RETURN_IF_ERROR(read_into(*it->second, t));
     return t;
   }
 
@@ -138,57 +137,27 @@ class WeightReader {
 
  private:
   static Status missing(const std::string& name) {
-    return Status("bad_checkpoint", "missing tensor '" + name + "'", "checkpoint");
+    return Status(ErrorCode::BadCheckpoint, "missing tensor '" + name + "'", "checkpoint");
   }
 
+  // Fills the contiguous float32 tensor `dst` with checkpoint tensor `t`. ckpt::read_tensor (the
+  // one reader of tensor bytes, also fuzzed) validates the view and gathers it in row-major order;
+  // other float types are converted here.
   Status read_into(const ckpt::TensorInfo& t, at::Tensor dst) {
     auto fail = [&](const std::string& why) {
-      return Status("bad_checkpoint", "tensor '" + t.name + "': " + why, "checkpoint");
+      return Status(ErrorCode::BadCheckpoint, "tensor '" + t.name + "': " + why, "checkpoint");
     };
     bool ok = false;
-    at::ScalarType st = scalar_type(t.dtype, &ok);
+    const at::ScalarType st = scalar_type(t.dtype, &ok);
     if (!ok)
       return fail(std::string("dtype ") + ckpt::dtype_name(t.dtype) + " is not a float type");
-    auto sit = c_.storages.find(t.storage_key);
-    if (sit == c_.storages.end()) return fail("storage '" + t.storage_key + "' not found");
-    const ckpt::StorageInfo& storage = sit->second;
-    if (storage.dtype != t.dtype) return fail("storage dtype differs from tensor dtype");
     if (t.shape.size() != t.stride.size()) return fail("shape and stride ranks differ");
-
-    // Bounds of the strided view inside the storage, and whether it is plain C-contiguous.
-    int64_t numel = 1, last = t.storage_offset, expect_stride = 1;
-    bool contiguous = true;
-    for (size_t d = t.shape.size(); d-- > 0;) {
-      if (t.shape[d] < 0 || t.stride[d] < 0) return fail("negative size or stride");
-      if (t.shape[d] != 1 && t.stride[d] != expect_stride) contiguous = false;
-      expect_stride *= t.shape[d];
-      numel *= t.shape[d];
-      if (t.shape[d] > 0) last += (t.shape[d] - 1) * t.stride[d];
-    }
-    if (numel != dst.numel()) return fail("element count differs from the expected shape");
-    if (numel == 0) return Status::Ok();
-    if (t.storage_offset < 0 || static_cast<uint64_t>(last) >= storage.numel)
-      return fail("view exceeds its storage of " + std::to_string(storage.numel) + " elements");
-    const uint64_t es = ckpt::dtype_size(t.dtype);
-
-    if (contiguous && st == at::kFloat) {
-      // The common case: one read straight into the final buffer.
-      return ckpt::read_storage(c_, t.storage_key, static_cast<uint64_t>(t.storage_offset) * es,
-                                static_cast<uint64_t>(numel) * es, dst.data_ptr());
-    }
-    at::Tensor tmp;
-    if (contiguous) {
-      tmp = at::empty(t.shape, st);
-      Status s = ckpt::read_storage(c_, t.storage_key, static_cast<uint64_t>(t.storage_offset) * es,
-                                    static_cast<uint64_t>(numel) * es, tmp.data_ptr());
-      if (!s.ok()) return s;
-    } else {
-      // Shared or strided storage: read the storage once, then gather the view.
-      at::Tensor whole = at::empty({static_cast<int64_t>(storage.numel)}, st);
-      Status s = ckpt::read_storage(c_, t.storage_key, 0, storage.numel * es, whole.data_ptr());
-      if (!s.ok()) return s;
-      tmp = whole.as_strided(t.shape, t.stride, t.storage_offset);
-    }
+    if (static_cast<int64_t>(ckpt::tensor_numel(t)) != dst.numel())
+      return fail("element count differs from the expected shape");
+    // The common case: one read straight into the final buffer.
+    if (st == at::kFloat) return ckpt::read_tensor(c_, t, dst.data_ptr());
+    at::Tensor tmp = at::empty(t.shape, st);
+    RETURN_IF_ERROR(ckpt::read_tensor(c_, t, tmp.data_ptr()));
     dst.view(t.shape).copy_(tmp);
     return Status::Ok();
   }
@@ -233,9 +202,45 @@ class EcgfmModel : public Model {
     c10::InferenceMode guard;
     WeightArena arena;
     WeightReader r(c, &arena);
-    const std::string& p = arch_.prefix;
+    Loading w{r, arena, {}};
+    load_front(w);
+    load_layers(w);
+    if (arch_.num_labels > 0) {
+      head_w_ = w.get("proj.weight");
+      head_b_ = w.get("proj.bias");
+    }
+    return w.st;
+  }
+
+  const ModelInfo& info() const override { return info_; }
+
+  Expected<ModelOutput> run(const float* x, int64_t n, const RunOptions& options) override {
+    return run_capture(x, n, options, nullptr);
+  }
+
+  Expected<ModelOutput> run_capture(const float* x, int64_t n, const RunOptions& options,
+                                    ActivationCapture* capture) {
+    if (x == nullptr || n <= 0)
+      return Status(ErrorCode::BadInput,
+                    "need at least one segment (got " + std::to_string(n) + ")");
+    try {
+      return forward(x, n, options, capture);
+    } catch (const c10::Error& e) {
+      return Status(ErrorCode::ModelError,
+                    std::string("forward pass failed: ") + e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      return Status(ErrorCode::ModelError, std::string("forward pass failed: ") + e.what());
+    }
+  }
+
+ private:
+  // Weights being read by name, keeping the first error: after one, reads return nothing and the
+  // load reports that error at the end.
+  struct Loading {
+    WeightReader& r;
+    WeightArena& arena;
     Status st;
-    auto get = [&](const std::string& name, bool temporary = false) -> at::Tensor {
+    at::Tensor get(const std::string& name, bool temporary = false) {
       if (!st.ok()) return {};
       auto t = r.get(name, temporary);
       if (!t.ok()) {
@@ -243,37 +248,49 @@ class EcgfmModel : public Model {
         return {};
       }
       return t.value();
-    };
+    }
+  };
+
+  // The feature extractor, its layer norm and projection, the positional conv and the encoder's
+  // layer norm.
+  void load_front(Loading& w) {
+    const std::string& p = arch_.prefix;
     for (size_t i = 0; i < arch_.conv.size(); ++i) {
       std::string b = p + "feature_extractor.conv_layers." + std::to_string(i);
       ConvBlock blk;
       blk.stride = arch_.conv[i].stride;
-      blk.weight = get(b + ".0.weight");
-      if (arch_.conv_bias) blk.bias = get(b + ".0.bias");
+      blk.weight = w.get(b + ".0.weight");
+      if (arch_.conv_bias) blk.bias = w.get(b + ".0.bias");
       if (arch_.extractor_mode == "default" && i == 0) {
-        blk.norm_w = get(b + ".2.weight");
-        blk.norm_b = get(b + ".2.bias");
+        blk.norm_w = w.get(b + ".2.weight");
+        blk.norm_b = w.get(b + ".2.bias");
       } else if (arch_.extractor_mode == "layer_norm") {
-        blk.norm_w = get(b + ".2.1.weight");
-        blk.norm_b = get(b + ".2.1.bias");
+        blk.norm_w = w.get(b + ".2.1.weight");
+        blk.norm_b = w.get(b + ".2.1.bias");
       }
       conv_.push_back(blk);
     }
-    feat_ln_w_ = get(p + "layer_norm.weight");
-    feat_ln_b_ = get(p + "layer_norm.bias");
+    feat_ln_w_ = w.get(p + "layer_norm.weight");
+    feat_ln_b_ = w.get(p + "layer_norm.bias");
     if (arch_.post_extract_proj) {
-      proj_in_w_ = get(p + "post_extract_proj.weight");
-      proj_in_b_ = get(p + "post_extract_proj.bias");
+      proj_in_w_ = w.get(p + "post_extract_proj.weight");
+      proj_in_b_ = w.get(p + "post_extract_proj.bias");
     }
     {
       // Weight norm with dim=2, folded once: w = v * g / ||v|| over dims 0 and 1.
-      at::Tensor g = get(arch_.pos_g_key, true);
-      at::Tensor v = get(arch_.pos_v_key, true);
-      if (st.ok()) pos_w_ = arena.empty(v.sizes(), at::kFloat).copy_(at::_weight_norm(v, g, 2));
+      at::Tensor g = w.get(arch_.pos_g_key, true);
+      at::Tensor v = w.get(arch_.pos_v_key, true);
+      if (w.st.ok()) pos_w_ = w.arena.empty(v.sizes(), at::kFloat).copy_(at::_weight_norm(v, g, 2));
     }
-    pos_b_ = get(p + "conv_pos.pos_conv.0.bias");
-    enc_ln_w_ = get(p + "encoder.layer_norm.weight");
-    enc_ln_b_ = get(p + "encoder.layer_norm.bias");
+    pos_b_ = w.get(p + "conv_pos.pos_conv.0.bias");
+    enc_ln_w_ = w.get(p + "encoder.layer_norm.weight");
+    enc_ln_b_ = w.get(p + "encoder.layer_norm.bias");
+  }
+
+  // The transformer layers; in bf16 mode the projections are rounded (and the last
+  // split_layers_ of them split hi + lo).
+  void load_layers(Loading& w) {
+    const std::string& p = arch_.prefix;
     const int64_t E = arch_.embed_dim, F = arch_.ffn_dim;
     // bf16 mode reads each layer's float32 projection weights into these buffers, reused for
     // every layer, and rounds them into the arena: the load touches no extra fresh memory and
@@ -286,76 +303,50 @@ class EcgfmModel : public Model {
       scratch_fc1 = scratch_arena.empty({F, E}, at::kFloat);
       scratch_fc2 = scratch_arena.empty({E, F}, at::kFloat);
     }
-    // A projection weight: straight into the arena (fp32) or into its scratch buffer (bf16).
+    // A projection weight: straight into the arena (fp32) or into its scratch buffer bf16.
     auto weight = [&](const std::string& name, const at::Tensor& scratch) -> at::Tensor {
-      if (!bf16_) return get(name);
-      if (st.ok()) st = r.read_into(name, scratch);
+      if (!bf16_) return w.get(name);
+      if (w.st.ok()) w.st = w.r.read_into(name, scratch);
       return scratch;
     };
-    for (int64_t l = 0; l < arch_.layers && st.ok(); ++l) {
+    for (int64_t l = 0; l < arch_.layers && w.st.ok(); ++l) {
       std::string b = p + "encoder.layers." + std::to_string(l) + ".";
       Layer L;
-      L.qkv_w = bf16_ ? scratch_qkv : arena.empty({3 * E, E}, at::kFloat);
-      L.qkv_b = arena.empty({3 * E}, at::kFloat);
+      L.qkv_w = bf16_ ? scratch_qkv : w.arena.empty({3 * E, E}, at::kFloat);
+      L.qkv_b = w.arena.empty({3 * E}, at::kFloat);
       const char* names[3] = {"q_proj", "k_proj", "v_proj"};
-      for (int j = 0; j < 3 && st.ok(); ++j) {
-        st = r.read_into(b + "self_attn." + names[j] + ".weight", L.qkv_w.narrow(0, j * E, E));
-        if (st.ok())
-          st = r.read_into(b + "self_attn." + names[j] + ".bias", L.qkv_b.narrow(0, j * E, E));
+      for (int j = 0; j < 3 && w.st.ok(); ++j) {
+        w.st = w.r.read_into(b + "self_attn." + names[j] + ".weight", L.qkv_w.narrow(0, j * E, E));
+        if (w.st.ok())
+          w.st = w.r.read_into(b + "self_attn." + names[j] + ".bias", L.qkv_b.narrow(0, j * E, E));
       }
       L.out_w = weight(b + "self_attn.out_proj.weight", scratch_out);
-      L.out_b = get(b + "self_attn.out_proj.bias");
-      L.ln1_w = get(b + "self_attn_layer_norm.weight");
-      L.ln1_b = get(b + "self_attn_layer_norm.bias");
+      L.out_b = w.get(b + "self_attn.out_proj.bias");
+      L.ln1_w = w.get(b + "self_attn_layer_norm.weight");
+      L.ln1_b = w.get(b + "self_attn_layer_norm.bias");
       L.fc1_w = weight(b + "fc1.weight", scratch_fc1);
-      L.fc1_b = get(b + "fc1.bias");
+      L.fc1_b = w.get(b + "fc1.bias");
       L.fc2_w = weight(b + "fc2.weight", scratch_fc2);
-      L.fc2_b = get(b + "fc2.bias");
-      L.ln2_w = get(b + "final_layer_norm.weight");
-      L.ln2_b = get(b + "final_layer_norm.bias");
-      if (bf16_ && st.ok()) {
-        const bool split = l >= arch_.layers - split_layers_;
-        std::pair<at::Tensor*, at::Tensor*> weights[] = {{&L.qkv_w, &L.qkv_lo},
-                                                         {&L.out_w, &L.out_lo},
-                                                         {&L.fc1_w, &L.fc1_lo},
-                                                         {&L.fc2_w, &L.fc2_lo}};
-        for (auto [w, lo] : weights) {
-          at::Tensor hi = arena.empty(w->sizes(), at::kBFloat16).copy_(*w);
-          // The scratch buffer is free to overwrite: w - hi is what bf16 rounding dropped.
-          if (split) *lo = arena.empty(w->sizes(), at::kBFloat16).copy_(w->sub_(hi));
-          *w = hi;
-        }
-      }
+      L.fc2_b = w.get(b + "fc2.bias");
+      L.ln2_w = w.get(b + "final_layer_norm.weight");
+      L.ln2_b = w.get(b + "final_layer_norm.bias");
+      if (bf16_ && w.st.ok()) round_to_bf16(L, l >= arch_.layers - split_layers_, w.arena);
       layers_.push_back(std::move(L));
     }
-    if (arch_.num_labels > 0) {
-      head_w_ = get("proj.weight");
-      head_b_ = get("proj.bias");
-    }
-    return st;
   }
 
-  const ModelInfo& info() const override { return info_; }
-
-  Expected<ModelOutput> run(const float* x, int64_t n, const RunOptions& options) override {
-    return run_capture(x, n, options, nullptr);
-  }
-
-  Expected<ModelOutput> run_capture(const float* x, int64_t n, const RunOptions& options,
-                                    ActivationCapture* capture) {
-    if (x == nullptr || n <= 0)
-      return Status("bad_input", "need at least one segment (got " + std::to_string(n) + ")");
-    try {
-      return forward(x, n, options, capture);
-    } catch (const c10::Error& e) {
-      return Status("model_error",
-                    std::string("forward pass failed: ") + e.what_without_backtrace());
-    } catch (const std::exception& e) {
-      return Status("model_error", std::string("forward pass failed: ") + e.what());
+  // Rounds a layer's projection weights to bf16 in the arena; with `split`, also keeps what the
+  // rounding dropped (w - hi) as a second bf16 weight.
+  static void round_to_bf16(Layer& L, bool split, WeightArena& arena) {
+    std::pair<at::Tensor*, at::Tensor*> weights[] = {
+        {&L.qkv_w, &L.qkv_lo}, {&L.out_w, &L.out_lo}, {&L.fc1_w, &L.fc1_lo}, {&L.fc2_w, &L.fc2_lo}};
+    for (auto [w, lo] : weights) {
+      at::Tensor hi = arena.empty(w->sizes(), at::kBFloat16).copy_(*w);
+      // The scratch buffer is free to overwrite: w - hi is what bf16 rounding dropped.
+      if (split) *lo = arena.empty(w->sizes(), at::kBFloat16).copy_(w->sub_(hi));
+      *w = hi;
     }
   }
-
- private:
   static void keep(ActivationCapture* capture, const std::string& name, const at::Tensor& t) {
     if (capture == nullptr) return;
     at::Tensor c = t.contiguous();
@@ -412,10 +403,9 @@ class EcgfmModel : public Model {
     return project(o, L.out_w, L.out_b, L.out_lo);
   }
 
-  Expected<ModelOutput> forward(const float* xin, int64_t n, const RunOptions& options,
-                                ActivationCapture* capture) {
-    c10::InferenceMode guard;
-    const int64_t E = arch_.embed_dim;
+  // The feature extractor, its layer norm and the projection to the encoder's width:
+  // [n, frames, E] from n segments.
+  at::Tensor features(const float* xin, int64_t n, ActivationCapture* capture) {
     at::Tensor x = at::from_blob(const_cast<float*>(xin),
                                  {n, info_.in_leads, info_.segment_samples}, at::kFloat);
     for (size_t i = 0; i < conv_.size(); ++i) {
@@ -438,6 +428,14 @@ class EcgfmModel : public Model {
       x = at::linear(x, proj_in_w_, proj_in_b_);
       keep(capture, "post_extract_proj_out", x);
     }
+    return x;
+  }
+
+  Expected<ModelOutput> forward(const float* xin, int64_t n, const RunOptions& options,
+                                ActivationCapture* capture) {
+    c10::InferenceMode guard;
+    const int64_t E = arch_.embed_dim;
+    at::Tensor x = features(xin, n, capture);
     at::Tensor y = at::conv1d(x.transpose(1, 2), pos_w_, pos_b_, {1}, {arch_.conv_pos / 2}, {1},
                               arch_.conv_pos_groups);
     if (arch_.conv_pos % 2 == 0) y = y.narrow(2, 0, y.size(2) - 1);  // SamePad
@@ -525,7 +523,7 @@ std::string cpu_bf16_support() {
 
 Status bf16_supported() {
   if (!cpu_bf16_support().empty()) return Status::Ok();
-  return Status("unsupported_model",
+  return Status(ErrorCode::UnsupportedModel,
                 "precision bf16 needs a CPU with AVX-512 BF16 or AMX-BF16 (this one has neither, "
                 "or ECGQ_DISABLE_BF16 is set); without them bf16 would run slower than fp32. "
                 "Use precision fp32",
@@ -535,43 +533,42 @@ Status bf16_supported() {
 Expected<std::unique_ptr<Model>> load_ecgfm(const ckpt::Checkpoint& checkpoint,
                                             const LoadOptions& options) {
   if (options.precision != "fp32" && options.precision != "bf16")
-    return Status("bad_config", "precision '" + options.precision + "': expected fp32 or bf16",
-                  "precision");
+    return Status(ErrorCode::BadConfig,
+                  "precision '" + options.precision + "': expected fp32 or bf16", "precision");
   if (options.precision == "bf16") {
-    if (Status s = bf16_supported(); !s.ok()) return s;
+    RETURN_IF_ERROR(bf16_supported());
   }
-  auto arch = derive_architecture(checkpoint);
-  if (!arch.ok()) return arch.status();
+  ASSIGN_OR_RETURN(auto arch, derive_architecture(checkpoint));
   ModelInfo info;
   info.kind = "ecgfm";
-  info.variant = arch->variant;
-  if (arch->num_labels > 0) {
-    if (arch->num_labels == static_cast<int64_t>(ecgfm_labels().size())) {
+  info.variant = arch.variant;
+  if (arch.num_labels > 0) {
+    if (arch.num_labels == static_cast<int64_t>(ecgfm_labels().size())) {
       info.labels = ecgfm_labels();
     } else {
-      for (int64_t i = 0; i < arch->num_labels; ++i)
+      for (int64_t i = 0; i < arch.num_labels; ++i)
         info.labels.push_back("label_" + std::to_string(i));
     }
   }
-  info.in_leads = arch->in_d;
+  info.in_leads = arch.in_d;
   info.segment_samples = 2500;
-  info.embed_dim = arch->embed_dim;
-  info.parameters = arch->parameters;
+  info.embed_dim = arch.embed_dim;
+  info.parameters = arch.parameters;
   info.precision = options.precision;
-  info.architecture = arch->summary();
-  info.skipped = arch->skipped;
+  info.architecture = arch.summary();
+  info.skipped = arch.skipped;
   const int64_t split = options.bf16_split_layers < 0
                             ? kDefaultBf16SplitLayers
-                            : std::min<int64_t>(options.bf16_split_layers, arch->layers);
+                            : std::min<int64_t>(options.bf16_split_layers, arch.layers);
   if (options.precision == "bf16")
     info.architecture +=
         ", bf16 projections (last " + std::to_string(split) + " layers split hi+lo)";
-  auto model = std::make_unique<EcgfmModel>(std::move(arch.value()), std::move(info), split);
+  auto model = std::make_unique<EcgfmModel>(std::move(arch), std::move(info), split);
   try {
     Status s = model->load(checkpoint);
-    if (!s.ok()) return Status(s.code(), checkpoint.path + ": " + s.message(), s.field());
+    if (!s.ok()) return s.with_context(checkpoint.path);
   } catch (const c10::Error& e) {
-    return Status("bad_checkpoint", checkpoint.path + ": " + e.what_without_backtrace(),
+    return Status(ErrorCode::BadCheckpoint, checkpoint.path + ": " + e.what_without_backtrace(),
                   "checkpoint");
   }
   return std::unique_ptr<Model>(std::move(model));
@@ -582,7 +579,7 @@ Expected<ModelOutput> run_ecgfm_with_capture(Model& model, const float* x, int64
                                              ActivationCapture* capture) {
   auto* m = dynamic_cast<EcgfmModel*>(&model);
   if (m == nullptr)
-    return Status("bad_input", "run_ecgfm_with_capture needs a native ECG-FM model");
+    return Status(ErrorCode::BadInput, "run_ecgfm_with_capture needs a native ECG-FM model");
   return m->run_capture(x, n, options, capture);
 }
 

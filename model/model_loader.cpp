@@ -30,7 +30,7 @@ Expected<std::unique_ptr<Model>> load_fairseq(const std::string& path, const Loa
   if (!checkpoint.ok()) {
     const Status& s = checkpoint.status();
     bool named = s.message().find(path) != std::string::npos;
-    return Status(s.code(), named ? s.message() : path + ": " + s.message(), s.field());
+    return named ? s : s.with_context(path);
   }
   return load_ecgfm(checkpoint.value(), options);
 }
@@ -42,7 +42,7 @@ Expected<std::unique_ptr<Model>> load_model(const std::string& path, const LoadO
   if (options.model_kind == "torchscript") return load_torchscript(path, options);
   if (options.model_kind == "ecgfm") return load_fairseq(path, options);
   if (options.model_kind != "auto")
-    return Status("bad_config",
+    return Status(ErrorCode::BadConfig,
                   "model kind '" + options.model_kind + "' is not one of auto, ecgfm, torchscript",
                   "model_kind");
   if (is_torchscript(path)) return load_torchscript(path, options);

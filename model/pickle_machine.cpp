@@ -1,3 +1,4 @@
+// Long file: the pickle virtual machine, one case per opcode in its name table and its loop.
 #include "model/pickle_machine.hpp"
 
 #include <charconv>
@@ -10,6 +11,7 @@
 namespace ecgq::ckpt {
 namespace {
 
+// Long function: one case per pickle opcode.
 const char* opcode_name(uint8_t op) {
   switch (op) {
     case '(':
@@ -196,7 +198,7 @@ class Machine {
     if (op_ >= 32 && op_ < 127) msg += std::string(" '") + char(op_) + "'";
     if (*opcode_name(op_)) msg += std::string(" ") + opcode_name(op_);
     msg += ": " + what;
-    return Status("bad_checkpoint", msg, "checkpoint");
+    return Status(ErrorCode::BadCheckpoint, msg, "checkpoint");
   }
 
   Status need(uint64_t n) const {
@@ -262,7 +264,7 @@ class Machine {
   }
   Status memo_put(uint64_t key) {
     uint32_t v = 0;
-    if (Status s = top(&v); !s.ok()) return s;
+    RETURN_IF_ERROR(top(&v));
     auto it = memo_.find(key);
     if (it != memo_.end()) {
       it->second = v;
@@ -305,7 +307,7 @@ class Machine {
 };
 
 Status Machine::make_int_from_bytes(size_t n) {
-  if (Status s = need(n); !s.ok()) return s;
+  RETURN_IF_ERROR(need(n));
   const auto* p = reinterpret_cast<const uint8_t*>(data_.data() + pos_);
   pos_ += n;
   PyNode node{PyKind::Int};
@@ -350,7 +352,7 @@ Status Machine::make_global(std::string_view module, std::string_view name) {
 }
 
 Status Machine::make_seq(PyKind kind, std::vector<uint32_t> items) {
-  if (Status s = count_items(items.size()); !s.ok()) return s;
+  RETURN_IF_ERROR(count_items(items.size()));
   if (kind == PyKind::Dict && items.size() % 2 != 0) {
     return fail("odd number of items (" + std::to_string(items.size()) + ") for a dict");
   }
@@ -372,7 +374,7 @@ Status Machine::add_to(uint32_t target, const std::vector<uint32_t>& items, bool
   if (pairs && items.size() % 2 != 0) {
     return fail("odd number of items (" + std::to_string(items.size()) + ") for a dict");
   }
-  if (Status s = count_items(items.size()); !s.ok()) return s;
+  RETURN_IF_ERROR(count_items(items.size()));
   t.items.insert(t.items.end(), items.begin(), items.end());
   return Status::Ok();
 }
@@ -505,6 +507,7 @@ Status Machine::parse_decimal(std::string_view text, int64_t* out) {
   return Status::Ok();
 }
 
+// Long function: the interpreter's switch, one case per opcode.
 Status Machine::step() {
   op_pos_ = pos_;
   op_ = uint8_t(data_[pos_++]);
@@ -765,13 +768,13 @@ Expected<PickleResult> Machine::run() {
   while (!stopped_) {
     if (pos_ >= data_.size()) {
       op_pos_ = pos_;
-      return Status("bad_checkpoint",
+      return Status(ErrorCode::BadCheckpoint,
                     where_ + " byte " + std::to_string(pos_) + " (file offset " +
                         std::to_string(file_offset_ + pos_) +
                         "): pickle ends before its STOP opcode (truncated)",
                     "checkpoint");
     }
-    if (Status s = step(); !s.ok()) return s;
+    RETURN_IF_ERROR(step());
   }
   PickleResult r;
   r.root = stack_.back();

@@ -25,7 +25,7 @@ struct Outputs {
 };
 
 Status output_error(const std::string& why) {
-  return Status("unsupported_model", "TorchScript output " + why, "checkpoint");
+  return Status(ErrorCode::UnsupportedModel, "TorchScript output " + why, "checkpoint");
 }
 
 Expected<Outputs> map_outputs(const c10::IValue& v, int64_t n) {
@@ -43,8 +43,7 @@ Expected<Outputs> map_outputs(const c10::IValue& v, int64_t n) {
     return Status::Ok();
   };
   if (v.isTensor()) {
-    Status s = plain(v.toTensor(), false);
-    if (!s.ok()) return s;
+    RETURN_IF_ERROR(plain(v.toTensor(), false));
   } else if (v.isTuple() || v.isList()) {
     std::vector<c10::IValue> items;
     if (v.isTuple())
@@ -54,8 +53,7 @@ Expected<Outputs> map_outputs(const c10::IValue& v, int64_t n) {
     for (size_t i = 0; i < items.size(); ++i) {
       if (!items[i].isTensor())
         return output_error("tuple element " + std::to_string(i) + " is not a tensor");
-      Status s = plain(items[i].toTensor(), i > 0);
-      if (!s.ok()) return s;
+      RETURN_IF_ERROR(plain(items[i].toTensor(), i > 0));
     }
   } else if (v.isGenericDict()) {
     for (const auto& kv : v.toGenericDict()) {
@@ -104,12 +102,11 @@ class TorchScriptModel : public Model {
 
   Status probe(const std::string& path) {
     std::vector<float> zeros(12 * 2500, 0.f);
-    auto out = forward(zeros.data(), 1);
-    if (!out.ok()) return out.status();
+    ASSIGN_OR_RETURN(auto out, forward(zeros.data(), 1));
     info_.kind = "torchscript";
-    info_.variant = out->logits.defined() ? "classifier" : "encoder";
-    info_.embed_dim = out->embedding.defined() ? out->embedding.size(1) : 0;
-    int64_t labels = out->logits.defined() ? out->logits.size(1) : 0;
+    info_.variant = out.logits.defined() ? "classifier" : "encoder";
+    info_.embed_dim = out.embedding.defined() ? out.embedding.size(1) : 0;
+    int64_t labels = out.logits.defined() ? out.logits.size(1) : 0;
     if (labels > 0 && module_.hasattr("labels")) {
       c10::IValue l = module_.attr("labels");
       if (l.isList())
@@ -133,7 +130,8 @@ class TorchScriptModel : public Model {
 
   Expected<ModelOutput> run(const float* x, int64_t n, const RunOptions& options) override {
     if (x == nullptr || n <= 0)
-      return Status("bad_input", "need at least one segment (got " + std::to_string(n) + ")");
+      return Status(ErrorCode::BadInput,
+                    "need at least one segment (got " + std::to_string(n) + ")");
     auto o = forward(x, n);
     if (!o.ok()) return o.status();
     ModelOutput out;
@@ -146,7 +144,7 @@ class TorchScriptModel : public Model {
     if (options.encoder_out) out.encoder_out = to_vector(o->encoder_out);
     if (options.saliency) {
       if (!o->saliency.defined())
-        return Status("unsupported_output", "this TorchScript model has no saliency output",
+        return Status(ErrorCode::UnsupportedOutput, "this TorchScript model has no saliency output",
                       "outputs");
       out.saliency = to_vector(o->saliency);
     }
@@ -161,10 +159,10 @@ class TorchScriptModel : public Model {
       c10::IValue v = module_.forward({in});
       return map_outputs(v, n);
     } catch (const c10::Error& e) {
-      return Status("model_error",
+      return Status(ErrorCode::ModelError,
                     std::string("TorchScript forward failed: ") + e.what_without_backtrace());
     } catch (const std::exception& e) {
-      return Status("model_error", std::string("TorchScript forward failed: ") + e.what());
+      return Status(ErrorCode::ModelError, std::string("TorchScript forward failed: ") + e.what());
     }
   }
 
@@ -187,13 +185,13 @@ Expected<std::unique_ptr<Model>> load_torchscript(const std::string& path,
     module.eval();
   } catch (const c10::Error& e) {
     std::string what = e.what_without_backtrace();
-    return Status("bad_checkpoint",
+    return Status(ErrorCode::BadCheckpoint,
                   path + ": not a loadable TorchScript archive: " + what.substr(0, what.find('\n')),
                   "checkpoint");
   }
   auto model = std::make_unique<TorchScriptModel>(std::move(module));
   Status s = model->probe(path);
-  if (!s.ok()) return Status(s.code(), path + ": " + s.message(), s.field());
+  if (!s.ok()) return s.with_context(path);
   return std::unique_ptr<Model>(std::move(model));
 }
 

@@ -25,7 +25,7 @@ constexpr uint64_t kLocalSize = 30;
 constexpr uint64_t kMaxCentralDirectory = 64ull << 20;
 
 Status bad(const std::string& what) {
-  return Status("bad_checkpoint", what, "checkpoint");
+  return Status(ErrorCode::BadCheckpoint, what, "checkpoint");
 }
 
 uint16_t u16(const unsigned char* p) {
@@ -67,13 +67,13 @@ class FileSource : public ByteSource {
       ssize_t got = ::pread(fd_, out, chunk, off_t(offset));
       if (got < 0) {
         if (errno == EINTR) continue;
-        return Status("io_error",
+        return Status(ErrorCode::IoError,
                       path_ + ": pread at offset " + std::to_string(offset) +
                           " failed: " + std::strerror(errno),
                       "checkpoint");
       }
       if (got == 0) {
-        return Status("io_error",
+        return Status(ErrorCode::IoError,
                       path_ + ": unexpected end of file at offset " + std::to_string(offset) +
                           " (the file shrank after it was opened?)",
                       "checkpoint");
@@ -119,6 +119,36 @@ struct Directory {
   uint64_t end = 0;  // first byte after the central directory must not pass this
 };
 
+// ZIP64: a locator right before the EOCD (at `eocd_abs`) points at the ZIP64 EOCD record, whose
+// values replace the EOCD's in `d`.
+Status read_zip64(const ByteSource& src, uint64_t eocd_abs, Directory& d) {
+  const std::string& where = src.name();
+  unsigned char loc[kZip64LocatorSize];
+  RETURN_IF_ERROR(src.read(eocd_abs - kZip64LocatorSize, kZip64LocatorSize, loc));
+  if (u32(loc) == kZip64LocatorSig) {
+    const uint64_t rec = u64(loc + 8);
+    const uint64_t loc_abs = eocd_abs - kZip64LocatorSize;
+    if (rec > loc_abs || loc_abs - rec < kZip64EocdSize) {
+      return bad(where + ": ZIP64 end-of-central-directory offset " + std::to_string(rec) +
+                 " (from the locator at " + std::to_string(loc_abs) + ") is out of range");
+    }
+    unsigned char z[kZip64EocdSize];
+    RETURN_IF_ERROR(src.read(rec, kZip64EocdSize, z));
+    if (u32(z) != kZip64EocdSig) {
+      return bad(where + ": bad ZIP64 end-of-central-directory signature at offset " +
+                 std::to_string(rec));
+    }
+    d.entries = u64(z + 32);
+    d.size = u64(z + 40);
+    d.offset = u64(z + 48);
+    d.end = rec;
+  } else if (d.entries == 0xFFFF || d.size == 0xFFFFFFFF || d.offset == 0xFFFFFFFF) {
+    return bad(where + ": EOCD at offset " + std::to_string(eocd_abs) +
+               " needs ZIP64 values but there is no ZIP64 locator");
+  }
+  return Status::Ok();
+}
+
 Expected<Directory> find_directory(const ByteSource& src) {
   const uint64_t file_size = src.size();
   const std::string& where = src.name();
@@ -129,7 +159,7 @@ Expected<Directory> find_directory(const ByteSource& src) {
   const uint64_t tail_len = std::min<uint64_t>(file_size, kEocdSize + 0xFFFF);
   const uint64_t tail_start = file_size - tail_len;
   std::string tail(size_t(tail_len), '\0');
-  if (Status s = src.read(tail_start, tail_len, tail.data()); !s.ok()) return s;
+  RETURN_IF_ERROR(src.read(tail_start, tail_len, tail.data()));
   const auto* t = reinterpret_cast<const unsigned char*>(tail.data());
 
   uint64_t eocd = UINT64_MAX;
@@ -159,33 +189,7 @@ Expected<Directory> find_directory(const ByteSource& src) {
     return bad(where + ": multi-disk ZIP archives are not supported (EOCD at offset " +
                std::to_string(eocd_abs) + ")");
   }
-  // ZIP64: a locator right before the EOCD points at the ZIP64 EOCD record.
-  if (eocd_abs >= kZip64LocatorSize) {
-    unsigned char loc[kZip64LocatorSize];
-    if (Status s = src.read(eocd_abs - kZip64LocatorSize, kZip64LocatorSize, loc); !s.ok())
-      return s;
-    if (u32(loc) == kZip64LocatorSig) {
-      const uint64_t rec = u64(loc + 8);
-      const uint64_t loc_abs = eocd_abs - kZip64LocatorSize;
-      if (rec > loc_abs || loc_abs - rec < kZip64EocdSize) {
-        return bad(where + ": ZIP64 end-of-central-directory offset " + std::to_string(rec) +
-                   " (from the locator at " + std::to_string(loc_abs) + ") is out of range");
-      }
-      unsigned char z[kZip64EocdSize];
-      if (Status s = src.read(rec, kZip64EocdSize, z); !s.ok()) return s;
-      if (u32(z) != kZip64EocdSig) {
-        return bad(where + ": bad ZIP64 end-of-central-directory signature at offset " +
-                   std::to_string(rec));
-      }
-      d.entries = u64(z + 32);
-      d.size = u64(z + 40);
-      d.offset = u64(z + 48);
-      d.end = rec;
-    } else if (d.entries == 0xFFFF || d.size == 0xFFFFFFFF || d.offset == 0xFFFFFFFF) {
-      return bad(where + ": EOCD at offset " + std::to_string(eocd_abs) +
-                 " needs ZIP64 values but there is no ZIP64 locator");
-    }
-  }
+  if (eocd_abs >= kZip64LocatorSize) RETURN_IF_ERROR(read_zip64(src, eocd_abs, d));
   if (d.offset > d.end || d.size > d.end - d.offset) {
     return bad(where + ": central directory (offset " + std::to_string(d.offset) + ", " +
                std::to_string(d.size) + " bytes) does not end before the EOCD at offset " +
@@ -207,14 +211,14 @@ Expected<Directory> find_directory(const ByteSource& src) {
 Expected<std::shared_ptr<const ByteSource>> open_file_source(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    return Status("io_error", "cannot open checkpoint " + path + ": " + std::strerror(errno),
-                  "checkpoint");
+    return Status(ErrorCode::IoError,
+                  "cannot open checkpoint " + path + ": " + std::strerror(errno), "checkpoint");
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     int err = errno;
     ::close(fd);
-    return Status("io_error",
+    return Status(ErrorCode::IoError,
                   "checkpoint " + path + " is not a regular file" +
                       (err ? std::string(": ") + std::strerror(err) : ""),
                   "checkpoint");
@@ -229,22 +233,21 @@ std::shared_ptr<const ByteSource> make_memory_source(std::string bytes) {
 
 Expected<ZipArchive> ZipArchive::open(std::shared_ptr<const ByteSource> source) {
   if (!source) return bad("no byte source");
-  auto dir = find_directory(*source);
-  if (!dir) return dir.status();
+  ASSIGN_OR_RETURN(auto dir, find_directory(*source));
   const std::string& where = source->name();
-  std::string cd(size_t(dir->size), '\0');
-  if (Status s = source->read(dir->offset, dir->size, cd.data()); !s.ok()) return s;
+  std::string cd(size_t(dir.size), '\0');
+  RETURN_IF_ERROR(source->read(dir.offset, dir.size, cd.data()));
   const auto* p = reinterpret_cast<const unsigned char*>(cd.data());
 
   ZipArchive zip;
   zip.source_ = std::move(source);
-  zip.cd_offset_ = dir->offset;
-  zip.records_.reserve(size_t(dir->entries));
+  zip.cd_offset_ = dir.offset;
+  zip.records_.reserve(size_t(dir.entries));
   uint64_t pos = 0;
-  for (uint64_t i = 0; i < dir->entries; ++i) {
+  for (uint64_t i = 0; i < dir.entries; ++i) {
     const std::string at = where + ": central directory entry " + std::to_string(i) +
-                           " at offset " + std::to_string(dir->offset + pos);
-    if (dir->size - pos < kCentralSize) return bad(at + " is truncated");
+                           " at offset " + std::to_string(dir.offset + pos);
+    if (dir.size - pos < kCentralSize) return bad(at + " is truncated");
     const unsigned char* c = p + pos;
     if (u32(c) != kCentralSig) return bad(at + " has a bad signature");
     const uint16_t flags = u16(c + 8);
@@ -253,7 +256,7 @@ Expected<ZipArchive> ZipArchive::open(std::shared_ptr<const ByteSource> source) 
     uint64_t usize = u32(c + 24);
     const uint64_t name_len = u16(c + 28), extra_len = u16(c + 30), comment_len = u16(c + 32);
     uint64_t local = u32(c + 42);
-    if (dir->size - pos - kCentralSize < name_len + extra_len + comment_len) {
+    if (dir.size - pos - kCentralSize < name_len + extra_len + comment_len) {
       return bad(at + ": name/extra/comment run past the end of the central directory");
     }
     ZipRecord rec;
@@ -285,11 +288,11 @@ Expected<ZipArchive> ZipArchive::open(std::shared_ptr<const ByteSource> source) 
       return bad(rat + ": STORED record has compressed size " + std::to_string(csize) +
                  " != uncompressed size " + std::to_string(usize));
     }
-    if (local >= dir->offset || usize > dir->offset - local) {
+    if (local >= dir.offset || usize > dir.offset - local) {
       return bad("record '" + printable(rec.name) + "' (local header at " + std::to_string(local) +
                  ", " + std::to_string(usize) +
                  " bytes) does not fit before the central directory at " +
-                 std::to_string(dir->offset) + " (" + at + ")");
+                 std::to_string(dir.offset) + " (" + at + ")");
     }
     rec.size = usize;
     rec.local_header_offset = local;
@@ -315,7 +318,7 @@ Expected<uint64_t> ZipArchive::data_offset(const ZipRecord& record) const {
     return bad(at + " is truncated");
   }
   unsigned char h[kLocalSize];
-  if (Status s = source_->read(record.local_header_offset, kLocalSize, h); !s.ok()) return s;
+  RETURN_IF_ERROR(source_->read(record.local_header_offset, kLocalSize, h));
   if (u32(h) != kLocalSig) return bad(at + " has a bad signature");
   if (u16(h + 8) != 0) {
     return bad(at + " says compression method " + std::to_string(u16(h + 8)) +
@@ -333,10 +336,7 @@ Expected<uint64_t> ZipArchive::data_offset(const ZipRecord& record) const {
                " differs from the central directory's " + std::to_string(record.name.size()));
   }
   std::string name(size_t(name_len), '\0');
-  if (Status s = source_->read(record.local_header_offset + kLocalSize, name_len, name.data());
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(source_->read(record.local_header_offset + kLocalSize, name_len, name.data()));
   if (name != record.name) return bad(at + ": name differs from the central directory's");
   return start;
 }
@@ -346,10 +346,9 @@ Expected<std::string> ZipArchive::read_record(const ZipRecord& record, uint64_t 
     return bad("record '" + printable(record.name) + "' is " + std::to_string(record.size) +
                " bytes; the limit is " + std::to_string(max_size));
   }
-  auto start = data_offset(record);
-  if (!start) return start.status();
+  ASSIGN_OR_RETURN(auto start, data_offset(record));
   std::string out(size_t(record.size), '\0');
-  if (Status s = source_->read(*start, record.size, out.data()); !s.ok()) return s;
+  RETURN_IF_ERROR(source_->read(start, record.size, out.data()));
   return out;
 }
 

@@ -19,7 +19,7 @@ namespace ecgq::curve {
 namespace {
 
 Status bad_cert(const std::string& path, const std::string& why) {
-  return Status("bad_certificate", path + ": " + why, "certificate");
+  return Status(ErrorCode::BadCertificate, path + ": " + why, "certificate");
 }
 
 std::string header(bool secret) {
@@ -51,11 +51,12 @@ Status write_file(const std::string& path, const std::string& text, mode_t mode,
   const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC);
   const int fd = ::open(path.c_str(), flags, mode);
   if (fd < 0)
-    return Status("io_error", "cannot create " + path + ": " + std::strerror(errno), "path");
+    return Status(ErrorCode::IoError, "cannot create " + path + ": " + std::strerror(errno),
+                  "path");
   const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ::fchmod(fd, mode);  // the umask must not widen or narrow what we promise
   ::close(fd);
-  return ok ? Status::Ok() : Status("io_error", "cannot write " + path, "path");
+  return ok ? Status::Ok() : Status(ErrorCode::IoError, "cannot write " + path, "path");
 }
 
 // The value of `key = "value"` (quotes optional, as ZPL allows), or "" when the line is not one.
@@ -86,20 +87,19 @@ bool is_z85_key(const std::string& text) {
 Expected<Certificate> generate() {
   char pub[41], sec[41];
   if (zmq_curve_keypair(pub, sec) != 0)
-    return Status("curve_unavailable",
+    return Status(ErrorCode::CurveUnavailable,
                   std::string("this libzmq cannot make CURVE keys: ") + zmq_strerror(zmq_errno()));
   return Certificate{pub, sec, {}};
 }
 
 Status write_pair(const std::string& path, const Certificate& cert) {
-  if (auto s = write_file(path + "_secret", header(true) + body(cert, true), 0600, true); !s.ok())
-    return s;
+  RETURN_IF_ERROR(write_file(path + "_secret", header(true) + body(cert, true), 0600, true));
   return write_file(path, header(false) + body(cert, false), 0644, false);
 }
 
 Expected<Certificate> read_certificate(const std::string& path) {
   std::ifstream in(path);
-  if (!in) return Status("not_found", "cannot read certificate " + path, "certificate");
+  if (!in) return Status(ErrorCode::NotFound, "cannot read certificate " + path, "certificate");
   Certificate cert;
   std::string section, line;
   while (std::getline(in, line)) {
@@ -128,16 +128,15 @@ Expected<Certificate> read_certificate(const std::string& path) {
 
 Expected<std::string> read_public_key(const std::string& file_or_z85) {
   if (is_z85_key(file_or_z85) && !std::filesystem::exists(file_or_z85)) return file_or_z85;
-  auto cert = read_certificate(file_or_z85);
-  if (!cert.ok()) return cert.status();
-  return cert->public_key;
+  ASSIGN_OR_RETURN(auto cert, read_certificate(file_or_z85));
+  return cert.public_key;
 }
 
 Expected<std::vector<Certificate>> read_directory(const std::string& directory,
                                                   std::vector<std::string>* skipped) {
   std::error_code ec;
   if (!std::filesystem::is_directory(directory, ec))
-    return Status("not_found", "no key directory " + directory, "keys");
+    return Status(ErrorCode::NotFound, "no key directory " + directory, "keys");
   std::vector<std::string> files;
   for (const auto& e : std::filesystem::directory_iterator(directory, ec))
     if (e.is_regular_file()) files.push_back(e.path().string());

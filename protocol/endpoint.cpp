@@ -20,8 +20,8 @@ Status check_endpoint(const std::string& endpoint, EndpointUse use, const std::s
   const std::string expected = bind ? "tcp://HOST:PORT (HOST may be *), ipc://PATH or inproc://NAME"
                                     : "tcp://HOST:PORT, ipc://PATH or inproc://NAME";
   const auto bad = [&](const std::string& why) {
-    return Status("bad_usage", flag + " '" + endpoint + "': " + why + "; expected " + expected,
-                  flag);
+    return Status(ErrorCode::BadUsage,
+                  flag + " '" + endpoint + "': " + why + "; expected " + expected, flag);
   };
   for (const char* scheme : {"ipc://", "inproc://"}) {
     const std::string s = scheme;

@@ -64,7 +64,7 @@ class FieldReader {
     int64_t n = 0;
     if (!read(key, n)) return false;
     if (n < min) {
-      skip(Status("bad_request",
+      skip(Status(ErrorCode::BadRequest,
                   field(key) + " must be >= " + std::to_string(min) + ", got " + std::to_string(n),
                   field(key)));
       return false;
@@ -105,7 +105,7 @@ std::optional<ModelIdentity> read_model(const FieldReader& parent, const char* k
   const msgpack::object* v = parent.get(key);
   if (v == nullptr) return std::nullopt;
   if (v->type != msgpack::type::MAP) {
-    parent.skip(Status("bad_request",
+    parent.skip(Status(ErrorCode::BadRequest,
                        parent.field(key) + " must be a map, got " + schema::detail::type_name(*v),
                        parent.field(key)));
     return std::nullopt;
@@ -126,7 +126,7 @@ std::optional<WorkerState> read_state(const FieldReader& r, const char* key) {
   auto state = parse_worker_state(name);
   if (!state)
     r.skip(
-        Status("bad_request",
+        Status(ErrorCode::BadRequest,
                r.field(key) + " \"" + name + "\" is not one of cold, warming, warm, asleep, waking",
                r.field(key)));
   return state;
@@ -161,16 +161,15 @@ std::string encode_ready(const ReadyMetadata& m) {
 }
 
 Expected<ReadyMetadata> decode_ready(const std::string& frame, Skipped* skipped) {
-  auto parsed = schema::detail::parse_map(frame);
-  if (!parsed) return parsed.status();
-  const FieldReader r(parsed->get(), "", skipped);
+  ASSIGN_OR_RETURN(auto parsed, schema::detail::parse_map(frame));
+  const FieldReader r(parsed.get(), "", skipped);
   ReadyMetadata m;
   r.read_at_least("capacity", 1, m.capacity);
   m.state = read_state(r, "state");
   std::string id;
   if (r.read("worker_id", id)) {
     if (id.empty())
-      r.skip(Status("bad_request", "worker_id must not be empty", "worker_id"));
+      r.skip(Status(ErrorCode::BadRequest, "worker_id must not be empty", "worker_id"));
     else
       m.worker_id = std::move(id);
   }
@@ -192,9 +191,8 @@ std::string encode_worker_status(const WorkerStatus& s) {
 }
 
 Expected<WorkerStatus> decode_worker_status(const std::string& frame, Skipped* skipped) {
-  auto parsed = schema::detail::parse_map(frame);
-  if (!parsed) return parsed.status();
-  const FieldReader r(parsed->get(), "", skipped);
+  ASSIGN_OR_RETURN(auto parsed, schema::detail::parse_map(frame));
+  const FieldReader r(parsed.get(), "", skipped);
   WorkerStatus s;
   s.state = read_state(r, "state");
   r.read("rss_bytes", s.rss_bytes);
@@ -216,10 +214,9 @@ std::string encode_broker_heartbeat(const BrokerHeartbeat& h) {
 }
 
 Expected<BrokerHeartbeat> decode_broker_heartbeat(const std::string& frame, Skipped* skipped) {
-  auto parsed = schema::detail::parse_map(frame);
-  if (!parsed) return parsed.status();
+  ASSIGN_OR_RETURN(auto parsed, schema::detail::parse_map(frame));
   BrokerHeartbeat h;
-  FieldReader(parsed->get(), "", skipped).read("keep_warm", h.keep_warm);
+  FieldReader(parsed.get(), "", skipped).read("keep_warm", h.keep_warm);
   return h;
 }
 
@@ -232,11 +229,10 @@ std::string encode_cancel_request(const CancelRequest& request) {
 }
 
 Expected<CancelRequest> decode_cancel_request(const std::string& body) {
-  auto parsed = schema::detail::parse_map(body);
-  if (!parsed) return parsed.status();
+  ASSIGN_OR_RETURN(auto parsed, schema::detail::parse_map(body));
   // Strict: a cancel that silently does less than asked would leave jobs running.
   Skipped problems;
-  const FieldReader r(parsed->get(), "", &problems);
+  const FieldReader r(parsed.get(), "", &problems);
   CancelRequest c;
   r.read("all", c.all);
   if (const msgpack::object* ids = r.get("ids")) {
@@ -248,7 +244,7 @@ Expected<CancelRequest> decode_cancel_request(const std::string& body) {
   }
   if (!problems.empty()) return problems.front();
   if (!c.all && c.ids.empty())
-    return Status("bad_request", "neither ids nor all: true says what to cancel", "ids");
+    return Status(ErrorCode::BadRequest, "neither ids nor all: true says what to cancel", "ids");
   return c;
 }
 
@@ -277,9 +273,8 @@ Status refusal_of(const FieldReader& reader, const std::string& body) {
 }  // namespace
 
 Expected<CancelReply> decode_cancel_reply(const std::string& body) {
-  auto parsed = schema::detail::parse_map(body);
-  if (!parsed) return parsed.status();
-  const FieldReader r(parsed->get(), "", nullptr);
+  ASSIGN_OR_RETURN(auto parsed, schema::detail::parse_map(body));
+  const FieldReader r(parsed.get(), "", nullptr);
   if (Status refused = refusal_of(r, body); !refused.ok()) return refused;
   CancelReply c;
   r.read("cancelled", c.cancelled);
@@ -295,19 +290,17 @@ std::string encode_job_query(const JobQuery& query) {
 }
 
 Expected<JobQuery> decode_job_query(const std::string& body) {
-  auto parsed = schema::detail::parse_map(body);
-  if (!parsed) return parsed.status();
-  const FieldReader r(parsed->get(), "", nullptr);
+  ASSIGN_OR_RETURN(auto parsed, schema::detail::parse_map(body));
+  const FieldReader r(parsed.get(), "", nullptr);
   const msgpack::object* ids = r.get("ids");
-  if (ids == nullptr) return Status("bad_request", "ids: the job ids to report on", "ids");
-  auto list = schema::detail::get_strings(*ids, "ids");
-  if (!list) return list.status();
-  if (list->empty() || list->size() > kMaxJobQueryIds)
-    return Status("bad_request",
+  if (ids == nullptr) return Status(ErrorCode::BadRequest, "ids: the job ids to report on", "ids");
+  ASSIGN_OR_RETURN(auto list, schema::detail::get_strings(*ids, "ids"));
+  if (list.empty() || list.size() > kMaxJobQueryIds)
+    return Status(ErrorCode::BadRequest,
                   "ids must hold 1 to " + std::to_string(kMaxJobQueryIds) + " ids, got " +
-                      std::to_string(list->size()),
+                      std::to_string(list.size()),
                   "ids");
-  return JobQuery{std::move(*list)};
+  return JobQuery{std::move(list)};
 }
 
 std::string encode_job_reply(const JobQueryReply& reply) {
@@ -324,18 +317,17 @@ std::string encode_job_reply(const JobQueryReply& reply) {
 }
 
 Expected<JobQueryReply> decode_job_reply(const std::string& body) {
-  auto parsed = schema::detail::parse_map(body);
-  if (!parsed) return parsed.status();
-  const FieldReader r(parsed->get(), "", nullptr);
+  ASSIGN_OR_RETURN(auto parsed, schema::detail::parse_map(body));
+  const FieldReader r(parsed.get(), "", nullptr);
   if (Status refused = refusal_of(r, body); !refused.ok()) return refused;
   JobQueryReply reply;
   const msgpack::object* jobs = r.get("jobs");
   if (jobs == nullptr || jobs->type != msgpack::type::ARRAY)
-    return Status("bad_result", "mmi.job reply without a jobs array", "jobs");
+    return Status(ErrorCode::BadResult, "mmi.job reply without a jobs array", "jobs");
   for (uint32_t i = 0; i < jobs->via.array.size; ++i) {
     const msgpack::object& o = jobs->via.array.ptr[i];
     if (o.type != msgpack::type::MAP)
-      return Status("bad_result", "jobs[] entry is not a map", "jobs");
+      return Status(ErrorCode::BadResult, "jobs[] entry is not a map", "jobs");
     const FieldReader jr(o, "jobs[].", nullptr);
     JobInfo j;
     jr.read("id", j.id);
@@ -418,7 +410,7 @@ std::string encode_cache_info(const CacheInfo& c) {
 const msgpack::object* sub_map(const FieldReader& r, const char* key) {
   const msgpack::object* v = r.get(key);
   if (v == nullptr || v->type == msgpack::type::MAP) return v;
-  r.skip(Status("bad_request",
+  r.skip(Status(ErrorCode::BadRequest,
                 r.field(key) + " must be a map, got " + schema::detail::type_name(*v),
                 r.field(key)));
   return nullptr;
@@ -513,9 +505,8 @@ std::string encode_status(const BrokerStatus& s) {
 }
 
 Expected<BrokerStatus> decode_status(const std::string& body, Skipped* skipped) {
-  auto parsed = schema::detail::parse_map(body);
-  if (!parsed) return parsed.status();
-  const FieldReader r(parsed->get(), "", skipped);
+  ASSIGN_OR_RETURN(auto parsed, schema::detail::parse_map(body));
+  const FieldReader r(parsed.get(), "", skipped);
   BrokerStatus s;
   r.read("uptime_ms", s.uptime_ms);
   r.read("shutting_down", s.shutting_down);

@@ -3,7 +3,9 @@
 namespace ecgq::mdp {
 
 namespace {
-Status malformed(const std::string& what) { return Status("bad_frame", what, "frames"); }
+Status malformed(const std::string& what) {
+  return Status(ErrorCode::BadFrame, what, "frames");
+}
 }  // namespace
 
 Expected<PeerKind> peer_kind(const Frames& frames) {

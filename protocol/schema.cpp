@@ -80,7 +80,7 @@ using detail::key_of;
 using detail::type_name;
 
 Status bad_request(const std::string& message, const std::string& field) {
-  return Status("bad_request", message, field);
+  return Status(ErrorCode::BadRequest, message, field);
 }
 
 Status wrong_type(const std::string& field, const std::string& expected,
@@ -138,13 +138,11 @@ Expected<DispatchInfo> get_dispatch(const msgpack::object& o) {
     const auto& kv = o.via.map.ptr[i];
     const std::string k = key_of(kv);
     if (k == "attempt") {
-      auto a = detail::get_integer(kv.val, "dispatch.attempt");
-      if (!a) return a.status();
-      d.attempt = *a;
+      ASSIGN_OR_RETURN(auto a, detail::get_integer(kv.val, "dispatch.attempt"));
+      d.attempt = a;
     } else if (k == "queued_ms") {
-      auto q = detail::get_number(kv.val, "dispatch.queued_ms");
-      if (!q) return q.status();
-      d.queued_ms = *q;
+      ASSIGN_OR_RETURN(auto q, detail::get_number(kv.val, "dispatch.queued_ms"));
+      d.queued_ms = q;
     }
   }
   return d;
@@ -317,7 +315,7 @@ Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::str
   a.dtype = as_string(*dtype);
   const size_t itemsize = dtype_size(a.dtype);
   if (itemsize == 0) {
-    return Status("unsupported_dtype",
+    return Status(ErrorCode::UnsupportedDtype,
                   field + ".dtype \"" + a.dtype + "\" is not supported (expected f32, f64 or i16)",
                   field + ".dtype");
   }
@@ -326,7 +324,7 @@ Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::str
     return wrong_type(field + ".shape", "an array of integers", *shape);
   }
   if (rank != 0 && shape->via.array.size != rank) {
-    return Status("bad_shape",
+    return Status(ErrorCode::BadShape,
                   field + ".shape must have " + std::to_string(rank) + " dimensions, got " +
                       std::to_string(shape->via.array.size),
                   field + ".shape");
@@ -357,7 +355,7 @@ Expected<TypedArray> decode_typed_array(const msgpack::object& o, const std::str
   if (data->type != msgpack::type::BIN) return wrong_type(field + ".data", "bin", *data);
   const uint64_t expected = elements * itemsize;
   if (data->via.bin.size != expected) {
-    return Status("bad_shape",
+    return Status(ErrorCode::BadShape,
                   field + ".data has " + std::to_string(data->via.bin.size) +
                       " bytes but shape x " + a.dtype + " needs " + std::to_string(expected),
                   field + ".data");
@@ -422,14 +420,11 @@ std::string encode_job(const Job& job) {
   return std::string(buf.data(), buf.size());
 }
 
-Expected<Job> detail::decode_job_body(std::string_view body, bool copy_samples,
-                                      std::string_view* samples) {
-  auto parsed = detail::parse_map(body);
-  if (!parsed) return parsed.status();
-  const msgpack::object& root = parsed->get();
+namespace {
 
-  // Later keys win: remember the last occurrence of each known key, then validate in a fixed
-  // order so that the reported error does not depend on key order.
+// The last occurrence of each known job key (later keys win), nullptr when absent: fields are
+// validated in a fixed order so that the reported error does not depend on key order.
+struct JobFields {
   const msgpack::object* v = nullptr;
   const msgpack::object* id = nullptr;
   const msgpack::object* ecg = nullptr;
@@ -442,108 +437,101 @@ Expected<Job> detail::decode_job_body(std::string_view body, bool copy_samples,
   const msgpack::object* deadline = nullptr;
   const msgpack::object* meta = nullptr;
   const msgpack::object* dispatch = nullptr;
+};
+
+JobFields job_fields(const msgpack::object& root) {
+  static const std::pair<const char*, const msgpack::object * JobFields::*> kKeys[] = {
+      {"v", &JobFields::v},
+      {"id", &JobFields::id},
+      {"ecg", &JobFields::ecg},
+      {"fs", &JobFields::fs},
+      {"leads", &JobFields::leads},
+      {"gain", &JobFields::gain},
+      {"baseline", &JobFields::baseline},
+      {"units", &JobFields::units},
+      {"outputs", &JobFields::outputs},
+      {"deadline_ms", &JobFields::deadline},
+      {"meta", &JobFields::meta},
+      {"dispatch", &JobFields::dispatch}};
+  JobFields f;
   for (uint32_t i = 0; i < root.via.map.size; ++i) {
     const auto& kv = root.via.map.ptr[i];
     const std::string k = key_of(kv);
-    const msgpack::object* val = &kv.val;
-    if (k == "v")
-      v = val;
-    else if (k == "id")
-      id = val;
-    else if (k == "ecg")
-      ecg = val;
-    else if (k == "fs")
-      fs = val;
-    else if (k == "leads")
-      leads = val;
-    else if (k == "gain")
-      gain = val;
-    else if (k == "baseline")
-      baseline = val;
-    else if (k == "units")
-      units = val;
-    else if (k == "outputs")
-      outputs = val;
-    else if (k == "deadline_ms")
-      deadline = val;
-    else if (k == "meta")
-      meta = val;
-    else if (k == "dispatch")
-      dispatch = val;
+    for (const auto& [name, field] : kKeys)
+      if (k == name) f.*field = &kv.val;
   }
-  // nil reads as absent for optional keys (Python's None).
-  auto present = [](const msgpack::object* o) {
-    return o != nullptr && o->type != msgpack::type::NIL;
-  };
+  return f;
+}
 
-  if (Status s = check_version(v); !s.ok()) return s;
-  Job job;
-  if (present(id)) {
-    auto s = detail::get_string(*id, "id");
-    if (!s) return s.status();
-    job.id = *s;
-  }
-  if (ecg == nullptr)
+// nil reads as absent for optional keys (Python's None).
+bool present(const msgpack::object* o) {
+  return o != nullptr && o->type != msgpack::type::NIL;
+}
+
+// ecg, fs and leads: the samples and what they need to be read (`samples`, when given, views the
+// sample bytes inside the body).
+Status decode_samples(const JobFields& f, bool copy_samples, std::string_view* samples, Job& job) {
+  if (f.ecg == nullptr)
     return bad_request("missing ecg (a map {dtype, shape: [leads, samples], data})", "ecg");
-  auto arr = detail::decode_typed_array(*ecg, "ecg", 2, copy_samples, samples);
-  if (!arr) return arr.status();
-  job.ecg = std::move(*arr);
+  ASSIGN_OR_RETURN(job.ecg, detail::decode_typed_array(*f.ecg, "ecg", 2, copy_samples, samples));
   const int64_t n_leads = job.ecg.shape[0];
 
-  if (fs == nullptr) return bad_request("missing fs (sample rate in Hz)", "fs");
-  auto f = detail::get_number(*fs, "fs");
-  if (!f) return f.status();
-  if (!std::isfinite(*f) || *f <= 0) {
-    return bad_request("fs must be a finite number > 0, got " + std::to_string(*f), "fs");
+  if (f.fs == nullptr) return bad_request("missing fs (sample rate in Hz)", "fs");
+  ASSIGN_OR_RETURN(const double fs, detail::get_number(*f.fs, "fs"));
+  if (!std::isfinite(fs) || fs <= 0) {
+    return bad_request("fs must be a finite number > 0, got " + std::to_string(fs), "fs");
   }
-  job.fs = *f;
+  job.fs = fs;
 
-  if (leads == nullptr) return bad_request("missing leads (one name per row of ecg)", "leads");
-  auto l = detail::get_strings(*leads, "leads");
-  if (!l) return l.status();
-  if (static_cast<int64_t>(l->size()) != n_leads) {
-    return bad_request("leads has " + std::to_string(l->size()) + " names but ecg.shape[0] is " +
-                           std::to_string(n_leads),
+  if (f.leads == nullptr) return bad_request("missing leads (one name per row of ecg)", "leads");
+  ASSIGN_OR_RETURN(job.leads, detail::get_strings(*f.leads, "leads"));
+  if (static_cast<int64_t>(job.leads.size()) != n_leads) {
+    return bad_request("leads has " + std::to_string(job.leads.size()) +
+                           " names but ecg.shape[0] is " + std::to_string(n_leads),
                        "leads");
   }
-  job.leads = std::move(*l);
+  return Status::Ok();
+}
 
+// gain and baseline: none, one for all leads or one per lead, finite (gains non-zero).
+Status decode_per_lead(const JobFields& f, Job& job) {
+  const int64_t n_leads = job.ecg.shape[0];
   struct PerLead {
     const msgpack::object* o;
     const char* name;
     std::vector<double>* out;
   };
   for (const PerLead& p :
-       {PerLead{gain, "gain", &job.gain}, PerLead{baseline, "baseline", &job.baseline}}) {
+       {PerLead{f.gain, "gain", &job.gain}, PerLead{f.baseline, "baseline", &job.baseline}}) {
     if (!present(p.o)) continue;
-    auto vals = detail::get_numbers(*p.o, p.name);
-    if (!vals) return vals.status();
-    const size_t k = vals->size();
+    ASSIGN_OR_RETURN(auto vals, detail::get_numbers(*p.o, p.name));
+    const size_t k = vals.size();
     if (k != 0 && k != 1 && static_cast<int64_t>(k) != n_leads) {
       return bad_request(std::string(p.name) + " has " + std::to_string(k) +
                              " values; expected 0, 1 or one per lead (" + std::to_string(n_leads) +
                              ")",
                          p.name);
     }
-    for (double d : *vals) {
+    for (double d : vals) {
       if (!std::isfinite(d) || (p.out == &job.gain && d == 0)) {
         return bad_request(std::string(p.name) + " values must be finite" +
                                (p.out == &job.gain ? " and non-zero" : ""),
                            p.name);
       }
     }
-    *p.out = std::move(*vals);
+    *p.out = std::move(vals);
   }
+  return Status::Ok();
+}
 
-  if (present(units)) {
-    auto u = detail::get_string(*units, "units");
-    if (!u) return u.status();
-    job.units = *u;
+// units, outputs, deadline_ms, meta and dispatch.
+Status decode_options(const JobFields& f, Job& job) {
+  if (present(f.units)) {
+    ASSIGN_OR_RETURN(job.units, detail::get_string(*f.units, "units"));
   }
-  if (present(outputs)) {
-    auto o = detail::get_strings(*outputs, "outputs");
-    if (!o) return o.status();
-    for (const auto& name : *o) {
+  if (present(f.outputs)) {
+    ASSIGN_OR_RETURN(auto o, detail::get_strings(*f.outputs, "outputs"));
+    for (const auto& name : o) {
       bool known = false;
       for (const auto& k : kOutputNames) known = known || k == name;
       if (!known) {
@@ -552,21 +540,35 @@ Expected<Job> detail::decode_job_body(std::string_view body, bool copy_samples,
                            "outputs");
       }
     }
-    job.outputs = std::move(*o);
+    job.outputs = std::move(o);
   }
-  if (present(deadline)) {
-    auto d = detail::get_integer(*deadline, "deadline_ms");
-    if (!d) return d.status();
-    if (*d < 0)
-      return bad_request("deadline_ms must be >= 0, got " + std::to_string(*d), "deadline_ms");
-    job.deadline_ms = *d;
+  if (present(f.deadline)) {
+    ASSIGN_OR_RETURN(const int64_t d, detail::get_integer(*f.deadline, "deadline_ms"));
+    if (d < 0)
+      return bad_request("deadline_ms must be >= 0, got " + std::to_string(d), "deadline_ms");
+    job.deadline_ms = d;
   }
-  if (present(meta)) job.meta = repack(*meta);
-  if (present(dispatch)) {
-    auto d = get_dispatch(*dispatch);
-    if (!d) return d.status();
-    job.dispatch = *d;
+  if (present(f.meta)) job.meta = repack(*f.meta);
+  if (present(f.dispatch)) {
+    ASSIGN_OR_RETURN(job.dispatch, get_dispatch(*f.dispatch));
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Expected<Job> detail::decode_job_body(std::string_view body, bool copy_samples,
+                                      std::string_view* samples) {
+  ASSIGN_OR_RETURN(auto parsed, detail::parse_map(body));
+  const JobFields f = job_fields(parsed.get());
+  RETURN_IF_ERROR(check_version(f.v));
+  Job job;
+  if (present(f.id)) {
+    ASSIGN_OR_RETURN(job.id, detail::get_string(*f.id, "id"));
+  }
+  RETURN_IF_ERROR(decode_samples(f, copy_samples, samples, job));
+  RETURN_IF_ERROR(decode_per_lead(f, job));
+  RETURN_IF_ERROR(decode_options(f, job));
   return job;
 }
 

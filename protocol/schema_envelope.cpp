@@ -51,9 +51,8 @@ size_t read_map_header(const std::string& body, uint32_t& n) {
 // Mirrors decode_job() check for check, in the same order, so that the broker refuses exactly
 // what a worker would refuse; only the sample bytes are left in place instead of copied.
 Expected<JobEnvelope> peek_job(const std::string& body) {
-  auto job = detail::decode_job_body(body, /*copy_samples=*/false);
-  if (!job) return job.status();
-  return JobEnvelope{job->id, job->deadline_ms};
+  ASSIGN_OR_RETURN(auto job, detail::decode_job_body(body, /*copy_samples=*/false));
+  return JobEnvelope{job.id, job.deadline_ms};
 }
 
 std::string add_dispatch(const std::string& body, const DispatchInfo& dispatch,

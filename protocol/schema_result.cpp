@@ -14,7 +14,7 @@ using detail::Packer;
 namespace {
 
 Status bad_result(const std::string& message, const std::string& field) {
-  return Status("bad_result", message, field);
+  return Status(ErrorCode::BadResult, message, field);
 }
 
 // Relabels decode errors: a malformed result is the peer's fault, not a bad request of ours.
@@ -223,6 +223,74 @@ std::string encode_result(const Result& r) {
   return std::string(buf.data(), buf.size());
 }
 
+namespace {
+
+// Reads result key `k` (any key but v, probs and logits) into `r`; unknown keys are ignored.
+Status read_result_key(const std::string& k, const msgpack::object& val, Result& r) {
+  auto take_string = [&](std::string& out) -> Status {
+    auto x = detail::get_string(val, k);
+    if (!x) return as_bad_result(x.status());
+    out = *x;
+    return Status::Ok();
+  };
+  auto take_strings = [&](std::vector<std::string>& out) -> Status {
+    auto x = detail::get_strings(val, k);
+    if (!x) return as_bad_result(x.status());
+    out = *x;
+    return Status::Ok();
+  };
+  auto take_array = [&](std::optional<TypedArray>& out) -> Status {
+    auto x = detail::decode_typed_array(val, k, 0);
+    if (!x) return as_bad_result(x.status());
+    out = std::move(*x);
+    return Status::Ok();
+  };
+  if (k == "id") return take_string(r.id);
+  if (k == "status") return take_string(r.status);
+  if (k == "error") {
+    ASSIGN_OR_RETURN(r.error, get_error(val));
+  } else if (k == "labels") {
+    return take_strings(r.labels);
+  } else if (k == "embedding") {
+    std::vector<std::string> unused;
+    return get_float_list(val, k, r.embedding, unused);
+  } else if (k == "segment_probs") {
+    return take_array(r.segment_probs);
+  } else if (k == "segment_embeddings") {
+    return take_array(r.segment_embeddings);
+  } else if (k == "saliency") {
+    return take_array(r.saliency);
+  } else if (k == "n_segments" || k == "attempts" || k == "batch_segments" || k == "batch_jobs") {
+    auto x = detail::get_integer(val, k);
+    if (!x) return as_bad_result(x.status());
+    (k == "n_segments"       ? r.n_segments
+     : k == "attempts"       ? r.attempts
+     : k == "batch_segments" ? r.batch_segments
+                             : r.batch_jobs) = *x;
+  } else if (k == "derived_leads") {
+    return take_strings(r.derived_leads);
+  } else if (k == "ignored_channels") {
+    return take_strings(r.ignored_channels);
+  } else if (k == "model") {
+    ASSIGN_OR_RETURN(r.model, get_model(val));
+  } else if (k == "worker_id") {
+    return take_string(r.worker_id);
+  } else if (k == "cold_start" || k == "cached") {
+    auto x = detail::get_bool(val, k);
+    if (!x) return as_bad_result(x.status());
+    (k == "cold_start" ? r.cold_start : r.cached) = *x;
+  } else if (k == "timings") {
+    ASSIGN_OR_RETURN(r.timings, get_timings(val));
+  } else if (k == "meta") {
+    msgpack::sbuffer buf;
+    msgpack::pack(buf, val);
+    r.meta.assign(buf.data(), buf.size());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Expected<Result> decode_result(const std::string& body) {
   auto parsed = detail::parse_map(body);
   if (!parsed) return as_bad_result(parsed.status());
@@ -235,93 +303,18 @@ Expected<Result> decode_result(const std::string& body) {
   for (uint32_t i = 0; i < root.via.map.size; ++i) {
     const auto& kv = root.via.map.ptr[i];
     const std::string k = detail::key_of(kv);
-    const msgpack::object& val = kv.val;
     if (k == "v") {
-      v = &val;
-      continue;
+      v = &kv.val;
+    } else if (k == "probs") {
+      probs = &kv.val;
+    } else if (k == "logits") {
+      logits = &kv.val;
+    } else if (kv.val.type != msgpack::type::NIL) {
+      saw_status = saw_status || k == "status";
+      RETURN_IF_ERROR(read_result_key(k, kv.val, r));
     }
-    if (k == "probs") {
-      probs = &val;
-      continue;
-    }
-    if (k == "logits") {
-      logits = &val;
-      continue;
-    }
-    if (val.type == msgpack::type::NIL) continue;
-    Status s;
-    auto take_string = [&](std::string& out) {
-      auto x = detail::get_string(val, k);
-      if (!x) return as_bad_result(x.status());
-      out = *x;
-      return Status::Ok();
-    };
-    auto take_strings = [&](std::vector<std::string>& out) {
-      auto x = detail::get_strings(val, k);
-      if (!x) return as_bad_result(x.status());
-      out = *x;
-      return Status::Ok();
-    };
-    auto take_array = [&](std::optional<TypedArray>& out) {
-      auto x = detail::decode_typed_array(val, k, 0);
-      if (!x) return as_bad_result(x.status());
-      out = std::move(*x);
-      return Status::Ok();
-    };
-    if (k == "id") {
-      s = take_string(r.id);
-    } else if (k == "status") {
-      s = take_string(r.status);
-      saw_status = true;
-    } else if (k == "error") {
-      auto e = get_error(val);
-      if (!e) return e.status();
-      r.error = *e;
-    } else if (k == "labels") {
-      s = take_strings(r.labels);
-    } else if (k == "embedding") {
-      std::vector<std::string> unused;
-      s = get_float_list(val, k, r.embedding, unused);
-    } else if (k == "segment_probs") {
-      s = take_array(r.segment_probs);
-    } else if (k == "segment_embeddings") {
-      s = take_array(r.segment_embeddings);
-    } else if (k == "saliency") {
-      s = take_array(r.saliency);
-    } else if (k == "n_segments" || k == "attempts" || k == "batch_segments" ||
-               k == "batch_jobs") {
-      auto x = detail::get_integer(val, k);
-      if (!x) return as_bad_result(x.status());
-      (k == "n_segments"       ? r.n_segments
-       : k == "attempts"       ? r.attempts
-       : k == "batch_segments" ? r.batch_segments
-                               : r.batch_jobs) = *x;
-    } else if (k == "derived_leads") {
-      s = take_strings(r.derived_leads);
-    } else if (k == "ignored_channels") {
-      s = take_strings(r.ignored_channels);
-    } else if (k == "model") {
-      auto m = get_model(val);
-      if (!m) return m.status();
-      r.model = *m;
-    } else if (k == "worker_id") {
-      s = take_string(r.worker_id);
-    } else if (k == "cold_start" || k == "cached") {
-      auto x = detail::get_bool(val, k);
-      if (!x) return as_bad_result(x.status());
-      (k == "cold_start" ? r.cold_start : r.cached) = *x;
-    } else if (k == "timings") {
-      auto t = get_timings(val);
-      if (!t) return t.status();
-      r.timings = *t;
-    } else if (k == "meta") {
-      msgpack::sbuffer buf;
-      msgpack::pack(buf, val);
-      r.meta.assign(buf.data(), buf.size());
-    }
-    if (!s.ok()) return s;
   }
-  if (Status s = check_version(v); !s.ok()) return s;
+  RETURN_IF_ERROR(check_version(v));
   if (!saw_status) return bad_result("missing status", "status");
   if (r.status != "ok" && r.status != "error") {
     return bad_result("status must be \"ok\" or \"error\", got \"" + r.status + "\"", "status");
@@ -329,11 +322,11 @@ Expected<Result> decode_result(const std::string& body) {
   if (r.status == "error" && !r.error) return bad_result("error result without error", "error");
   // probs/logits after labels so that an explicit labels list sets the order.
   if (probs != nullptr && probs->type != msgpack::type::NIL) {
-    if (Status s = get_float_list(*probs, "probs", r.probs, r.labels); !s.ok()) return s;
+    RETURN_IF_ERROR(get_float_list(*probs, "probs", r.probs, r.labels));
   }
   if (logits != nullptr && logits->type != msgpack::type::NIL) {
     std::vector<std::string> names;
-    if (Status s = get_float_list(*logits, "logits", r.logits, names); !s.ok()) return s;
+    RETURN_IF_ERROR(get_float_list(*logits, "logits", r.logits, names));
     if (r.labels.empty()) r.labels = std::move(names);
   }
   return r;
@@ -382,7 +375,7 @@ Expected<Progress> decode_progress(const std::string& body) {
       p.position = *n;
     }
   }
-  if (Status s = check_version(v); !s.ok()) return s;
+  RETURN_IF_ERROR(check_version(v));
   if (p.event.empty()) return bad_result("progress without event", "event");
   return p;
 }

@@ -13,6 +13,8 @@
 
 #include "records/lead_names.hpp"
 #include "records/preprocess.hpp"
+#include "records/record_format.hpp"
+#include "records/units.hpp"
 
 namespace ecgq {
 
@@ -38,28 +40,11 @@ std::string base_of(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-// Extension with the dot, lower-cased ("" when none).
-std::string ext_of(const std::string& path) {
-  const std::string base = base_of(path);
-  const size_t dot = base.rfind('.');
-  return dot == std::string::npos || dot == 0 ? "" : lower_trimmed(base.substr(dot));
-}
-
 std::string stem_path(const std::string& path) {
   const std::string base = base_of(path);
   const size_t dot = base.rfind('.');
   if (dot == std::string::npos || dot == 0) return path;
   return path.substr(0, path.size() - (base.size() - dot));
-}
-
-// Mulitplier from `units` to mV, or NaN when the units are not a voltage.
-double to_mv(const std::string& units) {
-  const std::string u = lower_trimmed(units);
-  if (u.empty() || u == "mv") return 1.0;
-  if (u == "uv" || u == "\xc2\xb5v" || u == "\xce\xbcv") return 1e-3;
-  if (u == "v") return 1e3;
-  if (u == "nv") return 1e-6;
-  return std::numeric_limits<double>::quiet_NaN();
 }
 
 bool starts_with_ci(const std::string& s, const std::string& prefix) {
@@ -93,7 +78,7 @@ std::vector<std::string> labels_from_comments(const std::vector<std::string>& co
 
 Status with_path(const Status& s, const std::string& path) {
   if (s.message().rfind(path, 0) == 0) return s;
-  return Status(s.code(), path + ": " + s.message(), s.field());
+  return s.with_context(path);
 }
 
 // Fills the sample vector from ADC values, choosing the narrowest dtype that holds them exactly.
@@ -132,19 +117,11 @@ double EcgRecord::raw(int64_t lead, int64_t t) const {
   return f64[i];
 }
 
-std::vector<double> EcgRecord::physical(int64_t lead) const {
-  std::vector<double> out(static_cast<size_t>(n_samples));
-  const double g = gains.empty() ? 1.0 : gains[static_cast<size_t>(lead)];
-  const double b = baselines.empty() ? 0.0 : baselines[static_cast<size_t>(lead)];
-  for (int64_t t = 0; t < n_samples; ++t) out[t] = (raw(lead, t) - b) / g;
-  return out;
-}
-
 Expected<std::vector<std::string>> channel_names(int64_t n, const ReadOptions& options,
                                                  std::vector<std::string>* warnings) {
   if (!options.leads.empty()) {
     if (static_cast<int64_t>(options.leads.size()) != n)
-      return Status("bad_request",
+      return Status(ErrorCode::BadRequest,
                     std::to_string(options.leads.size()) + " lead names given for " +
                         std::to_string(n) + " channels",
                     "leads");
@@ -156,17 +133,16 @@ Expected<std::vector<std::string>> channel_names(int64_t n, const ReadOptions& o
         "aVF, V1-V6");
     return kModelLeads;
   }
-  return Status("bad_request",
+  return Status(ErrorCode::BadRequest,
                 std::to_string(n) + " channels and no lead names; pass the lead names (--leads)",
                 "leads");
 }
 
 Expected<EcgRecord> read_wfdb_record(const std::string& header_path, const ReadOptions& options) {
-  auto header = wfdb::read_header(header_path);
-  if (!header.ok()) return header.status();
-  auto signals = wfdb::read_signals(header.value(), dir_of(header_path), options.checksums);
+  ASSIGN_OR_RETURN(auto header, wfdb::read_header(header_path));
+  auto signals = wfdb::read_signals(header, dir_of(header_path), options.checksums);
   if (!signals.ok()) return with_path(signals.status(), header_path);
-  const wfdb::Header& h = header.value();
+  const wfdb::Header& h = header;
   EcgRecord r;
   r.path = header_path;
   r.name = base_of(stem_path(header_path));
@@ -192,32 +168,29 @@ Expected<EcgRecord> read_wfdb_record(const std::string& header_path, const ReadO
   return r;
 }
 
-Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& options) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status("not_found", "cannot open " + path, "path");
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.size() >= 116 && bytes.compare(0, 6, "MATLAB") == 0)
-    return Status("unsupported_format",
-                  path +
-                      ": MATLAB v5/v7 .mat files are not supported (only v4 files such as the "
-                      "PhysioNet Challenge ones); convert it to .npy, CSV or WFDB",
-                  "path");
+namespace {
+
+// One real matrix of a MATLAB v4 file.
+struct MatMatrix {
+  std::string name;
+  int type;  // precision digit P of the MOPT type: 0 f64, 1 f32, 2 i32, 3 i16, 4 u16, 5 u8
+  int64_t rows, cols;
+  size_t offset;  // of the first element in the file
+};
+
+// The real numeric matrices of a little-endian MATLAB v4 file (text and sparse ones are skipped).
+Expected<std::vector<MatMatrix>> mat_v4_matrices(const std::string& bytes,
+                                                 const std::string& path) {
+  static const int kSize[] = {8, 4, 4, 2, 2, 1};
+  std::vector<MatMatrix> matrices;
   size_t pos = 0;
-  struct Matrix {
-    std::string name;
-    int type;
-    int64_t rows, cols;
-    size_t offset;
-  };
-  std::vector<Matrix> matrices;
   while (pos + 20 <= bytes.size()) {
     int32_t hdr[5];
     std::memcpy(hdr, bytes.data() + pos, 20);
     const int type = hdr[0], m = type / 1000, p = (type / 10) % 10, t = type % 10;
-    static const int kSize[] = {8, 4, 4, 2, 2, 1};
     if (type < 0 || type > 9999 || m != 0 || p > 5 || hdr[1] < 0 || hdr[2] < 0 || hdr[4] <= 0 ||
         hdr[3] != 0)
-      return Status("bad_record",
+      return Status(ErrorCode::BadRecord,
                     path +
                         ": not a little-endian MATLAB v4 file of real matrices (matrix header at "
                         "byte " +
@@ -226,50 +199,31 @@ Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& opti
     const size_t name_at = pos + 20;
     const size_t data_at = name_at + static_cast<size_t>(hdr[4]);
     const size_t room = bytes.size() > data_at ? bytes.size() - data_at : 0;
+    auto past_the_end = [&] {
+      return Status(ErrorCode::BadRecord, path + ": MATLAB v4 matrix runs past the end of the file",
+                    "path");
+    };
     if (hdr[1] > 0 && static_cast<size_t>(hdr[2]) > room / kSize[p] / static_cast<size_t>(hdr[1]))
-      return Status("bad_record", path + ": MATLAB v4 matrix runs past the end of the file",
-                    "path");
+      return past_the_end();
     const size_t data_len = static_cast<size_t>(hdr[1]) * static_cast<size_t>(hdr[2]) * kSize[p];
-    if (data_at + data_len > bytes.size())
-      return Status("bad_record", path + ": MATLAB v4 matrix runs past the end of the file",
-                    "path");
+    if (data_at + data_len > bytes.size()) return past_the_end();
     std::string name = bytes.substr(name_at, static_cast<size_t>(hdr[4]));
     name = name.substr(0, name.find('\0'));
     if (t == 0) matrices.push_back({name, p, hdr[1], hdr[2], data_at});
     pos = data_at + data_len;
   }
-  const Matrix* mat = nullptr;
-  for (const auto& m : matrices)
-    if (m.name == "val") mat = &m;
-  if (!mat && matrices.size() == 1) mat = &matrices[0];
-  if (!mat)
-    return Status(
-        "bad_record",
-        path + ": no `val` matrix (found " + std::to_string(matrices.size()) + " numeric matrices)",
-        "path");
-  if (options.fs <= 0)
-    return Status("bad_request",
-                  path +
-                      ": a .mat file without a WFDB header carries no sample rate; pass it "
-                      "(--fs)",
-                  "fs");
-  // Column-major rows x cols; the shorter side is the leads (Challenge files are leads x samples).
-  const bool leads_are_rows = mat->rows <= mat->cols;
-  const int64_t n_leads = leads_are_rows ? mat->rows : mat->cols;
-  EcgRecord r;
-  r.path = path;
-  r.name = base_of(stem_path(path));
-  r.format = "mat";
-  r.fs = options.fs;
-  r.n_samples = leads_are_rows ? mat->cols : mat->rows;
-  auto names = channel_names(n_leads, options, &r.warnings);
-  if (!names.ok()) return with_path(names.status(), path);
-  r.leads = names.value();
-  r.units.assign(static_cast<size_t>(n_leads), options.units.empty() ? "mV" : options.units);
-  const char* base = bytes.data() + mat->offset;
+  return matrices;
+}
+
+// Copies matrix `mat` (column-major rows x cols; the shorter side is the leads, as in the
+// Challenge files' leads x samples) into `r` lead-major, in the narrowest dtype that holds it.
+void store_mat_samples(const std::string& bytes, const MatMatrix& mat, EcgRecord& r) {
+  const bool leads_are_rows = mat.rows <= mat.cols;
+  const int64_t n_leads = r.n_leads();
+  const char* base = bytes.data() + mat.offset;
   const size_t total = static_cast<size_t>(n_leads * r.n_samples);
   auto index = [&](int64_t l, int64_t t) {
-    return static_cast<size_t>(leads_are_rows ? t * mat->rows + l : l * mat->rows + t);
+    return static_cast<size_t>(leads_are_rows ? t * mat.rows + l : l * mat.rows + t);
   };
   auto fill = [&](auto* dst, auto sample_type) {
     using S = decltype(sample_type);
@@ -281,7 +235,7 @@ Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& opti
         (*dst)[static_cast<size_t>(l * r.n_samples + t)] = v;
       }
   };
-  switch (mat->type) {
+  switch (mat.type) {
     case 0:
       r.dtype = "f64";
       fill(&r.f64, double{});
@@ -307,25 +261,68 @@ Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& opti
       fill(&r.i16, uint8_t{});
       break;
   }
+}
+
+}  // namespace
+
+Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& options) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status(ErrorCode::NotFound, "cannot open " + path, "path");
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.size() >= 116 && bytes.compare(0, 6, "MATLAB") == 0)
+    return Status(ErrorCode::UnsupportedFormat,
+                  path +
+                      ": MATLAB v5/v7 .mat files are not supported (only v4 files such as the "
+                      "PhysioNet Challenge ones); convert it to .npy, CSV or WFDB",
+                  "path");
+  ASSIGN_OR_RETURN(const auto matrices, mat_v4_matrices(bytes, path));
+  const MatMatrix* mat = nullptr;
+  for (const auto& m : matrices)
+    if (m.name == "val") mat = &m;
+  if (!mat && matrices.size() == 1) mat = &matrices[0];
+  if (!mat)
+    return Status(
+        ErrorCode::BadRecord,
+        path + ": no `val` matrix (found " + std::to_string(matrices.size()) + " numeric matrices)",
+        "path");
+  if (options.fs <= 0)
+    return Status(ErrorCode::BadRequest,
+                  path +
+                      ": a .mat file without a WFDB header carries no sample rate; pass it "
+                      "(--fs)",
+                  "fs");
+  const bool leads_are_rows = mat->rows <= mat->cols;
+  const int64_t n_leads = leads_are_rows ? mat->rows : mat->cols;
+  EcgRecord r;
+  r.path = path;
+  r.name = base_of(stem_path(path));
+  r.format = "mat";
+  r.fs = options.fs;
+  r.n_samples = leads_are_rows ? mat->cols : mat->rows;
+  auto names = channel_names(n_leads, options, &r.warnings);
+  if (!names.ok()) return with_path(names.status(), path);
+  r.leads = std::move(names).value();
+  r.units.assign(static_cast<size_t>(n_leads), options.units.empty() ? "mV" : options.units);
+  store_mat_samples(bytes, *mat, r);
   r.warnings.push_back("no WFDB header: sample values used as they are (no gain or baseline)");
   return r;
 }
 
 Expected<EcgRecord> read_record(const std::string& path, const ReadOptions& options) {
   if (is_dir(path))
-    return Status("unsupported_format", path + " is a directory, not a record", "path");
-  const std::string ext = ext_of(path);
+    return Status(ErrorCode::UnsupportedFormat, path + " is a directory, not a record", "path");
+  const RecordExtension* known = find_record_extension(record_extension(path));
   const std::string header = stem_path(path) + ".hea";
-  if (ext == ".hea") {
-    if (!is_file(path)) return Status("not_found", path + " does not exist", "path");
+  if (known && known->format == RecordFormat::WfdbHeader) {
+    if (!is_file(path)) return Status(ErrorCode::NotFound, path + " does not exist", "path");
     return read_wfdb_record(path, options);
   }
   if (!is_file(path)) {
     if (is_file(path + ".hea")) return read_wfdb_record(path + ".hea", options);
-    return Status("not_found", path + " does not exist", "path");
+    return Status(ErrorCode::NotFound, path + " does not exist", "path");
   }
-  if (ext == ".npy") return read_npy_record(path, options);
-  if (ext == ".csv" || ext == ".tsv" || ext == ".txt") return read_csv_record(path, options);
+  if (known && known->format == RecordFormat::Npy) return read_npy_record(path, options);
+  if (known && known->format == RecordFormat::Tabular) return read_csv_record(path, options);
   if (is_file(header)) {
     // A signal file (.dat, .mat, .xyz, ...) read through the header next to it when that header
     // names it.
@@ -334,15 +331,15 @@ Expected<EcgRecord> read_record(const std::string& path, const ReadOptions& opti
       for (const auto& s : h->signals)
         if (s.file_name == base_of(path)) return read_wfdb_record(header, options);
   }
-  if (ext == ".mat") return read_mat_v4(path, options);
-  return Status("unsupported_format",
+  if (known && known->format == RecordFormat::Mat) return read_mat_v4(path, options);
+  return Status(ErrorCode::UnsupportedFormat,
                 path + ": not a record format ecgq reads (WFDB .hea, .mat, .csv, .npy)", "path");
 }
 
 Expected<schema::Job> job_from_record(const EcgRecord& record) {
   const int64_t n_leads = record.n_leads();
   if (n_leads == 0 || record.n_samples == 0)
-    return Status("bad_record", record.path + ": the record holds no samples", "ecg");
+    return Status(ErrorCode::BadRecord, record.path + ": the record holds no samples", "ecg");
   schema::Job job;
   job.fs = record.fs;
   job.leads = record.leads;
@@ -356,8 +353,8 @@ Expected<schema::Job> job_from_record(const EcgRecord& record) {
   } else if (record.dtype == "f64") {
     job.ecg.data.assign(reinterpret_cast<const char*>(record.f64.data()), total * 8);
   } else {
-    return Status("bad_record", record.path + ": unknown sample type '" + record.dtype + "'",
-                  "ecg");
+    return Status(ErrorCode::BadRecord,
+                  record.path + ": unknown sample type '" + record.dtype + "'", "ecg");
   }
   // Fold each lead's units into its gain so that the whole job is in mV; non-voltage channels
   // (NU) keep their gain, which is harmless because the model ignores them.
@@ -365,7 +362,7 @@ Expected<schema::Job> job_from_record(const EcgRecord& record) {
   bool any_scaled = false;
   for (int64_t l = 0; l < n_leads; ++l) {
     const std::string units = l < static_cast<int64_t>(record.units.size()) ? record.units[l] : "";
-    double f = to_mv(units);
+    double f = millivolts_per_unit(units);
     if (!std::isfinite(f)) f = 1.0;
     any_scaled = any_scaled || f != 1.0;
     const double g = record.gains.empty() ? 1.0 : record.gains[l];

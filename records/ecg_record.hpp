@@ -50,13 +50,12 @@ struct EcgRecord {
   double duration_s() const { return fs > 0 ? static_cast<double>(n_samples) / fs : 0; }
   // Raw sample value of channel `lead` at `t` as double.
   double raw(int64_t lead, int64_t t) const;
-  // Channel `lead` in its physical units ((raw - baseline) / gain).
-  std::vector<double> physical(int64_t lead) const;
 };
 
 // Reads a record: `path` is a .hea header, a .mat (via the header of the same name when there is
-// one, else parsed as MATLAB v4), a .csv/.tsv/.txt, a .npy, a signal file (.dat, ...) whose
-// header sits next to it, or a record path without extension with a .hea next to it.
+// one, else parsed as MATLAB v4), a .csv/.tsv/.txt, a .npy (records/record_format.hpp), a signal
+// file (.dat, ...) whose header sits next to it, or a record path without extension with a .hea
+// next to it.
 // Errors: not_found, unsupported_format, unsupported_record, bad_record (with the path), and
 // bad_request (field fs / leads) when an option the file cannot supply is missing.
 Expected<EcgRecord> read_record(const std::string& path, const ReadOptions& options = {});

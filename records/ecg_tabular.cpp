@@ -107,20 +107,27 @@ double snap_rate(double fs) {
 
 }  // namespace
 
-Expected<EcgRecord> read_csv_record(const std::string& path, const ReadOptions& options) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status("not_found", "cannot open " + path, "path");
-  EcgRecord r;
-  r.path = path;
-  r.name = base_name(path);
-  r.format = "csv";
-  double fs_comment = 0;
-  std::vector<std::string> header;
+namespace {
+
+// The cells of a CSV-like file.
+struct CsvTable {
+  bool has_header = false;
+  std::vector<std::string> header;  // column names, when the first row is not all numbers
   std::vector<std::vector<double>> columns;
+  int64_t rows = 0;
+  double fs_comment = 0;              // from a "# fs: 500" comment
+  std::vector<std::string> comments;  // the comment lines, unquoted
+};
+
+// Reads the rows of `path`: the delimiter is guessed from the first row (tab, ';', ',' or ' '),
+// empty cells read as NaN.
+Expected<CsvTable> read_csv_table(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status(ErrorCode::NotFound, "cannot open " + path, "path");
+  CsvTable t;
   char delim = 0;
-  bool have_header = false;
   std::string line;
-  int64_t line_no = 0, rows = 0;
+  int64_t line_no = 0;
   while (std::getline(in, line)) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -128,8 +135,8 @@ Expected<EcgRecord> read_csv_record(const std::string& path, const ReadOptions& 
     if (line.find_first_not_of(" \t\v\f") == std::string::npos) continue;
     if (line[line.find_first_not_of(" \t\v\f")] == '#') {
       const std::string c = line.substr(line.find('#') + 1);
-      if (const double f = fs_from_comment(c); f > 0) fs_comment = f;
-      r.comments.push_back(unquote(c));
+      if (const double f = fs_from_comment(c); f > 0) t.fs_comment = f;
+      t.comments.push_back(unquote(c));
       continue;
     }
     if (delim == 0) {
@@ -141,96 +148,120 @@ Expected<EcgRecord> read_csv_record(const std::string& path, const ReadOptions& 
     std::vector<std::string> fields = split_fields(line, delim);
     // Found by fuzz_records: a row of no fields before the header left every column empty.
     if (fields.empty()) continue;
-    if (columns.empty() && !have_header) {
+    if (t.columns.empty() && !t.has_header) {
       double v;
-      for (const auto& f : fields) have_header = have_header || !parse_number(f, &v);
-      columns.resize(fields.size());
-      if (have_header) {
-        header = fields;
+      for (const auto& f : fields) t.has_header = t.has_header || !parse_number(f, &v);
+      t.columns.resize(fields.size());
+      if (t.has_header) {
+        t.header = fields;
         continue;
       }
     }
-    if (fields.size() != columns.size())
-      return Status("bad_record",
+    if (fields.size() != t.columns.size())
+      return Status(ErrorCode::BadRecord,
                     path + ": line " + std::to_string(line_no) + " has " +
                         std::to_string(fields.size()) + " fields; expected " +
-                        std::to_string(columns.size()),
+                        std::to_string(t.columns.size()),
                     "path");
     for (size_t c = 0; c < fields.size(); ++c) {
       double v = std::numeric_limits<double>::quiet_NaN();
       if (!fields[c].empty() && !parse_number(fields[c], &v))
-        return Status("bad_record",
+        return Status(ErrorCode::BadRecord,
                       path + ": line " + std::to_string(line_no) + " column " +
                           std::to_string(c + 1) + ": '" + fields[c] + "' is not a number",
                       "path");
-      columns[c].push_back(v);
+      t.columns[c].push_back(v);
     }
-    ++rows;
+    ++t.rows;
   }
-  if (rows == 0) return Status("bad_record", path + ": no data rows", "path");
+  if (t.rows == 0) return Status(ErrorCode::BadRecord, path + ": no data rows", "path");
+  return t;
+}
 
+// The signal columns of a table, and the sample rate it gives itself (an fs column, a
+// "# fs:" comment or a time column, in that order; 0 when none).
+struct CsvSignals {
+  std::vector<size_t> columns;
+  double fs = 0;
+};
+
+CsvSignals csv_signals(const CsvTable& t) {
+  CsvSignals out;
   double fs_column = 0, fs_time = 0;
-  std::vector<size_t> signal_columns;
-  for (size_t c = 0; c < columns.size(); ++c) {
-    const std::string name = have_header ? lower_trimmed(header[c]) : "";
-    if (have_header && is_fs_column(name)) {
-      fs_column = columns[c][0];
-    } else if (const double scale = have_header ? time_column_scale(name) : 0; scale > 0) {
-      const double span = (columns[c].back() - columns[c].front()) * scale;
-      if (rows > 1 && span > 0) fs_time = snap_rate(static_cast<double>(rows - 1) / span);
-    } else if (have_header && is_index_column(name)) {
+  for (size_t c = 0; c < t.columns.size(); ++c) {
+    const std::string name = t.has_header ? lower_trimmed(t.header[c]) : "";
+    if (t.has_header && is_fs_column(name)) {
+      fs_column = t.columns[c][0];
+    } else if (const double scale = t.has_header ? time_column_scale(name) : 0; scale > 0) {
+      const double span = (t.columns[c].back() - t.columns[c].front()) * scale;
+      if (t.rows > 1 && span > 0) fs_time = snap_rate(static_cast<double>(t.rows - 1) / span);
+    } else if (t.has_header && is_index_column(name)) {
       continue;
     } else {
-      signal_columns.push_back(c);
+      out.columns.push_back(c);
     }
   }
-  const double fs_file = fs_column > 0 ? fs_column : fs_comment > 0 ? fs_comment : fs_time;
+  out.fs = fs_column > 0 ? fs_column : t.fs_comment > 0 ? t.fs_comment : fs_time;
+  return out;
+}
+
+}  // namespace
+
+Expected<EcgRecord> read_csv_record(const std::string& path, const ReadOptions& options) {
+  ASSIGN_OR_RETURN(CsvTable table, read_csv_table(path));
+  EcgRecord r;
+  r.path = path;
+  r.name = base_name(path);
+  r.format = "csv";
+  r.comments = std::move(table.comments);
+  const CsvSignals signals = csv_signals(table);
   if (options.fs > 0) {
-    if (fs_file > 0 && std::abs(fs_file - options.fs) > 1e-9 * options.fs)
-      r.warnings.push_back("sample rate " + std::to_string(fs_file) +
+    if (signals.fs > 0 && std::abs(signals.fs - options.fs) > 1e-9 * options.fs)
+      r.warnings.push_back("sample rate " + std::to_string(signals.fs) +
                            " Hz from the file overridden by " + std::to_string(options.fs) + " Hz");
     r.fs = options.fs;
-  } else if (fs_file > 0 && std::isfinite(fs_file)) {
-    r.fs = fs_file;
+  } else if (signals.fs > 0 && std::isfinite(signals.fs)) {
+    r.fs = signals.fs;
   } else {
-    return Status("bad_request",
+    return Status(ErrorCode::BadRequest,
                   path +
                       ": no sample rate (no fs/time column or '# fs: N' comment); pass it "
                       "(--fs)",
                   "fs");
   }
-  if (signal_columns.empty()) return Status("bad_record", path + ": no signal columns", "path");
-  if (have_header) {
-    for (size_t c : signal_columns) r.leads.push_back(header[c]);
+  if (signals.columns.empty())
+    return Status(ErrorCode::BadRecord, path + ": no signal columns", "path");
+  if (table.has_header) {
+    for (size_t c : signals.columns) r.leads.push_back(table.header[c]);
   } else {
-    auto names = channel_names(static_cast<int64_t>(signal_columns.size()), options, &r.warnings);
+    auto names = channel_names(static_cast<int64_t>(signals.columns.size()), options, &r.warnings);
     if (!names.ok())
       return Status(names.status().code(), path + ": " + names.status().message(), "leads");
     r.leads = names.value();
   }
-  r.n_samples = rows;
+  r.n_samples = table.rows;
   r.dtype = "f64";
-  r.f64.reserve(signal_columns.size() * static_cast<size_t>(rows));
-  for (size_t c : signal_columns) r.f64.insert(r.f64.end(), columns[c].begin(), columns[c].end());
+  r.f64.reserve(signals.columns.size() * static_cast<size_t>(table.rows));
+  for (size_t c : signals.columns)
+    r.f64.insert(r.f64.end(), table.columns[c].begin(), table.columns[c].end());
   r.units.assign(r.leads.size(), options.units.empty() ? "mV" : options.units);
   return r;
 }
 
 Expected<EcgRecord> read_npy_record(const std::string& path, const ReadOptions& options) {
-  auto arr = read_npy(path);
-  if (!arr.ok()) return arr.status();
-  std::vector<int64_t> shape = arr->shape;
+  ASSIGN_OR_RETURN(auto arr, read_npy(path));
+  std::vector<int64_t> shape = arr.shape;
   while (shape.size() > 2 && shape[0] == 1) shape.erase(shape.begin());
   if (shape.size() != 2)
-    return Status("bad_record",
+    return Status(ErrorCode::BadRecord,
                   path + ": expected a 2-D array [leads, samples] or [samples, leads]; got shape " +
-                      arr->shape_string(),
+                      arr.shape_string(),
                   "path");
-  if (arr->dtype == "bool")
-    return Status("bad_record", path + ": boolean arrays are not ECG data", "path");
+  if (arr.dtype == "bool")
+    return Status(ErrorCode::BadRecord, path + ": boolean arrays are not ECG data", "path");
   if (options.fs <= 0)
-    return Status("bad_request", path + ": a .npy file carries no sample rate; pass it (--fs)",
-                  "fs");
+    return Status(ErrorCode::BadRequest,
+                  path + ": a .npy file carries no sample rate; pass it (--fs)", "fs");
   // Which axis holds the leads: the one matching the given names, else the shorter one.
   bool leads_first = shape[0] <= shape[1];
   const int64_t named = static_cast<int64_t>(options.leads.size());
@@ -252,7 +283,7 @@ Expected<EcgRecord> read_npy_record(const std::string& path, const ReadOptions& 
     return Status(names.status().code(), path + ": " + names.status().message(), "leads");
   r.leads = names.value();
   r.units.assign(static_cast<size_t>(n_leads), options.units.empty() ? "mV" : options.units);
-  const std::vector<double> values = arr->to_double();  // C order
+  const std::vector<double> values = arr.to_double();  // C order
   auto at = [&](int64_t l, int64_t t) {
     return values[static_cast<size_t>(leads_first ? l * r.n_samples + t : t * n_leads + l)];
   };
@@ -264,10 +295,10 @@ Expected<EcgRecord> read_npy_record(const std::string& path, const ReadOptions& 
         (*dst)[static_cast<size_t>(l * r.n_samples + t)] =
             static_cast<typename std::decay_t<decltype(*dst)>::value_type>(at(l, t));
   };
-  if (arr->dtype == "i16") {
+  if (arr.dtype == "i16") {
     r.dtype = "i16";
     fill(&r.i16);
-  } else if (arr->dtype == "f32") {
+  } else if (arr.dtype == "f32") {
     r.dtype = "f32";
     fill(&r.f32);
   } else {

@@ -14,7 +14,7 @@ constexpr char kMagic[] = "\x93NUMPY";
 constexpr size_t kMagicLen = 6;
 
 Status bad(const std::string& what) {
-  return Status("bad_npy", "invalid .npy: " + what);
+  return Status(ErrorCode::BadNpy, "invalid .npy: " + what);
 }
 
 // The tiny subset of Python literal syntax that numpy writes in headers.
@@ -284,10 +284,11 @@ Expected<NpyArray> parse_npy(const std::string& bytes) {
 
 Expected<NpyArray> read_npy(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status("io_error", "cannot open " + path + ": " + std::strerror(errno), "path");
+  if (!in)
+    return Status(ErrorCode::IoError, "cannot open " + path + ": " + std::strerror(errno), "path");
   std::ostringstream buf;
   buf << in.rdbuf();
-  if (in.bad()) return Status("io_error", "cannot read " + path, "path");
+  if (in.bad()) return Status(ErrorCode::IoError, "cannot read " + path, "path");
   auto parsed = parse_npy(buf.str());
   if (!parsed.ok())
     return Status(parsed.status().code(), path + ": " + parsed.status().message(), "path");
@@ -324,10 +325,11 @@ Status write_npy_f32(const std::string& path, const float* data,
   std::string bytes = format_npy_f32(data, shape);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out)
-    return Status("io_error", "cannot create " + path + ": " + std::strerror(errno), "path");
+    return Status(ErrorCode::IoError, "cannot create " + path + ": " + std::strerror(errno),
+                  "path");
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   out.close();
-  if (!out) return Status("io_error", "cannot write " + path, "path");
+  if (!out) return Status(ErrorCode::IoError, "cannot write " + path, "path");
   return Status::Ok();
 }
 

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "records/lead_names.hpp"
+#include "records/units.hpp"
 
 namespace ecgq {
 
@@ -112,7 +113,7 @@ void standardize_lead(double* x, int64_t n) {
 Status check_finite(const double* x, int64_t n, const std::string& lead) {
   for (int64_t i = 0; i < n; ++i)
     if (!std::isfinite(x[i]))
-      return Status("bad_samples",
+      return Status(ErrorCode::BadSamples,
                     "lead " + lead + " sample " + std::to_string(i) + " is " +
                         (std::isnan(x[i]) ? "NaN" : "infinite"),
                     "ecg");
@@ -130,14 +131,15 @@ double load(const char* data, int64_t i) {
 // Per-lead value of a none/one/per-lead parameter vector.
 Status check_per_lead(const std::vector<double>& values, int64_t n_leads, const char* field) {
   if (values.size() > 1 && static_cast<int64_t>(values.size()) != n_leads)
-    return Status("bad_shape",
+    return Status(ErrorCode::BadShape,
                   std::string(field) + " has " + std::to_string(values.size()) +
                       " values; expected none, one for all leads, or one per lead (" +
                       std::to_string(n_leads) + ")",
                   field);
   for (double v : values)
     if (!std::isfinite(v))
-      return Status("bad_request", std::string(field) + " values must be finite numbers", field);
+      return Status(ErrorCode::BadRequest, std::string(field) + " values must be finite numbers",
+                    field);
   return Status::Ok();
 }
 
@@ -151,7 +153,7 @@ double per_lead(const std::vector<double>& values, int64_t lead, double fallback
 Status check_job_fields(const schema::Job& job) {
   const auto& a = job.ecg;
   if (schema::dtype_size(a.dtype) == 0)
-    return Status("unsupported_dtype",
+    return Status(ErrorCode::UnsupportedDtype,
                   "ecg dtype '" + a.dtype + "' is not supported; expected f32, f64 or i16",
                   "ecg.dtype");
   if (a.shape.size() != 2)
@@ -161,47 +163,48 @@ Status check_job_fields(const schema::Job& job) {
         "ecg.shape");
   const int64_t n_leads = a.shape[0], n_samples = a.shape[1];
   if (n_leads <= 0 || n_samples <= 0)
-    return Status("bad_shape", "ecg shape must be positive [leads, samples]", "ecg.shape");
+    return Status(ErrorCode::BadShape, "ecg shape must be positive [leads, samples]", "ecg.shape");
   const size_t bytes = static_cast<size_t>(n_leads * n_samples) * schema::dtype_size(a.dtype);
   if (a.data.size() != bytes)
-    return Status("bad_shape",
+    return Status(ErrorCode::BadShape,
                   "ecg data has " + std::to_string(a.data.size()) + " bytes; shape [" +
                       std::to_string(n_leads) + ", " + std::to_string(n_samples) + "] of " +
                       a.dtype + " needs " + std::to_string(bytes),
                   "ecg.data");
   if (static_cast<int64_t>(job.leads.size()) != n_leads)
-    return Status("bad_request",
+    return Status(ErrorCode::BadRequest,
                   "leads names " + std::to_string(job.leads.size()) + " channels but ecg has " +
                       std::to_string(n_leads) + " rows",
                   "leads");
   if (!std::isfinite(job.fs) || job.fs <= 0)
-    return Status("bad_request", "fs must be a positive sample rate in Hz", "fs");
-  if (Status s = check_per_lead(job.gain, n_leads, "gain"); !s.ok()) return s;
-  if (Status s = check_per_lead(job.baseline, n_leads, "baseline"); !s.ok()) return s;
+    return Status(ErrorCode::BadRequest, "fs must be a positive sample rate in Hz", "fs");
+  RETURN_IF_ERROR(check_per_lead(job.gain, n_leads, "gain"));
+  RETURN_IF_ERROR(check_per_lead(job.baseline, n_leads, "baseline"));
   for (double g : job.gain)
-    if (g == 0) return Status("bad_request", "gain must not be 0 (ADC units per mV)", "gain");
+    if (g == 0)
+      return Status(ErrorCode::BadRequest, "gain must not be 0 (ADC units per mV)", "gain");
   return Status::Ok();
 }
 
-// The factor that turns a job's values into mV, or bad_request naming `units`.
-Expected<double> millivolts_per_unit(const std::string& field) {
-  const std::string units = lower_trimmed(field);
-  if (units.empty() || units == "mv") return 1.0;
-  if (units == "uv" || units == "\xc2\xb5v" || units == "\xce\xbcv") return 1e-3;
-  if (units == "v") return 1e3;
-  return Status("bad_request", "units '" + field + "' not supported; expected mV, uV or V",
-                "units");
+// The factor that turns a job's values into mV (the units table of records/units.hpp, shared
+// with the record readers), or bad_request naming `units`.
+Expected<double> job_unit_scale(const std::string& units) {
+  const double mv = millivolts_per_unit(units);
+  if (!std::isfinite(mv))
+    return Status(ErrorCode::BadRequest,
+                  "units '" + units + "' not supported; expected " + voltage_units_list(), "units");
+  return mv;
 }
 
 // The physical values of a job whose fields passed the decoder's checks, read from `samples`
 // (the ecg bytes, wherever they are: inside a received body or in job.ecg.data).
 Expected<RawEcg> to_physical(const schema::Job& job, std::string_view samples) {
-  auto unit_scale = millivolts_per_unit(job.units);
-  if (!unit_scale) return unit_scale.status();
+  ASSIGN_OR_RETURN(auto unit_scale, job_unit_scale(job.units));
   const auto& a = job.ecg;
   const int64_t n_leads = a.shape[0], n_samples = a.shape[1];
   if (samples.size() != static_cast<size_t>(n_leads * n_samples) * schema::dtype_size(a.dtype))
-    return Status("internal", "the job's samples were released before preprocessing", "ecg");
+    return Status(ErrorCode::Internal, "the job's samples were released before preprocessing",
+                  "ecg");
   RawEcg raw;
   raw.n_leads = n_leads;
   raw.n_samples = n_samples;
@@ -219,14 +222,14 @@ Expected<RawEcg> to_physical(const schema::Job& job, std::string_view samples) {
     for (int64_t t = 0; t < n_samples; ++t) {
       const double v = element(data, l * n_samples + t);
       if (!std::isfinite(v))
-        return Status("bad_samples",
+        return Status(ErrorCode::BadSamples,
                       "lead " + job.leads[l] + " sample " + std::to_string(t) + " is " +
                           (std::isnan(v) ? "NaN" : "infinite"),
                       "ecg");
-      out[t] = (v - base) / gain * unit_scale.value();
+      out[t] = (v - base) / gain * unit_scale;
     }
     // Finite inputs can still overflow once divided by a tiny gain.
-    if (Status s = check_finite(out, n_samples, job.leads[l]); !s.ok()) return s;
+    RETURN_IF_ERROR(check_finite(out, n_samples, job.leads[l]));
   }
   return raw;
 }
@@ -237,18 +240,18 @@ Expected<int64_t> checked_length_500hz(const RawEcg& raw, const PreprocessLimits
   const int64_t n = raw.n_samples;
   if (raw.n_leads != static_cast<int64_t>(raw.leads.size()) ||
       raw.samples.size() != static_cast<size_t>(raw.n_leads * n))
-    return Status("bad_shape", "lead names and sample array disagree", "leads");
+    return Status(ErrorCode::BadShape, "lead names and sample array disagree", "leads");
   if (!std::isfinite(raw.fs) || raw.fs <= 0)
-    return Status("bad_request", "fs must be a positive sample rate in Hz", "fs");
+    return Status(ErrorCode::BadRequest, "fs must be a positive sample rate in Hz", "fs");
   const double seconds = static_cast<double>(n) / raw.fs;
   if (limits.max_record_seconds > 0 && seconds > limits.max_record_seconds)
-    return Status("too_long",
+    return Status(ErrorCode::TooLong,
                   "record is " + format_seconds(seconds) + " s long; the limit is " +
                       format_seconds(limits.max_record_seconds) + " s",
                   "ecg");
   const int64_t n_out = resampled_length(n, raw.fs);
   if (n < 2 || n_out < kSegment)
-    return Status("too_short",
+    return Status(ErrorCode::TooShort,
                   "record is " + format_seconds(seconds) + " s long (" + std::to_string(n_out) +
                       " samples at 500 Hz); ECG-FM needs at least 5 s (2500 samples at 500 Hz)",
                   "ecg");
@@ -284,9 +287,7 @@ Expected<std::vector<double>> model_order_leads(const RawEcg& raw,
   const int64_t n = raw.n_samples;
   for (int i = 0; i < 12; ++i)
     if (source[i] >= 0)
-      if (Status s = check_finite(raw.samples.data() + source[i] * n, n, raw.leads[source[i]]);
-          !s.ok())
-        return s;
+      RETURN_IF_ERROR(check_finite(raw.samples.data() + source[i] * n, n, raw.leads[source[i]]));
   bool in_model_order = adoptable != nullptr && raw.n_leads == 12;
   for (int i = 0; i < 12 && in_model_order; ++i) in_model_order = source[i] == i;
   if (in_model_order) return std::move(*adoptable);
@@ -330,7 +331,7 @@ Status derive_missing_leads(std::vector<double>& leads, int64_t n,
   std::vector<std::string> present;
   for (int i = 0; i < 12; ++i)
     if (source[i] >= 0) present.push_back(kModelLeads[i]);
-  return Status("missing_leads",
+  return Status(ErrorCode::MissingLeads,
                 "missing lead" + std::string(missing.size() > 1 ? "s " : " ") + join(missing) +
                     "; ECG-FM needs all 12 leads (I, II, III, aVR, aVL, aVF, V1-V6; III, aVR, "
                     "aVL and aVF can be derived from I and II); recognised: " +
@@ -342,27 +343,25 @@ Status derive_missing_leads(std::vector<double>& leads, int64_t n,
 // when the caller gave the record away.
 Expected<std::vector<double>> standardize(const RawEcg& raw, std::vector<double>* adoptable,
                                           const PreprocessLimits& limits, Preprocessed* info) {
-  auto n_out = checked_length_500hz(raw, limits);
-  if (!n_out) return n_out.status();
+  ASSIGN_OR_RETURN(auto n_out, checked_length_500hz(raw, limits));
   const int64_t n = raw.n_samples;
   Preprocessed local;
   Preprocessed& out = info ? *info : local;
   const std::array<int64_t, 12> source = map_channels(raw, out);
   // Model order before resampling: the derivations are linear, so deriving before or after linear
   // interpolation gives the same values.
-  auto leads = model_order_leads(raw, source, adoptable);
-  if (!leads) return leads.status();
-  if (Status s = derive_missing_leads(*leads, n, source, out); !s.ok()) return s;
+  ASSIGN_OR_RETURN(auto leads, model_order_leads(raw, source, adoptable));
+  RETURN_IF_ERROR(derive_missing_leads(leads, n, source, out));
 
   // Resample to 500 Hz, then standardise each lead over the whole record.
-  const int64_t m = n_out.value();
+  const int64_t m = n_out;
   std::vector<double> resampled;
   if (m != n) {
     resampled.resize(static_cast<size_t>(12 * m));
     for (int i = 0; i < 12; ++i)
-      resample_lead(leads->data() + i * n, n, m, resampled.data() + i * m);
+      resample_lead(leads.data() + i * n, n, m, resampled.data() + i * m);
   } else {
-    resampled.swap(leads.value());
+    resampled.swap(leads);
   }
   for (int i = 0; i < 12; ++i) standardize_lead(resampled.data() + i * m, m);
   return resampled;
@@ -384,7 +383,7 @@ void cut_segments(const std::vector<double>& resampled, Preprocessed& out) {
 }  // namespace
 
 Expected<RawEcg> raw_from_job(const schema::Job& job) {
-  if (Status s = check_job_fields(job); !s.ok()) return s;
+  RETURN_IF_ERROR(check_job_fields(job));
   return to_physical(job, job.ecg.data);
 }
 
@@ -404,17 +403,15 @@ Expected<std::vector<double>> standardized_500hz(RawEcg&& raw, const PreprocessL
 
 Expected<Preprocessed> preprocess_ecg(const RawEcg& raw, const PreprocessLimits& limits) {
   Preprocessed out;
-  auto z = standardize(raw, nullptr, limits, &out);
-  if (!z.ok()) return z.status();
-  cut_segments(z.value(), out);
+  ASSIGN_OR_RETURN(auto z, standardize(raw, nullptr, limits, &out));
+  cut_segments(z, out);
   return out;
 }
 
 Expected<Preprocessed> preprocess_ecg(RawEcg&& raw, const PreprocessLimits& limits) {
   Preprocessed out;
-  auto z = standardize(raw, &raw.samples, limits, &out);
-  if (!z.ok()) return z.status();
-  cut_segments(z.value(), out);
+  ASSIGN_OR_RETURN(auto z, standardize(raw, &raw.samples, limits, &out));
+  cut_segments(z, out);
   return out;
 }
 

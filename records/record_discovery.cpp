@@ -7,7 +7,7 @@
 #include <set>
 #include <utility>
 
-#include "records/lead_names.hpp"
+#include "records/record_format.hpp"
 #include "records/wfdb.hpp"
 
 namespace ecgq {
@@ -29,11 +29,6 @@ struct Frame {
   bool header_names_loaded = false;
   std::set<std::string> header_names;  // signal files named by any header here
 };
-
-std::string ext_of(const std::string& name) {
-  const size_t dot = name.rfind('.');
-  return dot == std::string::npos || dot == 0 ? "" : lower_trimmed(name.substr(dot));
-}
 
 std::string stem_of(const std::string& name) {
   const size_t dot = name.rfind('.');
@@ -75,7 +70,7 @@ struct RecordDiscovery::State {
     if (!f.header_names_loaded) {
       f.header_names_loaded = true;
       for (const auto& e : f.entries)
-        if (!e.is_dir && ext_of(e.name) == ".hea")
+        if (!e.is_dir && record_extension(e.name) == ".hea")
           for (const auto& s : signal_files(f.dir + "/" + e.name)) f.header_names.insert(s);
     }
     return f.header_names.count(name) > 0;
@@ -149,9 +144,11 @@ std::optional<std::string> RecordDiscovery::next() {
       s.open_dir(path);  // invalidates `f`
       continue;
     }
-    const std::string ext = ext_of(e.name);
-    const bool record = ext == ".hea" || ext == ".npy" || ext == ".csv" || ext == ".tsv" ||
-                        (ext == ".mat" && !s.named_by_header(f, e.name));
+    const RecordExtension* known = find_record_extension(record_extension(e.name));
+    const bool record =
+        known &&
+        (known->discovery == Discovery::Always ||
+         (known->discovery == Discovery::UnlessNamedByHeader && !s.named_by_header(f, e.name)));
     if (!record) {
       ++s.skipped;
       continue;

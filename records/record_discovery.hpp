@@ -9,11 +9,12 @@
 
 namespace ecgq {
 
-// Walks roots depth-first and yields one path per record: a WFDB header (.hea), a .npy, a
-// .csv/.tsv, or a .mat that no header in its directory names. Signal files, annotations
-// (.atr, .i, .v1, ...), READMEs, checksum lists and dotfiles yield nothing and are counted as
-// skipped. A root that is a file is always yielded (read_record decides what it is). Only one
-// directory listing is held in memory per level of nesting.
+// Walks roots depth-first and yields one path per record, by the extension table of
+// records/record_format.hpp: a WFDB header (.hea), a .npy, a .csv/.tsv, or a .mat that no header
+// in its directory names. Signal files, annotations (.atr, .i, .v1, ...), .txt files (READMEs,
+// RECORDS lists: a .txt record is read only when named), checksum lists and dotfiles yield nothing
+// and are counted as skipped. A root that is a file is always yielded (read_record decides what it
+// is). Only one directory listing is held in memory per level of nesting.
 class RecordDiscovery {
  public:
   // Starts a walk over `roots` (files or directories), in the order given.

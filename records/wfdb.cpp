@@ -47,7 +47,8 @@ bool parse_int(const std::string& s, int64_t* out) {
 }
 
 Status bad(int line_no, const std::string& what) {
-  return Status("bad_record", "header line " + std::to_string(line_no) + ": " + what, "header");
+  return Status(ErrorCode::BadRecord, "header line " + std::to_string(line_no) + ": " + what,
+                "header");
 }
 
 // "format[xspf][:skew][+offset]"
@@ -111,10 +112,9 @@ Status parse_gain(const std::string& tok, SignalSpec* s, bool* baseline_given, i
 Status parse_signal_line(const std::vector<std::string>& t, SignalSpec* s, int line_no) {
   if (t.size() < 2) return bad(line_no, "signal line needs at least a file name and a format");
   s->file_name = t[0];
-  if (Status st = parse_format(t[1], s, line_no); !st.ok()) return st;
+  RETURN_IF_ERROR(parse_format(t[1], s, line_no));
   bool baseline_given = false;
-  if (t.size() > 2)
-    if (Status st = parse_gain(t[2], s, &baseline_given, line_no); !st.ok()) return st;
+  if (t.size() > 2) RETURN_IF_ERROR(parse_gain(t[2], s, &baseline_given, line_no));
   int64_t v = 0;
   if (t.size() > 3) {
     if (!parse_int(t[3], &v)) return bad(line_no, "bad ADC resolution '" + t[3] + "'");
@@ -145,7 +145,7 @@ Status parse_record_line(const std::vector<std::string>& t, Header* h, int line_
   if (t.size() < 2) return bad(line_no, "record line needs a record name and a signal count");
   h->record_name = t[0];
   if (t[0].find('/') != std::string::npos)
-    return Status("unsupported_record",
+    return Status(ErrorCode::UnsupportedRecord,
                   "record " + t[0] +
                       " is a multi-segment record; only single-segment records "
                       "are supported",
@@ -309,7 +309,7 @@ std::vector<int32_t> decode(int format, const unsigned char* p, int64_t count) {
 
 Expected<std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status("not_found", "cannot open " + path, "path");
+  if (!in) return Status(ErrorCode::NotFound, "cannot open " + path, "path");
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -338,7 +338,7 @@ Expected<Header> parse_header(const std::string& text) {
     }
     const auto tokens = split_ws(t);
     if (!have_record) {
-      if (Status s = parse_record_line(tokens, &h, line_no); !s.ok()) return s;
+      RETURN_IF_ERROR(parse_record_line(tokens, &h, line_no));
       have_record = true;
       continue;
     }
@@ -346,12 +346,12 @@ Expected<Header> parse_header(const std::string& text) {
       return bad(line_no, "more signal lines than the " + std::to_string(h.n_signals) +
                               " the record line declares");
     SignalSpec s;
-    if (Status st = parse_signal_line(tokens, &s, line_no); !st.ok()) return st;
+    RETURN_IF_ERROR(parse_signal_line(tokens, &s, line_no));
     h.signals.push_back(std::move(s));
   }
-  if (!have_record) return Status("bad_record", "header has no record line", "header");
+  if (!have_record) return Status(ErrorCode::BadRecord, "header has no record line", "header");
   if (static_cast<int>(h.signals.size()) != h.n_signals)
-    return Status("bad_record",
+    return Status(ErrorCode::BadRecord,
                   "record line declares " + std::to_string(h.n_signals) + " signals but " +
                       std::to_string(h.signals.size()) + " signal lines follow",
                   "header");
@@ -359,42 +359,40 @@ Expected<Header> parse_header(const std::string& text) {
 }
 
 Expected<Header> read_header(const std::string& path) {
-  auto text = read_file(path);
-  if (!text.ok()) return text.status();
-  auto h = parse_header(text.value());
-  if (!h.ok())
-    return Status(h.status().code(), path + ": " + h.status().message(), h.status().field());
+  ASSIGN_OR_RETURN(auto text, read_file(path));
+  auto h = parse_header(text);
+  if (!h.ok()) return h.status().with_context(path);
   return h;
 }
 
-Expected<Signals> read_signals(const Header& header, const std::string& directory,
-                               ChecksumPolicy policy) {
-  Signals out;
-  out.samples.resize(header.signals.size());
-  if (header.signals.empty())
-    return Status("bad_record", "record " + header.record_name + " has no signals", "header");
-  // Signals stored in the same file, in header order; files in order of first appearance.
-  std::vector<std::pair<std::string, std::vector<size_t>>> groups;
+namespace {
+
+// Signals stored in the same file, in header order; files in order of first appearance.
+using FileGroups = std::vector<std::pair<std::string, std::vector<size_t>>>;
+
+// Groups the signals by file, refusing what ecgq does not read.
+Expected<FileGroups> group_by_file(const Header& header, std::vector<std::string>* warnings) {
+  FileGroups groups;
   for (size_t i = 0; i < header.signals.size(); ++i) {
     const SignalSpec& s = header.signals[i];
     if (!format_supported(s.format))
-      return Status("unsupported_record",
+      return Status(ErrorCode::UnsupportedRecord,
                     "signal " + std::to_string(i) + " (" + s.description + ") uses format " +
                         std::to_string(s.format) +
                         "; supported: 8, 16, 24, 32, 61, 80, 160, 212, 310, 311",
                     "header");
     if (s.samples_per_frame != 1)
-      return Status("unsupported_record",
+      return Status(ErrorCode::UnsupportedRecord,
                     "signal " + std::to_string(i) + " (" + s.description + ") has " +
                         std::to_string(s.samples_per_frame) +
                         " samples per frame; only 1 is supported",
                     "header");
     if (s.file_name == "~" || s.file_name == "-")
-      return Status("unsupported_record", "signal " + std::to_string(i) + " has no signal file",
-                    "header");
+      return Status(ErrorCode::UnsupportedRecord,
+                    "signal " + std::to_string(i) + " has no signal file", "header");
     if (s.skew != 0)
-      out.warnings.push_back("signal " + std::to_string(i) + " skew " + std::to_string(s.skew) +
-                             " ignored");
+      warnings->push_back("signal " + std::to_string(i) + " skew " + std::to_string(s.skew) +
+                          " ignored");
     auto it = std::find_if(groups.begin(), groups.end(),
                            [&](const auto& g) { return g.first == s.file_name; });
     if (it == groups.end())
@@ -402,67 +400,74 @@ Expected<Signals> read_signals(const Header& header, const std::string& director
     else
       it->second.push_back(i);
   }
+  return groups;
+}
 
-  int64_t n = header.n_samples;
-  for (const auto& [file, members] : groups) {
-    const SignalSpec& first = header.signals[members[0]];
-    for (size_t m : members)
-      if (header.signals[m].format != first.format ||
-          header.signals[m].byte_offset != first.byte_offset)
-        return Status("bad_record", "signals in " + file + " disagree on format or byte offset",
-                      "header");
-    auto bytes = read_file(directory.empty() || file[0] == '/' ? file : directory + "/" + file);
-    if (!bytes.ok()) return bytes.status();
-    const std::string& data = bytes.value();
-    if (static_cast<int64_t>(data.size()) < first.byte_offset)
-      return Status("bad_record", file + " is shorter than its byte offset", "header");
-    const int64_t avail = static_cast<int64_t>(data.size()) - first.byte_offset;
-    const int64_t k = static_cast<int64_t>(members.size());
-    const int64_t frames_in_file =
-        static_cast<int64_t>(std::floor(avail / bytes_per_sample(first.format))) / k;
-    if (n < 0) n = frames_in_file;  // header gives no length: use the whole file
-    if (bytes_needed(first.format, n * k) > avail)
-      return Status("bad_record",
-                    file + " holds " + std::to_string(frames_in_file) +
-                        " samples per signal; the header says " + std::to_string(n),
-                    "header");
-    const auto* p = reinterpret_cast<const unsigned char*>(data.data() + first.byte_offset);
-    std::vector<int32_t> flat = decode(first.format, p, n * k);
-    for (int64_t j = 0; j < k; ++j) {
-      const size_t sig = members[j];
-      std::vector<int32_t>& dst = out.samples[sig];
-      dst.resize(static_cast<size_t>(n));
-      for (int64_t t = 0; t < n; ++t) dst[t] = flat[t * k + j];
-      if (first.format == 8) {  // first differences from the initial value
-        int64_t acc = header.signals[sig].initial_value.value_or(0);
-        for (int64_t t = 0; t < n; ++t) {
-          acc += dst[t];
-          dst[t] = static_cast<int32_t>(acc);
-        }
+// Reads the signals `members` of `file` into out->samples; `*n` is the samples per signal (-1:
+// the header gives none, the file decides).
+Status read_signal_file(const Header& header, const std::string& directory, const std::string& file,
+                        const std::vector<size_t>& members, int64_t* n, Signals* out) {
+  const SignalSpec& first = header.signals[members[0]];
+  for (size_t m : members)
+    if (header.signals[m].format != first.format ||
+        header.signals[m].byte_offset != first.byte_offset)
+      return Status(ErrorCode::BadRecord,
+                    "signals in " + file + " disagree on format or byte offset", "header");
+  ASSIGN_OR_RETURN(const auto data,
+                   read_file(directory.empty() || file[0] == '/' ? file : directory + "/" + file));
+  if (static_cast<int64_t>(data.size()) < first.byte_offset)
+    return Status(ErrorCode::BadRecord, file + " is shorter than its byte offset", "header");
+  const int64_t avail = static_cast<int64_t>(data.size()) - first.byte_offset;
+  const int64_t k = static_cast<int64_t>(members.size());
+  const int64_t frames_in_file =
+      static_cast<int64_t>(std::floor(avail / bytes_per_sample(first.format))) / k;
+  if (*n < 0) *n = frames_in_file;  // header gives no length: use the whole file
+  if (bytes_needed(first.format, *n * k) > avail)
+    return Status(ErrorCode::BadRecord,
+                  file + " holds " + std::to_string(frames_in_file) +
+                      " samples per signal; the header says " + std::to_string(*n),
+                  "header");
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data() + first.byte_offset);
+  std::vector<int32_t> flat = decode(first.format, p, *n * k);
+  for (int64_t j = 0; j < k; ++j) {
+    const size_t sig = members[j];
+    std::vector<int32_t>& dst = out->samples[sig];
+    dst.resize(static_cast<size_t>(*n));
+    for (int64_t t = 0; t < *n; ++t) dst[t] = flat[t * k + j];
+    if (first.format == 8) {  // first differences from the initial value
+      int64_t acc = header.signals[sig].initial_value.value_or(0);
+      for (int64_t t = 0; t < *n; ++t) {
+        acc += dst[t];
+        dst[t] = static_cast<int32_t>(acc);
       }
     }
   }
-  out.n_samples = n;
+  return Status::Ok();
+}
 
-  // WFDB marks missing samples with the most negative value of the format.
+// WFDB marks missing samples with the most negative value of the format: a warning per signal.
+void warn_invalid_samples(const Header& header, Signals* out) {
   for (size_t i = 0; i < header.signals.size(); ++i) {
     const int64_t marker = invalid_marker(header.signals[i].format);
     if (marker == 0) continue;
     int64_t count = 0, first = -1;
-    for (int64_t t = 0; t < n; ++t)
-      if (out.samples[i][t] == marker && count++ == 0) first = t;
+    for (int64_t t = 0; t < out->n_samples; ++t)
+      if (out->samples[i][t] == marker && count++ == 0) first = t;
     if (count > 0)
-      out.warnings.push_back(
+      out->warnings.push_back(
           "signal " + std::to_string(i) + " (" + header.signals[i].description +
           "): " + std::to_string(count) + " samples hold the WFDB invalid-sample value " +
           std::to_string(marker) + " (first at sample " + std::to_string(first) + ")");
   }
+}
 
+// The header's initial values and checksums against the samples read, per `policy`.
+Status check_signals(const Header& header, ChecksumPolicy policy, Signals* out) {
   for (size_t i = 0; i < header.signals.size() && policy != ChecksumPolicy::kIgnore; ++i) {
     const SignalSpec& s = header.signals[i];
-    const auto& v = out.samples[i];
+    const auto& v = out->samples[i];
     std::string problem;
-    if (s.initial_value && n > 0 && v[0] != *s.initial_value)
+    if (s.initial_value && out->n_samples > 0 && v[0] != *s.initial_value)
       problem = "initial value " + std::to_string(v[0]) + " but the header says " +
                 std::to_string(*s.initial_value);
     if (s.checksum && problem.empty()) {
@@ -477,9 +482,28 @@ Expected<Signals> read_signals(const Header& header, const std::string& director
     const std::string msg = "signal " + std::to_string(i) + " (" + s.description + ") in " +
                             s.file_name + ": " + problem;
     if (policy == ChecksumPolicy::kError)
-      return Status("bad_record", msg + " (wrong format or damaged file)", "header");
-    out.warnings.push_back(msg);
+      return Status(ErrorCode::BadRecord, msg + " (wrong format or damaged file)", "header");
+    out->warnings.push_back(msg);
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Expected<Signals> read_signals(const Header& header, const std::string& directory,
+                               ChecksumPolicy policy) {
+  Signals out;
+  out.samples.resize(header.signals.size());
+  if (header.signals.empty())
+    return Status(ErrorCode::BadRecord, "record " + header.record_name + " has no signals",
+                  "header");
+  ASSIGN_OR_RETURN(const FileGroups groups, group_by_file(header, &out.warnings));
+  int64_t n = header.n_samples;
+  for (const auto& [file, members] : groups)
+    RETURN_IF_ERROR(read_signal_file(header, directory, file, members, &n, &out));
+  out.n_samples = n;
+  warn_invalid_samples(header, &out);
+  RETURN_IF_ERROR(check_signals(header, policy, &out));
   return out;
 }
 

@@ -182,7 +182,7 @@ TEST_F(JournalTest, AWriteFailureIsReportedAndTheJournalRecoversWhenTheDiskDoes)
     auto first = wait_commits(**j, 1);
     (*j)->append(accept(2, "big", std::string(1 << 20, 'b')));
     auto second = wait_commits(**j, 1);
-    const bool unhealthy = (*j)->health().code() == "journal_unavailable";
+    const bool unhealthy = (*j)->health().is(ErrorCode::JournalUnavailable);
     (*j)->append(accept(3, "small-again"));
     auto third = wait_commits(**j, 1);
     const char out[4] = {first.durable.size() == 1 ? 'y' : 'n',

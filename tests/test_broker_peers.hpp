@@ -18,9 +18,9 @@
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
-#include <zmq_addon.hpp>
 
 #include "protocol/schema.hpp"
+#include "protocol/zmq_frames.hpp"
 #include "tests/support/process.hpp"
 
 namespace ecgq::test {
@@ -40,22 +40,14 @@ inline zmq::context_t& ctx() {
   return c;
 }
 
-inline bool send_frames(zmq::socket_t& s, const Frames& frames) {
-  for (size_t i = 0; i < frames.size(); ++i) {
-    auto flags = i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
-    if (!s.send(zmq::buffer(frames[i]), flags)) return false;
-  }
-  return true;
-}
+// Sends one multipart message (blocking).
+using mdp::send_frames;
 
+// The next whole message, or nullopt after `timeout`.
 inline std::optional<Frames> recv_frames(zmq::socket_t& s, std::chrono::milliseconds timeout) {
   zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
   if (zmq::poll(&item, 1, timeout) <= 0) return std::nullopt;
-  std::vector<zmq::message_t> parts;
-  if (!zmq::recv_multipart(s, std::back_inserter(parts))) return std::nullopt;
-  Frames f;
-  for (auto& p : parts) f.push_back(p.to_string());
-  return f;
+  return mdp::recv_frames(s);
 }
 
 // A strict RFC 18 client on a DEALER socket.

@@ -1,3 +1,4 @@
+// Long file: the zip and pickle builders that every case of the reader shares.
 // The torch-free checkpoint reader against the tiny reference checkpoints and against archives
 // built here byte by byte (every opcode path, layouts torch writes, and hostile inputs).
 #include <gtest/gtest.h>
@@ -518,6 +519,7 @@ TEST(CheckpointBuilt, SharedStoragesOffsetsAndStrides) {
 }
 
 // A cfg that goes through every opcode the machine implements.
+// Long function: one pickle built op by op through every opcode, then every value checked.
 TEST(CheckpointBuilt, EveryOpcodePath) {
   Pickle c;
   auto key = [&](const std::string& k) -> Pickle& {

@@ -5,9 +5,9 @@
 
 #include <thread>
 #include <zmq.hpp>
-#include <zmq_addon.hpp>
 
 #include "client/client.hpp"
+#include "protocol/zmq_frames.hpp"
 #include "tests/support/process.hpp"
 
 namespace ecgq::test {
@@ -27,21 +27,14 @@ class ScriptedBroker {
     zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
     zmq::poll(&item, 1, wait);
     if ((item.revents & ZMQ_POLLIN) == 0) return std::nullopt;
-    std::vector<zmq::message_t> parts;
-    if (!zmq::recv_multipart(socket_, std::back_inserter(parts))) return std::nullopt;
-    mdp::Frames f;
-    for (auto& p : parts) f.push_back(p.to_string());
-    return f;
+    return mdp::recv_frames(socket_);
   }
   // Sends a client command to `peer`.
   void reply(const std::string& peer, mdp::ClientCommand command, const std::string& service,
              const std::string& body) {
     mdp::Frames f = mdp::client_frames(command, service, {body});
     f.insert(f.begin(), peer);
-    for (size_t i = 0; i < f.size(); ++i) {
-      socket_.send(zmq::buffer(f[i]),
-                   i + 1 < f.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-    }
+    mdp::send_frames(socket_, f);
   }
 
  private:

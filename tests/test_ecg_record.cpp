@@ -14,6 +14,16 @@
 namespace ecgq {
 namespace {
 
+// Channel `lead` of `r` in its physical units ((raw - baseline) / gain), computed here from the
+// raw samples the reader keeps.
+std::vector<double> physical(const EcgRecord& r, int64_t lead) {
+  std::vector<double> out(static_cast<size_t>(r.n_samples));
+  const double g = r.gains.empty() ? 1.0 : r.gains[static_cast<size_t>(lead)];
+  const double b = r.baselines.empty() ? 0.0 : r.baselines[static_cast<size_t>(lead)];
+  for (int64_t t = 0; t < r.n_samples; ++t) out[static_cast<size_t>(t)] = (r.raw(lead, t) - b) / g;
+  return out;
+}
+
 struct Expect {
   std::string record;
   int64_t n_leads;
@@ -101,18 +111,18 @@ TEST(EcgRecord, PhysicalUnitsAndLabels) {
   ASSERT_TRUE(hr.ok());
   EXPECT_EQ(hr->source_labels, (std::vector<std::string>{"Dx:164934002", "Dx:426783006"}));
   EXPECT_EQ(hr->units[0], "mv");
-  EXPECT_DOUBLE_EQ(hr->physical(0)[0], 10 / 1000.0);  // initial value 10 at 1000/mv
+  EXPECT_DOUBLE_EQ(physical(*hr, 0)[0], 10 / 1000.0);  // initial value 10 at 1000/mv
   // CPSC 2021: baselines far outside int16 put the signal on a DC offset of several mV.
   auto cpsc = read_record(test::data_path("ecg/data_101_6.hea"));
   ASSERT_TRUE(cpsc.ok());
   EXPECT_DOUBLE_EQ(cpsc->baselines[0], -161790);
-  EXPECT_NEAR(cpsc->physical(0)[0], (-10581 + 161790) / 30061.276794035417, 1e-12);
+  EXPECT_NEAR(physical(*cpsc, 0)[0], (-10581 + 161790) / 30061.276794035417, 1e-12);
   EXPECT_EQ(cpsc->source_labels, (std::vector<std::string>{"paroxysmal atrial fibrillation"}));
   // LUDB: every lead spans exactly 1 mV peak to peak.
   auto ludb = read_record(test::data_path("ecg/1.hea"));
   ASSERT_TRUE(ludb.ok());
   for (int64_t l = 0; l < 12; ++l) {
-    auto v = ludb->physical(l);
+    auto v = physical(*ludb, l);
     const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
     EXPECT_NEAR(*hi - *lo, 1.0, 1e-9) << ludb->leads[l];
   }
@@ -124,7 +134,7 @@ TEST(EcgRecord, PhysicalUnitsAndLabels) {
   EXPECT_EQ(job->units, "mV");
   auto raw = raw_from_job(job.value());
   ASSERT_TRUE(raw.ok());
-  auto phys = cpsc->physical(1);
+  auto phys = physical(*cpsc, 1);
   for (int64_t t = 0; t < cpsc->n_samples; t += 1000)
     EXPECT_DOUBLE_EQ(raw->samples[cpsc->n_samples + t], phys[t]);
   // One gain for all leads collapses to a single value; no baselines at all to none.
@@ -214,7 +224,7 @@ TEST(EcgRecord, CsvWithHeaderAndTimeColumnMatchesWfdb) {
     out << "\n";
     out.precision(17);
     std::vector<std::vector<double>> phys;
-    for (int64_t l = 0; l < 12; ++l) phys.push_back(src.physical(l));
+    for (int64_t l = 0; l < 12; ++l) phys.push_back(physical(src, l));
     for (int64_t t = 0; t < src.n_samples; ++t) {
       out << t * 0.002;
       for (int64_t l = 0; l < 12; ++l) out << "," << phys[l][t];
@@ -350,7 +360,7 @@ TEST(EcgRecord, NpyLayoutsAndDtypes) {
   write_npy(dir.file("adc.npy"), "<i2", {12, 5000}, src.i16.data(), src.i16.size() * 2);
   std::vector<float> t_major(12 * 5000);
   for (int64_t l = 0; l < 12; ++l) {
-    auto v = src.physical(l);
+    auto v = physical(src, l);
     for (int64_t t = 0; t < 5000; ++t) t_major[t * 12 + l] = static_cast<float>(v[t]);
   }
   ASSERT_TRUE(write_npy_f32(dir.file("phys.npy"), t_major.data(), {5000, 12}).ok());

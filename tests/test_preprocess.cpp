@@ -8,6 +8,7 @@
 #include "records/lead_names.hpp"
 #include "records/npy.hpp"
 #include "records/preprocess.hpp"
+#include "records/units.hpp"
 #include "tests/support/process.hpp"
 
 namespace ecgq {
@@ -316,6 +317,26 @@ TEST(RawFromJob, AppliesGainBaselineAndUnits) {
   raw = raw_from_job(job);
   ASSERT_TRUE(raw.ok());
   EXPECT_DOUBLE_EQ(raw->samples[1], 1e-3);
+}
+
+// The job's units and the record readers share one table (records/units.hpp): every voltage a
+// record may be written in is accepted in a job too.
+TEST(RawFromJob, AcceptsEveryVoltageUnitOfTheTable) {
+  schema::Job job = job_i16({1000, 2000}, 1, 2);
+  for (const auto& [units, mv] : std::vector<std::pair<std::string, double>>{{"", 1000},
+                                                                             {"mV", 1000},
+                                                                             {"MV", 1000},
+                                                                             {"uV", 1},
+                                                                             {"\xc2\xb5V", 1},
+                                                                             {"V", 1e6},
+                                                                             {"nV", 1e-3}}) {
+    job.units = units;
+    auto raw = raw_from_job(job);
+    ASSERT_TRUE(raw.ok()) << units << ": " << raw.status().to_string();
+    EXPECT_DOUBLE_EQ(raw->samples[0], mv) << units;
+    EXPECT_DOUBLE_EQ(millivolts_per_unit(units) * 1000, mv) << units;
+  }
+  EXPECT_TRUE(std::isnan(millivolts_per_unit("NU")));
 }
 
 TEST(RawFromJob, RejectsBadFieldsByName) {

@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "records/ecg_record.hpp"
 #include "records/record_discovery.hpp"
+#include "records/record_format.hpp"
 #include "tests/support/process.hpp"
 
 namespace ecgq::client {
@@ -21,6 +23,31 @@ std::vector<std::string> relative(const std::vector<std::string>& paths, const s
   std::vector<std::string> out;
   for (const auto& p : paths) out.push_back(p.substr(root.size() + 1));
   return out;
+}
+
+// One extension table (records/record_format.hpp) serves the reader and the walk: a .txt record
+// is read when named and never picked up from a directory, where .txt files are notes.
+TEST(RecordDiscovery, TxtRecordsAreReadWhenNamedButNotDiscovered) {
+  test::TempDir dir;
+  const std::string r = dir.path();
+  std::string csv = "# fs: 500\nI,II\n";
+  for (int t = 0; t < 10; ++t) csv += "0.1,0.2\n";
+  touch(r + "/d/ecg.txt", csv);
+  touch(r + "/d/ecg.csv", csv);
+  int64_t skipped = 0;
+  EXPECT_EQ(relative(discover_records({r}, &skipped), r), (std::vector<std::string>{"d/ecg.csv"}));
+  EXPECT_EQ(skipped, 1);
+  EXPECT_EQ(discover_records({r + "/d/ecg.txt"}), (std::vector<std::string>{r + "/d/ecg.txt"}));
+  auto txt = read_record(r + "/d/ecg.txt");
+  ASSERT_TRUE(txt.ok()) << txt.status().to_string();
+  EXPECT_EQ(txt->format, "csv");
+  EXPECT_EQ(txt->n_samples, 10);
+  for (const char* ext : {".hea", ".npy", ".csv", ".tsv", ".txt", ".mat"})
+    EXPECT_NE(find_record_extension(ext), nullptr) << ext;
+  EXPECT_EQ(find_record_extension(".dat"), nullptr);
+  EXPECT_EQ(record_extension("a/b.c/REC.CSV"), ".csv");
+  EXPECT_EQ(record_extension("dir.x/noext"), "");
+  EXPECT_EQ(record_extension(".hidden"), "");
 }
 
 TEST(RecordDiscovery, SharedEcgFolderYieldsTheFourteenHeaders) {

@@ -57,19 +57,15 @@ class Client {
                                     std::vector<std::string>* events = nullptr) {
     auto frames =
         mdp::client_frames(mdp::ClientCommand::Request, "ecg-fm", {schema::encode_job(job)});
-    for (size_t i = 0; i < frames.size(); ++i)
-      socket_.send(zmq::buffer(frames[i]),
-                   i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    mdp::send_frames(socket_, frames);
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
       zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
       zmq::poll(&item, 1, milliseconds(100));
       if (!(item.revents & ZMQ_POLLIN)) continue;
-      std::vector<zmq::message_t> parts;
-      if (!zmq::recv_multipart(socket_, std::back_inserter(parts))) continue;
-      mdp::Frames f;
-      for (auto& p : parts) f.push_back(p.to_string());
-      auto m = mdp::parse_client(f);
+      auto f = mdp::recv_frames(socket_);
+      if (!f) continue;
+      auto m = mdp::parse_client(*f);
       if (!m || m->body.empty()) continue;
       if (m->command == mdp::ClientCommand::Partial) {
         auto p = schema::decode_progress(m->body[0]);

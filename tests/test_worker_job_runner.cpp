@@ -174,8 +174,9 @@ TEST(JobRunner, FailuresBecomeErrorResults) {
   EXPECT_EQ(r.error->code, "internal");
   EXPECT_EQ(r.id, "x");
 
-  auto m = runner().run(decoded(body), nullptr, context(),
-                        Status("model_error", "cannot load checkpoint /fake/model.pt: bad zip"));
+  auto m =
+      runner().run(decoded(body), nullptr, context(),
+                   Status(ErrorCode::ModelError, "cannot load checkpoint /fake/model.pt: bad zip"));
   ASSERT_EQ(m.status, "error");
   EXPECT_EQ(m.error->code, "model_error");
   EXPECT_NE(m.error->message.find("bad zip"), std::string::npos);

@@ -116,7 +116,8 @@ class Harness {
   std::unique_ptr<FakeBroker> broker;
   std::unique_ptr<WorkerService> service;
   std::string identity;
-  Status run_status = Status("not_run", "run() has not returned");
+  Status run_status =
+      Status(ErrorCode::Internal, "run() has not returned");  // not ok until run() returns
 
  private:
   std::string endpoint_;

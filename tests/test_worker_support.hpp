@@ -16,12 +16,12 @@
 #include <string>
 #include <vector>
 #include <zmq.hpp>
-#include <zmq_addon.hpp>
 
 #include "model/model.hpp"
 #include "protocol/decoded_job.hpp"
 #include "protocol/protocol.hpp"
 #include "protocol/schema.hpp"
+#include "protocol/zmq_frames.hpp"
 #include "records/preprocess.hpp"
 
 namespace ecgq::test {
@@ -131,7 +131,7 @@ inline auto fake_loader(FakeControl& control) {
         control.load_gate.wait();
         if (control.failing_loads.load() > 0) {
           control.failing_loads--;
-          return Status("model_error", path + ": not a checkpoint (fake failure)");
+          return Status(ErrorCode::ModelError, path + ": not a checkpoint (fake failure)");
         }
         return std::unique_ptr<Model>(new FakeModel(control));
       };
@@ -247,10 +247,9 @@ class FakeBroker {
 
   // Sends frames to the worker `identity`.
   void send(const std::string& identity, const mdp::Frames& frames) {
-    router_.send(zmq::buffer(identity), zmq::send_flags::sndmore);
-    for (size_t i = 0; i < frames.size(); ++i)
-      router_.send(zmq::buffer(frames[i]),
-                   i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    mdp::Frames routed{identity};
+    routed.insert(routed.end(), frames.begin(), frames.end());
+    mdp::send_frames(router_, routed);
   }
 
   // Sends a REQUEST carrying `body` and job token `token`.
@@ -282,14 +281,12 @@ class FakeBroker {
       zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
       zmq::poll(&item, 1, left);
       if (!(item.revents & ZMQ_POLLIN)) continue;
-      std::vector<zmq::message_t> parts;
-      if (!zmq::recv_multipart(router_, std::back_inserter(parts))) continue;
-      if (parts.size() < 2) continue;
+      auto frames = mdp::recv_frames(router_);
+      if (!frames || frames->size() < 2) continue;
       Received r;
-      r.identity = parts[0].to_string();
-      mdp::Frames frames;
-      for (size_t i = 1; i < parts.size(); ++i) frames.push_back(parts[i].to_string());
-      auto parsed = mdp::parse_worker(frames);
+      r.identity = frames->front();
+      frames->erase(frames->begin());
+      auto parsed = mdp::parse_worker(*frames);
       EXPECT_TRUE(parsed.ok()) << parsed.status().to_string();
       if (!parsed) continue;
       r.message = std::move(parsed.value());

@@ -10,14 +10,15 @@
 #include <iostream>
 #include <string>
 
-#include "hub/hub_cache.hpp"
-#include "hub/hub_settings.hpp"
 #include "common/logging.hpp"
 #include "common/settings.hpp"
+#include "hub/hub_cache.hpp"
+#include "hub/hub_settings.hpp"
 #include "model/ecgfm_model.hpp"
-#include "worker/fetch_command.hpp"
 #include "model/model.hpp"
+#include "worker/fetch_command.hpp"
 #include "worker/model_tools.hpp"
+#include "worker/serve_settings.hpp"
 #include "worker/worker_service.hpp"
 
 namespace {
@@ -45,32 +46,6 @@ const char* const kUsage =
     "`ecgq-worker COMMAND --help` lists the options of a command. Exit codes: 0 ok, 1 failure,\n"
     "2 bad usage or configuration.\n";
 
-// Every serve setting with its default; config/worker.yaml mirrors this list.
-void declare_settings(Settings& s) {
-  s.declare("broker", "tcp://127.0.0.1:5555", "broker endpoint to connect to");
-  s.declare("service", "ecg-fm", "service name to register for");
-  s.declare("checkpoint", "", "checkpoint reference: a local path or hf://OWNER/REPO/PATH[@REV]");
-  s.declare("model_kind", "auto", "checkpoint kind: auto, ecgfm or torchscript");
-  s.declare("precision", "fp32", "inference precision: fp32 or bf16");
-  s.declare("bf16_split_layers", "-1",
-            "bf16: last layers with hi+lo weights, more accurate and slower (-1 = default 6)");
-  s.declare("idle_timeout", "15m", "idle time after which the model is unloaded (asleep)");
-  s.declare("warm_on_start", "true", "load the model right after registering");
-  s.declare("capacity", "2", "jobs the broker may hand this worker at once");
-  s.declare("max_batch", "4", "5 s segments per forward pass (from one or several jobs)");
-  s.declare("max_batch_delay_ms", "0",
-            "how long a batch waits for more jobs, in ms (0 = take what is queued, never wait)");
-  s.declare("threads", "0", "intra-op threads for inference (0 = automatic)");
-  s.declare("heartbeat_interval", "2500ms", "MDP heartbeat interval (same as the broker's)");
-  s.declare("heartbeat_liveness", "3", "silent heartbeat intervals before reconnecting");
-  s.declare("reconnect_min", "250ms", "first reconnect delay (doubles on each failure)");
-  s.declare("reconnect_max", "30s", "largest reconnect delay");
-  s.declare("max_record_seconds", "3600", "longest record accepted, in seconds");
-  s.declare("cache_dir", "", "checkpoint cache for hf:// references (\"\" = HF_HUB_CACHE/HF_HOME)");
-  s.declare("worker_id", "", "worker id in results and READY (\"\" = hostname-pid)");
-  s.declare("log_level", "info", "trace, debug, info, warn or error");
-}
-
 std::atomic<WorkerService*> g_service{nullptr};
 
 extern "C" void on_stop_signal(int) {
@@ -87,7 +62,7 @@ void install_signal_handlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-// Reads the typed settings of serve; a bad value is a usage error naming the key.
+// The options of serve, from its settings.
 struct ServeConfig {
   WorkerServiceOptions service;
   LifecycleOptions lifecycle;
@@ -95,106 +70,85 @@ struct ServeConfig {
   std::string cache_dir;
 };
 
-Status read_config(const Settings& s, ServeConfig& c) {
-  auto millis = [&](const char* key, Millis& out) -> Status {
-    auto v = s.duration(key);
-    if (!v) return v.status();
-    out = v.value();
-    return Status::Ok();
-  };
-  auto integer = [&](const char* key, int64_t min, int64_t& out) -> Status {
-    auto v = s.integer(key);
-    if (!v) return v.status();
-    if (v.value() < min)
-      return Status("bad_config",
-                    "setting " + std::string(key) + " = " + s.text(key) + " (from " +
-                        s.origin(key) + "): expected at least " + std::to_string(min),
-                    key);
-    out = v.value();
-    return Status::Ok();
-  };
-  Status st;
-  c.service.broker = s.text("broker");
-  c.service.service = s.text("service");
-  c.service.worker_id = s.text("worker_id");
-  if (c.service.broker.empty()) return Status("bad_config", "setting broker is empty", "broker");
-  if (c.service.service.empty()) return Status("bad_config", "setting service is empty", "service");
-  if (c.service.service.rfind("mmi.", 0) == 0)
-    return Status("bad_config", "service names starting with mmi. are reserved for the broker",
-                  "service");
-  if (!(st = integer("capacity", 1, c.service.capacity)).ok()) return st;
-  if (!(st = integer("heartbeat_liveness", 1, c.service.heartbeat_liveness)).ok()) return st;
-  if (!(st = millis("heartbeat_interval", c.service.heartbeat_interval)).ok()) return st;
-  if (!(st = millis("reconnect_min", c.service.reconnect_min)).ok()) return st;
-  if (!(st = millis("reconnect_max", c.service.reconnect_max)).ok()) return st;
-  if (!(st = millis("idle_timeout", c.service.idle_timeout)).ok()) return st;
-  if (c.service.heartbeat_interval.count() <= 0)
-    return Status("bad_config", "setting heartbeat_interval must be positive",
-                  "heartbeat_interval");
-  if (c.service.reconnect_max < c.service.reconnect_min)
-    c.service.reconnect_max = c.service.reconnect_min;
-  auto warm = s.boolean("warm_on_start");
-  if (!warm) return warm.status();
-  c.service.warm_on_start = warm.value();
+// Range errors show the value unquoted: "setting max_batch = 0 (from flag --max-batch): ...".
+constexpr bool kUnquoted = false;
 
-  c.lifecycle.checkpoint = s.text("checkpoint");
-  if (c.lifecycle.checkpoint.empty())
-    return Status("bad_config",
+// The checks of the values that the types alone do not make.
+Status check_ranges(const Settings& s, const ServeSettings& v) {
+  if (v.broker.empty()) return Status(ErrorCode::BadConfig, "setting broker is empty", "broker");
+  if (v.service.empty()) return Status(ErrorCode::BadConfig, "setting service is empty", "service");
+  if (v.service.rfind("mmi.", 0) == 0)
+    return Status(ErrorCode::BadConfig,
+                  "service names starting with mmi. are reserved for the broker", "service");
+  RETURN_IF_ERROR(s.check_minimums({{"capacity", v.capacity, 1},
+                                    {"heartbeat_liveness", v.heartbeat_liveness, 1},
+                                    {"bf16_split_layers", v.bf16_split_layers, -1},
+                                    {"threads", v.threads, 0},
+                                    {"max_batch", v.max_batch, 1},
+                                    {"max_batch_delay_ms", v.max_batch_delay_ms, 0}},
+                                   "at least ", kUnquoted));
+  if (v.heartbeat_interval.count() <= 0)
+    return Status(ErrorCode::BadConfig, "setting heartbeat_interval must be positive",
+                  "heartbeat_interval");
+  if (v.checkpoint.empty())
+    return Status(ErrorCode::BadConfig,
                   "serve needs a checkpoint: --checkpoint PATH or hf://OWNER/REPO/PATH",
                   "checkpoint");
-  const std::string kind = s.text("model_kind");
-  if (kind != "auto" && kind != "ecgfm" && kind != "torchscript")
-    return Status("bad_config",
-                  "setting model_kind = '" + kind + "': expected auto, ecgfm or torchscript",
-                  "model_kind");
-  const std::string precision = s.text("precision");
-  if (precision != "fp32" && precision != "bf16")
-    return Status("bad_config", "setting precision = '" + precision + "': expected fp32 or bf16",
-                  "precision");
-  // Refused here rather than at warm-up: a worker that can never load should not register.
-  if (precision == "bf16") {
-    if (Status bf16 = bf16_supported(); !bf16.ok()) return bf16;
-  }
-  c.lifecycle.load.model_kind = kind;
-  c.lifecycle.load.precision = precision;
-  int64_t split_layers = 0;
-  if (!(st = integer("bf16_split_layers", -1, split_layers)).ok()) return st;
-  c.lifecycle.load.bf16_split_layers = static_cast<int>(std::min<int64_t>(split_layers, 1000));
-  int64_t threads = 0;
-  if (!(st = integer("threads", 0, threads)).ok()) return st;
-  c.lifecycle.load.intra_op_threads = static_cast<int>(threads);
-
-  if (!(st = integer("max_batch", 1, c.runner.max_batch)).ok()) return st;
-  int64_t delay_ms = 0;
-  if (!(st = integer("max_batch_delay_ms", 0, delay_ms)).ok()) return st;
+  if (v.model_kind != "auto" && v.model_kind != "ecgfm" && v.model_kind != "torchscript")
+    return Status(
+        ErrorCode::BadConfig,
+        "setting model_kind = '" + v.model_kind + "': expected auto, ecgfm or torchscript",
+        "model_kind");
+  if (v.precision != "fp32" && v.precision != "bf16")
+    return Status(ErrorCode::BadConfig,
+                  "setting precision = '" + v.precision + "': expected fp32 or bf16", "precision");
   // Bounds that catch typos (a batch of 80000 segments needs ~10 GB; a minute of waiting is never
   // what batching means).
-  if (c.runner.max_batch > kMaxBatchLimit)
-    return Status("bad_config",
-                  "setting max_batch = " + s.text("max_batch") + " (from " + s.origin("max_batch") +
-                      "): expected at most " + std::to_string(kMaxBatchLimit) + " segments",
-                  "max_batch");
-  if (delay_ms > kMaxBatchDelayLimitMs)
-    return Status("bad_config",
-                  "setting max_batch_delay_ms = " + s.text("max_batch_delay_ms") + " (from " +
-                      s.origin("max_batch_delay_ms") + "): expected at most " +
-                      std::to_string(kMaxBatchDelayLimitMs) + " ms",
-                  "max_batch_delay_ms");
-  c.service.max_batch_delay = Millis(delay_ms);
-  auto seconds = s.number("max_record_seconds");
-  if (!seconds) return seconds.status();
-  if (seconds.value() <= 0)
-    return Status("bad_config", "setting max_record_seconds must be positive",
+  if (v.max_batch > kMaxBatchLimit)
+    return s.invalid("max_batch", "at most " + std::to_string(kMaxBatchLimit) + " segments",
+                     kUnquoted);
+  if (v.max_batch_delay_ms > kMaxBatchDelayLimitMs)
+    return s.invalid("max_batch_delay_ms",
+                     "at most " + std::to_string(kMaxBatchDelayLimitMs) + " ms", kUnquoted);
+  if (v.max_record_seconds <= 0)
+    return Status(ErrorCode::BadConfig, "setting max_record_seconds must be positive",
                   "max_record_seconds");
-  c.runner.limits.max_record_seconds = seconds.value();
-  c.cache_dir = s.text("cache_dir");
+  return Status::Ok();
+}
+
+// Reads the typed settings of serve; a bad value is a usage error naming the key.
+Status read_config(const Settings& s, ServeConfig& c) {
+  ServeSettings v;
+  RETURN_IF_ERROR(serve_settings_table().read(s, v));
+  RETURN_IF_ERROR(check_ranges(s, v));
+  // Refused here rather than at warm-up: a worker that can never load should not register.
+  if (v.precision == "bf16") RETURN_IF_ERROR(bf16_supported());
+  c.service.broker = v.broker;
+  c.service.service = v.service;
+  c.service.worker_id = v.worker_id;
+  c.service.capacity = v.capacity;
+  c.service.heartbeat_liveness = v.heartbeat_liveness;
+  c.service.heartbeat_interval = v.heartbeat_interval;
+  c.service.reconnect_min = v.reconnect_min;
+  c.service.reconnect_max = std::max(v.reconnect_max, v.reconnect_min);
+  c.service.idle_timeout = v.idle_timeout;
+  c.service.warm_on_start = v.warm_on_start;
+  c.service.max_batch_delay = Millis(v.max_batch_delay_ms);
+  c.lifecycle.checkpoint = v.checkpoint;
+  c.lifecycle.load.model_kind = v.model_kind;
+  c.lifecycle.load.precision = v.precision;
+  c.lifecycle.load.bf16_split_layers =
+      static_cast<int>(std::min<int64_t>(v.bf16_split_layers, 1000));
+  c.lifecycle.load.intra_op_threads = static_cast<int>(v.threads);
+  c.runner.max_batch = v.max_batch;
+  c.runner.limits.max_record_seconds = v.max_record_seconds;
+  c.cache_dir = v.cache_dir;
   return Status::Ok();
 }
 
 int serve_command(int argc, char** argv) {
   Settings settings;
-  declare_settings(settings);
-  declare_hub_settings(settings);
+  declare_serve_settings(settings);
   CLI::App app{"ecgq-worker serve: register with a broker and run ECG-FM jobs",
                "ecgq-worker serve"};
   std::string config_file;
@@ -251,7 +205,7 @@ int serve_command(int argc, char** argv) {
   g_service.store(nullptr);
   if (!st.ok()) {
     spdlog::error("event=exit reason=\"{}\"", st.to_string());
-    return st.code() == "bad_config" ? kExitUsage : kExitFailure;
+    return st.is(ErrorCode::BadConfig) ? kExitUsage : kExitFailure;
   }
   spdlog::info("event=exit jobs_done={}", service.counters().jobs_done.load());
   return kExitOk;

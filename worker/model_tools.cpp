@@ -9,8 +9,9 @@
 #include <sstream>
 #include <string>
 
-#include "records/npy.hpp"
+#include "common/time.hpp"
 #include "model/model.hpp"
+#include "records/npy.hpp"
 
 namespace ecgq {
 namespace {
@@ -59,10 +60,6 @@ std::string with_commas(int64_t n) {
   return s;
 }
 
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
-
 // --precision and --bf16-split-layers, shared by infer and inspect.
 struct PrecisionFlags {
   std::string precision = "fp32";
@@ -104,7 +101,7 @@ Expected<std::vector<float>> read_input(const std::string& path, const ModelInfo
   if (shape.size() == 2) shape.insert(shape.begin(), 1);
   if (shape.size() != 3 || shape[1] != info.in_leads || shape[2] != info.segment_samples ||
       shape[0] < 1)
-    return Status("bad_input",
+    return Status(ErrorCode::BadInput,
                   path + ": shape " + a->shape_string() + " is not [N, " +
                       std::to_string(info.in_leads) + ", " + std::to_string(info.segment_samples) +
                       "] with N >= 1",
@@ -141,7 +138,7 @@ int infer_command(int argc, char** argv) {
   add_precision_options(app, precision);
   if (int rc = parse(app, argc, argv, tool); rc >= 0) return rc;
 
-  auto t0 = std::chrono::steady_clock::now();
+  auto t0 = SteadyClock::now();
   auto model = load(checkpoint, kind, threads, precision);
   if (!model.ok()) return fail(tool, model.status().message());
   double load_ms = ms_since(t0);
@@ -155,7 +152,7 @@ int infer_command(int argc, char** argv) {
   options.encoder_out = true;
   options.saliency = saliency;
   ModelOutput all;
-  auto t1 = std::chrono::steady_clock::now();
+  auto t1 = SteadyClock::now();
   const int64_t seg = info.in_leads * info.segment_samples;
   for (int64_t i = 0; i < n; i += kChunk) {
     int64_t m = std::min(kChunk, n - i);
@@ -216,7 +213,7 @@ int inspect_command(int argc, char** argv) {
   if (int rc = parse(app, argc, argv, tool); rc >= 0) return rc;
 
   int64_t rss_before_kb = proc_status_kb("VmRSS");
-  auto t0 = std::chrono::steady_clock::now();
+  auto t0 = SteadyClock::now();
   auto model = load(checkpoint, kind, threads, precision);
   if (!model.ok()) return fail(tool, model.status().message());
   double load_ms = ms_since(t0);
