@@ -1,8 +1,8 @@
 # ecgq on Debian bookworm, two images from one build (scripts/build-image tags both):
-#   ecgq         (the last stage) the broker, the workers and the producer CLI: LibTorch and what
-#                Debian's libtorch1.13 links (OpenCV, FFmpeg, GDAL, Qt...: 290 libraries)
-#   ecgq-broker  (--target broker) ecgq-broker and ecgq only: 23 libraries, no LibTorch; for the
-#                broker (the one network-facing service) and producers
+#   ecgq         (the last stage) the broker, the workers, the HTTP gateway and the producer CLI:
+#                LibTorch and what Debian's libtorch1.13 links (OpenCV, FFmpeg, GDAL, Qt...)
+#   ecgq-broker  (--target broker) ecgq-broker, ecgq-gateway and ecgq, no LibTorch (about 25
+#                libraries); for the network-facing services (broker, gateway) and producers
 # The base is debian:bookworm, pulled or made locally by scripts/docker-base (debootstrap).
 ARG BASE_IMAGE=debian:bookworm
 
@@ -10,24 +10,25 @@ FROM ${BASE_IMAGE} AS build
 COPY scripts/install-deps /src/scripts/install-deps
 RUN /src/scripts/install-deps --compile && rm -rf /var/lib/apt/lists/*
 COPY . /src
-# Only the three programs (no tests, no benchmarks).
+# Only the programs (no tests, no benchmarks).
 RUN cmake -S /src -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DECGQ_BUILD_TESTS=OFF -DECGQ_BUILD_BENCH=OFF \
- && cmake --build /build --parallel --target ecgq-broker ecgq-worker ecgq
+ && cmake --build /build --parallel --target ecgq-broker ecgq-worker ecgq ecgq-gateway
 # Stripped of symbols (after the compile, so that ECGQ_TRIM=0 reuses it).
 ARG ECGQ_TRIM=1
 RUN if [ "$ECGQ_TRIM" = 1 ]; then \
-      strip --strip-unneeded /build/bin/ecgq-broker /build/bin/ecgq-worker /build/bin/ecgq; fi
+      strip --strip-unneeded /build/bin/ecgq-broker /build/bin/ecgq-worker /build/bin/ecgq \
+        /build/bin/ecgq-gateway; fi
 
-# --- the broker image: ecgq-broker and the producer CLI, no LibTorch --------------------------
+# --- the broker image: ecgq-broker, ecgq-gateway and the producer CLI, no LibTorch ------------
 FROM ${BASE_IMAGE} AS broker
 # ECGQ_TRIM=0 keeps documentation and every package the libraries depend on, and the symbols
 # (to measure what trimming saves: docs/deploy.md).
 ARG ECGQ_TRIM=1
 COPY scripts/install-deps /tmp/install-deps
-COPY --from=build /build/bin/ecgq-broker /build/bin/ecgq /usr/local/bin/
+COPY --from=build /build/bin/ecgq-broker /build/bin/ecgq-gateway /build/bin/ecgq /usr/local/bin/
 # Run-time libraries only, without documentation, manual pages and translations (copyright files
-# stay); libsqlite3-0 is the broker's journal (issue 11).
+# stay); libsqlite3-0 is the broker's journal, libssl3 the gateway's HTTPS.
 RUN if [ "$ECGQ_TRIM" = 1 ]; then \
       printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*/copyright' \
         'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/info/*' \
@@ -40,7 +41,8 @@ RUN if [ "$ECGQ_TRIM" = 1 ]; then \
  && useradd --system --uid 10001 --gid ecgq --home-dir /var/lib/ecgq --create-home \
       --shell /usr/sbin/nologin ecgq \
  && mkdir -p /cache /journal && chown ecgq:ecgq /cache /journal && chmod 0750 /journal \
- && for b in ecgq-broker ecgq; do ! ldd /usr/local/bin/$b | grep "not found" && $b --version >/dev/null; done
+ && for b in ecgq-broker ecgq-gateway ecgq; do \
+      ! ldd /usr/local/bin/$b | grep "not found" && $b --version >/dev/null; done
 COPY config /etc/ecgq
 COPY data /opt/ecgq/data
 COPY scripts/ecgq-healthcheck /usr/local/bin/ecgq-healthcheck
@@ -51,9 +53,10 @@ COPY scripts/ecgq-healthcheck /usr/local/bin/ecgq-healthcheck
 ENV HF_HOME=/cache/huggingface
 USER ecgq:ecgq
 WORKDIR /var/lib/ecgq
-EXPOSE 5555
+EXPOSE 5555 8080
 # Broker: answers mmi.status on its bind. Worker: registered with the broker under its own id
-# and its model loaded (warm, asleep or waking). Anything else (the producer CLI): healthy.
+# and its model loaded (warm, asleep or waking). Gateway: GET /v2/health/live answers 200.
+# Anything else (the producer CLI): healthy.
 HEALTHCHECK --interval=10s --timeout=8s --start-period=60s --retries=3 CMD ["ecgq-healthcheck"]
 CMD ["ecgq-broker", "--config", "/etc/ecgq/broker.yaml"]
 # Labels last, so that a new revision reuses every layer above.
@@ -61,7 +64,7 @@ ARG ECGQ_VERSION=unknown
 ARG ECGQ_REVISION=unknown
 ARG ECGQ_SOURCE=unknown
 LABEL org.opencontainers.image.title="ecgq-broker" \
-      org.opencontainers.image.description="ecgq's ZeroMQ Majordomo broker and producer CLI (no LibTorch)" \
+      org.opencontainers.image.description="ecgq's ZeroMQ Majordomo broker, HTTP gateway and producer CLI (no LibTorch)" \
       org.opencontainers.image.version="${ECGQ_VERSION}" \
       org.opencontainers.image.revision="${ECGQ_REVISION}" \
       org.opencontainers.image.source="${ECGQ_SOURCE}" \
@@ -89,7 +92,7 @@ ARG ECGQ_VERSION=unknown
 ARG ECGQ_REVISION=unknown
 ARG ECGQ_SOURCE=unknown
 LABEL org.opencontainers.image.title="ecgq" \
-      org.opencontainers.image.description="ecgq: ZeroMQ Majordomo broker, LibTorch ECG-FM workers and producer CLI" \
+      org.opencontainers.image.description="ecgq: ZeroMQ Majordomo broker, LibTorch ECG-FM workers, HTTP gateway and producer CLI" \
       org.opencontainers.image.version="${ECGQ_VERSION}" \
       org.opencontainers.image.revision="${ECGQ_REVISION}" \
       org.opencontainers.image.source="${ECGQ_SOURCE}" \

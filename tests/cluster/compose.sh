@@ -108,14 +108,14 @@ compose_test() {
   done
   dk run --rm --entrypoint /bin/sh ecgq:latest -c '
       set -e; [ "$(id -u)" != 0 ]
-      for b in ecgq-broker ecgq-worker ecgq; do
+      for b in ecgq-broker ecgq-worker ecgq-gateway ecgq; do
         ! ldd /usr/local/bin/$b | grep "not found"; $b --version >/dev/null; done
       ecgq-healthcheck --help >/dev/null; ecgq-worker fetch --help >/dev/null
       ecgq status --help >/dev/null' >"$dir/image-check.log" 2>&1 ||
     die "ecgq image check failed: $(cat "$dir/image-check.log")"
   dk run --rm --entrypoint /bin/sh ecgq-broker:latest -c '
       set -e; [ "$(id -u)" != 0 ]; [ ! -e /usr/local/bin/ecgq-worker ]
-      for b in ecgq-broker ecgq; do
+      for b in ecgq-broker ecgq-gateway ecgq; do
         ! ldd /usr/local/bin/$b | grep "not found"; $b --version >/dev/null; done
       ecgq-healthcheck --help >/dev/null; ecgq status --help >/dev/null' >"$dir/image-check.log" 2>&1 ||
     die "ecgq-broker image check failed: $(cat "$dir/image-check.log")"

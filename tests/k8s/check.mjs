@@ -170,7 +170,8 @@ function checkCommand(argv, where, image) {
     return;
   }
   if (texts.length < (sub ? 2 : 1)) {
-    if (!BIN) return; // no binaries to ask: programs and subcommands only
+    // No binaries to ask (or this one not built there): programs and subcommands only.
+    if (!BIN || !fs.existsSync(path.join(BIN, prog))) return;
     return fail(where, `${prog} ${sub || ""} --help did not run from ${BIN}`);
   }
   for (const a of argv.slice(1)) {
@@ -208,6 +209,9 @@ function crossCheck(objs, render) {
       if (v.persistentVolumeClaim) check(named("PersistentVolumeClaim", v.persistentVolumeClaim.claimName), where(w, ` volume ${v.name}`), `claim ${v.persistentVolumeClaim.claimName} does not exist`);
       if (v.configMap) check(named("ConfigMap", v.configMap.name), where(w, ` volume ${v.name}`), `config map ${v.configMap.name} does not exist`);
       if (v.secret) check(named("Secret", v.secret.secretName), where(w, ` volume ${v.name}`), `secret ${v.secret.secretName} does not exist`);
+      // Secret files belong to root and to the pod's fsGroup: a mode without group read leaves
+      // them unreadable by the non-root user.
+      if (v.secret?.defaultMode !== undefined) check((v.secret.defaultMode & 0o040) !== 0 || spec.securityContext?.runAsUser === 0, where(w, ` volume ${v.name}`), `defaultMode ${v.secret.defaultMode.toString(8)} is unreadable by the pod's non-root user (fsGroup needs group read)`);
     }
     if (w.kind === "StatefulSet") {
       const svc = named("Service", w.spec.serviceName);
