@@ -208,7 +208,8 @@ class BrokerCore {
   void persist(JournalRecord::Kind kind, const JobRecord& job, std::string result = {});
   void keep_result(JobRecord& job, const std::string& body, bool ok);
   void forget_results();
-  std::string job_reply(const std::string& peer, const std::string& body) const;
+  // mmi.job: reports on jobs by id; with `watch`, live ones answer to `peer` from now on.
+  std::string job_reply(const std::string& peer, const std::string& body);
   int64_t unix_ms(TimePoint t) const;
 
   // --- management interface (core_mmi.cpp)
