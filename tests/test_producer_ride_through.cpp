@@ -75,6 +75,15 @@ void expect_each_once(const Producer& producer, RawWorker& worker,
   for (const auto& id : ids) EXPECT_EQ(runs[id], 1) << id;
 }
 
+// A worker joins the (restarted) broker; every id must reach the producer once, ok, run once.
+void answer_all(DurableBroker& broker, Producer& producer, const std::vector<std::string>& ids) {
+  RawWorker worker(broker.endpoint(), "ecg-fm");
+  worker.auto_final(true);
+  ASSERT_TRUE(producer.poll_until([&] { return producer.finished() == ids.size(); }, 30s))
+      << producer.finished() << " of " << ids.size() << " answered";
+  expect_each_once(producer, worker, ids);
+}
+
 TEST(ProducerRideThrough, AcceptedQueuedJobsAreTakenOverAfterABrokerRestart) {
   TempDir dir;
   DurableBroker broker(dir.file("journal.db"));
@@ -98,11 +107,7 @@ TEST(ProducerRideThrough, AcceptedQueuedJobsAreTakenOverAfterABrokerRestart) {
   };
   ASSERT_TRUE(producer.poll_until([&] { return watched() == ids.size(); }, 20s))
       << watched() << " of " << ids.size() << " taken over";
-  RawWorker worker(broker.endpoint(), "ecg-fm");
-  worker.auto_final(true);
-  ASSERT_TRUE(producer.poll_until([&] { return producer.finished() == ids.size(); }, 30s))
-      << producer.finished() << " of " << ids.size() << " answered";
-  expect_each_once(producer, worker, ids);
+  answer_all(broker, producer, ids);
 }
 
 TEST(ProducerRideThrough, InFlightJobsAnswerTheProducerAfterTheirSecondDispatch) {
@@ -121,11 +126,7 @@ TEST(ProducerRideThrough, InFlightJobsAnswerTheProducerAfterTheirSecondDispatch)
     broker.kill9();
   }
   ASSERT_TRUE(broker.start());
-  RawWorker worker(broker.endpoint(), "ecg-fm");
-  worker.auto_final(true);
-  ASSERT_TRUE(producer.poll_until([&] { return producer.finished() == ids.size(); }, 30s))
-      << producer.finished() << " of " << ids.size() << " answered";
-  expect_each_once(producer, worker, ids);
+  answer_all(broker, producer, ids);
 }
 
 TEST(ProducerRideThrough, JobsNeverAcceptedAreSentAgainToABrokerWithoutAJournal) {
@@ -149,11 +150,7 @@ TEST(ProducerRideThrough, JobsNeverAcceptedAreSentAgainToABrokerWithoutAJournal)
       20s));
   broker.kill9();
   ASSERT_TRUE(broker.start());
-  RawWorker worker(broker.endpoint(), "ecg-fm");
-  worker.auto_final(true);
-  ASSERT_TRUE(producer.poll_until([&] { return producer.finished() == ids.size(); }, 30s))
-      << producer.finished() << " of " << ids.size() << " answered";
-  expect_each_once(producer, worker, ids);
+  answer_all(broker, producer, ids);
   EXPECT_EQ(producer.accepted(), 0u);
 }
 
