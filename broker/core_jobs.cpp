@@ -161,6 +161,7 @@ void BrokerCore::restore_job(const JournaledJob& j, int64_t wall_now_unix_ms) {
 
 void BrokerCore::persist(JournalRecord::Kind kind, const JobRecord& job, std::string result) {
   if (!durable_) return;
+  metrics_.journal_record();
   JournalRecord r;
   r.kind = kind;
   r.job.seq = job.seq;
