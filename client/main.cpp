@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "client/cli.hpp"
+#include "client/cli_plan.hpp"
 #include "common/duration.hpp"
 #include "common/logging.hpp"
 #include "common/text.hpp"
@@ -220,15 +221,19 @@ int run_cli(int argc, char** argv) {
   kg->add_option("path", keygen.path, "where to write the certificate pair")->required();
   kg->add_option("--meta", keygen_meta, "KEY=VALUE stored in the certificate (repeatable)");
 
+  PlanCommand plan;
+  CLI::App* pl = add_plan_command(app, plan);
+
   StatusCommand status;
   auto* st = app.add_subcommand("status", "show the broker's queues and workers (mmi.status)");
   st->add_flag("--json", status.json, "print mmi.status as JSON");
   st->add_flag("--check", status.check, "exit 0 only when the service has a live worker");
 
   if (const std::string word = command_word(argc, argv);
-      !word.empty() && word != "submit" && word != "status" && word != "result" && word != "keygen")
+      !word.empty() && word != "submit" && word != "status" && word != "result" && word != "keygen" &&
+      word != "plan")
     return usage_error("unknown command '" + escape_invalid_utf8(word) +
-                       "' (expected submit, status, result or keygen)");
+                       "' (expected submit, status, result, keygen or plan)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -245,6 +250,7 @@ int run_cli(int argc, char** argv) {
     }
     return run_keygen(keygen);
   }
+  if (pl->parsed()) return run_plan(plan);
   auto options = client_options(global, sub->parsed());
   if (!options) return usage_error(options.status().message());
   const ClientOptions& client = *options;
