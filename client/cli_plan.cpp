@@ -106,8 +106,7 @@ CLI::App* add_plan_command(CLI::App& app, PlanCommand& c) {
       "(the broker's and worker's own policy code on simulated time; docs/planning.md)");
   p->add_option("--arrivals", c.arrivals,
                 "poisson:RATE (2/min, 0.5/s), diurnal:PEAK,TROUGH (a day, peak at 14:00), or a "
-                "CSV trace FILE of t_seconds[,segments]")
-      ->required();
+                "CSV trace FILE of t_seconds[,segments]");
   p->add_option("--duration", c.duration,
                 "simulated time (default 24h; a trace's own span for a file)");
   p->add_option("--segments", c.segments, "5 s segments per generated job (2: a 10 s ECG)");
@@ -127,10 +126,16 @@ CLI::App* add_plan_command(CLI::App& app, PlanCommand& c) {
                 "KEY=V1,V2,...: one row per value of idle-timeout, workers "
                 "or keep-warm");
   p->add_flag("--json", c.json, "print JSON (one object, or {sweep, rows} with --sweep)");
+  p->add_flag("--calibrate", c.calibrate,
+              "measure a profile on a live worker through --broker and write it to --out");
+  p->add_option("--out", c.out, "--calibrate: the profile file to write");
+  p->add_option("--repeats", c.repeats, "--calibrate: jobs per batch size (median taken)");
   return p;
 }
 
 int run_plan(const PlanCommand& c) {
+  if (c.calibrate) return run_calibrate(c);
+  if (c.arrivals.empty()) return plan_usage("--arrivals is required (e.g. poisson:2/min)");
   auto cluster = cluster_of(c);
   if (!cluster) return plan_usage(cluster.status().message());
   auto profile =

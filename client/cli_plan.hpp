@@ -6,6 +6,8 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "client/client.hpp"
+
 namespace ecgq::client {
 
 // The command line of `ecgq plan`, as typed.
@@ -27,7 +29,15 @@ struct PlanCommand {
   std::string profile;             // a profile file (ecgq plan --calibrate writes one)
   std::string sweep;               // KEY=V1,V2,...: idle-timeout, workers or keep-warm
   bool json = false;
+  bool calibrate = false;  // measure a profile on a live worker instead of planning
+  std::string out;         // --calibrate: where to write the profile
+  int repeats = 3;         // --calibrate: jobs per batch size
+  ClientOptions client;    // --calibrate: the broker (global --broker, --service)
 };
+
+// `ecgq plan --calibrate`: times forward passes of 1, 2, 4 and 8 segments (and a load, when a
+// cold start happens) on a live worker through the broker, and writes a profile file.
+int run_calibrate(const PlanCommand& command);
 
 // Declares `plan` and its options on `app`.
 CLI::App* add_plan_command(CLI::App& app, PlanCommand& command);

@@ -250,11 +250,14 @@ int run_cli(int argc, char** argv) {
     }
     return run_keygen(keygen);
   }
-  if (pl->parsed()) return run_plan(plan);
   auto options = client_options(global, sub->parsed());
   if (!options) return usage_error(options.status().message());
   const ClientOptions& client = *options;
 
+  if (pl->parsed()) {
+    plan.client = client;
+    return run_plan(plan);
+  }
   if (rs->parsed()) {
     result_cmd.client = client;
     result_cmd.outputs = split_list(result_outputs);
