@@ -122,6 +122,9 @@ CLI::App* add_plan_command(CLI::App& app, PlanCommand& c) {
   p->add_option("--deadline", c.deadline, "every job's deadline (e.g. 2s); default none");
   p->add_option("--precision", c.precision, "the built-in profile: fp32 or bf16");
   p->add_option("--profile", c.profile, "a profile file with measured service times");
+  p->add_option("--load-ms", c.load_ms,
+                "a wake's model load in ms, overriding the profile (e.g. a cold page cache or a "
+                "network volume)");
   p->add_option("--sweep", c.sweep,
                 "KEY=V1,V2,...: one row per value of idle-timeout, workers "
                 "or keep-warm");
@@ -141,6 +144,7 @@ int run_plan(const PlanCommand& c) {
   auto profile =
       c.profile.empty() ? planner::default_profile(c.precision) : planner::read_profile(c.profile);
   if (!profile) return plan_usage(profile.status().message());
+  if (c.load_ms >= 0) profile->load_ms = c.load_ms;
   const bool trace = c.arrivals.rfind("poisson:", 0) != 0 && c.arrivals.rfind("diurnal:", 0) != 0;
   double duration_s = trace ? 0 : 86400;
   if (!c.duration.empty()) {

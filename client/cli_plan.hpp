@@ -27,6 +27,7 @@ struct PlanCommand {
   std::string deadline;            // "" = none
   std::string precision = "fp32";  // the default profile's precision
   std::string profile;             // a profile file (ecgq plan --calibrate writes one)
+  double load_ms = -1;             // overrides the profile's load time when >= 0
   std::string sweep;               // KEY=V1,V2,...: idle-timeout, workers or keep-warm
   bool json = false;
   bool calibrate = false;  // measure a profile on a live worker instead of planning

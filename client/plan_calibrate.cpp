@@ -2,6 +2,7 @@
 // a planner profile. Forward passes come from the results' own `infer_ms` (one job of n
 // segments is one forward pass of n segments); a load from the first job if it was a cold start.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 
@@ -30,12 +31,18 @@ schema::Job calibration_job(int segments, int salt) {
   return job;
 }
 
-// Runs one job and waits for its result.
-Expected<schema::Result> run_one(Client& client, schema::Job job) {
+// Runs one job and waits for its result; `round_trip_ms` is submit to FINAL.
+Expected<schema::Result> run_one(Client& client, schema::Job job, double& round_trip_ms) {
+  const auto sent = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(const std::string id, client.submit(std::move(job)));
   while (true) {
     ASSIGN_OR_RETURN(auto event, client.poll(Millis(200)));
-    if (event && event->id == id && event->result) return *event->result;
+    if (event && event->id == id && event->result) {
+      round_trip_ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent)
+              .count();
+      return *event->result;
+    }
   }
 }
 
@@ -55,12 +62,13 @@ int run_calibrate(const PlanCommand& c) {
   planner::ServiceProfile p;
   p.name = "calibrated on " + c.client.broker + " (" + c.client.service + ")";
   p.forward_ms.assign(9, 0.0);
-  std::vector<double> preprocess;
+  std::vector<double> preprocess, transport;
   double load_ms = -1;
   for (int segments : {1, 2, 4, 8}) {
     std::vector<double> infer;
     for (int k = 0; k < std::max(1, c.repeats); ++k) {
-      auto r = run_one(client, calibration_job(segments, k));
+      double round_trip_ms = 0;
+      auto r = run_one(client, calibration_job(segments, k), round_trip_ms);
       if (!r) {
         std::fprintf(stderr, "ecgq plan: calibration failed: %s\n", r.status().to_string().c_str());
         return kExitFailed;
@@ -73,12 +81,15 @@ int run_calibrate(const PlanCommand& c) {
       if (r->cold_start && load_ms < 0) load_ms = r->timings.wake_ms;
       infer.push_back(r->timings.infer_ms);
       preprocess.push_back(r->timings.preprocess_ms);
+      // What the worker's own clock does not see: sockets, the broker, encoding.
+      transport.push_back(std::max(0.0, round_trip_ms - r->timings.total_ms));
     }
     p.forward_ms[segments] = median(infer);
     std::fprintf(stderr, "ecgq plan: %d segment(s): forward %.1f ms (median of %zu)\n", segments,
                  p.forward_ms[segments], infer.size());
   }
   p.preprocess_ms = median(preprocess);
+  p.transport_ms = median(transport);
   if (load_ms < 0) {
     // No cold start happened: the worker was warm throughout. The built-in load stands.
     load_ms = planner::default_profile("fp32")->load_ms;

@@ -13,6 +13,7 @@ ServiceProfile linear(std::string name, double load_ms, double fixed_ms, double 
   p.name = std::move(name);
   p.load_ms = load_ms;
   p.preprocess_ms = 0.4;
+  p.transport_ms = 5.5;  // client round trip - total_ms, docs/performance.md
   p.forward_ms.assign(9, 0.0);
   for (int n = 1; n <= 8; ++n) p.forward_ms[n] = fixed_ms + per_segment_ms * n;
   return p;
@@ -60,6 +61,7 @@ Expected<ServiceProfile> read_profile(const std::string& path) {
     return bad("load_ms must be a number >= 0");
   p.load_ms = j["load_ms"].get<double>();
   p.preprocess_ms = j.value("preprocess_ms", 0.0);
+  p.transport_ms = j.value("transport_ms", 0.0);
   const auto& f = j.contains("forward_ms") ? j["forward_ms"] : nlohmann::json();
   if (!f.is_object() || f.empty())
     return bad("forward_ms must map segments to milliseconds, e.g. {\"1\": 180, \"2\": 360}");
@@ -85,6 +87,7 @@ Status write_profile(const ServiceProfile& profile, const std::string& path) {
   const nlohmann::json j = {{"name", profile.name},
                             {"load_ms", profile.load_ms},
                             {"preprocess_ms", profile.preprocess_ms},
+                            {"transport_ms", profile.transport_ms},
                             {"forward_ms", forward}};
   std::ofstream out(path);
   out << j.dump(2) << "\n";

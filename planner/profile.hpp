@@ -15,6 +15,7 @@ struct ServiceProfile {
   std::string name;                // where the figures come from ("default fp32", a file)
   double load_ms = 0;              // model load on a wake (from the local cache), warm-up included
   double preprocess_ms = 0;        // per job: decoding, resampling, segmenting
+  double transport_ms = 0;         // per job: producer -> broker -> worker and back, encoding
   std::vector<double> forward_ms;  // [n] = one forward pass of n segments; [0] unused
 
   // A forward pass of `segments` segments: measured sizes as given, others interpolated

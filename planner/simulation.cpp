@@ -209,7 +209,7 @@ class Simulation {
     if (r->status == "ok") {
       ++result_.ok;
       if (r->cold_start) ++result_.cold_starts;
-      latencies_.push_back(ms_between(arrived_at_[index], now));
+      latencies_.push_back(ms_between(arrived_at_[index], now) + profile_.transport_ms);
       return;
     }
     const std::string code = r->error ? r->error->code : "";

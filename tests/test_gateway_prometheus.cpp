@@ -19,6 +19,38 @@ double query_value(httplib::Client& prom, const std::string& query) {
   return std::stod(result[0]["value"][1].get<std::string>());
 }
 
+// The broker's view of the test's jobs: 3 answered ok (the malformed one never reached it); the
+// same record three times, so the worker ran it once (its phases observed once) and the result
+// cache answered twice; the worker counted by state; its heartbeat's memory.
+void expect_broker_series(httplib::Client& p) {
+  ASSERT_TRUE(wait_until([&] { return query_value(p, "up{job=\"ecgq-broker\"}") == 1; }, 30s));
+  const std::string broker_ok = "ecgq_jobs_total{service=\"ecg-fm\",outcome=\"ok\"}";
+  EXPECT_TRUE(wait_until([&] { return query_value(p, broker_ok) == 3; }, 30s))
+      << query_value(p, broker_ok);
+  EXPECT_EQ(query_value(p, "ecgq_job_phase_seconds_count{service=\"ecg-fm\",phase=\"infer\"}"), 1);
+  EXPECT_EQ(query_value(p, "ecgq_result_cache_hits_total"), 2);
+  EXPECT_EQ(query_value(p, "sum(ecgq_workers{service=\"ecg-fm\"})"), 1);
+  EXPECT_EQ(query_value(p, "ecgq_queue_depth{service=\"ecg-fm\"}"), 0);
+  EXPECT_GT(query_value(p, "ecgq_worker_rss_bytes{service=\"ecg-fm\"}"), 0);
+}
+
+// `promtool check metrics` accepts each endpoint's exposition (name -> port).
+void expect_promtool_accepts(TempDir& dir, const std::vector<std::pair<std::string, int>>& ports,
+                             const httplib::Headers& auth) {
+  for (const auto& [name, port] : ports) {
+    httplib::Client m("127.0.0.1", port);
+    auto text = m.Get("/metrics", auth);
+    ASSERT_TRUE(text && text->status == 200) << name;
+    {
+      std::ofstream f(dir.file(name + ".txt"));
+      f << text->body;
+    }
+    auto check =
+        run_command({"/bin/sh", "-c", "promtool check metrics < " + dir.file(name + ".txt")}, 30s);
+    EXPECT_EQ(check.exit_code, 0) << name << ": " << check.out << check.err;
+  }
+}
+
 TEST(GatewayPrometheus, ScrapedCountsMatchTheRequestsMade) {
   ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq-gateway");
   if (!std::filesystem::exists("/usr/bin/prometheus"))
@@ -75,32 +107,8 @@ TEST(GatewayPrometheus, ScrapedCountsMatchTheRequestsMade) {
   EXPECT_EQ(
       query_value(p, "ecgq_gateway_http_request_duration_seconds_count{endpoint=\"/predict\"}"), 4);
   EXPECT_EQ(query_value(p, "ecgq_gateway_broker_up"), 1);
-  // The broker's view of the same jobs: 3 answered ok (the malformed one never reached it); the
-  // same record three times, so the worker ran it once (its phases observed once) and the result
-  // cache answered twice; the worker counted by state; its heartbeat's memory.
-  ASSERT_TRUE(wait_until([&] { return query_value(p, "up{job=\"ecgq-broker\"}") == 1; }, 30s));
-  const std::string broker_ok = "ecgq_jobs_total{service=\"ecg-fm\",outcome=\"ok\"}";
-  EXPECT_TRUE(wait_until([&] { return query_value(p, broker_ok) == 3; }, 30s))
-      << query_value(p, broker_ok);
-  EXPECT_EQ(query_value(p, "ecgq_job_phase_seconds_count{service=\"ecg-fm\",phase=\"infer\"}"), 1);
-  EXPECT_EQ(query_value(p, "ecgq_result_cache_hits_total"), 2);
-  EXPECT_EQ(query_value(p, "sum(ecgq_workers{service=\"ecg-fm\"})"), 1);
-  EXPECT_EQ(query_value(p, "ecgq_queue_depth{service=\"ecg-fm\"}"), 0);
-  EXPECT_GT(query_value(p, "ecgq_worker_rss_bytes{service=\"ecg-fm\"}"), 0);
-  // promtool accepts both expositions.
-  for (const auto& [name, port] :
-       {std::pair<std::string, int>{"broker", broker_metrics_port}, {"gateway", gw.port}}) {
-    httplib::Client m("127.0.0.1", port);
-    auto text = m.Get("/metrics", auth);
-    ASSERT_TRUE(text && text->status == 200) << name;
-    {
-      std::ofstream f(dir.file(name + ".txt"));
-      f << text->body;
-    }
-    auto check =
-        run_command({"/bin/sh", "-c", "promtool check metrics < " + dir.file(name + ".txt")}, 30s);
-    EXPECT_EQ(check.exit_code, 0) << name << ": " << check.out << check.err;
-  }
+  expect_broker_series(p);
+  expect_promtool_accepts(dir, {{"broker", broker_metrics_port}, {"gateway", gw.port}}, auth);
   // A histogram query works over the scraped buckets.
   EXPECT_GT(
       query_value(p,

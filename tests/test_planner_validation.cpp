@@ -74,5 +74,37 @@ TEST(PlannerValidation, PredictsTheColdStartsOfARealClusterWithinOne) {
   EXPECT_GE(real_cold, 3);
 }
 
+TEST(PlannerCli, JsonCarriesTheFiguresAndBadUsageNamesTheOption) {
+  ECGQ_REQUIRE_BINARIES("ecgq");
+  auto r = run_command({bin("ecgq"), "plan", "--arrivals", "poisson:1/min", "--duration", "2h",
+                        "--idle-timeout", "5m", "--json"},
+                       60s);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = client::Json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  for (const char* key : {"jobs", "cold_starts", "wakes", "latency_ms", "worker_hours_awake"})
+    EXPECT_TRUE(j.contains(key)) << key << " in " << r.out;
+  EXPECT_GT(j["jobs"].get<int64_t>(), 60);
+  EXPECT_EQ(j["jobs"], j["ok"]);
+  EXPECT_NEAR(j["worker_hours_awake"].get<double>() + j["worker_hours_asleep"].get<double>(), 2.0,
+              0.01);
+  auto sweep = run_command({bin("ecgq"), "plan", "--arrivals", "poisson:1/min", "--duration", "1h",
+                            "--sweep", "workers=1,2", "--json"},
+                           60s);
+  ASSERT_EQ(sweep.exit_code, 0) << sweep.err;
+  auto rows = client::Json::parse(sweep.out, nullptr, false);
+  ASSERT_TRUE(rows.is_object()) << sweep.out;
+  EXPECT_EQ(rows["rows"].size(), 2u);
+  auto bad = run_command({bin("ecgq"), "plan", "--arrivals", "poisson:fast"}, 30s);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--arrivals: rate fast is not a number"), std::string::npos) << bad.err;
+  auto sweep_bad =
+      run_command({bin("ecgq"), "plan", "--arrivals", "poisson:1/s", "--sweep", "colour=red"}, 30s);
+  EXPECT_EQ(sweep_bad.exit_code, 2);
+  EXPECT_NE(sweep_bad.err.find("colour is not idle-timeout, workers or keep-warm"),
+            std::string::npos)
+      << sweep_bad.err;
+}
+
 }  // namespace
 }  // namespace ecgq::test
