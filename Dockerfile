@@ -51,6 +51,8 @@ COPY scripts/ecgq-healthcheck /usr/local/bin/ecgq-healthcheck
 # (issue 11) goes on a volume at /journal. Neither is declared VOLUME: producers and one-off
 # commands would each leave an anonymous volume behind.
 ENV HF_HOME=/cache/huggingface
+# The records the gateway's /ui page offers.
+ENV ECGQ_UI_RECORDS=/opt/ecgq/data/ecg
 USER ecgq:ecgq
 WORKDIR /var/lib/ecgq
 EXPOSE 5555 8080

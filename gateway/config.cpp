@@ -33,6 +33,8 @@ void declare_settings(Settings& s) {
   s.declare("job_ttl", "1h", "how long ?async=1 job records are kept after they finish");
   s.declare("max_stored_jobs", "10000", "?async=1 job records kept at most");
   s.declare("upload_dir", "", "directory for uploads' temporary files ('' = $TMPDIR or /tmp)");
+  s.declare("ui_records", "",
+            "directory of ECG records the /ui page offers ('' = the bundled data/ecg)");
   s.declare("log_level", "info", "trace, debug, info, warn or error");
 }
 
@@ -74,6 +76,8 @@ Expected<GatewayConfig> load_config(const Settings& s) {
   c.tls_cert = s.text("tls_cert");
   c.tls_key = s.text("tls_key");
   c.upload_dir = s.text("upload_dir");
+  c.ui_records = s.text("ui_records");
+  if (c.ui_records.empty()) c.ui_records = ECGQ_UI_RECORDS_DEFAULT;
   c.log_level = s.text("log_level");
   if (c.broker.rfind("tcp://", 0) != 0 && c.broker.rfind("ipc://", 0) != 0)
     return out_of_range(s, "broker", "an endpoint such as tcp://HOST:PORT");

@@ -37,6 +37,7 @@ struct GatewayConfig {
   Millis status_interval{1000};     // how often mmi.status is refreshed for /health
   Millis job_ttl{3600000};          // how long async job records are kept after they finish
   int64_t max_stored_jobs = 10000;  // async job records kept at most
+  std::string ui_records;           // directory of the records /ui offers ("" = none)
   std::string upload_dir;           // temporary files of uploads ("" = $TMPDIR or /tmp)
   std::string log_level = "info";
 

@@ -80,6 +80,7 @@ void Gateway::get_root(HttpRequest&, const RequestContext&, Respond respond) {
                 {"jobs", "/jobs/{id}"},
                 {"openapi", "/openapi.json"},
                 {"metrics", "/metrics"},
+                {"ui", "/ui"},
                 {"v2", "/v2"},
                 {"v2_infer", "/v2/models/" + config_.model_name + "/infer"}};
   respond(json_response(200, j));

@@ -54,6 +54,7 @@ Gateway::Gateway(GatewayConfig config, TokenTable tokens)
       started_(SteadyClock::now()) {
   add_ecgfm_routes();
   add_oip_routes();
+  add_ui_routes();
 }
 
 Gateway::~Gateway() {

@@ -62,6 +62,11 @@ class Gateway {
   void get_metrics(HttpRequest& request, const RequestContext& ctx, Respond respond);
   // Open Inference Protocol (oip_api.cpp).
   void add_oip_routes();
+  // --- the web page (ui_api.cpp)
+  void add_ui_routes();
+  void post_ui_predict(HttpRequest& request, const RequestContext& ctx, Respond respond);
+  // The records under `ui_records`, relative to it.
+  std::vector<std::string> ui_records() const;
   void post_infer(HttpRequest& request, const RequestContext& ctx, Respond respond);
   // Submits a job under a fresh id; `done` gets its result on the link thread. False when too
   // many jobs are in flight.

@@ -120,6 +120,15 @@ Json schemas() {
                         {"model", or_null("object")},
                         {"gateway", type("object")}},
                        {"status", "service", "model_loaded", "workers", "queue"});
+  s["UiRecords"] = object({{"records", array_of(type("string"))}}, {"records"});
+  s["UiPrediction"] = object({{"record", object({{"fs", type("number")},
+                                                 {"leads", array_of(type("string"))},
+                                                 {"samples", array_of(array_of(type("number")))},
+                                                 {"seconds", type("number")},
+                                                 {"shown_seconds", type("number")}},
+                                                {"fs", "leads", "samples"})},
+                              {"result", ref("Result")}},
+                             {"record", "result"});
   s["Root"] = object({{"name", type("string")},
                       {"description", type("string")},
                       {"version", type("string")},
@@ -254,6 +263,31 @@ void add_ecgfm_paths(Json& paths) {
       {"application/json", {{"schema", {{"type", "object"}}}}}};
 }
 
+// The web page and what it calls.
+void add_ui_paths(Json& paths) {
+  paths["/ui"]["get"] =
+      operation("The web page: an ECG plotted with the model's saliency and labels",
+                responses({{200, "HTML (no token needed to load it)", ""}}), true);
+  paths["/ui"]["get"]["responses"]["200"]["content"] = {
+      {"text/html", {{"schema", {{"type", "string"}}}}}};
+  paths["/ui/records"]["get"] = operation(
+      "The bundled records the page offers (setting ui_records)",
+      responses({{200, "record names", "UiRecords"}, {401, "missing or unknown token", "Error"}}));
+  Json predict = operation(
+      "Predict one record for the page: the /predict result with the record's samples in mV",
+      responses({{200, "the record (first 60 s) and the result", "UiPrediction"},
+                 {400, "bad input, or a record not in /ui/records", "Error"},
+                 {401, "missing or unknown token", "Error"},
+                 {415, "wrong content type", "Error"},
+                 {503, "no worker, broker unreachable or busy", "Error"}}));
+  predict["parameters"] = Json::array({query("record", "a name from /ui/records (no body then)")});
+  predict["requestBody"] = {{"required", false},
+                            {"content",
+                             {{"multipart/form-data", {{"schema", ref("Upload")}}},
+                              {"application/json", {{"schema", ref("Samples")}}}}}};
+  paths["/ui/predict"]["post"] = predict;
+}
+
 // The Open Inference Protocol paths.
 void add_oip_paths(Json& paths, const std::string& model_name) {
   paths["/v2"]["get"] = operation("Open Inference Protocol: server metadata",
@@ -305,6 +339,7 @@ Json openapi_document(const std::string& model_name) {
   Json paths = Json::object();
   add_ecgfm_paths(paths);
   add_oip_paths(paths, model_name);
+  add_ui_paths(paths);
   Json doc;
   doc["openapi"] = "3.1.0";
   doc["info"] = {{"title", "ecgq-gateway"},
