@@ -25,6 +25,7 @@ struct SubmitCommand {
   bool ordered = false;
   std::string output_path;       // "" = stdout
   std::string format = "jsonl";  // "jsonl" or "csv"
+  std::string csv_names = "model";  // label columns: "model" (as named) or "snake" (snake_case)
   bool per_segment = false;      // ask for and print per-segment outputs
   std::string embeddings_out;    // "" = none; else a [N, E] float32 .npy plus FILE.index.jsonl
   bool fail_fast = false;        // stop at the first failed record (queued jobs cancelled)

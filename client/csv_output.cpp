@@ -1,5 +1,6 @@
 #include "client/csv_output.hpp"
 
+#include <cctype>
 #include <cstdio>
 
 #include "common/text.hpp"
@@ -27,7 +28,21 @@ std::string csv_field(const std::string& raw) {
   return q + "\"";
 }
 
-CsvWriter::CsvWriter(std::ostream& out, bool per_segment) : out_(out), per_segment_(per_segment) {}
+std::string snake_case(const std::string& name) {
+  std::string out;
+  for (unsigned char c : name) {
+    if (std::isalnum(c)) {
+      out += static_cast<char>(std::tolower(c));
+    } else if (!out.empty() && out.back() != '_') {
+      out += '_';
+    }
+  }
+  while (!out.empty() && out.back() == '_') out.pop_back();
+  return out;
+}
+
+CsvWriter::CsvWriter(std::ostream& out, bool per_segment, bool snake_names)
+    : out_(out), per_segment_(per_segment), snake_names_(snake_names) {}
 
 void CsvWriter::write(const std::string& path, const schema::Result& result) {
   if (!header_written_) {
@@ -54,8 +69,8 @@ void CsvWriter::finish() {
 void CsvWriter::header() {
   out_ << "path";
   if (per_segment_) out_ << ",segment";
-  out_ << ",status,error_code";
-  for (const auto& l : labels_) out_ << ',' << csv_field(l);
+  out_ << ",id,status,error_code,error_message,n_segments,model_sha256,precision,cached";
+  for (const auto& l : labels_) out_ << ',' << csv_field(snake_names_ ? snake_case(l) : l);
   out_ << ",top_labels\n";
   header_written_ = true;
 }
@@ -65,7 +80,12 @@ void CsvWriter::row(const std::string& path, const schema::Result& r) {
   auto line = [&](const std::string& segment, const float* probs, size_t n) {
     out_ << csv_field(path);
     if (per_segment_) out_ << ',' << segment;
-    out_ << ',' << r.status << ',' << (r.error ? csv_field(r.error->code) : "");
+    out_ << ',' << csv_field(r.id) << ',' << r.status << ','
+         << (r.error ? csv_field(r.error->code) : "") << ','
+         << (r.error ? csv_field(r.error->message) : "") << ',';
+    if (r.n_segments > 0) out_ << r.n_segments;
+    out_ << ',' << csv_field(r.model.sha256) << ',' << csv_field(r.model.precision) << ','
+         << (r.status == "ok" ? (r.cached ? "true" : "false") : "");
     std::string top;
     for (size_t i = 0; i < labels_.size(); ++i) {
       out_ << ',';

@@ -1,5 +1,6 @@
-// CSV output of `ecgq submit`: one row per record (path, status, error_code, one column per label,
-// top_labels), optional per-segment rows, with the header written once the labels are known.
+// CSV output of `ecgq submit`: one row per record (path, id, status, error_code, error_message,
+// n_segments, model_sha256, precision, cached, one column per label, top_labels), optional
+// per-segment rows, with the header written once the labels are known.
 #pragma once
 
 #include <ostream>
@@ -17,8 +18,9 @@ inline constexpr float kTopLabelThreshold = 0.5f;
 // the header (which names the label columns) must come first.
 class CsvWriter {
  public:
-  // `per_segment` adds a `segment` column and one row per segment after each record's row.
-  CsvWriter(std::ostream& out, bool per_segment);
+  // `per_segment` adds a `segment` column and one row per segment after each record's row;
+  // `snake_names` writes label columns in snake_case ("Sinus rhythm" -> sinus_rhythm).
+  CsvWriter(std::ostream& out, bool per_segment, bool snake_names = false);
   // Writes (or holds) the rows of one record.
   void write(const std::string& path, const schema::Result& result);
   // Writes the header and any held rows (call once at the end).
@@ -30,6 +32,7 @@ class CsvWriter {
 
   std::ostream& out_;
   bool per_segment_;
+  bool snake_names_;
   bool header_written_ = false;
   std::vector<std::string> labels_;
   std::vector<std::pair<std::string, schema::Result>> held_;
@@ -37,5 +40,7 @@ class CsvWriter {
 
 // `text` quoted for CSV when it holds a comma, quote or newline.
 std::string csv_field(const std::string& text);
+// A column name in snake_case: lower case, runs of other characters as one underscore.
+std::string snake_case(const std::string& name);
 
 }  // namespace ecgq::client

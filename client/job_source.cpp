@@ -1,9 +1,13 @@
 #include "client/job_source.hpp"
 
+#include <spdlog/spdlog.h>
+
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <vector>
 
+#include "common/text.hpp"
 #include "records/ecg_record.hpp"
 
 namespace ecgq::client {
@@ -23,8 +27,17 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 Expected<schema::Job> job_from_path(const std::string& path, const InputOptions& options) {
   ReadOptions read;
   read.fs = options.fs;
-  // .npy carries no sample rate; ECG-FM's native 500 Hz is the documented default.
-  if (read.fs <= 0 && ends_with(path, ".npy")) read.fs = 500;
+  // .npy carries no sample rate; ECG-FM's native 500 Hz is the documented default, said once
+  // per process so that a 250 Hz array is not taken for 500 Hz without a word.
+  if (read.fs <= 0 && ends_with(path, ".npy")) {
+    read.fs = 500;
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true))
+      spdlog::warn(
+          "event=fs_assumed path={} fs=500 reason=\".npy files carry no sample rate; "
+          "give --fs if yours differs (said once)\"",
+          loggable(path));
+  }
   read.leads = options.leads;
   read.units = options.units;
   auto record = read_record(path, read);

@@ -87,6 +87,35 @@ Json to_json(const msgpack::object& o) {
   return nullptr;
 }
 
+// Milliseconds to the microsecond: no float noise (0.202112, not 0.20211200000000001).
+double to_microsecond(double ms) {
+  return std::round(ms * 1000.0) / 1000.0;
+}
+
+Json timings_json(const schema::Timings& t) {
+  Json timings = Json::object();
+  for (const auto& [k, member] : schema::kTimingFields) timings[k] = to_microsecond(t.*member);
+  return timings;
+}
+
+// The fields of a failed job that say something: the worker and model when one ran it, the
+// segments when the record was cut, the timings when any were measured.
+Json error_row(Json j, const schema::Result& r) {
+  j["attempts"] = r.attempts;
+  if (!r.worker_id.empty()) j["worker"] = r.worker_id;
+  if (!r.model.sha256.empty() || !r.model.name.empty())
+    j["model"] = {{"kind", r.model.kind},
+                  {"name", r.model.name},
+                  {"sha256", r.model.sha256},
+                  {"precision", r.model.precision}};
+  if (r.n_segments > 0) j["n_segments"] = r.n_segments;
+  if (r.cold_start) j["cold_start"] = true;
+  bool timed = false;
+  for (const auto& [k, member] : schema::kTimingFields) timed = timed || r.timings.*member > 0;
+  if (timed) j["timings"] = timings_json(r.timings);
+  return j;
+}
+
 }  // namespace
 
 Json result_json(const std::string& path, const schema::Result& r,
@@ -102,6 +131,8 @@ Json result_json(const std::string& path, const schema::Result& r,
   j["id"] = r.id;
   j["status"] = r.status;
   if (r.error) j["error"] = error_json(*r.error);
+  // An error row carries what is known of the job, not a result's empty fields.
+  if (r.status != "ok") return error_row(std::move(j), r);
   j["cold_start"] = r.cold_start;
   j["cached"] = r.cached;
   j["batch_segments"] = r.batch_segments;
@@ -113,9 +144,7 @@ Json result_json(const std::string& path, const schema::Result& r,
                 {"sha256", r.model.sha256},
                 {"precision", r.model.precision}};
   j["n_segments"] = r.n_segments;
-  Json timings = Json::object();
-  for (const auto& [k, member] : schema::kTimingFields) timings[k] = r.timings.*member;
-  j["timings"] = timings;
+  j["timings"] = timings_json(r.timings);
   if (!r.probs.empty() && wanted("probs")) j["probs"] = labelled(r.labels, r.probs);
   if (!r.logits.empty() && wanted("logits")) j["logits"] = labelled(r.labels, r.logits);
   if (!r.embedding.empty() && wanted("embedding")) j["embedding"] = float_array(r.embedding);

@@ -108,10 +108,15 @@ CLI::App* add_submit(CLI::App& app, SubmitCommand& submit, SubmitTexts& t) {
   sub->add_flag("--ordered", submit.ordered, "print results in input order");
   sub->add_option("-o,--output", submit.output_path, "write the results to FILE instead of stdout");
   sub->add_option("--format", submit.format,
-                  "jsonl (one JSON object per record) or csv (one row per record: path, status, "
-                  "error_code, one probability column per label, top_labels = the labels with "
+                  "jsonl (one JSON object per record) or csv (one row per record: path, id, "
+                  "status, error_code, error_message, n_segments, model_sha256, precision, "
+                  "cached, one probability column per label, top_labels = the labels with "
                   "probability >= 0.5, ';'-separated)")
       ->check(CLI::IsMember({"jsonl", "csv"}))
+      ->capture_default_str();
+  sub->add_option("--csv-names", submit.csv_names,
+                  "label columns as the model names them (model) or in snake_case (snake)")
+      ->check(CLI::IsMember({"model", "snake"}))
       ->capture_default_str();
   sub->add_flag("--per-segment", submit.per_segment,
                 "also ask for and print per-segment outputs (same as adding 'segments' to "

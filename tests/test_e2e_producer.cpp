@@ -212,19 +212,27 @@ TEST(E2eProducer, CsvRowsPerRecordAndPerSegment) {
   const auto rows = text_lines(read_text(dir.file("out.csv")));
   ASSERT_EQ(rows.size(), 5u) << read_text(dir.file("out.csv"));
   const auto header = split_csv(rows[0]);
-  ASSERT_EQ(header.size(), 3u + 17u + 1u) << rows[0];
-  EXPECT_EQ(header[0], "path");
-  EXPECT_EQ(header[1], "status");
-  EXPECT_EQ(header[2], "error_code");
+  // path, id, status, error_code, error_message, n_segments, model_sha256, precision, cached,
+  // 17 labels, top_labels.
+  constexpr size_t kFirstLabel = 9;
+  ASSERT_EQ(header.size(), kFirstLabel + 17u + 1u) << rows[0];
+  const std::vector<std::string> facts = {
+      "path",       "id",           "status",    "error_code", "error_message",
+      "n_segments", "model_sha256", "precision", "cached"};
+  for (size_t c = 0; c < facts.size(); ++c) EXPECT_EQ(header[c], facts[c]);
   EXPECT_EQ(header.back(), "top_labels");
   for (size_t r = 1; r <= 3; ++r) {
     const auto f = split_csv(rows[r]);
     ASSERT_EQ(f.size(), header.size()) << rows[r];
     EXPECT_EQ(f[0], dir.file("r" + std::to_string(r - 1) + ".npy"));
-    EXPECT_EQ(f[1], "ok");
-    EXPECT_EQ(f[2], "");
+    EXPECT_FALSE(f[1].empty());  // the job id
+    EXPECT_EQ(f[2], "ok");
+    EXPECT_EQ(f[3], "");
+    EXPECT_EQ(f[5], "2");  // 10 s: two segments
+    EXPECT_EQ(f[6].size(), 64u) << f[6];
+    EXPECT_EQ(f[7], "fp32");
     std::set<std::string> top;
-    for (size_t c = 3; c < 20; ++c) {
+    for (size_t c = kFirstLabel; c < kFirstLabel + 17; ++c) {
       const double p = std::stod(f[c]);
       EXPECT_GE(p, 0.0);
       EXPECT_LE(p, 1.0);
@@ -237,8 +245,9 @@ TEST(E2eProducer, CsvRowsPerRecordAndPerSegment) {
   }
   const auto bad = split_csv(rows[4]);
   ASSERT_EQ(bad.size(), header.size()) << rows[4];
-  EXPECT_EQ(bad[1], "error");
-  EXPECT_EQ(bad[2], "not_found");
+  EXPECT_EQ(bad[2], "error");
+  EXPECT_EQ(bad[3], "not_found");
+  EXPECT_FALSE(bad[4].empty());  // the error's message
 
   // --per-segment: a segment column, then one row per 5 s segment after the record's row.
   auto seg = run_command({bin("ecgq"), "--broker", cluster.endpoint, "submit", "--format", "csv",

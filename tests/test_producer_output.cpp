@@ -45,9 +45,10 @@ TEST(ProducerCsv, HeaderWaitsForLabelsThenRowsKeepTheirOrder) {
   csv.write("a,b.npy", ok_result({0.9f, 0.5f, 0.1f}));
   csv.finish();
   EXPECT_EQ(out.str(),
-            "path,status,error_code,A,\"B, with comma\",C,top_labels\n"
-            "missing.npy,error,not_found,,,,\n"
-            "\"a,b.npy\",ok,,0.9,0.5,0.1,\"A;B, with comma\"\n");
+            "path,id,status,error_code,error_message,n_segments,model_sha256,precision,cached,A,"
+            "\"B, with comma\",C,top_labels\n"
+            "missing.npy,,error,not_found,gone,,,,,,,,\n"
+            "\"a,b.npy\",,ok,,,,,,false,0.9,0.5,0.1,\"A;B, with comma\"\n");
 }
 
 TEST(ProducerCsv, PerSegmentRowsFollowTheRecordRow) {
@@ -62,17 +63,39 @@ TEST(ProducerCsv, PerSegmentRowsFollowTheRecordRow) {
   csv.write("r.npy", r);
   csv.finish();
   EXPECT_EQ(out.str(),
-            "path,segment,status,error_code,A,\"B, with comma\",C,top_labels\n"
-            "r.npy,,ok,,0.2,0.7,0.3,\"B, with comma\"\n"
-            "r.npy,0,ok,,0.1,0.6,0.3,\"B, with comma\"\n"
-            "r.npy,1,ok,,0.3,0.8,0.2,\"B, with comma\"\n");
+            "path,segment,id,status,error_code,error_message,n_segments,model_sha256,precision,"
+            "cached,A,\"B, with comma\",C,top_labels\n"
+            "r.npy,,,ok,,,,,,false,0.2,0.7,0.3,\"B, with comma\"\n"
+            "r.npy,0,,ok,,,,,,false,0.1,0.6,0.3,\"B, with comma\"\n"
+            "r.npy,1,,ok,,,,,,false,0.3,0.8,0.2,\"B, with comma\"\n");
 }
 
 TEST(ProducerCsv, NoLabelsAtAllStillWritesAHeader) {
   std::ostringstream out;
   CsvWriter csv(out, false);
   csv.finish();
-  EXPECT_EQ(out.str(), "path,status,error_code,top_labels\n");
+  EXPECT_EQ(out.str(),
+            "path,id,status,error_code,error_message,n_segments,model_sha256,precision,cached,"
+            "top_labels\n");
+}
+
+TEST(ProducerCsv, SnakeNamesAndTheJobsFacts) {
+  std::ostringstream out;
+  CsvWriter csv(out, false, true);
+  schema::Result r = ok_result({0.9f, 0.5f, 0.1f});
+  r.id = "job-1";
+  r.n_segments = 2;
+  r.model.sha256 = "ab12";
+  r.model.precision = "bf16";
+  r.cached = true;
+  csv.write("x.npy", r);
+  csv.finish();
+  EXPECT_EQ(out.str(),
+            "path,id,status,error_code,error_message,n_segments,model_sha256,precision,cached,a,"
+            "b_with_comma,c,top_labels\n"
+            "x.npy,job-1,ok,,,2,ab12,bf16,true,0.9,0.5,0.1,\"A;B, with comma\"\n");
+  EXPECT_EQ(client::snake_case("Supraventricular tachycardia (SVT) / aberrancy"),
+            "supraventricular_tachycardia_svt_aberrancy");
 }
 
 TEST(ProducerNpyRows, RowsStreamAndTheHeaderIsPatched) {
