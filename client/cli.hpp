@@ -23,15 +23,16 @@ struct SubmitCommand {
   std::vector<std::string> paths;
   size_t window = 64;
   bool ordered = false;
-  std::string output_path;       // "" = stdout
-  std::string format = "jsonl";  // "jsonl" or "csv"
+  std::string output_path;          // "" = stdout
+  std::string format = "jsonl";     // "jsonl" or "csv"
   std::string csv_names = "model";  // label columns: "model" (as named) or "snake" (snake_case)
-  bool per_segment = false;      // ask for and print per-segment outputs
-  std::string embeddings_out;    // "" = none; else a [N, E] float32 .npy plus FILE.index.jsonl
-  bool fail_fast = false;        // stop at the first failed record (queued jobs cancelled)
-  std::string resume_path;       // "" = none; skip done paths there and append to it
-  bool retry_errors = false;     // with resume: re-send records with permanent input errors too
-  bool count_first = true;       // walk the inputs once up front so progress knows the total
+  bool per_segment = false;         // ask for and print per-segment outputs
+  std::string embeddings_out;       // "" = none; else a [N, E] float32 .npy plus FILE.index.jsonl
+  std::string plot_dir;       // "" = none; else one SVG per ok record (leads, saliency, labels)
+  bool fail_fast = false;     // stop at the first failed record (queued jobs cancelled)
+  std::string resume_path;    // "" = none; skip done paths there and append to it
+  bool retry_errors = false;  // with resume: re-send records with permanent input errors too
+  bool count_first = true;    // walk the inputs once up front so progress knows the total
 };
 
 // Everything `ecgq status` needs.

@@ -17,6 +17,7 @@
 #include "client/csv_output.hpp"
 #include "client/json_output.hpp"
 #include "client/npy_rows.hpp"
+#include "client/plot_svg.hpp"
 #include "client/progress.hpp"
 #include "client/resume.hpp"
 #include "common/text.hpp"
@@ -224,6 +225,10 @@ InputOptions asked_inputs(const SubmitCommand& command, std::vector<std::string>
   inputs.outputs = *printed;
   if (command.format == "csv") want(inputs.outputs, "probs");
   if (!command.embeddings_out.empty()) want(inputs.outputs, "embedding");
+  if (!command.plot_dir.empty()) {
+    want(inputs.outputs, "probs");
+    want(inputs.outputs, "saliency");
+  }
   return inputs;
 }
 
@@ -290,6 +295,15 @@ int run_submit(const SubmitCommand& command) {
        command.embeddings_out.empty() ? "" : command.embeddings_out + ".index.jsonl"});
   if (command.count_first) counts.total = count_records(command.paths, resume.done_paths, own);
 
+  if (!command.plot_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(command.plot_dir, ec);
+    if (ec) {
+      std::fprintf(stderr, "ecgq: --plot: cannot create %s: %s\n", command.plot_dir.c_str(),
+                   ec.message().c_str());
+      return kExitFailed;
+    }
+  }
   Client client(command.client);
   JobSource source(command.paths, inputs);
   int64_t own_skipped = 0;
@@ -318,6 +332,12 @@ int run_submit(const SubmitCommand& command) {
         else
           out << json_line(result_json(o.path, o.result, printed)) << '\n' << std::flush;
         if (!command.embeddings_out.empty()) embeddings.add(o);
+        if (!command.plot_dir.empty() && o.result.status == "ok") {
+          // The record is read again here: holding every in-flight record's samples for a plot
+          // would multiply the producer's memory by the window.
+          if (Status s = write_plot(command.plot_dir, o.path, o.result); !s.ok())
+            std::fprintf(stderr, "ecgq: --plot: %s\n", s.to_string().c_str());
+        }
         ++counts.done;
         if (o.result.status != "ok") {
           ++counts.failed;

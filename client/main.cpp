@@ -121,6 +121,9 @@ CLI::App* add_submit(CLI::App& app, SubmitCommand& submit, SubmitTexts& t) {
   sub->add_flag("--per-segment", submit.per_segment,
                 "also ask for and print per-segment outputs (same as adding 'segments' to "
                 "--outputs; csv: one extra row per segment, numbered in the segment column)");
+  sub->add_option("--plot", submit.plot_dir,
+                  "write DIR/<record>.svg per ok record: the leads on ECG paper, the saliency "
+                  "over them, the label probabilities and the timings");
   sub->add_option("--embeddings-out", submit.embeddings_out,
                   "write one float32 embedding row per ok record to FILE.npy ([N, E], NumPy "
                   "v1.0) and FILE.npy.index.jsonl mapping row -> {row, path, id}");
@@ -234,9 +237,9 @@ int run_cli(int argc, char** argv) {
   st->add_flag("--json", status.json, "print mmi.status as JSON");
   st->add_flag("--check", status.check, "exit 0 only when the service has a live worker");
 
-  if (const std::string word = command_word(argc, argv);
-      !word.empty() && word != "submit" && word != "status" && word != "result" && word != "keygen" &&
-      word != "plan")
+  if (const std::string word = command_word(argc, argv); !word.empty() && word != "submit" &&
+                                                         word != "status" && word != "result" &&
+                                                         word != "keygen" && word != "plan")
     return usage_error("unknown command '" + escape_invalid_utf8(word) +
                        "' (expected submit, status, result, keygen or plan)");
   try {

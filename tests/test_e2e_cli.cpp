@@ -225,5 +225,41 @@ TEST(E2eCli, DirectoryInputsStreamEveryRecord) {
   EXPECT_NE(run.err.find("3 records: 3 ok, 0 failed"), std::string::npos) << run.err;
 }
 
+// Counts the occurrences of `needle` in `text`.
+size_t count_of(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+TEST(E2eCli, PlotWritesOneSvgPerRecordWithLeadsSaliencyAndLabels) {
+  ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq");
+  Broker broker;
+  ASSERT_TRUE(broker.ready) << broker.diagnostics();
+  auto w = start_worker(broker.endpoint, "w1");
+  TempDir dir;
+  const std::string record = source("data/ecg/1.hea");
+  auto run = run_command(
+      {bin("ecgq"), "--broker", broker.endpoint, "submit", "--plot", dir.file("plots"), record},
+      60s);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::vector<std::string> svgs;
+  for (const auto& e : std::filesystem::directory_iterator(dir.file("plots")))
+    svgs.push_back(e.path().string());
+  ASSERT_EQ(svgs.size(), 1u);
+  std::ifstream in(svgs[0]);
+  const std::string svg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(svg.rfind("<svg ", 0), 0u);
+  EXPECT_EQ(count_of(svg, "class='t'"), 12u);                                 // one trace per lead
+  EXPECT_EQ(count_of(svg, "class='hi'") + count_of(svg, "class='lo'"), 17u);  // one bar per label
+  EXPECT_GT(count_of(svg, "class='s'"), 0u);        // the saliency overlay
+  EXPECT_EQ(count_of(svg, "class='e'"), 12u * 2u);  // two segment ends per lead (10 s)
+  EXPECT_NE(svg.find("infer: "), std::string::npos);
+  // Only what the user asked for is printed: probs, although saliency was asked of the worker.
+  const auto lines = json_lines(run.out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_FALSE(lines[0].contains("saliency"));
+}
+
 }  // namespace
 }  // namespace ecgq::test
