@@ -18,6 +18,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -64,11 +65,16 @@ using Actions = std::vector<Action>;
 // ------------------------------------------------------------------------------------- events
 
 // A message a peer sent on a ROUTER socket: its peer key and the frames after the routing id.
-// The core tells clients from workers by frame 0, as RFC 18 does.
+// The core tells clients from workers by frame 0, as RFC 18 does. With CURVE on (setting
+// curve_secret_cert), `key` is the sender's public key (Z85, its ZAP User-Id) and `roles` what
+// the current allow-lists let that key do (0: removed since its handshake); the core refuses
+// messages the roles do not allow (key_role.hpp).
 struct Received {
   std::string peer;
   mdp::Frames frames;
   TimePoint now;
+  std::string key;     // CURVE public key (Z85); "" without CURVE
+  unsigned roles = 0;  // KeyRole bits of `key` in the current allow-lists
 };
 
 // Time passed; the loop ticks at least every 50 ms (see next_tick()).
@@ -119,13 +125,23 @@ struct JournalUsage {
 // The printable form of a peer key (socket index and hex routing id), for logs.
 std::string peer_name(const std::string& key);
 
+// Makes the id of a job whose producer chose none: the loop's draws 128 random bits (hex), so
+// ids cannot be guessed; tests pass a deterministic one.
+using JobIdSource = std::function<std::string()>;
+
+// Who sent the message being handled: the peer key plus, with CURVE on, its public key and roles.
+struct Sender {
+  std::string peer;
+  std::string key;     // "" without CURVE
+  unsigned roles = 0;  // KeyRole bits
+};
+
 // The broker: single-threaded, deterministic given its events, not copyable.
 class BrokerCore {
  public:
-  // A broker started at `now` (uptime counts from it). `id_prefix` makes the ids it assigns
-  // unique across broker runs (the loop derives it from the wall clock).
+  // A broker started at `now` (uptime counts from it). `new_job_id` makes the ids it assigns.
   // `wall_now_unix_ms` is the wall clock at `now`, for the journal's times (0 without one).
-  BrokerCore(BrokerConfig config, TimePoint now, std::string id_prefix,
+  BrokerCore(BrokerConfig config, TimePoint now, JobIdSource new_job_id,
              int64_t wall_now_unix_ms = 0);
   BrokerCore(const BrokerCore&) = delete;
   BrokerCore& operator=(const BrokerCore&) = delete;
@@ -144,7 +160,8 @@ class BrokerCore {
 
  private:
   // --- events, replies, timers and shutdown (core.cpp)
-  void on_received(const std::string& peer, const mdp::Frames& frames);
+  void on_received(const Received& received);
+  bool refuse_by_role(const Received& received, mdp::PeerKind kind);
   void on_tick();
   void on_undelivered(const std::vector<Send>& sends);
   void begin_shutdown();
@@ -208,13 +225,15 @@ class BrokerCore {
   void persist(JournalRecord::Kind kind, const JobRecord& job, std::string result = {});
   void keep_result(JobRecord& job, const std::string& body, bool ok);
   void forget_results();
-  std::string job_reply(const std::string& peer, const std::string& body) const;
+  std::string job_reply(const std::string& body) const;
+  std::string find_job_key(const std::string& id) const;
   int64_t unix_ms(TimePoint t) const;
 
   // --- management interface (core_mmi.cpp)
   void on_mmi(const std::string& peer, const mdp::ClientMessage& msg);
   std::string status_body() const;
   std::string cancel(const std::string& peer, const std::string& body);
+  bool may_cancel(const JobRecord& job, bool all) const;
 
   BrokerConfig config_;
   std::map<std::string, Service> services_;
@@ -223,7 +242,9 @@ class BrokerCore {
   ResultCache cache_;
   uint64_t next_seq_ = 1;
   uint64_t next_token_ = 1;  // one per dispatch, so replies to an earlier attempt are stale
-  std::string id_prefix_;    // makes assigned ids unique across broker restarts
+  JobIdSource new_job_id_;   // ids of jobs whose producer chose none
+  bool curve_ = false;       // CURVE on: messages carry keys and roles, jobs are scoped by key
+  Sender sender_;            // who sent the message being handled
   TimePoint started_;
   TimePoint heartbeat_at_;
   TimePoint expire_at_;

@@ -6,6 +6,7 @@
 #include <string>
 #include <zmq.hpp>
 
+#include "protocol/curve.hpp"
 #include "protocol/protocol.hpp"
 #include "common/status.hpp"
 
@@ -14,8 +15,10 @@ namespace ecgq::client {
 // One DEALER connection (ZMQ_LINGER 0, so a dead broker never blocks exit).
 class Dealer {
  public:
-  // Creates the socket and connects to `endpoint`; connecting never waits for the peer.
-  Dealer(zmq::context_t& context, const std::string& endpoint);
+  // Creates the socket and connects to `endpoint`; connecting never waits for the peer. With
+  // `keys` the connection is a CURVE client of the broker (encrypted and authenticated).
+  Dealer(zmq::context_t& context, const std::string& endpoint,
+         const curve::ClientKeys* keys = nullptr);
   Dealer(const Dealer&) = delete;
   Dealer& operator=(const Dealer&) = delete;
 
