@@ -255,6 +255,34 @@ TEST(BrokerCurve, OnlyTheSubmittingKeyOrAnAdminSeesAJobAndAssignedIdsAreRandom) 
   EXPECT_EQ(worker.requests().size(), 4u);
 }
 
+TEST(BrokerCurve, TheSubmittingKeyIsJournaledSoScopingSurvivesARestart) {
+  Keys keys;
+  TempDir journal;
+  std::vector<std::string> flags = keys.broker_flags();
+  flags.insert(flags.end(), {"--journal", journal.file("broker.db")});
+  const auto owner_keys = keys.peer("client");
+  const auto other_keys = keys.peer("client2");
+  const auto admin_keys = keys.peer("admin");
+  {
+    BrokerProcess broker(flags, "10", &admin_keys);
+    ASSERT_TRUE(broker.ready) << broker.proc->stderr_text();
+    RawWorker worker(broker.endpoint, "ecg-fm", {}, 100ms, keys.peer("worker"));
+    worker.auto_final(true);
+    RawClient owner(broker.endpoint, &owner_keys);
+    EXPECT_EQ(run_job(owner, "kept-across-restart"), "ok");
+    broker.proc->signal(SIGKILL);
+    broker.proc->wait(10s);
+  }
+  BrokerProcess broker(flags, "10", &admin_keys);
+  ASSERT_TRUE(broker.ready) << broker.proc->stderr_text();
+  RawClient owner(broker.endpoint, &owner_keys);
+  RawClient other(broker.endpoint, &other_keys);
+  // Done, or queued again when the kill beat the journal's Finish record: known either way.
+  const std::string state = job_state(owner, "kept-across-restart");
+  EXPECT_TRUE(state == "done" || state == "queued") << state;
+  EXPECT_EQ(job_state(other, "kept-across-restart"), "unknown");
+}
+
 TEST(BrokerCurve, PlaintextStaysOnLoopbackUnlessAllowInsecure) {
   const std::string port = free_endpoint().substr(std::string("tcp://127.0.0.1:").size());
   auto refused = run_command({bin("ecgq-broker"), "--bind", "tcp://0.0.0.0:" + port}, 20s);
