@@ -1,25 +1,51 @@
 #include "broker/broker.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/random.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <set>
+#include <stdexcept>
 
+#include "protocol/curve.hpp"
 #include "protocol/zmq_frames.hpp"
 
 namespace ecgq::broker {
 
 namespace {
 
-// Makes the ids this broker run assigns unique across restarts: "b<wall-clock ms in hex>-".
-std::string id_prefix_now() {
-  const auto wall = std::chrono::system_clock::now().time_since_epoch();
-  char prefix[32];
-  std::snprintf(prefix, sizeof prefix, "b%llx-",
-                static_cast<unsigned long long>(
-                    std::chrono::duration_cast<std::chrono::milliseconds>(wall).count()));
-  return prefix;
+// A job id no one can guess: 128 bits from the kernel's CSPRNG (getrandom), as 32 hex digits.
+std::string random_job_id() {
+  unsigned char bytes[16];
+  size_t got = 0;
+  while (got < sizeof bytes) {
+    const ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    // getrandom only fails on kernels older than 3.17; ids must never fall back to guessable.
+    if (n < 0) throw std::runtime_error(std::string("getrandom failed: ") + std::strerror(errno));
+    got += static_cast<size_t>(n);
+  }
+  char hex[33];
+  for (size_t i = 0; i < sizeof bytes; ++i) std::snprintf(hex + 2 * i, 3, "%02x", bytes[i]);
+  return std::string(hex, 32);
+}
+
+// The broker's key directories, from its settings.
+KeyDirectories key_directories(const BrokerConfig& c) {
+  return {c.client_keys, c.worker_keys, c.admin_keys};
+}
+
+// Loads the allow-lists, logging each file that was skipped and why.
+Expected<std::shared_ptr<const KeyStore>> load_keys(const BrokerConfig& c) {
+  auto keys = KeyStore::load(key_directories(c));
+  if (!keys) return keys.status();
+  for (const auto& why : keys->skipped()) spdlog::warn("event=key_skipped reason=\"{}\"", why);
+  spdlog::info("event=keys_loaded keys={} client_keys={} worker_keys={} admin_keys={}",
+               keys->size(), c.client_keys, c.worker_keys, c.admin_keys);
+  return std::make_shared<const KeyStore>(std::move(*keys));
 }
 
 // The wall clock in unix milliseconds (the journal's times survive a restart; steady ones do not).
@@ -45,7 +71,39 @@ std::string describe(const mdp::Frames& frames, const std::string& job) {
 Broker::Broker(BrokerConfig config)
     : config_(std::move(config)),
       context_(1),
-      core_(config_, SteadyClock::now(), id_prefix_now(), wall_now_ms()) {}
+      core_(config_, SteadyClock::now(), random_job_id, wall_now_ms()) {}
+
+Status Broker::load_curve() {
+  if (!config_.curve()) return Status::Ok();
+  auto cert = curve::read_certificate(config_.curve_secret_cert);
+  if (!cert) return cert.status().with_context("setting curve_secret_cert");
+  if (cert->secret_key.empty())
+    return Status(ErrorCode::BadCertificate,
+                  config_.curve_secret_cert +
+                      ": holds no secret-key (give the _secret file ecgq keygen wrote)",
+                  "curve_secret_cert");
+  ASSIGN_OR_RETURN(auto keys, load_keys(config_));
+  curve_secret_key_ = cert->secret_key;
+  // The ZAP endpoint must exist before the CURVE sockets bind.
+  zap_ = std::make_unique<ZapHandler>(context_, std::move(keys));
+  spdlog::info("event=curve_on server_key={}", curve::fingerprint(cert->public_key));
+  return Status::Ok();
+}
+
+void Broker::reload_keys() {
+  if (!zap_) {
+    spdlog::info("event=reload_ignored reason=\"CURVE is off: no allow-lists to reload\"");
+    return;
+  }
+  auto keys = load_keys(config_);
+  if (!keys) {
+    // The lists in force stay: a typo in a directory must not lock everyone out (or in).
+    spdlog::error("event=reload_failed reason=\"{}\" action=kept_previous_lists",
+                  keys.status().to_string());
+    return;
+  }
+  zap_->set_keys(std::move(*keys));
+}
 
 Status Broker::open_journal() {
   if (config_.journal.empty()) return Status::Ok();
@@ -76,13 +134,25 @@ Status Broker::bind() {
       sockets_[i].set(zmq::sockopt::sndhwm, 100000);
       sockets_[i].set(zmq::sockopt::rcvhwm, 100000);
       sockets_[i].set(zmq::sockopt::linger, 2000);
+      if (zap_) {
+        sockets_[i].set(zmq::sockopt::curve_server, 1);
+        sockets_[i].set(zmq::sockopt::curve_secretkey, curve_secret_key_);
+        sockets_[i].set(zmq::sockopt::zap_domain, "ecgq");
+        handshakes_[i] =
+            std::make_unique<HandshakeLog>(context_, sockets_[i], i == 0 ? "bind" : "worker_bind");
+      }
       sockets_[i].bind(endpoints[i]);
     } catch (const zmq::error_t& e) {
       return Status("bind_failed", "cannot bind " + endpoints[i] + ": " + e.what(),
                     i == 0 ? "bind" : "worker_bind");
     }
-    spdlog::info("event=listening endpoint={} role={}", endpoints[i],
-                 i == 0 ? "clients+workers" : "workers");
+    spdlog::info("event=listening endpoint={} role={} security={}", endpoints[i],
+                 i == 0 ? "clients+workers" : "workers", zap_ ? "curve" : "none");
+    if (!zap_ && config_.allow_insecure)
+      spdlog::warn(
+          "event=insecure endpoint={} reason=\"allow_insecure: plaintext, no "
+          "authentication; anyone who reaches this address can submit and serve\"",
+          endpoints[i]);
   }
   return bind_metrics();
 }
@@ -104,14 +174,24 @@ Status Broker::bind_metrics() {
   return Status::Ok();
 }
 
-int Broker::run(const std::function<bool()>& stop_requested) {
-  zmq_pollitem_t items[3];
+int Broker::run(const std::function<bool()>& stop_requested,
+                const std::function<bool()>& reload_requested) {
+  // Indexes: 0, 1 the ROUTER sockets; -1 the journal; -2 ZAP; -3, -4 the handshake logs.
+  zmq_pollitem_t items[6];
   int n_items = 0;
-  int index_of[3];
+  int index_of[6];
   for (int i = 0; i < 2; ++i) {
     if (!sockets_[i]) continue;
     items[n_items] = {sockets_[i].handle(), 0, ZMQ_POLLIN, 0};
     index_of[n_items++] = i;
+    if (handshakes_[i]) {
+      items[n_items] = {handshakes_[i]->socket().handle(), 0, ZMQ_POLLIN, 0};
+      index_of[n_items++] = -3 - i;
+    }
+  }
+  if (zap_) {
+    items[n_items] = {zap_->socket().handle(), 0, ZMQ_POLLIN, 0};
+    index_of[n_items++] = -2;
   }
   // The journal's commits wake the loop like a socket does.
   if (journal_) {
@@ -125,6 +205,7 @@ int Broker::run(const std::function<bool()>& stop_requested) {
       handle(StopRequested{SteadyClock::now()});
       if (core_.stopped()) break;
     }
+    if (reload_requested()) reload_keys();
     // A short timeout keeps deadlines, heartbeats and the stop flag responsive.
     const int rc = zmq_poll(items, n_items, 50);
     if (rc < 0 && zmq_errno() != EINTR) {
@@ -133,8 +214,12 @@ int Broker::run(const std::function<bool()>& stop_requested) {
     }
     for (int i = 0; rc > 0 && i < n_items; ++i) {
       if ((items[i].revents & ZMQ_POLLIN) == 0) continue;
-      if (index_of[i] < 0) {
+      if (index_of[i] == -1) {
         take_commits();
+      } else if (index_of[i] == -2) {
+        zap_->answer_pending();
+      } else if (index_of[i] < -2) {
+        handshakes_[-3 - index_of[i]]->log_pending();
       } else {
         receive(index_of[i]);
       }
@@ -149,8 +234,10 @@ void Broker::receive(int socket_index) {
   // Bounded batch so timers still run under a flood.
   for (int n = 0; n < 1000; ++n) {
     std::optional<mdp::Frames> frames;
+    std::string user_id;  // the sender's CURVE key, as the ZAP handler admitted it
     try {
-      frames = mdp::recv_frames(sockets_[socket_index], zmq::recv_flags::dontwait);
+      frames = mdp::recv_frames(sockets_[socket_index], zmq::recv_flags::dontwait,
+                                zap_ ? &user_id : nullptr);
     } catch (const zmq::error_t& e) {
       spdlog::warn("event=recv_failed error={}", e.what());
       return;
@@ -162,6 +249,11 @@ void Broker::receive(int socket_index) {
     frames->erase(frames->begin());
     event.frames = std::move(*frames);
     event.now = SteadyClock::now();
+    // Checked against the lists in force now: a key removed since its handshake has no roles.
+    if (zap_) {
+      event.roles = zap_->keys().roles(user_id);
+      event.key = std::move(user_id);
+    }
     handle(Event(std::move(event)));
   }
 }

@@ -10,8 +10,10 @@
 
 #include "broker/config.hpp"
 #include "broker/core.hpp"
+#include "broker/handshake_log.hpp"
 #include "broker/journal.hpp"
 #include "broker/metrics_endpoint.hpp"
+#include "broker/zap_handler.hpp"
 #include "common/status.hpp"
 
 namespace ecgq::broker {
@@ -24,17 +26,24 @@ class Broker {
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
 
-  // Binds the endpoints (and /metrics with `metrics_bind`); an error names the endpoint.
+  // With curve_secret_cert set: reads the broker's secret certificate and the allow-lists and
+  // starts the ZAP handler (before bind()); errors name the file or directory (bad usage).
+  Status load_curve();
+  // Binds the endpoints (CURVE servers when load_curve() ran) and /metrics with `metrics_bind`;
+  // an error names the endpoint.
   Status bind();
   // With `journal` set: opens it and replays what it holds into the core (before run()).
   Status open_journal();
   // Serves until `stop_requested` returns true, then drains and returns the exit code (0; 1 when
-  // polling fails).
-  int run(const std::function<bool()>& stop_requested);
+  // polling fails). When `reload_requested` returns true (SIGHUP) the allow-lists are read again.
+  int run(
+      const std::function<bool()>& stop_requested,
+      const std::function<bool()>& reload_requested = [] { return false; });
 
  private:
   Status bind_metrics();
   void receive(int socket_index);
+  void reload_keys();
   void handle(Event event);
   void take_commits();
   void apply(Actions actions);
@@ -42,7 +51,10 @@ class Broker {
 
   BrokerConfig config_;
   zmq::context_t context_;
-  zmq::socket_t sockets_[2];  // [0] bind (clients and workers), [1] worker_bind (optional)
+  std::string curve_secret_key_;     // Z85; "" = CURVE off
+  std::unique_ptr<ZapHandler> zap_;  // with CURVE: admits listed keys at the handshake
+  zmq::socket_t sockets_[2];         // [0] bind (clients and workers), [1] worker_bind (optional)
+  std::unique_ptr<HandshakeLog> handshakes_[2];  // with CURVE: handshakes ZAP never saw
   BrokerCore core_;
   std::unique_ptr<Journal> journal_;          // null without `journal`
   std::unique_ptr<MetricsEndpoint> metrics_;  // null without `metrics_bind`

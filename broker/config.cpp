@@ -12,7 +12,7 @@ const SettingsTable<BrokerConfig>& settings_table() {
   using C = BrokerConfig;
   static const SettingsTable<C> table =
       SettingsTable<C>()
-          .text("bind", "tcp://*:5555", "ROUTER endpoint for clients and workers", &C::bind)
+          .text("bind", "tcp://127.0.0.1:5555", "ROUTER endpoint for clients and workers", &C::bind)
           .text("worker_bind", "", "optional second ROUTER endpoint for workers", &C::worker_bind)
           .duration("heartbeat_interval", "2500ms",
                     "MDP heartbeat interval (must match the workers)", &C::heartbeat_interval)
@@ -49,7 +49,19 @@ const SettingsTable<BrokerConfig>& settings_table() {
                  &C::result_store_bytes)
           .text("metrics_bind", "",
                 "HOST:PORT serving Prometheus GET /metrics over HTTP (\"\" = none)",
-                &C::metrics_bind);
+                &C::metrics_bind)
+          .text("curve_secret_cert", "",
+                "the broker's CURVE secret certificate (ecgq keygen); \"\" = CURVE off",
+                &C::curve_secret_cert)
+          .text("client_keys", "", "directory of client public certificates (CURVE)",
+                &C::client_keys)
+          .text("worker_keys", "", "directory of worker public certificates (CURVE)",
+                &C::worker_keys)
+          .text("admin_keys", "",
+                "directory of admin public certificates (any job, admin mmi.*; CURVE)",
+                &C::admin_keys)
+          .boolean("allow_insecure", "false",
+                   "allow plaintext (no CURVE) on non-loopback addresses", &C::allow_insecure);
   return table;
 }
 
@@ -63,9 +75,39 @@ void declare_settings(Settings& s) {
 
 namespace {
 
+// True when `endpoint` can only be reached from this host: ipc://, inproc://, or tcp:// on a
+// loopback address (127.x.x.x, [::1], localhost).
+bool loopback_only(const std::string& endpoint) {
+  if (endpoint.rfind("ipc://", 0) == 0 || endpoint.rfind("inproc://", 0) == 0) return true;
+  if (endpoint.rfind("tcp://", 0) != 0) return false;
+  const std::string host = endpoint.substr(6, endpoint.rfind(':') - 6);
+  return host.rfind("127.", 0) == 0 || host == "[::1]" || host == "::1" || host == "localhost";
+}
+
+// CURVE settings go together, and plaintext stays on loopback unless allow_insecure says so.
+Status check_security(const Settings& s, const BrokerConfig& c) {
+  const bool any_keys = !c.client_keys.empty() || !c.worker_keys.empty() || !c.admin_keys.empty();
+  if (c.curve() && !any_keys)
+    return s.invalid("client_keys",
+                     "at least one of client_keys, worker_keys, admin_keys "
+                     "with curve_secret_cert (else no peer could connect)");
+  if (!c.curve() && any_keys)
+    return s.invalid("curve_secret_cert",
+                     "the broker's secret certificate when key directories "
+                     "are given");
+  if (c.curve() || c.allow_insecure) return Status::Ok();
+  for (const auto& [key, endpoint] : {std::pair{"bind", &c.bind}, {"worker_bind", &c.worker_bind}})
+    if (!endpoint->empty() && !loopback_only(*endpoint))
+      return s.invalid(key,
+                       "a loopback endpoint (tcp://127.0.0.1:PORT) without CURVE; set "
+                       "curve_secret_cert and key directories, or allow_insecure: true");
+  return Status::Ok();
+}
+
 // The range checks that the types alone do not make.
 Status check_ranges(const Settings& s, const BrokerConfig& c) {
-  if (c.bind.empty()) return s.invalid("bind", "an endpoint such as tcp://*:5555");
+  if (c.bind.empty()) return s.invalid("bind", "an endpoint such as tcp://127.0.0.1:5555");
+  RETURN_IF_ERROR(check_security(s, c));
   if (c.heartbeat_interval.count() <= 0)
     return s.invalid("heartbeat_interval", "a positive duration");
   if (c.result_cache_ttl.count() <= 0) return s.invalid("result_cache_ttl", "a positive duration");

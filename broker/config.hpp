@@ -41,6 +41,14 @@ struct BrokerConfig {
   Millis result_ttl{};               // how long results stay readable by job id
   int64_t result_store_bytes = 0;    // bytes of results kept by job id at most
   std::string metrics_bind;          // HOST:PORT of GET /metrics; "" = none
+  std::string curve_secret_cert;     // the broker's secret certificate; "" = CURVE off
+  std::string client_keys;           // directory of client public certificates
+  std::string worker_keys;           // directory of worker public certificates
+  std::string admin_keys;            // directory of admin public certificates
+  bool allow_insecure = false;       // plaintext on non-loopback addresses allowed
+
+  // True when the broker runs CURVE (every connection encrypted and authenticated).
+  bool curve() const { return !curve_secret_cert.empty(); }
 
   // Time without traffic after which a worker counts as gone.
   Millis worker_expiry() const { return heartbeat_interval * heartbeat_liveness; }

@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "broker/key_role.hpp"
+#include "common/text.hpp"
+#include "protocol/curve.hpp"
 #include "protocol/schema.hpp"
 
 namespace ecgq::broker {
@@ -22,14 +25,15 @@ std::string peer_name(const std::string& key) {
   return s;
 }
 
-BrokerCore::BrokerCore(BrokerConfig config, TimePoint now, std::string id_prefix,
+BrokerCore::BrokerCore(BrokerConfig config, TimePoint now, JobIdSource new_job_id,
                        int64_t wall_now_unix_ms)
     : config_(std::move(config)),
       // The cache reads the time of the event being handled: it never reads a clock either.
       cache_(ResultCacheLimits{config_.result_cache_entries, config_.result_cache_bytes,
                                config_.result_cache_ttl},
              [this] { return now_; }),
-      id_prefix_(std::move(id_prefix)),
+      new_job_id_(std::move(new_job_id)),
+      curve_(!config_.curve_secret_cert.empty()),
       started_(now),
       heartbeat_at_(now + config_.heartbeat_interval),
       expire_at_(now),
@@ -43,7 +47,7 @@ Actions BrokerCore::handle(const Event& event) {
         now_ = e.now;
         using T = std::decay_t<decltype(e)>;
         if constexpr (std::is_same_v<T, Received>) {
-          on_received(e.peer, e.frames);
+          on_received(e);
         } else if constexpr (std::is_same_v<T, Tick>) {
           on_tick();
         } else if constexpr (std::is_same_v<T, Undelivered>) {
@@ -70,17 +74,44 @@ TimePoint BrokerCore::next_tick() const {
   return next;
 }
 
-void BrokerCore::on_received(const std::string& peer, const mdp::Frames& frames) {
+void BrokerCore::on_received(const Received& received) {
+  const std::string& peer = received.peer;
+  const mdp::Frames& frames = received.frames;
   auto kind = mdp::peer_kind(frames);
   if (!kind) {
     spdlog::warn("event=dropped peer={} reason=\"{}\"", peer_name(peer), kind.status().message());
     return;
   }
+  if (refuse_by_role(received, *kind)) return;
+  sender_ = curve_ ? Sender{peer, received.key, received.roles} : Sender{peer, "", 0};
   if (*kind == mdp::PeerKind::Client) {
     on_client(peer, frames);
   } else {
     on_worker(peer, frames);
   }
+}
+
+bool BrokerCore::refuse_by_role(const Received& received, mdp::PeerKind kind) {
+  if (!curve_) return false;
+  const bool worker = kind == mdp::PeerKind::Worker;
+  const mdp::Frames& f = received.frames;
+  const std::string service = !worker && f.size() >= 3 ? f[2] : std::string();
+  const std::string why = role_refusal(received.roles, worker, service);
+  if (why.empty()) return false;
+  // Only the command and service are logged, never a body (no samples, no client metadata).
+  const std::string command =
+      f.size() >= 2 && f[1].size() == 1
+          ? (worker ? mdp::command_name(static_cast<mdp::WorkerCommand>(f[1][0]))
+                    : mdp::command_name(static_cast<ClientCommand>(f[1][0])))
+          : "?";
+  spdlog::warn("event=message_refused reason={} key={} roles={} peer={} command={} service={}", why,
+               received.key.empty() ? "-" : curve::fingerprint(received.key),
+               role_names(received.roles), peer_name(received.peer), command,
+               loggable(service, 64));
+  // A registered worker whose key left the worker list is dropped at once: its jobs go to others.
+  if (workers_.count(received.peer) != 0)
+    delete_worker(received.peer, "its key was refused (" + why + ")", true);
+  return true;
 }
 
 void BrokerCore::on_tick() {

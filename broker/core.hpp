@@ -18,6 +18,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -65,11 +66,16 @@ using Actions = std::vector<Action>;
 // ------------------------------------------------------------------------------------- events
 
 // A message a peer sent on a ROUTER socket: its peer key and the frames after the routing id.
-// The core tells clients from workers by frame 0, as RFC 18 does.
+// The core tells clients from workers by frame 0, as RFC 18 does. With CURVE on (setting
+// curve_secret_cert), `key` is the sender's public key (Z85, its ZAP User-Id) and `roles` what
+// the current allow-lists let that key do (0: removed since its handshake); the core refuses
+// messages the roles do not allow (key_role.hpp).
 struct Received {
   std::string peer;
   mdp::Frames frames;
   TimePoint now;
+  std::string key;     // CURVE public key (Z85); "" without CURVE
+  unsigned roles = 0;  // KeyRole bits of `key` in the current allow-lists
 };
 
 // Time passed; the loop ticks at least every 50 ms (see next_tick()).
@@ -120,13 +126,23 @@ struct JournalUsage {
 // The printable form of a peer key (socket index and hex routing id), for logs.
 std::string peer_name(const std::string& key);
 
+// Makes the id of a job whose producer chose none: the loop's draws 128 random bits (hex), so
+// ids cannot be guessed; tests pass a deterministic one.
+using JobIdSource = std::function<std::string()>;
+
+// Who sent the message being handled: the peer key plus, with CURVE on, its public key and roles.
+struct Sender {
+  std::string peer;
+  std::string key;     // "" without CURVE
+  unsigned roles = 0;  // KeyRole bits
+};
+
 // The broker: single-threaded, deterministic given its events, not copyable.
 class BrokerCore {
  public:
-  // A broker started at `now` (uptime counts from it). `id_prefix` makes the ids it assigns
-  // unique across broker runs (the loop derives it from the wall clock).
+  // A broker started at `now` (uptime counts from it). `new_job_id` makes the ids it assigns.
   // `wall_now_unix_ms` is the wall clock at `now`, for the journal's times (0 without one).
-  BrokerCore(BrokerConfig config, TimePoint now, std::string id_prefix,
+  BrokerCore(BrokerConfig config, TimePoint now, JobIdSource new_job_id,
              int64_t wall_now_unix_ms = 0);
   BrokerCore(const BrokerCore&) = delete;
   BrokerCore& operator=(const BrokerCore&) = delete;
@@ -147,7 +163,8 @@ class BrokerCore {
 
  private:
   // --- events, replies, timers and shutdown (core.cpp)
-  void on_received(const std::string& peer, const mdp::Frames& frames);
+  void on_received(const Received& received);
+  bool refuse_by_role(const Received& received, mdp::PeerKind kind);
   void on_tick();
   void on_undelivered(const std::vector<Send>& sends);
   void begin_shutdown();
@@ -215,6 +232,7 @@ class BrokerCore {
   void forget_results();
   // mmi.job: reports on jobs by id; with `watch`, live ones answer to `peer` from now on.
   std::string job_reply(const std::string& peer, const std::string& body);
+  std::string find_job_key(const std::string& id) const;
   int64_t unix_ms(TimePoint t) const;
 
   // --- /metrics (core_metrics.cpp)
@@ -225,6 +243,7 @@ class BrokerCore {
   void on_mmi(const std::string& peer, const mdp::ClientMessage& msg);
   std::string status_body() const;
   std::string cancel(const std::string& peer, const std::string& body);
+  bool may_cancel(const JobRecord& job, bool all) const;
 
   BrokerConfig config_;
   std::map<std::string, Service> services_;
@@ -234,7 +253,9 @@ class BrokerCore {
   ResultCache cache_;
   uint64_t next_seq_ = 1;
   uint64_t next_token_ = 1;  // one per dispatch, so replies to an earlier attempt are stale
-  std::string id_prefix_;    // makes assigned ids unique across broker restarts
+  JobIdSource new_job_id_;   // ids of jobs whose producer chose none
+  bool curve_ = false;       // CURVE on: messages carry keys and roles, jobs are scoped by key
+  Sender sender_;            // who sent the message being handled
   TimePoint started_;
   TimePoint heartbeat_at_;
   TimePoint expire_at_;

@@ -46,6 +46,8 @@ void BrokerCore::accept_job(const std::string& peer, mdp::ClientMessage msg) {
   job->seq = next_seq_++;
   job->id = "#" + std::to_string(job->seq);
   job->client = peer;
+  // With CURVE a job belongs to the key that sent it (ids, mmi.job and mmi.cancel are scoped).
+  job->submitter = sender_.key;
   job->service = msg.service;
   job->ecgq_body = config_.is_ecgq(msg.service);
   job->received = now_;
@@ -101,7 +103,7 @@ bool BrokerCore::read_ecgq_job(JobRecord& job, std::string& meta) {
     return false;
   }
   if (in->id.empty()) {
-    job.assigned_id = id_prefix_ + std::to_string(job.seq);
+    job.assigned_id = new_job_id_();
     job.id = job.assigned_id;
   } else {
     job.id = std::move(in->id);

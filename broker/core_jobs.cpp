@@ -5,6 +5,7 @@
 
 #include "broker/core.hpp"
 #include "broker/job_intake.hpp"
+#include "broker/key_role.hpp"
 #include "protocol/schema.hpp"
 
 namespace ecgq::broker {
@@ -214,19 +215,36 @@ void BrokerCore::forget_results() {
   }
 }
 
+std::string BrokerCore::find_job_key(const std::string& id) const {
+  // Without CURVE every client is the same submitter ("").
+  const std::string own = job_key(sender_.key, id);
+  if (results_.count(own) != 0 || live_.count(own) != 0) return own;
+  if (!curve_ || (sender_.roles & kRoleAdmin) == 0) return own;
+  // An admin key reads any key's job: the first one with this id (assigned ids are unique).
+  const std::string suffix = std::string(1, '\0') + id;
+  const auto has_suffix = [&](const std::string& k) {
+    return k.size() >= suffix.size() &&
+           k.compare(k.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  for (const auto& [k, r] : results_)
+    if (has_suffix(k)) return k;
+  for (const auto& [k, l] : live_)
+    if (has_suffix(k)) return k;
+  return own;
+}
+
 std::string BrokerCore::job_reply(const std::string& peer, const std::string& body) {
   auto query = ext::decode_job_query(body);
   if (!query)
     return schema::error_result("", query.status().code(), query.status().message(),
                                 query.status().field());
-  // Without CURVE every client is the same submitter ("").
-  const std::string submitter;
+  // Another key's job is "unknown", exactly like one that never existed.
   ext::JobQueryReply reply;
   for (const std::string& id : query->ids) {
     ext::JobInfo info;
     info.id = id;
     info.state = "unknown";
-    const std::string key = job_key(submitter, id);
+    const std::string key = find_job_key(id);
     if (auto r = results_.find(key); r != results_.end()) {
       info.state = r->second.ok ? "done" : "failed";
       info.attempts = r->second.attempts;
@@ -235,8 +253,10 @@ std::string BrokerCore::job_reply(const std::string& peer, const std::string& bo
       if (auto job = l->second.lock()) {
         info.attempts = job->attempts;
         // A producer back after a broker restart takes its jobs over (its old connection is
-        // gone): the FINAL goes to the connection that asked.
-        if (query->watch && !job->finished && job->client != peer) {
+        // gone): the FINAL goes to the connection that asked. Only the submitting key's own
+        // jobs: an admin may read another key's job, not take its answer away.
+        if (query->watch && !job->finished && job->client != peer &&
+            key == job_key(sender_.key, id)) {
           job->client = peer;
           spdlog::info("event=job_watched job={}", job->id);
         }

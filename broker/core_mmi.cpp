@@ -5,6 +5,7 @@
 #include <set>
 
 #include "broker/core.hpp"
+#include "broker/key_role.hpp"
 #include "protocol/schema.hpp"
 
 namespace ecgq::broker {
@@ -93,7 +94,7 @@ std::string BrokerCore::cancel(const std::string& peer, const std::string& body)
   ext::CancelReply reply;
   for (auto& [name, svc] : services_) {
     auto gone = svc.queue.remove_if(
-        [&](const JobRecord& j) { return j.client == peer && (all || wanted.count(j.id) > 0); });
+        [&](const JobRecord& j) { return may_cancel(j, all) && (all || wanted.count(j.id) > 0); });
     for (auto& job : gone) {
       wanted.erase(job->id);
       finish_with_error(*job, "cancelled", "cancelled by the client (mmi.cancel)");
@@ -103,7 +104,7 @@ std::string BrokerCore::cancel(const std::string& peer, const std::string& body)
   // Requested ids that are running now cannot be recalled; report them apart from unknown ones.
   for (const auto& [k, w] : workers_)
     for (const auto& [token, job] : w.in_flight)
-      if (job->client == peer && (all || wanted.count(job->id))) {
+      if (may_cancel(*job, all) && (all || wanted.count(job->id))) {
         ++reply.in_flight;
         wanted.erase(job->id);
       }
@@ -111,6 +112,13 @@ std::string BrokerCore::cancel(const std::string& peer, const std::string& body)
   spdlog::info("event=cancel client={} cancelled={} in_flight={} unknown={}", peer_name(peer),
                reply.cancelled, reply.in_flight, reply.unknown);
   return ext::encode_cancel_reply(reply);
+}
+
+bool BrokerCore::may_cancel(const JobRecord& job, bool all) const {
+  // {all: true} cancels this connection's jobs only (another producer may share its key).
+  if (all || !curve_) return job.client == sender_.peer;
+  // By id: the key that submitted it, from any connection, or an admin key.
+  return job.submitter == sender_.key || (sender_.roles & kRoleAdmin) != 0;
 }
 
 }  // namespace ecgq::broker

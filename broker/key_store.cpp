@@ -23,16 +23,4 @@ unsigned KeyStore::roles(const std::string& public_key) const {
   return it == roles_.end() ? 0u : it->second;
 }
 
-std::string role_names(unsigned roles) {
-  std::string out;
-  for (const auto& [bit, name] :
-       {std::pair{kRoleClient, "client"}, std::pair{kRoleWorker, "worker"},
-        std::pair{kRoleAdmin, "admin"}}) {
-    if ((roles & bit) == 0) continue;
-    if (!out.empty()) out += "+";
-    out += name;
-  }
-  return out.empty() ? "none" : out;
-}
-
 }  // namespace ecgq::broker

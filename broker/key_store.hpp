@@ -6,16 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "broker/key_role.hpp"
 #include "common/status.hpp"
 
 namespace ecgq::broker {
-
-// What a key may do; a key may hold several roles.
-enum KeyRole : unsigned {
-  kRoleClient = 1u << 0,  // submit jobs, read its own jobs
-  kRoleWorker = 1u << 1,  // register (READY) and serve
-  kRoleAdmin = 1u << 2,   // read any job, admin mmi.* services; may also submit
-};
 
 // Where the allow-lists live (empty = that role has no keys).
 struct KeyDirectories {
@@ -42,8 +36,5 @@ class KeyStore {
   std::map<std::string, unsigned> roles_;
   std::vector<std::string> skipped_;
 };
-
-// "client", "worker+admin", ... for logs.
-std::string role_names(unsigned roles);
 
 }  // namespace ecgq::broker

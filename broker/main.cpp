@@ -13,9 +13,15 @@
 namespace {
 
 volatile std::sig_atomic_t g_stop = 0;
+volatile std::sig_atomic_t g_reload = 0;
 
 extern "C" void on_signal(int) {
   g_stop = 1;
+}
+
+// SIGHUP: read the CURVE allow-lists again.
+extern "C" void on_hangup(int) {
+  g_reload = 1;
 }
 
 }  // namespace
@@ -67,10 +73,18 @@ int main(int argc, char** argv) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  struct sigaction hup {};
+  hup.sa_handler = on_hangup;
+  sigemptyset(&hup.sa_mask);
+  sigaction(SIGHUP, &hup, nullptr);
   // A file-size limit (or a full quota) must fail the journal's write, not kill the broker.
   std::signal(SIGXFSZ, SIG_IGN);
 
   broker::Broker b(*config);
+  if (Status s = b.load_curve(); !s.ok()) {
+    std::cerr << "ecgq-broker: " << s.to_string() << "\n";
+    return 2;
+  }
   if (Status s = b.bind(); !s.ok()) {
     spdlog::error("event=bind_failed reason=\"{}\"", s.to_string());
     return 1;
@@ -79,7 +93,13 @@ int main(int argc, char** argv) {
     spdlog::error("event=journal_failed reason=\"{}\"", s.to_string());
     return 1;
   }
-  const int rc = b.run([] { return g_stop != 0; });
+  const int rc = b.run([] { return g_stop != 0; },
+                       [] {
+                         if (g_reload == 0) return false;
+                         g_reload = 0;
+                         spdlog::info("event=reload signal=SIGHUP");
+                         return true;
+                       });
   spdlog::info("event=exit code={}", rc);
   return rc;
 }

@@ -37,7 +37,8 @@ schema::Result local_error(const std::string& id, const std::string& code,
 Client::Client(ClientOptions options)
     : options_(std::move(options)), context_(1), last_traffic_(Clock::now()) {
   if (options_.id_prefix.empty()) options_.id_prefix = random_prefix();
-  dealer_ = std::make_unique<Dealer>(context_, options_.broker);
+  dealer_ = std::make_unique<Dealer>(context_, options_.broker,
+                                     options_.curve ? &*options_.curve : nullptr);
 }
 
 Client::~Client() = default;

@@ -17,6 +17,7 @@
 #include "client/dealer.hpp"
 #include "common/duration.hpp"
 #include "common/status.hpp"
+#include "protocol/curve.hpp"
 #include "protocol/extensions.hpp"
 #include "protocol/protocol.hpp"
 #include "protocol/schema.hpp"
@@ -31,6 +32,8 @@ struct ClientOptions {
   std::optional<Millis> job_timeout;  // per job, counted from its submission
   std::string id_prefix;              // job ids are "<prefix>-<seq>"; "" = a random 128-bit prefix
   int64_t max_message_bytes = int64_t{128} << 20;  // bodies above fail locally
+  // CURVE keys (curve::load_client_keys of curve_cert and broker_key); nullopt = plaintext.
+  std::optional<curve::ClientKeys> curve;
 };
 
 // Something that happened to a submitted job.

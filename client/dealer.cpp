@@ -19,11 +19,12 @@ constexpr int kLinkTimeoutMs = 6000;
 
 }  // namespace
 
-Dealer::Dealer(zmq::context_t& context, const std::string& endpoint)
+Dealer::Dealer(zmq::context_t& context, const std::string& endpoint, const curve::ClientKeys* keys)
     : socket_(context, zmq::socket_type::dealer),
       monitor_(context, zmq::socket_type::pair),
       endpoint_(endpoint) {
   socket_.set(zmq::sockopt::linger, 0);
+  if (keys != nullptr) curve::apply_client_keys(socket_, *keys);
   // Large ECGs are single frames; the broker enforces its own limit and answers clearly.
   socket_.set(zmq::sockopt::sndhwm, 10000);
   socket_.set(zmq::sockopt::rcvhwm, 10000);

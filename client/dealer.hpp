@@ -8,6 +8,7 @@
 #include <string>
 #include <zmq.hpp>
 
+#include "protocol/curve.hpp"
 #include "common/status.hpp"
 #include "protocol/protocol.hpp"
 
@@ -17,8 +18,10 @@ namespace ecgq::client {
 // silent dead link is dropped and reconnected).
 class Dealer {
  public:
-  // Creates the socket and connects to `endpoint`; connecting never waits for the peer.
-  Dealer(zmq::context_t& context, const std::string& endpoint);
+  // Creates the socket and connects to `endpoint`; connecting never waits for the peer. With
+  // `keys` the connection is a CURVE client of the broker (encrypted and authenticated).
+  Dealer(zmq::context_t& context, const std::string& endpoint,
+         const curve::ClientKeys* keys = nullptr);
   Dealer(const Dealer&) = delete;
   Dealer& operator=(const Dealer&) = delete;
 

@@ -9,6 +9,7 @@
 #include "common/duration.hpp"
 #include "common/logging.hpp"
 #include "common/text.hpp"
+#include "protocol/curve.hpp"
 #include "protocol/endpoint.hpp"
 
 using namespace ecgq;
@@ -36,7 +37,8 @@ int usage_error(const std::string& message) {
 // The first word that is not an option or an option's value, or "" (the command the user
 // typed, checked before CLI11 would only say "A subcommand is required").
 std::string command_word(int argc, char** argv) {
-  static const char* const kValued[] = {"--broker", "--service", "--timeout", "--log-level"};
+  static const char* const kValued[] = {"--broker",    "--service",    "--timeout",
+                                        "--log-level", "--curve-cert", "--broker-key"};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a.empty() || a[0] != '-') return a;
@@ -52,6 +54,8 @@ struct GlobalOptions {
   std::string service = "ecg-fm";
   std::string timeout_text;
   std::string log_level = "warn";
+  std::string curve_cert;  // own secret certificate; "" = plaintext
+  std::string broker_key;  // the broker's public certificate file or Z85 key
 };
 
 void add_global_options(CLI::App& app, GlobalOptions& g) {
@@ -66,6 +70,13 @@ void add_global_options(CLI::App& app, GlobalOptions& g) {
                  "(submit default 60s, status default 5s)");
   app.add_option("--log-level", g.log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
+  app.add_option("--curve-cert", g.curve_cert,
+                 "own CURVE secret certificate (ecgq keygen PATH -> PATH_secret); with "
+                 "--broker-key the connection is encrypted and authenticated")
+      ->envname("ECGQ_CURVE_CERT");
+  app.add_option("--broker-key", g.broker_key,
+                 "the broker's CURVE public certificate file, or its 40-character Z85 key")
+      ->envname("ECGQ_BROKER_KEY");
 }
 
 // The client's options from the global ones (the silence timeout defaults to 60 s for submit,
@@ -76,6 +87,8 @@ Expected<ClientOptions> client_options(const GlobalOptions& g, bool submitting) 
   client.broker = g.broker;
   client.service = g.service;
   client.timeout = Millis(submitting ? 60000 : 5000);
+  ASSIGN_OR_RETURN(client.curve, curve::load_client_keys(g.curve_cert, g.broker_key, "--curve-cert",
+                                                         "--broker-key"));
   if (!g.timeout_text.empty()) {
     auto t = parse_duration(g.timeout_text);
     if (!t) return Status(ErrorCode::BadUsage, "bad --timeout: " + t.status().message());
@@ -200,6 +213,8 @@ int run_cli(int argc, char** argv) {
   app.footer(
       "Examples:\n"
       "  ecgq --broker tcp://host:5555 submit record.npy recordings/ > results.jsonl\n"
+      "  ecgq --broker tcp://host:5555 --curve-cert me.cert_secret --broker-key broker.cert \\\n"
+      "       submit recordings/           (CURVE: see docs/security.md)\n"
       "  ecgq submit --resume results.jsonl --embeddings-out emb.npy recordings/\n"
       "  ecgq submit --format csv -o results.csv recordings/\n"
       "  ecgq status            ecgq status --json            ecgq status --check\n"

@@ -33,6 +33,7 @@ void BrokerLink::start() {
   for (int64_t i = 0; i < options_.connections; ++i) {
     client::ClientOptions o;
     o.broker = options_.broker;
+    o.curve = options_.curve;
     o.service = options_.service;
     o.timeout = options_.broker_timeout;
     clients_.push_back(std::make_unique<client::Client>(o));

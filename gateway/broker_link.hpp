@@ -27,6 +27,7 @@ namespace ecgq::gateway {
 // How the link talks to the broker.
 struct LinkOptions {
   std::string broker = "tcp://127.0.0.1:5555";
+  std::optional<curve::ClientKeys> curve;  // CURVE keys for the broker; none = plaintext
   std::string service = "ecg-fm";
   int64_t connections = 1;       // Client instances, jobs spread round-robin
   Millis broker_timeout{60000};  // broker silence tolerated while jobs are outstanding

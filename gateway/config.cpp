@@ -10,6 +10,8 @@ bool GatewayConfig::loopback() const {
 
 void declare_settings(Settings& s) {
   s.declare("broker", "tcp://127.0.0.1:5555", "ecgq-broker endpoint jobs are submitted to");
+  s.declare("curve_cert", "", "own CURVE secret certificate for the broker ('' = plaintext)");
+  s.declare("broker_key", "", "the broker's CURVE public certificate file or Z85 key");
   s.declare("bind", "127.0.0.1:8080", "HOST:PORT the HTTP server listens on");
   s.declare("service", "ecg-fm", "broker service the jobs go to");
   s.declare("model_name", "ecg-fm", "model name in the /v2 (Open Inference Protocol) paths");
@@ -70,6 +72,7 @@ Status split_bind(const Settings& s, GatewayConfig& c) {
 Expected<GatewayConfig> load_config(const Settings& s) {
   GatewayConfig c;
   c.broker = s.text("broker");
+  ASSIGN_OR_RETURN(c.curve, curve::load_client_keys(s.text("curve_cert"), s.text("broker_key")));
   c.service = s.text("service");
   c.model_name = s.text("model_name");
   c.tokens_file = s.text("tokens");

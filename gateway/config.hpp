@@ -3,17 +3,20 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "common/duration.hpp"
 #include "common/settings.hpp"
 #include "common/status.hpp"
+#include "protocol/curve.hpp"
 
 namespace ecgq::gateway {
 
 // Typed gateway configuration, read from a Settings after every layer was merged.
 struct GatewayConfig {
   std::string broker = "tcp://127.0.0.1:5555";  // the ecgq-broker this gateway submits to
+  std::optional<curve::ClientKeys> curve;       // CURVE keys for the broker; none = plaintext
   std::string service = "ecg-fm";               // the broker service jobs go to
   std::string model_name = "ecg-fm";            // the model name of the /v2 endpoints
   std::string bind_host = "127.0.0.1";          // --bind HOST:PORT, split

@@ -64,6 +64,7 @@ Gateway::~Gateway() {
 Status Gateway::start() {
   LinkOptions lo;
   lo.broker = config_.broker;
+  lo.curve = config_.curve;
   lo.service = config_.service;
   lo.connections = config_.broker_connections;
   lo.broker_timeout = config_.broker_timeout;

@@ -69,7 +69,8 @@ class Simulation {
         profile_(profile),
         arrivals_(arrivals),
         start_(TimePoint{} + std::chrono::hours(24)),
-        core_(broker_config(cluster), start_, "plan-"),
+        core_(broker_config(cluster), start_,
+              [n = uint64_t{0}]() mutable { return "plan-" + std::to_string(++n); }),
         arrived_at_(arrivals.size()),
         dispatched_(arrivals.size(), false) {}
 
@@ -142,7 +143,7 @@ class Simulation {
   }
 
   void deliver_to_core(const std::string& peer, mdp::Frames frames, TimePoint now) {
-    apply(core_.handle(broker::Received{peer, std::move(frames), now}), now);
+    apply(core_.handle(broker::Received{peer, std::move(frames), now, {}, 0}), now);
   }
 
   void from_worker(size_t i, std::vector<mdp::Frames> sends, TimePoint now) {

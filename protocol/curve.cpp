@@ -11,6 +11,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <zmq.hpp>
 
 #include "common/sha256.hpp"
 
@@ -152,6 +153,45 @@ Expected<std::vector<Certificate>> read_directory(const std::string& directory,
     }
   }
   return certs;
+}
+
+Expected<std::optional<ClientKeys>> load_client_keys(const std::string& curve_cert,
+                                                     const std::string& broker_key,
+                                                     const std::string& cert_name,
+                                                     const std::string& key_name) {
+  if (curve_cert.empty() && broker_key.empty()) return std::optional<ClientKeys>();
+  if (curve_cert.empty())
+    return Status(ErrorCode::BadUsage,
+                  key_name + " is set but " + cert_name +
+                      " is not: CURVE needs this peer's own secret certificate too (ecgq keygen)",
+                  cert_name);
+  if (broker_key.empty())
+    return Status(ErrorCode::BadUsage,
+                  cert_name + " is set but " + key_name +
+                      " is not: CURVE needs the broker's public certificate or Z85 key too",
+                  key_name);
+  auto own = read_certificate(curve_cert);
+  if (!own)
+    return Status(ErrorCode::BadUsage, cert_name + ": " + own.status().message(), cert_name);
+  if (own->secret_key.empty())
+    return Status(ErrorCode::BadUsage,
+                  cert_name + ": " + curve_cert +
+                      " holds no secret-key (expected the PATH_secret file ecgq keygen wrote)",
+                  cert_name);
+  auto server = read_public_key(broker_key);
+  if (!server)
+    return Status(ErrorCode::BadUsage,
+                  key_name + ": " + server.status().message() +
+                      " (expected the broker's public certificate file or its 40-character Z85 "
+                      "public key)",
+                  key_name);
+  return std::optional<ClientKeys>(ClientKeys{std::move(*own), std::move(*server)});
+}
+
+void apply_client_keys(zmq::socket_t& socket, const ClientKeys& keys) {
+  socket.set(zmq::sockopt::curve_serverkey, keys.server_key);
+  socket.set(zmq::sockopt::curve_publickey, keys.own.public_key);
+  socket.set(zmq::sockopt::curve_secretkey, keys.own.secret_key);
 }
 
 std::string fingerprint(const std::string& public_key_z85) {

@@ -4,10 +4,15 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/status.hpp"
+
+namespace zmq {
+class socket_t;
+}  // namespace zmq
 
 namespace ecgq::curve {
 
@@ -39,6 +44,26 @@ Expected<std::vector<Certificate>> read_directory(const std::string& directory,
 // A short, stable name for a public key in logs and audit lines (16 hex digits of the
 // SHA-256 of the Z85 text); never the key itself.
 std::string fingerprint(const std::string& public_key_z85);
+
+// What a CURVE client (worker, producer, gateway) needs: its own key pair and the broker's
+// public key.
+struct ClientKeys {
+  Certificate own;         // public and secret key
+  std::string server_key;  // the broker's public key (Z85)
+};
+
+// Reads the settings curve_cert (own secret certificate file) and broker_key (the broker's public
+// certificate file or its Z85 key). Both empty: nullopt (CURVE off). One without the other, a
+// missing or unreadable file, a file without a secret key or a malformed key: an error naming
+// the setting (`cert_name`, `key_name`: how the caller spells them, e.g. --curve-cert), the file
+// and what was expected.
+Expected<std::optional<ClientKeys>> load_client_keys(const std::string& curve_cert,
+                                                     const std::string& broker_key,
+                                                     const std::string& cert_name = "curve_cert",
+                                                     const std::string& key_name = "broker_key");
+
+// Makes `socket` a CURVE client with `keys`; call before connect().
+void apply_client_keys(zmq::socket_t& socket, const ClientKeys& keys);
 
 // True when `text` is 40 characters of the Z85 alphabet that decode to a 32-byte key.
 bool is_z85_key(const std::string& text);

@@ -39,7 +39,9 @@ TEST(BrokerCli, BadUsageExitsTwoWithTheReason) {
 }
 
 TEST(BrokerCli, BindFailureExitsOne) {
-  auto r = run_command({bin("ecgq-broker"), "--bind", "tcp://256.1.1.1:1"}, 10s);
+  // allow_insecure: a non-loopback plaintext bind is otherwise refused before binding (exit 2).
+  auto r = run_command(
+      {bin("ecgq-broker"), "--bind", "tcp://256.1.1.1:1", "--allow-insecure", "true"}, 10s);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("bind"), std::string::npos) << r.err;
 }

@@ -86,7 +86,10 @@ BrokerConfig test_config() {
 class Core {
  public:
   explicit Core(BrokerConfig config = test_config())
-      : now(TimePoint{} + 1h), core(std::move(config), now, "b1-") {}
+      : now(TimePoint{} + 1h),
+        core(std::move(config), now, [this] { return "b1-" + std::to_string(++ids); }) {}
+
+  int ids = 0;  // ids assigned so far (before `core`: it uses them)
 
   TimePoint now;
   BrokerCore core;
@@ -98,7 +101,7 @@ class Core {
   }
   Actions tick() { return core.handle(Tick{now}); }
   Actions received(const std::string& peer, Frames frames) {
-    return core.handle(Received{peer, std::move(frames), now});
+    return core.handle(Received{peer, std::move(frames), now, {}, 0});
   }
   Actions request(const std::string& client, const std::string& service, Frames body) {
     return received(client, mdp::client_frames(mdp::ClientCommand::Request, service,
@@ -227,7 +230,7 @@ TEST(BrokerCore, AssignedIdsAndGenericServicesAreForwardedAsIs) {
   out = c.submit(kClientB, job_body(""));
   reqs = Core::requests(out, kWorker2);
   ASSERT_EQ(reqs.size(), 1u);
-  EXPECT_EQ(job_of(reqs[0]).id, "b1-2");  // id prefix + broker sequence number
+  EXPECT_EQ(job_of(reqs[0]).id, "b1-1");  // from the id source (the loop: 128 random bits)
 }
 
 TEST(BrokerCore, RoundRobinAcrossClientsFifoWithinOne) {

@@ -19,6 +19,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "protocol/curve.hpp"
 #include "protocol/schema.hpp"
 #include "protocol/zmq_frames.hpp"
 #include "tests/support/process.hpp"
@@ -53,8 +54,11 @@ inline std::optional<Frames> recv_frames(zmq::socket_t& s, std::chrono::millisec
 // A strict RFC 18 client on a DEALER socket.
 class RawClient {
  public:
-  explicit RawClient(const std::string& endpoint) : s_(ctx(), zmq::socket_type::dealer) {
+  // With `keys` the client is a CURVE client of the broker.
+  explicit RawClient(const std::string& endpoint, const curve::ClientKeys* keys = nullptr)
+      : s_(ctx(), zmq::socket_type::dealer) {
     s_.set(zmq::sockopt::linger, 0);
+    if (keys != nullptr) curve::apply_client_keys(s_, *keys);
     s_.connect(endpoint);
   }
   // Sends REQUEST: MDPC02, 0x01, service, body...
@@ -99,9 +103,15 @@ class RawClient {
 // `heartbeat` unless silenced, and hands every other received message to the test.
 class RawWorker {
  public:
+  // With `keys` the worker is a CURVE client of the broker.
   RawWorker(const std::string& endpoint, const std::string& service, std::string metadata = {},
-            std::chrono::milliseconds heartbeat = 100ms)
-      : endpoint_(endpoint), service_(service), metadata_(std::move(metadata)), hb_(heartbeat) {
+            std::chrono::milliseconds heartbeat = 100ms,
+            std::optional<curve::ClientKeys> keys = std::nullopt)
+      : endpoint_(endpoint),
+        service_(service),
+        metadata_(std::move(metadata)),
+        hb_(heartbeat),
+        keys_(std::move(keys)) {
     thread_ = std::thread([this] { loop(); });
   }
   ~RawWorker() {
@@ -159,6 +169,7 @@ class RawWorker {
   void loop() {
     zmq::socket_t s(ctx(), zmq::socket_type::dealer);
     s.set(zmq::sockopt::linger, 0);
+    if (keys_) curve::apply_client_keys(s, *keys_);
     s.connect(endpoint_);
     Frames ready{kW, byte(0x01), service_};
     if (!metadata_.empty()) ready.push_back(metadata_);
@@ -207,6 +218,7 @@ class RawWorker {
 
   std::string endpoint_, service_, metadata_;
   std::chrono::milliseconds hb_;
+  std::optional<curve::ClientKeys> keys_;
   std::atomic<bool> stop_{false}, silent_{false}, auto_{false}, echo_{false};
   std::mutex mu_;
   std::condition_variable cv_;
@@ -218,7 +230,9 @@ class RawWorker {
 // ecgq-broker as a child process on a fresh 127.0.0.1 port with fast heartbeats.
 class BrokerProcess {
  public:
-  explicit BrokerProcess(std::vector<std::string> extra = {}, const std::string& liveness = "10")
+  // With CURVE in `extra`, `probe_keys` are the keys the readiness probe connects with.
+  explicit BrokerProcess(std::vector<std::string> extra = {}, const std::string& liveness = "10",
+                         const curve::ClientKeys* probe_keys = nullptr)
       : endpoint(free_endpoint()) {
     std::vector<std::string> argv{bin("ecgq-broker"),
                                   "--bind",
@@ -232,7 +246,7 @@ class BrokerProcess {
     argv.insert(argv.end(), extra.begin(), extra.end());
     proc = std::make_unique<ChildProcess>(argv);
     // Ready once it answers MMI.
-    RawClient probe(endpoint);
+    RawClient probe(endpoint, probe_keys);
     probe.request("mmi.service", {"x"});
     ready = probe.final(10s).has_value();
   }

@@ -42,10 +42,11 @@ inline std::string tiny_checkpoint() {
 inline const std::vector<std::string> kHeartbeat = {"--heartbeat-interval", "100ms",
                                                     "--heartbeat-liveness", "20"};
 
-// A broker process; ready once it answers mmi.service.
+// A broker process; ready once it answers mmi.service (asked with `probe_keys` when it runs CURVE).
 class Broker {
  public:
-  explicit Broker(std::vector<std::string> extra = {}) {
+  explicit Broker(std::vector<std::string> extra = {},
+                  std::optional<curve::ClientKeys> probe_keys = std::nullopt) {
     // A port found free can be taken by a concurrent test before the broker binds it: retry.
     for (int attempt = 0; attempt < 3 && !ready; ++attempt) {
       endpoint = free_endpoint();
@@ -55,6 +56,7 @@ class Broker {
       proc = std::make_unique<ChildProcess>(argv);
       client::ClientOptions o;
       o.broker = endpoint;
+      o.curve = probe_keys;
       client::Client probe(o);
       ready = wait_until(
                   [&] { return !proc->running() || probe.service_available("ecg-fm", 500ms).ok(); },

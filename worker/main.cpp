@@ -16,6 +16,7 @@
 #include "hub/hub_settings.hpp"
 #include "model/ecgfm_model.hpp"
 #include "model/model.hpp"
+#include "protocol/curve.hpp"
 #include "worker/fetch_command.hpp"
 #include "worker/model_tools.hpp"
 #include "worker/serve_settings.hpp"
@@ -124,6 +125,7 @@ Status read_config(const Settings& s, ServeConfig& c) {
   // Refused here rather than at warm-up: a worker that can never load should not register.
   if (v.precision == "bf16") RETURN_IF_ERROR(bf16_supported());
   c.service.broker = v.broker;
+  ASSIGN_OR_RETURN(c.service.curve, curve::load_client_keys(v.curve_cert, v.broker_key));
   c.service.service = v.service;
   c.service.worker_id = v.worker_id;
   c.service.capacity = v.capacity;

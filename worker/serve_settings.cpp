@@ -9,6 +9,11 @@ const SettingsTable<ServeSettings>& serve_settings_table() {
   static const SettingsTable<S> table =
       SettingsTable<S>()
           .text("broker", "tcp://127.0.0.1:5555", "broker endpoint to connect to", &S::broker)
+          .text("curve_cert", "", "own CURVE secret certificate (ecgq keygen); \"\" = plaintext",
+                &S::curve_cert)
+          .text("broker_key", "",
+                "the broker's CURVE public certificate file or Z85 key (with curve_cert)",
+                &S::broker_key)
           .text("service", "ecg-fm", "service name to register for", &S::service)
           .text("checkpoint", "",
                 "checkpoint reference: a local path or hf://OWNER/REPO/PATH[@REV]", &S::checkpoint)

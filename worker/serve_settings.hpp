@@ -19,6 +19,8 @@ struct ServeSettings {
   ServeSettings();
 
   std::string broker;
+  std::string curve_cert;
+  std::string broker_key;
   std::string service;
   std::string checkpoint;
   std::string model_kind;

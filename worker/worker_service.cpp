@@ -125,6 +125,7 @@ void WorkerService::connect_socket() {
   const uint64_t epoch = ++epoch_;
   socket_ = std::make_unique<zmq::socket_t>(*context_, zmq::socket_type::dealer);
   socket_->set(zmq::sockopt::linger, 0);
+  if (options_.curve) curve::apply_client_keys(*socket_, *options_.curve);
   socket_->connect(options_.broker);
   // Counted before it is sent: whoever has seen this READY sees it counted.
   counters_.readies++;

@@ -16,6 +16,7 @@
 
 #include "common/duration.hpp"
 #include "common/status.hpp"
+#include "protocol/curve.hpp"
 #include "protocol/decoded_job.hpp"
 #include "protocol/protocol.hpp"
 #include "protocol/worker_state.hpp"
@@ -48,6 +49,8 @@ struct WorkerServiceOptions {
   Millis reconnect_max{30000};
   Millis idle_timeout{15 * 60 * 1000};  // warm and idle this long -> asleep (SleepPolicy)
   bool warm_on_start = true;            // load at start, before any job asks (SleepPolicy)
+  // CURVE keys (curve_cert, broker_key); none = plaintext.
+  std::optional<curve::ClientKeys> curve;
 };
 
 // Counters a status heartbeat reports, readable from any thread.

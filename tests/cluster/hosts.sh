@@ -12,12 +12,26 @@ HOSTS_NET=10.231.77          # only inside the namespaces below; no route leads 
 HOSTS_NS=(ecgqt-sw ecgqt-a ecgqt-b ecgqt-c ecgqt-p)
 HOSTS_PIDS=()
 
-# Security flags in one place: plaintext today. With CURVE (issue 13) the broker gets
-# --curve-secret-cert/--client-keys/--worker-keys and the workers and producer
-# --curve-cert/--broker-key here (keys made with `ecgq keygen` under $WORK/keys).
+# Security flags in one place (docs/security.md): CURVE, with keys made by hosts_keys under
+# $WORK/hosts/keys; the broker refuses a plaintext bind on A's (non-loopback) address.
 hosts_broker_security=()
 hosts_worker_security=()
 hosts_producer_security=()
+
+# Makes the broker, worker and producer certificates and fills the flags above.
+hosts_keys() {
+  local k="$1/keys" name
+  mkdir -p "$k/clients" "$k/workers"
+  for name in broker worker producer; do
+    [[ -f "$k/$name.cert_secret" ]] || "$BIN/ecgq" keygen "$k/$name.cert" >/dev/null
+  done
+  cp "$k/producer.cert" "$k/clients/"
+  cp "$k/worker.cert" "$k/workers/"
+  hosts_broker_security=(--curve-secret-cert "$k/broker.cert_secret" --client-keys "$k/clients"
+    --worker-keys "$k/workers")
+  hosts_worker_security=(--curve-cert "$k/worker.cert_secret" --broker-key "$k/broker.cert")
+  hosts_producer_security=(--curve-cert "$k/producer.cert_secret" --broker-key "$k/broker.cert")
+}
 
 hosts_cleanup() {
   local pid ns
@@ -74,6 +88,7 @@ hosts_test() {
   hosts_add ecgqt-c "$HOSTS_NET.3"
   hosts_add ecgqt-p "$HOSTS_NET.10"
   mkdir -p "$dir"
+  hosts_keys "$dir"
   make_batch "$dir/records" "$copies"
   total=$((copies * RECORDS_PER_COPY))
 
