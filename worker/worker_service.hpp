@@ -48,6 +48,8 @@ struct WorkerServiceOptions {
   Millis reconnect_max{30000};
   Millis idle_timeout{15 * 60 * 1000};  // warm and idle this long -> asleep (SleepPolicy)
   bool warm_on_start = true;            // load at start, before any job asks (SleepPolicy)
+  Millis model_retry{30000};            // first delay before a failed load is retried
+  bool exit_on_load_failure = false;    // stop (run() fails) when the model cannot be loaded
 };
 
 // Counters a status heartbeat reports, readable from any thread.
@@ -146,6 +148,10 @@ class WorkerService {
   void drain_outbox();
   // Empties the wake-up pipe.
   void drain_wakeup();
+  // Logs the broker's refusal (frame 3 of its DISCONNECT) and acts on it: a worker whose model
+  // was retired by a rollout stops; one whose model the service does not serve tries again
+  // after model_retry.
+  void handle_refusal(const std::string& frame, Link& link);
   // READY's metadata frame.
   std::string ready_metadata() const;
   // A heartbeat's status frame.
@@ -176,6 +182,8 @@ class WorkerService {
   std::optional<QueuedJob> take_more(Clock::time_point until);
   // Answers every queued job with `status` (a failed load).
   void fail_waiting(const Status& status);
+  // After a failed load: stops the worker when exit_on_load_failure says so.
+  void on_load_failure(const Status& status);
   // Posts a job's FINAL and counts it done.
   void post_final(const ReplyTo& reply, const schema::Result& result);
   // Queues `item` for the I/O thread and wakes it.
@@ -194,7 +202,8 @@ class WorkerService {
   std::unique_ptr<zmq::socket_t> socket_;
   std::atomic<uint64_t> epoch_{0};  // bumped for every new connection
   std::atomic<bool> stop_requested_{false};
-  int wake_pipe_[2] = {-1, -1};  // written by the compute thread and signal handlers
+  std::atomic<bool> load_failure_exit_{false};  // exit_on_load_failure: a load failed
+  int wake_pipe_[2] = {-1, -1};                 // written by the compute thread and signal handlers
 
   // Guards queue_, compute_stop_ and policy_ (lock before outbox_mutex_): a job's arrival and the
   // policy's decisions are ordered, so a job arriving as the model goes to sleep sees it asleep.
@@ -204,7 +213,7 @@ class WorkerService {
   bool compute_stop_ = false;
   SleepPolicy policy_;
   Clock::time_point ready_at_{};  // compute thread: last successful load
-  double pass_ms_ = 0;  // compute thread: longest forward pass of the last batch
+  double pass_ms_ = 0;            // compute thread: longest forward pass of the last batch
 
   std::mutex outbox_mutex_;
   std::deque<Outgoing> outbox_;
