@@ -187,6 +187,43 @@ int submit_command(const CLI::App* sub, SubmitCommand& submit, SubmitTexts t,
   return run_submit(submit);
 }
 
+// The end of `ecgq --help`.
+const char* const kFooter =
+    "Examples:\n"
+    "  ecgq --broker tcp://host:5555 submit record.npy recordings/ > results.jsonl\n"
+    "  ecgq submit --resume results.jsonl --embeddings-out emb.npy recordings/\n"
+    "  ecgq submit --format csv -o results.csv recordings/\n"
+    "  ecgq status            ecgq status --json            ecgq status --check\n"
+    "  ecgq rollout ecg-fm --to SHA256     (upgrade the model; docs/operations.md)\n"
+    "Exit status: 0 all records ok, 1 a record failed (or --fail-fast stopped) or the broker\n"
+    "is unreachable, 2 bad usage, 130 interrupted (queued jobs are cancelled).";
+
+// True for the words `ecgq` knows as its first argument.
+bool known_command(const std::string& word) {
+  for (const char* known : {"submit", "status", "result", "keygen", "rollout"})
+    if (word == known) return true;
+  return false;
+}
+
+// Declares `rollout` and its options.
+CLI::App* add_rollout(CLI::App& app, RolloutCommand& rollout) {
+  auto* ro = app.add_subcommand(
+      "rollout",
+      "make SERVICE serve the model with sha256 --to: its workers are admitted, the workers of "
+      "the old model finish their jobs, get no new ones, and leave (mmi.rollout)");
+  ro->add_option("service", rollout.service, "the service to move")->required();
+  ro->add_option("--to", rollout.to, "the new model's sha256 (64 hex digits)")->required();
+  return ro;
+}
+
+// Checks the options of `rollout`, then runs it.
+int rollout_command(RolloutCommand& rollout, ClientOptions client) {
+  if (!ext::is_sha256_hex(rollout.to))
+    return usage_error("--to wants the new model's sha256: 64 lowercase hex digits");
+  rollout.client = std::move(client);
+  return run_rollout(rollout);
+}
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -194,15 +231,7 @@ int run_cli(int argc, char** argv) {
   app.set_version_flag("--version", std::string("ecgq ") + ECGQ_VERSION);
   app.require_subcommand(1);
   app.fallthrough();
-  app.footer(
-      "Examples:\n"
-      "  ecgq --broker tcp://host:5555 submit record.npy recordings/ > results.jsonl\n"
-      "  ecgq submit --resume results.jsonl --embeddings-out emb.npy recordings/\n"
-      "  ecgq submit --format csv -o results.csv recordings/\n"
-      "  ecgq status            ecgq status --json            ecgq status --check\n"
-      "  ecgq rollout ecg-fm --to SHA256     (upgrade the model; docs/operations.md)\n"
-      "Exit status: 0 all records ok, 1 a record failed (or --fail-fast stopped) or the broker\n"
-      "is unreachable, 2 bad usage, 130 interrupted (queued jobs are cancelled).");
+  app.footer(kFooter);
 
   GlobalOptions global;
   add_global_options(app, global);
@@ -233,16 +262,9 @@ int run_cli(int argc, char** argv) {
   st->add_flag("--check", status.check, "exit 0 only when the service has a live worker");
 
   RolloutCommand rollout;
-  auto* ro = app.add_subcommand(
-      "rollout",
-      "make SERVICE serve the model with sha256 --to: its workers are admitted, the workers of "
-      "the old model finish their jobs, get no new ones, and leave (mmi.rollout)");
-  ro->add_option("service", rollout.service, "the service to move")->required();
-  ro->add_option("--to", rollout.to, "the new model's sha256 (64 hex digits)")->required();
+  CLI::App* ro = add_rollout(app, rollout);
 
-  if (const std::string word = command_word(argc, argv); !word.empty() && word != "submit" &&
-                                                         word != "status" && word != "result" &&
-                                                         word != "keygen" && word != "rollout")
+  if (const std::string word = command_word(argc, argv); !word.empty() && !known_command(word))
     return usage_error("unknown command '" + escape_invalid_utf8(word) +
                        "' (expected submit, status, result, keygen or rollout)");
   try {
@@ -274,12 +296,7 @@ int run_cli(int argc, char** argv) {
     status.client = client;
     return run_status(status);
   }
-  if (ro->parsed()) {
-    if (!ext::is_sha256_hex(rollout.to))
-      return usage_error("--to wants the new model's sha256: 64 lowercase hex digits");
-    rollout.client = client;
-    return run_rollout(rollout);
-  }
+  if (ro->parsed()) return rollout_command(rollout, client);
 
   return submit_command(sub, submit, submit_texts, client);
 }

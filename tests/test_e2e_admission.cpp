@@ -46,6 +46,34 @@ client::Json worker_json(client::Client& c, const std::string& id) {
   return client::Json::object();
 }
 
+// A worker of the tiny pretrained model (another model than start_worker's) that retries a
+// refused READY every 200 ms.
+std::unique_ptr<ChildProcess> start_pretrained_worker(const std::string& endpoint,
+                                                      const std::string& id) {
+  std::vector<std::string> argv{
+      bin("ecgq-worker"), "serve", "--broker",  endpoint, "--checkpoint",  pretrained_checkpoint(),
+      "--worker-id",      id,      "--threads", "1",      "--model-retry", "200ms"};
+  argv.insert(argv.end(), kHeartbeat.begin(), kHeartbeat.end());
+  return std::make_unique<ChildProcess>(argv);
+}
+
+// A broker with one warm worker of the fine-tuned model (`first`), and a client.
+class E2eAdmissionOneModel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq");
+    ASSERT_TRUE(broker.ready) << broker.diagnostics();
+    c = connect(broker.endpoint);
+    first = start_worker(broker.endpoint, "first");
+    ASSERT_TRUE(wait_workers(*c, {"first"}, "warm", 60s)) << first->stderr_text();
+  }
+
+  Broker broker;
+  std::unique_ptr<client::Client> c;
+  std::unique_ptr<ChildProcess> first;
+  const std::string first_sha = sha256_of(tiny_checkpoint());
+};
+
 // Keeps `window` jobs in flight until `done` says stop; every result goes to `results`.
 void steady_load(client::Client& c, size_t window, std::vector<schema::Result>& results,
                  const std::function<bool()>& done) {
@@ -116,23 +144,14 @@ TEST(E2eAdmission, ExitOnLoadFailureExitsOne) {
   EXPECT_NE(run.err.find("/nonexistent.pt"), std::string::npos) << run.err;
 }
 
-TEST(E2eAdmission, AWorkerOfAnotherModelIsRefusedNamingBoth) {
-  ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq");
-  Broker broker;
-  ASSERT_TRUE(broker.ready) << broker.diagnostics();
-  auto c = connect(broker.endpoint);
-  auto first = start_worker(broker.endpoint, "finetuned");
-  ASSERT_TRUE(wait_workers(*c, {"finetuned"}, "warm", 60s)) << first->stderr_text();
-  ChildProcess other({bin("ecgq-worker"), "serve", "--broker", broker.endpoint, "--checkpoint",
-                      pretrained_checkpoint(), "--worker-id", "pretrained", "--threads", "1",
-                      "--model-retry", "200ms", "--heartbeat-interval", "100ms",
-                      "--heartbeat-liveness", "20"});
-  const std::string served = sha256_of(tiny_checkpoint());
+TEST_F(E2eAdmissionOneModel, AWorkerOfAnotherModelIsRefusedNamingBoth) {
+  auto other = start_pretrained_worker(broker.endpoint, "pretrained");
+  const std::string& served = first_sha;
   const std::string offered = sha256_of(pretrained_checkpoint());
   // Refused, and it tries again after model_retry: the refusal names both models, on both sides.
-  ASSERT_TRUE(wait_until([&] { return count(other.stderr_text(), "event=refused ") >= 2; }, 30s))
-      << other.stderr_text();
-  for (const std::string& log : {other.stderr_text(), broker.proc->stderr_text()}) {
+  ASSERT_TRUE(wait_until([&] { return count(other->stderr_text(), "event=refused ") >= 2; }, 30s))
+      << other->stderr_text();
+  for (const std::string& log : {other->stderr_text(), broker.proc->stderr_text()}) {
     EXPECT_NE(log.find("code=model_mismatch"), std::string::npos) << log;
     EXPECT_NE(log.find(served), std::string::npos) << log;
     EXPECT_NE(log.find(offered), std::string::npos) << log;
@@ -143,21 +162,16 @@ TEST(E2eAdmission, AWorkerOfAnotherModelIsRefusedNamingBoth) {
   auto r = run_job(*c, ecg_job());
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->status, "ok");
-  EXPECT_EQ(r->worker_id, "finetuned");
+  EXPECT_EQ(r->worker_id, "first");
   // The text status names each worker's model: short sha, kind, precision.
   auto text = run_command({bin("ecgq"), "--broker", broker.endpoint, "status"}, 10s);
   EXPECT_NE(text.out.find("model " + served.substr(0, 12) + " ecgfm fp32"), std::string::npos)
       << text.out;
 }
 
-TEST(E2eAdmission, ARolloutUnderSteadyLoadFailsNoJob) {
-  ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq");
-  Broker broker;
-  ASSERT_TRUE(broker.ready) << broker.diagnostics();
-  auto c = connect(broker.endpoint);
-  auto old_worker = start_worker(broker.endpoint, "old");
-  ASSERT_TRUE(wait_workers(*c, {"old"}, "warm", 60s)) << old_worker->stderr_text();
-  const std::string old_sha = sha256_of(tiny_checkpoint());
+TEST_F(E2eAdmissionOneModel, ARolloutUnderSteadyLoadFailsNoJob) {
+  ChildProcess& old_worker = *first;
+  const std::string& old_sha = first_sha;
   const std::string new_sha = sha256_of(pretrained_checkpoint());
 
   std::unique_ptr<ChildProcess> new_worker;
@@ -167,24 +181,21 @@ TEST(E2eAdmission, ARolloutUnderSteadyLoadFailsNoJob) {
   // rollout), run the rollout, and let the old workers drain and leave.
   steady_load(*c, 4, results, [&] {
     if (results.size() >= 10 && !new_worker)
-      new_worker = std::make_unique<ChildProcess>(std::vector<std::string>{
-          bin("ecgq-worker"), "serve", "--broker", broker.endpoint, "--checkpoint",
-          pretrained_checkpoint(), "--worker-id", "new", "--threads", "1", "--model-retry", "200ms",
-          "--heartbeat-interval", "100ms", "--heartbeat-liveness", "20"});
+      new_worker = start_pretrained_worker(broker.endpoint, "new");
     if (new_worker && !rollout && count(new_worker->stderr_text(), "event=refused ") >= 1)
       rollout = std::make_unique<ChildProcess>(std::vector<std::string>{
           bin("ecgq"), "--broker", broker.endpoint, "rollout", "ecg-fm", "--to", new_sha});
     const size_t after = std::count_if(results.begin(), results.end(),
                                        [&](const auto& r) { return r.model.sha256 == new_sha; });
-    return rollout && !old_worker->running() && after >= 10;
+    return rollout && !old_worker.running() && after >= 10;
   });
   ASSERT_TRUE(rollout);
   EXPECT_EQ(rollout->wait(10s), 0) << rollout->stderr_text();
   EXPECT_NE(rollout->stdout_text().find(old_sha + " -> " + new_sha), std::string::npos)
       << rollout->stdout_text();
   // The old worker finished its jobs and left with exit 0; no job failed.
-  EXPECT_EQ(old_worker->wait(10s), 0) << old_worker->stderr_text();
-  EXPECT_NE(old_worker->stderr_text().find("code=model_retired"), std::string::npos);
+  EXPECT_EQ(old_worker.wait(10s), 0) << old_worker.stderr_text();
+  EXPECT_NE(old_worker.stderr_text().find("code=model_retired"), std::string::npos);
   std::set<std::string> models;
   for (const auto& r : results) {
     EXPECT_EQ(r.status, "ok") << r.id << ": " << (r.error ? r.error->code : "");
@@ -195,14 +206,8 @@ TEST(E2eAdmission, ARolloutUnderSteadyLoadFailsNoJob) {
   EXPECT_EQ(s["services"]["ecg-fm"]["model"].value("sha256", ""), new_sha);
 }
 
-TEST(E2eAdmission, AJobPinnedToAModelNoWorkerHasGetsModelUnavailable) {
-  ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq");
-  Broker broker;
-  ASSERT_TRUE(broker.ready) << broker.diagnostics();
-  auto c = connect(broker.endpoint);
-  auto w = start_worker(broker.endpoint, "w1");
-  ASSERT_TRUE(wait_workers(*c, {"w1"}, "warm", 60s)) << w->stderr_text();
-  const std::string sha = sha256_of(tiny_checkpoint());
+TEST_F(E2eAdmissionOneModel, AJobPinnedToAModelNoWorkerHasGetsModelUnavailable) {
+  const std::string& sha = first_sha;
 
   schema::Job pinned = ecg_job();
   pinned.model_sha256 = sha;
