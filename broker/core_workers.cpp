@@ -89,13 +89,14 @@ void BrokerCore::register_worker(const std::string& peer, const mdp::WorkerMessa
   // flight is lost, so re-queue it and take the new registration.
   if (workers_.count(peer)) delete_worker(peer, "worker sent READY again", false);
   Worker w = new_worker(peer, msg);
+  // First: a worker that registers again (e.g. under its model's new name) is not its own rival.
+  retire_stale_registrations(w);
   Service& svc = find_or_create_service(w.service);
   // One model per service (core_admission.cpp).
   if (const std::string problem = admission_problem(svc, w); !problem.empty()) {
     refuse_worker(peer, w, "model_mismatch", problem);
     return;
   }
-  retire_stale_registrations(w);
   spdlog::info(
       "event=worker_ready worker={} peer={} service={} state={} capacity={} model={} sha256={}",
       w.worker_id, peer_name(peer), w.service, state_name(w.state), w.capacity,

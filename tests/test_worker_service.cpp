@@ -574,3 +574,23 @@ TEST(WorkerService, ARetiredWorkerLeavesAndARefusedOneWaitsModelRetry) {
   h.broker->send(h.identity, retired);
   EXPECT_TRUE(h.join().ok());
 }
+
+TEST(WorkerService, AnExportRegistersAgainUnderItsSourceModelsSha256) {
+  Harness h;
+  h.control.source_sha256 = std::string(64, 'b');
+  h.start();
+  // READY names the file it found (sha256 'a...'); once loaded, the model says it is an export
+  // of 'b...', and the worker registers again under that name (the first READY may not even
+  // leave: its connection is closed at once).
+  std::optional<ext::ReadyMetadata> renamed;
+  for (int i = 0; i < 2 && !renamed; ++i) {
+    auto ready = ext::decode_ready(h.ready().body.at(0));
+    ASSERT_TRUE(ready.ok() && ready->model.has_value());
+    if (ready->model->sha256 == std::string(64, 'b')) renamed = *ready;
+  }
+  ASSERT_TRUE(renamed.has_value());
+  EXPECT_EQ(renamed->state, WorkerState::Warm);
+  h.send_job("t1", synthetic_job("export"));
+  h.expect_progress("running");
+  EXPECT_EQ(h.expect_final("t1").model.sha256, std::string(64, 'b'));
+}

@@ -51,7 +51,9 @@ Expected<WarmReport> ModelLifecycle::load(WorkerState from, bool warm_up_pass) {
     model_ = std::move(loaded.value());
     report.load_ms = ms_since(load_start);
 
-    std::string digest = resolved->sha256;
+    // An export names the checkpoint it was made from: it is that model.
+    std::string digest = model_->info().source_sha256;
+    if (digest.empty()) digest = resolved->sha256;
     if (digest.empty() && identity().sha256.empty()) {
       // Once per process: hashing a 1 GB checkpoint on every wake would lengthen cold starts.
       auto hashed = sha256_file(resolved->path);

@@ -134,6 +134,7 @@ void WorkerService::connect_socket() {
   socket_->connect(options_.broker);
   // Counted before it is sent: whoever has seen this READY sees it counted.
   counters_.readies++;
+  ready_sha256_ = lifecycle_->identity().sha256;
   send(mdp::ready_frames(options_.service, ready_metadata()));
   spdlog::info("event=ready broker={} service={} worker_id={} epoch={} state={} capacity={}",
                options_.broker, options_.service, options_.worker_id, epoch, state_name(state()),
@@ -160,6 +161,16 @@ void WorkerService::close_socket() {
   }
 }
 
+bool WorkerService::reregister_if_renamed() {
+  const std::string sha = lifecycle_->identity().sha256;
+  if (ready_sha256_.empty() || sha.empty() || sha == ready_sha256_) return false;
+  // The broker admits a model at READY: a new name is a new registration, checked as one.
+  spdlog::info("event=model_renamed from={} to={} action=ready_again", ready_sha256_, sha);
+  close_socket();
+  connect_socket();
+  return true;
+}
+
 void WorkerService::drain_wakeup() {
   char buf[64];
   while (::read(wake_pipe_[0], buf, sizeof(buf)) > 0) {
@@ -174,7 +185,7 @@ void WorkerService::drain_outbox() {
   }
   for (auto& item : items) {
     if (item.status) {
-      if (socket_) send(mdp::heartbeat_frames(status_frame()));
+      if (socket_ && !reregister_if_renamed()) send(mdp::heartbeat_frames(status_frame()));
       continue;
     }
     if (!socket_ || item.epoch != epoch_.load()) {

@@ -154,6 +154,9 @@ class WorkerService {
   void handle_refusal(const std::string& frame, Link& link);
   // READY's metadata frame.
   std::string ready_metadata() const;
+  // Sends READY again on a new connection when the loaded model names another sha256 than the
+  // last READY did (an export names its source's); true when it did.
+  bool reregister_if_renamed();
   // A heartbeat's status frame.
   std::string status_frame() const;
 
@@ -201,6 +204,7 @@ class WorkerService {
   std::unique_ptr<zmq::context_t> context_;
   std::unique_ptr<zmq::socket_t> socket_;
   std::atomic<uint64_t> epoch_{0};  // bumped for every new connection
+  std::string ready_sha256_;        // I/O thread: the model sha256 the last READY named
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> load_failure_exit_{false};  // exit_on_load_failure: a load failed
   int wake_pipe_[2] = {-1, -1};                 // written by the compute thread and signal handlers
