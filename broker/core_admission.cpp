@@ -61,7 +61,9 @@ void BrokerCore::refuse_worker(const std::string& peer, const Worker& w, const c
 
 void BrokerCore::adopt_model(Service& svc, const Worker& w) {
   const schema::ModelIdentity& m = w.model;
-  if (m.sha256.empty()) return;
+  // A worker whose model does not load does not decide what the service serves; it is checked
+  // again when its first load gives its outputs.
+  if (m.sha256.empty() || w.state == WorkerState::Failed) return;
   if (svc.model.sha256.empty()) {
     spdlog::info("event=service_model service={} model=\"{}\" worker={}", svc.name, describe(m),
                  w.worker_id);
