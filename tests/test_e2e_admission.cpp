@@ -237,5 +237,20 @@ TEST_F(E2eAdmissionOneModel, AJobPinnedToAModelNoWorkerHasGetsModelUnavailable) 
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
 }
 
+TEST(E2eAdmission, APinnedPrecisionRefusesTheOtherPrecision) {
+  ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq");
+  Broker broker({"--pinned-precision", "ecg-fm=bf16"});
+  ASSERT_TRUE(broker.ready) << broker.diagnostics();
+  auto w = start_worker(broker.endpoint, "fp32-worker", {"--model-retry", "200ms"});
+  ASSERT_TRUE(wait_until([&] { return count(w->stderr_text(), "event=refused ") >= 1; }, 60s))
+      << w->stderr_text();
+  EXPECT_NE(w->stderr_text().find("pins precision bf16"), std::string::npos) << w->stderr_text();
+  EXPECT_EQ(check(broker.endpoint), 1);
+  auto bad = run_command(
+      {bin("ecgq-broker"), "--bind", free_endpoint(), "--pinned-precision", "ecg-fm=fp16"}, 10s);
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("pinned_precision"), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace ecgq::test
