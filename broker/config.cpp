@@ -30,6 +30,10 @@ const SettingsTable<BrokerConfig>& settings_table() {
           .integer("keep_warm", "0", "workers per ecgq service told to stay warm", &C::keep_warm)
           .list("ecgq_services", "ecg-fm", "services whose bodies are ecgq msgpack jobs",
                 &C::ecgq_services)
+          .list("pinned_precision", "",
+                "SERVICE=PRECISION entries: workers of SERVICE must run that precision (fp32 or "
+                "bf16); other services admit both",
+                &C::pinned_precision)
           .duration("shutdown_grace", "5s", "time in-flight jobs get to finish on SIGTERM",
                     &C::shutdown_grace)
           .text("log_level", "info", "trace, debug, info, warn or error", &C::log_level)
@@ -131,10 +135,28 @@ Status check_ranges(const Settings& s, const BrokerConfig& c) {
 
 }  // namespace
 
+namespace {
+
+// pinned_precision entries into precision_pins.
+Status read_precision_pins(const Settings& s, BrokerConfig& c) {
+  for (const auto& entry : c.pinned_precision) {
+    const size_t eq = entry.find('=');
+    const std::string service = entry.substr(0, eq);
+    const std::string precision = eq == std::string::npos ? "" : entry.substr(eq + 1);
+    if (service.empty() || (precision != "fp32" && precision != "bf16"))
+      return s.invalid("pinned_precision", "SERVICE=fp32 or SERVICE=bf16 entries");
+    c.precision_pins[service] = precision;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Expected<BrokerConfig> load_config(const Settings& s) {
   BrokerConfig c;
   RETURN_IF_ERROR(settings_table().read(s, c));
   RETURN_IF_ERROR(check_ranges(s, c));
+  RETURN_IF_ERROR(read_precision_pins(s, c));
   return c;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,8 @@ struct BrokerConfig {
   int64_t max_message_bytes = 0;
   int64_t keep_warm = 0;
   std::vector<std::string> ecgq_services;
+  std::vector<std::string> pinned_precision;          // "SERVICE=PRECISION" entries, as configured
+  std::map<std::string, std::string> precision_pins;  // from pinned_precision, by service
   Millis shutdown_grace{};
   std::string log_level;
   int64_t result_cache_entries = 0;  // 0 disables the result cache

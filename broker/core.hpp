@@ -13,6 +13,8 @@
 //   dispatch.cpp      the dispatch policy: which worker gets which job, when a queued job
 //                     expires, the retry_after_ms estimate, which workers are kept warm
 //   core_mmi.cpp      mmi.service, mmi.status, mmi.cancel
+//   core_admission.cpp  one model per service: which workers are admitted, mmi.rollout and the
+//                     draining of the workers it replaces
 //   core_jobs.cpp     results by job id (mmi.job), idempotent submits, the durable journal's
 //                     records (Persist actions), commits and replay (Committed, Restore events)
 #pragma once
@@ -210,13 +212,25 @@ class BrokerCore {
   // --- dispatch policy (dispatch.cpp)
   void dispatch_changed();
   void dispatch(Service& service);
-  Worker* pick_worker(Service& service);
+  Worker* pick_worker(Service& service, const std::string& model_sha256);
   void assign(Worker& worker, const std::shared_ptr<JobRecord>& job);
   const char* queued_expiry(const JobRecord& job, const Service& service) const;
   void expire(JobRecord& job, const char* code, const Service& service);
   void expire_queued();
   int64_t retry_after_ms(const Service& service) const;
   bool keeps_warm(const Service& service, size_t registration_index) const;
+
+  // --- admission: one model per service, rollouts (core_admission.cpp)
+  std::string admission_problem(const Service& service, const Worker& worker) const;
+  void refuse_worker(const std::string& peer, const Worker& worker, const char* code,
+                     const std::string& why);
+  void adopt_model(Service& service, const Worker& worker);
+  void forget_unserved_model(Service& service);
+  bool admit_reported_model(const std::string& key, const schema::ModelIdentity& before);
+  std::string rollout(const std::string& peer, const std::string& body);
+  void retire_when_drained(const std::string& key);
+  bool takes_jobs(const Worker& worker, const std::string& model_sha256) const;
+  bool pin_unservable(const Service& service, const std::string& model_sha256) const;
 
   // --- results by id, idempotency and the journal (core_jobs.cpp)
   static std::string job_key(const std::string& submitter, const std::string& id);

@@ -110,6 +110,7 @@ bool BrokerCore::read_ecgq_job(JobRecord& job, std::string& meta) {
   }
   if (in->deadline_ms) job.deadline = job.received + std::chrono::milliseconds(*in->deadline_ms);
   job.content_key = std::move(in->content_key);
+  job.model_sha256 = std::move(in->model_sha256);
   meta = std::move(in->meta);
   return true;
 }
@@ -121,14 +122,15 @@ bool BrokerCore::refuse_when_full(JobRecord& job, const Service& svc) {
     return false;
   const int64_t retry = retry_after_ms(svc);
   const std::string why =
-      service_full ? "service queue holds max_queue=" + std::to_string(config_.max_queue)
-                   : "this client has max_queue_per_client=" +
-                         std::to_string(config_.max_queue_per_client) + " jobs queued";
+      service_full
+          ? "service queue holds max_queue=" + std::to_string(config_.max_queue)
+          : "this client has max_queue_per_client=" + std::to_string(config_.max_queue_per_client) +
+                " jobs queued";
   ++counters_.errors["queue_full"];
   spdlog::info("event=queue_full job={} service={} retry_after_ms={}", job.id, job.service, retry);
   reply_client(job, ClientCommand::Final,
-               schema::error_result(job.ecgq_body ? job.id : "", "queue_full",
-                                    "queue full: " + why, "", retry));
+               schema::error_result(job.ecgq_body ? job.id : "", "queue_full", "queue full: " + why,
+                                    "", retry));
   return true;
 }
 
@@ -137,7 +139,7 @@ bool BrokerCore::answer_from_cache(JobRecord& job, const Service& svc, const std
   // Only when the workers agree on the model that would run the job: otherwise the result
   // depends on which worker gets it, and the cache cannot know that in advance.
   const auto model = service_model(svc);
-  if (!model) return false;
+  if (!model || (!job.model_sha256.empty() && job.model_sha256 != model->first)) return false;
   const schema::Result* hit = cache_.find({job.content_key, model->first, model->second});
   if (hit == nullptr) return false;
   schema::Result r = *hit;

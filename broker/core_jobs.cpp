@@ -154,6 +154,7 @@ void BrokerCore::restore_job(const JournaledJob& j, int64_t wall_now_unix_ms) {
     return;
   }
   job->body = std::move(*frames);
+  job->model_sha256 = intake->model_sha256;
   if (intake->id.empty()) job->assigned_id = j.id;
   job->content_key = std::move(intake->content_key);
   // No client connection survives a restart: the producer asks for the result by id.

@@ -10,7 +10,7 @@ namespace ecgq::broker {
 namespace {
 
 // States every service shows a series for, even at zero (so that rate() and alerts see them).
-constexpr const char* kShownStates[] = {"cold", "warming", "warm", "busy", "asleep", "waking"};
+constexpr const char* kShownStates[] = {"cold", "warming", "warm", "busy", "asleep", "waking", "failed"};
 
 }  // namespace
 

@@ -1,7 +1,9 @@
-// Majordomo Management Interface (RFC 8) plus the ecgq extensions mmi.status and mmi.cancel.
+// Majordomo Management Interface (RFC 8) plus the ecgq extensions mmi.status, mmi.cancel,
+// mmi.job and mmi.rollout (core_admission.cpp).
 // The bodies are protocol/extensions.hpp's; this file only fills them in.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <set>
 
 #include "broker/core.hpp"
@@ -15,11 +17,18 @@ void BrokerCore::on_mmi(const std::string& peer, const mdp::ClientMessage& msg) 
   if (msg.service == "mmi.service") {
     const std::string name = msg.body.empty() ? std::string() : msg.body[0];
     const Service* svc = find_service(name);
-    answer = svc != nullptr && !svc->workers.empty() ? ext::kServiceFound : ext::kServiceNotFound;
+    // Found only when a worker can answer: failed and draining workers do not count.
+    const bool up = svc != nullptr && std::any_of(svc->workers.begin(), svc->workers.end(),
+                                                  [&](const std::string& key) {
+                                                    return takes_jobs(workers_.at(key), "");
+                                                  });
+    answer = up ? ext::kServiceFound : ext::kServiceNotFound;
   } else if (msg.service == "mmi.status") {
     answer = status_body();
   } else if (msg.service == "mmi.cancel") {
     answer = cancel(peer, msg.body.empty() ? std::string() : msg.body[0]);
+  } else if (msg.service == "mmi.rollout") {
+    answer = rollout(peer, msg.body.empty() ? std::string() : msg.body[0]);
   } else if (msg.service == "mmi.job") {
     answer = job_reply(peer, msg.body.empty() ? std::string() : msg.body[0]);
   } else {
@@ -43,11 +52,14 @@ std::string BrokerCore::status_body() const {
     info.in_flight = svc.in_flight;
     info.clients_waiting = static_cast<int64_t>(svc.queue.clients());
     info.service_ms = svc.service_ms;
+    info.model = svc.model;
     for (const auto& key : svc.workers) {
       const Worker& w = workers_.at(key);
       ext::WorkerInfo wi;
       wi.id = w.worker_id;
       wi.state = w.shown_state();
+      wi.reason = w.reason;
+      wi.draining = w.draining;
       wi.capacity = w.capacity;
       wi.in_flight = static_cast<int64_t>(w.in_flight.size());
       wi.jobs_done = static_cast<int64_t>(w.jobs_done);

@@ -6,6 +6,7 @@
 
 #include "broker/core.hpp"
 #include "broker/msgpack_fields.hpp"
+#include "common/text.hpp"
 #include "protocol/schema.hpp"
 
 namespace ecgq::broker {
@@ -88,11 +89,22 @@ void BrokerCore::register_worker(const std::string& peer, const mdp::WorkerMessa
   // flight is lost, so re-queue it and take the new registration.
   if (workers_.count(peer)) delete_worker(peer, "worker sent READY again", false);
   Worker w = new_worker(peer, msg);
+  // First: a worker that registers again (e.g. under its model's new name) is not its own rival.
   retire_stale_registrations(w);
-  spdlog::info("event=worker_ready worker={} peer={} service={} state={} capacity={} model={}",
-               w.worker_id, peer_name(peer), w.service, state_name(w.state), w.capacity,
-               w.model.name.empty() ? "-" : w.model.name);
   Service& svc = find_or_create_service(w.service);
+  // One model per service (core_admission.cpp).
+  if (const std::string problem = admission_problem(svc, w); !problem.empty()) {
+    refuse_worker(peer, w, "model_mismatch", problem);
+    return;
+  }
+  spdlog::info(
+      "event=worker_ready worker={} peer={} service={} state={} capacity={} model={} sha256={}",
+      w.worker_id, peer_name(peer), w.service, state_name(w.state), w.capacity,
+      w.model.name.empty() ? "-" : w.model.name, w.model.sha256.empty() ? "-" : w.model.sha256);
+  if (w.state == WorkerState::Failed)
+    spdlog::warn("event=worker_failed worker={} service={} reason=\"{}\"", w.worker_id, w.service,
+                 loggable(w.reason, 512));
+  adopt_model(svc, w);
   svc.workers.push_back(peer);
   workers_.emplace(peer, std::move(w));
   mark_changed(svc);
@@ -120,6 +132,7 @@ Worker BrokerCore::new_worker(const std::string& peer, const mdp::WorkerMessage&
   if (meta->worker_id) w.worker_id = *meta->worker_id;
   if (meta->pid) w.pid = *meta->pid;
   if (meta->host) w.host = *meta->host;
+  if (meta->reason) w.reason = *meta->reason;
   if (meta->model) ext::update_model(w.model, *meta->model);
   log_skipped(skipped, w.worker_id, "ready");
   return w;
@@ -148,12 +161,16 @@ void BrokerCore::apply_status(Worker& w, const std::string& frame) {
   if (status->state) w.state = *status->state;
   if (status->rss_bytes) w.rss_bytes = *status->rss_bytes;
   if (status->capacity) w.capacity = *status->capacity;
+  w.reason = w.state == WorkerState::Failed && status->reason ? *status->reason : std::string();
   // The checkpoint's identity is known only after loading.
+  const schema::ModelIdentity model_before = w.model;
   if (status->model) ext::update_model(w.model, *status->model);
   log_skipped(skipped, w.worker_id, "heartbeat");
   if (w.state != before)
-    spdlog::info("event=worker_state worker={} from={} to={}", w.worker_id, state_name(before),
-                 state_name(w.state));
+    spdlog::info("event=worker_state worker={} from={} to={} reason=\"{}\"", w.worker_id,
+                 state_name(before), state_name(w.state), loggable(w.reason, 512));
+  // A model first named now is admitted as at READY, or the worker is refused.
+  if (!admit_reported_model(w.key, model_before)) return;
   // A worker that became warm (or took more capacity) may take queued jobs now.
   if (w.state != before || w.capacity != capacity_before)
     mark_changed(find_or_create_service(w.service));
@@ -163,13 +180,11 @@ void BrokerCore::worker_partial(Worker& w, const mdp::WorkerMessage& msg) {
   auto it = w.in_flight.find(msg.reply_to);
   if (it == w.in_flight.end()) {
     ++counters_.dropped_duplicates;
-    spdlog::info("event=dropped_partial worker={} reason=\"job not in flight on it\"",
-                 w.worker_id);
+    spdlog::info("event=dropped_partial worker={} reason=\"job not in flight on it\"", w.worker_id);
     return;
   }
   const JobRecord& job = *it->second;
-  send(job.client, mdp::client_frames(mdp::ClientCommand::Partial, job.service, msg.body),
-       job.id);
+  send(job.client, mdp::client_frames(mdp::ClientCommand::Partial, job.service, msg.body), job.id);
 }
 
 void BrokerCore::worker_final(Worker& w, const mdp::WorkerMessage& msg) {
@@ -196,10 +211,11 @@ void BrokerCore::worker_final(Worker& w, const mdp::WorkerMessage& msg) {
   spdlog::info("event=completed job={} service={} worker={} attempts={} took_ms={:.1f} status={}",
                job->id, job->service, w.worker_id, job->attempts, took, code.empty() ? "ok" : code);
   if (msg.body.size() == 1) keep_result(*job, msg.body[0], code.empty());
-  send(job->client, mdp::client_frames(mdp::ClientCommand::Final, job->service, msg.body),
-       job->id);
+  send(job->client, mdp::client_frames(mdp::ClientCommand::Final, job->service, msg.body), job->id);
   // The worker has a free slot again.
   mark_changed(svc);
+  // A worker a rollout replaced leaves once its last job is answered.
+  retire_when_drained(w.key);
 }
 
 void BrokerCore::observe_final(const JobRecord& job, const std::string& code,
@@ -268,6 +284,7 @@ void BrokerCore::delete_worker(const std::string& key, const std::string& reason
     job->worker.clear();
     requeue(job, "worker " + w.worker_id + " lost: " + reason);
   }
+  forget_unserved_model(svc);
   mark_changed(svc);
 }
 

@@ -24,11 +24,15 @@ int dispatch_rank(WorkerState state) {
     case WorkerState::Asleep:
     case WorkerState::Cold:
       break;
+    case WorkerState::Failed:
+      return 3;  // never picked (takes_jobs)
   }
   return 2;
 }
 
-bool wakes_on_dispatch(WorkerState state) { return dispatch_rank(state) == 2; }
+bool wakes_on_dispatch(WorkerState state) {
+  return dispatch_rank(state) == 2;
+}
 
 // An 8-byte big-endian job token (docs/protocol.md section 2).
 std::string token_of(uint64_t n) {
@@ -58,24 +62,32 @@ void BrokerCore::dispatch_changed() {
 
 void BrokerCore::dispatch(Service& svc) {
   while (!svc.queue.empty()) {
-    Worker* w = pick_worker(svc);
-    if (w == nullptr) return;
+    // A job pinned to a model waits for a worker of that model (head of line: a service serves
+    // one model, so pins other than it are refused rather than held).
+    const std::string pin = svc.queue.peek()->model_sha256;
+    Worker* w = pick_worker(svc, pin);
+    if (w == nullptr && !pin_unservable(svc, pin)) return;
     std::shared_ptr<JobRecord> job = svc.queue.pop();
     if (const char* code = queued_expiry(*job, svc)) {
       expire(*job, code, svc);
       continue;
     }
+    if (w == nullptr) {  // not reached: an unservable pin expires above
+      svc.queue.push_front(std::move(job));
+      return;
+    }
     assign(*w, job);
   }
 }
 
-Worker* BrokerCore::pick_worker(Service& svc) {
-  // Among workers with a free slot: the best state, then the most free slots (least loaded);
-  // ties go to the earliest registered.
+Worker* BrokerCore::pick_worker(Service& svc, const std::string& model_sha256) {
+  // Among workers that can answer (not failed, not draining, of the pinned model) with a free
+  // slot: the best state, then the most free slots (least loaded); ties go to the earliest
+  // registered.
   Worker* best = nullptr;
   for (const auto& key : svc.workers) {
     Worker& w = workers_.at(key);
-    if (w.free_slots() <= 0) continue;
+    if (w.free_slots() <= 0 || !takes_jobs(w, model_sha256)) continue;
     if (best == nullptr || dispatch_rank(w.state) < dispatch_rank(best->state) ||
         (dispatch_rank(w.state) == dispatch_rank(best->state) &&
          w.free_slots() > best->free_slots()))
@@ -116,17 +128,27 @@ void BrokerCore::assign(Worker& w, const std::shared_ptr<JobRecord>& job) {
 const char* BrokerCore::queued_expiry(const JobRecord& job, const Service& svc) const {
   // Queued jobs only: once dispatched, the worker enforces the deadline.
   if (job.deadline && now_ >= *job.deadline) return "deadline_exceeded";
-  if (svc.workers.empty() && now_ - job.received >= config_.service_wait) return "no_worker";
+  if (pin_unservable(svc, job.model_sha256)) return "model_unavailable";
+  const bool answering = std::any_of(svc.workers.begin(), svc.workers.end(),
+                                     [&](const auto& k) { return takes_jobs(workers_.at(k), ""); });
+  if (!answering && now_ - job.received >= config_.service_wait) return "no_worker";
   return nullptr;
 }
 
 void BrokerCore::expire(JobRecord& job, const char* code, const Service& svc) {
   if (std::string(code) == "deadline_exceeded") {
     finish_with_error(job, code, "deadline_ms passed while the job was queued", "deadline_ms");
+  } else if (std::string(code) == "model_unavailable") {
+    finish_with_error(job, code,
+                      "no worker of service '" + svc.name + "' runs model " + job.model_sha256 +
+                          (svc.model.sha256.empty() ? "" : " (it serves " + svc.model.sha256 + ")"),
+                      "model_sha256");
   } else {
     finish_with_error(job, code,
-                      "no worker registered for service '" + svc.name + "' within service_wait=" +
-                          std::to_string(config_.service_wait.count()) + "ms");
+                      "no worker able to answer for service '" + svc.name +
+                          "' within service_wait=" + std::to_string(config_.service_wait.count()) +
+                          "ms (" + std::to_string(svc.workers.size()) +
+                          " registered: failed or draining ones do not count)");
   }
 }
 

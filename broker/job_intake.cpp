@@ -15,6 +15,7 @@ Expected<JobIntake> read_job(const std::string& body, bool with_content_key) {
   in.id = std::move(job->id);
   in.deadline_ms = job->deadline_ms;
   in.meta = std::move(job->meta);
+  in.model_sha256 = std::move(job->model_sha256);
   if (with_content_key) in.content_key = schema::job_content_key(*job, samples);
   return in;
 }

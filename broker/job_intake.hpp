@@ -17,6 +17,7 @@ struct JobIntake {
   std::optional<int64_t> deadline_ms;  // budget from receipt, when the job has one
   std::string content_key;             // result-cache key; "" unless asked for
   std::string meta;                    // raw msgpack of `meta`, echoed by a cache hit
+  std::string model_sha256;            // the model the job must run on ("" = any)
 };
 
 // Decodes and validates `body`; errors are the decoder's (bad_request, bad_shape,

@@ -18,6 +18,12 @@ void ServiceQueue::push_front(JobPtr job) {
   ++size_;
 }
 
+const JobRecord* ServiceQueue::peek() const {
+  if (size_ == 0) return nullptr;
+  if (!front_.empty()) return front_.front().get();
+  return by_client_.at(turn_.front()).front().get();
+}
+
 ServiceQueue::JobPtr ServiceQueue::pop() {
   if (size_ == 0) return nullptr;
   --size_;

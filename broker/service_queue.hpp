@@ -27,6 +27,8 @@ class ServiceQueue {
   void push_front(JobPtr job);
   // Takes the next job to dispatch, or nullptr when empty.
   JobPtr pop();
+  // The job pop() would return, left in place; nullptr when empty.
+  const JobRecord* peek() const;
   // Removes and returns every job for which `match` holds, in queue order.
   std::vector<JobPtr> remove_if(const std::function<bool(const JobRecord&)>& match);
   // How many jobs pop() would return before `job` if nothing else arrived.

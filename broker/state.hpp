@@ -38,28 +38,31 @@ struct JobRecord {
   std::optional<TimePoint> deadline;  // receipt + deadline_ms, when the job has one
   TimePoint dispatched_at;            // last dispatch, for service-time estimates
   std::string worker;                 // peer key of the worker while in flight
-  bool finished = false;  // the broker sent its own FINAL (an error): nothing may follow it
-  std::string submitter;  // who may read it by id: the CURVE key, "" without CURVE
-  bool journaled = false; // its Accept record is durable: its later changes are journaled too
+  bool finished = false;     // the broker sent its own FINAL (an error): nothing may follow it
+  std::string submitter;     // who may read it by id: the CURVE key, "" without CURVE
+  bool journaled = false;    // its Accept record is durable: its later changes are journaled too
+  std::string model_sha256;  // only a worker with this model may run it ("" = any)
 };
 
 // A registered worker.
 struct Worker {
-  std::string key;                         // socket byte + routing id
-  std::string service;                     // the service it registered for
-  std::string worker_id;                   // from READY metadata, else the hex routing id
-  bool extended = false;                   // sent READY metadata: it understands extension frames
-  int64_t capacity = 1;                    // jobs it accepts at once
-  WorkerState state = WorkerState::Warm;   // as last reported (or set by a wake-up dispatch)
+  std::string key;                        // socket byte + routing id
+  std::string service;                    // the service it registered for
+  std::string worker_id;                  // from READY metadata, else the hex routing id
+  bool extended = false;                  // sent READY metadata: it understands extension frames
+  int64_t capacity = 1;                   // jobs it accepts at once
+  WorkerState state = WorkerState::Warm;  // as last reported (or set by a wake-up dispatch)
   std::map<std::string, std::shared_ptr<JobRecord>> in_flight;  // by token
-  TimePoint expiry;                        // lost when no traffic arrives before this
-  TimePoint last_seen;                     // last message of any kind
-  uint64_t jobs_done = 0;                  // FINALs received
-  int64_t rss_bytes = -1;                  // from heartbeat status, -1 when unknown
-  schema::ModelIdentity model;             // from READY metadata and heartbeat status
-  int64_t pid = 0;                         // from READY metadata
-  std::string host;                        // from READY metadata
-  bool keep_warm = false;                  // what the broker last told it
+  TimePoint expiry;             // lost when no traffic arrives before this
+  TimePoint last_seen;          // last message of any kind
+  uint64_t jobs_done = 0;       // FINALs received
+  int64_t rss_bytes = -1;       // from heartbeat status, -1 when unknown
+  schema::ModelIdentity model;  // from READY metadata and heartbeat status
+  int64_t pid = 0;              // from READY metadata
+  std::string host;             // from READY metadata
+  bool keep_warm = false;       // what the broker last told it
+  std::string reason;           // state failed: why its model cannot be loaded
+  bool draining = false;        // a rollout replaced its model: no new jobs, then out
 
   // Jobs it can still take.
   int64_t free_slots() const { return capacity - static_cast<int64_t>(in_flight.size()); }
@@ -77,6 +80,8 @@ struct Service {
   std::vector<std::string> workers;  // peer keys in registration order
   int64_t in_flight = 0;             // jobs dispatched and not finished
   double service_ms = 0;             // moving average of dispatch-to-FINAL time, 0 = no sample yet
+  schema::ModelIdentity model;       // the model it serves (sha256, kind, outputs); empty: none yet
+  bool model_pinned = false;         // set by mmi.rollout: kept when no worker serves it
 };
 
 }  // namespace ecgq::broker

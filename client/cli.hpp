@@ -55,6 +55,13 @@ struct KeygenCommand {
   std::map<std::string, std::string> metadata;  // --meta key=value, stored in the certificate
 };
 
+// Everything `ecgq rollout` needs.
+struct RolloutCommand {
+  ClientOptions client;
+  std::string service;  // the service to move to another model
+  std::string to;       // the new model's sha256
+};
+
 // Runs `ecgq submit`: one JSON line per record on stdout (or the output file), progress and
 // summary on stderr; returns the exit code.
 int run_submit(const SubmitCommand& command);
@@ -64,5 +71,7 @@ int run_status(const StatusCommand& command);
 int run_result(const ResultCommand& command);
 // Runs `ecgq keygen`; returns the exit code.
 int run_keygen(const KeygenCommand& command);
+// Runs `ecgq rollout` (mmi.rollout): exit 0 when the broker admitted the model, 1 otherwise.
+int run_rollout(const RolloutCommand& command);
 
 }  // namespace ecgq::client

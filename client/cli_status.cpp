@@ -48,20 +48,36 @@ std::string age(int64_t ms) {
   return buf;
 }
 
-std::string or_unknown(const std::string& s) { return s.empty() ? "?" : s; }
+std::string or_unknown(const std::string& s) {
+  return s.empty() ? "?" : s;
+}
+
+// "ab12cd34ef56 ecgfm fp32": a model as a worker line shows it (the JSON has the full sha256).
+std::string short_model(const schema::ModelIdentity& m) {
+  if (m.sha256.empty() && m.kind.empty()) return "?";
+  std::string text = m.sha256.empty() ? "?" : m.sha256.substr(0, 12);
+  if (!m.kind.empty()) text += " " + m.kind;
+  if (!m.precision.empty()) text += " " + m.precision;
+  return text;
+}
+
+void print_worker(const ext::WorkerInfo& w) {
+  std::cout << "  worker " << or_unknown(w.id) << "  state " << or_unknown(w.state)
+            << (w.draining ? " (draining)" : "") << "  model " << short_model(w.model)
+            << "  in flight " << w.in_flight << "/" << w.capacity << "  rss " << bytes(w.rss_bytes)
+            << "  jobs done " << w.jobs_done << "  last heard " << age(w.last_heartbeat_ms)
+            << " ago" << (w.keep_warm ? "  keep-warm" : "") << "\n";
+  if (!w.reason.empty()) std::cout << "    reason: " << w.reason << "\n";
+}
 
 void print_services(const ext::BrokerStatus& s) {
   for (const auto& [name, svc] : s.services) {
-    std::cout << "service " << name << ": queued " << svc.queued << ", in flight "
-              << svc.in_flight << ", clients waiting " << svc.clients_waiting << ", workers "
-              << svc.workers.size() << ", mean service " << number(svc.service_ms) << " ms\n";
-    for (const auto& w : svc.workers) {
-      std::cout << "  worker " << or_unknown(w.id) << "  state " << or_unknown(w.state)
-                << "  in flight " << w.in_flight << "/" << w.capacity << "  rss "
-                << bytes(w.rss_bytes) << "  jobs done " << w.jobs_done << "  last heard "
-                << age(w.last_heartbeat_ms) << " ago" << (w.keep_warm ? "  keep-warm" : "")
-                << "\n";
-    }
+    std::cout << "service " << name << ": queued " << svc.queued << ", in flight " << svc.in_flight
+              << ", clients waiting " << svc.clients_waiting << ", workers " << svc.workers.size()
+              << ", mean service " << number(svc.service_ms) << " ms";
+    if (!svc.model.sha256.empty()) std::cout << ", model " << svc.model.sha256;
+    std::cout << "\n";
+    for (const auto& w : svc.workers) print_worker(w);
   }
 }
 
@@ -70,8 +86,8 @@ void print_readable(const std::string& broker, const ext::BrokerStatus& s) {
             << (s.shutting_down ? "  SHUTTING DOWN" : "") << "\n";
   print_services(s);
   const ext::StatusCounters& c = s.counters;
-  std::cout << "jobs: received " << c.received << ", dispatched " << c.dispatched
-            << ", completed " << c.completed << ", re-dispatched " << c.redispatched;
+  std::cout << "jobs: received " << c.received << ", dispatched " << c.dispatched << ", completed "
+            << c.completed << ", re-dispatched " << c.redispatched;
   if (!c.errors.empty()) {
     std::cout << ", errors";
     for (const auto& [code, n] : c.errors) std::cout << " " << code << "=" << n;
@@ -98,7 +114,9 @@ int run_status(const StatusCommand& command) {
       return kExitFailed;
     }
     if (!*up) {
-      std::fprintf(stderr, "ecgq: service %s has no live worker (mmi.service 404)\n",
+      std::fprintf(stderr,
+                   "ecgq: service %s has no worker able to answer (mmi.service 404: none "
+                   "registered, or all failed or draining; `ecgq status` shows why)\n",
                    command.client.service.c_str());
       return kExitFailed;
     }
@@ -114,8 +132,7 @@ int run_status(const StatusCommand& command) {
     // Every key the broker sent, known to this build or not.
     auto json = msgpack_json(*body);
     if (!json) {
-      std::fprintf(stderr, "ecgq: error: mmi.status reply: %s\n",
-                   json.status().message().c_str());
+      std::fprintf(stderr, "ecgq: error: mmi.status reply: %s\n", json.status().message().c_str());
       return kExitFailed;
     }
     std::cout << json->dump(2) << std::endl;
@@ -123,8 +140,7 @@ int run_status(const StatusCommand& command) {
   }
   auto status = ext::decode_status(*body);
   if (!status) {
-    std::fprintf(stderr, "ecgq: error: mmi.status reply: %s\n",
-                 status.status().message().c_str());
+    std::fprintf(stderr, "ecgq: error: mmi.status reply: %s\n", status.status().message().c_str());
     return kExitFailed;
   }
   print_readable(command.client.broker, *status);

@@ -60,6 +60,7 @@ Expected<schema::Job> job_from_path(const std::string& path, const InputOptions&
   }
   job->outputs = options.outputs;
   job->deadline_ms = options.deadline_ms;
+  job->model_sha256 = options.model_sha256;
   return job;
 }
 

@@ -10,6 +10,7 @@
 #include "common/logging.hpp"
 #include "common/text.hpp"
 #include "protocol/curve.hpp"
+#include "protocol/admission.hpp"
 #include "protocol/endpoint.hpp"
 
 using namespace ecgq;
@@ -118,6 +119,9 @@ CLI::App* add_submit(CLI::App& app, SubmitCommand& submit, SubmitTexts& t) {
   sub->add_option("--window", submit.window, "jobs in flight at most")->capture_default_str();
   sub->add_option("--deadline", t.deadline, "per-job budget from broker receipt, e.g. 30s");
   sub->add_option("--job-timeout", t.job_timeout, "give up on a single job after this long");
+  sub->add_option("--model-sha256", submit.inputs.model_sha256,
+                  "run only on the model with this sha256 (as `ecgq status` shows it); a job no "
+                  "worker can run gets model_unavailable");
   sub->add_flag("--ordered", submit.ordered, "print results in input order");
   sub->add_option("-o,--output", submit.output_path, "write the results to FILE instead of stdout");
   sub->add_option("--format", submit.format,
@@ -175,6 +179,8 @@ int submit_command(const CLI::App* sub, SubmitCommand& submit, SubmitTexts t,
   }
   if (sub->count("--fs") != 0 && !(submit.inputs.fs > 0)) return usage_error("--fs must be > 0");
   if (submit.window == 0) return usage_error("--window must be at least 1");
+  if (!submit.inputs.model_sha256.empty() && !ext::is_sha256_hex(submit.inputs.model_sha256))
+    return usage_error("--model-sha256 wants 64 lowercase hex digits (a model's sha256)");
   if (!(submit.inputs.max_record_seconds > 0))
     return usage_error("--max-record-seconds must be > 0");
   if (submit.retry_errors && submit.resume_path.empty())
@@ -203,6 +209,46 @@ int submit_command(const CLI::App* sub, SubmitCommand& submit, SubmitTexts t,
   return run_submit(submit);
 }
 
+// The end of `ecgq --help`.
+const char* const kFooter =
+    "Examples:\n"
+    "  ecgq --broker tcp://host:5555 submit record.npy recordings/ > results.jsonl\n"
+    "  ecgq --broker tcp://host:5555 --curve-cert me.cert_secret --broker-key broker.cert \\\n"
+    "       submit recordings/           (CURVE: see docs/security.md)\n"
+    "  ecgq submit --resume results.jsonl --embeddings-out emb.npy recordings/\n"
+    "  ecgq submit --format csv -o results.csv recordings/\n"
+    "  ecgq status            ecgq status --json            ecgq status --check\n"
+    "  ecgq rollout ecg-fm --to SHA256     (upgrade the model; docs/operations.md)\n"
+    "  ecgq plan --arrivals poisson:2/min --sweep idle-timeout=1m,15m,1h   (docs/planning.md)\n"
+    "Exit status: 0 all records ok, 1 a record failed (or --fail-fast stopped) or the broker\n"
+    "is unreachable, 2 bad usage, 130 interrupted (queued jobs are cancelled).";
+
+// True for the words `ecgq` knows as its first argument.
+bool known_command(const std::string& word) {
+  for (const char* known : {"submit", "status", "result", "keygen", "rollout", "plan"})
+    if (word == known) return true;
+  return false;
+}
+
+// Declares `rollout` and its options.
+CLI::App* add_rollout(CLI::App& app, RolloutCommand& rollout) {
+  auto* ro = app.add_subcommand(
+      "rollout",
+      "make SERVICE serve the model with sha256 --to: its workers are admitted, the workers of "
+      "the old model finish their jobs, get no new ones, and leave (mmi.rollout)");
+  ro->add_option("service", rollout.service, "the service to move")->required();
+  ro->add_option("--to", rollout.to, "the new model's sha256 (64 hex digits)")->required();
+  return ro;
+}
+
+// Checks the options of `rollout`, then runs it.
+int rollout_command(RolloutCommand& rollout, ClientOptions client) {
+  if (!ext::is_sha256_hex(rollout.to))
+    return usage_error("--to wants the new model's sha256: 64 lowercase hex digits");
+  rollout.client = std::move(client);
+  return run_rollout(rollout);
+}
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -210,16 +256,7 @@ int run_cli(int argc, char** argv) {
   app.set_version_flag("--version", std::string("ecgq ") + ECGQ_VERSION);
   app.require_subcommand(1);
   app.fallthrough();
-  app.footer(
-      "Examples:\n"
-      "  ecgq --broker tcp://host:5555 submit record.npy recordings/ > results.jsonl\n"
-      "  ecgq --broker tcp://host:5555 --curve-cert me.cert_secret --broker-key broker.cert \\\n"
-      "       submit recordings/           (CURVE: see docs/security.md)\n"
-      "  ecgq submit --resume results.jsonl --embeddings-out emb.npy recordings/\n"
-      "  ecgq submit --format csv -o results.csv recordings/\n"
-      "  ecgq status            ecgq status --json            ecgq status --check\n"
-      "Exit status: 0 all records ok, 1 a record failed (or --fail-fast stopped) or the broker\n"
-      "is unreachable, 2 bad usage, 130 interrupted (queued jobs are cancelled).");
+  app.footer(kFooter);
 
   GlobalOptions global;
   add_global_options(app, global);
@@ -252,11 +289,12 @@ int run_cli(int argc, char** argv) {
   st->add_flag("--json", status.json, "print mmi.status as JSON");
   st->add_flag("--check", status.check, "exit 0 only when the service has a live worker");
 
-  if (const std::string word = command_word(argc, argv); !word.empty() && word != "submit" &&
-                                                         word != "status" && word != "result" &&
-                                                         word != "keygen" && word != "plan")
+  RolloutCommand rollout;
+  CLI::App* ro = add_rollout(app, rollout);
+
+  if (const std::string word = command_word(argc, argv); !word.empty() && !known_command(word))
     return usage_error("unknown command '" + escape_invalid_utf8(word) +
-                       "' (expected submit, status, result, keygen or plan)");
+                       "' (expected submit, status, result, keygen, rollout or plan)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -290,6 +328,7 @@ int run_cli(int argc, char** argv) {
     status.client = client;
     return run_status(status);
   }
+  if (ro->parsed()) return rollout_command(rollout, client);
 
   return submit_command(sub, submit, submit_texts, client);
 }

@@ -54,6 +54,15 @@ constexpr ErrorCodeInfo kTable[] = {
      "no — on this model"},
     {E::ModelError, "model_error", "worker", "the model failed to load or to run",
      "maybe — another worker/model"},
+    {E::ModelUnavailable, "model_unavailable", "broker, worker",
+     "the job pins `model_sha256` and no worker of its service runs that model",
+     "yes, once such a worker serves"},
+    {E::ModelMismatch, "model_mismatch", "broker (to a worker, with DISCONNECT)",
+     "the worker's model (sha256, kind, outputs) or precision is not the one its service serves; "
+     "the message names both",
+     "worker: after `model_retry`, admitted once `ecgq rollout` names its model"},
+    {E::ModelRetired, "model_retired", "broker (to a worker, with DISCONNECT)",
+     "a rollout replaced the worker's model and its jobs are done: it leaves", "n/a"},
     {E::Internal, "internal", "worker, broker", "a bug", "maybe"},
 
     {E::BrokerUnreachable, "broker_unreachable", "client library",

@@ -34,6 +34,9 @@ enum class ErrorCode {
   BadSamples,
   UnsupportedOutput,
   ModelError,
+  ModelUnavailable,
+  ModelMismatch,
+  ModelRetired,
   Internal,
   // Client library and CLI.
   BrokerUnreachable,

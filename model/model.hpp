@@ -20,6 +20,9 @@ struct ModelInfo {
   int64_t embed_dim = 0;            // E of the embedding output (0 when none)
   int64_t parameters = 0;           // parameters in use for inference
   std::string precision = "fp32";   // "fp32" or "bf16"
+  // An export's (a TorchScript module with a `source_sha256` attribute): the sha256 of the
+  // checkpoint it was made from, which it names instead of its own file's ("" = none).
+  std::string source_sha256;
   std::string architecture;  // one line, e.g. "12 layers, E=768, FFN=3072, 12 heads, post-LN"
   std::vector<std::string>
       skipped;  // checkpoint parts not loaded (optimizer state, quantizer, ...)

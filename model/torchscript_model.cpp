@@ -10,7 +10,8 @@
 //     second 2-D tensor is the embedding.
 // Labels come from a `labels` attribute (List[str]) when the module has one, else the ECG-FM
 // labels when L == 17, else label_0..label_{L-1}. A probe forward on zeros at load time fills
-// ModelInfo (labels, embed_dim).
+// ModelInfo (labels, embed_dim). A `source_sha256` attribute (str, 64 lowercase hex digits)
+// names the checkpoint an export was made from (ModelInfo::source_sha256).
 #include "model/torchscript_model.hpp"
 
 #include <torch/script.h>
@@ -118,6 +119,12 @@ class TorchScriptModel : public Model {
       info_.labels = ecgfm_labels();
     for (int64_t i = static_cast<int64_t>(info_.labels.size()); i < labels; ++i)
       info_.labels.push_back("label_" + std::to_string(i));
+    // An export names its source checkpoint, so results and READY keep the source's sha256.
+    if (module_.hasattr("source_sha256") && module_.attr("source_sha256").isString()) {
+      const std::string sha = module_.attr("source_sha256").toStringRef();
+      if (sha.size() == 64 && sha.find_first_not_of("0123456789abcdef") == std::string::npos)
+        info_.source_sha256 = sha;
+    }
     for (const auto& p : module_.parameters(true)) info_.parameters += p.numel();
     info_.architecture = "TorchScript " + module_.type()->name()->qualifiedName() +
                          (labels ? ", " + std::to_string(labels) + " outputs" : "") +

@@ -116,6 +116,15 @@ std::optional<ModelIdentity> read_model(const FieldReader& parent, const char* k
   r.read("name", m.name);
   r.read("sha256", m.sha256);
   r.read("precision", m.precision);
+  for (auto [name, list] : {std::pair{"outputs", &m.outputs}, std::pair{"labels", &m.labels}}) {
+    const msgpack::object* items = r.get(name);
+    if (items == nullptr) continue;
+    auto strings = schema::detail::get_strings(*items, r.field(name));
+    if (strings)
+      *list = std::move(*strings);
+    else
+      r.skip(strings.status());
+  }
   return m;
 }
 
@@ -125,20 +134,20 @@ std::optional<WorkerState> read_state(const FieldReader& r, const char* key) {
   if (!r.read(key, name)) return std::nullopt;
   auto state = parse_worker_state(name);
   if (!state)
-    r.skip(
-        Status(ErrorCode::BadRequest,
-               r.field(key) + " \"" + name + "\" is not one of cold, warming, warm, asleep, waking",
-               r.field(key)));
+    r.skip(Status(ErrorCode::BadRequest,
+                  r.field(key) + " \"" + name +
+                      "\" is not one of cold, warming, warm, asleep, waking, failed",
+                  r.field(key)));
   return state;
 }
 
 std::string encode_model(const ModelIdentity& m) {
-  return MapWriter()
-      .add("kind", m.kind)
-      .add("name", m.name)
-      .add("sha256", m.sha256)
-      .add("precision", m.precision)
-      .finish();
+  MapWriter w;
+  w.add("kind", m.kind).add("name", m.name).add("sha256", m.sha256).add("precision", m.precision);
+  // Known once the model has loaded; absent before.
+  if (!m.outputs.empty()) w.add("outputs", m.outputs);
+  if (!m.labels.empty()) w.add("labels", m.labels);
+  return w.finish();
 }
 
 std::optional<std::string> state_text(const std::optional<WorkerState>& s) {
@@ -157,7 +166,7 @@ std::string encode_ready(const ReadyMetadata& m) {
       .add_if("state", state_text(m.state))
       .add_if("worker_id", m.worker_id);
   if (m.model) w.add_encoded("model", encode_model(*m.model));
-  return w.add_if("pid", m.pid).add_if("host", m.host).finish();
+  return w.add_if("pid", m.pid).add_if("host", m.host).add_if("reason", m.reason).finish();
 }
 
 Expected<ReadyMetadata> decode_ready(const std::string& frame, Skipped* skipped) {
@@ -176,6 +185,7 @@ Expected<ReadyMetadata> decode_ready(const std::string& frame, Skipped* skipped)
   m.model = read_model(r, "model", skipped);
   r.read("pid", m.pid);
   r.read("host", m.host);
+  r.read("reason", m.reason);
   return m;
 }
 
@@ -187,7 +197,7 @@ std::string encode_worker_status(const WorkerStatus& s) {
       .add_if("inflight", s.inflight)
       .add_if("capacity", s.capacity);
   if (s.model) w.add_encoded("model", encode_model(*s.model));
-  return w.finish();
+  return w.add_if("reason", s.reason).finish();
 }
 
 Expected<WorkerStatus> decode_worker_status(const std::string& frame, Skipped* skipped) {
@@ -200,6 +210,7 @@ Expected<WorkerStatus> decode_worker_status(const std::string& frame, Skipped* s
   r.read("inflight", s.inflight);
   r.read_at_least("capacity", 1, s.capacity);
   s.model = read_model(r, "model", skipped);
+  r.read("reason", s.reason);
   return s;
 }
 
@@ -207,6 +218,8 @@ void update_model(ModelIdentity& known, const ModelIdentity& reported) {
   for (auto member : {&ModelIdentity::kind, &ModelIdentity::name, &ModelIdentity::sha256,
                       &ModelIdentity::precision})
     if (!(reported.*member).empty()) known.*member = reported.*member;
+  if (!reported.outputs.empty()) known.outputs = reported.outputs;
+  if (!reported.labels.empty()) known.labels = reported.labels;
 }
 
 std::string encode_broker_heartbeat(const BrokerHeartbeat& h) {
@@ -359,6 +372,8 @@ std::string encode_worker_info(const WorkerInfo& w) {
   return MapWriter()
       .add("id", w.id)
       .add("state", w.state)
+      .add("reason", w.reason)
+      .add("draining", w.draining)
       .add("capacity", w.capacity)
       .add("in_flight", w.in_flight)
       .add("jobs_done", w.jobs_done)
@@ -381,6 +396,7 @@ std::string encode_service_info(const ServiceInfo& s) {
       .add("in_flight", s.in_flight)
       .add("clients_waiting", s.clients_waiting)
       .add("service_ms", s.service_ms)  // packed as msgpack-c packs a double: integral -> int
+      .add_encoded("model", encode_model(s.model))
       .add_encoded_array("workers", workers)
       .finish();
 }
@@ -430,6 +446,8 @@ WorkerInfo decode_worker_info(const msgpack::object& o, const std::string& prefi
   const FieldReader r(o, prefix, skipped);
   r.read("id", w.id);
   r.read("state", w.state);
+  r.read("reason", w.reason);
+  r.read("draining", w.draining);
   r.read("capacity", w.capacity);
   r.read("in_flight", w.in_flight);
   r.read("jobs_done", w.jobs_done);
@@ -451,6 +469,7 @@ ServiceInfo decode_service_info(const msgpack::object& o, const std::string& pre
   r.read("in_flight", s.in_flight);
   r.read("clients_waiting", s.clients_waiting);
   r.read("service_ms", s.service_ms);
+  if (auto m = read_model(r, "model", skipped)) s.model = *m;
   const msgpack::object* workers = r.get("workers");
   if (workers != nullptr && workers->type == msgpack::type::ARRAY) {
     for (uint32_t i = 0; i < workers->via.array.size; ++i)

@@ -34,8 +34,9 @@ struct ReadyMetadata {
   std::optional<schema::ModelIdentity> model;  // empty strings: not known yet
   std::optional<int64_t> pid;                  // with host and worker_id: recognises a reconnect
   std::optional<std::string> host;             // the worker's host name
+  std::optional<std::string> reason;           // state failed: why the model cannot be loaded
 };
-// Encodes READY metadata: {v, capacity?, state?, worker_id?, model?, pid?, host?}.
+// Encodes READY metadata: {v, capacity?, state?, worker_id?, model?, pid?, host?, reason?}.
 std::string encode_ready(const ReadyMetadata& metadata);
 // Decodes READY metadata; fails only when the frame is not one msgpack map.
 Expected<ReadyMetadata> decode_ready(const std::string& frame, Skipped* skipped = nullptr);
@@ -48,8 +49,10 @@ struct WorkerStatus {
   std::optional<int64_t> inflight;             // jobs it holds now (informational)
   std::optional<int64_t> capacity;             // jobs it takes at once, >= 1
   std::optional<schema::ModelIdentity> model;  // the sha256 is known only after a load
+  std::optional<std::string> reason;           // state failed: why the model cannot be loaded
 };
-// Encodes a worker status: {state?, rss_bytes?, jobs_done?, inflight?, capacity?, model?}.
+// Encodes a worker status: {state?, rss_bytes?, jobs_done?, inflight?, capacity?, model?,
+// reason?}.
 std::string encode_worker_status(const WorkerStatus& status);
 // Decodes a worker status; fails only when the frame is not one msgpack map.
 Expected<WorkerStatus> decode_worker_status(const std::string& frame, Skipped* skipped = nullptr);
@@ -131,6 +134,8 @@ Expected<JobQueryReply> decode_job_reply(const std::string& body);
 struct WorkerInfo {
   std::string id;                 // worker_id
   std::string state;              // a WorkerState name, or "busy" (warm with jobs in flight)
+  std::string reason;             // state failed: why its model cannot be loaded
+  bool draining = false;          // replaced by a rollout: finishes its jobs, gets no new ones
   int64_t capacity = 1;           // jobs it takes at once
   int64_t in_flight = 0;          // jobs it holds now
   int64_t jobs_done = 0;          // FINALs the broker received from it
@@ -149,6 +154,7 @@ struct ServiceInfo {
   int64_t in_flight = 0;        // jobs dispatched and not finished
   int64_t clients_waiting = 0;  // clients with queued jobs
   double service_ms = 0;        // moving average dispatch->FINAL, 0 = no sample yet
+  schema::ModelIdentity model;  // the identity it serves (sha256, kind, outputs); empty: none yet
   std::vector<WorkerInfo> workers;
 };
 

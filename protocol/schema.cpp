@@ -375,7 +375,7 @@ std::string encode_job(const Job& job) {
   Packer pk(buf);
   const uint32_t n = 4 + (!job.id.empty()) + (!job.gain.empty()) + (!job.baseline.empty()) +
                      (!job.units.empty()) + (!job.outputs.empty()) + job.deadline_ms.has_value() +
-                     (!job.meta.empty()) + job.dispatch.has_value();
+                     (!job.model_sha256.empty()) + (!job.meta.empty()) + job.dispatch.has_value();
   pk.pack_map(n);
   detail::pack_key(pk, "v");
   pk.pack_int(kVersion);
@@ -409,6 +409,10 @@ std::string encode_job(const Job& job) {
     detail::pack_key(pk, "deadline_ms");
     pk.pack_int64(*job.deadline_ms);
   }
+  if (!job.model_sha256.empty()) {
+    detail::pack_key(pk, "model_sha256");
+    pk.pack(job.model_sha256);
+  }
   if (!job.meta.empty()) {
     detail::pack_key(pk, "meta");
     detail::pack_raw(pk, job.meta);
@@ -435,6 +439,7 @@ struct JobFields {
   const msgpack::object* units = nullptr;
   const msgpack::object* outputs = nullptr;
   const msgpack::object* deadline = nullptr;
+  const msgpack::object* model_sha256 = nullptr;
   const msgpack::object* meta = nullptr;
   const msgpack::object* dispatch = nullptr;
 };
@@ -451,6 +456,7 @@ JobFields job_fields(const msgpack::object& root) {
       {"units", &JobFields::units},
       {"outputs", &JobFields::outputs},
       {"deadline_ms", &JobFields::deadline},
+      {"model_sha256", &JobFields::model_sha256},
       {"meta", &JobFields::meta},
       {"dispatch", &JobFields::dispatch}};
   JobFields f;
@@ -524,7 +530,19 @@ Status decode_per_lead(const JobFields& f, Job& job) {
   return Status::Ok();
 }
 
-// units, outputs, deadline_ms, meta and dispatch.
+// model_sha256: 64 lowercase hex digits, the sha256 a worker reports for its model.
+Status decode_model_pin(const JobFields& f, Job& job) {
+  if (!present(f.model_sha256)) return Status::Ok();
+  ASSIGN_OR_RETURN(job.model_sha256, detail::get_string(*f.model_sha256, "model_sha256"));
+  const bool hex = job.model_sha256.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (job.model_sha256.size() != 64 || !hex)
+    return bad_request("model_sha256 must be 64 lowercase hex digits (a model's sha256), got " +
+                           std::to_string(job.model_sha256.size()) + " characters",
+                       "model_sha256");
+  return Status::Ok();
+}
+
+// units, outputs, deadline_ms, model_sha256, meta and dispatch.
 Status decode_options(const JobFields& f, Job& job) {
   if (present(f.units)) {
     ASSIGN_OR_RETURN(job.units, detail::get_string(*f.units, "units"));
@@ -548,6 +566,7 @@ Status decode_options(const JobFields& f, Job& job) {
       return bad_request("deadline_ms must be >= 0, got " + std::to_string(d), "deadline_ms");
     job.deadline_ms = d;
   }
+  RETURN_IF_ERROR(decode_model_pin(f, job));
   if (present(f.meta)) job.meta = repack(*f.meta);
   if (present(f.dispatch)) {
     ASSIGN_OR_RETURN(job.dispatch, get_dispatch(*f.dispatch));

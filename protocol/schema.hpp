@@ -38,8 +38,9 @@ struct Job {
   std::vector<double> baseline;      // ADC baseline: none, one for all, or per lead
   std::string units;                 // physical units ("mV", "uV"); "" = mV
   std::vector<std::string> outputs;  // wanted outputs (see kOutputNames); empty = model default
-  std::optional<int64_t> deadline_ms;    // budget from the broker's receipt of the job
-  std::string meta;                      // raw msgpack of `meta`, echoed verbatim in the result
+  std::optional<int64_t> deadline_ms;  // budget from the broker's receipt of the job
+  std::string model_sha256;  // only a worker with this model may run it ("" = any); 64 hex digits
+  std::string meta;          // raw msgpack of `meta`, echoed verbatim in the result
   std::optional<DispatchInfo> dispatch;  // set by the broker only
 };
 
@@ -82,6 +83,10 @@ struct ModelIdentity {
   std::string name;       // checkpoint reference (path or hf:// URI)
   std::string sha256;     // sha256 of the checkpoint file
   std::string precision;  // "fp32" or "bf16"
+  // READY metadata and mmi.status only (results carry their own labels): what the model can
+  // give and its label names, known once it has loaded.
+  std::vector<std::string> outputs;  // of kOutputNames
+  std::vector<std::string> labels;   // in model order; empty without a classifier head
 };
 
 // One result as a producer receives it (FINAL body).
@@ -131,6 +136,7 @@ Expected<Job> decode_job(const std::string& body);
 struct JobEnvelope {
   std::string id;  // "" when the client did not set one
   std::optional<int64_t> deadline_ms;
+  std::string model_sha256;  // "" when the job runs on any model of its service
 };
 // Validates a job body as decode_job does (shape against data size included) but copies nothing
 // big.

@@ -52,7 +52,7 @@ size_t read_map_header(const std::string& body, uint32_t& n) {
 // what a worker would refuse; only the sample bytes are left in place instead of copied.
 Expected<JobEnvelope> peek_job(const std::string& body) {
   ASSIGN_OR_RETURN(auto job, detail::decode_job_body(body, /*copy_samples=*/false));
-  return JobEnvelope{job.id, job.deadline_ms};
+  return JobEnvelope{job.id, job.deadline_ms, job.model_sha256};
 }
 
 std::string add_dispatch(const std::string& body, const DispatchInfo& dispatch,

@@ -5,7 +5,7 @@ namespace ecgq {
 namespace {
 
 // The one table of names, in enum order.
-constexpr const char* kNames[] = {"cold", "warming", "warm", "asleep", "waking"};
+constexpr const char* kNames[] = {"cold", "warming", "warm", "asleep", "waking", "failed"};
 constexpr int kCount = static_cast<int>(sizeof kNames / sizeof kNames[0]);
 
 }  // namespace

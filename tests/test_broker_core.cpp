@@ -104,8 +104,8 @@ class Core {
     return core.handle(Received{peer, std::move(frames), now, {}, 0});
   }
   Actions request(const std::string& client, const std::string& service, Frames body) {
-    return received(client, mdp::client_frames(mdp::ClientCommand::Request, service,
-                                                std::move(body)));
+    return received(client,
+                    mdp::client_frames(mdp::ClientCommand::Request, service, std::move(body)));
   }
   Actions submit(const std::string& client, const std::string& body) {
     return request(client, "ecg-fm", {body});
@@ -495,8 +495,12 @@ TEST(BrokerCore, AResultFromAnAgreedModelAnswersTheSameRecordUnderANewId) {
 
 TEST(BrokerCore, NoLookupWhileWorkersDisagreeAndErrorsAreNeverCached) {
   Core c;
+  // One model (a service serves one), two precisions: results depend on the worker.
   c.ready(kWorker1, ready_meta("w1", 1, WorkerState::Warm, std::string(64, 'a')));
-  c.ready(kWorker2, ready_meta("w2", 1, WorkerState::Warm, std::string(64, 'b')));
+  ext::ReadyMetadata bf16;
+  bf16.worker_id = "w2";
+  bf16.model = schema::ModelIdentity{"ecgfm", "m.pt", std::string(64, 'a'), "bf16"};
+  c.ready(kWorker2, ext::encode_ready(bf16));
   auto out = c.submit(kClientA, job_body("e1"));
   auto req = Core::requests(out, kWorker1).at(0);
   c.final(kWorker1, req[2], schema::error_result("e1", "model_error", "boom"));
@@ -652,10 +656,9 @@ TEST(BrokerCore, BadJobsAndBadFramesAreAnsweredAtOnce) {
   EXPECT_EQ(result_of(finals[0]).error->field, "ecg.data");
   EXPECT_EQ(code_of(Core::finals(c.request(kClientA, "ecg-fm", {"a", "b"}), kClientA).at(0)),
             "bad_request");
-  EXPECT_EQ(code_of(Core::finals(c.request(kClientA, "echo", {std::string(2000, 'x')}),
-                                 kClientA)
-                        .at(0)),
-            "message_too_large");
+  EXPECT_EQ(
+      code_of(Core::finals(c.request(kClientA, "echo", {std::string(2000, 'x')}), kClientA).at(0)),
+      "message_too_large");
   auto out = c.received(kClientA, {"MDPC02", std::string(1, '\x03'), "ecg-fm"});
   EXPECT_EQ(code_of(Core::finals(out, kClientA).at(0)), "bad_frame");
   EXPECT_TRUE(c.received(kClientA, {"nonsense"}).empty());

@@ -198,6 +198,9 @@ class PlainOut(torch.nn.Module):
         return x.mean(2)
 
 torch.jit.script(DictOut()).save(sys.argv[1] + '/dict.pt')
+export = DictOut()
+export.source_sha256 = 'c' * 64
+torch.jit.script(export).save(sys.argv[1] + '/export.pt')
 torch.jit.script(PlainOut()).save(sys.argv[1] + '/plain.pt')
 )";
     auto r = test::run_command({kPython, py, dir_->path()}, kTimeout);
@@ -258,6 +261,15 @@ TEST_F(TorchScriptTools, PlainTensorIsLogits) {
   for (size_t k = 0; k < l.size(); ++k) EXPECT_NEAR(p[k], 1 / (1 + std::exp(-l[k])), 1e-6);
   EXPECT_EQ(read_text(dir.file("o/labels.txt")).rfind("label_0\nlabel_1\n", 0), 0u);
   EXPECT_FALSE(std::filesystem::exists(dir.file("o/encoder_out.npy")));
+}
+
+TEST_F(TorchScriptTools, AnExportNamesItsSourceCheckpoint) {
+  auto i = test::run_command({worker(), "inspect", "--checkpoint", module("export.pt")}, kTimeout);
+  ASSERT_EQ(i.exit_code, 0) << describe(i);
+  EXPECT_NE(i.out.find("source:       sha256 " + std::string(64, 'c')), std::string::npos) << i.out;
+  auto plain =
+      test::run_command({worker(), "inspect", "--checkpoint", module("dict.pt")}, kTimeout);
+  EXPECT_EQ(plain.out.find("source:"), std::string::npos) << plain.out;
 }
 
 }  // namespace

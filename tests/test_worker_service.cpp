@@ -4,6 +4,8 @@
 
 #include <thread>
 
+#include "protocol/admission.hpp"
+#include "protocol/extensions.hpp"
 #include "tests/support/process.hpp"
 #include "tests/test_worker_support.hpp"
 #include "worker/worker_service.hpp"
@@ -22,6 +24,14 @@ ResolvedCheckpoint fake_resolved(const std::string& ref) {
   r.reference = ref;
   r.sha256 = std::string(64, 'a');
   return r;
+}
+
+// The string fields of a msgpack map (READY's model map also holds output and label lists).
+std::map<std::string, std::string> string_fields(const msgpack::object& map) {
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : map.as<std::map<std::string, msgpack::object>>())
+    if (v.type == msgpack::type::STR) out[k] = v.as<std::string>();
+  return out;
 }
 
 // A worker running on its own thread against a FakeBroker.
@@ -51,9 +61,14 @@ class Harness {
     o.broker = endpoint_;
     LifecycleOptions lifecycle;
     lifecycle.checkpoint = "/fake/model.pt";
-    service =
-        std::make_unique<WorkerService>(o, lifecycle, fake_loader(control), fake_resolved, runner);
+    service = std::make_unique<WorkerService>(o, lifecycle, fake_loader(control), resolver, runner);
     thread_ = std::thread([this] { run_status = service->run(); });
+  }
+
+  // Waits for run() to return and gives its status.
+  Status join() {
+    if (thread_.joinable()) thread_.join();
+    return run_status;
   }
 
   // Waits for READY and remembers the worker's identity.
@@ -113,6 +128,7 @@ class Harness {
   }
 
   FakeControl control;
+  CheckpointResolver resolver = fake_resolved;  // set before start() to play a missing file
   std::unique_ptr<FakeBroker> broker;
   std::unique_ptr<WorkerService> service;
   std::string identity;
@@ -142,8 +158,7 @@ TEST(WorkerService, ReadyCarriesMetadata) {
   EXPECT_EQ(m.at("pid").as<int64_t>(), static_cast<int64_t>(::getpid()));
   EXPECT_FALSE(m.at("host").as<std::string>().empty());
   EXPECT_EQ(m.at("state").as<std::string>(), "cold");
-  std::map<std::string, std::string> model;
-  m.at("model").convert(model);
+  auto model = string_fields(m.at("model"));
   EXPECT_EQ(model.at("name"), "/fake/model.pt");
   EXPECT_EQ(model.at("precision"), "fp32");
   EXPECT_TRUE(model.count("kind") && model.count("sha256"));
@@ -157,8 +172,7 @@ TEST(WorkerService, ReadyCarriesMetadata) {
     msgpack::object_handle h2;
     auto st = msgpack_map(*m2, h2);
     if (!st.count("model")) continue;
-    std::map<std::string, std::string> mm;
-    st.at("model").convert(mm);
+    auto mm = string_fields(st.at("model"));
     with_digest = mm["sha256"] == std::string(64, 'a');
     EXPECT_EQ(st.at("capacity").as<int>(), 2);
   }
@@ -280,7 +294,9 @@ TEST(WorkerService, FailedLoadAnswersModelErrorThenRetriesOnTheNextJob) {
   EXPECT_EQ(failed.error->code, "model_error");
   EXPECT_NE(failed.error->message.find("/fake/model.pt"), std::string::npos);
   EXPECT_NE(failed.error->message.find("fake failure"), std::string::npos);
-  EXPECT_EQ(h.service->state(), WorkerState::Cold);
+  // Failed: the broker sends it no job until a retry (model_retry, 30 s here) or a job loads it.
+  EXPECT_EQ(h.service->state(), WorkerState::Failed);
+  h.wait_state("failed");
 
   h.send_job("t2", synthetic_job("second"));
   h.expect_progress("waking");
@@ -444,9 +460,11 @@ TEST(WorkerService, ReRegistersAfterBrokerRestartAndDisconnect) {
   msgpack::object_handle handle;
   auto m = msgpack_map(again.body[0], handle);
   EXPECT_EQ(m.at("state").as<std::string>(), "warm");
-  std::map<std::string, std::string> model;
-  m.at("model").convert(model);
+  auto model = string_fields(m.at("model"));
   EXPECT_EQ(model.at("sha256"), std::string(64, 'a'));
+  // After a load, READY also names what the model gives.
+  using Fields = std::map<std::string, msgpack::object>;
+  EXPECT_EQ(m.at("model").as<Fields>().count("outputs"), 1u);
 
   // A DISCONNECT from the broker also makes it register again.
   h.broker->echo_heartbeats = true;
@@ -499,4 +517,80 @@ TEST(WorkerService, ResultsOfALostConnectionAreDropped) {
   auto idle = h.broker->status_until(
       [](const WorkerStatus& s) { return s.inflight == 0 && s.jobs_done == 2; }, kWait);
   EXPECT_TRUE(idle.has_value());
+}
+
+TEST(WorkerService, AMissingCheckpointRegistersFailedWithTheReasonAndIsRetried) {
+  Harness h;
+  std::atomic<int> lookups{0};
+  h.resolver = [&](const std::string& ref) -> Expected<ResolvedCheckpoint> {
+    if (lookups++ < 2)
+      return Status("checkpoint_not_found", "checkpoint file " + ref + " does not exist");
+    return fake_resolved(ref);
+  };
+  auto o = Harness::options();
+  o.model_retry = milliseconds(100);
+  h.start(o);
+  auto ready = h.ready();
+  ASSERT_EQ(ready.body.size(), 1u);
+  auto meta = ext::decode_ready(ready.body[0]);
+  ASSERT_TRUE(meta.ok());
+  ASSERT_TRUE(meta->state.has_value());
+  EXPECT_EQ(*meta->state, WorkerState::Failed);
+  ASSERT_TRUE(meta->reason.has_value());
+  EXPECT_NE(meta->reason->find("/fake/model.pt does not exist"), std::string::npos);
+  // The first retry (after 100 ms) fails too; the second (200 ms later) loads the model.
+  h.wait_state("warm");
+  EXPECT_EQ(lookups.load(), 3);
+  EXPECT_EQ(h.control.loads.load(), 1);
+}
+
+TEST(WorkerService, ExitOnLoadFailureEndsRunWithModelError) {
+  Harness h;
+  h.control.failing_loads = 1;
+  auto o = Harness::options();
+  o.exit_on_load_failure = true;
+  h.start(o);
+  const Status st = h.join();
+  EXPECT_EQ(st.code(), "model_error") << st.to_string();
+  EXPECT_NE(st.message().find("fake failure"), std::string::npos) << st.message();
+}
+
+TEST(WorkerService, ARetiredWorkerLeavesAndARefusedOneWaitsModelRetry) {
+  Harness h;
+  auto o = Harness::options();
+  o.model_retry = milliseconds(300);
+  h.start(o);
+  h.ready();
+  // Refused for its model: it registers again, but only after model_retry (not reconnect_min).
+  mdp::Frames refused = mdp::disconnect_frames();
+  refused.push_back(ext::encode_refusal({"model_mismatch", "service serves sha256 b; not a"}));
+  const auto sent = std::chrono::steady_clock::now();
+  h.broker->send(h.identity, refused);
+  h.ready();
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, milliseconds(300));
+  // Retired by a rollout: it stops.
+  mdp::Frames retired = mdp::disconnect_frames();
+  retired.push_back(ext::encode_refusal({"model_retired", "replaced by a rollout"}));
+  h.broker->send(h.identity, retired);
+  EXPECT_TRUE(h.join().ok());
+}
+
+TEST(WorkerService, AnExportRegistersAgainUnderItsSourceModelsSha256) {
+  Harness h;
+  h.control.source_sha256 = std::string(64, 'b');
+  h.start();
+  // READY names the file it found (sha256 'a...'); once loaded, the model says it is an export
+  // of 'b...', and the worker registers again under that name (the first READY may not even
+  // leave: its connection is closed at once).
+  std::optional<ext::ReadyMetadata> renamed;
+  for (int i = 0; i < 2 && !renamed; ++i) {
+    auto ready = ext::decode_ready(h.ready().body.at(0));
+    ASSERT_TRUE(ready.ok() && ready->model.has_value());
+    if (ready->model->sha256 == std::string(64, 'b')) renamed = *ready;
+  }
+  ASSERT_TRUE(renamed.has_value());
+  EXPECT_EQ(renamed->state, WorkerState::Warm);
+  h.send_job("t1", synthetic_job("export"));
+  h.expect_progress("running");
+  EXPECT_EQ(h.expect_final("t1").model.sha256, std::string(64, 'b'));
 }

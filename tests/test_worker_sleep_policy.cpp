@@ -139,21 +139,50 @@ TEST(SleepPolicy, KeepWarmHoldsTheModelAndWakesItFromSleep) {
   EXPECT_EQ(policy.state(), WorkerState::Warm);
 }
 
-TEST(SleepPolicy, AFailedLoadGoesColdAndOnlyAJobRetries) {
+TEST(SleepPolicy, AFailedLoadIsRetriedWithBackoff) {
   FakeClock clock;
-  SleepPolicy policy(options(), clock.now());
+  SleepPolicyOptions o = options();
+  o.model_retry = milliseconds(100);
+  SleepPolicy policy(o, clock.now());
   policy.on_keep_warm(true);
   load(policy, clock, milliseconds(10), /*ok=*/false);
-  EXPECT_EQ(policy.state(), WorkerState::Cold);
-  // keep_warm would retry in a loop; it waits for a job instead.
+  EXPECT_EQ(policy.state(), WorkerState::Failed);
+  // keep_warm does not retry in a loop: the retry waits for model_retry.
   EXPECT_FALSE(policy.should_warm());
   EXPECT_EQ(policy.next_step(clock.now(), false), Step::Wait);
+  EXPECT_EQ(*policy.next_deadline(), clock.now() + milliseconds(100));
+  clock.advance(milliseconds(100));
+  EXPECT_EQ(policy.next_step(clock.now(), false), Step::Warm);
+  load(policy, clock, milliseconds(10), /*ok=*/false);
+  // The second delay is twice the first.
+  EXPECT_EQ(*policy.next_deadline(), clock.now() + milliseconds(200));
+  clock.advance(milliseconds(199));
+  EXPECT_EQ(policy.next_step(clock.now(), false), Step::Wait);
+  // A job that comes meanwhile tries a load of its own; its success resets the delay.
+  EXPECT_TRUE(policy.on_job_started(clock.now()));
+  load(policy, clock, milliseconds(10));
+  policy.on_job_finished(clock.now());
+  EXPECT_EQ(policy.state(), WorkerState::Warm);
+  policy.on_keep_warm(false);
+  policy.on_sleep();
   EXPECT_TRUE(policy.on_job_started(clock.now()));
   load(policy, clock, milliseconds(10), /*ok=*/false);
   policy.on_job_finished(clock.now());
-  // After a job, automatic loads may try again.
-  EXPECT_TRUE(policy.should_warm());
-  EXPECT_EQ(policy.next_step(clock.now(), false), Step::Warm);
+  EXPECT_EQ(*policy.next_deadline(), clock.now() + milliseconds(100));
+}
+
+TEST(SleepPolicy, TheBackoffStopsGrowingAtEightTimesModelRetry) {
+  FakeClock clock;
+  SleepPolicyOptions o = options();
+  o.model_retry = milliseconds(100);
+  SleepPolicy policy(o, clock.now());
+  policy.on_load_failed(clock.now());
+  for (int i = 0; i < 6; ++i) {
+    clock.advance(milliseconds(1000));
+    ASSERT_EQ(policy.next_step(clock.now(), false), Step::Warm);
+    load(policy, clock, milliseconds(0), /*ok=*/false);
+  }
+  EXPECT_EQ(*policy.next_deadline(), clock.now() + milliseconds(800));
 }
 
 TEST(SleepPolicy, AJobThatBeatsTheFirstWarmUpLeavesNoWarmUpPending) {

@@ -66,7 +66,8 @@ struct FakeControl {
   std::atomic<bool> throw_on_run{false};
   bool classifier = true;
   bool saliency = true;
-  size_t ballast_bytes = 0;  // touched memory the model holds, to make sleeping visible in RSS
+  size_t ballast_bytes = 0;   // touched memory the model holds, to make sleeping visible in RSS
+  std::string source_sha256;  // set: the model is an export of the checkpoint with this sha256
 };
 
 // A model with ECG-FM's shapes whose outputs are simple functions of the input.
@@ -79,6 +80,7 @@ class FakeModel : public Model {
       info_.labels = {"Atrial fibrillation", "Sinus rhythm", "Poor data quality"};
     info_.embed_dim = 4;
     info_.parameters = 1234;
+    info_.source_sha256 = control.source_sha256;
     if (control.ballast_bytes) {
       ballast_.assign(control.ballast_bytes, 1);
       std::memset(ballast_.data(), 7, ballast_.size());

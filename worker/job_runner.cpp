@@ -87,6 +87,14 @@ PreparedJob JobRunner::prepare(Expected<schema::DecodedJob> decoded, Model* mode
                       "checkpoint"));
       return job;
     }
+    // The broker dispatches a pinned job only to a worker of that model; this is the last check.
+    if (!fields.model_sha256.empty() && fields.model_sha256 != context.model.sha256) {
+      job.fail(Status("model_unavailable",
+                      "the job pins model " + fields.model_sha256 + "; this worker runs " +
+                          (context.model.sha256.empty() ? "?" : context.model.sha256),
+                      "model_sha256"));
+      return job;
+    }
     Status st = plan(job, *model, fields);
     if (st.ok()) st = preprocess(job, model->info(), decoded.value());
     if (!st.ok()) job.fail(st);

@@ -7,6 +7,7 @@
 #include "common/memory.hpp"
 #include "common/sha256.hpp"
 #include "common/time.hpp"
+#include "worker/output_plan.hpp"
 
 namespace ecgq {
 
@@ -21,7 +22,8 @@ ModelLifecycle::ModelLifecycle(LifecycleOptions options, ModelLoader loader,
     : options_(std::move(options)),
       loader_(std::move(loader)),
       resolver_(resolver ? std::move(resolver) : CheckpointResolver(resolve_with_environment)) {
-  identity_.kind = options_.load.model_kind;
+  // "auto" is not a kind: the kind is known once the checkpoint is read.
+  if (options_.load.model_kind != "auto") identity_.kind = options_.load.model_kind;
   identity_.name = options_.checkpoint;
   identity_.precision = options_.load.precision;
 }
@@ -36,10 +38,7 @@ Expected<WarmReport> ModelLifecycle::load(WorkerState from, bool warm_up_pass) {
   auto fail = [&](const std::string& reason) -> Status {
     model_.reset();
     release_free_memory();
-    spdlog::error("event=model_load_failed checkpoint={} reason=\"{}\"", options_.checkpoint,
-                  reason);
-    return Status("model_error", "cannot load checkpoint " + options_.checkpoint + ": " + reason,
-                  "checkpoint");
+    return record_failure(reason);
   };
   try {
     auto resolved = resolver_(options_.checkpoint);
@@ -52,7 +51,9 @@ Expected<WarmReport> ModelLifecycle::load(WorkerState from, bool warm_up_pass) {
     model_ = std::move(loaded.value());
     report.load_ms = ms_since(load_start);
 
-    std::string digest = resolved->sha256;
+    // An export names the checkpoint it was made from: it is that model.
+    std::string digest = model_->info().source_sha256;
+    if (digest.empty()) digest = resolved->sha256;
     if (digest.empty() && identity().sha256.empty()) {
       // Once per process: hashing a 1 GB checkpoint on every wake would lengthen cold starts.
       auto hashed = sha256_file(resolved->path);
@@ -76,7 +77,10 @@ Expected<WarmReport> ModelLifecycle::load(WorkerState from, bool warm_up_pass) {
       identity_.kind = info.kind;
       identity_.precision = info.precision;
       if (!digest.empty()) identity_.sha256 = digest;
+      identity_.outputs = OutputPlan::available(info);
+      identity_.labels = info.labels;
       last_warm_ = report;
+      failure_.clear();
     }
     spdlog::info(
         "event=model_warm checkpoint={} kind={} variant={} labels={} parameters={} precision={} "
@@ -87,6 +91,32 @@ Expected<WarmReport> ModelLifecycle::load(WorkerState from, bool warm_up_pass) {
   } catch (const std::exception& e) {
     return fail(std::string("exception: ") + e.what());
   }
+}
+
+Status ModelLifecycle::preflight() {
+  spdlog::info("event=model_preflight checkpoint={}", options_.checkpoint);
+  auto resolved = resolver_(options_.checkpoint);
+  if (!resolved)
+    return record_failure(resolved.status().code() + ": " + resolved.status().message());
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!resolved->sha256.empty()) identity_.sha256 = resolved->sha256;
+  failure_.clear();
+  return Status::Ok();
+}
+
+Status ModelLifecycle::record_failure(const std::string& reason) {
+  spdlog::error("event=model_load_failed checkpoint={} reason=\"{}\"", options_.checkpoint, reason);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    failure_ = reason;
+  }
+  return Status("model_error", "cannot load checkpoint " + options_.checkpoint + ": " + reason,
+                "checkpoint");
+}
+
+std::string ModelLifecycle::failure() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return failure_;
 }
 
 SleepReport ModelLifecycle::unload() {

@@ -62,6 +62,10 @@ class ModelLifecycle {
   // pays the one-time costs instead of an extra pass). A failure (code model_error) names the
   // checkpoint and reason and leaves no model.
   Expected<WarmReport> load(WorkerState from, bool warm_up_pass = true);
+  // Finds the checkpoint before any load (the file exists, or the hub download succeeds) and
+  // learns its sha256, so that READY can name the model; a failure (model_error) is remembered
+  // as the reason, as a failed load's is.
+  Status preflight();
   // Destroys the model and returns freed heap to the kernel.
   SleepReport unload();
   // The loaded model, or nullptr.
@@ -70,8 +74,13 @@ class ModelLifecycle {
   schema::ModelIdentity identity() const;
   // The last successful warm-up.
   WarmReport last_warm() const;
+  // Why the last preflight or load failed ("" after a success).
+  std::string failure() const;
 
  private:
+  // Logs a failed load or preflight, keeps `reason` for failure() and returns the model_error.
+  Status record_failure(const std::string& reason);
+
   LifecycleOptions options_;
   ModelLoader loader_;
   CheckpointResolver resolver_;
@@ -79,6 +88,7 @@ class ModelLifecycle {
   mutable std::mutex mutex_;  // guards identity_ and last_warm_
   schema::ModelIdentity identity_;
   WarmReport last_warm_;
+  std::string failure_;
 };
 
 }  // namespace ecgq

@@ -91,6 +91,8 @@ Status check_ranges(const Settings& s, const ServeSettings& v) {
   if (v.heartbeat_interval.count() <= 0)
     return Status(ErrorCode::BadConfig, "setting heartbeat_interval must be positive",
                   "heartbeat_interval");
+  if (v.model_retry.count() <= 0)
+    return Status(ErrorCode::BadConfig, "setting model_retry must be positive", "model_retry");
   if (v.checkpoint.empty())
     return Status(ErrorCode::BadConfig,
                   "serve needs a checkpoint: --checkpoint PATH or hf://OWNER/REPO/PATH",
@@ -135,6 +137,8 @@ Status read_config(const Settings& s, ServeConfig& c) {
   c.service.reconnect_max = std::max(v.reconnect_max, v.reconnect_min);
   c.service.idle_timeout = v.idle_timeout;
   c.service.warm_on_start = v.warm_on_start;
+  c.service.model_retry = v.model_retry;
+  c.service.exit_on_load_failure = v.exit_on_load_failure;
   c.service.max_batch_delay = Millis(v.max_batch_delay_ms);
   c.lifecycle.checkpoint = v.checkpoint;
   c.lifecycle.load.model_kind = v.model_kind;

@@ -226,6 +226,7 @@ int inspect_command(int argc, char** argv) {
      << "architecture: " << info.architecture << "\n"
      << "parameters:   " << with_commas(info.parameters) << "\n"
      << "precision:    " << info.precision << "\n"
+     << (info.source_sha256.empty() ? "" : "source:       sha256 " + info.source_sha256 + "\n")
      << "input:        [N, " << info.in_leads << ", " << info.segment_samples << "] float32\n"
      << "embed_dim:    " << info.embed_dim << "\n"
      << "labels:       " << info.labels.size() << "\n";

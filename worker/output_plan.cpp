@@ -25,6 +25,15 @@ Expected<OutputPlan> OutputPlan::make(const std::vector<std::string>& asked, con
   return OutputPlan(std::move(names));
 }
 
+std::vector<std::string> OutputPlan::available(const ModelInfo& info) {
+  std::vector<std::string> outputs;
+  if (!info.labels.empty()) outputs.insert(outputs.end(), {"probs", "logits"});
+  if (info.embed_dim > 0) outputs.push_back("embedding");
+  outputs.push_back("segments");
+  if (info.kind == "ecgfm") outputs.push_back("saliency");
+  return outputs;
+}
+
 Status OutputPlan::saliency_unavailable(const std::string& model_name,
                                         const std::string& model_kind) {
   return Status(

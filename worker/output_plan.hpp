@@ -23,6 +23,11 @@ class OutputPlan {
   static Expected<OutputPlan> make(const std::vector<std::string>& asked, const ModelInfo& info,
                                    const std::string& model_name);
 
+  // The outputs a model described by `info` can give, in kOutputNames order (READY reports them):
+  // probs and logits with a classifier head, embedding with an encoder output, segments always,
+  // saliency from the native ECG-FM model (a TorchScript model may not return attention).
+  static std::vector<std::string> available(const ModelInfo& info);
+
   // unsupported_output for 'saliency' when a forward pass came back without attention: only a
   // pass tells (a TorchScript model may not return it).
   static Status saliency_unavailable(const std::string& model_name, const std::string& model_kind);

@@ -27,6 +27,12 @@ const SettingsTable<ServeSettings>& serve_settings_table() {
                     &S::idle_timeout)
           .boolean("warm_on_start", "true", "load the model right after registering",
                    &S::warm_on_start)
+          .duration("model_retry", "30s",
+                    "delay before a failed model load is retried (doubles, up to 8x)",
+                    &S::model_retry)
+          .boolean("exit_on_load_failure", "false",
+                   "exit with status 1 when the model cannot be loaded, instead of retrying",
+                   &S::exit_on_load_failure)
           .integer("capacity", "2", "jobs the broker may hand this worker at once", &S::capacity)
           .integer("max_batch", "4", "5 s segments per forward pass (from one or several jobs)",
                    &S::max_batch)

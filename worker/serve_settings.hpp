@@ -28,6 +28,8 @@ struct ServeSettings {
   int64_t bf16_split_layers = 0;
   Millis idle_timeout{};
   bool warm_on_start = false;
+  Millis model_retry{};
+  bool exit_on_load_failure = false;
   int64_t capacity = 0;
   int64_t max_batch = 0;
   int64_t max_batch_delay_ms = 0;

@@ -1,9 +1,15 @@
 #include "worker/sleep_policy.hpp"
 
+#include <algorithm>
+
 namespace ecgq {
 
 SleepPolicy::SleepPolicy(SleepPolicyOptions options, TimePoint now)
-    : options_(options), warm_pending_(options.warm_on_start), last_activity_(now) {}
+    : options_(options),
+      warm_pending_(options.warm_on_start),
+      last_activity_(now),
+      retry_at_(now),
+      retry_delay_(options.model_retry) {}
 
 bool SleepPolicy::on_job_started(TimePoint now) {
   serving_ = true;
@@ -14,8 +20,6 @@ bool SleepPolicy::on_job_started(TimePoint now) {
 void SleepPolicy::on_job_finished(TimePoint now) {
   serving_ = false;
   last_activity_ = now;
-  // A job may have failed to load the model; the next automatic load may try again.
-  auto_warm_blocked_ = false;
 }
 
 bool SleepPolicy::on_keep_warm(bool keep) {
@@ -32,11 +36,26 @@ void SleepPolicy::on_load_started() {
 }
 
 void SleepPolicy::on_load_finished(TimePoint now, bool ok) {
-  state_ = ok ? WorkerState::Warm : WorkerState::Cold;
-  // A checkpoint that failed to load would fail again at once; retrying in a loop on keep_warm
-  // would spin, so only a job (which reports the failure to its client) retries.
-  auto_warm_blocked_ = !ok;
   last_activity_ = now;
+  if (!ok) {
+    on_load_failed(now);
+    return;
+  }
+  state_ = WorkerState::Warm;
+  retry_delay_ = options_.model_retry;
+}
+
+void SleepPolicy::on_load_failed(TimePoint now) {
+  // A checkpoint that failed to load would fail again at once: the retries back off, so a
+  // missing file or an offline hub costs one attempt per delay, not a busy loop.
+  state_ = WorkerState::Failed;
+  warm_pending_ = false;
+  retry_at_ = now + retry_delay_;
+  retry_delay_ = std::min(retry_delay_ * 2, options_.model_retry * 8);
+}
+
+bool SleepPolicy::should_retry(TimePoint now) const {
+  return state_ == WorkerState::Failed && !serving_ && now >= retry_at_;
 }
 
 void SleepPolicy::on_sleep() {
@@ -45,15 +64,16 @@ void SleepPolicy::on_sleep() {
 
 bool SleepPolicy::should_warm() const {
   const bool unloaded = state_ == WorkerState::Cold || state_ == WorkerState::Asleep;
-  return unloaded && !serving_ && !auto_warm_blocked_ && (warm_pending_ || keep_warm_);
+  return unloaded && !serving_ && (warm_pending_ || keep_warm_);
 }
 
 bool SleepPolicy::should_sleep(TimePoint now) const {
   const auto deadline = next_deadline();
-  return deadline && now >= *deadline;
+  return state_ == WorkerState::Warm && deadline && now >= *deadline;
 }
 
 std::optional<SleepPolicy::TimePoint> SleepPolicy::next_deadline() const {
+  if (state_ == WorkerState::Failed && !serving_) return retry_at_;
   if (state_ != WorkerState::Warm || keep_warm_ || serving_) return std::nullopt;
   return last_activity_ + options_.idle_timeout;
 }
@@ -61,7 +81,7 @@ std::optional<SleepPolicy::TimePoint> SleepPolicy::next_deadline() const {
 SleepPolicy::Step SleepPolicy::next_step(TimePoint now, bool jobs_queued) const {
   // Queued jobs come first: a job that arrived before the sleep began keeps the model awake.
   if (jobs_queued) return Step::Serve;
-  if (should_warm()) return Step::Warm;
+  if (should_warm() || should_retry(now)) return Step::Warm;
   if (should_sleep(now)) return Step::Sleep;
   return Step::Wait;
 }

@@ -15,6 +15,7 @@ namespace ecgq {
 struct SleepPolicyOptions {
   Millis idle_timeout{15 * 60 * 1000};  // warm and idle this long -> asleep
   bool warm_on_start = true;            // load once at start, before any job asks
+  Millis model_retry{30000};            // first delay before a failed load is tried again
 };
 
 // The worker's model state (cold, warming, warm, asleep) and the decisions that move it. The
@@ -23,7 +24,8 @@ struct SleepPolicyOptions {
 // so that a job arriving while the model goes to sleep sees it asleep (and waits for a wake).
 //
 //   COLD --load--> WARMING --ok--> WARM --idle_timeout--> ASLEEP --load--> WARMING ...
-//                          --failed--> COLD (automatic loads stop until a job comes)
+//                          --failed--> FAILED --model_retry--> WARMING (the delay doubles after
+//                                      each failure, up to 8 x model_retry; a success resets it)
 //
 // A load starts for a job (a wake: the job waits), for warm_on_start, or for keep_warm from the
 // broker. Waking is the broker's name for a load a job started; the worker reports warming.
@@ -68,8 +70,11 @@ class SleepPolicy {
   bool on_keep_warm(bool keep);
   // A load began (for a job or on its own): the state is warming.
   void on_load_started();
-  // A load ended at `now`: warm, or cold after a failure (then only a job starts another load).
+  // A load ended at `now`: warm, or failed (the next load is due after the retry delay).
   void on_load_finished(TimePoint now, bool ok);
+  // The model cannot be loaded (found before any load, e.g. its file is missing) at `now`: as a
+  // failed load, the state is failed until the retry delay has passed.
+  void on_load_failed(TimePoint now);
   // The model is being freed (the serving loop acted on Step::Sleep): the state is asleep.
   void on_sleep();
 
@@ -79,17 +84,21 @@ class SleepPolicy {
   bool should_warm() const;
   // Whether the model should be freed at `now`: warm, idle for idle_timeout, not kept warm.
   bool should_sleep(TimePoint now) const;
-  // When should_sleep() turns true with no further event (nullopt: only an event changes it).
+  // Whether a failed model is due to be loaded again at `now`.
+  bool should_retry(TimePoint now) const;
+  // When should_sleep() or should_retry() turns true with no further event (nullopt: only an
+  // event changes it).
   std::optional<TimePoint> next_deadline() const;
 
  private:
   SleepPolicyOptions options_;
   WorkerState state_ = WorkerState::Cold;
   bool keep_warm_ = false;
-  bool warm_pending_;               // warm_on_start and no load has started yet
-  bool auto_warm_blocked_ = false;  // the last load failed; keep_warm waits for a job to retry
-  bool serving_ = false;            // between on_job_started and on_job_finished
-  TimePoint last_activity_;         // end of the last job or load: the idle time counts from it
+  bool warm_pending_;        // warm_on_start and no load has started yet
+  bool serving_ = false;     // between on_job_started and on_job_finished
+  TimePoint last_activity_;  // end of the last job or load: the idle time counts from it
+  TimePoint retry_at_;       // failed: when the next load is due
+  Millis retry_delay_;       // the delay after the next failure (doubles, reset by a success)
 };
 
 // The name of a step, for logs and test messages.

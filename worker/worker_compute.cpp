@@ -59,10 +59,12 @@ void WorkerService::compute_loop() {
       case Step::Warm: {
         lock.unlock();
         auto warmed = load_model(/*warm_up_pass=*/true);
-        if (warmed)
+        if (warmed) {
           ready_at_ = Clock::now();
-        else
+        } else {
           fail_waiting(warmed.status());
+          on_load_failure(warmed.status());
+        }
         break;
       }
       case Step::Sleep:
@@ -102,6 +104,13 @@ Expected<WarmReport> WorkerService::load_model(bool warm_up_pass) {
   return loaded;
 }
 
+void WorkerService::on_load_failure(const Status& status) {
+  if (!options_.exit_on_load_failure) return;
+  spdlog::error("event=exiting reason=\"exit_on_load_failure: {}\"", status.message());
+  load_failure_exit_.store(true);
+  request_stop();
+}
+
 void WorkerService::go_to_sleep() {
   lifecycle_->unload();
   post_status();
@@ -128,7 +137,10 @@ bool WorkerService::admit(QueuedJob& job) {
 Status WorkerService::wake_for(const QueuedJob& job) {
   spdlog::info("event=waking job={} state={}", job.reply.id, state_name(state()));
   auto warmed = load_model(/*warm_up_pass=*/false);
-  if (!warmed) return warmed.status();
+  if (!warmed) {
+    on_load_failure(warmed.status());
+    return warmed.status();
+  }
   ready_at_ = Clock::now();
   return Status::Ok();
 }

@@ -8,7 +8,9 @@
 #include <zmq.hpp>
 
 #include "common/memory.hpp"
+#include "common/text.hpp"
 #include "common/time.hpp"
+#include "protocol/admission.hpp"
 #include "protocol/extensions.hpp"
 #include "protocol/zmq_frames.hpp"
 
@@ -52,7 +54,9 @@ WorkerService::WorkerService(WorkerServiceOptions options, LifecycleOptions life
         runner.worker_id = options_.worker_id;
         return runner;
       }()),
-      policy_(SleepPolicyOptions{options_.idle_timeout, options_.warm_on_start}, Clock::now()) {
+      policy_(
+          SleepPolicyOptions{options_.idle_timeout, options_.warm_on_start, options_.model_retry},
+          Clock::now()) {
   lifecycle_ = std::make_unique<ModelLifecycle>(std::move(lifecycle), std::move(loader),
                                                 std::move(resolver));
   if (::pipe2(wake_pipe_, O_NONBLOCK | O_CLOEXEC) != 0)
@@ -96,6 +100,7 @@ std::string WorkerService::ready_metadata() const {
   m.model = lifecycle_->identity();
   m.pid = static_cast<int64_t>(::getpid());
   m.host = host_name();
+  if (m.state == WorkerState::Failed) m.reason = lifecycle_->failure();
   return ext::encode_ready(m);
 }
 
@@ -106,8 +111,9 @@ std::string WorkerService::status_frame() const {
   s.jobs_done = counters_.jobs_done.load();
   s.inflight = counters_.inflight.load();
   s.capacity = options_.capacity;
-  // The sha256 is known only after the first load, so the broker learns it from here.
+  // Outputs and labels are known only after the first load, so the broker learns them here.
   s.model = lifecycle_->identity();
+  if (s.state == WorkerState::Failed) s.reason = lifecycle_->failure();
   return ext::encode_worker_status(s);
 }
 
@@ -129,6 +135,7 @@ void WorkerService::connect_socket() {
   socket_->connect(options_.broker);
   // Counted before it is sent: whoever has seen this READY sees it counted.
   counters_.readies++;
+  ready_sha256_ = lifecycle_->identity().sha256;
   send(mdp::ready_frames(options_.service, ready_metadata()));
   spdlog::info("event=ready broker={} service={} worker_id={} epoch={} state={} capacity={}",
                options_.broker, options_.service, options_.worker_id, epoch, state_name(state()),
@@ -155,6 +162,16 @@ void WorkerService::close_socket() {
   }
 }
 
+bool WorkerService::reregister_if_renamed() {
+  const std::string sha = lifecycle_->identity().sha256;
+  if (ready_sha256_.empty() || sha.empty() || sha == ready_sha256_) return false;
+  // The broker admits a model at READY: a new name is a new registration, checked as one.
+  spdlog::info("event=model_renamed from={} to={} action=ready_again", ready_sha256_, sha);
+  close_socket();
+  connect_socket();
+  return true;
+}
+
 void WorkerService::drain_wakeup() {
   char buf[64];
   while (::read(wake_pipe_[0], buf, sizeof(buf)) > 0) {
@@ -169,7 +186,7 @@ void WorkerService::drain_outbox() {
   }
   for (auto& item : items) {
     if (item.status) {
-      if (socket_) send(mdp::heartbeat_frames(status_frame()));
+      if (socket_ && !reregister_if_renamed()) send(mdp::heartbeat_frames(status_frame()));
       continue;
     }
     if (!socket_ || item.epoch != epoch_.load()) {
@@ -295,10 +312,28 @@ bool WorkerService::receive_messages(Link& link) {
     if (head.size() >= 2 && head[0] == mdp::kWorkerHeader && head[1].size() == 1 &&
         static_cast<uint8_t>(head[1][0]) == static_cast<uint8_t>(mdp::WorkerCommand::Disconnect)) {
       spdlog::warn("event=broker_disconnect broker={}", options_.broker);
+      if (head.size() >= 3 && !head[2].empty()) handle_refusal(head[2], link);
       return true;
     }
     handle_message(*message);
   }
+}
+
+void WorkerService::handle_refusal(const std::string& frame, Link& link) {
+  auto refusal = ext::decode_refusal(frame);
+  if (!refusal) {
+    spdlog::warn("event=bad_refusal reason=\"{}\"", refusal.status().message());
+    return;
+  }
+  spdlog::error("event=refused broker={} code={} message=\"{}\"", options_.broker, refusal->code,
+                loggable(refusal->message, 512));
+  if (refusal->code == "model_retired") {
+    // A rollout replaced this model and our jobs are done: leave (exit 0).
+    request_stop();
+    return;
+  }
+  // The service serves another model: try again later (a rollout may admit ours).
+  link.backoff = std::max(options_.model_retry, options_.reconnect_min);
 }
 
 void WorkerService::tend_link(Link& link, bool reconnect_now, bool stopping) {
@@ -325,6 +360,12 @@ void WorkerService::tend_link(Link& link, bool reconnect_now, bool stopping) {
 
 Status WorkerService::run() {
   context_ = std::make_unique<zmq::context_t>(1);
+  // READY names the model, and a worker that cannot find its checkpoint registers as failed.
+  if (Status found = lifecycle_->preflight(); !found.ok()) {
+    if (options_.exit_on_load_failure) return found;
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    policy_.on_load_failed(Clock::now());
+  }
   try {
     connect_socket();
   } catch (const zmq::error_t& e) {
@@ -377,6 +418,10 @@ Status WorkerService::run() {
   }
   if (compute_thread_.joinable()) compute_thread_.join();
   socket_.reset();
+  if (result.ok() && load_failure_exit_.load())
+    return Status("model_error",
+                  "the model could not be loaded (exit_on_load_failure): " + lifecycle_->failure(),
+                  "checkpoint");
   return result;
 }
 

@@ -51,6 +51,8 @@ struct WorkerServiceOptions {
   bool warm_on_start = true;            // load at start, before any job asks (SleepPolicy)
   // CURVE keys (curve_cert, broker_key); none = plaintext.
   std::optional<curve::ClientKeys> curve;
+  Millis model_retry{30000};            // first delay before a failed load is retried
+  bool exit_on_load_failure = false;    // stop (run() fails) when the model cannot be loaded
 };
 
 // Counters a status heartbeat reports, readable from any thread.
@@ -149,8 +151,15 @@ class WorkerService {
   void drain_outbox();
   // Empties the wake-up pipe.
   void drain_wakeup();
+  // Logs the broker's refusal (frame 3 of its DISCONNECT) and acts on it: a worker whose model
+  // was retired by a rollout stops; one whose model the service does not serve tries again
+  // after model_retry.
+  void handle_refusal(const std::string& frame, Link& link);
   // READY's metadata frame.
   std::string ready_metadata() const;
+  // Sends READY again on a new connection when the loaded model names another sha256 than the
+  // last READY did (an export names its source's); true when it did.
+  bool reregister_if_renamed();
   // A heartbeat's status frame.
   std::string status_frame() const;
 
@@ -179,6 +188,8 @@ class WorkerService {
   std::optional<QueuedJob> take_more(Clock::time_point until);
   // Answers every queued job with `status` (a failed load).
   void fail_waiting(const Status& status);
+  // After a failed load: stops the worker when exit_on_load_failure says so.
+  void on_load_failure(const Status& status);
   // Posts a job's FINAL and counts it done.
   void post_final(const ReplyTo& reply, const schema::Result& result);
   // Queues `item` for the I/O thread and wakes it.
@@ -196,8 +207,10 @@ class WorkerService {
   std::unique_ptr<zmq::context_t> context_;
   std::unique_ptr<zmq::socket_t> socket_;
   std::atomic<uint64_t> epoch_{0};  // bumped for every new connection
+  std::string ready_sha256_;        // I/O thread: the model sha256 the last READY named
   std::atomic<bool> stop_requested_{false};
-  int wake_pipe_[2] = {-1, -1};  // written by the compute thread and signal handlers
+  std::atomic<bool> load_failure_exit_{false};  // exit_on_load_failure: a load failed
+  int wake_pipe_[2] = {-1, -1};                 // written by the compute thread and signal handlers
 
   // Guards queue_, compute_stop_ and policy_ (lock before outbox_mutex_): a job's arrival and the
   // policy's decisions are ordered, so a job arriving as the model goes to sleep sees it asleep.
@@ -207,7 +220,7 @@ class WorkerService {
   bool compute_stop_ = false;
   SleepPolicy policy_;
   Clock::time_point ready_at_{};  // compute thread: last successful load
-  double pass_ms_ = 0;  // compute thread: longest forward pass of the last batch
+  double pass_ms_ = 0;            // compute thread: longest forward pass of the last batch
 
   std::mutex outbox_mutex_;
   std::deque<Outgoing> outbox_;
