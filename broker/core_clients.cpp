@@ -2,6 +2,8 @@
 // job is refused, answered from the result cache or queued.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "broker/core.hpp"
 #include "broker/job_intake.hpp"
 #include "broker/msgpack_fields.hpp"
@@ -107,6 +109,10 @@ bool BrokerCore::read_ecgq_job(JobRecord& job, std::string& meta) {
     job.id = std::move(in->id);
   }
   if (in->deadline_ms) job.deadline = job.received + std::chrono::milliseconds(*in->deadline_ms);
+  // The producer's wait for a worker, within the broker's own bound.
+  if (in->wait_for_worker_ms)
+    job.wait_for_worker =
+        job.received + std::min(Millis(*in->wait_for_worker_ms), config_.service_wait);
   job.content_key = std::move(in->content_key);
   meta = std::move(in->meta);
   return true;
@@ -119,14 +125,15 @@ bool BrokerCore::refuse_when_full(JobRecord& job, const Service& svc) {
     return false;
   const int64_t retry = retry_after_ms(svc);
   const std::string why =
-      service_full ? "service queue holds max_queue=" + std::to_string(config_.max_queue)
-                   : "this client has max_queue_per_client=" +
-                         std::to_string(config_.max_queue_per_client) + " jobs queued";
+      service_full
+          ? "service queue holds max_queue=" + std::to_string(config_.max_queue)
+          : "this client has max_queue_per_client=" + std::to_string(config_.max_queue_per_client) +
+                " jobs queued";
   ++counters_.errors["queue_full"];
   spdlog::info("event=queue_full job={} service={} retry_after_ms={}", job.id, job.service, retry);
   reply_client(job, ClientCommand::Final,
-               schema::error_result(job.ecgq_body ? job.id : "", "queue_full",
-                                    "queue full: " + why, "", retry));
+               schema::error_result(job.ecgq_body ? job.id : "", "queue_full", "queue full: " + why,
+                                    "", retry));
   return true;
 }
 

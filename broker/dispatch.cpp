@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <tuple>
 
 #include "broker/core.hpp"
 #include "protocol/schema.hpp"
@@ -28,7 +29,9 @@ int dispatch_rank(WorkerState state) {
   return 2;
 }
 
-bool wakes_on_dispatch(WorkerState state) { return dispatch_rank(state) == 2; }
+bool wakes_on_dispatch(WorkerState state) {
+  return dispatch_rank(state) == 2;
+}
 
 // An 8-byte big-endian job token (docs/protocol.md section 2).
 std::string token_of(uint64_t n) {
@@ -58,30 +61,41 @@ void BrokerCore::dispatch_changed() {
 
 void BrokerCore::dispatch(Service& svc) {
   while (!svc.queue.empty()) {
-    Worker* w = pick_worker(svc);
-    if (w == nullptr) return;
+    if (pick_worker(svc) == nullptr) return;
     std::shared_ptr<JobRecord> job = svc.queue.pop();
     if (const char* code = queued_expiry(*job, svc)) {
       expire(*job, code, svc);
       continue;
     }
-    assign(*w, job);
+    assign(*pick_worker(svc, job.get()), job);
   }
 }
 
-Worker* BrokerCore::pick_worker(Service& svc) {
-  // Among workers with a free slot: the best state, then the most free slots (least loaded);
-  // ties go to the earliest registered.
+Worker* BrokerCore::pick_worker(Service& svc, const JobRecord* job) {
+  // A worker that failed this job already is the last choice (a retry goes elsewhere when it
+  // can). Then, among dispatchable workers with a free slot: the best state, then the most free
+  // slots (least loaded); ties go to the earliest registered.
+  const auto failed_it = [job](const Worker& w) {
+    if (job == nullptr) return 0;
+    for (const FailedAttempt& f : job->failures)
+      if (f.worker_key == w.key) return 1;
+    return 0;
+  };
+  const auto rank = [&](const Worker& w) {
+    return std::make_tuple(failed_it(w), dispatch_rank(w.state), -w.free_slots());
+  };
   Worker* best = nullptr;
   for (const auto& key : svc.workers) {
     Worker& w = workers_.at(key);
-    if (w.free_slots() <= 0) continue;
-    if (best == nullptr || dispatch_rank(w.state) < dispatch_rank(best->state) ||
-        (dispatch_rank(w.state) == dispatch_rank(best->state) &&
-         w.free_slots() > best->free_slots()))
-      best = &w;
+    if (w.free_slots() <= 0 || !w.dispatchable()) continue;
+    if (best == nullptr || rank(w) < rank(*best)) best = &w;
   }
   return best;
+}
+
+bool BrokerCore::has_dispatchable_worker(const Service& svc) const {
+  return std::any_of(svc.workers.begin(), svc.workers.end(),
+                     [&](const std::string& key) { return workers_.at(key).dispatchable(); });
 }
 
 void BrokerCore::assign(Worker& w, const std::shared_ptr<JobRecord>& job) {
@@ -100,6 +114,7 @@ void BrokerCore::assign(Worker& w, const std::shared_ptr<JobRecord>& job) {
   if (job->journaled) persist(JournalRecord::Kind::Dispatch, *job);
   job->worker = w.key;
   job->dispatched_at = now_;
+  job->running_until = now_ + config_.job_time_limit(job->service);
   w.in_flight[job->token] = job;
   ++find_or_create_service(job->service).in_flight;
   send(w.key, mdp::worker_reply_frames(mdp::WorkerCommand::Request, job->token, std::move(body)),
@@ -114,9 +129,12 @@ void BrokerCore::assign(Worker& w, const std::shared_ptr<JobRecord>& job) {
 }
 
 const char* BrokerCore::queued_expiry(const JobRecord& job, const Service& svc) const {
-  // Queued jobs only: once dispatched, the worker enforces the deadline.
+  // Queued jobs (expire_in_flight limits dispatched ones).
   if (job.deadline && now_ >= *job.deadline) return "deadline_exceeded";
-  if (svc.workers.empty() && now_ - job.received >= config_.service_wait) return "no_worker";
+  // Workers held back or out of dispatch take no jobs: for a waiting job they are no workers.
+  if (has_dispatchable_worker(svc)) return nullptr;
+  if (job.wait_for_worker) return now_ >= *job.wait_for_worker ? "no_worker" : nullptr;
+  if (now_ - job.received >= config_.service_wait) return "no_worker";
   return nullptr;
 }
 
@@ -124,9 +142,12 @@ void BrokerCore::expire(JobRecord& job, const char* code, const Service& svc) {
   if (std::string(code) == "deadline_exceeded") {
     finish_with_error(job, code, "deadline_ms passed while the job was queued", "deadline_ms");
   } else {
-    finish_with_error(job, code,
-                      "no worker registered for service '" + svc.name + "' within service_wait=" +
-                          std::to_string(config_.service_wait.count()) + "ms");
+    const int64_t waited = static_cast<int64_t>(ms_between(job.received, now_));
+    finish_with_error(
+        job, code,
+        "no worker took jobs of service '" + svc.name + "' for " + std::to_string(waited) + "ms (" +
+            (job.wait_for_worker ? "wait_for_worker_ms, at most service_wait=" : "service_wait=") +
+            std::to_string(config_.service_wait.count()) + "ms)");
   }
 }
 

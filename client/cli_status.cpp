@@ -6,6 +6,7 @@
 
 #include "client/cli.hpp"
 #include "client/json_output.hpp"
+#include "common/text.hpp"
 #include "protocol/extensions.hpp"
 
 namespace ecgq::client {
@@ -48,19 +49,25 @@ std::string age(int64_t ms) {
   return buf;
 }
 
-std::string or_unknown(const std::string& s) { return s.empty() ? "?" : s; }
+std::string or_unknown(const std::string& s) {
+  return s.empty() ? "?" : s;
+}
 
 void print_services(const ext::BrokerStatus& s) {
   for (const auto& [name, svc] : s.services) {
-    std::cout << "service " << name << ": queued " << svc.queued << ", in flight "
-              << svc.in_flight << ", clients waiting " << svc.clients_waiting << ", workers "
-              << svc.workers.size() << ", mean service " << number(svc.service_ms) << " ms\n";
+    std::cout << "service " << name << ": queued " << svc.queued << ", in flight " << svc.in_flight
+              << ", clients waiting " << svc.clients_waiting << ", workers " << svc.workers.size()
+              << ", mean service " << number(svc.service_ms) << " ms\n";
     for (const auto& w : svc.workers) {
       std::cout << "  worker " << or_unknown(w.id) << "  state " << or_unknown(w.state)
                 << "  in flight " << w.in_flight << "/" << w.capacity << "  rss "
                 << bytes(w.rss_bytes) << "  jobs done " << w.jobs_done << "  last heard "
                 << age(w.last_heartbeat_ms) << " ago" << (w.keep_warm ? "  keep-warm" : "")
+                << (w.failures_in_row > 0 ? "  failures " + std::to_string(w.failures_in_row)
+                                          : std::string())
                 << "\n";
+      if (!w.out_of_dispatch.empty())
+        std::cout << "    out of dispatch: " << escape_invalid_utf8(w.out_of_dispatch) << "\n";
     }
   }
 }
@@ -70,13 +77,15 @@ void print_readable(const std::string& broker, const ext::BrokerStatus& s) {
             << (s.shutting_down ? "  SHUTTING DOWN" : "") << "\n";
   print_services(s);
   const ext::StatusCounters& c = s.counters;
-  std::cout << "jobs: received " << c.received << ", dispatched " << c.dispatched
-            << ", completed " << c.completed << ", re-dispatched " << c.redispatched;
+  std::cout << "jobs: received " << c.received << ", dispatched " << c.dispatched << ", completed "
+            << c.completed << ", re-dispatched " << c.redispatched;
   if (!c.errors.empty()) {
     std::cout << ", errors";
     for (const auto& [code, n] : c.errors) std::cout << " " << code << "=" << n;
   }
   std::cout << "\n";
+  if (!s.dead_letters.empty())
+    std::cout << "dead letters: " << s.dead_letters.size() << " (ecgq dlq)\n";
   const ext::CacheInfo& rc = s.result_cache;
   if (!rc.enabled) {
     std::cout << "result cache: off\n";
@@ -114,8 +123,7 @@ int run_status(const StatusCommand& command) {
     // Every key the broker sent, known to this build or not.
     auto json = msgpack_json(*body);
     if (!json) {
-      std::fprintf(stderr, "ecgq: error: mmi.status reply: %s\n",
-                   json.status().message().c_str());
+      std::fprintf(stderr, "ecgq: error: mmi.status reply: %s\n", json.status().message().c_str());
       return kExitFailed;
     }
     std::cout << json->dump(2) << std::endl;
@@ -123,8 +131,7 @@ int run_status(const StatusCommand& command) {
   }
   auto status = ext::decode_status(*body);
   if (!status) {
-    std::fprintf(stderr, "ecgq: error: mmi.status reply: %s\n",
-                 status.status().message().c_str());
+    std::fprintf(stderr, "ecgq: error: mmi.status reply: %s\n", status.status().message().c_str());
     return kExitFailed;
   }
   print_readable(command.client.broker, *status);

@@ -15,10 +15,10 @@
 
 #include "client/dealer.hpp"
 #include "common/duration.hpp"
+#include "common/status.hpp"
 #include "protocol/extensions.hpp"
 #include "protocol/protocol.hpp"
 #include "protocol/schema.hpp"
-#include "common/status.hpp"
 
 namespace ecgq::client {
 
@@ -30,6 +30,11 @@ struct ClientOptions {
   std::optional<Millis> job_timeout;  // per job, counted from its submission
   std::string id_prefix;              // job ids are "<prefix>-<seq>"; "" = random prefix
   int64_t max_message_bytes = int64_t{128} << 20;  // bodies above fail locally
+  // Jobs wait this long for a worker of their service (wait_for_worker_ms, capped by the
+  // broker's service_wait); without it a service with no worker that the broker does not serve
+  // fails before the first submit, naming the services the broker knows.
+  std::optional<Millis> wait_for_worker;
+  bool check_service = true;  // make that check (mmi.status, at most 2 s) before the first submit
 };
 
 // Something that happened to a submitted job.
@@ -87,6 +92,8 @@ class Client {
   void handle(mdp::Frames frames);
   std::optional<JobEvent> expire_jobs();
   Status silence_error() const;
+  Status check_service(const std::string& service);
+  void probe_broker();
 
   ClientOptions options_;
   zmq::context_t context_;
@@ -97,6 +104,8 @@ class Client {
   std::deque<JobEvent> events_;                                    // received, not yet handed out
   std::deque<std::pair<std::string, mdp::Frames>> mmi_replies_;    // service -> body
   Clock::time_point last_traffic_;
+  std::map<std::string, Status> service_checks_;  // by service: the check's verdict
+  bool probing_ = false;  // an mmi.service probe of a silent broker awaits its answer
 };
 
 }  // namespace ecgq::client

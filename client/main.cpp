@@ -86,7 +86,7 @@ Expected<ClientOptions> client_options(const GlobalOptions& g, bool submitting) 
 
 // The options of `submit` given as text, checked and converted after parsing.
 struct SubmitTexts {
-  std::string leads, outputs, deadline, job_timeout;
+  std::string leads, outputs, deadline, job_timeout, wait_for_worker;
 };
 
 // Declares `submit` and its options.
@@ -104,6 +104,9 @@ CLI::App* add_submit(CLI::App& app, SubmitCommand& submit, SubmitTexts& t) {
   sub->add_option("--window", submit.window, "jobs in flight at most")->capture_default_str();
   sub->add_option("--deadline", t.deadline, "per-job budget from broker receipt, e.g. 30s");
   sub->add_option("--job-timeout", t.job_timeout, "give up on a single job after this long");
+  sub->add_option("--wait-for-worker", t.wait_for_worker,
+                  "let jobs wait this long for a worker of the service (capped by the broker's "
+                  "service_wait); without it a service nobody serves fails at once");
   sub->add_flag("--ordered", submit.ordered, "print results in input order");
   sub->add_option("-o,--output", submit.output_path, "write the results to FILE instead of stdout");
   sub->add_option("--format", submit.format,
@@ -138,6 +141,38 @@ CLI::App* add_submit(CLI::App& app, SubmitCommand& submit, SubmitTexts& t) {
   return sub;
 }
 
+// True when `word` names a subcommand.
+bool known_command(const std::string& word) {
+  for (const char* command : {"submit", "status", "result", "keygen", "dlq"})
+    if (word == command) return true;
+  return false;
+}
+
+// Declares `keygen`; its --meta values go to `meta` as written.
+CLI::App* add_keygen(CLI::App& app, KeygenCommand& keygen, std::vector<std::string>& meta) {
+  auto* kg = app.add_subcommand(
+      "keygen", "write a CURVE certificate pair: PATH (public, share it) and PATH_secret (0600)");
+  kg->add_option("path", keygen.path, "where to write the certificate pair")->required();
+  kg->add_option("--meta", meta, "KEY=VALUE stored in the certificate (repeatable)");
+  return kg;
+}
+
+// Declares `status`.
+CLI::App* add_status(CLI::App& app, StatusCommand& status) {
+  auto* st = app.add_subcommand("status", "show the broker's queues and workers (mmi.status)");
+  st->add_flag("--json", status.json, "print mmi.status as JSON");
+  st->add_flag("--check", status.check, "exit 0 only when the service has a live worker");
+  return st;
+}
+
+// Declares `dlq`.
+CLI::App* add_dlq(CLI::App& app, DlqCommand& dlq) {
+  auto* dl = app.add_subcommand(
+      "dlq", "jobs that exhausted the broker's max_attempts, with each attempt's worker and error");
+  dl->add_flag("--json", dlq.json, "print the dead-letter list as JSON");
+  return dl;
+}
+
 // Checks and converts the options of `submit`, then runs it.
 int submit_command(const CLI::App* sub, SubmitCommand& submit, SubmitTexts t,
                    ClientOptions client) {
@@ -145,6 +180,11 @@ int submit_command(const CLI::App* sub, SubmitCommand& submit, SubmitTexts t,
     auto timeout = parse_duration(t.job_timeout);
     if (!timeout) return usage_error("bad --job-timeout: " + timeout.status().message());
     client.job_timeout = *timeout;
+  }
+  if (!t.wait_for_worker.empty()) {
+    auto wait = parse_duration(t.wait_for_worker);
+    if (!wait) return usage_error("bad --wait-for-worker: " + wait.status().message());
+    client.wait_for_worker = *wait;
   }
   if (!t.deadline.empty()) {
     auto d = parse_duration(t.deadline);
@@ -215,20 +255,17 @@ int run_cli(int argc, char** argv) {
 
   KeygenCommand keygen;
   std::vector<std::string> keygen_meta;
-  auto* kg = app.add_subcommand(
-      "keygen", "write a CURVE certificate pair: PATH (public, share it) and PATH_secret (0600)");
-  kg->add_option("path", keygen.path, "where to write the certificate pair")->required();
-  kg->add_option("--meta", keygen_meta, "KEY=VALUE stored in the certificate (repeatable)");
+  CLI::App* kg = add_keygen(app, keygen, keygen_meta);
 
   StatusCommand status;
-  auto* st = app.add_subcommand("status", "show the broker's queues and workers (mmi.status)");
-  st->add_flag("--json", status.json, "print mmi.status as JSON");
-  st->add_flag("--check", status.check, "exit 0 only when the service has a live worker");
+  CLI::App* st = add_status(app, status);
 
-  if (const std::string word = command_word(argc, argv);
-      !word.empty() && word != "submit" && word != "status" && word != "result" && word != "keygen")
+  DlqCommand dlq;
+  CLI::App* dl = add_dlq(app, dlq);
+
+  if (const std::string word = command_word(argc, argv); !word.empty() && !known_command(word))
     return usage_error("unknown command '" + escape_invalid_utf8(word) +
-                       "' (expected submit, status, result or keygen)");
+                       "' (expected submit, status, result, dlq or keygen)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -257,6 +294,10 @@ int run_cli(int argc, char** argv) {
   if (st->parsed()) {
     status.client = client;
     return run_status(status);
+  }
+  if (dl->parsed()) {
+    dlq.client = client;
+    return run_dlq(dlq);
   }
 
   return submit_command(sub, submit, submit_texts, client);
