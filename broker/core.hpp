@@ -176,6 +176,7 @@ class BrokerCore {
   void on_client(const std::string& peer, const mdp::Frames& frames);
   void accept_job(const std::string& peer, mdp::ClientMessage msg);
   bool read_ecgq_job(JobRecord& job, std::string& meta);
+  void set_wait_for_worker(JobRecord& job, int64_t wait_ms) const;
   bool refuse_when_full(JobRecord& job, const Service& service);
   bool answer_from_cache(JobRecord& job, const Service& service, const std::string& meta);
 

@@ -193,6 +193,7 @@ Expected<std::optional<JobEvent>> Client::poll(Millis wait) {
       probe_broker();
     if (!outstanding_.empty() && now - last_traffic_ >= options_.timeout) {
       Status s = silence_error();
+      probing_ = false;
       outstanding_.clear();
       by_time_.clear();
       return s;

@@ -232,6 +232,11 @@ TEST(BrokerInflight, WaitForWorkerBoundsTheWaitWithinServiceWait) {
   finals = Core::finals(c.advance(800ms), kClientA);
   ASSERT_EQ(finals.size(), 1u) << "capped by service_wait";
   EXPECT_EQ(test::result_of(finals[0]).id, "long");
+  // Any service's body may carry it (a misspelled service name is not an ecgq service).
+  c.request(kClientA, "ecgfm", {schema::encode_job(shortly)});
+  finals = Core::finals(c.advance(230ms), kClientA);
+  ASSERT_EQ(finals.size(), 1u);
+  EXPECT_EQ(test::code_of(finals[0]), "no_worker");
 }
 
 }  // namespace
