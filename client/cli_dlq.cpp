@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <ctime>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include "client/cli.hpp"
@@ -24,47 +25,47 @@ std::string utc(int64_t unix_ms) {
   return buf;
 }
 
-void print_readable(const std::vector<ext::DeadLetter>& letters) {
-  std::cout << letters.size() << " dead-lettered job(s)\n";
+// The list as text: one block per job, one line per failed attempt.
+std::string readable(const std::vector<ext::DeadLetter>& letters) {
+  std::ostringstream out;
+  out << letters.size() << " dead-lettered job(s)\n";
   for (const auto& d : letters) {
-    std::cout << "job " << escape_invalid_utf8(d.id) << "  service " << d.service << "  failed "
-              << utc(d.failed_unix_ms) << "  " << d.code << " after " << d.attempts.size()
-              << " attempt(s)\n";
+    out << "job " << escape_invalid_utf8(d.id) << "  service " << escape_invalid_utf8(d.service)
+        << "  failed " << utc(d.failed_unix_ms) << "  " << d.code << " after " << d.attempts.size()
+        << " attempt(s)\n";
     for (size_t i = 0; i < d.attempts.size(); ++i) {
       const ext::DeadAttempt& a = d.attempts[i];
-      std::cout << "  " << i + 1 << ". worker " << escape_invalid_utf8(a.worker) << "  " << a.code
-                << "  " << escape_invalid_utf8(a.message) << "\n";
+      out << "  " << i + 1 << ". worker " << escape_invalid_utf8(a.worker) << "  " << a.code << "  "
+          << escape_invalid_utf8(a.message) << "\n";
     }
   }
+  return out.str();
+}
+
+// What `ecgq dlq` prints: the broker's dead-letter list as JSON or text.
+Expected<std::string> dead_letters(Client& client, const DlqCommand& command) {
+  ASSIGN_OR_RETURN(const std::string body, client.status(command.client.timeout));
+  if (!command.json) {
+    ASSIGN_OR_RETURN(const ext::BrokerStatus status, ext::decode_status(body));
+    return readable(status.dead_letters);
+  }
+  // Every key the broker sent for each job, known to this build or not.
+  ASSIGN_OR_RETURN(const Json json, msgpack_json(body));
+  const Json letters =
+      json.is_object() && json.contains("dead_letters") ? json.at("dead_letters") : Json::array();
+  return letters.dump(2) + "\n";
 }
 
 }  // namespace
 
 int run_dlq(const DlqCommand& command) {
   Client client(command.client);
-  auto body = client.status(command.client.timeout);
-  if (!body) {
-    std::fprintf(stderr, "ecgq: error: %s\n", body.status().message().c_str());
+  auto text = dead_letters(client, command);
+  if (!text) {
+    std::fprintf(stderr, "ecgq: error: %s\n", text.status().message().c_str());
     return kExitFailed;
   }
-  if (command.json) {
-    auto json = msgpack_json(*body);
-    if (!json) {
-      std::fprintf(stderr, "ecgq: error: mmi.status reply: %s\n", json.status().message().c_str());
-      return kExitFailed;
-    }
-    const Json letters = json->is_object() && json->contains("dead_letters")
-                             ? json->at("dead_letters")
-                             : Json::array();
-    std::cout << letters.dump(2) << std::endl;
-    return kExitOk;
-  }
-  auto status = ext::decode_status(*body);
-  if (!status) {
-    std::fprintf(stderr, "ecgq: error: mmi.status reply: %s\n", status.status().message().c_str());
-    return kExitFailed;
-  }
-  print_readable(status->dead_letters);
+  std::cout << *text << std::flush;
   return kExitOk;
 }
 
