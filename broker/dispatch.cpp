@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <tuple>
 
 #include "broker/core.hpp"
 #include "protocol/schema.hpp"
@@ -60,35 +59,48 @@ void BrokerCore::dispatch_changed() {
 }
 
 void BrokerCore::dispatch(Service& svc) {
-  while (!svc.queue.empty()) {
-    if (pick_worker(svc) == nullptr) return;
+  // A retried job that no free worker may take (each failed it) waits aside, keeping its place.
+  std::vector<std::shared_ptr<JobRecord>> waiting;
+  while (!svc.queue.empty() && pick_worker(svc) != nullptr) {
     std::shared_ptr<JobRecord> job = svc.queue.pop();
     if (const char* code = queued_expiry(*job, svc)) {
       expire(*job, code, svc);
       continue;
     }
-    assign(*pick_worker(svc, job.get()), job);
+    if (Worker* w = pick_worker(svc, job.get())) {
+      assign(*w, job);
+    } else {
+      waiting.push_back(std::move(job));
+    }
   }
+  for (auto it = waiting.rbegin(); it != waiting.rend(); ++it) svc.queue.push_front(*it);
 }
 
 Worker* BrokerCore::pick_worker(Service& svc, const JobRecord* job) {
-  // A worker that failed this job already is the last choice (a retry goes elsewhere when it
-  // can). Then, among dispatchable workers with a free slot: the best state, then the most free
-  // slots (least loaded); ties go to the earliest registered.
+  // A job is not given back to a worker that failed it while another dispatchable worker of the
+  // service exists (busy or not: the retry waits for it). Then, among dispatchable workers with
+  // a free slot: the best state, then the most free slots (least loaded); ties go to the
+  // earliest registered.
   const auto failed_it = [job](const Worker& w) {
-    if (job == nullptr) return 0;
+    if (job == nullptr) return false;
     for (const FailedAttempt& f : job->failures)
-      if (f.worker_key == w.key) return 1;
-    return 0;
+      if (f.worker_key == w.key) return true;
+    return false;
   };
-  const auto rank = [&](const Worker& w) {
-    return std::make_tuple(failed_it(w), dispatch_rank(w.state), -w.free_slots());
-  };
+  bool avoid_failed = false;
+  for (const auto& key : svc.workers) {
+    const Worker& w = workers_.at(key);
+    avoid_failed = avoid_failed || (w.dispatchable() && !failed_it(w));
+  }
+  if (job == nullptr || job->failures.empty()) avoid_failed = false;
   Worker* best = nullptr;
   for (const auto& key : svc.workers) {
     Worker& w = workers_.at(key);
-    if (w.free_slots() <= 0 || !w.dispatchable()) continue;
-    if (best == nullptr || rank(w) < rank(*best)) best = &w;
+    if (w.free_slots() <= 0 || !w.dispatchable() || (avoid_failed && failed_it(w))) continue;
+    if (best == nullptr || dispatch_rank(w.state) < dispatch_rank(best->state) ||
+        (dispatch_rank(w.state) == dispatch_rank(best->state) &&
+         w.free_slots() > best->free_slots()))
+      best = &w;
   }
   return best;
 }

@@ -149,6 +149,25 @@ TEST(BrokerInflight, AWorkersOwnFailureIsRetriedOnAnotherWorker) {
   EXPECT_EQ(c.status().services["ecg-fm"].workers.at(0).failures_in_row, 1);
 }
 
+TEST(BrokerInflight, ARetryWaitsForABusyWorkerRatherThanGoBackToTheOneThatFailedIt) {
+  Core c;
+  c.ready(kWorker1, test::ready_meta("w1"));
+  c.ready(kWorker2, test::ready_meta("w2"));
+  const std::string t1 = token_to(c.submit(kClientA, test::job_body("m1")), kWorker1);
+  const std::string t2 = token_to(c.submit(kClientA, test::job_body("m2")), kWorker2);
+  auto out = c.final(kWorker1, t1, schema::error_result("m1", "internal", "oops"));
+  EXPECT_TRUE(Core::requests(out, kWorker1).empty()) << "w1 failed m1: m1 waits for w2";
+  // w1 still takes other jobs meanwhile.
+  EXPECT_EQ(
+      test::job_of(Core::requests(c.submit(kClientA, test::job_body("m3")), kWorker1).at(0)).id,
+      "m3");
+  out = c.final(kWorker2, t2, test::ok_result("m2"));
+  auto retry = Core::requests(out, kWorker2);
+  ASSERT_EQ(retry.size(), 1u);
+  EXPECT_EQ(test::job_of(retry[0]).id, "m1");
+  EXPECT_EQ(test::job_of(retry[0]).dispatch->attempt, 2);
+}
+
 TEST(BrokerInflight, InputErrorsAreNeverRetried) {
   Core c;
   c.ready(kWorker1, test::ready_meta("w1"));
