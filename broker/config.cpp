@@ -2,10 +2,17 @@
 
 #include <algorithm>
 
+#include "common/duration.hpp"
+
 namespace ecgq::broker {
 
 bool BrokerConfig::is_ecgq(const std::string& service) const {
   return std::find(ecgq_services.begin(), ecgq_services.end(), service) != ecgq_services.end();
+}
+
+Millis BrokerConfig::job_time_limit(const std::string& service) const {
+  auto it = max_job_time_by_service.find(service);
+  return it == max_job_time_by_service.end() ? max_job_time : it->second;
 }
 
 const SettingsTable<BrokerConfig>& settings_table() {
@@ -65,7 +72,19 @@ const SettingsTable<BrokerConfig>& settings_table() {
                 "directory of admin public certificates (any job, admin mmi.*; CURVE)",
                 &C::admin_keys)
           .boolean("allow_insecure", "false",
-                   "allow plaintext (no CURVE) on non-loopback addresses", &C::allow_insecure);
+                   "allow plaintext (no CURVE) on non-loopback addresses", &C::allow_insecure)
+          .duration("max_job_time", "10min",
+                    "a dispatched job not finished by then goes to another worker",
+                    &C::max_job_time)
+          .list("service_max_job_time", "", "per-service max_job_time overrides, SERVICE=DURATION",
+                &C::service_max_job_time)
+          .integer("max_worker_capacity", "8",
+                   "jobs a worker holds at once, whatever it advertises", &C::max_worker_capacity)
+          .integer("max_worker_failures", "3",
+                   "worker-side failures in a row before the worker is out of dispatch",
+                   &C::max_worker_failures)
+          .integer("dead_letter_max", "100", "jobs kept in the dead-letter list (oldest go first)",
+                   &C::dead_letter_max);
   return table;
 }
 
@@ -120,8 +139,12 @@ Status check_ranges(const Settings& s, const BrokerConfig& c) {
                                     {"max_queue_per_client", c.max_queue_per_client, 1},
                                     {"max_attempts", c.max_attempts, 1},
                                     {"keep_warm", c.keep_warm, 0},
-                                    {"result_cache_entries", c.result_cache_entries, 0}},
+                                    {"result_cache_entries", c.result_cache_entries, 0},
+                                    {"max_worker_capacity", c.max_worker_capacity, 1},
+                                    {"max_worker_failures", c.max_worker_failures, 1},
+                                    {"dead_letter_max", c.dead_letter_max, 0}},
                                    "an integer >= "));
+  if (c.max_job_time.count() <= 0) return s.invalid("max_job_time", "a positive duration");
   if (c.max_message_bytes < 1024) return s.invalid("max_message_bytes", "at least 1KiB");
   if (c.result_cache_bytes < 1024) return s.invalid("result_cache_bytes", "at least 1KiB");
   if (c.journal_max_bytes < 1024) return s.invalid("journal_max_bytes", "at least 1KiB");
@@ -130,6 +153,19 @@ Status check_ranges(const Settings& s, const BrokerConfig& c) {
   if (std::none_of(std::begin(kLevels), std::end(kLevels),
                    [&](const char* l) { return c.log_level == l; }))
     return s.invalid("log_level", "trace, debug, info, warn or error");
+  return Status::Ok();
+}
+
+// service_max_job_time: each entry SERVICE=DURATION with a positive duration.
+Status read_job_time_overrides(const Settings& s, BrokerConfig& c) {
+  const std::string expected = "entries SERVICE=DURATION with a positive duration, e.g. ecg-fm=30s";
+  for (const std::string& entry : c.service_max_job_time) {
+    const size_t eq = entry.find('=');
+    if (eq == 0 || eq == std::string::npos) return s.invalid("service_max_job_time", expected);
+    auto limit = parse_duration(entry.substr(eq + 1));
+    if (!limit || limit->count() <= 0) return s.invalid("service_max_job_time", expected);
+    c.max_job_time_by_service[entry.substr(0, eq)] = *limit;
+  }
   return Status::Ok();
 }
 
@@ -157,6 +193,7 @@ Expected<BrokerConfig> load_config(const Settings& s) {
   RETURN_IF_ERROR(settings_table().read(s, c));
   RETURN_IF_ERROR(check_ranges(s, c));
   RETURN_IF_ERROR(read_precision_pins(s, c));
+  RETURN_IF_ERROR(read_job_time_overrides(s, c));
   return c;
 }
 

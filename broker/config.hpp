@@ -52,9 +52,17 @@ struct BrokerConfig {
 
   // True when the broker runs CURVE (every connection encrypted and authenticated).
   bool curve() const { return !curve_secret_cert.empty(); }
+  Millis max_job_time{};             // a dispatched job not finished by then is taken back
+  std::vector<std::string> service_max_job_time;  // "SERVICE=DURATION" overrides, as written
+  std::map<std::string, Millis> max_job_time_by_service;  // the overrides, parsed on load
+  int64_t max_worker_capacity = 0;                        // credit cap whatever a worker advertises
+  int64_t max_worker_failures = 0;  // worker-side failures in a row before out of dispatch
+  int64_t dead_letter_max = 0;      // jobs kept in the dead-letter list at most
 
   // Time without traffic after which a worker counts as gone.
   Millis worker_expiry() const { return heartbeat_interval * heartbeat_liveness; }
+  // The max_job_time of `service`: its override, else the global one.
+  Millis job_time_limit(const std::string& service) const;
   // True when `service` carries ecgq job bodies.
   bool is_ecgq(const std::string& service) const;
 };

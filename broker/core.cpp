@@ -117,6 +117,7 @@ bool BrokerCore::refuse_by_role(const Received& received, mdp::PeerKind kind) {
 void BrokerCore::on_tick() {
   expire_workers();
   if (now_ >= expire_at_) {
+    expire_in_flight();
     expire_queued();
     cache_.purge_expired();
     forget_results();
@@ -178,8 +179,10 @@ void BrokerCore::finish_shutdown_when_done() {
   if (!drained && now_ < shutdown_deadline_) return;
   for (auto& [key, w] : workers_) {
     for (auto& [token, job] : w.in_flight)
-      finish_with_error(*job, "shutting_down",
-                        "the broker shut down before the worker answered (shutdown_grace passed)");
+      if (!job->finished)
+        finish_with_error(
+            *job, "shutting_down",
+            "the broker shut down before the worker answered (shutdown_grace passed)");
     w.in_flight.clear();
     disconnect(key);
   }

@@ -12,6 +12,8 @@
 //                     workers and re-dispatch; liveness; keep_warm heartbeats
 //   dispatch.cpp      the dispatch policy: which worker gets which job, when a queued job
 //                     expires, the retry_after_ms estimate, which workers are kept warm
+//   core_inflight.cpp in-flight limits (max_job_time, deadlines after dispatch), worker-side
+//                     failures (retry elsewhere, max_worker_failures) and the dead-letter list
 //   core_mmi.cpp      mmi.service, mmi.status, mmi.cancel
 //   core_admission.cpp  one model per service: which workers are admitted, mmi.rollout and the
 //                     draining of the workers it replaces
@@ -125,6 +127,16 @@ struct JournalUsage {
   std::string problem;  // why not, when not healthy
 };
 
+// What a worker's FINAL says about its job: its error code ("" for ok) and, for a worker-side
+// failure (is_worker_fault, or a FINAL that is not a result of this job), why.
+struct FinalVerdict {
+  std::string code;
+  std::string message;
+  bool worker_fault = false;
+  std::optional<schema::Timings> timings;  // an ok result's timings, for /metrics
+  bool cold_start = false;                 // an ok result's cold_start
+};
+
 // The printable form of a peer key (socket index and hex routing id), for logs.
 std::string peer_name(const std::string& key);
 
@@ -188,6 +200,7 @@ class BrokerCore {
   void on_client(const std::string& peer, const mdp::Frames& frames);
   void accept_job(const std::string& peer, mdp::ClientMessage msg);
   bool read_ecgq_job(JobRecord& job, std::string& meta);
+  void set_wait_for_worker(JobRecord& job, int64_t wait_ms) const;
   bool refuse_when_full(JobRecord& job, const Service& service);
   bool answer_from_cache(JobRecord& job, const Service& service, const std::string& meta);
 
@@ -195,24 +208,27 @@ class BrokerCore {
   void on_worker(const std::string& peer, const mdp::Frames& frames);
   void register_worker(const std::string& peer, const mdp::WorkerMessage& msg);
   Worker new_worker(const std::string& peer, const mdp::WorkerMessage& msg) const;
+  int64_t capped_capacity(int64_t advertised) const;
   void retire_stale_registrations(const Worker& fresh);
   void apply_status(Worker& worker, const std::string& frame);
   void worker_partial(Worker& worker, const mdp::WorkerMessage& msg);
   void worker_final(Worker& worker, const mdp::WorkerMessage& msg);
-  std::string read_result(const JobRecord& job, const mdp::Frames& body);
+  FinalVerdict read_result(const JobRecord& job, const mdp::Frames& body);
+  void cache_result(const JobRecord& job, schema::Result result, size_t bytes);
   // Counts a worker's FINAL for /metrics: its outcome and the phases its result reports.
-  void observe_final(const JobRecord& job, const std::string& code, const mdp::Frames& body);
+  void observe_final(const JobRecord& job, const FinalVerdict& verdict);
   std::optional<std::pair<std::string, std::string>> service_model(const Service& service) const;
   void delete_worker(const std::string& key, const std::string& reason, bool disconnect);
   void undo_dispatch(Worker& worker, const std::string& token);
-  void requeue(std::shared_ptr<JobRecord> job, const std::string& reason);
+  void requeue(std::shared_ptr<JobRecord> job, FailedAttempt failure);
   void expire_workers();
   void send_heartbeats();
 
   // --- dispatch policy (dispatch.cpp)
   void dispatch_changed();
   void dispatch(Service& service);
-  Worker* pick_worker(Service& service, const std::string& model_sha256);
+  Worker* pick_worker(Service& service, const JobRecord* job = nullptr);
+  bool has_dispatchable_worker(const Service& service) const;
   void assign(Worker& worker, const std::shared_ptr<JobRecord>& job);
   const char* queued_expiry(const JobRecord& job, const Service& service) const;
   void expire(JobRecord& job, const char* code, const Service& service);
@@ -252,6 +268,11 @@ class BrokerCore {
   // --- /metrics (core_metrics.cpp)
   void render_service_gauges(prometheus::TextWriter& out) const;
   void render_worker_gauges(prometheus::TextWriter& out) const;
+  // --- in-flight limits, worker-side failures, dead letters (core_inflight.cpp)
+  void expire_in_flight();
+  void take_back(Worker& worker, const std::string& token);
+  void count_worker_failure(Worker& worker, const FailedAttempt& failure);
+  void dead_letter(const JobRecord& job, const std::string& code);
 
   // --- management interface (core_mmi.cpp)
   void on_mmi(const std::string& peer, const mdp::ClientMessage& msg);
@@ -302,6 +323,9 @@ class BrokerCore {
   std::map<std::string, StoredResult> results_;                      // by job_key
   std::deque<std::pair<TimePoint, std::string>> result_order_;       // expiry order
   int64_t result_bytes_ = 0;
+
+  // Jobs that exhausted max_attempts, newest last, at most dead_letter_max (core_inflight.cpp).
+  std::deque<ext::DeadLetter> dead_letters_;
 };
 
 }  // namespace ecgq::broker

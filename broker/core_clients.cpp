@@ -2,6 +2,8 @@
 // job is refused, answered from the result cache or queued.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "broker/core.hpp"
 #include "broker/job_intake.hpp"
 #include "broker/msgpack_fields.hpp"
@@ -64,6 +66,9 @@ void BrokerCore::accept_job(const std::string& peer, mdp::ClientMessage msg) {
   }
   std::string meta;
   if (job->ecgq_body && !read_ecgq_job(*job, meta)) return;
+  // A producer of any service may bound its wait for a worker (a misspelled service included).
+  if (!job->ecgq_body && job->body.size() == 1)
+    if (auto wait = wait_for_worker_of(job->body[0])) set_wait_for_worker(*job, *wait);
   if (answer_known_id(*job)) return;
   if (shutting_down_) {
     finish_with_error(*job, "shutting_down",
@@ -109,10 +114,16 @@ bool BrokerCore::read_ecgq_job(JobRecord& job, std::string& meta) {
     job.id = std::move(in->id);
   }
   if (in->deadline_ms) job.deadline = job.received + std::chrono::milliseconds(*in->deadline_ms);
+  if (in->wait_for_worker_ms) set_wait_for_worker(job, *in->wait_for_worker_ms);
   job.content_key = std::move(in->content_key);
   job.model_sha256 = std::move(in->model_sha256);
   meta = std::move(in->meta);
   return true;
+}
+
+void BrokerCore::set_wait_for_worker(JobRecord& job, int64_t wait_ms) const {
+  // The producer's wait for a worker, within the broker's own bound.
+  job.wait_for_worker = job.received + std::min(Millis(wait_ms), config_.service_wait);
 }
 
 bool BrokerCore::refuse_when_full(JobRecord& job, const Service& svc) {

@@ -69,10 +69,18 @@ std::string BrokerCore::status_body() const {
       wi.model = w.model;
       wi.pid = w.pid;
       wi.host = w.host;
+      wi.failures_in_row = w.failures_in_row;
+      wi.out_of_dispatch = w.out_of_dispatch;
+      if (wi.out_of_dispatch.empty() && w.held_back)
+        wi.out_of_dispatch =
+            "held back: a job ran past max_job_time (no jobs until a FINAL or READY)";
       info.workers.push_back(std::move(wi));
     }
   }
+  // The services the broker serves are known even before a worker of theirs registers.
+  for (const auto& name : config_.ecgq_services) s.services[name].ecgq = true;
   s.counters = counters_;
+  s.dead_letters.assign(dead_letters_.begin(), dead_letters_.end());
   const ResultCacheStats& c = cache_.stats();
   s.result_cache = ext::CacheInfo{cache_.enabled(),
                                   static_cast<int64_t>(c.entries),

@@ -6,6 +6,7 @@
 
 #include "broker/core.hpp"
 #include "broker/msgpack_fields.hpp"
+#include "common/error_code.hpp"
 #include "common/text.hpp"
 #include "protocol/schema.hpp"
 
@@ -127,9 +128,15 @@ Worker BrokerCore::new_worker(const std::string& peer, const mdp::WorkerMessage&
     return w;
   }
   w.extended = true;
-  if (meta->capacity) w.capacity = *meta->capacity;
   if (meta->state) w.state = *meta->state;
   if (meta->worker_id) w.worker_id = *meta->worker_id;
+  if (meta->capacity) {
+    w.capacity = capped_capacity(*meta->capacity);
+    if (w.capacity < *meta->capacity)
+      spdlog::warn(
+          "event=capacity_capped worker={} advertised={} capacity={} (max_worker_capacity)",
+          w.worker_id, *meta->capacity, w.capacity);
+  }
   if (meta->pid) w.pid = *meta->pid;
   if (meta->host) w.host = *meta->host;
   if (meta->reason) w.reason = *meta->reason;
@@ -160,7 +167,7 @@ void BrokerCore::apply_status(Worker& w, const std::string& frame) {
   const int64_t capacity_before = w.capacity;
   if (status->state) w.state = *status->state;
   if (status->rss_bytes) w.rss_bytes = *status->rss_bytes;
-  if (status->capacity) w.capacity = *status->capacity;
+  if (status->capacity) w.capacity = capped_capacity(*status->capacity);
   w.reason = w.state == WorkerState::Failed && status->reason ? *status->reason : std::string();
   // The checkpoint's identity is known only after loading.
   const schema::ModelIdentity model_before = w.model;
@@ -188,6 +195,12 @@ void BrokerCore::worker_partial(Worker& w, const mdp::WorkerMessage& msg) {
 }
 
 void BrokerCore::worker_final(Worker& w, const mdp::WorkerMessage& msg) {
+  // Any FINAL proves the worker computes again (max_job_time held it back).
+  if (w.held_back) {
+    w.held_back = false;
+    spdlog::info("event=worker_back worker={} reason=\"sent a FINAL\"", w.worker_id);
+    mark_changed(find_or_create_service(w.service));
+  }
   auto it = w.in_flight.find(msg.reply_to);
   if (it == w.in_flight.end()) {
     ++counters_.dropped_duplicates;
@@ -199,53 +212,88 @@ void BrokerCore::worker_final(Worker& w, const mdp::WorkerMessage& msg) {
   }
   std::shared_ptr<JobRecord> job = it->second;
   w.in_flight.erase(it);
+  job->worker.clear();
   ++w.jobs_done;
-  ++counters_.completed;
   Service& svc = find_or_create_service(job->service);
   --svc.in_flight;
-  const double took = ms_between(job->dispatched_at, now_);
-  svc.service_ms = svc.service_ms > 0 ? 0.8 * svc.service_ms + 0.2 * took : took;
-  const std::string code = read_result(*job, msg.body);
-  if (!code.empty()) ++counters_.errors[code];
-  observe_final(*job, code, msg.body);
-  spdlog::info("event=completed job={} service={} worker={} attempts={} took_ms={:.1f} status={}",
-               job->id, job->service, w.worker_id, job->attempts, took, code.empty() ? "ok" : code);
-  if (msg.body.size() == 1) keep_result(*job, msg.body[0], code.empty());
-  send(job->client, mdp::client_frames(mdp::ClientCommand::Final, job->service, msg.body), job->id);
   // The worker has a free slot again.
   mark_changed(svc);
+  if (job->finished) {
+    // The broker answered it already (its deadline passed while it ran): nothing may follow.
+    ++counters_.dropped_duplicates;
+    spdlog::info("event=dropped_final job={} worker={} reason=\"the job was already answered\"",
+                 job->id, w.worker_id);
+    return;
+  }
+  const double took = ms_between(job->dispatched_at, now_);
+  svc.service_ms = svc.service_ms > 0 ? 0.8 * svc.service_ms + 0.2 * took : took;
+  const FinalVerdict verdict = read_result(*job, msg.body);
+  if (verdict.worker_fault) {
+    // The worker's own failure: the job is retried elsewhere, the worker is counted against.
+    spdlog::info(
+        "event=worker_failed job={} service={} worker={} attempts={} code={} reason=\"{}\"",
+        job->id, job->service, w.worker_id, job->attempts, verdict.code, loggable(verdict.message));
+    FailedAttempt failure{w.worker_id, w.key, verdict.code, loggable(verdict.message, 256)};
+    count_worker_failure(w, failure);
+    requeue(job, std::move(failure));
+    return;
+  }
+  w.failures_in_row = 0;
+  ++counters_.completed;
+  if (!verdict.code.empty()) ++counters_.errors[verdict.code];
+  spdlog::info("event=completed job={} service={} worker={} attempts={} took_ms={:.1f} status={}",
+               job->id, job->service, w.worker_id, job->attempts, took,
+               verdict.code.empty() ? "ok" : verdict.code);
+  observe_final(*job, verdict);
+  if (msg.body.size() == 1) keep_result(*job, msg.body[0], verdict.code.empty());
+  send(job->client, mdp::client_frames(mdp::ClientCommand::Final, job->service, msg.body), job->id);
   // A worker a rollout replaced leaves once its last job is answered.
   retire_when_drained(w.key);
 }
 
-void BrokerCore::observe_final(const JobRecord& job, const std::string& code,
-                               const mdp::Frames& body) {
-  metrics_.job_finished(job.service, code.empty() ? "ok" : code);
-  if (!job.ecgq_body || body.size() != 1) return;
-  // The phases the worker measured; a body that does not decode has none to give.
-  if (auto result = schema::decode_result(body[0]))
-    metrics_.job_timings(job.service, result->timings, result->cold_start);
+void BrokerCore::observe_final(const JobRecord& job, const FinalVerdict& verdict) {
+  metrics_.job_finished(job.service, verdict.code.empty() ? "ok" : verdict.code);
+  // The phases the worker measured (an ok result's timings).
+  if (verdict.timings) metrics_.job_timings(job.service, *verdict.timings, verdict.cold_start);
 }
 
-std::string BrokerCore::read_result(const JobRecord& job, const mdp::Frames& body) {
-  if (!job.ecgq_body || body.size() != 1) return "";
-  // The body is decoded once: fully when its result may be cached, else only for its code.
-  if (job.content_key.empty() || !cache_.enabled()) return error_code_of(body[0]);
+FinalVerdict BrokerCore::read_result(const JobRecord& job, const mdp::Frames& body) {
+  // Generic services' bodies are their own business.
+  if (!job.ecgq_body) return {};
+  if (body.size() != 1)
+    return {"bad_result",
+            "the worker's FINAL has " + std::to_string(body.size()) +
+                " body frames, expected one msgpack result",
+            true};
   auto result = schema::decode_result(body[0]);
-  if (!result) return error_code_of(body[0]);
-  // Errors are never cached: a retry may succeed (another worker, a later model load).
-  if (result->error) return result->error->code;
+  if (!result)
+    return {"bad_result", "the worker's FINAL is not a result: " + result.status().message(), true};
+  // An error about a body the worker could not read may name no job; anything else must name
+  // this one.
+  if (result->id != job.id && !(result->error && result->id.empty()))
+    return {"bad_result", "the worker's FINAL names job '" + loggable(result->id, 64) + "'", true};
+  if (result->error)
+    return {result->error->code, result->error->message, is_worker_fault(result->error->code)};
+  FinalVerdict ok;
+  ok.timings = result->timings;
+  ok.cold_start = result->cold_start;
   // Keyed by the model the result says ran it, not by the one the broker expected.
-  if (result->status != "ok" || result->model.sha256.empty()) return "";
-  CacheKey key{job.content_key, result->model.sha256, result->model.precision};
-  result->id.clear();
-  result->meta.clear();  // a hit answers with its own job's id and meta
-  if (cache_.insert(key, std::move(*result), body[0].size())) {
+  if (result->status == "ok" && !result->model.sha256.empty() && !job.content_key.empty() &&
+      cache_.enabled())
+    cache_result(job, std::move(*result), body[0].size());
+  return ok;
+}
+
+void BrokerCore::cache_result(const JobRecord& job, schema::Result result, size_t bytes) {
+  // Errors are never cached: a retry may succeed (another worker, a later model load).
+  CacheKey key{job.content_key, result.model.sha256, result.model.precision};
+  result.id.clear();
+  result.meta.clear();  // a hit answers with its own job's id and meta
+  if (cache_.insert(key, std::move(result), bytes)) {
     spdlog::debug("event=cache_insert job={} service={} sha256={} precision={} entries={} bytes={}",
                   job.id, job.service, key.sha256, key.precision, cache_.stats().entries,
                   cache_.stats().bytes);
   }
-  return "";
 }
 
 std::optional<std::pair<std::string, std::string>> BrokerCore::service_model(
@@ -282,7 +330,7 @@ void BrokerCore::delete_worker(const std::string& key, const std::string& reason
   for (auto& job : lost) {
     --svc.in_flight;
     job->worker.clear();
-    requeue(job, "worker " + w.worker_id + " lost: " + reason);
+    requeue(job, FailedAttempt{w.worker_id, key, "worker_lost", "worker lost: " + reason});
   }
   forget_unserved_model(svc);
   mark_changed(svc);
@@ -302,21 +350,27 @@ void BrokerCore::undo_dispatch(Worker& w, const std::string& token) {
   mark_changed(svc);
 }
 
-void BrokerCore::requeue(std::shared_ptr<JobRecord> job, const std::string& reason) {
+void BrokerCore::requeue(std::shared_ptr<JobRecord> job, FailedAttempt failure) {
+  // A job the broker already answered (deadline_exceeded while it ran) is not run again.
+  if (job->finished) return;
+  const std::string reason = "worker " + failure.worker + ": " + failure.message;
+  const std::string code = failure.code;
+  job->failures.push_back(std::move(failure));
   if (shutting_down_) {
     finish_with_error(*job, "shutting_down", "the broker is shutting down; " + reason);
     return;
   }
   if (job->attempts >= config_.max_attempts) {
+    dead_letter(*job, code);
     finish_with_error(
-        *job, "worker_lost",
+        *job, code,
         reason + "; gave up after " + std::to_string(job->attempts) + " attempts (max_attempts)");
     return;
   }
   ++counters_.redispatched;
   metrics_.redispatched(job->service);
-  spdlog::info("event=requeued job={} service={} attempts={} reason=\"{}\"", job->id, job->service,
-               job->attempts, reason);
+  spdlog::info("event=requeued job={} service={} attempts={} code={} reason=\"{}\"", job->id,
+               job->service, job->attempts, code, reason);
   Service& svc = find_or_create_service(job->service);
   svc.queue.push_front(std::move(job));
   mark_changed(svc);

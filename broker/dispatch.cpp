@@ -61,39 +61,61 @@ void BrokerCore::dispatch_changed() {
 }
 
 void BrokerCore::dispatch(Service& svc) {
-  while (!svc.queue.empty()) {
-    // A job pinned to a model waits for a worker of that model (head of line: a service serves
-    // one model, so pins other than it are refused rather than held).
-    const std::string pin = svc.queue.peek()->model_sha256;
-    Worker* w = pick_worker(svc, pin);
-    if (w == nullptr && !pin_unservable(svc, pin)) return;
+  // A retried job that no free worker may take (each failed it), or a pinned job whose model's
+  // workers are all busy, waits aside, keeping its place. A pin no worker can serve expires.
+  std::vector<std::shared_ptr<JobRecord>> waiting;
+  while (!svc.queue.empty() && pick_worker(svc) != nullptr) {
     std::shared_ptr<JobRecord> job = svc.queue.pop();
     if (const char* code = queued_expiry(*job, svc)) {
       expire(*job, code, svc);
       continue;
     }
-    if (w == nullptr) {  // not reached: an unservable pin expires above
-      svc.queue.push_front(std::move(job));
-      return;
+    if (Worker* w = pick_worker(svc, job.get())) {
+      assign(*w, job);
+    } else {
+      waiting.push_back(std::move(job));
     }
-    assign(*w, job);
   }
+  for (auto it = waiting.rbegin(); it != waiting.rend(); ++it) svc.queue.push_front(*it);
 }
 
-Worker* BrokerCore::pick_worker(Service& svc, const std::string& model_sha256) {
-  // Among workers that can answer (not failed, not draining, of the pinned model) with a free
-  // slot: the best state, then the most free slots (least loaded); ties go to the earliest
-  // registered.
+Worker* BrokerCore::pick_worker(Service& svc, const JobRecord* job) {
+  // Only workers that may take the job: dispatchable (not held back, not out of dispatch) and
+  // able to answer (not failed, not draining, of the job's pinned model). A job is not given back
+  // to a worker that failed it while another such worker exists (busy or not: the retry waits for
+  // it). Then, among them with a free slot: the best state, then the most free slots (least
+  // loaded); ties go to the earliest registered.
+  const std::string pin = job != nullptr ? job->model_sha256 : std::string();
+  const auto usable = [&](const Worker& w) { return w.dispatchable() && takes_jobs(w, pin); };
+  const auto failed_it = [job](const Worker& w) {
+    if (job == nullptr) return false;
+    for (const FailedAttempt& f : job->failures)
+      if (f.worker_key == w.key) return true;
+    return false;
+  };
+  bool avoid_failed = false;
+  for (const auto& key : svc.workers) {
+    const Worker& w = workers_.at(key);
+    avoid_failed = avoid_failed || (usable(w) && !failed_it(w));
+  }
+  if (job == nullptr || job->failures.empty()) avoid_failed = false;
   Worker* best = nullptr;
   for (const auto& key : svc.workers) {
     Worker& w = workers_.at(key);
-    if (w.free_slots() <= 0 || !takes_jobs(w, model_sha256)) continue;
+    if (w.free_slots() <= 0 || !usable(w) || (avoid_failed && failed_it(w))) continue;
     if (best == nullptr || dispatch_rank(w.state) < dispatch_rank(best->state) ||
         (dispatch_rank(w.state) == dispatch_rank(best->state) &&
          w.free_slots() > best->free_slots()))
       best = &w;
   }
   return best;
+}
+
+bool BrokerCore::has_dispatchable_worker(const Service& svc) const {
+  return std::any_of(svc.workers.begin(), svc.workers.end(), [&](const std::string& key) {
+    const Worker& w = workers_.at(key);
+    return w.dispatchable() && takes_jobs(w, "");
+  });
 }
 
 void BrokerCore::assign(Worker& w, const std::shared_ptr<JobRecord>& job) {
@@ -112,6 +134,7 @@ void BrokerCore::assign(Worker& w, const std::shared_ptr<JobRecord>& job) {
   if (job->journaled) persist(JournalRecord::Kind::Dispatch, *job);
   job->worker = w.key;
   job->dispatched_at = now_;
+  job->running_until = now_ + config_.job_time_limit(job->service);
   w.in_flight[job->token] = job;
   ++find_or_create_service(job->service).in_flight;
   send(w.key, mdp::worker_reply_frames(mdp::WorkerCommand::Request, job->token, std::move(body)),
@@ -126,12 +149,14 @@ void BrokerCore::assign(Worker& w, const std::shared_ptr<JobRecord>& job) {
 }
 
 const char* BrokerCore::queued_expiry(const JobRecord& job, const Service& svc) const {
-  // Queued jobs only: once dispatched, the worker enforces the deadline.
+  // Queued jobs (expire_in_flight limits dispatched ones).
   if (job.deadline && now_ >= *job.deadline) return "deadline_exceeded";
   if (pin_unservable(svc, job.model_sha256)) return "model_unavailable";
-  const bool answering = std::any_of(svc.workers.begin(), svc.workers.end(),
-                                     [&](const auto& k) { return takes_jobs(workers_.at(k), ""); });
-  if (!answering && now_ - job.received >= config_.service_wait) return "no_worker";
+  // Workers held back, out of dispatch, failed or draining take no jobs: for a waiting job they
+  // are no workers.
+  if (has_dispatchable_worker(svc)) return nullptr;
+  if (job.wait_for_worker) return now_ >= *job.wait_for_worker ? "no_worker" : nullptr;
+  if (now_ - job.received >= config_.service_wait) return "no_worker";
   return nullptr;
 }
 
@@ -144,11 +169,12 @@ void BrokerCore::expire(JobRecord& job, const char* code, const Service& svc) {
                           (svc.model.sha256.empty() ? "" : " (it serves " + svc.model.sha256 + ")"),
                       "model_sha256");
   } else {
-    finish_with_error(job, code,
-                      "no worker able to answer for service '" + svc.name +
-                          "' within service_wait=" + std::to_string(config_.service_wait.count()) +
-                          "ms (" + std::to_string(svc.workers.size()) +
-                          " registered: failed or draining ones do not count)");
+    const int64_t waited = static_cast<int64_t>(ms_between(job.received, now_));
+    finish_with_error(
+        job, code,
+        "no worker took jobs of service '" + svc.name + "' for " + std::to_string(waited) + "ms (" +
+            (job.wait_for_worker ? "wait_for_worker_ms, at most service_wait=" : "service_wait=") +
+            std::to_string(config_.service_wait.count()) + "ms; failed, draining, held-back workers do not count)");
   }
 }
 

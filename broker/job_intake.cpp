@@ -14,6 +14,7 @@ Expected<JobIntake> read_job(const std::string& body, bool with_content_key) {
   JobIntake in;
   in.id = std::move(job->id);
   in.deadline_ms = job->deadline_ms;
+  in.wait_for_worker_ms = job->wait_for_worker_ms;
   in.meta = std::move(job->meta);
   in.model_sha256 = std::move(job->model_sha256);
   if (with_content_key) in.content_key = schema::job_content_key(*job, samples);

@@ -15,6 +15,7 @@ namespace ecgq::broker {
 struct JobIntake {
   std::string id;                      // "" when the client set none (the broker assigns one)
   std::optional<int64_t> deadline_ms;  // budget from receipt, when the job has one
+  std::optional<int64_t> wait_for_worker_ms;  // how long it may wait for a worker, when set
   std::string content_key;             // result-cache key; "" unless asked for
   std::string meta;                    // raw msgpack of `meta`, echoed by a cache hit
   std::string model_sha256;            // the model the job must run on ("" = any)

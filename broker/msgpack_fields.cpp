@@ -51,6 +51,16 @@ std::string error_code_of(const std::string& body) {
   return code;
 }
 
+std::optional<int64_t> wait_for_worker_of(const std::string& body) {
+  std::optional<int64_t> ms;
+  for_each_field(body, [&](const std::string& k, const msgpack::object& v) {
+    if (k != "wait_for_worker_ms") return;
+    if (v.type == msgpack::type::POSITIVE_INTEGER && v.via.u64 <= uint64_t{30} * 24 * 3600 * 1000)
+      ms = static_cast<int64_t>(v.via.u64);
+  });
+  return ms;
+}
+
 std::string id_of(const std::string& body) {
   std::string id;
   for_each_field(body, [&](const std::string& k, const msgpack::object& v) {

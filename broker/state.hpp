@@ -20,6 +20,14 @@ namespace ecgq::broker {
 // The broker's clock is injected (BrokerCore never reads one); its time points are steady ones.
 using TimePoint = SteadyClock::time_point;
 
+// One failed attempt of a job: which worker and why, for re-dispatch and the dead-letter list.
+struct FailedAttempt {
+  std::string worker;      // the worker's id (worker_id, else its peer name)
+  std::string worker_key;  // its peer key: a re-dispatch prefers another worker
+  std::string code;        // error code (model_error, worker_lost, bad_result, ...)
+  std::string message;     // why, cut for logs and mmi.status
+};
+
 // The broker's record of one client request from receipt until its FINAL, queued or in flight.
 // (Not schema::Job, the decoded ecgq job body: the broker forwards bodies it does not hold
 // decoded, and serves generic services whose bodies are not jobs at all.)
@@ -42,6 +50,10 @@ struct JobRecord {
   std::string submitter;     // who may read it by id: the CURVE key, "" without CURVE
   bool journaled = false;    // its Accept record is durable: its later changes are journaled too
   std::string model_sha256;  // only a worker with this model may run it ("" = any)
+  TimePoint running_until;  // dispatched_at + max_job_time of its service
+  std::vector<FailedAttempt> failures;  // its failed attempts, oldest first
+  std::optional<TimePoint>
+      wait_for_worker;  // without a worker, waits until then (not service_wait)
 };
 
 // A registered worker.
@@ -63,9 +75,14 @@ struct Worker {
   bool keep_warm = false;       // what the broker last told it
   std::string reason;           // state failed: why its model cannot be loaded
   bool draining = false;        // a rollout replaced its model: no new jobs, then out
+  bool held_back = false;       // max_job_time took a job back: no jobs until a FINAL or READY
+  int64_t failures_in_row = 0;  // worker-side failures since its last good answer
+  std::string out_of_dispatch;  // why it gets no jobs until it re-registers; "" = dispatchable
 
   // Jobs it can still take.
   int64_t free_slots() const { return capacity - static_cast<int64_t>(in_flight.size()); }
+  // True when dispatch may give it jobs (it has not been held back or taken out).
+  bool dispatchable() const { return !held_back && out_of_dispatch.empty(); }
   // State for mmi.status: "busy" is warm with jobs in flight.
   const char* shown_state() const {
     return state == WorkerState::Warm && !in_flight.empty() ? "busy" : state_name(state);

@@ -42,6 +42,12 @@ struct StatusCommand {
   bool check = false;  // exit 0 only when the service has a live worker
 };
 
+// Everything `ecgq dlq` needs.
+struct DlqCommand {
+  ClientOptions client;
+  bool json = false;  // print the dead-letter list as JSON
+};
+
 // Everything `ecgq result` needs.
 struct ResultCommand {
   ClientOptions client;
@@ -67,6 +73,8 @@ struct RolloutCommand {
 int run_submit(const SubmitCommand& command);
 // Runs `ecgq status`; returns the exit code.
 int run_status(const StatusCommand& command);
+// Runs `ecgq dlq`: the broker's dead-letter list; returns the exit code.
+int run_dlq(const DlqCommand& command);
 // Runs `ecgq result`: exit 0 when every job finished ok, 1 otherwise.
 int run_result(const ResultCommand& command);
 // Runs `ecgq keygen`; returns the exit code.

@@ -6,6 +6,7 @@
 
 #include "client/cli.hpp"
 #include "client/json_output.hpp"
+#include "common/text.hpp"
 #include "protocol/extensions.hpp"
 
 namespace ecgq::client {
@@ -66,8 +67,13 @@ void print_worker(const ext::WorkerInfo& w) {
             << (w.draining ? " (draining)" : "") << "  model " << short_model(w.model)
             << "  in flight " << w.in_flight << "/" << w.capacity << "  rss " << bytes(w.rss_bytes)
             << "  jobs done " << w.jobs_done << "  last heard " << age(w.last_heartbeat_ms)
-            << " ago" << (w.keep_warm ? "  keep-warm" : "") << "\n";
+            << " ago" << (w.keep_warm ? "  keep-warm" : "")
+            << (w.failures_in_row > 0 ? "  failures " + std::to_string(w.failures_in_row)
+                                      : std::string())
+            << "\n";
   if (!w.reason.empty()) std::cout << "    reason: " << w.reason << "\n";
+  if (!w.out_of_dispatch.empty())
+    std::cout << "    out of dispatch: " << escape_invalid_utf8(w.out_of_dispatch) << "\n";
 }
 
 void print_services(const ext::BrokerStatus& s) {
@@ -93,6 +99,8 @@ void print_readable(const std::string& broker, const ext::BrokerStatus& s) {
     for (const auto& [code, n] : c.errors) std::cout << " " << code << "=" << n;
   }
   std::cout << "\n";
+  if (!s.dead_letters.empty())
+    std::cout << "dead letters: " << s.dead_letters.size() << " (ecgq dlq)\n";
   const ext::CacheInfo& rc = s.result_cache;
   if (!rc.enabled) {
     std::cout << "result cache: off\n";

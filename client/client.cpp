@@ -2,8 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <random>
+
+#include "common/text.hpp"
 
 namespace ecgq::client {
 
@@ -30,6 +33,23 @@ schema::Result local_error(const std::string& id, const std::string& code,
   r.error = schema::ErrorInfo{code, message, "", std::nullopt};
   r.attempts = 0;
   return r;
+}
+
+// Ok when `service` has a worker or is one of the broker's ecgq_services; else no_worker naming
+// the services the broker knows.
+Status service_verdict(const ext::BrokerStatus& status, const std::string& service) {
+  std::string known;
+  for (const auto& [name, info] : status.services) {
+    if (info.workers.empty() && !info.ecgq) continue;
+    if (name == service) return Status::Ok();
+    known += (known.empty() ? "" : ", ") + name;
+  }
+  return Status(ErrorCode::NoWorker,
+                "no worker serves service '" + loggable(service, 64) +
+                    "' and the broker does not serve it (ecgq_services); known services: " +
+                    (known.empty() ? std::string("none") : known) +
+                    " (--wait-for-worker DURATION waits for a worker)",
+                "service");
 }
 
 }  // namespace
@@ -61,6 +81,7 @@ Status Client::send(const mdp::Frames& frames) {
 
 Expected<std::string> Client::submit(schema::Job job) {
   if (job.id.empty()) job.id = next_id();
+  if (options_.wait_for_worker) job.wait_for_worker_ms = options_.wait_for_worker->count();
   std::string body = schema::encode_job(job);
   RETURN_IF_ERROR(submit_body(job.id, body));
   return job.id;
@@ -77,6 +98,7 @@ Status Client::submit_body(const std::string& id, const std::string& body,
     return Status(ErrorCode::BadRequest, "job id " + id + " is already outstanding", "id");
   }
   const std::string& svc = service.empty() ? options_.service : service;
+  RETURN_IF_ERROR(check_service(svc));
   RETURN_IF_ERROR(send(mdp::client_frames(mdp::ClientCommand::Request, svc, {body})));
   const auto now = Clock::now();
   // Silence is measured from the moment there is something to wait for.
@@ -104,6 +126,10 @@ void Client::handle(mdp::Frames frames) {
     return;
   }
   if (msg->service.rfind("mmi.", 0) == 0) {
+    if (probing_ && msg->service == "mmi.service") {
+      probing_ = false;  // the broker is alive: the jobs are waiting, not lost
+      return;
+    }
     if (msg->command == mdp::ClientCommand::Final) {
       mmi_replies_.emplace_back(msg->service, std::move(msg->body));
     }
@@ -173,8 +199,13 @@ Expected<std::optional<JobEvent>> Client::poll(Millis wait) {
     }
     if (auto e = expire_jobs()) return std::optional<JobEvent>(std::move(*e));
     const auto now = Clock::now();
+    // Half the silence limit without a word: ask the broker whether it is still there. A live
+    // broker answers, and jobs waiting in its queue keep waiting for their FINAL.
+    if (!outstanding_.empty() && !probing_ && now - last_traffic_ >= options_.timeout / 2)
+      probe_broker();
     if (!outstanding_.empty() && now - last_traffic_ >= options_.timeout) {
       Status s = silence_error();
+      probing_ = false;
       outstanding_.clear();
       by_time_.clear();
       return s;
@@ -182,7 +213,8 @@ Expected<std::optional<JobEvent>> Client::poll(Millis wait) {
     if (now >= until) return std::optional<JobEvent>();
     // Wake for the earliest of: the caller's wait, the silence limit, the next job timeout.
     auto next = until;
-    if (!outstanding_.empty()) next = std::min(next, last_traffic_ + options_.timeout);
+    if (!outstanding_.empty())
+      next = std::min(next, last_traffic_ + (probing_ ? options_.timeout : options_.timeout / 2));
     if (!by_time_.empty()) next = std::min(next, by_time_.front().first + *options_.job_timeout);
     const auto slice = std::chrono::duration_cast<Millis>(next - now) + Millis(1);
     receive_one(std::max(slice, Millis(0)));
@@ -262,6 +294,33 @@ void Client::take_over(const mdp::Frames& body) {
       resend(info.id, it->second, "unknown_after_reconnect");
     }
   }
+}
+
+void Client::probe_broker() {
+  if (dealer_->try_send(
+          mdp::client_frames(mdp::ClientCommand::Request, "mmi.service", {options_.service}))) {
+    probing_ = true;
+    spdlog::debug("event=probe_broker silent_ms={}",
+                  std::chrono::duration_cast<Millis>(Clock::now() - last_traffic_).count());
+  }
+}
+
+Status Client::check_service(const std::string& service) {
+  if (!options_.check_service || options_.wait_for_worker) return Status::Ok();
+  if (auto it = service_checks_.find(service); it != service_checks_.end()) return it->second;
+  Status verdict;
+  auto body = status(std::min(options_.timeout, Millis(2000)));
+  auto decoded = body ? ext::decode_status(*body) : Expected<ext::BrokerStatus>(body.status());
+  if (!decoded) {
+    // A broker that does not answer now (or does not know mmi.status) is left to its own rule,
+    // service_wait; a broker that is down fails the submit as before.
+    spdlog::debug("event=service_unchecked service={} reason=\"{}\"", service,
+                  decoded.status().message());
+  } else {
+    verdict = service_verdict(*decoded, service);
+  }
+  service_checks_.emplace(service, verdict);
+  return verdict;
 }
 
 Expected<mdp::Frames> Client::mmi(const std::string& service, const mdp::Frames& body,

@@ -34,6 +34,11 @@ struct ClientOptions {
   int64_t max_message_bytes = int64_t{128} << 20;  // bodies above fail locally
   // CURVE keys (curve::load_client_keys of curve_cert and broker_key); nullopt = plaintext.
   std::optional<curve::ClientKeys> curve;
+  // Jobs wait this long for a worker of their service (wait_for_worker_ms, capped by the
+  // broker's service_wait); without it a service with no worker that the broker does not serve
+  // fails before the first submit, naming the services the broker knows.
+  std::optional<Millis> wait_for_worker;
+  bool check_service = true;  // make that check (mmi.status, at most 2 s) before the first submit
 };
 
 // Something that happened to a submitted job.
@@ -111,6 +116,8 @@ class Client {
   void take_over(const mdp::Frames& body);
   std::optional<JobEvent> expire_jobs();
   Status silence_error() const;
+  Status check_service(const std::string& service);
+  void probe_broker();
 
   ClientOptions options_;
   zmq::context_t context_;
@@ -123,6 +130,8 @@ class Client {
   Clock::time_point last_traffic_;
   uint64_t handshakes_seen_ = 0;                     // of dealer_->handshakes()
   std::deque<std::vector<std::string>> take_overs_;  // ids of mmi.job requests in flight
+  std::map<std::string, Status> service_checks_;  // by service: the check's verdict
+  bool probing_ = false;  // an mmi.service probe of a silent broker awaits its answer
 };
 
 }  // namespace ecgq::client

@@ -101,7 +101,7 @@ Expected<ClientOptions> client_options(const GlobalOptions& g, bool submitting) 
 
 // The options of `submit` given as text, checked and converted after parsing.
 struct SubmitTexts {
-  std::string leads, outputs, deadline, job_timeout;
+  std::string leads, outputs, deadline, job_timeout, wait_for_worker;
 };
 
 // Declares `submit` and its options.
@@ -122,6 +122,9 @@ CLI::App* add_submit(CLI::App& app, SubmitCommand& submit, SubmitTexts& t) {
   sub->add_option("--model-sha256", submit.inputs.model_sha256,
                   "run only on the model with this sha256 (as `ecgq status` shows it); a job no "
                   "worker can run gets model_unavailable");
+  sub->add_option("--wait-for-worker", t.wait_for_worker,
+                  "let jobs wait this long for a worker of the service (capped by the broker's "
+                  "service_wait); without it a service nobody serves fails at once");
   sub->add_flag("--ordered", submit.ordered, "print results in input order");
   sub->add_option("-o,--output", submit.output_path, "write the results to FILE instead of stdout");
   sub->add_option("--format", submit.format,
@@ -164,6 +167,31 @@ CLI::App* add_submit(CLI::App& app, SubmitCommand& submit, SubmitTexts& t) {
   return sub;
 }
 
+// Declares `keygen`; its --meta values go to `meta` as written.
+CLI::App* add_keygen(CLI::App& app, KeygenCommand& keygen, std::vector<std::string>& meta) {
+  auto* kg = app.add_subcommand(
+      "keygen", "write a CURVE certificate pair: PATH (public, share it) and PATH_secret (0600)");
+  kg->add_option("path", keygen.path, "where to write the certificate pair")->required();
+  kg->add_option("--meta", meta, "KEY=VALUE stored in the certificate (repeatable)");
+  return kg;
+}
+
+// Declares `status`.
+CLI::App* add_status(CLI::App& app, StatusCommand& status) {
+  auto* st = app.add_subcommand("status", "show the broker's queues and workers (mmi.status)");
+  st->add_flag("--json", status.json, "print mmi.status as JSON");
+  st->add_flag("--check", status.check, "exit 0 only when the service has a live worker");
+  return st;
+}
+
+// Declares `dlq`.
+CLI::App* add_dlq(CLI::App& app, DlqCommand& dlq) {
+  auto* dl = app.add_subcommand(
+      "dlq", "jobs that exhausted the broker's max_attempts, with each attempt's worker and error");
+  dl->add_flag("--json", dlq.json, "print the dead-letter list as JSON");
+  return dl;
+}
+
 // Checks and converts the options of `submit`, then runs it.
 int submit_command(const CLI::App* sub, SubmitCommand& submit, SubmitTexts t,
                    ClientOptions client) {
@@ -171,6 +199,11 @@ int submit_command(const CLI::App* sub, SubmitCommand& submit, SubmitTexts t,
     auto timeout = parse_duration(t.job_timeout);
     if (!timeout) return usage_error("bad --job-timeout: " + timeout.status().message());
     client.job_timeout = *timeout;
+  }
+  if (!t.wait_for_worker.empty()) {
+    auto wait = parse_duration(t.wait_for_worker);
+    if (!wait) return usage_error("bad --wait-for-worker: " + wait.status().message());
+    client.wait_for_worker = *wait;
   }
   if (!t.deadline.empty()) {
     auto d = parse_duration(t.deadline);
@@ -225,7 +258,7 @@ const char* const kFooter =
 
 // True for the words `ecgq` knows as its first argument.
 bool known_command(const std::string& word) {
-  for (const char* known : {"submit", "status", "result", "keygen", "rollout", "plan"})
+  for (const char* known : {"submit", "status", "result", "dlq", "keygen", "rollout", "plan"})
     if (word == known) return true;
   return false;
 }
@@ -276,25 +309,22 @@ int run_cli(int argc, char** argv) {
 
   KeygenCommand keygen;
   std::vector<std::string> keygen_meta;
-  auto* kg = app.add_subcommand(
-      "keygen", "write a CURVE certificate pair: PATH (public, share it) and PATH_secret (0600)");
-  kg->add_option("path", keygen.path, "where to write the certificate pair")->required();
-  kg->add_option("--meta", keygen_meta, "KEY=VALUE stored in the certificate (repeatable)");
+  CLI::App* kg = add_keygen(app, keygen, keygen_meta);
 
   PlanCommand plan;
   CLI::App* pl = add_plan_command(app, plan);
 
   StatusCommand status;
-  auto* st = app.add_subcommand("status", "show the broker's queues and workers (mmi.status)");
-  st->add_flag("--json", status.json, "print mmi.status as JSON");
-  st->add_flag("--check", status.check, "exit 0 only when the service has a live worker");
+  CLI::App* st = add_status(app, status);
 
   RolloutCommand rollout;
   CLI::App* ro = add_rollout(app, rollout);
+  DlqCommand dlq;
+  CLI::App* dl = add_dlq(app, dlq);
 
   if (const std::string word = command_word(argc, argv); !word.empty() && !known_command(word))
     return usage_error("unknown command '" + escape_invalid_utf8(word) +
-                       "' (expected submit, status, result, keygen, rollout or plan)");
+                       "' (expected submit, status, result, dlq, keygen, rollout or plan)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -329,6 +359,10 @@ int run_cli(int argc, char** argv) {
     return run_status(status);
   }
   if (ro->parsed()) return rollout_command(rollout, client);
+  if (dl->parsed()) {
+    dlq.client = client;
+    return run_dlq(dlq);
+  }
 
   return submit_command(sub, submit, submit_texts, client);
 }

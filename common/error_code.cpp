@@ -1,5 +1,6 @@
 #include "common/error_code.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <iterator>
 
@@ -26,13 +27,17 @@ constexpr ErrorCodeInfo kTable[] = {
      "body over `max_message_bytes`", "no — send less"},
     {E::QueueFull, "queue_full", "broker", "`max_queue` or `max_queue_per_client` reached",
      "yes, after `retry_after_ms`"},
-    {E::NoWorker, "no_worker", "broker",
-     "no worker registered for the service within `service_wait`", "yes, once workers exist"},
+    {E::NoWorker, "no_worker", "broker, client library",
+     "no worker took the job within `service_wait` (or its `wait_for_worker_ms`); from the client "
+     "library: the service has no worker and is not one the broker serves (`field` is `service`)",
+     "yes, once workers exist"},
     {E::DeadlineExceeded, "deadline_exceeded", "broker, worker",
-     "`deadline_ms` ran out (queued: broker; before/while running: worker)",
+     "`deadline_ms` ran out (queued or running: broker; before/while running: worker)",
      "yes, with a larger budget"},
-    {E::WorkerLost, "worker_lost", "broker", "the job's worker died `max_attempts` times in a row",
-     "maybe — the input may crash workers"},
+    {E::WorkerLost, "worker_lost", "broker",
+     "the job's worker died, or did not finish it within `max_job_time`, `max_attempts` times",
+     "the broker retries it on another worker; after `max_attempts`: maybe — the input may crash "
+     "workers"},
     {E::ShuttingDown, "shutting_down", "broker, worker", "the broker (or worker) is stopping",
      "yes, elsewhere / later"},
     {E::Cancelled, "cancelled", "broker", "removed by `mmi.cancel`", "n/a"},
@@ -53,7 +58,7 @@ constexpr ErrorCodeInfo kTable[] = {
      "an output this model cannot produce (e.g. `saliency` from a TorchScript model)",
      "no — on this model"},
     {E::ModelError, "model_error", "worker", "the model failed to load or to run",
-     "maybe — another worker/model"},
+     "the broker retries it on another worker (up to `max_attempts`)"},
     {E::ModelUnavailable, "model_unavailable", "broker, worker",
      "the job pins `model_sha256` and no worker of its service runs that model",
      "yes, once such a worker serves"},
@@ -63,12 +68,15 @@ constexpr ErrorCodeInfo kTable[] = {
      "worker: after `model_retry`, admitted once `ecgq rollout` names its model"},
     {E::ModelRetired, "model_retired", "broker (to a worker, with DISCONNECT)",
      "a rollout replaced the worker's model and its jobs are done: it leaves", "n/a"},
-    {E::Internal, "internal", "worker, broker", "a bug", "maybe"},
+    {E::Internal, "internal", "worker, broker", "a bug",
+     "from a worker, the broker retries it on another worker (up to `max_attempts`)"},
 
     {E::BrokerUnreachable, "broker_unreachable", "client library",
      "no reply from the broker within the client's `--timeout`", "yes, once the broker is up"},
-    {E::BadResult, "bad_result", "client library",
-     "a result or `mmi.*` reply from the broker is not what the protocol says", "no"},
+    {E::BadResult, "bad_result", "client library, broker",
+     "a result or `mmi.*` reply is not what the protocol says (the broker: a worker's FINAL that "
+     "does not decode or names another job)",
+     "from a worker, the broker retries it on another worker (up to `max_attempts`)"},
     {E::Unsupported, "unsupported", "client library",
      "the broker answers `501` to the `mmi.*` service asked for", "no — on this broker"},
     {E::IoError, "io_error", "CLI, worker",
@@ -183,6 +191,15 @@ std::optional<ErrorCode> parse_error_code(std::string_view name) {
   for (const ErrorCodeInfo& row : kTable)
     if (name == row.name) return row.code;
   return std::nullopt;
+}
+
+bool is_worker_fault(std::string_view name) {
+  // The rows whose `retry` column says the broker retries them on another worker.
+  static constexpr ErrorCode kWorkerFaults[] = {E::WorkerLost, E::ModelError, E::Internal,
+                                                E::BadResult};
+  const auto code = parse_error_code(name);
+  return code && std::find(std::begin(kWorkerFaults), std::end(kWorkerFaults), *code) !=
+                     std::end(kWorkerFaults);
 }
 
 }  // namespace ecgq

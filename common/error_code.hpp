@@ -105,5 +105,9 @@ const ErrorCodeInfo& error_code_info(ErrorCode code);
 const std::vector<ErrorCodeInfo>& error_code_table();
 // The code a wire name spells, or nullopt (a code from a newer peer, or a typo).
 std::optional<ErrorCode> parse_error_code(std::string_view name);
+// True for the worker-side failures (the worker's model, memory or code, not the input): the
+// broker retries such a job on another worker up to max_attempts and counts the failure against
+// the worker (max_worker_failures). Input errors and unknown codes are never retried.
+bool is_worker_fault(std::string_view name);
 
 }  // namespace ecgq

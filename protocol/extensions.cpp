@@ -383,6 +383,8 @@ std::string encode_worker_info(const WorkerInfo& w) {
       .add_encoded("model", encode_model(w.model))
       .add("pid", w.pid)
       .add("host", w.host)
+      .add("failures_in_row", w.failures_in_row)
+      .add("out_of_dispatch", w.out_of_dispatch)
       .finish();
 }
 
@@ -457,6 +459,8 @@ WorkerInfo decode_worker_info(const msgpack::object& o, const std::string& prefi
   if (auto m = read_model(r, "model", skipped)) w.model = *m;
   r.read("pid", w.pid);
   r.read("host", w.host);
+  r.read("failures_in_row", w.failures_in_row);
+  r.read("out_of_dispatch", w.out_of_dispatch);
   return w;
 }
 
@@ -515,11 +519,51 @@ CacheInfo decode_cache_info(const msgpack::object& o, Skipped* skipped) {
   return c;
 }
 
+std::string encode_dead_letter(const DeadLetter& d) {
+  std::vector<std::string> attempts;
+  for (const auto& a : d.attempts)
+    attempts.push_back(
+        MapWriter().add("worker", a.worker).add("code", a.code).add("message", a.message).finish());
+  return MapWriter()
+      .add("id", d.id)
+      .add("service", d.service)
+      .add("failed_unix_ms", d.failed_unix_ms)
+      .add("code", d.code)
+      .add_encoded_array("attempts", attempts)
+      .finish();
+}
+
+DeadLetter decode_dead_letter(const msgpack::object& o, const std::string& prefix,
+                              Skipped* skipped) {
+  DeadLetter d;
+  if (o.type != msgpack::type::MAP) return d;
+  const FieldReader r(o, prefix, skipped);
+  r.read("id", d.id);
+  r.read("service", d.service);
+  r.read("failed_unix_ms", d.failed_unix_ms);
+  r.read("code", d.code);
+  const msgpack::object* attempts = r.get("attempts");
+  if (attempts == nullptr || attempts->type != msgpack::type::ARRAY) return d;
+  for (uint32_t i = 0; i < attempts->via.array.size; ++i) {
+    const msgpack::object& a = attempts->via.array.ptr[i];
+    if (a.type != msgpack::type::MAP) continue;
+    const FieldReader ar(a, prefix + "attempts[" + std::to_string(i) + "].", skipped);
+    DeadAttempt attempt;
+    ar.read("worker", attempt.worker);
+    ar.read("code", attempt.code);
+    ar.read("message", attempt.message);
+    d.attempts.push_back(std::move(attempt));
+  }
+  return d;
+}
+
 }  // namespace
 
 std::string encode_status(const BrokerStatus& s) {
   MapWriter services;
   for (const auto& [name, svc] : s.services) services.add_encoded(name, encode_service_info(svc));
+  std::vector<std::string> dead_letters;
+  for (const auto& d : s.dead_letters) dead_letters.push_back(encode_dead_letter(d));
   return MapWriter()
       .add("v", schema::kVersion)
       .add("uptime_ms", s.uptime_ms)
@@ -527,6 +571,7 @@ std::string encode_status(const BrokerStatus& s) {
       .add_encoded("services", services.finish())
       .add_encoded("counters", encode_counters(s.counters))
       .add_encoded("result_cache", encode_cache_info(s.result_cache))
+      .add_encoded_array("dead_letters", dead_letters)
       .finish();
 }
 
@@ -548,6 +593,11 @@ Expected<BrokerStatus> decode_status(const std::string& body, Skipped* skipped) 
     s.counters = decode_counters(*counters, skipped);
   if (const msgpack::object* cache = sub_map(r, "result_cache"))
     s.result_cache = decode_cache_info(*cache, skipped);
+  const msgpack::object* dead = r.get("dead_letters");
+  if (dead != nullptr && dead->type == msgpack::type::ARRAY)
+    for (uint32_t i = 0; i < dead->via.array.size; ++i)
+      s.dead_letters.push_back(decode_dead_letter(
+          dead->via.array.ptr[i], "dead_letters[" + std::to_string(i) + "].", skipped));
   return s;
 }
 

@@ -145,6 +145,8 @@ struct WorkerInfo {
   schema::ModelIdentity model;    // what it reported
   int64_t pid = 0;                // from READY metadata
   std::string host;               // from READY metadata
+  int64_t failures_in_row = 0;    // worker-side failures since its last good answer
+  std::string out_of_dispatch;    // why it gets no jobs (until a FINAL or READY); "" = it does
 };
 
 // One service in mmi.status.
@@ -184,6 +186,22 @@ struct CacheInfo {
   int64_t expirations = 0;
 };
 
+// One failed attempt of a dead-lettered job.
+struct DeadAttempt {
+  std::string worker;   // worker_id of the worker that had it
+  std::string code;     // error code (worker_lost, model_error, bad_result, ...)
+  std::string message;  // why
+};
+
+// A job that exhausted max_attempts, in mmi.status's dead_letters.
+struct DeadLetter {
+  std::string id;                     // job id
+  std::string service;                // its service
+  int64_t failed_unix_ms = 0;         // when it was given up
+  std::string code;                   // the error its client got
+  std::vector<DeadAttempt> attempts;  // each attempt's worker and error, oldest first
+};
+
 // The mmi.status reply body (section 5).
 struct BrokerStatus {
   int64_t uptime_ms = 0;
@@ -191,6 +209,7 @@ struct BrokerStatus {
   std::map<std::string, ServiceInfo> services;  // by name
   StatusCounters counters;
   CacheInfo result_cache;
+  std::vector<DeadLetter> dead_letters;  // newest last, at most dead_letter_max
 };
 // Encodes the mmi.status body, keys in the documented order.
 std::string encode_status(const BrokerStatus& status);

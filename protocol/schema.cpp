@@ -375,7 +375,8 @@ std::string encode_job(const Job& job) {
   Packer pk(buf);
   const uint32_t n = 4 + (!job.id.empty()) + (!job.gain.empty()) + (!job.baseline.empty()) +
                      (!job.units.empty()) + (!job.outputs.empty()) + job.deadline_ms.has_value() +
-                     (!job.model_sha256.empty()) + (!job.meta.empty()) + job.dispatch.has_value();
+                     (!job.model_sha256.empty()) + job.wait_for_worker_ms.has_value() +
+                     (!job.meta.empty()) + job.dispatch.has_value();
   pk.pack_map(n);
   detail::pack_key(pk, "v");
   pk.pack_int(kVersion);
@@ -413,6 +414,10 @@ std::string encode_job(const Job& job) {
     detail::pack_key(pk, "model_sha256");
     pk.pack(job.model_sha256);
   }
+  if (job.wait_for_worker_ms) {
+    detail::pack_key(pk, "wait_for_worker_ms");
+    pk.pack_int64(*job.wait_for_worker_ms);
+  }
   if (!job.meta.empty()) {
     detail::pack_key(pk, "meta");
     detail::pack_raw(pk, job.meta);
@@ -440,6 +445,7 @@ struct JobFields {
   const msgpack::object* outputs = nullptr;
   const msgpack::object* deadline = nullptr;
   const msgpack::object* model_sha256 = nullptr;
+  const msgpack::object* wait_for_worker = nullptr;
   const msgpack::object* meta = nullptr;
   const msgpack::object* dispatch = nullptr;
 };
@@ -457,6 +463,7 @@ JobFields job_fields(const msgpack::object& root) {
       {"outputs", &JobFields::outputs},
       {"deadline_ms", &JobFields::deadline},
       {"model_sha256", &JobFields::model_sha256},
+      {"wait_for_worker_ms", &JobFields::wait_for_worker},
       {"meta", &JobFields::meta},
       {"dispatch", &JobFields::dispatch}};
   JobFields f;
@@ -467,6 +474,17 @@ JobFields job_fields(const msgpack::object& root) {
       if (k == name) f.*field = &kv.val;
   }
   return f;
+}
+
+// A time budget in ms: an integer from 0 to 30 days.
+Expected<int64_t> budget_ms(const msgpack::object& o, const char* field) {
+  ASSIGN_OR_RETURN(const int64_t ms, detail::get_integer(o, field));
+  if (ms < 0 || ms > kMaxJobBudgetMs)
+    return bad_request(std::string(field) + " must be from 0 to " +
+                           std::to_string(kMaxJobBudgetMs) + " (30 days), got " +
+                           std::to_string(ms),
+                       field);
+  return ms;
 }
 
 // nil reads as absent for optional keys (Python's None).
@@ -561,10 +579,11 @@ Status decode_options(const JobFields& f, Job& job) {
     job.outputs = std::move(o);
   }
   if (present(f.deadline)) {
-    ASSIGN_OR_RETURN(const int64_t d, detail::get_integer(*f.deadline, "deadline_ms"));
-    if (d < 0)
-      return bad_request("deadline_ms must be >= 0, got " + std::to_string(d), "deadline_ms");
-    job.deadline_ms = d;
+    ASSIGN_OR_RETURN(const int64_t d, budget_ms(*f.deadline, "deadline_ms"));
+    if (d > 0) job.deadline_ms = d;  // 0 means no deadline
+  }
+  if (present(f.wait_for_worker)) {
+    ASSIGN_OR_RETURN(job.wait_for_worker_ms, budget_ms(*f.wait_for_worker, "wait_for_worker_ms"));
   }
   RETURN_IF_ERROR(decode_model_pin(f, job));
   if (present(f.meta)) job.meta = repack(*f.meta);

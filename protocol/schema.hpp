@@ -38,11 +38,15 @@ struct Job {
   std::vector<double> baseline;      // ADC baseline: none, one for all, or per lead
   std::string units;                 // physical units ("mV", "uV"); "" = mV
   std::vector<std::string> outputs;  // wanted outputs (see kOutputNames); empty = model default
-  std::optional<int64_t> deadline_ms;  // budget from the broker's receipt of the job
+  std::optional<int64_t> deadline_ms;         // budget from the broker's receipt of the job
+  std::optional<int64_t> wait_for_worker_ms;  // how long to wait for a worker of its service
   std::string model_sha256;  // only a worker with this model may run it ("" = any); 64 hex digits
   std::string meta;          // raw msgpack of `meta`, echoed verbatim in the result
   std::optional<DispatchInfo> dispatch;  // set by the broker only
 };
+
+// The largest deadline_ms and wait_for_worker_ms (30 days): beyond it a clock would overflow.
+inline constexpr int64_t kMaxJobBudgetMs = int64_t{30} * 24 * 3600 * 1000;
 
 // Output names a job may ask for.
 inline const std::vector<std::string> kOutputNames = {"probs", "logits", "embedding", "segments",

@@ -1,19 +1,16 @@
-// Long file: one harness and the broker core's rules, each a short test on a fake clock.
-// BrokerCore driven with no processes and no sockets: events in (messages, ticks, failed sends,
-// stop), actions out, time injected. The process-level tests (test_broker_*.cpp) prove the
-// wiring; these prove the rules, fast and deterministically.
+// Long file: the broker core's rules, each a short test on a fake clock
+// (tests/broker_core_harness.hpp). BrokerCore driven with no processes and no sockets: events in
+// (messages, ticks, failed sends, stop), actions out, time injected. The process-level tests
+// (test_broker_*.cpp) prove the wiring; these prove the rules, fast and deterministically.
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
 
-#include "broker/core.hpp"
-#include "protocol/extensions.hpp"
-#include "protocol/schema.hpp"
+#include "tests/broker_core_harness.hpp"
 
 namespace ecgq::broker {
 namespace {
@@ -27,161 +24,7 @@ const bool kQuiet = [] {
   return true;
 }();
 
-const std::string kClientA = std::string(1, '\0') + "client-a";
-const std::string kClientB = std::string(1, '\0') + "client-b";
-const std::string kWorker1 = std::string(1, '\0') + "worker-1";
-const std::string kWorker2 = std::string(1, '\0') + "worker-2";
-
-// A valid ecgq job body: 1 lead, 4 f32 samples (`sample` varies the content key).
-std::string job_body(const std::string& id, std::optional<int64_t> deadline_ms = {},
-                     float sample = 0.f, const std::string& meta = {}) {
-  schema::Job j;
-  j.id = id;
-  j.ecg.dtype = "f32";
-  j.ecg.shape = {1, 4};
-  j.ecg.data.assign(16, '\0');
-  std::memcpy(&j.ecg.data[0], &sample, sizeof sample);
-  j.fs = 500;
-  j.leads = {"I"};
-  j.deadline_ms = deadline_ms;
-  j.meta = meta;
-  return schema::encode_job(j);
-}
-
-// An ok result for job `id`, as run by a model with this sha256.
-std::string ok_result(const std::string& id, const std::string& sha256 = {}) {
-  schema::Result r;
-  r.id = id;
-  r.worker_id = "w";
-  r.model.sha256 = sha256;
-  r.model.precision = sha256.empty() ? "" : "fp32";
-  r.probs = {0.25f};
-  r.labels = {"x"};
-  return schema::encode_result(r);
-}
-
-// READY metadata of an extension-aware worker.
-std::string ready_meta(const std::string& id, int64_t capacity = 1,
-                       WorkerState state = WorkerState::Warm, const std::string& sha256 = {}) {
-  ext::ReadyMetadata m;
-  m.worker_id = id;
-  m.capacity = capacity;
-  m.state = state;
-  if (!sha256.empty()) m.model = schema::ModelIdentity{"ecgfm", "m.pt", sha256, "fp32"};
-  m.pid = 100;
-  m.host = "h";
-  return ext::encode_ready(m);
-}
-
-BrokerConfig test_config() {
-  BrokerConfig c;
-  c.heartbeat_interval = 100ms;
-  c.heartbeat_liveness = 3;
-  c.service_wait = 1000ms;
-  c.shutdown_grace = 500ms;
-  return c;
-}
-
-// The core on a fake clock, with helpers that speak MDP to it and read its actions.
-class Core {
- public:
-  explicit Core(BrokerConfig config = test_config())
-      : now(TimePoint{} + 1h),
-        core(std::move(config), now, [this] { return "b1-" + std::to_string(++ids); }) {}
-
-  int ids = 0;  // ids assigned so far (before `core`: it uses them)
-
-  TimePoint now;
-  BrokerCore core;
-
-  // Moves the clock and ticks.
-  Actions advance(std::chrono::milliseconds d) {
-    now += d;
-    return core.handle(Tick{now});
-  }
-  Actions tick() { return core.handle(Tick{now}); }
-  Actions received(const std::string& peer, Frames frames) {
-    return core.handle(Received{peer, std::move(frames), now, {}, 0});
-  }
-  Actions request(const std::string& client, const std::string& service, Frames body) {
-    return received(client,
-                    mdp::client_frames(mdp::ClientCommand::Request, service, std::move(body)));
-  }
-  Actions submit(const std::string& client, const std::string& body) {
-    return request(client, "ecg-fm", {body});
-  }
-  Actions ready(const std::string& worker, const std::string& metadata = {},
-                const std::string& service = "ecg-fm") {
-    return received(worker, mdp::ready_frames(service, metadata));
-  }
-  Actions final(const std::string& worker, const std::string& token, const std::string& body) {
-    return received(worker, mdp::worker_reply_frames(mdp::WorkerCommand::Final, token, {body}));
-  }
-  Actions heartbeat(const std::string& worker, const std::string& status = {}) {
-    return received(worker, mdp::heartbeat_frames(status));
-  }
-  // The reply body of an mmi.* service.
-  std::string mmi(const std::string& service, const std::string& body,
-                  const std::string& client = kClientA) {
-    auto out = request(client, service, {body});
-    auto finals = Core::finals(out, client);
-    EXPECT_FALSE(finals.empty());
-    return finals.empty() ? std::string() : finals.back().at(3);
-  }
-  ext::BrokerStatus status() {
-    auto s = ext::decode_status(mmi("mmi.status", ""));
-    EXPECT_TRUE(s.ok()) << s.status().to_string();
-    return s.ok() ? *s : ext::BrokerStatus{};
-  }
-
-  // Frames sent to `peer` whose command byte (frame 1) is `command`.
-  static std::vector<Frames> sent(const Actions& actions, const std::string& peer, char command) {
-    std::vector<Frames> out;
-    for (const auto& a : actions)
-      if (const auto* s = std::get_if<Send>(&a))
-        if (s->peer == peer && s->frames.size() >= 2 && s->frames[1] == std::string(1, command))
-          out.push_back(s->frames);
-    return out;
-  }
-  static std::vector<Frames> requests(const Actions& a, const std::string& worker) {
-    return sent(a, worker, static_cast<char>(mdp::WorkerCommand::Request));
-  }
-  static std::vector<Frames> finals(const Actions& a, const std::string& client) {
-    return sent(a, client, static_cast<char>(mdp::ClientCommand::Final));
-  }
-  static std::vector<Frames> partials(const Actions& a, const std::string& client) {
-    return sent(a, client, static_cast<char>(mdp::ClientCommand::Partial));
-  }
-  static bool disconnects(const Actions& actions, const std::string& peer) {
-    for (const auto& a : actions)
-      if (const auto* d = std::get_if<Disconnect>(&a))
-        if (d->peer == peer) return true;
-    return false;
-  }
-};
-
-schema::Job job_of(const Frames& request) {
-  auto j = schema::decode_job(request.at(4));
-  EXPECT_TRUE(j.ok()) << j.status().to_string();
-  return j.ok() ? *j : schema::Job{};
-}
-
-schema::Result result_of(const Frames& final) {
-  auto r = schema::decode_result(final.at(3));
-  EXPECT_TRUE(r.ok()) << r.status().to_string();
-  return r.ok() ? *r : schema::Result{};
-}
-
-std::string code_of(const Frames& final) {
-  auto r = result_of(final);
-  return r.error ? r.error->code : "";
-}
-
-schema::Progress progress_of(const Frames& partial) {
-  auto p = schema::decode_progress(partial.at(3));
-  EXPECT_TRUE(p.ok()) << p.status().to_string();
-  return p.ok() ? *p : schema::Progress{};
-}
+using namespace test;  // the harness: Core, jobs, results, READY metadata
 
 // ------------------------------------------------------------------------------- dispatch
 
@@ -315,8 +158,9 @@ TEST(BrokerCore, AQueuedJobExpiresAtItsDeadlineOnTheTick) {
 
 TEST(BrokerCore, AJobWhoseDeadlinePassedIsNotDispatchedAndNothingFollowsItsFinal) {
   Core c;
-  c.submit(kClientA, job_body("zero", 0));
+  c.submit(kClientA, job_body("zero", 1));
   c.submit(kClientA, job_body("next"));
+  c.now += 5ms;
   auto out = c.ready(kWorker1);  // before any tick: the dispatch pass applies the same rule
   auto finals = Core::finals(out, kClientA);
   ASSERT_EQ(finals.size(), 1u);
@@ -327,20 +171,7 @@ TEST(BrokerCore, AJobWhoseDeadlinePassedIsNotDispatchedAndNothingFollowsItsFinal
   EXPECT_TRUE(Core::partials(out, kClientA).empty());
 }
 
-TEST(BrokerCore, AnInFlightDeadlineIsTheWorkersToEnforce) {
-  Core c;
-  c.ready(kWorker1);
-  auto reqs = Core::requests(c.submit(kClientA, job_body("f1", 100)), kWorker1);
-  ASSERT_EQ(reqs.size(), 1u);
-  for (int i = 0; i < 4; ++i) {
-    auto out = c.advance(50ms);
-    EXPECT_TRUE(Core::finals(out, kClientA).empty());
-    c.heartbeat(kWorker1);
-  }
-  auto finals = Core::finals(c.final(kWorker1, reqs[0][2], ok_result("f1")), kClientA);
-  ASSERT_EQ(finals.size(), 1u);
-  EXPECT_EQ(code_of(finals[0]), "");
-}
+// Deadlines after dispatch: tests/test_broker_inflight.cpp.
 
 TEST(BrokerCore, NoWorkerAfterServiceWait) {
   Core c;
@@ -503,8 +334,8 @@ TEST(BrokerCore, NoLookupWhileWorkersDisagreeAndErrorsAreNeverCached) {
   c.ready(kWorker2, ext::encode_ready(bf16));
   auto out = c.submit(kClientA, job_body("e1"));
   auto req = Core::requests(out, kWorker1).at(0);
-  c.final(kWorker1, req[2], schema::error_result("e1", "model_error", "boom"));
-  EXPECT_EQ(c.core.counters().errors.at("model_error"), 1);
+  c.final(kWorker1, req[2], schema::error_result("e1", "too_short", "short"));
+  EXPECT_EQ(c.core.counters().errors.at("too_short"), 1);
   EXPECT_EQ(c.status().result_cache.hits + c.status().result_cache.misses, 0);
   EXPECT_EQ(c.status().result_cache.entries, 0);
 }

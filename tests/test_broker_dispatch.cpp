@@ -4,6 +4,7 @@
 
 #include <csignal>
 
+#include "protocol/extensions.hpp"
 #include "tests/test_broker_peers.hpp"
 
 namespace ecgq::test {
@@ -380,17 +381,29 @@ namespace {
 TEST(BrokerDispatch, NothingFollowsABrokerFinal) {
   BrokerProcess broker;
   ASSERT_TRUE(broker.ready) << broker.proc->stderr_text();
-  RawWorker worker(broker.endpoint, "ecg-fm");
-  worker.auto_final(true);
+  RawWorker worker(broker.endpoint, "ecg-fm");  // answers only when told
   RawClient client(broker.endpoint);
   ASSERT_TRUE(wait_until([&] { return client.mmi("mmi.service", "ecg-fm") == "200"; }, 5s));
-  client.request("ecg-fm", {job_body("zero", 0)});  // no budget: expires at dispatch
-  client.request("ecg-fm", {job_body("next")});
-  auto first = client.recv();
+  // The deadline passes while the job runs: the broker answers, the worker's FINAL comes late.
+  client.request("ecg-fm", {job_body("late", 50)});
+  auto req = worker.next();
+  ASSERT_TRUE(req && req->size() >= 3 && (*req)[1] == byte(0x02));
+  auto first = client.final();
   ASSERT_TRUE(first);
-  EXPECT_EQ((*first)[1], byte(0x03));
   EXPECT_EQ(code_of(first), "deadline_exceeded");
-  auto second = client.recv();  // no PARTIAL for "zero" after its FINAL
+  schema::Result late;
+  late.id = "late";
+  worker.final((*req)[2], {schema::encode_result(late)});
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto body = client.mmi("mmi.status", "");
+        auto s = body ? ext::decode_status(*body) : Expected<ext::BrokerStatus>(Status());
+        return s.ok() && s->counters.dropped_duplicates >= 1;
+      },
+      5s));
+  worker.auto_final(true);
+  client.request("ecg-fm", {job_body("next")});
+  auto second = client.recv();  // nothing for "late" after its FINAL
   ASSERT_TRUE(second);
   EXPECT_EQ((*second)[1], byte(0x03));
   EXPECT_EQ(result_of(*second).id, "next");

@@ -65,6 +65,7 @@ std::unique_ptr<client::Client> make_client(const std::string& endpoint, Millis 
   o.broker = endpoint;
   o.timeout = timeout;
   o.id_prefix = "t";
+  o.check_service = false;  // the scripted broker answers only what each test scripts
   return std::make_unique<client::Client>(o);
 }
 

@@ -57,8 +57,8 @@ TEST(ReadyMetadata, RoundTripsInTheDocumentedKeyOrder) {
   m.pid = 42;
   m.host = "h";
   const std::string body = encode_ready(m);
-  EXPECT_EQ(keys_of(body), (std::vector<std::string>{"v", "capacity", "state", "worker_id",
-                                                     "model", "pid", "host"}));
+  EXPECT_EQ(keys_of(body), (std::vector<std::string>{"v", "capacity", "state", "worker_id", "model",
+                                                     "pid", "host"}));
   Skipped skipped;
   auto back = decode_ready(body, &skipped);
   ASSERT_TRUE(back.ok()) << back.status().to_string();
@@ -73,13 +73,14 @@ TEST(ReadyMetadata, RoundTripsInTheDocumentedKeyOrder) {
 }
 
 TEST(ReadyMetadata, UnusableFieldsAreSkippedAndNamedTheRestIsKept) {
-  const std::string body = map_of({{"v", mp(1)},
-                                   {"capacity", mp(0)},
-                                   {"state", mp(std::string("dozing"))},
-                                   {"worker_id", mp(std::string(""))},
-                                   {"pid", mp(std::string("12"))},
-                                   {"host", mp(std::string("h2"))},
-                                   {"model", map_of({{"sha256", mp(7)}, {"name", mp(std::string("n"))}})}});
+  const std::string body =
+      map_of({{"v", mp(1)},
+              {"capacity", mp(0)},
+              {"state", mp(std::string("dozing"))},
+              {"worker_id", mp(std::string(""))},
+              {"pid", mp(std::string("12"))},
+              {"host", mp(std::string("h2"))},
+              {"model", map_of({{"sha256", mp(7)}, {"name", mp(std::string("n"))}})}});
   Skipped skipped;
   auto m = decode_ready(body, &skipped);
   ASSERT_TRUE(m.ok());
@@ -91,8 +92,8 @@ TEST(ReadyMetadata, UnusableFieldsAreSkippedAndNamedTheRestIsKept) {
   EXPECT_EQ(m->model->name, "n");
   std::vector<std::string> fields;
   for (const auto& s : skipped) fields.push_back(s.field());
-  EXPECT_EQ(fields, (std::vector<std::string>{"capacity", "state", "worker_id", "model.sha256",
-                                              "pid"}));
+  EXPECT_EQ(fields,
+            (std::vector<std::string>{"capacity", "state", "worker_id", "model.sha256", "pid"}));
   EXPECT_NE(skipped[0].message().find(">= 1"), std::string::npos) << skipped[0].message();
 }
 
@@ -105,8 +106,8 @@ TEST(ReadyMetadata, ABodyThatIsNotOneMapFails) {
 TEST(WorkerStatus, RoundTripsAndTheModelMergesOnlyWhatIsKnown) {
   WorkerStatus s{WorkerState::Warm, 4096, 3, 1, 2, schema::ModelIdentity{"", "", "abc", "bf16"}};
   const std::string body = encode_worker_status(s);
-  EXPECT_EQ(keys_of(body), (std::vector<std::string>{"state", "rss_bytes", "jobs_done",
-                                                     "inflight", "capacity", "model"}));
+  EXPECT_EQ(keys_of(body), (std::vector<std::string>{"state", "rss_bytes", "jobs_done", "inflight",
+                                                     "capacity", "model"}));
   auto back = decode_worker_status(body);
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->state, WorkerState::Warm);
@@ -175,9 +176,14 @@ TEST(Status, RoundTripsInTheDocumentedShape) {
   s.counters.errors["queue_full"] = 1;
   s.result_cache.enabled = true;
   s.result_cache.hit_rate = 0.5;
+  s.dead_letters.push_back({"j1",
+                            "ecg-fm",
+                            1700000000000,
+                            "model_error",
+                            {{"w1", "model_error", "boom"}, {"w2", "model_error", "bang"}}});
   const std::string body = encode_status(s);
   EXPECT_EQ(keys_of(body), (std::vector<std::string>{"v", "uptime_ms", "shutting_down", "services",
-                                                     "counters", "result_cache"}));
+                                                     "counters", "result_cache", "dead_letters"}));
   Skipped skipped;
   auto back = decode_status(body, &skipped);
   ASSERT_TRUE(back.ok()) << back.status().to_string();

@@ -427,9 +427,17 @@ TEST(Schema, UnitsOutputsDeadlineDispatch) {
   expect_job_error(with(valid_entries(), "deadline_ms", mp(1.5)), "bad_request", "deadline_ms");
   expect_job_error(with(valid_entries(), "deadline_ms", mp(std::string("1s"))), "bad_request",
                    "deadline_ms");
+  // 0 means no deadline; beyond 30 days a clock would overflow.
   auto d = decode_job(mp_map(with(valid_entries(), "deadline_ms", mp(0))));
   ASSERT_TRUE(d.ok());
-  EXPECT_EQ(d->deadline_ms.value_or(-1), 0);
+  EXPECT_FALSE(d->deadline_ms);
+  expect_job_error(with(valid_entries(), "deadline_ms", mp(kMaxJobBudgetMs + 1)), "bad_request",
+                   "deadline_ms");
+  expect_job_error(with(valid_entries(), "wait_for_worker_ms", mp(-5)), "bad_request",
+                   "wait_for_worker_ms");
+  d = decode_job(mp_map(with(valid_entries(), "wait_for_worker_ms", mp(1500))));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->wait_for_worker_ms.value_or(-1), 1500);
   expect_job_error(with(valid_entries(), "dispatch", mp(1)), "bad_request", "dispatch");
   expect_job_error(with(valid_entries(), "dispatch", mp_map({{"attempt", mp(std::string("2"))}})),
                    "bad_request", "dispatch.attempt");
