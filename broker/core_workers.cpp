@@ -264,16 +264,19 @@ FinalVerdict BrokerCore::read_result(const JobRecord& job, const mdp::Frames& bo
     return {"bad_result",
             "the worker's FINAL has " + std::to_string(body.size()) +
                 " body frames, expected one msgpack result",
-            true};
+            true, {}, false};
   auto result = schema::decode_result(body[0]);
   if (!result)
-    return {"bad_result", "the worker's FINAL is not a result: " + result.status().message(), true};
+    return {"bad_result", "the worker's FINAL is not a result: " + result.status().message(), true,
+            {}, false};
   // An error about a body the worker could not read may name no job; anything else must name
   // this one.
   if (result->id != job.id && !(result->error && result->id.empty()))
-    return {"bad_result", "the worker's FINAL names job '" + loggable(result->id, 64) + "'", true};
+    return {"bad_result", "the worker's FINAL names job '" + loggable(result->id, 64) + "'", true,
+            {}, false};
   if (result->error)
-    return {result->error->code, result->error->message, is_worker_fault(result->error->code)};
+    return {result->error->code, result->error->message, is_worker_fault(result->error->code), {},
+            false};
   FinalVerdict ok;
   ok.timings = result->timings;
   ok.cold_start = result->cold_start;

@@ -454,7 +454,7 @@ Result sample_result() {
   r.n_segments = 2;
   r.derived_leads = {"III", "aVR"};
   r.ignored_channels = {"Pleth (unknown lead)"};
-  r.model = {"ecgfm", "/models/x.pt", std::string(64, 'a'), "fp32"};
+  r.model = {"ecgfm", "/models/x.pt", std::string(64, 'a'), "fp32", {}, {}};
   r.worker_id = "w-1";
   r.attempts = 2;
   r.cold_start = true;
