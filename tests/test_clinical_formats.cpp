@@ -1,0 +1,298 @@
+// The clinical-format readers on the committed permissive samples (tests/data/clinical) and on
+// files written here (EDF+, GE MUSE XML with good and bad CRCs), and format detection by content.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "records/clinical_io.hpp"
+#include "records/clinical_readers.hpp"
+#include "records/preprocess.hpp"
+#include "records/record_format.hpp"
+#include "tests/clinical_support.hpp"
+#include "tests/support/process.hpp"
+
+namespace ecgq {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// A scratch directory removed at the end of the test.
+struct Scratch {
+  fs::path dir = fs::temp_directory_path() /
+                 ("ecgq-clinical-" + std::to_string(::getpid()) + "-" + std::to_string(rand()));
+  Scratch() { fs::create_directories(dir); }
+  ~Scratch() { fs::remove_all(dir); }
+  std::string write(const std::string& name, const std::string& bytes) const {
+    const std::string p = (dir / name).string();
+    std::ofstream(p, std::ios::binary) << bytes;
+    return p;
+  }
+};
+
+std::string clinical(const std::string& rel) {
+  return test::data_path("clinical/" + rel);
+}
+
+TEST(ClinicalDetect, FormatsAreToldApartByContent) {
+  std::string dicom(132, '\0');
+  dicom.replace(128, 4, "DICM");
+  EXPECT_EQ(detect_record_format(dicom, ""), RecordFormat::Dicom);
+  EXPECT_EQ(detect_record_format("0       " + std::string(248, ' '), ".dat"), RecordFormat::Edf);
+  EXPECT_EQ(detect_record_format("<?xml version=\"1.0\"?>\n<!-- c -->\n<AnnotatedECG xmlns=\"x\">",
+                                 ".txt"),
+            RecordFormat::Hl7Aecg);
+  EXPECT_EQ(detect_record_format("<?xml version=\"1.0\"?><!DOCTYPE RestingECG SYSTEM "
+                                 "\"restecg.dtd\"><RestingECG>",
+                                 ""),
+            RecordFormat::GeMuse);
+  EXPECT_EQ(detect_record_format("\xEF\xBB\xBF<restingecgdata>", ".xml"), RecordFormat::Philips);
+  EXPECT_EQ(detect_record_format("<html>", ".xml"), RecordFormat::Xml);
+  EXPECT_EQ(detect_record_format("I,II\n1,2\n", ".csv"), std::nullopt);
+  const std::string scp = slurp(clinical("scp-ecg/ecgtoolkit_Example.scp"));
+  EXPECT_EQ(detect_record_format(scp, ""), RecordFormat::Scp);
+}
+
+TEST(ClinicalDetect, ReadRecordPicksTheReaderByContentWhateverTheName) {
+  Scratch s;
+  const std::string p = s.write("export_0001", slurp(clinical("hl7-aecg/fda_minimum_aecg.xml")));
+  auto r = read_record(p);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->format, "hl7-aecg");
+  const std::string other = s.write("notes.xml", "<?xml version=\"1.0\"?><html><body/></html>");
+  auto refused = read_record(other);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(refused.status().is(ErrorCode::UnsupportedFormat));
+  EXPECT_NE(refused.status().message().find("<html>"), std::string::npos)
+      << refused.status().message();
+}
+
+TEST(Hl7Aecg, ExampleReadsTwelveLeadsAtFiveHundredHertzAndKeepsEinthoven) {
+  auto r = read_record(clinical("hl7-aecg/fda_hl7-2003-12_Example_aECG.xml"));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->format, "hl7-aecg");
+  EXPECT_EQ(r->n_leads(), 12);
+  EXPECT_EQ(r->n_samples, 5000);
+  EXPECT_DOUBLE_EQ(r->fs, 500);
+  EXPECT_EQ(r->leads[0], "I");
+  EXPECT_EQ(r->leads[8], "III");
+  EXPECT_EQ(r->leads[9], "aVR");
+  EXPECT_EQ(r->units[0], "uV");
+  EXPECT_DOUBLE_EQ(r->gains[0], 1 / 2.5);
+  EXPECT_EQ(r->patient_name, "Clark");
+  EXPECT_EQ(r->birth_date, "1953-05-08");
+  EXPECT_NE(r->device.find("ELI250"), std::string::npos) << r->device;
+  EXPECT_EQ(r->acquisition_time, "2002-11-22T09:10:00");
+  // Stored III and aVR agree with I and II within a few 2.5 uV steps.
+  EXPECT_LT(test::einthoven_error(*r), 0.0101);
+}
+
+TEST(Hl7Aecg, MinimumFileHasOneLead) {
+  auto r = read_record(clinical("hl7-aecg/fda_minimum_aecg.xml"));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->leads, std::vector<std::string>{"II"});
+  EXPECT_EQ(r->n_samples, 13);
+  EXPECT_NEAR(test::millivolts(*r, 0)[11], -9 * 2.5e-3, 1e-12);
+}
+
+TEST(Hl7Aecg, BadDigitsAndMissingIncrementAreNamed) {
+  std::string x = slurp(clinical("hl7-aecg/fda_minimum_aecg.xml"));
+  std::string bad_digits = x;
+  bad_digits.replace(bad_digits.find("-2 -2"), 5, "-2 zz");
+  auto a = read_hl7_aecg(bad_digits, "m.xml");
+  ASSERT_FALSE(a.ok());
+  EXPECT_NE(a.status().message().find("lead II"), std::string::npos) << a.status().message();
+  std::string no_inc = x;
+  no_inc.replace(no_inc.find("<increment"), 10, "<incrementX");
+  auto b = read_hl7_aecg(no_inc, "m.xml");
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.status().message().find("increment"), std::string::npos) << b.status().message();
+  auto c = read_hl7_aecg("<AnnotatedECG><unclosed></AnnotatedECG>", "m.xml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("line 1"), std::string::npos) << c.status().message();
+}
+
+// An EDF(+) file: `signals` (label, units, samples per record), `records` records of
+// `duration` s; digital -32768..32767 maps to physical -3276.8..3276.7 (0.1 units per step).
+std::string edf_file(const std::vector<std::tuple<std::string, std::string, int>>& signals,
+                     int records, double duration, const std::string& reserved,
+                     int16_t (*value)(int signal, int64_t t)) {
+  auto pad = [](std::string s, size_t n) {
+    s.resize(n, ' ');
+    return s;
+  };
+  const size_t ns = signals.size();
+  std::string h = pad("0", 8) + pad("MCH-0234567 F 02-MAY-1951 Haagse_Harry", 80) +
+                  pad("Startdate 02-MAR-2002 EMG561 BK/JOP Sony. MNC R Median Nerve.", 80) +
+                  "02.03.02" + "13.14.15" + pad(std::to_string(256 * (ns + 1)), 8) +
+                  pad(reserved, 44) + pad(std::to_string(records), 8) +
+                  pad(std::to_string(duration), 8) + pad(std::to_string(ns), 4);
+  auto each = [&](auto fn, size_t n) {
+    for (const auto& s : signals) h += pad(fn(s), n);
+  };
+  each([](const auto& s) { return std::get<0>(s); }, 16);
+  each([](const auto&) { return std::string("AgAgCl electrode"); }, 80);
+  each([](const auto& s) { return std::get<1>(s); }, 8);
+  each([](const auto&) { return std::string("-3276.8"); }, 8);
+  each([](const auto&) { return std::string("3276.7"); }, 8);
+  each([](const auto&) { return std::string("-32768"); }, 8);
+  each([](const auto&) { return std::string("32767"); }, 8);
+  each([](const auto&) { return std::string("HP:0.1Hz"); }, 80);
+  each([](const auto& s) { return std::to_string(std::get<2>(s)); }, 8);
+  each([](const auto&) { return std::string(); }, 32);
+  for (int k = 0; k < records; ++k)
+    for (size_t i = 0; i < ns; ++i)
+      for (int t = 0; t < std::get<2>(signals[i]); ++t) {
+        const int16_t v = value(static_cast<int>(i), k * std::get<2>(signals[i]) + t);
+        h.push_back(static_cast<char>(v & 0xFF));
+        h.push_back(static_cast<char>((v >> 8) & 0xFF));
+      }
+  return h;
+}
+
+int16_t ramp(int signal, int64_t t) {
+  return static_cast<int16_t>(signal * 1000 + t - 50);
+}
+
+TEST(Edf, EdfPlusSignalsByLabelWithPhysicalRangeAndAnnotationsLeftOut) {
+  Scratch s;
+  const std::string p = s.write("r.edf", edf_file({{"ECG I", "uV", 250},
+                                                   {"EDF Annotations", "", 30},
+                                                   {"ECG II", "mV", 250},
+                                                   {"Resp", "Ohm", 25}},
+                                                  4, 0.5, "EDF+C", ramp));
+  auto r = read_record(p);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->format, "edf");
+  EXPECT_DOUBLE_EQ(r->fs, 500);
+  EXPECT_EQ(r->n_samples, 1000);
+  EXPECT_EQ(r->leads, (std::vector<std::string>{"I", "II"}));
+  EXPECT_EQ(r->units, (std::vector<std::string>{"uV", "mV"}));
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_NE(r->warnings[0].find("Resp"), std::string::npos);
+  const auto i = test::millivolts(*r, 0), ii = test::millivolts(*r, 1);
+  EXPECT_NEAR(i[0], -50 * 0.1e-3, 1e-9);                // 0.1 uV per step
+  EXPECT_NEAR(ii[999], (2000 + 999 - 50) * 0.1, 1e-6);  // signal index 2 in the file
+  EXPECT_EQ(r->patient_id, "MCH-0234567");
+  EXPECT_EQ(r->patient_name, "Haagse_Harry");
+  EXPECT_EQ(r->device, "Sony.");
+  EXPECT_EQ(r->acquisition_time, "2002-03-02T13:14:15");
+}
+
+TEST(Edf, OneSampleRecordsAndTruncatedOrDiscontinuousFilesAreHandled) {
+  Scratch s;
+  const std::string one = edf_file({{"I", "mV", 1}, {"II", "mV", 1}}, 800, 0.00125, "", ramp);
+  auto r = read_edf(one, "c.edf");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_DOUBLE_EQ(r->fs, 800);
+  EXPECT_EQ(r->n_samples, 800);
+  auto cut = read_edf(one.substr(0, one.size() - 3), "c.edf");
+  ASSERT_FALSE(cut.ok());
+  EXPECT_NE(cut.status().message().find("byte 236"), std::string::npos) << cut.status().message();
+  auto d = read_edf(edf_file({{"I", "mV", 10}}, 2, 1, "EDF+D", ramp), "d.edf");
+  ASSERT_FALSE(d.ok());
+  EXPECT_TRUE(d.status().is(ErrorCode::UnsupportedFormat));
+}
+
+// A GE MUSE RestingECG with a Rhythm waveform of leads I and II (base64 int16), `crc_of_ii`
+// written as lead II's LeadDataCRC32.
+std::string muse_file(const std::string& i_data, const std::string& ii_data, uint32_t crc_of_ii) {
+  auto b64 = [](const std::string& d) {
+    static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string o;
+    for (size_t i = 0; i < d.size(); i += 3) {
+      uint32_t v = static_cast<uint8_t>(d[i]) << 16;
+      if (i + 1 < d.size()) v |= static_cast<uint8_t>(d[i + 1]) << 8;
+      if (i + 2 < d.size()) v |= static_cast<uint8_t>(d[i + 2]);
+      o += k[(v >> 18) & 63];
+      o += k[(v >> 12) & 63];
+      o += i + 1 < d.size() ? k[(v >> 6) & 63] : '=';
+      o += i + 2 < d.size() ? k[v & 63] : '=';
+    }
+    return o;
+  };
+  auto lead = [&](const std::string& id, const std::string& d, uint32_t crc) {
+    return "<LeadData><LeadSampleCountTotal>" + std::to_string(d.size() / 2) +
+           "</LeadSampleCountTotal><LeadAmplitudeUnitsPerBit>4.88</LeadAmplitudeUnitsPerBit>"
+           "<LeadAmplitudeUnits>MICROVOLTS</LeadAmplitudeUnits><LeadID>" +
+           id + "</LeadID><LeadDataCRC32>" + std::to_string(crc) +
+           "</LeadDataCRC32><WaveFormData>" + b64(d) + "</WaveFormData></LeadData>";
+  };
+  return "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<!DOCTYPE RestingECG SYSTEM "
+         "\"restecg.dtd\">\n<RestingECG><TestDemographics><AcquisitionDevice>MAC55"
+         "</AcquisitionDevice><AcquisitionDate>05-04-2017</AcquisitionDate><AcquisitionTime>"
+         "16:35:07</AcquisitionTime></TestDemographics><Waveform><WaveformType>Rhythm"
+         "</WaveformType><SampleBase>250</SampleBase><SampleExponent>1</SampleExponent>" +
+         lead("I", i_data, clinical::crc32(i_data)) + lead("II", ii_data, crc_of_ii) +
+         "</Waveform></RestingECG>\n";
+}
+
+TEST(GeMuse, RhythmLeadsWithUnitsPerBitAndCrcChecked) {
+  const std::string i("\x01\x00\xff\xff\x10\x00", 6), ii("\x02\x00\x03\x00\x00\x80", 6);
+  auto r = read_ge_muse(muse_file(i, ii, clinical::crc32(ii)), "m.xml");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->format, "ge-muse");
+  EXPECT_DOUBLE_EQ(r->fs, 2500);
+  EXPECT_EQ(r->leads, (std::vector<std::string>{"I", "II"}));
+  EXPECT_EQ(r->n_samples, 3);
+  EXPECT_NEAR(test::millivolts(*r, 0)[1], -4.88e-3, 1e-12);
+  EXPECT_NEAR(test::millivolts(*r, 1)[2], -32768 * 4.88e-3, 1e-9);
+  EXPECT_EQ(r->device, "MAC55");
+  EXPECT_EQ(r->acquisition_time, "2017-05-04T16:35:07");
+  auto bad = read_ge_muse(muse_file(i, ii, clinical::crc32(ii) ^ 1), "m.xml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(bad.status().is(ErrorCode::BadRecord));
+  EXPECT_NE(bad.status().message().find("lead II"), std::string::npos) << bad.status().message();
+  EXPECT_NE(bad.status().message().find("CRC32"), std::string::npos) << bad.status().message();
+}
+
+TEST(GeMuse, EightStoredLeadsGetTheFourDerivedLimbLeads) {
+  std::string lead(30000, '\0');  // 6 s at 2500 Hz
+  for (size_t t = 0; t < 15000; ++t) lead[2 * t] = static_cast<char>(t % 200);
+  std::string x = muse_file(lead, lead, clinical::crc32(lead));
+  // Six more leads V1-V6 with the same data.
+  const size_t at = x.find("</Waveform>");
+  const size_t first = x.find("<LeadData>");
+  std::string one = x.substr(first, x.find("</LeadData>") + 11 - first);
+  std::string more;
+  for (int v = 1; v <= 6; ++v) {
+    std::string l = one;
+    l.replace(l.find("<LeadID>I<"), 10, "<LeadID>V" + std::to_string(v) + "<");
+    more += l;
+  }
+  x.insert(at, more);
+  auto r = read_ge_muse(x, "m.xml");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->n_leads(), 8);
+  auto job = job_from_record(*r);
+  ASSERT_TRUE(job.ok());
+  auto raw = raw_from_job(*job);
+  ASSERT_TRUE(raw.ok());
+  auto p = preprocess_ecg(*raw, PreprocessLimits{});
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(p->derived_leads, (std::vector<std::string>{"III", "aVR", "aVL", "aVF"}));
+}
+
+TEST(ClinicalIo, CanonicalLeadNames) {
+  EXPECT_EQ(clinical::canonical_lead_name("MDC_ECG_LEAD_AVR"), "aVR");
+  EXPECT_EQ(clinical::canonical_lead_name("Lead I (Einthoven)"), "I");
+  EXPECT_EQ(clinical::canonical_lead_name("ECG V1"), "V1");
+  EXPECT_EQ(clinical::canonical_lead_name("5.6.3-9-61"), "III");
+  EXPECT_EQ(clinical::canonical_lead_name("2:64"), "aVF");
+  EXPECT_EQ(clinical::canonical_lead_name("MDC_ECG_LEAD_V3R"), "V3R");
+  EXPECT_EQ(clinical::canonical_lead_name("Abdomen_1"), "Abdomen_1");
+  std::string out;
+  EXPECT_TRUE(clinical::base64_decode("TWFu\nTQ==", &out));
+  EXPECT_EQ(out, "ManM");
+  EXPECT_FALSE(clinical::base64_decode("TW*u", &out));
+  EXPECT_EQ(clinical::crc32("123456789"), 0xCBF43926u);
+  EXPECT_EQ(clinical::crc_ccitt("123456789"), 0x29B1);
+}
+
+}  // namespace
+}  // namespace ecgq
