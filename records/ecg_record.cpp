@@ -307,20 +307,15 @@ std::optional<Expected<EcgRecord>> read_by_content(const std::string& path,
                       "restingecgdata)",
                   "path");
   using Reader = Expected<EcgRecord> (*)(const std::string&, const std::string&);
+  static const std::pair<RecordFormat, Reader> kReaders[] = {
+      {RecordFormat::Edf, read_edf},
+      {RecordFormat::Hl7Aecg, read_hl7_aecg},
+      {RecordFormat::GeMuse, read_ge_muse},
+      {RecordFormat::Dicom, read_dicom},
+  };
   Reader reader = nullptr;
-  switch (*format) {
-    case RecordFormat::Edf:
-      reader = read_edf;
-      break;
-    case RecordFormat::Hl7Aecg:
-      reader = read_hl7_aecg;
-      break;
-    case RecordFormat::GeMuse:
-      reader = read_ge_muse;
-      break;
-    default:
-      break;
-  }
+  for (const auto& [f, r] : kReaders)
+    if (f == *format) reader = r;
   if (!reader)
     return Status(ErrorCode::UnsupportedFormat,
                   path + ": " + record_format_name(*format) + " files are not read yet", "path");

@@ -82,7 +82,14 @@ const char* record_format_name(RecordFormat format) {
   return "?";
 }
 
-std::string xml_root_element(std::string_view head) {
+std::string xml_root_element(std::string_view text) {
+  // UTF-16 exports (Philips writes them): the ASCII of the markup is every other byte.
+  std::string narrow;
+  if (text.size() >= 2 && (text.substr(0, 2) == "\xFF\xFE" || text.substr(0, 2) == "\xFE\xFF")) {
+    for (size_t k = text[0] == '\xFF' ? 2 : 3; k < text.size(); k += 2) narrow.push_back(text[k]);
+    text = narrow;
+  }
+  const std::string_view head = text;
   size_t i = 0;
   if (head.substr(0, 3) == "\xEF\xBB\xBF") i = 3;  // UTF-8 byte order mark
   while (i < head.size()) {

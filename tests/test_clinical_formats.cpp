@@ -2,6 +2,7 @@
 // files written here (EDF+, GE MUSE XML with good and bad CRCs), and format detection by content.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -292,6 +293,126 @@ TEST(ClinicalIo, CanonicalLeadNames) {
   EXPECT_FALSE(clinical::base64_decode("TW*u", &out));
   EXPECT_EQ(clinical::crc32("123456789"), 0xCBF43926u);
   EXPECT_EQ(clinical::crc_ccitt("123456789"), 0x29B1);
+}
+
+}  // namespace
+}  // namespace ecgq
+
+namespace ecgq {
+namespace {
+
+TEST(Dicom, PydicomTwelveLeadReadsTheRhythmGroupWithSensitivity) {
+  auto r = read_record(clinical("dicom/pydicom_waveform_ecg.dcm"));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->format, "dicom");
+  EXPECT_EQ(r->leads, kModelLeads);
+  EXPECT_DOUBLE_EQ(r->fs, 1000);
+  EXPECT_EQ(r->n_samples, 10000);  // the rhythm group, not the 1200-sample median beat
+  EXPECT_EQ(r->units[0], "uV");
+  EXPECT_DOUBLE_EQ(r->gains[0], 0.8);  // 1.25 uV per step
+  EXPECT_EQ(r->device, "Mortara Instrument, Inc. el250");
+  EXPECT_EQ(r->acquisition_time, "2013-01-25T10:59:19");
+  EXPECT_LT(test::einthoven_error(*r), 0.01);
+}
+
+TEST(Dicom, PixelmedFileDeclaringOneChannelIsReadTolerantlyAndMatchesItsRawReference) {
+  auto r = read_record(clinical("dicom/pixelmed_1074466202.fixed_from-SCP-PFE105.dcm"));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->n_leads(), 12);
+  EXPECT_EQ(r->n_samples, 5000);
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_NE(r->warnings[0].find("NumberOfWaveformChannels"), std::string::npos);
+  // PFE105.dat: I, II, V1-V6, int16 sample-interleaved, 1 uV.
+  const std::string dat = slurp(clinical("scp-ecg/pixelmed_PFE105.dat"));
+  ASSERT_EQ(dat.size(), 80000u);
+  const std::vector<std::string> order = {"I", "II", "V1", "V2", "V3", "V4", "V5", "V6"};
+  double worst = 0;
+  for (size_t l = 0; l < order.size(); ++l) {
+    const auto mv = test::millivolts(*r, test::lead_index(*r, order[l]));
+    for (size_t t = 0; t < 5000; ++t) {
+      int16_t v;
+      std::memcpy(&v, dat.data() + (t * 8 + l) * 2, 2);
+      worst = std::max(worst, std::fabs(mv[t] - v * 1e-3));
+    }
+  }
+  EXPECT_LE(worst, 0.002 + 1e-9);  // 2 uV: the DICOM file was made from the SCP-ECG encoding
+}
+
+TEST(Dicom, TruncationsAndForeignObjectsGetSpecificErrors) {
+  const std::string good = slurp(clinical("dicom/pydicom_waveform_ecg.dcm"));
+  auto cut = read_dicom(good.substr(0, good.size() - 1001), "w.dcm");
+  ASSERT_FALSE(cut.ok());
+  EXPECT_NE(cut.status().message().find("byte"), std::string::npos) << cut.status().message();
+  std::string other = good;
+  // CT Image Storage, in the meta group and the data set alike.
+  for (size_t uid; (uid = other.find("1.2.840.10008.5.1.4.1.1.9.1.1")) != std::string::npos;)
+    other.replace(uid, 29, std::string("1.2.840.10008.5.1.4.1.1.2\0\0\0\0", 29));
+  auto ct = read_dicom(other, "ct.dcm");
+  ASSERT_FALSE(ct.ok());
+  EXPECT_TRUE(ct.status().is(ErrorCode::UnsupportedFormat)) << ct.status().message();
+  EXPECT_FALSE(read_dicom(good.substr(0, 130), "x.dcm").ok());
+}
+
+}  // namespace
+}  // namespace ecgq
+
+namespace ecgq {
+namespace {
+
+// DICOM writing for the implicit VR test: little-endian elements.
+std::string le(uint32_t v, int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+  return s;
+}
+std::string implicit_element(uint32_t tag, const std::string& value) {
+  return le(tag >> 16, 2) + le(tag & 0xFFFF, 2) + le(static_cast<uint32_t>(value.size()), 4) +
+         value;
+}
+// A sequence of undefined length whose items have undefined length.
+std::string implicit_sequence(uint32_t tag, const std::vector<std::string>& items) {
+  std::string s = le(tag >> 16, 2) + le(tag & 0xFFFF, 2) + le(0xFFFFFFFF, 4);
+  for (const std::string& item : items)
+    s += le(0xFFFE, 2) + le(0xE000, 2) + le(0xFFFFFFFF, 4) + item + le(0xFFFE, 2) + le(0xE00D, 2) +
+         le(0, 4);
+  return s + le(0xFFFE, 2) + le(0xE0DD, 2) + le(0, 4);
+}
+
+TEST(Dicom, ImplicitVrLittleEndianWithBaselineAndMdcCodes) {
+  const std::string ts = "1.2.840.10008.1.2";
+  std::string meta_value = ts + std::string(ts.size() % 2, '\0');
+  std::string file(128, '\0');
+  file += "DICM";
+  file += le(0x0002, 2) + le(0x0010, 2) + "UI" + le(static_cast<uint32_t>(meta_value.size()), 2) +
+          meta_value;
+  file += implicit_element(0x00080016, std::string("1.2.840.10008.5.1.4.1.1.9.1.2") + '\0');
+  auto channel = [&](const std::string& code) {
+    return implicit_sequence(0x003A0208, {implicit_element(0x00080100, code)}) +
+           implicit_element(0x003A0210, "2.5 ") + implicit_element(0x003A0213, "-10 ") +
+           implicit_sequence(0x003A0211, {implicit_element(0x00080100, "uV")});
+  };
+  std::string data;
+  for (int t = 0; t < 4; ++t)
+    data += le(static_cast<uint16_t>(t), 2) + le(static_cast<uint16_t>(-t), 2);
+  const std::string group =
+      implicit_element(0x003A0005, le(2, 2)) + implicit_element(0x003A0010, le(4, 4)) +
+      implicit_element(0x003A001A, "250 ") + implicit_element(0x003A0020, "RHYTHM") +
+      implicit_sequence(0x003A0200, {channel("2:1"), channel("2:62")}) +
+      implicit_element(0x54001004, le(16, 2)) + implicit_element(0x54001006, "SS") +
+      implicit_element(0x54001010, data);
+  file += implicit_sequence(0x54000100, {group});
+  auto r = read_dicom(file, "i.dcm");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->leads, (std::vector<std::string>{"I", "aVR"}));
+  EXPECT_DOUBLE_EQ(r->fs, 250);
+  EXPECT_EQ(r->n_samples, 4);
+  // (sample + baseline) * sensitivity: (3 - 10) * 2.5 uV and (-3 - 10) * 2.5 uV.
+  EXPECT_NEAR(test::millivolts(*r, 0)[3], -7 * 2.5e-3, 1e-12);
+  EXPECT_NEAR(test::millivolts(*r, 1)[3], -13 * 2.5e-3, 1e-12);
+  // An item that claims more bytes than there are.
+  std::string broken = file;
+  broken[broken.size() - 5] = '\x7F';
+  EXPECT_FALSE(read_dicom(broken, "i.dcm").ok());
 }
 
 }  // namespace

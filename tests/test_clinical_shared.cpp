@@ -35,6 +35,8 @@ struct Sample {
 };
 
 const std::vector<Sample> kSamples = {
+    {"dicom/pixelmed_1074466202.fixed_from-SCP-PFE105.dcm", "dicom", 12, 500, 5000, ""},
+    {"dicom/pydicom_waveform_ecg.dcm", "dicom", 12, 1000, 10000, ""},
     {"edf/contec_ECG90A_0000050.ECG.edf", "edf", 12, 800, 37855, ""},
     {"edf/physionet_adfecgdb_r01.edf", "edf", 5, 1000, 300000, ""},
     {"ge-muse-xml/braveheart_example1.xml", "ge-muse", 8, 500, 5000, ""},
