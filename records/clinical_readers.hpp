@@ -27,4 +27,8 @@ Expected<EcgRecord> read_ge_muse(const std::string& bytes, const std::string& pa
 // DICOM ECG waveform objects (explicit or implicit VR little endian): the rhythm multiplex group.
 Expected<EcgRecord> read_dicom(const std::string& bytes, const std::string& path);
 
+// Philips XML (restingecgdata: SierraECG 1.03, PhilipsECG 1.04 / 1.04.01): the parsed waveforms,
+// Plain, Base64 or XLI-compressed.
+Expected<EcgRecord> read_philips(const std::string& bytes, const std::string& path);
+
 }  // namespace ecgq

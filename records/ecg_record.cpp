@@ -308,10 +308,9 @@ std::optional<Expected<EcgRecord>> read_by_content(const std::string& path,
                   "path");
   using Reader = Expected<EcgRecord> (*)(const std::string&, const std::string&);
   static const std::pair<RecordFormat, Reader> kReaders[] = {
-      {RecordFormat::Edf, read_edf},
-      {RecordFormat::Hl7Aecg, read_hl7_aecg},
-      {RecordFormat::GeMuse, read_ge_muse},
-      {RecordFormat::Dicom, read_dicom},
+      {RecordFormat::Edf, read_edf},         {RecordFormat::Hl7Aecg, read_hl7_aecg},
+      {RecordFormat::GeMuse, read_ge_muse},  {RecordFormat::Dicom, read_dicom},
+      {RecordFormat::Philips, read_philips},
   };
   Reader reader = nullptr;
   for (const auto& [f, r] : kReaders)

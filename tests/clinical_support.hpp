@@ -31,8 +31,9 @@ inline int64_t lead_index(const EcgRecord& r, const std::string& name) {
   return -1;
 }
 
-// Largest |III - (II - I)| and |aVR + (I + II) / 2| over the record, in mV.
-inline double einthoven_error(const EcgRecord& r) {
+// Largest |III - (II - I)| and |aVR + (I + II) / 2| over the record's first `limit` samples (all
+// when 0), in mV.
+inline double einthoven_error(const EcgRecord& r, size_t limit = 0) {
   const int64_t i = lead_index(r, "I"), ii = lead_index(r, "II"), iii = lead_index(r, "III"),
                 avr = lead_index(r, "aVR");
   EXPECT_TRUE(i >= 0 && ii >= 0 && iii >= 0 && avr >= 0);
@@ -40,7 +41,7 @@ inline double einthoven_error(const EcgRecord& r) {
   const auto a = millivolts(r, i), b = millivolts(r, ii), c = millivolts(r, iii),
              d = millivolts(r, avr);
   double worst = 0;
-  for (size_t t = 0; t < a.size(); ++t) {
+  for (size_t t = 0; t < (limit ? std::min(limit, a.size()) : a.size()); ++t) {
     worst = std::max(worst, std::fabs(c[t] - (b[t] - a[t])));
     worst = std::max(worst, std::fabs(d[t] + (a[t] + b[t]) / 2));
   }

@@ -417,3 +417,52 @@ TEST(Dicom, ImplicitVrLittleEndianWithBaselineAndMdcCodes) {
 
 }  // namespace
 }  // namespace ecgq
+
+namespace ecgq {
+namespace {
+
+TEST(Philips, XliCompressedFilesOfBothVersionsDecodeToPlausibleTwelveLeads) {
+  for (const char* f :
+       {"philips-sierra-xml/sierra_1.03_HeartStartMRx_129DYPRG.XML",
+        "philips-sierra-xml/sierra_1.04_PageWriterTouch_3191723_ZZDEMOPTONLY.xml"}) {
+    SCOPED_TRACE(f);
+    auto r = read_record(clinical(f));
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(r->format, "philips");
+    EXPECT_EQ(r->leads, kModelLeads);
+    EXPECT_DOUBLE_EQ(r->fs, 500);
+    EXPECT_EQ(r->n_samples, 5500);       // 11000 ms per channel
+    EXPECT_DOUBLE_EQ(r->gains[0], 0.2);  // 5 uV
+    // Reconstructed limb leads obey Einthoven's law within the integer halving of XLI over the
+    // first 10 s; the 11th second holds the device's 1 mV calibration pulses (all 200 steps).
+    EXPECT_LT(test::einthoven_error(*r, 5000), 0.0101);
+    for (int64_t l = 0; l < 12; ++l) {
+      const auto mv = test::millivolts(*r, l);
+      double lo = 0, hi = 0;
+      for (double v : mv) lo = std::min(lo, v), hi = std::max(hi, v);
+      EXPECT_LT(hi - lo, 10) << r->leads[static_cast<size_t>(l)];  // an ECG, not noise
+      EXPECT_GT(hi - lo, 0.05) << r->leads[static_cast<size_t>(l)];
+    }
+  }
+}
+
+TEST(Philips, CorruptXliAndUnknownVersionsAreRefused) {
+  const std::string x =
+      slurp(clinical("philips-sierra-xml/sierra_1.03_HeartStartMRx_129DYPRG.XML"));
+  std::string v = x;
+  v.replace(v.find("<documentversion>1.03"), 21, "<documentversion>9.99");
+  auto a = read_philips(v, "p.xml");
+  ASSERT_FALSE(a.ok());
+  EXPECT_TRUE(a.status().is(ErrorCode::UnsupportedFormat));
+  std::string c = x;
+  const size_t at = c.find("compressflag=\"True\"");
+  const size_t data = c.find('>', at) + 1;
+  c.replace(data, 8, "////////");  // chunk size 0xFFFFFFFF
+  auto b = read_philips(c, "p.xml");
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.status().message().find("XLI chunk of lead 1"), std::string::npos)
+      << b.status().message();
+}
+
+}  // namespace
+}  // namespace ecgq

@@ -43,6 +43,9 @@ const std::vector<Sample> kSamples = {
     {"ge-muse-xml/braveheart_example2.xml", "ge-muse", 8, 500, 5000, ""},
     {"hl7-aecg/fda_hl7-2003-12_Example_aECG.xml", "hl7-aecg", 12, 500, 5000, ""},
     {"hl7-aecg/fda_minimum_aecg.xml", "hl7-aecg", 1, 500, 13, ""},
+    {"philips-sierra-xml/sierra_1.03_HeartStartMRx_129DYPRG.XML", "philips", 12, 500, 5500, ""},
+    {"philips-sierra-xml/sierra_1.04_PageWriterTouch_3191723_ZZDEMOPTONLY.xml", "philips", 12, 500,
+     5500, ""},
 };
 
 TEST(ClinicalShared, EveryFileIsReadOrRefusedAsItsReadmeSays) {
