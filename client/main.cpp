@@ -194,6 +194,7 @@ int run_cli(int argc, char** argv) {
       "  ecgq submit --resume results.jsonl --embeddings-out emb.npy recordings/\n"
       "  ecgq submit --format csv -o results.csv recordings/\n"
       "  ecgq status            ecgq status --json            ecgq status --check\n"
+      "  ecgq convert --to npy --out converted/ exports/*.xml exports/*.dcm\n"
       "Exit status: 0 all records ok, 1 a record failed (or --fail-fast stopped) or the broker\n"
       "is unreachable, 2 bad usage, 130 interrupted (queued jobs are cancelled).");
 
@@ -220,15 +221,30 @@ int run_cli(int argc, char** argv) {
   kg->add_option("path", keygen.path, "where to write the certificate pair")->required();
   kg->add_option("--meta", keygen_meta, "KEY=VALUE stored in the certificate (repeatable)");
 
+  ConvertCommand convert;
+  auto* cv = app.add_subcommand(
+      "convert",
+      "write records as float32 mV arrays with a JSON sidecar (no broker needed): "
+      "DIR/<stem>.npy|.hea+.dat|.csv and DIR/<stem>.json");
+  cv->add_option("inputs", convert.inputs, "records (any format ecgq reads) or directories")
+      ->required();
+  cv->add_option("--to", convert.to, "npy ([leads, samples] float32), wfdb (format 16) or csv")
+      ->check(CLI::IsMember({"npy", "wfdb", "csv"}))
+      ->capture_default_str();
+  cv->add_option("--out", convert.out, "output directory (created when missing)")->required();
+  cv->add_flag("--keep-identifiers", convert.keep_identifiers,
+               "also write the patient's name, id and birth date to the sidecar");
+
   StatusCommand status;
   auto* st = app.add_subcommand("status", "show the broker's queues and workers (mmi.status)");
   st->add_flag("--json", status.json, "print mmi.status as JSON");
   st->add_flag("--check", status.check, "exit 0 only when the service has a live worker");
 
-  if (const std::string word = command_word(argc, argv);
-      !word.empty() && word != "submit" && word != "status" && word != "result" && word != "keygen")
+  if (const std::string word = command_word(argc, argv); !word.empty() && word != "submit" &&
+                                                         word != "status" && word != "result" &&
+                                                         word != "keygen" && word != "convert")
     return usage_error("unknown command '" + escape_invalid_utf8(word) +
-                       "' (expected submit, status, result or keygen)");
+                       "' (expected submit, status, result, keygen or convert)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -245,6 +261,7 @@ int run_cli(int argc, char** argv) {
     }
     return run_keygen(keygen);
   }
+  if (cv->parsed()) return run_convert(convert);
   auto options = client_options(global, sub->parsed());
   if (!options) return usage_error(options.status().message());
   const ClientOptions& client = *options;
