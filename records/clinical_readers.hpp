@@ -31,4 +31,9 @@ Expected<EcgRecord> read_dicom(const std::string& bytes, const std::string& path
 // Plain, Base64 or XLI-compressed.
 Expected<EcgRecord> read_philips(const std::string& bytes, const std::string& path);
 
+// SCP-ECG v1.x / v2.x: record and section CRCs, default or custom Huffman tables, first- or
+// second-difference rhythm data (section 6). Reference-beat subtraction and bimodal compression
+// are refused (unsupported_format) until they are read.
+Expected<EcgRecord> read_scp(const std::string& bytes, const std::string& path);
+
 }  // namespace ecgq

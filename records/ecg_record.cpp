@@ -310,7 +310,7 @@ std::optional<Expected<EcgRecord>> read_by_content(const std::string& path,
   static const std::pair<RecordFormat, Reader> kReaders[] = {
       {RecordFormat::Edf, read_edf},         {RecordFormat::Hl7Aecg, read_hl7_aecg},
       {RecordFormat::GeMuse, read_ge_muse},  {RecordFormat::Dicom, read_dicom},
-      {RecordFormat::Philips, read_philips},
+      {RecordFormat::Philips, read_philips}, {RecordFormat::Scp, read_scp},
   };
   Reader reader = nullptr;
   for (const auto& [f, r] : kReaders)

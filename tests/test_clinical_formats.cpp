@@ -398,3 +398,79 @@ TEST(Philips, CorruptXliAndUnknownVersionsAreRefused) {
 
 }  // namespace
 }  // namespace ecgq
+
+namespace ecgq {
+namespace {
+
+// Largest difference between the same-named leads of two records, in mV.
+double worst_difference(const EcgRecord& a, const EcgRecord& b) {
+  double worst = 0;
+  EXPECT_EQ(a.n_samples, b.n_samples);
+  for (int64_t l = 0; l < a.n_leads(); ++l) {
+    const int64_t k = test::lead_index(b, a.leads[static_cast<size_t>(l)]);
+    EXPECT_GE(k, 0) << a.leads[static_cast<size_t>(l)];
+    if (k < 0) continue;
+    const auto x = test::millivolts(a, l), y = test::millivolts(b, k);
+    for (size_t t = 0; t < std::min(x.size(), y.size()); ++t)
+      worst = std::max(worst, std::fabs(x[t] - y[t]));
+  }
+  return worst;
+}
+
+TEST(Scp, PixelmedRecordMatchesItsRawReferenceWithinTwoMicrovolts) {
+  auto r = read_record(clinical("scp-ecg/pixelmed_PFE105_redred.scp"));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->format, "scp-ecg");
+  EXPECT_EQ(r->leads, (std::vector<std::string>{"I", "II", "V1", "V2", "V3", "V4", "V5", "V6"}));
+  EXPECT_DOUBLE_EQ(r->fs, 500);
+  ASSERT_EQ(r->n_samples, 5000);
+  const std::string dat = slurp(clinical("scp-ecg/pixelmed_PFE105.dat"));
+  double worst = 0;
+  for (int64_t l = 0; l < 8; ++l) {
+    const auto mv = test::millivolts(*r, l);
+    for (size_t t = 0; t < 5000; ++t) {
+      int16_t v;
+      std::memcpy(&v, dat.data() + (t * 8 + static_cast<size_t>(l)) * 2, 2);
+      worst = std::max(worst, std::fabs(mv[t] - v * 1e-3));
+    }
+  }
+  EXPECT_LE(worst, 0.002 + 1e-9);
+  // The DICOM conversion of the same record agrees too.
+  auto dcm = read_record(clinical("dicom/pixelmed_1074466202.fixed_from-SCP-PFE105.dcm"));
+  ASSERT_TRUE(dcm.ok());
+  EXPECT_LE(worst_difference(*r, *dcm), 0.004 + 1e-9);
+}
+
+TEST(Scp, EcgToolkitExampleIsTheHl7ExampleWithinQuantization) {
+  auto scp = read_record(clinical("scp-ecg/ecgtoolkit_Example.scp"));
+  ASSERT_TRUE(scp.ok()) << scp.status().message();
+  auto hl7 = read_record(clinical("hl7-aecg/fda_hl7-2003-12_Example_aECG.xml"));
+  ASSERT_TRUE(hl7.ok());
+  EXPECT_EQ(scp->n_leads(), 12);
+  EXPECT_LE(worst_difference(*hl7, *scp), 0.0025 + 1e-9);  // one 2.5 uV step
+  EXPECT_LT(test::einthoven_error(*scp), 0.0101);
+  EXPECT_EQ(scp->patient_name, "Clark");
+  EXPECT_EQ(scp->acquisition_time, "2002-11-22T09:10:00");
+}
+
+TEST(Scp, WelchAllynFirstDifferencesAndNonConformingFilesRefused) {
+  auto w =
+      read_record(clinical("scp-ecg/welchallyn_CardioControl_ECG_20170504_163507_123456789.SCP"));
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  EXPECT_EQ(w->n_leads(), 8);
+  EXPECT_EQ(w->n_samples, 6000);
+  EXPECT_NEAR(w->fs, 1e6 / 1667, 1e-9);
+  auto h = read_record(clinical("scp-ecg/healforce_Prince180D_62.SCP"));
+  ASSERT_FALSE(h.ok());
+  EXPECT_TRUE(h.status().is(ErrorCode::BadRecord));
+  EXPECT_NE(h.status().message().find("not an EN 1064 conforming SCP-ECG file"), std::string::npos)
+      << h.status().message();
+  std::string flipped = slurp(clinical("scp-ecg/pixelmed_PFE105_redred.scp"));
+  flipped[1000] = static_cast<char>(flipped[1000] ^ 0x10);
+  auto c = read_scp(flipped, "f.scp");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("record CRC"), std::string::npos) << c.status().message();
+}
+
+}  // namespace
+}  // namespace ecgq

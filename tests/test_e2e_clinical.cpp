@@ -162,6 +162,7 @@ TEST(E2eClinical, OneFileOfEachFormatThroughTheClusterGivesItsSegments) {
       {clinical("hl7-aecg/fda_hl7-2003-12_Example_aECG.xml"), 2},
       {clinical("dicom/pydicom_waveform_ecg.dcm"), 2},
       {clinical("philips-sierra-xml/sierra_1.03_HeartStartMRx_129DYPRG.XML"), 2},
+      {clinical("scp-ecg/pixelmed_PFE105_redred.scp"), 2},
       {write_muse(dir), 2},
       {write_edf(dir), 2},
   };
