@@ -93,7 +93,10 @@ struct SubmitTexts {
 CLI::App* add_submit(CLI::App& app, SubmitCommand& submit, SubmitTexts& t) {
   auto* sub =
       app.add_subcommand("submit", "submit records (files or directories); one JSON line each");
-  sub->add_option("paths", submit.paths, "records: .npy, WFDB .hea, .csv, .mat, or directories")
+  sub->add_option(
+         "paths", submit.paths,
+         "records: .npy, WFDB .hea, .csv, .mat, EDF, HL7 aECG, GE MUSE or Philips XML, DICOM, "
+         "SCP-ECG (docs/formats.md), or directories")
       ->required();
   sub->add_option("--fs", submit.inputs.fs, "sample rate of files without one (.npy default 500)");
   sub->add_option("--leads", t.leads,

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -51,6 +53,13 @@ bool ByteCursor::take(size_t n, std::string_view* out) {
   *out = bytes_.substr(pos_, n);
   pos_ += n;
   return true;
+}
+
+bool parse_number(const std::string& text, double* out) {
+  if (text.empty()) return false;
+  char* end = nullptr;
+  *out = std::strtod(text.c_str(), &end);
+  return end == text.c_str() + text.size() && std::isfinite(*out);
 }
 
 bool base64_decode(std::string_view text, std::string* out) {

@@ -44,6 +44,9 @@ class ByteCursor {
   size_t pos_ = 0;
 };
 
+// A whole decimal number (no trailing text, finite); false otherwise.
+bool parse_number(const std::string& text, double* out);
+
 // Decodes base64 (whitespace ignored); false on any other character or bad padding.
 bool base64_decode(std::string_view text, std::string* out);
 

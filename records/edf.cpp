@@ -25,13 +25,6 @@ std::string field(const std::string& b, size_t at, size_t len) {
   return f == std::string::npos ? "" : s.substr(f);
 }
 
-bool number(const std::string& text, double* out) {
-  if (text.empty()) return false;
-  char* end = nullptr;
-  *out = std::strtod(text.c_str(), &end);
-  return end == text.c_str() + text.size() && std::isfinite(*out);
-}
-
 // "dd.mm.yy" + "hh.mm.ss" -> "yyyy-mm-ddThh:mm:ss" (EDF's clipping date: yy >= 85 is 19yy).
 std::string iso_time(const std::string& date, const std::string& time) {
   if (date.size() != 8 || time.size() != 8) return "";
@@ -79,7 +72,7 @@ Expected<std::vector<EdfSignal>> edf_signals(const std::string& b, const std::st
     static const char* const kNames[5] = {"physical minimum", "physical maximum", "digital minimum",
                                           "digital maximum", "samples per record"};
     for (int k = 0; k < 5; ++k)
-      if (!number(field(b, base + at[k] + i * 8, 8), &v[k]))
+      if (!clinical::parse_number(field(b, base + at[k] + i * 8, 8), &v[k]))
         return clinical::bad(path, "signal " + std::to_string(i + 1) + " (" + s.label + ")",
                              std::string(kNames[k]) + " is not a number");
     s.phys_min = v[0];
@@ -105,15 +98,15 @@ Expected<EcgRecord> read_edf(const std::string& b, const std::string& path) {
                   path + ": EDF+D (discontinuous) recordings are not supported; export it as EDF+C",
                   "path");
   double header_bytes, n_records, duration, ns_d;
-  if (!number(field(b, 184, 8), &header_bytes) || !number(field(b, 252, 4), &ns_d) || ns_d < 1 ||
-      ns_d > 4096)
+  if (!clinical::parse_number(field(b, 184, 8), &header_bytes) ||
+      !clinical::parse_number(field(b, 252, 4), &ns_d) || ns_d < 1 || ns_d > 4096)
     return clinical::bad(path, "header", "number of signals or header size is not valid");
   const int64_t ns = static_cast<int64_t>(ns_d);
   if (header_bytes != 256.0 * (ns + 1) || b.size() < static_cast<size_t>(header_bytes))
     return clinical::bad(path, "byte 184",
                          "header size " + field(b, 184, 8) + " does not match " +
                              std::to_string(ns) + " signals (or the file is shorter)");
-  if (!number(field(b, 244, 8), &duration) || duration <= 0)
+  if (!clinical::parse_number(field(b, 244, 8), &duration) || duration <= 0)
     return clinical::bad(path, "byte 244", "data record duration must be a positive number");
   ASSIGN_OR_RETURN(auto signals, edf_signals(b, path, ns));
   int64_t record_samples = 0, best = 0;
@@ -124,7 +117,7 @@ Expected<EcgRecord> read_edf(const std::string& b, const std::string& path) {
   if (best == 0) return clinical::bad(path, "signals", "no ordinary signal (only annotations)");
   const size_t record_bytes = static_cast<size_t>(record_samples) * 2;
   const size_t data_bytes = b.size() - static_cast<size_t>(header_bytes);
-  if (!number(field(b, 236, 8), &n_records) || n_records == -1)
+  if (!clinical::parse_number(field(b, 236, 8), &n_records) || n_records == -1)
     n_records = static_cast<double>(data_bytes / record_bytes);
   if (n_records < 1 || n_records * static_cast<double>(record_bytes) > data_bytes)
     return clinical::bad(path, "byte 236",

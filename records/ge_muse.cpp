@@ -13,13 +13,6 @@ namespace ecgq {
 
 namespace {
 
-bool number(const std::string& text, double* out) {
-  if (text.empty()) return false;
-  char* end = nullptr;
-  *out = std::strtod(text.c_str(), &end);
-  return end == text.c_str() + text.size() && std::isfinite(*out);
-}
-
 std::string muse_units(const std::string& units) {
   if (units == "MICROVOLTS" || units.empty()) return "uV";
   if (units == "MILLIVOLTS") return "mV";
@@ -43,7 +36,7 @@ Status muse_lead(XmlNode lead, const std::string& id, int64_t n, const std::stri
   const std::string crc_text = xml_path_text(lead, "LeadDataCRC32");
   double crc;
   if (!crc_text.empty()) {
-    if (!number(crc_text, &crc) || crc < 0 || crc > 4294967295.0)
+    if (!clinical::parse_number(crc_text, &crc) || crc < 0 || crc > 4294967295.0)
       return clinical::bad(path, where, "LeadDataCRC32 is not a number");
     if (static_cast<uint32_t>(crc) != clinical::crc32(data))
       return clinical::bad(path, where,
@@ -86,9 +79,9 @@ Expected<EcgRecord> read_ge_muse(const std::string& bytes, const std::string& pa
     if (xml_path_text(w, "WaveformType") == "Rhythm") wave = w;
   if (!wave) return clinical::bad(path, "RestingECG", "no Waveform of WaveformType Rhythm");
   double base, exponent = 0;
-  if (!number(xml_path_text(wave, "SampleBase"), &base) || base <= 0 ||
+  if (!clinical::parse_number(xml_path_text(wave, "SampleBase"), &base) || base <= 0 ||
       (!xml_path_text(wave, "SampleExponent").empty() &&
-       !number(xml_path_text(wave, "SampleExponent"), &exponent)))
+       !clinical::parse_number(xml_path_text(wave, "SampleExponent"), &exponent)))
     return clinical::bad(path, "Rhythm waveform", "SampleBase must be a positive number");
   EcgRecord r;
   r.path = path;
@@ -99,10 +92,11 @@ Expected<EcgRecord> read_ge_muse(const std::string& bytes, const std::string& pa
   for (XmlNode lead : xml_children(wave, "LeadData")) {
     const std::string id = clinical::canonical_lead_name(xml_path_text(lead, "LeadID"));
     double n, per_bit;
-    if (!number(xml_path_text(lead, "LeadSampleCountTotal"), &n) || n < 1 ||
+    if (!clinical::parse_number(xml_path_text(lead, "LeadSampleCountTotal"), &n) || n < 1 ||
         n > static_cast<double>(bytes.size()))
       return clinical::bad(path, "Rhythm lead " + id, "LeadSampleCountTotal is not a count");
-    if (!number(xml_path_text(lead, "LeadAmplitudeUnitsPerBit"), &per_bit) || per_bit <= 0)
+    if (!clinical::parse_number(xml_path_text(lead, "LeadAmplitudeUnitsPerBit"), &per_bit) ||
+        per_bit <= 0)
       return clinical::bad(path, "Rhythm lead " + id,
                            "LeadAmplitudeUnitsPerBit must be a positive number");
     if (!samples.empty() && static_cast<int64_t>(n) != r.n_samples)

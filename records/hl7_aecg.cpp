@@ -17,13 +17,6 @@ std::string at_line(XmlNode n) {
   return "line " + std::to_string(xml_line(n));
 }
 
-bool number(const std::string& text, double* out) {
-  if (text.empty()) return false;
-  char* end = nullptr;
-  *out = std::strtod(text.c_str(), &end);
-  return end == text.c_str() + text.size() && std::isfinite(*out);
-}
-
 // The first series whose code is RHYTHM (the representative beats are derived series, not read).
 XmlNode rhythm_series(XmlNode root) {
   for (XmlNode comp : xml_children(root, "component"))
@@ -68,7 +61,7 @@ Status parse_digits(const std::string& text, XmlNode where, const std::string& l
 Expected<double> sample_interval(XmlNode value, const std::string& path) {
   XmlNode inc = xml_child(value, "increment");
   double v;
-  if (!inc || !number(xml_attr(inc, "value"), &v) || v <= 0)
+  if (!inc || !clinical::parse_number(xml_attr(inc, "value"), &v) || v <= 0)
     return clinical::bad(path, at_line(value), "time sequence without a positive <increment>");
   const std::string unit = xml_attr(inc, "unit");
   if (unit == "ms") return v / 1000;
@@ -126,8 +119,8 @@ Expected<EcgRecord> read_hl7_aecg(const std::string& bytes, const std::string& p
     const std::string lead = clinical::canonical_lead_name(code);
     double origin = 0, scale = 0;
     XmlNode o = xml_child(value, "origin"), s = xml_child(value, "scale");
-    if (!number(xml_attr(s, "value"), &scale) || scale == 0 ||
-        (o && !number(xml_attr(o, "value"), &origin)))
+    if (!clinical::parse_number(xml_attr(s, "value"), &scale) || scale == 0 ||
+        (o && !clinical::parse_number(xml_attr(o, "value"), &origin)))
       return clinical::bad(path, at_line(seq) + ", lead " + lead,
                            "SLIST_PQ needs a non-zero <scale value> and a numeric <origin value>");
     const std::string units = xml_attr(s, "unit");

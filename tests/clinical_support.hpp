@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "records/ecg_record.hpp"
+#include "records/preprocess.hpp"
 #include "records/units.hpp"
 
 namespace ecgq::test {
@@ -46,6 +47,20 @@ inline double einthoven_error(const EcgRecord& r, size_t limit = 0) {
     worst = std::max(worst, std::fabs(d[t] + (a[t] + b[t]) / 2));
   }
   return worst;
+}
+
+// The leads the preprocessing derives for `r` (the record as a job, as the worker sees it); a
+// test failure when it refuses the record.
+inline std::vector<std::string> derived_leads(const EcgRecord& r) {
+  auto job = job_from_record(r);
+  EXPECT_TRUE(job.ok()) << job.status().message();
+  if (!job.ok()) return {};
+  auto raw = raw_from_job(*job);
+  EXPECT_TRUE(raw.ok()) << raw.status().message();
+  if (!raw.ok()) return {};
+  auto p = preprocess_ecg(*raw, PreprocessLimits{});
+  EXPECT_TRUE(p.ok()) << p.status().message();
+  return p.ok() ? p->derived_leads : std::vector<std::string>{};
 }
 
 }  // namespace ecgq::test
