@@ -45,6 +45,13 @@ std::string command_word(int argc, char** argv) {
   return "";
 }
 
+// True when `word` is one of the commands.
+bool is_command(const std::string& word) {
+  for (const char* c : {"submit", "status", "result", "keygen", "convert"})
+    if (word == c) return true;
+  return false;
+}
+
 // The options before the command word, which every command shares.
 struct GlobalOptions {
   std::string broker = "tcp://127.0.0.1:5555";
@@ -141,6 +148,23 @@ CLI::App* add_submit(CLI::App& app, SubmitCommand& submit, SubmitTexts& t) {
   return sub;
 }
 
+// Declares `convert` and its options.
+CLI::App* add_convert(CLI::App& app, ConvertCommand& convert) {
+  auto* cv = app.add_subcommand(
+      "convert",
+      "write records as float32 mV arrays with a JSON sidecar (no broker needed): "
+      "DIR/<stem>.npy|.hea+.dat|.csv and DIR/<stem>.json");
+  cv->add_option("inputs", convert.inputs, "records (any format ecgq reads) or directories")
+      ->required();
+  cv->add_option("--to", convert.to, "npy ([leads, samples] float32), wfdb (format 16) or csv")
+      ->check(CLI::IsMember({"npy", "wfdb", "csv"}))
+      ->capture_default_str();
+  cv->add_option("--out", convert.out, "output directory (created when missing)")->required();
+  cv->add_flag("--keep-identifiers", convert.keep_identifiers,
+               "also write the patient's name, id and birth date to the sidecar");
+  return cv;
+}
+
 // Checks and converts the options of `submit`, then runs it.
 int submit_command(const CLI::App* sub, SubmitCommand& submit, SubmitTexts t,
                    ClientOptions client) {
@@ -225,27 +249,13 @@ int run_cli(int argc, char** argv) {
   kg->add_option("--meta", keygen_meta, "KEY=VALUE stored in the certificate (repeatable)");
 
   ConvertCommand convert;
-  auto* cv = app.add_subcommand(
-      "convert",
-      "write records as float32 mV arrays with a JSON sidecar (no broker needed): "
-      "DIR/<stem>.npy|.hea+.dat|.csv and DIR/<stem>.json");
-  cv->add_option("inputs", convert.inputs, "records (any format ecgq reads) or directories")
-      ->required();
-  cv->add_option("--to", convert.to, "npy ([leads, samples] float32), wfdb (format 16) or csv")
-      ->check(CLI::IsMember({"npy", "wfdb", "csv"}))
-      ->capture_default_str();
-  cv->add_option("--out", convert.out, "output directory (created when missing)")->required();
-  cv->add_flag("--keep-identifiers", convert.keep_identifiers,
-               "also write the patient's name, id and birth date to the sidecar");
-
+  CLI::App* cv = add_convert(app, convert);
   StatusCommand status;
   auto* st = app.add_subcommand("status", "show the broker's queues and workers (mmi.status)");
   st->add_flag("--json", status.json, "print mmi.status as JSON");
   st->add_flag("--check", status.check, "exit 0 only when the service has a live worker");
 
-  if (const std::string word = command_word(argc, argv); !word.empty() && word != "submit" &&
-                                                         word != "status" && word != "result" &&
-                                                         word != "keygen" && word != "convert")
+  if (const std::string word = command_word(argc, argv); !word.empty() && !is_command(word))
     return usage_error("unknown command '" + escape_invalid_utf8(word) +
                        "' (expected submit, status, result, keygen or convert)");
   try {
@@ -268,7 +278,6 @@ int run_cli(int argc, char** argv) {
   auto options = client_options(global, sub->parsed());
   if (!options) return usage_error(options.status().message());
   const ClientOptions& client = *options;
-
   if (rs->parsed()) {
     result_cmd.client = client;
     result_cmd.outputs = split_list(result_outputs);
