@@ -85,11 +85,14 @@ Status xli_lead(std::string_view data, size_t* pos, int64_t n, size_t lead, cons
     d[i] =
         static_cast<int16_t>((static_cast<uint8_t>(bytes[i]) << 8) |
                              (half + i < bytes.size() ? static_cast<uint8_t>(bytes[half + i]) : 0));
-  int32_t x = d[0], y = half > 1 ? d[1] : 0, last = static_cast<int16_t>(first);
+  int64_t x = d[0], y = half > 1 ? d[1] : 0, last = static_cast<int16_t>(first);
   for (size_t i = 2; i < half; ++i) {
-    const int32_t z = 2 * y - x - last;
+    const int64_t z = 2 * y - x - last;
+    // Real ECG stays within 16 bits; a prediction that runs away is corrupt data, not a signal.
+    if (z > (1 << 24) || z < -(1 << 24))
+      return clinical::bad(path, where, "decoded sample " + std::to_string(i) + " runs away");
     last = d[i] - 64;
-    d[i] = z;
+    d[i] = static_cast<int32_t>(z);
     x = y;
     y = z;
   }
