@@ -68,6 +68,18 @@ struct RolloutCommand {
   std::string to;       // the new model's sha256
 };
 
+// Everything `ecgq convert` needs.
+struct ConvertCommand {
+  std::vector<std::string> inputs;  // record files or directories
+  std::string to = "npy";           // npy, wfdb or csv
+  std::string out;                  // output directory (created when missing)
+  bool keep_identifiers = false;    // write patient name, id and birth date to the sidecar
+};
+
+// Runs `ecgq convert`: DIR/<stem>.npy|.hea+.dat|.csv and DIR/<stem>.json per record, one stderr
+// line per refused input; exit 1 when any input was refused.
+int run_convert(const ConvertCommand& command);
+
 // Runs `ecgq submit`: one JSON line per record on stdout (or the output file), progress and
 // summary on stderr; returns the exit code.
 int run_submit(const SubmitCommand& command);

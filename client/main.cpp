@@ -108,7 +108,10 @@ struct SubmitTexts {
 CLI::App* add_submit(CLI::App& app, SubmitCommand& submit, SubmitTexts& t) {
   auto* sub =
       app.add_subcommand("submit", "submit records (files or directories); one JSON line each");
-  sub->add_option("paths", submit.paths, "records: .npy, WFDB .hea, .csv, .mat, or directories")
+  sub->add_option(
+         "paths", submit.paths,
+         "records: .npy, WFDB .hea, .csv, .mat, EDF, HL7 aECG, GE MUSE or Philips XML, DICOM, "
+         "SCP-ECG (docs/formats.md), or directories")
       ->required();
   sub->add_option("--fs", submit.inputs.fs, "sample rate of files without one (.npy default 500)");
   sub->add_option("--leads", t.leads,
@@ -192,6 +195,23 @@ CLI::App* add_dlq(CLI::App& app, DlqCommand& dlq) {
   return dl;
 }
 
+// Declares `convert` and its options.
+CLI::App* add_convert(CLI::App& app, ConvertCommand& convert) {
+  auto* cv = app.add_subcommand(
+      "convert",
+      "write records as float32 mV arrays with a JSON sidecar (no broker needed): "
+      "DIR/<stem>.npy|.hea+.dat|.csv and DIR/<stem>.json");
+  cv->add_option("inputs", convert.inputs, "records (any format ecgq reads) or directories")
+      ->required();
+  cv->add_option("--to", convert.to, "npy ([leads, samples] float32), wfdb (format 16) or csv")
+      ->check(CLI::IsMember({"npy", "wfdb", "csv"}))
+      ->capture_default_str();
+  cv->add_option("--out", convert.out, "output directory (created when missing)")->required();
+  cv->add_flag("--keep-identifiers", convert.keep_identifiers,
+               "also write the patient's name, id and birth date to the sidecar");
+  return cv;
+}
+
 // Checks and converts the options of `submit`, then runs it.
 int submit_command(const CLI::App* sub, SubmitCommand& submit, SubmitTexts t,
                    ClientOptions client) {
@@ -253,12 +273,14 @@ const char* const kFooter =
     "  ecgq status            ecgq status --json            ecgq status --check\n"
     "  ecgq rollout ecg-fm --to SHA256     (upgrade the model; docs/operations.md)\n"
     "  ecgq plan --arrivals poisson:2/min --sweep idle-timeout=1m,15m,1h   (docs/planning.md)\n"
+    "  ecgq convert --to npy --out converted/ exports/*.xml exports/*.dcm\n"
     "Exit status: 0 all records ok, 1 a record failed (or --fail-fast stopped) or the broker\n"
     "is unreachable, 2 bad usage, 130 interrupted (queued jobs are cancelled).";
 
 // True for the words `ecgq` knows as its first argument.
 bool known_command(const std::string& word) {
-  for (const char* known : {"submit", "status", "result", "dlq", "keygen", "rollout", "plan"})
+  for (const char* known : {"submit", "status", "result", "dlq", "keygen", "rollout", "plan",
+                             "convert"})
     if (word == known) return true;
   return false;
 }
@@ -314,6 +336,8 @@ int run_cli(int argc, char** argv) {
   PlanCommand plan;
   CLI::App* pl = add_plan_command(app, plan);
 
+  ConvertCommand convert;
+  CLI::App* cv = add_convert(app, convert);
   StatusCommand status;
   CLI::App* st = add_status(app, status);
 
@@ -324,7 +348,7 @@ int run_cli(int argc, char** argv) {
 
   if (const std::string word = command_word(argc, argv); !word.empty() && !known_command(word))
     return usage_error("unknown command '" + escape_invalid_utf8(word) +
-                       "' (expected submit, status, result, dlq, keygen, rollout or plan)");
+                       "' (expected submit, status, result, dlq, keygen, rollout, plan or convert)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -341,6 +365,7 @@ int run_cli(int argc, char** argv) {
     }
     return run_keygen(keygen);
   }
+  if (cv->parsed()) return run_convert(convert);
   auto options = client_options(global, sub->parsed());
   if (!options) return usage_error(options.status().message());
   const ClientOptions& client = *options;

@@ -15,6 +15,7 @@
 #include "common/duration.hpp"
 #include "gateway/multipart.hpp"
 #include "records/preprocess.hpp"
+#include "records/record_format.hpp"
 
 namespace ecgq::gateway {
 
@@ -71,22 +72,28 @@ class UploadDir {
   std::string path_;
 };
 
-// The file that names the record: the one header, else the one data file.
+// The file that names the record: the one header, else the one data file (any format ecgq reads
+// by extension), else the only file sent (clinical exports such as DICOM often have no extension;
+// the reader tells the format by content).
 Expected<std::string> primary_file(const std::vector<std::string>& names) {
   std::vector<std::string> headers, data;
   for (const auto& n : names) {
     const std::string e = extension(n);
-    if (e == ".hea") headers.push_back(n);
-    if (e == ".mat" || e == ".csv" || e == ".tsv" || e == ".txt" || e == ".npy") data.push_back(n);
+    if (e == ".hea")
+      headers.push_back(n);
+    else if (e == ".txt" || find_record_extension(e))
+      data.push_back(n);
   }
   if (headers.size() == 1) return headers[0];
   if (headers.size() > 1)
     return Status("bad_request", "upload one record at a time: several .hea files were sent",
                   "file");
   if (data.size() == 1) return data[0];
+  if (data.empty() && names.size() == 1) return names[0];
   return Status("bad_request",
                 data.empty() ? "no record file: send a WFDB .hea with its signal files, a "
-                               "Challenge .mat (with its .hea), a .csv or a .npy"
+                               "Challenge .mat (with its .hea), a .csv, a .npy or a clinical "
+                               "export (EDF, HL7 aECG, GE MUSE, Philips XML, DICOM, SCP-ECG)"
                              : "upload one record at a time: several data files and no .hea",
                 "file");
 }

@@ -9,8 +9,11 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <sstream>
 
+#include "records/clinical_io.hpp"
+#include "records/clinical_readers.hpp"
 #include "records/lead_names.hpp"
 #include "records/preprocess.hpp"
 #include "records/record_format.hpp"
@@ -81,33 +84,6 @@ Status with_path(const Status& s, const std::string& path) {
   return s.with_context(path);
 }
 
-// Fills the sample vector from ADC values, choosing the narrowest dtype that holds them exactly.
-void store_adc(EcgRecord* r, const std::vector<std::vector<int32_t>>& samples) {
-  int64_t lo = 0, hi = 0;
-  for (const auto& v : samples)
-    for (int32_t x : v) {
-      lo = std::min<int64_t>(lo, x);
-      hi = std::max<int64_t>(hi, x);
-    }
-  const size_t total = samples.size() * static_cast<size_t>(r->n_samples);
-  if (lo >= INT16_MIN && hi <= INT16_MAX) {
-    r->dtype = "i16";
-    r->i16.reserve(total);
-    for (const auto& v : samples)
-      for (int32_t x : v) r->i16.push_back(static_cast<int16_t>(x));
-  } else if (lo >= -(1 << 24) && hi <= (1 << 24)) {  // exact in float32
-    r->dtype = "f32";
-    r->f32.reserve(total);
-    for (const auto& v : samples)
-      for (int32_t x : v) r->f32.push_back(static_cast<float>(x));
-  } else {
-    r->dtype = "f64";
-    r->f64.reserve(total);
-    for (const auto& v : samples)
-      for (int32_t x : v) r->f64.push_back(x);
-  }
-}
-
 }  // namespace
 
 double EcgRecord::raw(int64_t lead, int64_t t) const {
@@ -156,7 +132,7 @@ Expected<EcgRecord> read_wfdb_record(const std::string& header_path, const ReadO
     r.units.push_back(s.units.empty() ? "mV" : s.units);
     if (!s.gain_given) r.warnings.push_back(s.description + ": no gain in the header; using 200");
   }
-  store_adc(&r, signals->samples);
+  clinical::store_adc(&r, signals->samples);
   r.comments = h.comments;
   r.source_labels = labels_from_comments(h.comments);
   for (auto& w : signals->warnings) r.warnings.push_back(std::move(w));
@@ -308,6 +284,47 @@ Expected<EcgRecord> read_mat_v4(const std::string& path, const ReadOptions& opti
   return r;
 }
 
+namespace {
+
+// The clinical format `path` holds by its content (or its extension when that names one), read;
+// nullopt when the content is none of them and the extension names none.
+std::optional<Expected<EcgRecord>> read_by_content(const std::string& path,
+                                                   const RecordExtension* known) {
+  std::string head(4096, '\0');
+  {
+    std::ifstream in(path, std::ios::binary);
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    head.resize(static_cast<size_t>(in.gcount()));
+  }
+  const std::string ext = record_extension(path);
+  auto format = detect_record_format(head, ext);
+  if (!format && known && known->format != RecordFormat::Mat) format = known->format;
+  if (!format) return std::nullopt;
+  if (*format == RecordFormat::Xml)
+    return Status(ErrorCode::UnsupportedFormat,
+                  path + ": XML root element <" + xml_root_element(head) +
+                      "> is not an ECG format ecgq reads (AnnotatedECG, RestingECG, "
+                      "restingecgdata)",
+                  "path");
+  using Reader = Expected<EcgRecord> (*)(const std::string&, const std::string&);
+  static const std::pair<RecordFormat, Reader> kReaders[] = {
+      {RecordFormat::Edf, read_edf},         {RecordFormat::Hl7Aecg, read_hl7_aecg},
+      {RecordFormat::GeMuse, read_ge_muse},  {RecordFormat::Dicom, read_dicom},
+      {RecordFormat::Philips, read_philips}, {RecordFormat::Scp, read_scp},
+  };
+  Reader reader = nullptr;
+  for (const auto& [f, r] : kReaders)
+    if (f == *format) reader = r;
+  if (!reader)
+    return Status(ErrorCode::UnsupportedFormat,
+                  path + ": " + record_format_name(*format) + " files are not read yet", "path");
+  auto bytes = clinical::read_file(path);
+  if (!bytes.ok()) return bytes.status();
+  return reader(*bytes, path);
+}
+
+}  // namespace
+
 Expected<EcgRecord> read_record(const std::string& path, const ReadOptions& options) {
   if (is_dir(path))
     return Status(ErrorCode::UnsupportedFormat, path + " is a directory, not a record", "path");
@@ -331,9 +348,14 @@ Expected<EcgRecord> read_record(const std::string& path, const ReadOptions& opti
       for (const auto& s : h->signals)
         if (s.file_name == base_of(path)) return read_wfdb_record(header, options);
   }
+  auto clinical = read_by_content(path, known);
+  if (clinical) return std::move(*clinical);
   if (known && known->format == RecordFormat::Mat) return read_mat_v4(path, options);
   return Status(ErrorCode::UnsupportedFormat,
-                path + ": not a record format ecgq reads (WFDB .hea, .mat, .csv, .npy)", "path");
+                path +
+                    ": not a record format ecgq reads (WFDB .hea, .mat, .csv, .npy, EDF, HL7 aECG, "
+                    "GE MUSE XML, Philips XML, DICOM ECG, SCP-ECG)",
+                "path");
 }
 
 Expected<schema::Job> job_from_record(const EcgRecord& record) {

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "protocol/schema.hpp"
 #include "common/status.hpp"
+#include "protocol/schema.hpp"
 #include "records/wfdb.hpp"
 
 namespace ecgq {
@@ -28,7 +28,8 @@ struct ReadOptions {
 struct EcgRecord {
   std::string path;    // the file read (the header for WFDB)
   std::string name;    // record name (file stem)
-  std::string format;  // "wfdb", "mat", "csv" or "npy"
+  std::string format;  // "wfdb", "mat", "csv", "npy", "edf", "hl7-aecg", "ge-muse", "dicom",
+                       // "philips", "scp-ecg"
   double fs = 0;
   int64_t n_samples = 0;
   std::vector<std::string> leads;  // one name per channel, as the file spells it
@@ -43,6 +44,10 @@ struct EcgRecord {
                                            // free-text comment lines (age/sex lines left out)
   std::vector<std::string> comments;       // every non-blank header comment line
   std::vector<std::string> warnings;       // things a user may want to know (e.g. assumed names)
+  std::string device;            // acquiring device as the file names it ("" when not given)
+  std::string acquisition_time;  // ISO 8601 as far as the file gives it ("" when not given)
+  // Patient identifiers the file carries: written by `ecgq convert` only with --keep-identifiers.
+  std::string patient_name, patient_id, birth_date;
 
   // Number of channels.
   int64_t n_leads() const { return static_cast<int64_t>(leads.size()); }

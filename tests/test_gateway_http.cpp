@@ -96,7 +96,9 @@ TEST_F(GatewayHttp, PredictEveryFormatAnswersWhatEcgqSubmitPrints) {
       {{source("data/ecg/1.hea"), source("data/ecg/1.dat")}},              // WFDB
       {{source("data/ecg/HR06000.hea"), source("data/ecg/HR06000.mat")}},  // Challenge
       {{dir.file("rec.csv")}},                                             // CSV
-      {{dir.file("rec.npy")}}};                                            // .npy
+      {{dir.file("rec.npy")}},                                             // .npy
+      {{source("tests/data/clinical/dicom/pydicom_waveform_ecg.dcm")}},    // DICOM
+      {{source("tests/data/clinical/philips-sierra-xml/sierra_1.03_HeartStartMRx_129DYPRG.XML")}}};
   auto c = gateway_->client();
   for (const auto& k : cases) {
     httplib::MultipartFormDataItems items;
