@@ -153,7 +153,7 @@ void Broker::handle(Event event) {
     const Status health = journal_->health();
     core_.set_journal_usage({journal_->size_bytes(), health.ok(), health.message()});
   }
-  apply(core_.handle(event));
+  apply(core_.handle(std::move(event)));
 }
 
 void Broker::take_commits() {

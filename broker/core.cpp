@@ -37,9 +37,10 @@ BrokerCore::BrokerCore(BrokerConfig config, TimePoint now, std::string id_prefix
       durable_(!config_.journal.empty()),
       wall_anchor_ms_(wall_now_unix_ms) {}
 
-Actions BrokerCore::handle(const Event& event) {
+Actions BrokerCore::handle(Event event) {
+  // The event is ours: a received body moves on into its job record instead of being copied.
   std::visit(
-      [this](const auto& e) {
+      [this](auto& e) {
         now_ = e.now;
         using T = std::decay_t<decltype(e)>;
         if constexpr (std::is_same_v<T, Received>) {
@@ -70,7 +71,7 @@ TimePoint BrokerCore::next_tick() const {
   return next;
 }
 
-void BrokerCore::on_received(const std::string& peer, const mdp::Frames& frames) {
+void BrokerCore::on_received(const std::string& peer, mdp::Frames& frames) {
   auto kind = mdp::peer_kind(frames);
   if (!kind) {
     spdlog::warn("event=dropped peer={} reason=\"{}\"", peer_name(peer), kind.status().message());

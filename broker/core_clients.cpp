@@ -11,8 +11,8 @@ namespace ecgq::broker {
 
 using mdp::ClientCommand;
 
-void BrokerCore::on_client(const std::string& peer, const mdp::Frames& frames) {
-  auto msg = mdp::parse_client(frames);
+void BrokerCore::on_client(const std::string& peer, mdp::Frames& frames) {
+  auto msg = mdp::parse_client(std::move(frames));
   if (!msg) {
     spdlog::warn("event=bad_client_message peer={} reason=\"{}\"", peer_name(peer),
                  msg.status().message());
@@ -119,14 +119,15 @@ bool BrokerCore::refuse_when_full(JobRecord& job, const Service& svc) {
     return false;
   const int64_t retry = retry_after_ms(svc);
   const std::string why =
-      service_full ? "service queue holds max_queue=" + std::to_string(config_.max_queue)
-                   : "this client has max_queue_per_client=" +
-                         std::to_string(config_.max_queue_per_client) + " jobs queued";
+      service_full
+          ? "service queue holds max_queue=" + std::to_string(config_.max_queue)
+          : "this client has max_queue_per_client=" + std::to_string(config_.max_queue_per_client) +
+                " jobs queued";
   ++counters_.errors["queue_full"];
   spdlog::info("event=queue_full job={} service={} retry_after_ms={}", job.id, job.service, retry);
   reply_client(job, ClientCommand::Final,
-               schema::error_result(job.ecgq_body ? job.id : "", "queue_full",
-                                    "queue full: " + why, "", retry));
+               schema::error_result(job.ecgq_body ? job.id : "", "queue_full", "queue full: " + why,
+                                    "", retry));
   return true;
 }
 

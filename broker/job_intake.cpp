@@ -15,7 +15,8 @@ Expected<JobIntake> read_job(const std::string& body, bool with_content_key) {
   in.id = std::move(job->id);
   in.deadline_ms = job->deadline_ms;
   in.meta = std::move(job->meta);
-  if (with_content_key) in.content_key = schema::job_content_key(*job, samples);
+  if (with_content_key && body.size() <= kMaxKeyedBodyBytes)
+    in.content_key = schema::job_content_key(*job, samples);
   return in;
 }
 

@@ -9,6 +9,7 @@
 #include <limits>
 #include <string>
 
+#include "protocol/msgpack_bounds.hpp"
 #include "protocol/schema_msgpack.hpp"
 
 namespace ecgq::schema {
@@ -138,7 +139,7 @@ Expected<DispatchInfo> get_dispatch(const msgpack::object& o) {
     const auto& kv = o.via.map.ptr[i];
     const std::string k = key_of(kv);
     if (k == "attempt") {
-      ASSIGN_OR_RETURN(auto a, detail::get_integer(kv.val, "dispatch.attempt"));
+      ASSIGN_OR_RETURN(auto a, detail::get_integer_in(kv.val, "dispatch.attempt", 0, 1 << 20));
       d.attempt = a;
     } else if (k == "queued_ms") {
       ASSIGN_OR_RETURN(auto q, detail::get_number(kv.val, "dispatch.queued_ms"));
@@ -164,7 +165,24 @@ Expected<double> get_number(const msgpack::object& o, const std::string& field) 
 
 Expected<int64_t> get_integer(const msgpack::object& o, const std::string& field) {
   if (!is_integer(o)) return wrong_type(field, "an integer", o);
+  if (o.type == msgpack::type::POSITIVE_INTEGER &&
+      o.via.u64 > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return bad_request(
+        field + " must be an integer that fits in 64 signed bits, got " + std::to_string(o.via.u64),
+        field);
+  }
   return as_int64(o);
+}
+
+Expected<int64_t> get_integer_in(const msgpack::object& o, const std::string& field, int64_t lo,
+                                 int64_t hi, const std::string& unit) {
+  ASSIGN_OR_RETURN(const int64_t v, get_integer(o, field));
+  if (v < lo || v > hi) {
+    return bad_request(field + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                           "]" + (unit.empty() ? "" : " " + unit) + ", got " + std::to_string(v),
+                       field);
+  }
+  return v;
 }
 
 Expected<bool> get_bool(const msgpack::object& o, const std::string& field) {
@@ -206,7 +224,8 @@ Expected<std::vector<double>> get_numbers(const msgpack::object& o, const std::s
 }
 
 Expected<msgpack::object_handle> parse_map(std::string_view body) {
-  if (body.empty()) return bad_request("body is empty; expected a msgpack map", "");
+  // The scan first: msgpack-c allocates for every declared element before it reads any.
+  RETURN_IF_ERROR(check_msgpack_bounds(body));
   msgpack::object_handle oh;
   try {
     std::size_t offset = 0;
@@ -543,9 +562,9 @@ Status decode_options(const JobFields& f, Job& job) {
     job.outputs = std::move(o);
   }
   if (present(f.deadline)) {
-    ASSIGN_OR_RETURN(const int64_t d, detail::get_integer(*f.deadline, "deadline_ms"));
-    if (d < 0)
-      return bad_request("deadline_ms must be >= 0, got " + std::to_string(d), "deadline_ms");
+    ASSIGN_OR_RETURN(const int64_t d,
+                     detail::get_integer_in(*f.deadline, "deadline_ms", 0, detail::kMaxDeadlineMs,
+                                            "ms (30 days)"));
     job.deadline_ms = d;
   }
   if (present(f.meta)) job.meta = repack(*f.meta);
@@ -565,6 +584,11 @@ Expected<Job> detail::decode_job_body(std::string_view body, bool copy_samples,
   Job job;
   if (present(f.id)) {
     ASSIGN_OR_RETURN(job.id, detail::get_string(*f.id, "id"));
+    if (job.id.size() > detail::kMaxJobIdBytes) {
+      return bad_request("id is " + std::to_string(job.id.size()) + " bytes; at most " +
+                             std::to_string(detail::kMaxJobIdBytes) + " are allowed",
+                         "id");
+    }
   }
   RETURN_IF_ERROR(decode_samples(f, copy_samples, samples, job));
   RETURN_IF_ERROR(decode_per_lead(f, job));
