@@ -166,7 +166,9 @@ class BrokerCore {
   void on_client(const std::string& peer, mdp::Frames& frames);
   void accept_job(const std::string& peer, mdp::ClientMessage msg);
   bool read_ecgq_job(JobRecord& job, std::string& meta);
-  bool refuse_when_full(JobRecord& job, const Service& service);
+  // `service` is null when the job's service does not exist yet.
+  bool refuse_when_full(JobRecord& job, const Service* service);
+  std::string why_full(const JobRecord& job, const Service* service) const;
   bool answer_from_cache(JobRecord& job, const Service& service, const std::string& meta);
 
   // --- workers (core_workers.cpp)

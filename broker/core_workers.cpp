@@ -190,6 +190,7 @@ void BrokerCore::worker_final(Worker& w, const mdp::WorkerMessage& msg) {
   --svc.in_flight;
   const double took = ms_between(job->dispatched_at, now_);
   svc.service_ms = svc.service_ms > 0 ? 0.8 * svc.service_ms + 0.2 * took : took;
+  svc.drain.completed(now_, svc.in_flight > 0 || !svc.queue.empty());
   const std::string code = read_result(*job, msg.body);
   if (!code.empty()) ++counters_.errors[code];
   spdlog::info("event=completed job={} service={} worker={} attempts={} took_ms={:.1f} status={}",

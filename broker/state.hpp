@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/drain_rate.hpp"
 #include "broker/service_queue.hpp"
 #include "common/time.hpp"
 #include "protocol/protocol.hpp"
@@ -77,6 +78,7 @@ struct Service {
   std::vector<std::string> workers;  // peer keys in registration order
   int64_t in_flight = 0;             // jobs dispatched and not finished
   double service_ms = 0;             // moving average of dispatch-to-FINAL time, 0 = no sample yet
+  DrainRate drain;                   // measured pace of completions, for retry_after_ms
 };
 
 }  // namespace ecgq::broker

@@ -23,91 +23,56 @@ struct Header {
   bool container = false;
 };
 
+// A header of one type byte and `payload` bytes of data.
+Header fixed(uint64_t payload) {
+  Header h;
+  h.header = 1;
+  h.payload = payload;
+  return h;
+}
+
+// A header whose `len_bytes`-byte length follows the type byte (then `extra` bytes: an ext's
+// type); a container's length counts `mult` values per element. header == 0 when truncated.
+Header sized(const unsigned char* p, size_t left, size_t len_bytes, uint64_t mult, bool container,
+             size_t extra = 0) {
+  Header h;
+  if (left < 1 + len_bytes + extra) return h;
+  const uint64_t n = read_be(p + 1, len_bytes);
+  h.header = 1 + len_bytes + extra;
+  if (container)
+    h.children = n * mult;
+  else
+    h.payload = n;
+  h.container = container;
+  return h;
+}
+
+// Types 0xc0-0xdf: nil, booleans, bin, ext, floats, integers, fixext, str, array and map
+// 16/32. header == 0 for 0xc1 (never used) and truncated lengths.
+Header read_typed_header(const unsigned char* p, size_t left) {
+  const unsigned t = p[0];
+  if (t == 0xc0 || t == 0xc2 || t == 0xc3) return fixed(0);  // nil, false, true
+  if (t >= 0xc4 && t <= 0xc6) return sized(p, left, size_t{1} << (t - 0xc4), 1, false);     // bin
+  if (t >= 0xc7 && t <= 0xc9) return sized(p, left, size_t{1} << (t - 0xc7), 1, false, 1);  // ext
+  if (t == 0xca) return fixed(4);                                             // float 32
+  if (t == 0xcb) return fixed(8);                                             // float 64
+  if (t >= 0xcc && t <= 0xcf) return fixed(uint64_t{1} << (t - 0xcc));        // uint 8-64
+  if (t >= 0xd0 && t <= 0xd3) return fixed(uint64_t{1} << (t - 0xd0));        // int 8-64
+  if (t >= 0xd4 && t <= 0xd8) return fixed(1 + (uint64_t{1} << (t - 0xd4)));  // fixext: type + data
+  if (t >= 0xd9 && t <= 0xdb) return sized(p, left, size_t{1} << (t - 0xd9), 1, false);  // str
+  if (t == 0xdc || t == 0xdd) return sized(p, left, t == 0xdc ? 2 : 4, 1, true);         // array
+  if (t == 0xde || t == 0xdf) return sized(p, left, t == 0xde ? 2 : 4, 2, true);         // map
+  return Header{};                                                                       // 0xc1
+}
+
 // Decodes the header at `p` with `left` bytes available; header == 0 when truncated or invalid.
 Header read_header(const unsigned char* p, size_t left) {
   const unsigned t = p[0];
-  auto sized = [&](size_t len_bytes, uint64_t mult, bool container, size_t extra) {
-    Header h;
-    if (left < 1 + len_bytes + extra) return h;
-    const uint64_t n = read_be(p + 1, len_bytes);
-    h.header = 1 + len_bytes + extra;
-    if (container)
-      h.children = n * mult;
-    else
-      h.payload = n;
-    h.container = container;
-    return h;
-  };
-  auto fixed = [&](size_t payload) {
-    Header h;
-    h.header = 1;
-    h.payload = payload;
-    return h;
-  };
-  if (t <= 0x7f || t >= 0xe0) return fixed(0);                       // fixint
-  if (t >= 0x80 && t <= 0x8f) return {1, 0, 2u * (t & 0x0f), true};  // fixmap
-  if (t >= 0x90 && t <= 0x9f) return {1, 0, t & 0x0fu, true};        // fixarray
-  if (t >= 0xa0 && t <= 0xbf) return fixed(t & 0x1f);                // fixstr
-  switch (t) {
-    case 0xc0:  // nil
-    case 0xc2:  // false
-    case 0xc3:  // true
-      return fixed(0);
-    case 0xc4:
-      return sized(1, 1, false, 0);  // bin 8
-    case 0xc5:
-      return sized(2, 1, false, 0);  // bin 16
-    case 0xc6:
-      return sized(4, 1, false, 0);  // bin 32
-    case 0xc7:
-      return sized(1, 1, false, 1);  // ext 8 (+ its type byte)
-    case 0xc8:
-      return sized(2, 1, false, 1);  // ext 16
-    case 0xc9:
-      return sized(4, 1, false, 1);  // ext 32
-    case 0xca:
-      return fixed(4);  // float 32
-    case 0xcb:
-      return fixed(8);  // float 64
-    case 0xcc:
-    case 0xd0:
-      return fixed(1);  // (u)int 8
-    case 0xcd:
-    case 0xd1:
-      return fixed(2);  // (u)int 16
-    case 0xce:
-    case 0xd2:
-      return fixed(4);  // (u)int 32
-    case 0xcf:
-    case 0xd3:
-      return fixed(8);  // (u)int 64
-    case 0xd4:
-      return fixed(2);  // fixext 1 (type + 1)
-    case 0xd5:
-      return fixed(3);
-    case 0xd6:
-      return fixed(5);
-    case 0xd7:
-      return fixed(9);
-    case 0xd8:
-      return fixed(17);
-    case 0xd9:
-      return sized(1, 1, false, 0);  // str 8
-    case 0xda:
-      return sized(2, 1, false, 0);  // str 16
-    case 0xdb:
-      return sized(4, 1, false, 0);  // str 32
-    case 0xdc:
-      return sized(2, 1, true, 0);  // array 16
-    case 0xdd:
-      return sized(4, 1, true, 0);  // array 32
-    case 0xde:
-      return sized(2, 2, true, 0);  // map 16
-    case 0xdf:
-      return sized(4, 2, true, 0);  // map 32
-    default:
-      return Header{};  // 0xc1 is never used
-  }
+  if (t <= 0x7f || t >= 0xe0) return fixed(0);          // fixint
+  if (t <= 0x8f) return {1, 0, 2u * (t & 0x0f), true};  // fixmap
+  if (t <= 0x9f) return {1, 0, t & 0x0fu, true};        // fixarray
+  if (t <= 0xbf) return fixed(t & 0x1f);                // fixstr
+  return read_typed_header(p, left);
 }
 
 Status refuse(const std::string& why, size_t offset) {

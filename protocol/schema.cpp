@@ -9,6 +9,7 @@
 #include <limits>
 #include <string>
 
+#include "common/text.hpp"
 #include "protocol/msgpack_bounds.hpp"
 #include "protocol/schema_msgpack.hpp"
 
@@ -172,17 +173,6 @@ Expected<int64_t> get_integer(const msgpack::object& o, const std::string& field
         field);
   }
   return as_int64(o);
-}
-
-Expected<int64_t> get_integer_in(const msgpack::object& o, const std::string& field, int64_t lo,
-                                 int64_t hi, const std::string& unit) {
-  ASSIGN_OR_RETURN(const int64_t v, get_integer(o, field));
-  if (v < lo || v > hi) {
-    return bad_request(field + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                           "]" + (unit.empty() ? "" : " " + unit) + ", got " + std::to_string(v),
-                       field);
-  }
-  return v;
 }
 
 Expected<bool> get_bool(const msgpack::object& o, const std::string& field) {
@@ -589,6 +579,9 @@ Expected<Job> detail::decode_job_body(std::string_view body, bool copy_samples,
                              std::to_string(detail::kMaxJobIdBytes) + " are allowed",
                          "id");
     }
+    // Ids are printed in every log line of their job: one line, valid UTF-8.
+    if (!is_plain_text(job.id))
+      return bad_request("id must be printable UTF-8 (no control characters)", "id");
   }
   RETURN_IF_ERROR(decode_samples(f, copy_samples, samples, job));
   RETURN_IF_ERROR(decode_per_lead(f, job));
