@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "common/text.hpp"
 #include "protocol/schema.hpp"
 
 namespace ecgq::broker {
@@ -187,7 +188,7 @@ void BrokerCore::finish_with_error(JobRecord& job, const std::string& code,
   job.finished = true;
   ++counters_.errors[code];
   spdlog::info("event=failed job={} service={} code={} attempts={} reason=\"{}\"", job.id,
-               job.service, code, job.attempts, message);
+               job.service, code, job.attempts, loggable(message, 256));
   std::string body = schema::error_result(job.ecgq_body ? job.id : "", code, message, field,
                                           std::nullopt, job.attempts);
   keep_result(job, body, false);

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "broker/core.hpp"
+#include "common/text.hpp"
 #include "protocol/schema.hpp"
 
 namespace ecgq::broker {
@@ -81,7 +82,7 @@ std::string BrokerCore::cancel(const std::string& peer, const std::string& body)
   if (!request) {
     ++counters_.errors["bad_request"];
     spdlog::info("event=bad_cancel client={} field={} reason=\"{}\"", peer_name(peer),
-                 request.status().field(), request.status().message());
+                 loggable(request.status().field()), loggable(request.status().message(), 256));
     return schema::error_result("", "bad_request",
                                 "mmi.cancel body must be a msgpack map {ids: [str, ...]} or "
                                 "{all: true}: " +
