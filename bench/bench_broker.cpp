@@ -1,12 +1,14 @@
 // Broker throughput: jobs/s through the real broker (in-process, on its own thread) with a
 // trivial in-process worker that answers every REQUEST with a FINAL at once, driven by the
 // client library with many jobs in flight; compared in the same run with a raw ZeroMQ
-// DEALER/ROUTER echo of the same message sizes and window. The three are interleaved for
+// DEALER/ROUTER echo of the same message sizes and window, and with the durable journal on
+// (SQLite in a temporary directory, or --journal-dir: put it on the disk you mean to use). The
+// four are interleaved for
 // --rounds rounds and the best round of each is reported: on a shared machine the best round is
 // the one least disturbed by other processes. --json adds one `json: {...}` line for scripts.
 //
 //   bench_broker [--jobs 20000] [--window 256] [--samples 64] [--capacity 256] [--rounds 3]
-//                [--json]
+//                [--journal-dir DIR] [--json]
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <msgpack.hpp>
 #include <string>
 #include <thread>
@@ -40,13 +43,14 @@ struct Args {
   int64_t samples = 64;
   int64_t capacity = 256;
   int rounds = 3;
+  std::string journal_dir;  // "" = a fresh temporary directory
   bool json = false;
 };
 
 [[noreturn]] void usage() {
   std::fprintf(stderr,
                "usage: bench_broker [--jobs N] [--window N] [--samples N] [--capacity N] "
-               "[--rounds N] [--json]\n");
+               "[--rounds N] [--journal-dir DIR] [--json]\n");
   std::exit(2);
 }
 
@@ -59,6 +63,10 @@ Args parse_args(int argc, char** argv) {
       continue;
     }
     if (i + 1 >= argc) usage();
+    if (k == "--journal-dir") {
+      a.journal_dir = argv[++i];
+      continue;
+    }
     const long long v = std::atoll(argv[++i]);
     if (v < 1) usage();
     if (k == "--jobs")
@@ -115,11 +123,13 @@ void echo_worker(zmq::context_t& ctx, const std::string& endpoint, const std::st
   }
 }
 
-// Jobs/s through the broker with the client library.
-double run_broker(const Args& a, const std::string& service, const std::string& body_template) {
+// Jobs/s through the broker with the client library; with a journal when `journal` is a path.
+double run_broker(const Args& a, const std::string& service, const std::string& body_template,
+                  const std::string& journal = {}) {
   const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(free_port());
   broker::BrokerConfig config;
   config.bind = endpoint;
+  config.journal = journal;
   config.log_level = "warn";
   config.max_queue = 1000000;
   config.max_queue_per_client = 1000000;
@@ -127,6 +137,10 @@ double run_broker(const Args& a, const std::string& service, const std::string& 
   broker::Broker b(config);
   if (Status s = b.bind(); !s.ok()) {
     std::fprintf(stderr, "bind: %s\n", s.to_string().c_str());
+    std::exit(1);
+  }
+  if (Status s = b.open_journal(); !s.ok()) {
+    std::fprintf(stderr, "journal: %s\n", s.to_string().c_str());
     std::exit(1);
   }
   std::atomic<bool> stop{false};
@@ -226,21 +240,33 @@ int main(int argc, char** argv) {
   std::printf(
       "bench_broker: %lld jobs, window %zu, worker capacity %lld, job body %zu bytes, %d rounds\n",
       (long long)a.jobs, a.window, (long long)a.capacity, body.size(), a.rounds);
-  double raw = 0, generic = 0, ecgq = 0;
-  std::string rounds_json;  // [[raw, generic, ecgq], ...] per round
+  std::string temp;  // made here when no --journal-dir is given, removed at the end
+  if (a.journal_dir.empty()) {
+    std::string pattern = std::filesystem::temp_directory_path() / "bench-journal-XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr) return 1;
+    temp = pattern;
+  }
+  const std::string journal_dir = a.journal_dir.empty() ? temp : a.journal_dir;
+  double raw = 0, generic = 0, ecgq = 0, journaled = 0;
+  std::string rounds_json;  // [[raw, generic, ecgq, journaled], ...] per round
   for (int r = 1; r <= a.rounds; ++r) {
     const double raw_r = run_raw(a, body);
     const double generic_r = run_broker(a, "echo", body);
     const double ecgq_r = run_broker(a, "ecg-fm", body);
-    std::printf("round %d: raw %.0f/s, generic %.0f/s, ecgq %.0f/s\n", r, raw_r, generic_r, ecgq_r);
+    const std::string journal = journal_dir + "/bench-" + std::to_string(r) + ".db";
+    const double journaled_r = run_broker(a, "ecg-fm", body, journal);
+    for (const char* suffix : {"", "-wal", "-shm"}) std::remove((journal + suffix).c_str());
+    std::printf("round %d: raw %.0f/s, generic %.0f/s, ecgq %.0f/s, ecgq+journal %.0f/s\n", r,
+                raw_r, generic_r, ecgq_r, journaled_r);
     std::fflush(stdout);
-    char buf[128];
-    std::snprintf(buf, sizeof buf, "%s[%.1f, %.1f, %.1f]", r > 1 ? ", " : "", raw_r, generic_r,
-                  ecgq_r);
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%s[%.1f, %.1f, %.1f, %.1f]", r > 1 ? ", " : "", raw_r,
+                  generic_r, ecgq_r, journaled_r);
     rounds_json += buf;
     raw = std::max(raw, raw_r);
     generic = std::max(generic, generic_r);
     ecgq = std::max(ecgq, ecgq_r);
+    journaled = std::max(journaled, journaled_r);
   }
   std::printf("best of %d rounds:\n", a.rounds);
   std::printf("raw zmq DEALER/ROUTER echo:            %10.0f round trips/s\n", raw);
@@ -248,12 +274,15 @@ int main(int argc, char** argv) {
               generic / raw);
   std::printf("broker, ecgq service (validated jobs): %10.0f jobs/s  (%.2f x raw)\n", ecgq,
               ecgq / raw);
+  std::printf("broker, ecgq service, journal on:      %10.0f jobs/s  (%.2f x journal off)\n",
+              journaled, journaled / ecgq);
+  if (!temp.empty()) std::filesystem::remove_all(temp);
   if (a.json)
     std::printf(
         "json: {\"jobs\": %lld, \"window\": %zu, \"capacity\": %lld, \"body_bytes\": %zu, "
         "\"rounds\": %d, \"raw_per_s\": %.1f, \"generic_per_s\": %.1f, \"ecgq_per_s\": %.1f, "
-        "\"per_round\": [%s]}\n",
+        "\"ecgq_journal_per_s\": %.1f, \"per_round\": [%s]}\n",
         (long long)a.jobs, a.window, (long long)a.capacity, body.size(), a.rounds, raw, generic,
-        ecgq, rounds_json.c_str());
+        ecgq, journaled, rounds_json.c_str());
   return 0;
 }

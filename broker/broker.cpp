@@ -89,6 +89,23 @@ Status Broker::bind() {
     spdlog::info("event=listening endpoint={} role={}", endpoints[i],
                  i == 0 ? "clients+workers" : "workers");
   }
+  return bind_metrics();
+}
+
+Status Broker::bind_metrics() {
+  if (config_.metrics_bind.empty()) return Status::Ok();
+  std::string host;
+  int port = 0;
+  if (!split_host_port(config_.metrics_bind, host, port))
+    return Status(ErrorCode::BadConfig,
+                  "metrics_bind is " + config_.metrics_bind + "; expected HOST:PORT",
+                  "metrics_bind");
+  metrics_ = std::make_unique<MetricsEndpoint>(host, port);
+  Status started = metrics_->start();
+  if (!started.ok())
+    return Status(ErrorCode::BindFailed,
+                  "cannot serve /metrics on " + config_.metrics_bind + ": " + started.message(),
+                  "metrics_bind");
   return Status::Ok();
 }
 
@@ -128,6 +145,7 @@ int Broker::run(const std::function<bool()>& stop_requested) {
       }
     }
     handle(Tick{SteadyClock::now()});
+    if (metrics_ && metrics_->wanted()) metrics_->answer(core_.metrics_text());
   }
   return 0;
 }

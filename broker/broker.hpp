@@ -11,6 +11,7 @@
 #include "broker/config.hpp"
 #include "broker/core.hpp"
 #include "broker/journal.hpp"
+#include "broker/metrics_endpoint.hpp"
 #include "common/status.hpp"
 
 namespace ecgq::broker {
@@ -23,7 +24,7 @@ class Broker {
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
 
-  // Binds the endpoints; an error names the endpoint.
+  // Binds the endpoints (and /metrics with `metrics_bind`); an error names the endpoint.
   Status bind();
   // With `journal` set: opens it and replays what it holds into the core (before run()).
   Status open_journal();
@@ -32,6 +33,7 @@ class Broker {
   int run(const std::function<bool()>& stop_requested);
 
  private:
+  Status bind_metrics();
   void receive(int socket_index);
   void handle(Event event);
   void take_commits();
@@ -42,8 +44,9 @@ class Broker {
   zmq::context_t context_;
   zmq::socket_t sockets_[2];  // [0] bind (clients and workers), [1] worker_bind (optional)
   BrokerCore core_;
-  std::unique_ptr<Journal> journal_;      // null without `journal`
-  std::map<uint64_t, uint64_t> accepts_;  // journal ticket -> job seq, for Accept records
+  std::unique_ptr<Journal> journal_;          // null without `journal`
+  std::unique_ptr<MetricsEndpoint> metrics_;  // null without `metrics_bind`
+  std::map<uint64_t, uint64_t> accepts_;      // journal ticket -> job seq, for Accept records
 };
 
 }  // namespace ecgq::broker

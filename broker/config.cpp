@@ -52,7 +52,10 @@ const SettingsTable<BrokerConfig>& settings_table() {
           .duration("result_ttl", "1h", "how long results stay readable by job id (mmi.job)",
                     &C::result_ttl)
           .bytes("result_store_bytes", "256MiB", "bytes of results kept by job id at most",
-                 &C::result_store_bytes);
+                 &C::result_store_bytes)
+          .text("metrics_bind", "",
+                "HOST:PORT serving Prometheus GET /metrics over HTTP (\"\" = none)",
+                &C::metrics_bind);
   return table;
 }
 

@@ -42,6 +42,7 @@ struct BrokerConfig {
   int64_t journal_max_bytes = 0;     // journal_full beyond this
   Millis result_ttl{};               // how long results stay readable by job id
   int64_t result_store_bytes = 0;    // bytes of results kept by job id at most
+  std::string metrics_bind;          // HOST:PORT of GET /metrics; "" = none
 
   // Time without traffic after which a worker counts as gone.
   Millis worker_expiry() const { return heartbeat_interval * heartbeat_liveness; }

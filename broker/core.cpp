@@ -178,6 +178,7 @@ void BrokerCore::reply_client(const JobRecord& job, ClientCommand command, std::
 void BrokerCore::reply_error(const std::string& peer, const std::string& service,
                              const std::string& id, const Status& error) {
   ++counters_.errors[error.code()];
+  metrics_.job_finished(service, error.code());
   mdp::Frames body;
   body.push_back(schema::error_result(id, error.code(), error.message(), error.field()));
   send(peer, mdp::client_frames(ClientCommand::Final, service, std::move(body)), id);
@@ -187,6 +188,7 @@ void BrokerCore::finish_with_error(JobRecord& job, const std::string& code,
                                    const std::string& message, const std::string& field) {
   job.finished = true;
   ++counters_.errors[code];
+  metrics_.job_finished(job.service, code);
   spdlog::info("event=failed job={} service={} code={} attempts={} reason=\"{}\"", job.id,
                job.service, code, job.attempts, loggable(message, 256));
   std::string body = schema::error_result(job.ecgq_body ? job.id : "", code, message, field,

@@ -26,6 +26,7 @@
 #include <variant>
 #include <vector>
 
+#include "broker/broker_metrics.hpp"
 #include "broker/config.hpp"
 #include "broker/journal_record.hpp"
 #include "broker/result_cache.hpp"
@@ -141,6 +142,8 @@ class BrokerCore {
   const ext::StatusCounters& counters() const { return counters_; }
   // Tells the core how the journal stands before it handles the next event.
   void set_journal_usage(JournalUsage usage) { journal_ = std::move(usage); }
+  // The Prometheus exposition text of /metrics, as of the last event (core_metrics.cpp).
+  std::string metrics_text() const;
 
  private:
   // --- events, replies, timers and shutdown (core.cpp)
@@ -180,6 +183,8 @@ class BrokerCore {
   void worker_partial(Worker& worker, const mdp::WorkerMessage& msg);
   void worker_final(Worker& worker, const mdp::WorkerMessage& msg);
   std::string read_result(const JobRecord& job, const mdp::Frames& body);
+  // Counts a worker's FINAL for /metrics: its outcome and the phases its result reports.
+  void observe_final(const JobRecord& job, const std::string& code, const mdp::Frames& body);
   std::optional<std::pair<std::string, std::string>> service_model(const Service& service) const;
   void delete_worker(const std::string& key, const std::string& reason, bool disconnect);
   void undo_dispatch(Worker& worker, const std::string& token);
@@ -210,8 +215,13 @@ class BrokerCore {
   void persist(JournalRecord::Kind kind, const JobRecord& job, std::string result = {});
   void keep_result(JobRecord& job, const std::string& body, bool ok);
   void forget_results();
-  std::string job_reply(const std::string& peer, const std::string& body) const;
+  // mmi.job: reports on jobs by id; with `watch`, live ones answer to `peer` from now on.
+  std::string job_reply(const std::string& peer, const std::string& body);
   int64_t unix_ms(TimePoint t) const;
+
+  // --- /metrics (core_metrics.cpp)
+  void render_service_gauges(prometheus::TextWriter& out) const;
+  void render_worker_gauges(prometheus::TextWriter& out) const;
 
   // --- management interface (core_mmi.cpp)
   void on_mmi(const std::string& peer, const mdp::ClientMessage& msg);
@@ -222,6 +232,7 @@ class BrokerCore {
   std::map<std::string, Service> services_;
   std::map<std::string, Worker> workers_;  // by peer key
   ext::StatusCounters counters_;
+  BrokerMetrics metrics_;  // Prometheus counters and histograms (/metrics)
   ResultCache cache_;
   uint64_t next_seq_ = 1;
   uint64_t next_token_ = 1;  // one per dispatch, so replies to an earlier attempt are stale

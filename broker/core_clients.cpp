@@ -185,6 +185,7 @@ bool BrokerCore::answer_from_cache(JobRecord& job, const Service& svc, const std
   r.timings = schema::Timings{};
   r.timings.total_ms = ms_between(job.received, now_);
   job.finished = true;
+  metrics_.job_finished(job.service, "ok");
   spdlog::debug("event=cache_hit job={} service={} sha256={} precision={} worker={}", job.id,
                 job.service, model->first, model->second, r.worker_id);
   reply_client(job, ClientCommand::Final, schema::encode_result(r));

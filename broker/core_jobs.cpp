@@ -161,6 +161,7 @@ void BrokerCore::restore_job(const JournaledJob& j, int64_t wall_now_unix_ms) {
 
 void BrokerCore::persist(JournalRecord::Kind kind, const JobRecord& job, std::string result) {
   if (!durable_) return;
+  metrics_.journal_record();
   JournalRecord r;
   r.kind = kind;
   r.job.seq = job.seq;
@@ -213,7 +214,7 @@ void BrokerCore::forget_results() {
   }
 }
 
-std::string BrokerCore::job_reply(const std::string& peer, const std::string& body) const {
+std::string BrokerCore::job_reply(const std::string& peer, const std::string& body) {
   auto query = ext::decode_job_query(body);
   if (!query)
     return schema::error_result("", query.status().code(), query.status().message(),
@@ -233,6 +234,12 @@ std::string BrokerCore::job_reply(const std::string& peer, const std::string& bo
     } else if (auto l = live_.find(key); l != live_.end()) {
       if (auto job = l->second.lock()) {
         info.attempts = job->attempts;
+        // A producer back after a broker restart takes its jobs over (its old connection is
+        // gone): the FINAL goes to the connection that asked.
+        if (query->watch && !job->finished && job->client != peer) {
+          job->client = peer;
+          spdlog::info("event=job_watched job={}", job->id);
+        }
         if (!job->worker.empty() && job->attempts > 0 && workers_.count(job->worker) &&
             workers_.at(job->worker).in_flight.count(job->token)) {
           info.state = "running";

@@ -193,6 +193,7 @@ void BrokerCore::worker_final(Worker& w, const mdp::WorkerMessage& msg) {
   svc.drain.completed(now_, svc.in_flight > 0 || !svc.queue.empty());
   const std::string code = read_result(*job, msg.body);
   if (!code.empty()) ++counters_.errors[code];
+  observe_final(*job, code, msg.body);
   spdlog::info("event=completed job={} service={} worker={} attempts={} took_ms={:.1f} status={}",
                job->id, job->service, w.worker_id, job->attempts, took, code.empty() ? "ok" : code);
   if (msg.body.size() == 1) keep_result(*job, msg.body[0], code.empty());
@@ -200,6 +201,15 @@ void BrokerCore::worker_final(Worker& w, const mdp::WorkerMessage& msg) {
        job->id);
   // The worker has a free slot again.
   mark_changed(svc);
+}
+
+void BrokerCore::observe_final(const JobRecord& job, const std::string& code,
+                               const mdp::Frames& body) {
+  metrics_.job_finished(job.service, code.empty() ? "ok" : code);
+  if (!job.ecgq_body || body.size() != 1) return;
+  // The phases the worker measured; a body that does not decode has none to give.
+  if (auto result = schema::decode_result(body[0]))
+    metrics_.job_timings(job.service, result->timings, result->cold_start);
 }
 
 std::string BrokerCore::read_result(const JobRecord& job, const mdp::Frames& body) {
@@ -288,6 +298,7 @@ void BrokerCore::requeue(std::shared_ptr<JobRecord> job, const std::string& reas
     return;
   }
   ++counters_.redispatched;
+  metrics_.redispatched(job->service);
   spdlog::info("event=requeued job={} service={} attempts={} reason=\"{}\"", job->id, job->service,
                job->attempts, reason);
   Service& svc = find_or_create_service(job->service);

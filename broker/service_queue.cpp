@@ -107,4 +107,15 @@ size_t ServiceQueue::client_size(const std::string& client) const {
   return n;
 }
 
+std::optional<std::chrono::steady_clock::time_point> ServiceQueue::oldest_received() const {
+  std::optional<std::chrono::steady_clock::time_point> oldest;
+  const auto consider = [&](const JobPtr& job) {
+    if (!oldest || job->received < *oldest) oldest = job->received;
+  };
+  // Each FIFO is in arrival order, so its front is its oldest; re-queued jobs may be any age.
+  for (const JobPtr& job : front_) consider(job);
+  for (const auto& [client, fifo] : by_client_) consider(fifo.front());
+  return oldest;
+}
+
 }  // namespace ecgq::broker

@@ -2,11 +2,13 @@
 // one producer with a thousand jobs cannot starve another with one.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,8 @@ class ServiceQueue {
   size_t clients() const { return by_client_.size(); }
   // True when nothing is queued.
   bool empty() const { return size_ == 0; }
+  // The receipt time of the job waiting longest, or nullopt when nothing is queued.
+  std::optional<std::chrono::steady_clock::time_point> oldest_received() const;
 
  private:
   std::deque<JobPtr> front_;                             // re-queued jobs, served first

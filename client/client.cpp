@@ -9,14 +9,17 @@ namespace ecgq::client {
 
 namespace {
 
+// 128 random bits from the system's generator, as 32 hex digits: ids from two producers must
+// never meet, since the broker runs a repeated id only once.
 std::string random_prefix() {
   std::random_device rd;
-  std::mt19937_64 gen(
-      (static_cast<uint64_t>(rd()) << 32) ^ rd() ^
-      static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "c%08llx", static_cast<unsigned long long>(gen() & 0xffffffffULL));
-  return buf;
+  std::string hex;
+  for (int i = 0; i < 4; ++i) {
+    char buf[9];
+    std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(rd()));
+    hex += buf;
+  }
+  return hex;
 }
 
 schema::Result local_error(const std::string& id, const std::string& code,
@@ -77,7 +80,7 @@ Status Client::submit_body(const std::string& id, const std::string& body,
   const auto now = Clock::now();
   // Silence is measured from the moment there is something to wait for.
   if (outstanding_.empty()) last_traffic_ = now;
-  outstanding_[id] = now;
+  outstanding_[id] = Pending{now, svc, body, false};
   if (options_.job_timeout) by_time_.emplace_back(now, id);
   spdlog::debug("event=submit job={} bytes={} service={}", id, body.size(), svc);
   return Status::Ok();
@@ -94,6 +97,11 @@ void Client::handle(mdp::Frames frames) {
     spdlog::warn("event=bad_reply error=\"broker sent a REQUEST\"");
     return;
   }
+  if (msg->service == "mmi.job" && !take_overs_.empty() &&
+      msg->command == mdp::ClientCommand::Final) {
+    take_over(msg->body);
+    return;
+  }
   if (msg->service.rfind("mmi.", 0) == 0) {
     if (msg->command == mdp::ClientCommand::Final) {
       mmi_replies_.emplace_back(msg->service, std::move(msg->body));
@@ -103,7 +111,10 @@ void Client::handle(mdp::Frames frames) {
   const std::string body = msg->body.empty() ? std::string() : msg->body[0];
   if (msg->command == mdp::ClientCommand::Partial) {
     auto p = schema::decode_progress(body);
-    if (!p || outstanding_.count(p->id) == 0) return;  // late or foreign progress
+    if (!p) return;
+    auto pending = outstanding_.find(p->id);
+    if (pending == outstanding_.end()) return;  // late or foreign progress
+    if (p->event == "accepted") pending->second.accepted = true;
     events_.push_back(JobEvent{p->id, *p, std::nullopt});
     return;
   }
@@ -134,7 +145,7 @@ std::optional<JobEvent> Client::expire_jobs() {
     const auto sent = by_time_.front().first;
     by_time_.pop_front();
     auto it = outstanding_.find(id);
-    if (it == outstanding_.end() || it->second != sent) continue;  // finished already
+    if (it == outstanding_.end() || it->second.submitted != sent) continue;  // finished already
     outstanding_.erase(it);
     spdlog::debug("event=job_timeout job={}", id);
     return JobEvent{
@@ -173,7 +184,82 @@ Expected<std::optional<JobEvent>> Client::poll(Millis wait) {
     if (!outstanding_.empty()) next = std::min(next, last_traffic_ + options_.timeout);
     if (!by_time_.empty()) next = std::min(next, by_time_.front().first + *options_.job_timeout);
     const auto slice = std::chrono::duration_cast<Millis>(next - now) + Millis(1);
-    if (auto frames = dealer_->receive(std::max(slice, Millis(0)))) handle(std::move(*frames));
+    receive_one(std::max(slice, Millis(0)));
+  }
+}
+
+void Client::receive_one(Millis wait) {
+  if (auto frames = dealer_->receive(wait)) handle(std::move(*frames));
+  const uint64_t handshakes = dealer_->handshakes();
+  if (handshakes == handshakes_seen_) return;
+  // The first handshake is the first connection; any later one is a new broker (or the same
+  // one over a new link) that may not know this connection's jobs.
+  handshakes_seen_ = handshakes;
+  if (handshakes > 1) resync();
+}
+
+void Client::resync() {
+  last_traffic_ = Clock::now();
+  take_overs_.clear();
+  std::vector<std::string> accepted;
+  size_t resent = 0;
+  for (const auto& [id, job] : outstanding_) {
+    if (job.accepted) {
+      accepted.push_back(id);
+    } else {
+      resend(id, job, "never_accepted");
+      ++resent;
+    }
+  }
+  spdlog::info("event=resync outstanding={} accepted={} resent={}", outstanding_.size(),
+               accepted.size(), resent);
+  for (size_t i = 0; i < accepted.size(); i += ext::kMaxJobQueryIds) {
+    const auto end = accepted.begin() + static_cast<std::ptrdiff_t>(
+                                            std::min(accepted.size(), i + ext::kMaxJobQueryIds));
+    ext::JobQuery query{{accepted.begin() + static_cast<std::ptrdiff_t>(i), end}, true};
+    if (send(mdp::client_frames(mdp::ClientCommand::Request, "mmi.job",
+                                {ext::encode_job_query(query)}))
+            .ok()) {
+      take_overs_.push_back(std::move(query.ids));
+    } else {
+      for (const auto& id : query.ids) resend(id, outstanding_.at(id), "take_over_unsent");
+    }
+  }
+}
+
+void Client::resend(const std::string& id, const Pending& job, const char* reason) {
+  Status sent = send(mdp::client_frames(mdp::ClientCommand::Request, job.service, {job.body}));
+  spdlog::debug("event=resend job={} reason={} sent={}", id, reason, sent.ok());
+}
+
+void Client::take_over(const mdp::Frames& body) {
+  const std::vector<std::string> asked = std::move(take_overs_.front());
+  take_overs_.pop_front();
+  auto reply = body.empty() ? Expected<ext::JobQueryReply>(Status(ErrorCode::BadResult, "empty"))
+                            : ext::decode_job_reply(body[0]);
+  if (!reply) {
+    // A broker without mmi.job: sending again under the same ids is the only way left.
+    spdlog::warn("event=take_over_failed error=\"{}\"", reply.status().to_string());
+    for (const auto& id : asked)
+      if (auto it = outstanding_.find(id); it != outstanding_.end())
+        resend(id, it->second, "no_mmi_job");
+    return;
+  }
+  for (ext::JobInfo& info : reply->jobs) {
+    auto it = outstanding_.find(info.id);
+    if (it == outstanding_.end()) continue;
+    if (info.state == "done" || info.state == "failed") {
+      auto result = schema::decode_result(info.result);
+      if (!result) {
+        resend(info.id, it->second, "undecodable_stored_result");
+        continue;
+      }
+      outstanding_.erase(it);
+      events_.push_back(JobEvent{info.id, std::nullopt, std::move(*result)});
+    } else if (info.state == "unknown") {
+      // Accepted, yet the broker does not know it (its journal was lost): run it again.
+      resend(info.id, it->second, "unknown_after_reconnect");
+    }
   }
 }
 
@@ -199,10 +285,7 @@ Expected<mdp::Frames> Client::mmi(const std::string& service, const mdp::Frames&
                                                       " to " + service + " within " +
                                                       format_duration(timeout));
     }
-    if (auto frames =
-            dealer_->receive(std::chrono::duration_cast<Millis>(until - now) + Millis(1))) {
-      handle(std::move(*frames));
-    }
+    receive_one(std::chrono::duration_cast<Millis>(until - now) + Millis(1));
   }
 }
 

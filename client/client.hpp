@@ -1,6 +1,7 @@
 // The asynchronous ecgq client: many jobs in flight on one MDP/0.2 DEALER, replies matched by the
 // job id in the msgpack body, progress events, per-job timeouts, a broker that goes silent
-// detected, and the MMI calls (mmi.status, mmi.service, mmi.cancel).
+// detected, a broker restart ridden through (jobs taken over by id, the never-accepted ones sent
+// again), and the MMI calls (mmi.status, mmi.service, mmi.cancel).
 #pragma once
 
 #include <chrono>
@@ -15,10 +16,10 @@
 
 #include "client/dealer.hpp"
 #include "common/duration.hpp"
+#include "common/status.hpp"
 #include "protocol/extensions.hpp"
 #include "protocol/protocol.hpp"
 #include "protocol/schema.hpp"
-#include "common/status.hpp"
 
 namespace ecgq::client {
 
@@ -28,7 +29,7 @@ struct ClientOptions {
   std::string service = "ecg-fm";               // service jobs go to
   Millis timeout{60000};              // broker silence tolerated while jobs are outstanding
   std::optional<Millis> job_timeout;  // per job, counted from its submission
-  std::string id_prefix;              // job ids are "<prefix>-<seq>"; "" = random prefix
+  std::string id_prefix;              // job ids are "<prefix>-<seq>"; "" = a random 128-bit prefix
   int64_t max_message_bytes = int64_t{128} << 20;  // bodies above fail locally
 };
 
@@ -51,7 +52,8 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // A fresh job id, unique across clients: "<random prefix>-<seq>".
+  // A fresh job id, unique across clients: "<random 128-bit prefix>-<seq>". The broker treats a
+  // repeated id from the same submitter as the same job, so ids must never collide.
   std::string next_id();
   // Sends a job to the service, setting its id first when empty; returns the id. Fails locally
   // with message_too_large, or broker_unreachable when the socket cannot queue for `timeout`.
@@ -62,7 +64,10 @@ class Client {
   // Jobs sent and not finished.
   size_t outstanding() const { return outstanding_.size(); }
 
-  // The next event, waiting up to `wait`; nullopt when nothing happened. Fails with
+  // The next event, waiting up to `wait`; nullopt when nothing happened. After a reconnection
+  // to the broker (a restart), jobs the broker had accepted (PARTIAL `accepted`) are taken over
+  // by id through mmi.job (finished ones answered from the stored result), and the others are
+  // sent again under the same id (the broker runs a repeated id once). Fails with
   // broker_unreachable ("no reply from broker ... for 30s") when the broker stayed silent for
   // `timeout` while jobs were outstanding; those jobs are then forgotten. A job past its
   // job_timeout finishes with a local error result (code `timeout`).
@@ -83,8 +88,24 @@ class Client {
 
  private:
   using Clock = std::chrono::steady_clock;
+  // A job sent and not finished.
+  struct Pending {
+    Clock::time_point submitted;
+    std::string service;
+    std::string body;       // kept to send it again if the broker restarts
+    bool accepted = false;  // the broker said the job is durable (PARTIAL accepted)
+  };
+
   Status send(const mdp::Frames& frames);
+  // Waits up to `wait` for one message and handles it; resynchronises after a reconnection.
+  void receive_one(Millis wait);
   void handle(mdp::Frames frames);
+  // After a reconnection: takes the accepted jobs over (mmi.job with watch), resends the rest.
+  void resync();
+  // Sends a pending job's body again (a reconnection, or the broker no longer knows it).
+  void resend(const std::string& id, const Pending& job, const char* reason);
+  // Handles an mmi.job reply to resync(): finished jobs become events, unknown ones are resent.
+  void take_over(const mdp::Frames& body);
   std::optional<JobEvent> expire_jobs();
   Status silence_error() const;
 
@@ -92,11 +113,13 @@ class Client {
   zmq::context_t context_;
   std::unique_ptr<Dealer> dealer_;
   uint64_t seq_ = 0;
-  std::map<std::string, Clock::time_point> outstanding_;           // id -> submitted at
+  std::map<std::string, Pending> outstanding_;                     // by job id
   std::deque<std::pair<Clock::time_point, std::string>> by_time_;  // for job_timeout
   std::deque<JobEvent> events_;                                    // received, not yet handed out
   std::deque<std::pair<std::string, mdp::Frames>> mmi_replies_;    // service -> body
   Clock::time_point last_traffic_;
+  uint64_t handshakes_seen_ = 0;                     // of dealer_->handshakes()
+  std::deque<std::vector<std::string>> take_overs_;  // ids of mmi.job requests in flight
 };
 
 }  // namespace ecgq::client

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "client/cli.hpp"
+#include "client/cli_plan.hpp"
 #include "common/cli_exit.hpp"
 #include "common/duration.hpp"
 #include "common/logging.hpp"
@@ -221,15 +222,19 @@ int run_cli(int argc, char** argv) {
   kg->add_option("path", keygen.path, "where to write the certificate pair")->required();
   kg->add_option("--meta", keygen_meta, "KEY=VALUE stored in the certificate (repeatable)");
 
+  PlanCommand plan;
+  CLI::App* pl = add_plan_command(app, plan);
+
   StatusCommand status;
   auto* st = app.add_subcommand("status", "show the broker's queues and workers (mmi.status)");
   st->add_flag("--json", status.json, "print mmi.status as JSON");
   st->add_flag("--check", status.check, "exit 0 only when the service has a live worker");
 
   if (const std::string word = command_word(argc, argv);
-      !word.empty() && word != "submit" && word != "status" && word != "result" && word != "keygen")
+      !word.empty() && word != "submit" && word != "status" && word != "result" && word != "keygen" &&
+      word != "plan")
     return usage_error("unknown command '" + escape_invalid_utf8(word) +
-                       "' (expected submit, status, result or keygen)");
+                       "' (expected submit, status, result, keygen or plan)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -249,6 +254,10 @@ int run_cli(int argc, char** argv) {
   if (!options) return usage_error(options.status().message());
   const ClientOptions& client = *options;
 
+  if (pl->parsed()) {
+    plan.client = client;
+    return run_plan(plan);
+  }
   if (rs->parsed()) {
     result_cmd.client = client;
     result_cmd.outputs = split_list(result_outputs);

@@ -11,6 +11,8 @@
 #include <tuple>
 #include <vector>
 
+#include "common/prometheus.hpp"
+
 namespace ecgq::gateway {
 
 // A value read when /metrics is scraped.
@@ -24,8 +26,6 @@ struct Gauge {
 // Counters and histograms; every method is thread-safe.
 class Metrics {
  public:
-  // Upper bounds of the duration histogram's buckets, in seconds.
-  static const std::vector<double>& buckets();
   // Counts one answered request; `endpoint` is a route pattern (bounded cardinality).
   void observe_request(const std::string& endpoint, const std::string& method, int status,
                        double seconds);
@@ -35,18 +35,12 @@ class Metrics {
   std::string render(const std::vector<Gauge>& gauges) const;
 
  private:
-  struct Histogram {
-    std::vector<uint64_t> counts;  // per bucket (not cumulative), +Inf last
-    double sum = 0;
-    uint64_t count = 0;
-  };
   mutable std::mutex mutex_;
   std::map<std::tuple<std::string, std::string, int>, uint64_t> requests_;
-  std::map<std::string, Histogram> durations_;
+  std::map<std::string, prometheus::Histogram> durations_;
   std::map<std::string, uint64_t> jobs_;
 };
 
-// A label value escaped for the exposition format (backslash, quote, newline).
-std::string escape_label(const std::string& value);
+using prometheus::escape_label;
 
 }  // namespace ecgq::gateway

@@ -286,7 +286,10 @@ Expected<CancelReply> decode_cancel_reply(const std::string& body) {
 // ------------------------------------------------------------------ mmi.job
 
 std::string encode_job_query(const JobQuery& query) {
-  return MapWriter().add("ids", query.ids).finish();
+  MapWriter w;
+  w.add("ids", query.ids);
+  if (query.watch) w.add("watch", true);
+  return w.finish();
 }
 
 Expected<JobQuery> decode_job_query(const std::string& body) {
@@ -300,7 +303,11 @@ Expected<JobQuery> decode_job_query(const std::string& body) {
                   "ids must hold 1 to " + std::to_string(kMaxJobQueryIds) + " ids, got " +
                       std::to_string(list.size()),
                   "ids");
-  return JobQuery{std::move(list)};
+  JobQuery query{std::move(list), false};
+  if (const msgpack::object* watch = r.get("watch")) {
+    ASSIGN_OR_RETURN(query.watch, schema::detail::get_bool(*watch, "watch"));
+  }
+  return query;
 }
 
 std::string encode_job_reply(const JobQueryReply& reply) {

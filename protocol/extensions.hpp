@@ -98,13 +98,16 @@ Expected<CancelReply> decode_cancel_reply(const std::string& body);
 // An mmi.job request body: the jobs to report on (results by job id).
 struct JobQuery {
   std::vector<std::string> ids;  // 1 to kMaxJobQueryIds ids
+  // True: the asker takes over the queued and running jobs among `ids` (a producer that
+  // reconnected after a broker restart): their PARTIALs and FINAL go to its connection.
+  bool watch = false;
 };
 // Ids one mmi.job request may ask for.
 inline constexpr size_t kMaxJobQueryIds = 1000;
-// Encodes {ids: [...]}.
+// Encodes {ids: [...], watch?: true}.
 std::string encode_job_query(const JobQuery& query);
-// Decodes strictly: a map with `ids: [str]`, 1 to kMaxJobQueryIds of them; errors are
-// bad_request naming `ids`.
+// Decodes strictly: a map with `ids: [str]`, 1 to kMaxJobQueryIds of them, and an optional
+// boolean `watch`; errors are bad_request naming the field.
 Expected<JobQuery> decode_job_query(const std::string& body);
 
 // What the broker knows of one job.

@@ -1,6 +1,7 @@
 // A real Prometheus server (Debian `prometheus`) on 127.0.0.1 scrapes the gateway's /metrics
-// with a bearer token; its HTTP query API must return the counts this test produced. Skips with
-// a message when prometheus is not installed (scripts/install-deps installs it).
+// (with a bearer token) and the broker's (--metrics-bind); its HTTP query API must return the
+// counts this test produced, and `promtool check metrics` must pass on both endpoints. Skips
+// with a message when prometheus is not installed (scripts/install-deps installs it).
 #include "tests/test_gateway_support.hpp"
 
 namespace ecgq::test {
@@ -18,6 +19,38 @@ double query_value(httplib::Client& prom, const std::string& query) {
   return std::stod(result[0]["value"][1].get<std::string>());
 }
 
+// The broker's view of the test's jobs: 3 answered ok (the malformed one never reached it); the
+// same record three times, so the worker ran it once (its phases observed once) and the result
+// cache answered twice; the worker counted by state; its heartbeat's memory.
+void expect_broker_series(httplib::Client& p) {
+  ASSERT_TRUE(wait_until([&] { return query_value(p, "up{job=\"ecgq-broker\"}") == 1; }, 30s));
+  const std::string broker_ok = "ecgq_jobs_total{service=\"ecg-fm\",outcome=\"ok\"}";
+  EXPECT_TRUE(wait_until([&] { return query_value(p, broker_ok) == 3; }, 30s))
+      << query_value(p, broker_ok);
+  EXPECT_EQ(query_value(p, "ecgq_job_phase_seconds_count{service=\"ecg-fm\",phase=\"infer\"}"), 1);
+  EXPECT_EQ(query_value(p, "ecgq_result_cache_hits_total"), 2);
+  EXPECT_EQ(query_value(p, "sum(ecgq_workers{service=\"ecg-fm\"})"), 1);
+  EXPECT_EQ(query_value(p, "ecgq_queue_depth{service=\"ecg-fm\"}"), 0);
+  EXPECT_GT(query_value(p, "ecgq_worker_rss_bytes{service=\"ecg-fm\"}"), 0);
+}
+
+// `promtool check metrics` accepts each endpoint's exposition (name -> port).
+void expect_promtool_accepts(TempDir& dir, const std::vector<std::pair<std::string, int>>& ports,
+                             const httplib::Headers& auth) {
+  for (const auto& [name, port] : ports) {
+    httplib::Client m("127.0.0.1", port);
+    auto text = m.Get("/metrics", auth);
+    ASSERT_TRUE(text && text->status == 200) << name;
+    {
+      std::ofstream f(dir.file(name + ".txt"));
+      f << text->body;
+    }
+    auto check =
+        run_command({"/bin/sh", "-c", "promtool check metrics < " + dir.file(name + ".txt")}, 30s);
+    EXPECT_EQ(check.exit_code, 0) << name << ": " << check.out << check.err;
+  }
+}
+
 TEST(GatewayPrometheus, ScrapedCountsMatchTheRequestsMade) {
   ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq-gateway");
   if (!std::filesystem::exists("/usr/bin/prometheus"))
@@ -27,7 +60,8 @@ TEST(GatewayPrometheus, ScrapedCountsMatchTheRequestsMade) {
     std::ofstream f(dir.file("tokens"));
     f << "prometheus " << kToken << "\n";
   }
-  Broker broker;
+  const int broker_metrics_port = free_port();
+  Broker broker({"--metrics-bind", "127.0.0.1:" + std::to_string(broker_metrics_port)});
   ASSERT_TRUE(broker.ready) << broker.diagnostics();
   auto worker = start_demo_worker(broker.endpoint, "prom-w1");
   GatewayProcess gw(broker.endpoint, {"--tokens", dir.file("tokens")});
@@ -49,7 +83,11 @@ TEST(GatewayPrometheus, ScrapedCountsMatchTheRequestsMade) {
       << kToken
       << "\n"
          "    static_configs:\n      - targets: ['127.0.0.1:"
-      << gw.port << "']\n";
+      << gw.port
+      << "']\n"
+         "  - job_name: ecgq-broker\n    scrape_interval: 1s\n"
+         "    static_configs:\n      - targets: ['127.0.0.1:"
+      << broker_metrics_port << "']\n";
   }
   ChildProcess prom({"/usr/bin/prometheus", "--config.file=" + dir.file("prometheus.yml"),
                      "--storage.tsdb.path=" + dir.file("data"),
@@ -69,6 +107,8 @@ TEST(GatewayPrometheus, ScrapedCountsMatchTheRequestsMade) {
   EXPECT_EQ(
       query_value(p, "ecgq_gateway_http_request_duration_seconds_count{endpoint=\"/predict\"}"), 4);
   EXPECT_EQ(query_value(p, "ecgq_gateway_broker_up"), 1);
+  expect_broker_series(p);
+  expect_promtool_accepts(dir, {{"broker", broker_metrics_port}, {"gateway", gw.port}}, auth);
   // A histogram query works over the scraped buckets.
   EXPECT_GT(
       query_value(p,
