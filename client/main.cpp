@@ -183,6 +183,16 @@ int submit_command(const CLI::App* sub, SubmitCommand& submit, SubmitTexts t,
   return run_submit(submit);
 }
 
+// Examples and exit codes, at the end of --help.
+const char* const kFooter =
+    "Examples:\n"
+    "  ecgq --broker tcp://host:5555 submit record.npy recordings/ > results.jsonl\n"
+    "  ecgq submit --resume results.jsonl --embeddings-out emb.npy recordings/\n"
+    "  ecgq submit --format csv -o results.csv recordings/\n"
+    "  ecgq status            ecgq status --json            ecgq status --check\n"
+    "Exit status: 0 all records ok, 1 a record failed (or --fail-fast stopped) or the broker\n"
+    "is unreachable, 2 bad usage, 130 interrupted (queued jobs are cancelled).";
+
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -190,14 +200,7 @@ int run_cli(int argc, char** argv) {
   app.set_version_flag("--version", std::string("ecgq ") + ECGQ_VERSION);
   app.require_subcommand(1);
   app.fallthrough();
-  app.footer(
-      "Examples:\n"
-      "  ecgq --broker tcp://host:5555 submit record.npy recordings/ > results.jsonl\n"
-      "  ecgq submit --resume results.jsonl --embeddings-out emb.npy recordings/\n"
-      "  ecgq submit --format csv -o results.csv recordings/\n"
-      "  ecgq status            ecgq status --json            ecgq status --check\n"
-      "Exit status: 0 all records ok, 1 a record failed (or --fail-fast stopped) or the broker\n"
-      "is unreachable, 2 bad usage, 130 interrupted (queued jobs are cancelled).");
+  app.footer(kFooter);
 
   GlobalOptions global;
   add_global_options(app, global);

@@ -68,11 +68,19 @@ TEST(CliUsage, BadBrokerEndpointsAndUnknownCommandsExit2WithOneLine) {
 }
 
 // Every binary and subcommand, as a command line prefix.
-const std::vector<std::vector<std::string>> kCommands = {
-    {"ecgq-broker"},         {"ecgq-gateway"},        {"ecgq-worker", "serve"},
-    {"ecgq-worker", "fetch"}, {"ecgq-worker", "infer"}, {"ecgq-worker", "inspect"},
-    {"ecgq", "submit"},       {"ecgq", "status"},       {"ecgq", "result"},
-    {"ecgq", "keygen"},       {"ecgq-worker"},          {"ecgq"}};
+const std::vector<std::vector<std::string>> kCommands = {{"ecgq-broker"},
+                                                         {"ecgq-gateway"},
+                                                         {"ecgq-worker", "serve"},
+                                                         {"ecgq-worker", "fetch"},
+                                                         {"ecgq-worker", "infer"},
+                                                         {"ecgq-worker", "inspect"},
+                                                         {"ecgq", "submit"},
+                                                         {"ecgq", "status"},
+                                                         {"ecgq", "result"},
+                                                         {"ecgq", "keygen"},
+                                                         {"ecgq", "plan"},
+                                                         {"ecgq-worker"},
+                                                         {"ecgq"}};
 
 test::CommandResult run(std::vector<std::string> args, const std::vector<std::string>& extra) {
   args[0] = test::bin(args[0]);
