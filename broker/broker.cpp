@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <set>
 #include <stdexcept>
 
@@ -129,8 +130,12 @@ Status Broker::bind() {
       sockets_[i] = zmq::socket_t(context_, zmq::socket_type::router);
       // Unroutable sends fail loudly (EHOSTUNREACH) instead of vanishing.
       sockets_[i].set(zmq::sockopt::router_mandatory, 1);
-      // Over-long frames make libzmq drop the connection; we also check totals ourselves.
-      sockets_[i].set(zmq::sockopt::maxmsgsize, config_.max_message_bytes);
+      // libzmq drops the connection of a peer whose frame exceeds ZMQ_MAXMSGSIZE, silently; the
+      // socket allows twice max_message_bytes so that a body over the limit is received and
+      // answered message_too_large (core_clients.cpp), and only one over twice the limit is not.
+      const int64_t limit = config_.max_message_bytes;
+      sockets_[i].set(zmq::sockopt::maxmsgsize,
+                      limit > std::numeric_limits<int64_t>::max() / 2 ? -1 : 2 * limit);
       sockets_[i].set(zmq::sockopt::sndhwm, 100000);
       sockets_[i].set(zmq::sockopt::rcvhwm, 100000);
       sockets_[i].set(zmq::sockopt::linger, 2000);
@@ -263,7 +268,7 @@ void Broker::handle(Event event) {
     const Status health = journal_->health();
     core_.set_journal_usage({journal_->size_bytes(), health.ok(), health.message()});
   }
-  apply(core_.handle(event));
+  apply(core_.handle(std::move(event)));
 }
 
 void Broker::take_commits() {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/duration.hpp"
+#include "protocol/endpoint.hpp"
 
 namespace ecgq::broker {
 
@@ -28,6 +29,10 @@ const SettingsTable<BrokerConfig>& settings_table() {
           .integer("max_queue", "10000", "queued jobs per service before queue_full", &C::max_queue)
           .integer("max_queue_per_client", "1000",
                    "queued jobs per client per service before queue_full", &C::max_queue_per_client)
+          .bytes("max_queued_bytes", "1GiB",
+                 "queued job bytes across all services before queue_full", &C::max_queued_bytes)
+          .integer("max_services", "64", "services the broker knows before queue_full",
+                   &C::max_services)
           .integer("max_attempts", "3", "dispatches of one job before worker_lost",
                    &C::max_attempts)
           .duration("service_wait", "60s", "how long a job waits for a service with no live worker",
@@ -131,12 +136,16 @@ Status check_security(const Settings& s, const BrokerConfig& c) {
 Status check_ranges(const Settings& s, const BrokerConfig& c) {
   if (c.bind.empty()) return s.invalid("bind", "an endpoint such as tcp://127.0.0.1:5555");
   RETURN_IF_ERROR(check_security(s, c));
+  RETURN_IF_ERROR(mdp::check_endpoint(c.bind, mdp::EndpointUse::Bind, "--bind"));
+  if (!c.worker_bind.empty())
+    RETURN_IF_ERROR(mdp::check_endpoint(c.worker_bind, mdp::EndpointUse::Bind, "--worker-bind"));
   if (c.heartbeat_interval.count() <= 0)
     return s.invalid("heartbeat_interval", "a positive duration");
   if (c.result_cache_ttl.count() <= 0) return s.invalid("result_cache_ttl", "a positive duration");
   RETURN_IF_ERROR(s.check_minimums({{"heartbeat_liveness", c.heartbeat_liveness, 1},
                                     {"max_queue", c.max_queue, 1},
                                     {"max_queue_per_client", c.max_queue_per_client, 1},
+                                    {"max_services", c.max_services, 1},
                                     {"max_attempts", c.max_attempts, 1},
                                     {"keep_warm", c.keep_warm, 0},
                                     {"result_cache_entries", c.result_cache_entries, 0},
@@ -146,6 +155,7 @@ Status check_ranges(const Settings& s, const BrokerConfig& c) {
                                    "an integer >= "));
   if (c.max_job_time.count() <= 0) return s.invalid("max_job_time", "a positive duration");
   if (c.max_message_bytes < 1024) return s.invalid("max_message_bytes", "at least 1KiB");
+  if (c.max_queued_bytes < 1024) return s.invalid("max_queued_bytes", "at least 1KiB");
   if (c.result_cache_bytes < 1024) return s.invalid("result_cache_bytes", "at least 1KiB");
   if (c.journal_max_bytes < 1024) return s.invalid("journal_max_bytes", "at least 1KiB");
   if (c.result_store_bytes < 1024) return s.invalid("result_store_bytes", "at least 1KiB");

@@ -27,6 +27,8 @@ struct BrokerConfig {
   int64_t heartbeat_liveness = 0;
   int64_t max_queue = 0;
   int64_t max_queue_per_client = 0;
+  int64_t max_queued_bytes = 0;  // queued body bytes across every service at most
+  int64_t max_services = 0;      // services the broker knows at most
   int64_t max_attempts = 0;
   Millis service_wait{};
   int64_t max_message_bytes = 0;

@@ -41,9 +41,10 @@ BrokerCore::BrokerCore(BrokerConfig config, TimePoint now, JobIdSource new_job_i
       durable_(!config_.journal.empty()),
       wall_anchor_ms_(wall_now_unix_ms) {}
 
-Actions BrokerCore::handle(const Event& event) {
+Actions BrokerCore::handle(Event event) {
+  // The event is ours: a received body moves on into its job record instead of being copied.
   std::visit(
-      [this](const auto& e) {
+      [this](auto& e) {
         now_ = e.now;
         using T = std::decay_t<decltype(e)>;
         if constexpr (std::is_same_v<T, Received>) {
@@ -74,9 +75,9 @@ TimePoint BrokerCore::next_tick() const {
   return next;
 }
 
-void BrokerCore::on_received(const Received& received) {
+void BrokerCore::on_received(Received& received) {
   const std::string& peer = received.peer;
-  const mdp::Frames& frames = received.frames;
+  mdp::Frames& frames = received.frames;
   auto kind = mdp::peer_kind(frames);
   if (!kind) {
     spdlog::warn("event=dropped peer={} reason=\"{}\"", peer_name(peer), kind.status().message());
@@ -222,7 +223,7 @@ void BrokerCore::finish_with_error(JobRecord& job, const std::string& code,
   ++counters_.errors[code];
   metrics_.job_finished(job.service, code);
   spdlog::info("event=failed job={} service={} code={} attempts={} reason=\"{}\"", job.id,
-               job.service, code, job.attempts, message);
+               job.service, code, job.attempts, loggable(message, 256));
   std::string body = schema::error_result(job.ecgq_body ? job.id : "", code, message, field,
                                           std::nullopt, job.attempts);
   keep_result(job, body, false);

@@ -163,7 +163,7 @@ class BrokerCore {
 
   // Applies one event, then runs the dispatch pass once over the services it changed; returns
   // what to send, in order. Never re-entered: the loop reports failed sends as a later event.
-  Actions handle(const Event& event);
+  Actions handle(Event event);
   // When the core next needs a Tick (heartbeats, expiry sweeps, worker liveness, shutdown).
   TimePoint next_tick() const;
   // True once shutdown has finished (every job answered, workers disconnected): the loop exits.
@@ -177,7 +177,7 @@ class BrokerCore {
 
  private:
   // --- events, replies, timers and shutdown (core.cpp)
-  void on_received(const Received& received);
+  void on_received(Received& received);
   bool refuse_by_role(const Received& received, mdp::PeerKind kind);
   void on_tick();
   void on_undelivered(const std::vector<Send>& sends);
@@ -197,11 +197,13 @@ class BrokerCore {
   void mark_changed(const Service& service);
 
   // --- clients (core_clients.cpp)
-  void on_client(const std::string& peer, const mdp::Frames& frames);
+  void on_client(const std::string& peer, mdp::Frames& frames);
   void accept_job(const std::string& peer, mdp::ClientMessage msg);
   bool read_ecgq_job(JobRecord& job, std::string& meta);
   void set_wait_for_worker(JobRecord& job, int64_t wait_ms) const;
-  bool refuse_when_full(JobRecord& job, const Service& service);
+  // `service` is null when the job's service does not exist yet.
+  bool refuse_when_full(JobRecord& job, const Service* service);
+  std::string why_full(const JobRecord& job, const Service* service) const;
   bool answer_from_cache(JobRecord& job, const Service& service, const std::string& meta);
 
   // --- workers (core_workers.cpp)

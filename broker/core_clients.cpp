@@ -7,17 +7,23 @@
 #include "broker/core.hpp"
 #include "broker/job_intake.hpp"
 #include "broker/msgpack_fields.hpp"
+#include "common/text.hpp"
 #include "protocol/schema.hpp"
 
 namespace ecgq::broker {
 
 using mdp::ClientCommand;
 
-void BrokerCore::on_client(const std::string& peer, const mdp::Frames& frames) {
-  auto msg = mdp::parse_client(frames);
+namespace {
+// Longest service name a client may use.
+constexpr size_t kMaxServiceNameBytes = 128;
+}  // namespace
+
+void BrokerCore::on_client(const std::string& peer, mdp::Frames& frames) {
+  auto msg = mdp::parse_client(std::move(frames));
   if (!msg) {
     spdlog::warn("event=bad_client_message peer={} reason=\"{}\"", peer_name(peer),
-                 msg.status().message());
+                 loggable(msg.status().message(), 256));
     // Answer when the message names a service, so a buggy client gets a reason, not silence.
     if (frames.size() >= 3) reply_error(peer, frames[2], "", msg.status());
     return;
@@ -34,6 +40,17 @@ void BrokerCore::on_client(const std::string& peer, const mdp::Frames& frames) {
   if (msg->service.empty()) {
     reply_error(peer, msg->service, "",
                 Status("bad_frame", "service name (frame 2) is empty", "frames"));
+    return;
+  }
+  // Service names are printed in every log line of their jobs: short, one line, valid UTF-8.
+  if (msg->service.size() > kMaxServiceNameBytes || !is_plain_text(msg->service)) {
+    reply_error(peer, msg->service, "",
+                Status("bad_frame",
+                       "service name (frame 2) must be at most " +
+                           std::to_string(kMaxServiceNameBytes) +
+                           " bytes of printable UTF-8, got " +
+                           std::to_string(msg->service.size()) + " bytes",
+                       "frames"));
     return;
   }
   if (msg->service.rfind("mmi.", 0) == 0) {
@@ -75,10 +92,12 @@ void BrokerCore::accept_job(const std::string& peer, mdp::ClientMessage msg) {
                       "the broker is shutting down; retry on another broker");
     return;
   }
-  Service& svc = find_or_create_service(job->service);
+  Service* existing = find_service(job->service);
+  if (existing == nullptr && refuse_when_full(*job, nullptr)) return;
+  Service& svc = existing != nullptr ? *existing : find_or_create_service(job->service);
   // A cached result costs nothing, so it is served even when the queue is full.
   if (answer_from_cache(*job, svc, meta)) return;
-  if (refuse_when_full(*job, svc)) return;
+  if (refuse_when_full(*job, &svc)) return;
   spdlog::info("event=received job={} service={} client={} queued={}", job->id, job->service,
                peer_name(peer), svc.queue.size());
   // With a journal the job waits for its Accept record to commit (on_committed queues it).
@@ -102,8 +121,8 @@ bool BrokerCore::read_ecgq_job(JobRecord& job, std::string& meta) {
     // Name the job when its id is readable, so a pipelining client can match the error.
     const std::string id = id_of(job.body[0]);
     spdlog::info("event=rejected job={} service={} code={} field={} reason=\"{}\"",
-                 id.empty() ? job.id : id, job.service, in.status().code(), in.status().field(),
-                 in.status().message());
+                 loggable(id.empty() ? job.id : id), job.service, in.status().code(),
+                 in.status().field(), loggable(in.status().message(), 256));
     reply_error(job.client, job.service, id, in.status());
     return false;
   }
@@ -126,17 +145,35 @@ void BrokerCore::set_wait_for_worker(JobRecord& job, int64_t wait_ms) const {
   job.wait_for_worker = job.received + std::min(Millis(wait_ms), config_.service_wait);
 }
 
-bool BrokerCore::refuse_when_full(JobRecord& job, const Service& svc) {
-  const bool service_full = svc.queue.size() >= static_cast<size_t>(config_.max_queue);
-  if (!service_full &&
-      svc.queue.client_size(job.client) < static_cast<size_t>(config_.max_queue_per_client))
-    return false;
-  const int64_t retry = retry_after_ms(svc);
-  const std::string why =
-      service_full
-          ? "service queue holds max_queue=" + std::to_string(config_.max_queue)
-          : "this client has max_queue_per_client=" + std::to_string(config_.max_queue_per_client) +
-                " jobs queued";
+std::string BrokerCore::why_full(const JobRecord& job, const Service* svc) const {
+  if (svc == nullptr) {
+    if (services_.size() < static_cast<size_t>(config_.max_services)) return "";
+    return "the broker knows max_services=" + std::to_string(config_.max_services) +
+           " services and this job names another";
+  }
+  size_t queued = 0;
+  for (const auto& [name, s] : services_) queued += s.queue.bytes();
+  size_t bytes = 0;
+  for (const auto& f : job.body) bytes += f.size();
+  if (queued + bytes > static_cast<size_t>(config_.max_queued_bytes)) {
+    return "queued jobs hold " + std::to_string(queued) + " bytes and this one " +
+           std::to_string(bytes) + " more than max_queued_bytes=" +
+           std::to_string(config_.max_queued_bytes) + " allows";
+  }
+  if (svc->queue.size() >= static_cast<size_t>(config_.max_queue))
+    return "service queue holds max_queue=" + std::to_string(config_.max_queue);
+  if (svc->queue.client_size(job.client) >= static_cast<size_t>(config_.max_queue_per_client)) {
+    return "this client has max_queue_per_client=" +
+           std::to_string(config_.max_queue_per_client) + " jobs queued";
+  }
+  return "";
+}
+
+bool BrokerCore::refuse_when_full(JobRecord& job, const Service* svc) {
+  const std::string why = why_full(job, svc);
+  if (why.empty()) return false;
+  // A service that does not exist has no pace to measure: a second is as good a guess as any.
+  const int64_t retry = svc != nullptr ? retry_after_ms(*svc) : 1000;
   ++counters_.errors["queue_full"];
   spdlog::info("event=queue_full job={} service={} retry_after_ms={}", job.id, job.service, retry);
   reply_client(job, ClientCommand::Final,

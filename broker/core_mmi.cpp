@@ -8,6 +8,7 @@
 
 #include "broker/core.hpp"
 #include "broker/key_role.hpp"
+#include "common/text.hpp"
 #include "protocol/schema.hpp"
 
 namespace ecgq::broker {
@@ -102,7 +103,7 @@ std::string BrokerCore::cancel(const std::string& peer, const std::string& body)
   if (!request) {
     ++counters_.errors["bad_request"];
     spdlog::info("event=bad_cancel client={} field={} reason=\"{}\"", peer_name(peer),
-                 request.status().field(), request.status().message());
+                 loggable(request.status().field()), loggable(request.status().message(), 256));
     return schema::error_result("", "bad_request",
                                 "mmi.cancel body must be a msgpack map {ids: [str, ...]} or "
                                 "{all: true}: " +

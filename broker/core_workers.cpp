@@ -227,6 +227,7 @@ void BrokerCore::worker_final(Worker& w, const mdp::WorkerMessage& msg) {
   }
   const double took = ms_between(job->dispatched_at, now_);
   svc.service_ms = svc.service_ms > 0 ? 0.8 * svc.service_ms + 0.2 * took : took;
+  svc.drain.completed(now_, svc.in_flight > 0 || !svc.queue.empty());
   const FinalVerdict verdict = read_result(*job, msg.body);
   if (verdict.worker_fault) {
     // The worker's own failure: the job is retried elsewhere, the worker is counted against.

@@ -198,11 +198,15 @@ void BrokerCore::expire_queued() {
 }
 
 int64_t BrokerCore::retry_after_ms(const Service& svc) const {
-  // The backlog over the service's slots at its measured pace (1 s per job before any sample).
+  const double backlog = static_cast<double>(svc.queue.size()) + static_cast<double>(svc.in_flight);
+  // The backlog at the measured pace of completions, once there is one.
+  if (svc.drain.interval_ms() > 0)
+    return std::max<int64_t>(100, static_cast<int64_t>(backlog * svc.drain.interval_ms()));
+  // Before that: the backlog over the service's slots at its service time (1 s per job before
+  // any sample).
   int64_t slots = 0;
   for (const auto& key : svc.workers) slots += workers_.at(key).capacity;
   const double per_job = svc.service_ms > 0 ? svc.service_ms : 1000.0;
-  const double backlog = static_cast<double>(svc.queue.size()) + static_cast<double>(svc.in_flight);
   const double estimate = per_job * backlog / static_cast<double>(std::max<int64_t>(slots, 1));
   return std::max<int64_t>(100, static_cast<int64_t>(estimate));
 }

@@ -17,7 +17,8 @@ Expected<JobIntake> read_job(const std::string& body, bool with_content_key) {
   in.wait_for_worker_ms = job->wait_for_worker_ms;
   in.meta = std::move(job->meta);
   in.model_sha256 = std::move(job->model_sha256);
-  if (with_content_key) in.content_key = schema::job_content_key(*job, samples);
+  if (with_content_key && body.size() <= kMaxKeyedBodyBytes)
+    in.content_key = schema::job_content_key(*job, samples);
   return in;
 }
 

@@ -3,6 +3,7 @@
 // samples are neither copied nor parsed again; the body itself is forwarded untouched.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,9 +22,15 @@ struct JobIntake {
   std::string model_sha256;            // the model the job must run on ("" = any)
 };
 
+// Bodies larger than this get no content key (the result cache neither serves nor keeps them):
+// hashing runs on the broker's loop, and 100 MiB of samples would hold every other peer for
+// ~100 ms. A 12-lead 10 s record is 240 KB; a 30-minute f32 Holter strip is 86 MB.
+inline constexpr size_t kMaxKeyedBodyBytes = size_t{16} << 20;
+
 // Decodes and validates `body`; errors are the decoder's (bad_request, bad_shape,
 // unsupported_dtype, naming the field). The content key hashes every sample, so it is computed
-// only when `with_content_key` (the result cache is on).
+// only when `with_content_key` (the result cache is on) and the body is at most
+// kMaxKeyedBodyBytes.
 Expected<JobIntake> read_job(const std::string& body, bool with_content_key);
 
 }  // namespace ecgq::broker

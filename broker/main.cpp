@@ -7,6 +7,7 @@
 
 #include "broker/broker.hpp"
 #include "broker/config.hpp"
+#include "common/cli_exit.hpp"
 #include "common/logging.hpp"
 #include "common/settings.hpp"
 
@@ -24,9 +25,8 @@ extern "C" void on_hangup(int) {
   g_reload = 1;
 }
 
-}  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   using namespace ecgq;
   Settings settings;
   broker::declare_settings(settings);
@@ -39,8 +39,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+    return parse_error_exit(app, e, "ecgq-broker");
   }
   if (!config_file.empty()) {
     if (Status s = settings.merge_yaml_file(config_file); !s.ok()) {
@@ -102,4 +101,16 @@ int main(int argc, char** argv) {
                        });
   spdlog::info("event=exit code={}", rc);
   return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Nothing reaches std::terminate: an unexpected exception is a runtime failure with its reason.
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "ecgq-broker: " << e.what() << "\n";
+    return 1;
+  }
 }

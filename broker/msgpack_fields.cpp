@@ -3,6 +3,8 @@
 #include <functional>
 #include <msgpack.hpp>
 
+#include "protocol/msgpack_bounds.hpp"
+
 namespace ecgq::broker {
 
 namespace {
@@ -21,6 +23,7 @@ std::string str(const msgpack::object& o) {
 // as tight for containers, so a hostile header cannot make the broker allocate gigabytes.
 bool for_each_field(const std::string& frame,
                     const std::function<void(const std::string&, const msgpack::object&)>& fn) {
+  if (!schema::check_msgpack_bounds(frame).ok()) return false;
   try {
     size_t off = 0;
     const msgpack::unpack_limit limits(1u << 16, 1u << 12, 0xffffffff, 0xffffffff, 1u << 20, 16);

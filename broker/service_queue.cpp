@@ -6,14 +6,27 @@
 
 namespace ecgq::broker {
 
+namespace {
+
+// The bytes a queued job holds: its body frames.
+size_t body_bytes(const JobRecord& job) {
+  size_t n = 0;
+  for (const auto& f : job.body) n += f.size();
+  return n;
+}
+
+}  // namespace
+
 void ServiceQueue::push_back(JobPtr job) {
   auto& fifo = by_client_[job->client];
   if (fifo.empty()) turn_.push_back(job->client);
+  bytes_ += body_bytes(*job);
   fifo.push_back(std::move(job));
   ++size_;
 }
 
 void ServiceQueue::push_front(JobPtr job) {
+  bytes_ += body_bytes(*job);
   front_.push_front(std::move(job));
   ++size_;
 }
@@ -30,6 +43,7 @@ ServiceQueue::JobPtr ServiceQueue::pop() {
   if (!front_.empty()) {
     JobPtr job = std::move(front_.front());
     front_.pop_front();
+    bytes_ -= body_bytes(*job);
     return job;
   }
   const std::string client = turn_.front();
@@ -42,6 +56,7 @@ ServiceQueue::JobPtr ServiceQueue::pop() {
   } else {
     turn_.push_back(client);  // the client goes to the back of the line
   }
+  bytes_ -= body_bytes(*job);
   return job;
 }
 
@@ -67,6 +82,7 @@ std::vector<ServiceQueue::JobPtr> ServiceQueue::remove_if(
     }
   }
   size_ -= out.size();
+  for (const auto& j : out) bytes_ -= body_bytes(*j);
   return out;
 }
 

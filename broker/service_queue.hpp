@@ -35,6 +35,8 @@ class ServiceQueue {
   size_t position(const JobRecord& job) const;
   // Queued jobs in total.
   size_t size() const { return size_; }
+  // Bytes of the queued jobs' bodies in total.
+  size_t bytes() const { return bytes_; }
   // Queued jobs of one client.
   size_t client_size(const std::string& client) const;
   // Clients with queued jobs.
@@ -49,6 +51,7 @@ class ServiceQueue {
   std::map<std::string, std::deque<JobPtr>> by_client_;  // non-empty FIFOs only
   std::deque<std::string> turn_;                         // clients in round-robin order
   size_t size_ = 0;
+  size_t bytes_ = 0;
 };
 
 }  // namespace ecgq::broker

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/drain_rate.hpp"
 #include "broker/service_queue.hpp"
 #include "common/time.hpp"
 #include "protocol/protocol.hpp"
@@ -99,6 +100,7 @@ struct Service {
   double service_ms = 0;             // moving average of dispatch-to-FINAL time, 0 = no sample yet
   schema::ModelIdentity model;       // the model it serves (sha256, kind, outputs); empty: none yet
   bool model_pinned = false;         // set by mmi.rollout: kept when no worker serves it
+  DrainRate drain;                   // measured pace of completions, for retry_after_ms
 };
 
 }  // namespace ecgq::broker

@@ -6,6 +6,7 @@
 
 #include "client/cli.hpp"
 #include "client/cli_plan.hpp"
+#include "common/cli_exit.hpp"
 #include "common/duration.hpp"
 #include "common/logging.hpp"
 #include "common/text.hpp"
@@ -352,8 +353,7 @@ int run_cli(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? kExitOk : kExitUsage;
+    return parse_error_exit(app, e, "ecgq");
   }
   init_logging("ecgq", global.log_level);
   if (kg->parsed()) {

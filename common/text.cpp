@@ -58,6 +58,16 @@ std::string escape_invalid_utf8(std::string_view text) {
   return out;
 }
 
+bool is_plain_text(std::string_view text) {
+  for (size_t i = 0; i < text.size();) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    const size_t n = utf8_sequence(text, i);
+    if (n == 0 || (n == 1 && (c < 0x20 || c == 0x7F))) return false;
+    i += n;
+  }
+  return true;
+}
+
 std::string loggable(std::string_view text, size_t max_bytes) {
   const std::string_view shown = text.substr(0, max_bytes);
   std::string out;

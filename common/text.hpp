@@ -13,6 +13,10 @@ namespace ecgq {
 // reader can still tell which bytes a path held.
 std::string escape_invalid_utf8(std::string_view text);
 
+// True when `text` is valid UTF-8 without control characters (C0 or DEL): safe to print as it
+// is on one log line.
+bool is_plain_text(std::string_view text);
+
 // `text` for a log line: invalid UTF-8 and control characters escaped (\xNN, \n, \t, \\, \"),
 // and at most `max_bytes` of the input shown, then "...(+N bytes)".
 std::string loggable(std::string_view text, size_t max_bytes = 128);

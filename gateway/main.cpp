@@ -7,6 +7,7 @@
 #include <iostream>
 #include <thread>
 
+#include "common/cli_exit.hpp"
 #include "common/logging.hpp"
 #include "common/settings.hpp"
 #include "gateway/config.hpp"
@@ -31,7 +32,7 @@ void raise_descriptor_limit() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run_gateway(int argc, char** argv) {
   using namespace ecgq;
   Settings settings;
   gateway::declare_settings(settings);
@@ -45,8 +46,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+    return parse_error_exit(app, e, "ecgq-gateway");
   }
   if (!config_file.empty()) {
     if (Status s = settings.merge_yaml_file(config_file); !s.ok()) {
@@ -112,4 +112,14 @@ int main(int argc, char** argv) {
   gw.stop();
   spdlog::info("event=exit code=0");
   return 0;
+}
+
+int main(int argc, char** argv) {
+  // Nothing reaches std::terminate: an unexpected exception is a runtime failure with its reason.
+  try {
+    return run_gateway(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "ecgq-gateway: " << e.what() << "\n";
+    return 1;
+  }
 }

@@ -1,5 +1,8 @@
 #include "protocol/protocol.hpp"
 
+#include <algorithm>
+#include <iterator>
+
 namespace ecgq::mdp {
 
 namespace {
@@ -24,6 +27,16 @@ Expected<ClientMessage> parse_client(const Frames& frames) {
   if (c < 0x01 || c > 0x03) return malformed("unknown client command 0x" + std::to_string(c));
   ClientMessage m{static_cast<ClientCommand>(c), frames[2], {}};
   m.body.assign(frames.begin() + 3, frames.end());
+  return m;
+}
+
+Expected<ClientMessage> parse_client(Frames&& frames) {
+  // Validate the three head frames on a copy of them, then move the body.
+  const Frames head(frames.begin(), frames.begin() + std::min<size_t>(frames.size(), 3));
+  auto m = parse_client(head);
+  if (!m) return m;
+  m->body.assign(std::make_move_iterator(frames.begin() + 3),
+                 std::make_move_iterator(frames.end()));
   return m;
 }
 

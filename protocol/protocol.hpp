@@ -55,6 +55,9 @@ struct WorkerMessage {
 Expected<PeerKind> peer_kind(const Frames& frames);
 // Parses a client message; errors name the frame that is wrong.
 Expected<ClientMessage> parse_client(const Frames& frames);
+// The same, moving the service and body out of `frames` when they parse (a 100 MiB body is not
+// copied); on an error `frames` is left as it was.
+Expected<ClientMessage> parse_client(Frames&& frames);
 // Parses a worker message; errors name the frame that is wrong.
 Expected<WorkerMessage> parse_worker(const Frames& frames);
 

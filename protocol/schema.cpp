@@ -9,6 +9,8 @@
 #include <limits>
 #include <string>
 
+#include "common/text.hpp"
+#include "protocol/msgpack_bounds.hpp"
 #include "protocol/schema_msgpack.hpp"
 
 namespace ecgq::schema {
@@ -138,7 +140,7 @@ Expected<DispatchInfo> get_dispatch(const msgpack::object& o) {
     const auto& kv = o.via.map.ptr[i];
     const std::string k = key_of(kv);
     if (k == "attempt") {
-      ASSIGN_OR_RETURN(auto a, detail::get_integer(kv.val, "dispatch.attempt"));
+      ASSIGN_OR_RETURN(auto a, detail::get_integer_in(kv.val, "dispatch.attempt", 0, 1 << 20));
       d.attempt = a;
     } else if (k == "queued_ms") {
       ASSIGN_OR_RETURN(auto q, detail::get_number(kv.val, "dispatch.queued_ms"));
@@ -164,6 +166,12 @@ Expected<double> get_number(const msgpack::object& o, const std::string& field) 
 
 Expected<int64_t> get_integer(const msgpack::object& o, const std::string& field) {
   if (!is_integer(o)) return wrong_type(field, "an integer", o);
+  if (o.type == msgpack::type::POSITIVE_INTEGER &&
+      o.via.u64 > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return bad_request(
+        field + " must be an integer that fits in 64 signed bits, got " + std::to_string(o.via.u64),
+        field);
+  }
   return as_int64(o);
 }
 
@@ -206,7 +214,8 @@ Expected<std::vector<double>> get_numbers(const msgpack::object& o, const std::s
 }
 
 Expected<msgpack::object_handle> parse_map(std::string_view body) {
-  if (body.empty()) return bad_request("body is empty; expected a msgpack map", "");
+  // The scan first: msgpack-c allocates for every declared element before it reads any.
+  RETURN_IF_ERROR(check_msgpack_bounds(body));
   msgpack::object_handle oh;
   try {
     std::size_t offset = 0;
@@ -603,6 +612,14 @@ Expected<Job> detail::decode_job_body(std::string_view body, bool copy_samples,
   Job job;
   if (present(f.id)) {
     ASSIGN_OR_RETURN(job.id, detail::get_string(*f.id, "id"));
+    if (job.id.size() > detail::kMaxJobIdBytes) {
+      return bad_request("id is " + std::to_string(job.id.size()) + " bytes; at most " +
+                             std::to_string(detail::kMaxJobIdBytes) + " are allowed",
+                         "id");
+    }
+    // Ids are printed in every log line of their job: one line, valid UTF-8.
+    if (!is_plain_text(job.id))
+      return bad_request("id must be printable UTF-8 (no control characters)", "id");
   }
   RETURN_IF_ERROR(decode_samples(f, copy_samples, samples, job));
   RETURN_IF_ERROR(decode_per_lead(f, job));

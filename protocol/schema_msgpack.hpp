@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "protocol/schema.hpp"
 #include "common/status.hpp"
+#include "protocol/schema.hpp"
 
 namespace ecgq::schema::detail {
 
@@ -18,6 +18,11 @@ using Packer = msgpack::packer<msgpack::sbuffer>;
 
 // Largest typed array payload a body may claim (bounds hostile shapes before any allocation).
 inline constexpr uint64_t kMaxBinBytes = uint64_t{1} << 30;
+
+// Longest job id a body may carry (ids appear in every log line and result).
+inline constexpr size_t kMaxJobIdBytes = 128;
+// Largest deadline_ms a job may ask for: 30 days.
+inline constexpr int64_t kMaxDeadlineMs = int64_t{30} * 24 * 3600 * 1000;
 
 // Unpack limits that keep a hostile header (a 4G-element array) from allocating gigabytes.
 msgpack::unpack_limit limits();
@@ -39,6 +44,9 @@ bool is_integer(const msgpack::object& o);
 Expected<std::string> get_string(const msgpack::object& o, const std::string& field);
 Expected<double> get_number(const msgpack::object& o, const std::string& field);
 Expected<int64_t> get_integer(const msgpack::object& o, const std::string& field);
+// An integer in [lo, hi]; outside it bad_request naming `field`, the range and `unit`.
+Expected<int64_t> get_integer_in(const msgpack::object& o, const std::string& field, int64_t lo,
+                                 int64_t hi, const std::string& unit = "");
 Expected<bool> get_bool(const msgpack::object& o, const std::string& field);
 Expected<std::vector<std::string>> get_strings(const msgpack::object& o, const std::string& field);
 // A number (read as one value) or an array of numbers.

@@ -67,6 +67,79 @@ TEST(CliUsage, BadBrokerEndpointsAndUnknownCommandsExit2WithOneLine) {
   EXPECT_NE(v.out.find("ecgq "), std::string::npos);
 }
 
+// Every binary and subcommand, as a command line prefix.
+const std::vector<std::vector<std::string>> kCommands = {{"ecgq-broker"},
+                                                         {"ecgq-gateway"},
+                                                         {"ecgq-worker", "serve"},
+                                                         {"ecgq-worker", "fetch"},
+                                                         {"ecgq-worker", "infer"},
+                                                         {"ecgq-worker", "inspect"},
+                                                         {"ecgq", "submit"},
+                                                         {"ecgq", "status"},
+                                                         {"ecgq", "result"},
+                                                         {"ecgq", "keygen"},
+                                                         {"ecgq", "plan"},
+                                                         {"ecgq-worker"},
+                                                         {"ecgq"}};
+
+test::CommandResult run(std::vector<std::string> args, const std::vector<std::string>& extra) {
+  args[0] = test::bin(args[0]);
+  args.insert(args.end(), extra.begin(), extra.end());
+  return test::run_command(args, 20s);
+}
+
+std::string shown(const std::vector<std::string>& args) {
+  std::string out;
+  for (const auto& a : args) out += a + " ";
+  return out;
+}
+
+// The one line a usage error prints: stderr without its final newline, which has no other.
+void expect_one_line(const test::CommandResult& r, const std::string& what) {
+  ASSERT_FALSE(r.err.empty()) << what;
+  EXPECT_EQ(r.err.back(), '\n') << what;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << what << ": " << r.err;
+  EXPECT_EQ(r.err.find("terminate"), std::string::npos) << what << ": " << r.err;
+}
+
+TEST(CliUsage, EveryCommandHasHelpAndVersionAndRefusesAnUnknownFlagInOneLine) {
+  for (const auto& cmd : kCommands) {
+    auto help = run(cmd, {"--help"});
+    EXPECT_EQ(help.exit_code, 0) << shown(cmd) << "--help: " << help.err;
+    EXPECT_FALSE(help.out.empty()) << shown(cmd) << "--help";
+    auto version = run(cmd, {"--version"});
+    EXPECT_EQ(version.exit_code, 0) << shown(cmd) << "--version: " << version.err;
+    EXPECT_NE(version.out.find(ECGQ_VERSION), std::string::npos) << shown(cmd) << version.out;
+    auto bad = run(cmd, {"--no-such-flag"});
+    EXPECT_EQ(bad.exit_code, 2) << shown(cmd) << "--no-such-flag: " << bad.err;
+    expect_one_line(bad, shown(cmd) + "--no-such-flag");
+  }
+}
+
+TEST(CliUsage, BadEndpointsAndCommandsAreUsageErrorsNamingTheExpectedForm) {
+  const std::vector<std::vector<std::string>> endpoints = {
+      {"ecgq-broker", "--bind", "foo"},
+      {"ecgq-broker", "--worker-bind", "127.0.0.1:5555"},
+      {"ecgq-gateway", "--broker", "http://127.0.0.1:80"},
+      {"ecgq-worker", "serve", "--checkpoint", "m.pt", "--broker", "foo"}};
+  for (const auto& cmd : endpoints) {
+    auto r = run(cmd, {});
+    EXPECT_EQ(r.exit_code, 2) << shown(cmd) << r.err;
+    EXPECT_NE(r.err.find("tcp://HOST:PORT"), std::string::npos) << shown(cmd) << r.err;
+    expect_one_line(r, shown(cmd));
+  }
+  for (const std::vector<std::string> cmd :
+       {std::vector<std::string>{"ecgq-worker", "frobnicate"}, {"ecgq", "frobnicate"}}) {
+    auto r = run(cmd, {});
+    EXPECT_EQ(r.exit_code, 2) << shown(cmd) << r.err;
+    EXPECT_NE(r.err.find("'frobnicate'"), std::string::npos) << r.err;
+    expect_one_line(r, shown(cmd));
+  }
+  auto none = run({"ecgq-worker"}, {});
+  EXPECT_EQ(none.exit_code, 2);
+  expect_one_line(none, "ecgq-worker");
+}
+
 TEST(CliUsage, NonUtf8PathsAreEscapedInJsonAndCsvNotACrash) {
   test::TempDir dir;
   const std::string name = "rec\xff\xfe.npy";

@@ -8,6 +8,7 @@
 
 #include "common/duration.hpp"
 #include "hub/hub_cache.hpp"
+#include "common/cli_exit.hpp"
 #include "common/logging.hpp"
 
 namespace ecgq {
@@ -36,10 +37,11 @@ int fetch_command(int argc, char** argv) {
   app.add_option("--attempts", attempts, "download attempts, resuming after interruptions")
       ->check(CLI::PositiveNumber);
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error");
+  app.set_version_flag("--version", std::string("ecgq-worker ") + ECGQ_VERSION);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    return parse_error_exit(app, e, "ecgq-worker fetch");
   }
   auto stall = parse_duration(stall_timeout);
   if (!stall) {

@@ -10,8 +10,11 @@
 #include <iostream>
 #include <string>
 
+#include "common/cli_exit.hpp"
 #include "common/logging.hpp"
 #include "common/settings.hpp"
+#include "common/text.hpp"
+#include "protocol/endpoint.hpp"
 #include "hub/hub_cache.hpp"
 #include "hub/hub_settings.hpp"
 #include "model/ecgfm_model.hpp"
@@ -105,6 +108,7 @@ Status check_ranges(const Settings& s, const ServeSettings& v) {
   if (v.precision != "fp32" && v.precision != "bf16")
     return Status(ErrorCode::BadConfig,
                   "setting precision = '" + v.precision + "': expected fp32 or bf16", "precision");
+  RETURN_IF_ERROR(mdp::check_endpoint(v.broker, mdp::EndpointUse::Connect, "--broker"));
   // Bounds that catch typos (a batch of 80000 segments needs ~10 GB; a minute of waiting is never
   // what batching means).
   if (v.max_batch > kMaxBatchLimit)
@@ -159,11 +163,12 @@ int serve_command(int argc, char** argv) {
                "ecgq-worker serve"};
   std::string config_file;
   app.add_option("--config", config_file, "YAML file of settings (see config/worker.yaml)");
+  app.set_version_flag("--version", std::string("ecgq-worker ") + ECGQ_VERSION);
   settings.add_flags(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? kExitOk : kExitUsage;
+    return parse_error_exit(app, e, "ecgq-worker serve");
   }
   if (!config_file.empty()) {
     Status st = settings.merge_yaml_file(config_file);
@@ -173,7 +178,10 @@ int serve_command(int argc, char** argv) {
     }
   }
   settings.merge_environment();
-  settings.apply_flags();
+  if (Status flags = settings.apply_flags(); !flags.ok()) {
+    std::cerr << "ecgq-worker: " << flags.message() << "\n";
+    return kExitUsage;
+  }
   init_logging("worker", settings.text("log_level"));
 
   ServeConfig config;
@@ -221,7 +229,8 @@ int serve_command(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << kUsage;
+    std::cerr << "ecgq-worker: a command is required (serve, fetch, infer or inspect; see "
+                 "ecgq-worker --help)\n";
     return kExitUsage;
   }
   const std::string command = argv[1];
@@ -242,6 +251,7 @@ int main(int argc, char** argv) {
     std::cerr << "ecgq-worker: " << e.what() << "\n";
     return kExitFailure;
   }
-  std::cerr << "ecgq-worker: unknown command '" << command << "'\n\n" << kUsage;
+  std::cerr << "ecgq-worker: unknown command '" << escape_invalid_utf8(command)
+            << "' (expected serve, fetch, infer or inspect; see ecgq-worker --help)\n";
   return kExitUsage;
 }

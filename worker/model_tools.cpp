@@ -31,10 +31,14 @@ int fail(const std::string& tool, const std::string& reason, int code = kExitFai
 
 // Parses `app`; returns -1 to continue, or the exit code to return.
 int parse(CLI::App& app, int argc, char** argv, const std::string& tool) {
+  app.set_version_flag("--version", std::string("ecgq-worker ") + ECGQ_VERSION);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
     std::cout << app.help();
+    return kExitOk;
+  } catch (const CLI::CallForVersion&) {
+    std::cout << "ecgq-worker " << ECGQ_VERSION << "\n";
     return kExitOk;
   } catch (const CLI::ParseError& e) {
     return fail(tool, std::string(e.what()) + " (see ecgq-worker " + tool + " --help)", kExitUsage);

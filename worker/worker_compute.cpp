@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "common/text.hpp"
 #include "common/time.hpp"
 #include "worker/batch_runner.hpp"
 #include "worker/worker_service.hpp"
@@ -277,7 +278,7 @@ void WorkerService::post_final(const ReplyTo& reply, const schema::Result& resul
     const auto& err = result.error ? *result.error : schema::ErrorInfo{};
     spdlog::warn("event=job_done job={} status=error code={} field={} cold_start={} message=\"{}\"",
                  reply.id.empty() ? result.id : reply.id, err.code, err.field, result.cold_start,
-                 err.message);
+                 loggable(err.message, 256));
   }
 }
 

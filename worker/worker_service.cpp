@@ -260,7 +260,7 @@ void WorkerService::handle_broker_heartbeat(const mdp::WorkerMessage& message) {
 void WorkerService::handle_message(mdp::SplitMessage& message) {
   auto parsed = mdp::parse_worker(message.head);
   if (!parsed) {
-    spdlog::warn("event=bad_message reason=\"{}\"", parsed.status().message());
+    spdlog::warn("event=bad_message reason=\"{}\"", loggable(parsed.status().message(), 256));
     return;
   }
   switch (parsed->command) {
