@@ -27,7 +27,9 @@ Frames body_of(size_t bytes) {
 
 // The core on a fake clock with the sends it made.
 struct Harness {
-  explicit Harness(BrokerConfig c) : now(TimePoint{} + 1h), core(std::move(c), now, "b-") {
+  explicit Harness(BrokerConfig c)
+      : now(TimePoint{} + 1h),
+        core(std::move(c), now, [n = 0]() mutable { return "b-" + std::to_string(++n); }) {
     spdlog::set_level(spdlog::level::warn);
   }
   TimePoint now;

@@ -128,7 +128,7 @@ TEST(CliUsage, BadEndpointsAndCommandsAreUsageErrorsNamingTheExpectedForm) {
     EXPECT_NE(r.err.find("tcp://HOST:PORT"), std::string::npos) << shown(cmd) << r.err;
     expect_one_line(r, shown(cmd));
   }
-  for (const std::vector<std::string> cmd :
+  for (const std::vector<std::string>& cmd :
        {std::vector<std::string>{"ecgq-worker", "frobnicate"}, {"ecgq", "frobnicate"}}) {
     auto r = run(cmd, {});
     EXPECT_EQ(r.exit_code, 2) << shown(cmd) << r.err;
