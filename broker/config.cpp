@@ -135,10 +135,11 @@ Status check_security(const Settings& s, const BrokerConfig& c) {
 // The range checks that the types alone do not make.
 Status check_ranges(const Settings& s, const BrokerConfig& c) {
   if (c.bind.empty()) return s.invalid("bind", "an endpoint such as tcp://127.0.0.1:5555");
-  RETURN_IF_ERROR(check_security(s, c));
+  // The endpoint's form first: "foo" is not an endpoint at all, before it is an insecure one.
   RETURN_IF_ERROR(mdp::check_endpoint(c.bind, mdp::EndpointUse::Bind, "--bind"));
   if (!c.worker_bind.empty())
     RETURN_IF_ERROR(mdp::check_endpoint(c.worker_bind, mdp::EndpointUse::Bind, "--worker-bind"));
+  RETURN_IF_ERROR(check_security(s, c));
   if (c.heartbeat_interval.count() <= 0)
     return s.invalid("heartbeat_interval", "a positive duration");
   if (c.result_cache_ttl.count() <= 0) return s.invalid("result_cache_ttl", "a positive duration");

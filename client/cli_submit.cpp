@@ -270,6 +270,24 @@ std::optional<Destination> destination(const SubmitCommand& command) {
   return d;
 }
 
+// --plot DIR: the directory exists (made when missing); false (said on stderr) when it cannot.
+bool plot_dir_ready(const std::string& dir) {
+  if (dir.empty()) return true;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    std::fprintf(stderr, "ecgq: --plot: cannot create %s: %s\n", dir.c_str(), ec.message().c_str());
+  return !ec;
+}
+
+// --plot DIR: the SVG of an ok record. The record is read again here: holding every in-flight
+// record's samples for a plot would multiply the producer's memory by the window.
+void plot(const std::string& dir, const Outcome& o) {
+  if (dir.empty() || o.result.status != "ok") return;
+  if (Status s = write_plot(dir, o.path, o.result); !s.ok())
+    std::fprintf(stderr, "ecgq: --plot: %s\n", s.to_string().c_str());
+}
+
 }  // namespace
 
 int run_submit(const SubmitCommand& command) {
@@ -295,15 +313,7 @@ int run_submit(const SubmitCommand& command) {
        command.embeddings_out.empty() ? "" : command.embeddings_out + ".index.jsonl"});
   if (command.count_first) counts.total = count_records(command.paths, resume.done_paths, own);
 
-  if (!command.plot_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(command.plot_dir, ec);
-    if (ec) {
-      std::fprintf(stderr, "ecgq: --plot: cannot create %s: %s\n", command.plot_dir.c_str(),
-                   ec.message().c_str());
-      return kExitFailed;
-    }
-  }
+  if (!plot_dir_ready(command.plot_dir)) return kExitFailed;
   Client client(command.client);
   JobSource source(command.paths, inputs);
   int64_t own_skipped = 0;
@@ -332,12 +342,7 @@ int run_submit(const SubmitCommand& command) {
         else
           out << json_line(result_json(o.path, o.result, printed)) << '\n' << std::flush;
         if (!command.embeddings_out.empty()) embeddings.add(o);
-        if (!command.plot_dir.empty() && o.result.status == "ok") {
-          // The record is read again here: holding every in-flight record's samples for a plot
-          // would multiply the producer's memory by the window.
-          if (Status s = write_plot(command.plot_dir, o.path, o.result); !s.ok())
-            std::fprintf(stderr, "ecgq: --plot: %s\n", s.to_string().c_str());
-        }
+        plot(command.plot_dir, o);
         ++counts.done;
         if (o.result.status != "ok") {
           ++counts.failed;

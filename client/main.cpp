@@ -10,8 +10,8 @@
 #include "common/duration.hpp"
 #include "common/logging.hpp"
 #include "common/text.hpp"
-#include "protocol/curve.hpp"
 #include "protocol/admission.hpp"
+#include "protocol/curve.hpp"
 #include "protocol/endpoint.hpp"
 
 using namespace ecgq;
@@ -171,6 +171,27 @@ CLI::App* add_submit(CLI::App& app, SubmitCommand& submit, SubmitTexts& t) {
   return sub;
 }
 
+// Declares `result`; its --outputs text goes to `outputs`.
+CLI::App* add_result(CLI::App& app, ResultCommand& result, std::string& outputs) {
+  auto* rs = app.add_subcommand(
+      "result",
+      "what the broker knows of jobs by id (mmi.job): one JSON line each, the result "
+      "when finished (results stay readable for the broker's result_ttl)");
+  rs->add_option("ids", result.ids, "job ids (as submit printed them)")->required();
+  rs->add_option("--outputs", outputs, "outputs to print, as in submit (default probs)");
+  return rs;
+}
+
+// Checks --meta KEY=VALUE pairs, then runs `keygen`.
+int keygen_command(KeygenCommand& keygen, const std::vector<std::string>& meta) {
+  for (const auto& m : meta) {
+    const size_t eq = m.find('=');
+    if (eq == std::string::npos || eq == 0) return usage_error("--meta wants KEY=VALUE, got " + m);
+    keygen.metadata[m.substr(0, eq)] = m.substr(eq + 1);
+  }
+  return run_keygen(keygen);
+}
+
 // Declares `keygen`; its --meta values go to `meta` as written.
 CLI::App* add_keygen(CLI::App& app, KeygenCommand& keygen, std::vector<std::string>& meta) {
   auto* kg = app.add_subcommand(
@@ -280,8 +301,8 @@ const char* const kFooter =
 
 // True for the words `ecgq` knows as its first argument.
 bool known_command(const std::string& word) {
-  for (const char* known : {"submit", "status", "result", "dlq", "keygen", "rollout", "plan",
-                             "convert"})
+  for (const char* known :
+       {"submit", "status", "result", "dlq", "keygen", "rollout", "plan", "convert"})
     if (word == known) return true;
   return false;
 }
@@ -323,12 +344,7 @@ int run_cli(int argc, char** argv) {
 
   ResultCommand result_cmd;
   std::string result_outputs;
-  auto* rs = app.add_subcommand(
-      "result",
-      "what the broker knows of jobs by id (mmi.job): one JSON line each, the result "
-      "when finished (results stay readable for the broker's result_ttl)");
-  rs->add_option("ids", result_cmd.ids, "job ids (as submit printed them)")->required();
-  rs->add_option("--outputs", result_outputs, "outputs to print, as in submit (default probs)");
+  CLI::App* rs = add_result(app, result_cmd, result_outputs);
 
   KeygenCommand keygen;
   std::vector<std::string> keygen_meta;
@@ -348,23 +364,16 @@ int run_cli(int argc, char** argv) {
   CLI::App* dl = add_dlq(app, dlq);
 
   if (const std::string word = command_word(argc, argv); !word.empty() && !known_command(word))
-    return usage_error("unknown command '" + escape_invalid_utf8(word) +
-                       "' (expected submit, status, result, dlq, keygen, rollout, plan or convert)");
+    return usage_error(
+        "unknown command '" + escape_invalid_utf8(word) +
+        "' (expected submit, status, result, dlq, keygen, rollout, plan or convert)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return parse_error_exit(app, e, "ecgq");
   }
   init_logging("ecgq", global.log_level);
-  if (kg->parsed()) {
-    for (const auto& m : keygen_meta) {
-      const size_t eq = m.find('=');
-      if (eq == std::string::npos || eq == 0)
-        return usage_error("--meta wants KEY=VALUE, got " + m);
-      keygen.metadata[m.substr(0, eq)] = m.substr(eq + 1);
-    }
-    return run_keygen(keygen);
-  }
+  if (kg->parsed()) return keygen_command(keygen, keygen_meta);
   if (cv->parsed()) return run_convert(convert);
   auto options = client_options(global, sub->parsed());
   if (!options) return usage_error(options.status().message());

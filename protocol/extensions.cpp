@@ -1,3 +1,5 @@
+// Long file: the codec of every extension body (READY metadata, heartbeat status, mmi.* bodies)
+// over one shared field reader; split it by body when it grows further.
 #include "protocol/extensions.hpp"
 
 #include <string_view>

@@ -1,3 +1,5 @@
+// Long file: one codec per body (job, result, progress), each with its validation next to its
+// encoding; split it by body when it grows further.
 // msgpack encoding and validation of job, result and progress bodies (schema version 1).
 // Field names on the wire are the struct field names; unknown keys are ignored so that newer
 // producers can talk to older workers, and a key that appears twice takes its later value (the
