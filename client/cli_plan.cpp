@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/cli.hpp"
+#include "client/plan_plot.hpp"
 #include "common/duration.hpp"
 #include "planner/plan.hpp"
 
@@ -129,6 +130,9 @@ CLI::App* add_plan_command(CLI::App& app, PlanCommand& c) {
                 "KEY=V1,V2,...: one row per value of idle-timeout, workers "
                 "or keep-warm");
   p->add_flag("--json", c.json, "print JSON (one object, or {sweep, rows} with --sweep)");
+  p->add_option("--plot", c.plot,
+                "with --sweep: write FILE, an SVG of latency p99 and worker-hours awake against "
+                "the swept setting");
   p->add_flag("--calibrate", c.calibrate,
               "measure a profile on a live worker through --broker and write it to --out");
   p->add_option("--out", c.out, "--calibrate: the profile file to write");
@@ -184,6 +188,15 @@ int run_plan(const PlanCommand& c) {
   for (const auto& [label, spec] : runs)
     results.push_back(planner::simulate(spec, *profile, *arrivals, duration_s));
   spdlog::set_level(level);
+  if (!c.plot.empty()) {
+    if (c.sweep.empty()) return plan_usage("--plot draws a sweep: give --sweep KEY=V1,V2,...");
+    std::vector<std::pair<std::string, PlanResult>> rows;
+    for (size_t i = 0; i < runs.size(); ++i) rows.emplace_back(runs[i].first, results[i]);
+    if (Status s = write_plan_plot(c.plot, sweep_key, rows); !s.ok()) {
+      std::fprintf(stderr, "ecgq plan: %s\n", s.to_string().c_str());
+      return kExitFailed;
+    }
+  }
 
   if (c.json) {
     nlohmann::json out;

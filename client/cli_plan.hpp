@@ -30,6 +30,7 @@ struct PlanCommand {
   double load_ms = -1;             // overrides the profile's load time when >= 0
   std::string sweep;               // KEY=V1,V2,...: idle-timeout, workers or keep-warm
   bool json = false;
+  std::string plot;        // with --sweep: an SVG of p99 and worker-hours against the setting
   bool calibrate = false;  // measure a profile on a live worker instead of planning
   std::string out;         // --calibrate: where to write the profile
   int repeats = 3;         // --calibrate: jobs per batch size

@@ -4,6 +4,7 @@
 // `ecgq plan --calibrate`, must predict the number of cold starts within 1.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <thread>
 
 #include "planner/plan.hpp"
@@ -95,6 +96,21 @@ TEST(PlannerCli, JsonCarriesTheFiguresAndBadUsageNamesTheOption) {
   auto rows = client::Json::parse(sweep.out, nullptr, false);
   ASSERT_TRUE(rows.is_object()) << sweep.out;
   EXPECT_EQ(rows["rows"].size(), 2u);
+  // --plot draws the sweep: one polyline for p99, one for worker-hours, a label per value.
+  TempDir dir;
+  auto plotted =
+      run_command({bin("ecgq"), "plan", "--arrivals", "poisson:1/min", "--duration", "1h",
+                   "--sweep", "idle-timeout=1m,5m,15m", "--plot", dir.file("sweep.svg")},
+                  60s);
+  ASSERT_EQ(plotted.exit_code, 0) << plotted.err;
+  std::ifstream in(dir.file("sweep.svg"));
+  const std::string svg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(svg.find("<polyline class='p'"), std::string::npos) << svg;
+  EXPECT_NE(svg.find("<polyline class='h'"), std::string::npos) << svg;
+  for (const char* label : {">1m<", ">5m<", ">15m<"}) EXPECT_NE(svg.find(label), std::string::npos);
+  auto unswept = run_command(
+      {bin("ecgq"), "plan", "--arrivals", "poisson:1/min", "--plot", dir.file("x.svg")}, 30s);
+  EXPECT_EQ(unswept.exit_code, 2) << unswept.err;
   auto bad = run_command({bin("ecgq"), "plan", "--arrivals", "poisson:fast"}, 30s);
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--arrivals: rate fast is not a number"), std::string::npos) << bad.err;
