@@ -69,18 +69,18 @@ class Simulation {
         profile_(profile),
         arrivals_(arrivals),
         start_(TimePoint{} + std::chrono::hours(24)),
+        heartbeat_(broker_config(cluster).heartbeat_interval),
         core_(broker_config(cluster), start_,
               [n = uint64_t{0}]() mutable { return "plan-" + std::to_string(++n); }),
         arrived_at_(arrivals.size()),
         dispatched_(arrivals.size(), false) {}
 
   PlanResult run() {
-    const auto hb = broker_config(cluster_).heartbeat_interval;
     for (int i = 0; i < cluster_.workers; ++i) {
       workers_.emplace_back("sim-" + std::to_string(i + 1), cluster_, profile_, start_);
       timer_generation_.push_back(0);
       deliver_to_core(worker_peer(i), workers_.back().ready(), start_);
-      push({start_ + hb, 0, Due::Kind::WorkerHeartbeat, static_cast<size_t>(i), 0});
+      push({start_ + heartbeat_, 0, Due::Kind::WorkerHeartbeat, static_cast<size_t>(i), 0});
     }
     for (size_t i = 0; i < arrivals_.size(); ++i)
       push({at(arrivals_[i].t_s), 0, Due::Kind::Arrival, i, 0});
@@ -131,8 +131,7 @@ class Simulation {
       case Due::Kind::WorkerHeartbeat:
         deliver_to_core(worker_peer(static_cast<int>(d.index)), workers_[d.index].heartbeat(),
                         d.at);
-        push({d.at + broker_config(cluster_).heartbeat_interval, 0, Due::Kind::WorkerHeartbeat,
-              d.index, 0});
+        push({d.at + heartbeat_, 0, Due::Kind::WorkerHeartbeat, d.index, 0});
         break;
       case Due::Kind::BrokerTick:
         if (d.generation != tick_generation_) return;
@@ -246,6 +245,7 @@ class Simulation {
   const ServiceProfile& profile_;
   const std::vector<Arrival>& arrivals_;
   TimePoint start_;
+  Millis heartbeat_;  // workers' heartbeat interval (the broker's setting), fixed for the run
   BrokerCore core_;
   std::vector<SimWorker> workers_;
   std::vector<uint64_t> timer_generation_;
