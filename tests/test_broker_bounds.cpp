@@ -10,6 +10,7 @@
 
 #include "broker/core.hpp"
 #include "protocol/schema.hpp"
+#include "tests/broker_core_harness.hpp"
 
 namespace ecgq::broker {
 namespace {
@@ -25,40 +26,26 @@ Frames body_of(size_t bytes) {
   return {std::string(bytes, 'x')};
 }
 
-// The core on a fake clock with the sends it made.
-struct Harness {
-  explicit Harness(BrokerConfig c)
-      : now(TimePoint{} + 1h),
-        core(std::move(c), now, [n = 0]() mutable { return "b-" + std::to_string(++n); }) {
-    spdlog::set_level(spdlog::level::warn);
-  }
-  TimePoint now;
-  BrokerCore core;
+// The shared fake-clock core (tests/broker_core_harness.hpp) with this file's two questions: the
+// FINAL error a generic request gets, and the tokens dispatched to the worker.
+struct Harness : test::Core {
+  explicit Harness(BrokerConfig c) : Core(std::move(c)) { spdlog::set_level(spdlog::level::warn); }
 
-  Actions received(const std::string& peer, Frames frames) {
-    return core.handle(Received{peer, std::move(frames), now});
-  }
   // The FINAL error of a request to `service`, or nullopt when it got none (it was queued).
   std::optional<schema::ErrorInfo> request(const std::string& service, size_t bytes = 10) {
-    for (const auto& a : received(
-             kClient, mdp::client_frames(mdp::ClientCommand::Request, service, body_of(bytes))))
-      if (const auto* s = std::get_if<Send>(&a))
-        if (s->peer == kClient && s->frames.size() >= 4 &&
-            s->frames[1] == std::string(1, static_cast<char>(mdp::ClientCommand::Final))) {
-          auto r = schema::decode_result(s->frames[3]);
-          EXPECT_TRUE(r.ok() && r->error);
-          return r.ok() && r->error ? r->error : std::nullopt;
-        }
+    for (const Frames& f : finals(Core::request(kClient, service, body_of(bytes)), kClient)) {
+      if (f.size() < 4) continue;
+      auto r = schema::decode_result(f[3]);
+      EXPECT_TRUE(r.ok() && r->error);
+      return r.ok() && r->error ? r->error : std::nullopt;
+    }
     return std::nullopt;
   }
   // Tokens of the REQUESTs sent to the worker.
   std::vector<std::string> dispatched(const Actions& actions) {
     std::vector<std::string> tokens;
-    for (const auto& a : actions)
-      if (const auto* s = std::get_if<Send>(&a))
-        if (s->peer == kWorker && s->frames.size() >= 3 &&
-            s->frames[1] == std::string(1, static_cast<char>(mdp::WorkerCommand::Request)))
-          tokens.push_back(s->frames[2]);
+    for (const Frames& f : requests(actions, kWorker))
+      if (f.size() >= 3) tokens.push_back(f[2]);
     return tokens;
   }
 };
