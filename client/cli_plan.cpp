@@ -98,6 +98,51 @@ void print_row(const std::string& label, const PlanResult& r) {
       static_cast<long long>(r.deadline_missed));
 }
 
+using PlanRuns = std::vector<std::pair<std::string, ClusterSpec>>;
+
+// The runs to simulate: the cluster as given, or one copy per value of --sweep KEY=V1,V2,...
+Expected<PlanRuns> runs_of(const PlanCommand& c, const ClusterSpec& cluster,
+                           std::string& sweep_key) {
+  PlanRuns runs;
+  if (c.sweep.empty()) {
+    runs.emplace_back("as given", cluster);
+    return runs;
+  }
+  const size_t eq = c.sweep.find('=');
+  if (eq == std::string::npos || eq + 1 >= c.sweep.size())
+    return Status(ErrorCode::BadUsage,
+                  "--sweep wants KEY=V1,V2,... (e.g. idle-timeout=1m,5m,15m,1h)");
+  sweep_key = c.sweep.substr(0, eq);
+  const std::string values = c.sweep.substr(eq + 1);
+  for (size_t start = 0; start <= values.size();) {
+    const size_t comma = std::min(values.find(',', start), values.size());
+    const std::string value = values.substr(start, comma - start);
+    ClusterSpec s = cluster;
+    RETURN_IF_ERROR(apply_setting(s, sweep_key, value));
+    runs.emplace_back(sweep_key + "=" + value, s);
+    start = comma + 1;
+  }
+  return runs;
+}
+
+// --json: one object, or {sweep, rows} with --sweep.
+void print_plan_json(const PlanRuns& runs, const std::vector<PlanResult>& results,
+                     const std::string& sweep_key, const std::string& profile_name) {
+  nlohmann::json out;
+  if (sweep_key.empty()) {
+    out = to_json(results.front());
+  } else {
+    out = {{"sweep", sweep_key}, {"rows", nlohmann::json::array()}};
+    for (size_t i = 0; i < runs.size(); ++i) {
+      nlohmann::json row = to_json(results[i]);
+      row["setting"] = runs[i].first.substr(sweep_key.size() + 1);
+      out["rows"].push_back(row);
+    }
+  }
+  out["profile"] = profile_name;
+  std::printf("%s\n", out.dump().c_str());
+}
+
 }  // namespace
 
 CLI::App* add_plan_command(CLI::App& app, PlanCommand& c) {
@@ -162,36 +207,20 @@ int run_plan(const PlanCommand& c) {
   if (trace && c.duration.empty() && !arrivals->empty()) duration_s = arrivals->back().t_s;
 
   // One run per swept value (or one run): the same arrivals each time.
-  std::vector<std::pair<std::string, ClusterSpec>> runs;
   std::string sweep_key;
-  if (c.sweep.empty()) {
-    runs.emplace_back("as given", *cluster);
-  } else {
-    const size_t eq = c.sweep.find('=');
-    if (eq == std::string::npos || eq + 1 >= c.sweep.size())
-      return plan_usage("--sweep wants KEY=V1,V2,... (e.g. idle-timeout=1m,5m,15m,1h)");
-    sweep_key = c.sweep.substr(0, eq);
-    std::string values = c.sweep.substr(eq + 1);
-    for (size_t start = 0; start <= values.size();) {
-      const size_t comma = std::min(values.find(',', start), values.size());
-      const std::string value = values.substr(start, comma - start);
-      ClusterSpec s = *cluster;
-      if (Status ok = apply_setting(s, sweep_key, value); !ok.ok()) return plan_usage(ok.message());
-      runs.emplace_back(sweep_key + "=" + value, s);
-      start = comma + 1;
-    }
-  }
+  auto runs = runs_of(c, *cluster, sweep_key);
+  if (!runs) return plan_usage(runs.status().message());
   // The core logs every job at info: a day of traffic must not print a day of log lines.
   const auto level = spdlog::get_level();
   spdlog::set_level(spdlog::level::warn);
   std::vector<PlanResult> results;
-  for (const auto& [label, spec] : runs)
+  for (const auto& [label, spec] : *runs)
     results.push_back(planner::simulate(spec, *profile, *arrivals, duration_s));
   spdlog::set_level(level);
   if (!c.plot.empty()) {
     if (c.sweep.empty()) return plan_usage("--plot draws a sweep: give --sweep KEY=V1,V2,...");
     std::vector<std::pair<std::string, PlanResult>> rows;
-    for (size_t i = 0; i < runs.size(); ++i) rows.emplace_back(runs[i].first, results[i]);
+    for (size_t i = 0; i < runs->size(); ++i) rows.emplace_back((*runs)[i].first, results[i]);
     if (Status s = write_plan_plot(c.plot, sweep_key, rows); !s.ok()) {
       std::fprintf(stderr, "ecgq plan: %s\n", s.to_string().c_str());
       return kExitFailed;
@@ -199,19 +228,7 @@ int run_plan(const PlanCommand& c) {
   }
 
   if (c.json) {
-    nlohmann::json out;
-    if (c.sweep.empty()) {
-      out = to_json(results.front());
-    } else {
-      out = {{"sweep", sweep_key}, {"rows", nlohmann::json::array()}};
-      for (size_t i = 0; i < runs.size(); ++i) {
-        nlohmann::json row = to_json(results[i]);
-        row["setting"] = runs[i].first.substr(sweep_key.size() + 1);
-        out["rows"].push_back(row);
-      }
-    }
-    out["profile"] = profile->name;
-    std::printf("%s\n", out.dump().c_str());
+    print_plan_json(*runs, results, sweep_key, profile->name);
     return kExitOk;
   }
   std::printf("ecgq plan: %zu jobs over %.0f s, profile %s\n", arrivals->size(), duration_s,
@@ -219,7 +236,7 @@ int run_plan(const PlanCommand& c) {
   std::printf("%-14s %8s %8s %7s %6s %6s %9s %9s %9s %9s %8s %8s %6s %6s %6s\n", "setting", "jobs",
               "ok", "cold", "cold%", "wakes", "p50 ms", "p95 ms", "p99 ms", "max ms", "awake h",
               "asleep h", "peakq", "full", "late");
-  for (size_t i = 0; i < runs.size(); ++i) print_row(runs[i].first, results[i]);
+  for (size_t i = 0; i < runs->size(); ++i) print_row((*runs)[i].first, results[i]);
   return kExitOk;
 }
 
