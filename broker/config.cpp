@@ -28,7 +28,9 @@ const SettingsTable<BrokerConfig>& settings_table() {
                    "heartbeats a worker may miss before it counts as lost", &C::heartbeat_liveness)
           .integer("max_queue", "10000", "queued jobs per service before queue_full", &C::max_queue)
           .integer("max_queue_per_client", "1000",
-                   "queued jobs per client per service before queue_full", &C::max_queue_per_client)
+                   "queued jobs per client (per CURVE key when keys are on) per service before "
+                   "queue_full",
+                   &C::max_queue_per_client)
           .bytes("max_queued_bytes", "1GiB",
                  "queued job bytes across all services before queue_full", &C::max_queued_bytes)
           .integer("max_services", "64", "services the broker knows before queue_full",
@@ -55,6 +57,10 @@ const SettingsTable<BrokerConfig>& settings_table() {
                  &C::result_cache_bytes)
           .duration("result_cache_ttl", "1h", "how long a cached result may be served",
                     &C::result_cache_ttl)
+          .text("result_cache_scope", "key",
+                "key: a cached result answers only the CURVE key whose job computed it (a hit "
+                "would tell one key what another submitted); shared: any client",
+                &C::result_cache_scope)
           .text("journal", "", "durable journal file (SQLite); \"\" keeps jobs in memory only",
                 &C::journal)
           .bytes("journal_max_bytes", "2GiB", "journal size beyond which new jobs get journal_full",
@@ -143,6 +149,8 @@ Status check_ranges(const Settings& s, const BrokerConfig& c) {
   if (c.heartbeat_interval.count() <= 0)
     return s.invalid("heartbeat_interval", "a positive duration");
   if (c.result_cache_ttl.count() <= 0) return s.invalid("result_cache_ttl", "a positive duration");
+  if (c.result_cache_scope != "key" && c.result_cache_scope != "shared")
+    return s.invalid("result_cache_scope", "key or shared");
   RETURN_IF_ERROR(s.check_minimums({{"heartbeat_liveness", c.heartbeat_liveness, 1},
                                     {"max_queue", c.max_queue, 1},
                                     {"max_queue_per_client", c.max_queue_per_client, 1},

@@ -252,6 +252,9 @@ class BrokerCore {
 
   // --- results by id, idempotency and the journal (core_jobs.cpp)
   static std::string job_key(const std::string& submitter, const std::string& id);
+  // The result-cache key of a job's content: scoped to its submitter unless
+  // result_cache_scope is shared ("" stays "": not cached).
+  std::string scoped_content_key(const std::string& submitter, std::string content_key) const;
   bool answer_known_id(JobRecord& job);
   bool hold_until_durable(std::shared_ptr<JobRecord>& job);
   void queue_job(std::shared_ptr<JobRecord> job, Service& svc);

@@ -134,7 +134,7 @@ bool BrokerCore::read_ecgq_job(JobRecord& job, std::string& meta) {
   }
   if (in->deadline_ms) job.deadline = job.received + std::chrono::milliseconds(*in->deadline_ms);
   if (in->wait_for_worker_ms) set_wait_for_worker(job, *in->wait_for_worker_ms);
-  job.content_key = std::move(in->content_key);
+  job.content_key = scoped_content_key(job.submitter, std::move(in->content_key));
   job.model_sha256 = std::move(in->model_sha256);
   meta = std::move(in->meta);
   return true;
@@ -162,7 +162,7 @@ std::string BrokerCore::why_full(const JobRecord& job, const Service* svc) const
   }
   if (svc->queue.size() >= static_cast<size_t>(config_.max_queue))
     return "service queue holds max_queue=" + std::to_string(config_.max_queue);
-  if (svc->queue.client_size(job.client) >= static_cast<size_t>(config_.max_queue_per_client)) {
+  if (svc->queue.client_size(job.owner()) >= static_cast<size_t>(config_.max_queue_per_client)) {
     return "this client has max_queue_per_client=" +
            std::to_string(config_.max_queue_per_client) + " jobs queued";
   }

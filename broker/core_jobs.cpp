@@ -17,6 +17,14 @@ std::string BrokerCore::job_key(const std::string& submitter, const std::string&
   return submitter + '\0' + id;
 }
 
+std::string BrokerCore::scoped_content_key(const std::string& submitter,
+                                           std::string content_key) const {
+  // A hit across keys would tell one key that another submitted this very ECG.
+  if (content_key.empty() || submitter.empty() || config_.result_cache_scope == "shared")
+    return content_key;
+  return submitter + '\0' + content_key;
+}
+
 int64_t BrokerCore::unix_ms(TimePoint t) const {
   return wall_anchor_ms_ +
          std::chrono::duration_cast<std::chrono::milliseconds>(t - started_).count();
@@ -156,7 +164,7 @@ void BrokerCore::restore_job(const JournaledJob& j, int64_t wall_now_unix_ms) {
   job->body = std::move(*frames);
   job->model_sha256 = intake->model_sha256;
   if (intake->id.empty()) job->assigned_id = j.id;
-  job->content_key = std::move(intake->content_key);
+  job->content_key = scoped_content_key(job->submitter, std::move(intake->content_key));
   // No client connection survives a restart: the producer asks for the result by id.
   queue_job(std::move(job), find_or_create_service(j.service));
 }

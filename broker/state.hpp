@@ -51,10 +51,14 @@ struct JobRecord {
   std::string submitter;     // who may read it by id: the CURVE key, "" without CURVE
   bool journaled = false;    // its Accept record is durable: its later changes are journaled too
   std::string model_sha256;  // only a worker with this model may run it ("" = any)
-  TimePoint running_until;  // dispatched_at + max_job_time of its service
+  TimePoint running_until;   // dispatched_at + max_job_time of its service
   std::vector<FailedAttempt> failures;  // its failed attempts, oldest first
   std::optional<TimePoint>
       wait_for_worker;  // without a worker, waits until then (not service_wait)
+
+  // Whom queue fairness and max_queue_per_client count this job against: its CURVE key, so a
+  // key that opens many connections is still one client; its connection when keys are off.
+  const std::string& owner() const { return submitter.empty() ? client : submitter; }
 };
 
 // A registered worker.
