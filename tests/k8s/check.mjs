@@ -11,6 +11,7 @@ import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { build, splitImage } from "./kustomize.mjs";
 import { securityChecks } from "./security.mjs";
+import { keysAndProbes } from "./pods.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name) => {
@@ -353,9 +354,13 @@ for (const f of walk(K8S).filter((f) => /\.ya?ml$/.test(f))) {
   const used = files.has(f) || renders.some((r) => fs.readFileSync(path.join(r.dir, "kustomization.yaml"), "utf8").includes(path.basename(f)) && path.dirname(f) === r.dir);
   check(used, path.relative(ROOT, f), "not used by any kustomization");
 }
+// The fp32 overlay with real keys and the real programs (tests/k8s/pods.mjs), when built.
+const PROGRAMS = ["ecgq", "ecgq-broker", "ecgq-worker", "ecgq-gateway"];
+let pods = "pods not run (no built ecgq programs: --bin DIR)";
+if (BIN && PROGRAMS.every((p) => fs.existsSync(path.join(BIN, p)))) pods = await keysAndProbes({ ROOT, BIN, check, fail });
 if (problems.length) {
   for (const p of problems) console.log(`FAIL ${p}`);
   console.log(`${problems.length} problems in ${objects} objects of ${renders.length} renders`);
   process.exit(1);
 }
-console.log(`${objects} objects in ${renders.length} renders valid (Kubernetes and KEDA schemas, strict), ${checks} cross-checks`);
+console.log(`${objects} objects in ${renders.length} renders valid (Kubernetes and KEDA schemas, strict), ${checks} cross-checks, ${pods}`);
