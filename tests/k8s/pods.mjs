@@ -73,86 +73,14 @@ export async function keysAndProbes({ ROOT, BIN, check, fail }) {
   ROOT_DIR = ROOT;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ecgq-k8s-pods."));
   const procs = [];
-  const notes = [];
   try {
-    // 1. scripts/k8s-keys makes every file the secretGenerator reads.
-    fs.cpSync(path.join(ROOT, "deploy"), path.join(tmp, "deploy"), { recursive: true, filter: (s) => !s.endsWith(`${path.sep}keys`) });
-    const keys = path.join(tmp, "deploy/k8s/components/secrets/keys");
-    const made = spawnSync(path.join(ROOT, "scripts/k8s-keys"), ["--dir", keys, "--namespace", "ecgq"], { env: { ...process.env, ECGQ_BIN: path.join(BIN, "ecgq") }, encoding: "utf8" });
-    if (!check(made.status === 0, "scripts/k8s-keys", `failed: ${made.stderr}`)) return "";
-    const files = new Map();
-    const objs = build(path.join(tmp, "deploy/k8s/overlays/fp32"), files);
-    const missing = [...files].filter(([, role]) => role === "generated-missing").map(([f]) => path.relative(tmp, f));
-    check(missing.length === 0, "scripts/k8s-keys", `did not make ${missing.join(", ")}, which components/secrets reads`);
-    // The printed kubectl commands create exactly the generated Secrets and ConfigMaps.
-    const generated = objs.filter((o) => (o.kind === "Secret" || o.kind === "ConfigMap") && o.metadata.name.startsWith("ecgq-curve") || o.metadata.name === "ecgq-gateway-tokens");
-    const printed = [...made.stdout.matchAll(/create (secret generic|configmap) (\S+)/g)].map((m) => m[2]).sort();
-    check(JSON.stringify(printed) === JSON.stringify(generated.map((o) => o.metadata.name).sort()), "scripts/k8s-keys", `prints kubectl commands for ${printed} but components/secrets makes ${generated.map((o) => o.metadata.name)}`);
-
-    // 2. The key material: one broker key everywhere, every peer's key in its role's list.
-    const named = (kind, name) => objs.find((o) => o.kind === kind && o.metadata.name === name);
-    const brokerKey = publicKey(content(named("Secret", "ecgq-curve-broker"), "broker.cert_secret"));
-    const lists = Object.fromEntries(["client", "worker", "admin"].map((r) => [r, new Set(Object.keys(named("ConfigMap", `ecgq-curve-${r}-keys`).data).map((k) => publicKey(content(named("ConfigMap", `ecgq-curve-${r}-keys`), k))))]));
-    for (const s of objs.filter((o) => o.kind === "Secret" && o.metadata.name.startsWith("ecgq-curve-"))) {
-      for (const k of Object.keys(s.data)) {
-        const text = content(s, k);
-        if (k === "broker.cert") check(publicKey(text) === brokerKey && !/secret-key/.test(text), `Secret/${s.metadata.name}`, "broker.cert is not the broker's public certificate");
-        if (!k.endsWith("_secret") || k === "broker.cert_secret") continue;
-        check(/secret-key = "/.test(text), `Secret/${s.metadata.name}`, `${k} holds no secret key`);
-        const role = k.startsWith("worker") ? "worker" : "client";
-        check(lists[role].has(publicKey(text)), `Secret/${s.metadata.name}`, `${k}'s public key is not in ecgq-curve-${role}-keys`);
-      }
-    }
-    check(lists.admin.has(publicKey(fs.readFileSync(path.join(keys, "admin.cert_secret"), "utf8"))), "scripts/k8s-keys", "admin.cert_secret is not in ecgq-curve-admin-keys");
-
-    // 3. The pods, as processes, and their probes.
-    const pod = (kind, name) => named(kind, name).spec.template;
-    const [zmq, metrics, http8080] = [await freePort(), await freePort(), await freePort()];
-    const rewrite = (a) => (typeof a !== "string" ? a : a.replace("tcp://*:5555", `tcp://127.0.0.1:${zmq}`)
-      .replace("tcp://ecgq-broker:5555", `tcp://127.0.0.1:${zmq}`).replace("0.0.0.0:9090", `127.0.0.1:${metrics}`)
-      .replace("0.0.0.0:8080", `127.0.0.1:${http8080}`));
-    const PATH = `${BIN}:${path.join(ROOT, "scripts")}:${process.env.PATH}`;
-    const start = (name, t, c, extraEnv = {}) => {
-      const { args, env } = materialize(path.join(tmp, "root", name), t, c, objs, rewrite);
-      const log = path.join(tmp, `${name}.log`);
-      const p = spawn(args[0], args.slice(1), { env: { PATH, HOME: tmp, ...env, ...extraEnv }, stdio: ["ignore", fs.openSync(log, "w"), fs.openSync(log, "a")] });
-      procs.push(p);
-      return { p, env: { PATH, HOME: tmp, ...env, ...extraEnv }, log, c };
-    };
-    const probe = (proc, which, envOverride = {}) => {
-      const cmd = proc.c[which].exec.command;
-      const r = spawnSync(cmd[0], [...cmd.slice(1), "--pid", String(proc.p.pid)], { env: { ...proc.env, ECGQ_HEALTH_TIMEOUT: "2s", ...envOverride }, encoding: "utf8", timeout: 20000 });
-      return r.status === 0;
-    };
-    const bt = pod("StatefulSet", "ecgq-broker");
-    const broker = start("broker", bt, bt.spec.containers[0]);
-    const brokerReady = await pollUntil(30, () => probe(broker, "readinessProbe"));
-    if (!check(brokerReady !== null, "broker pod", `readinessProbe never passed: ${fs.readFileSync(broker.log, "utf8").split("\n").slice(-5).join(" | ")}`)) return "";
-    check(probe(broker, "livenessProbe"), "broker pod", "livenessProbe fails");
-    const probeFp = fingerprint(publicKey(fs.readFileSync(path.join(keys, "probe.cert"), "utf8")));
-    check(fs.readFileSync(broker.log, "utf8").includes(`event=peer_admitted key=${probeFp} roles=client`), "broker pod", `no peer_admitted line for the probe key ${probeFp}: the probe did not authenticate as a client`);
-    // A probe with a key in no allow-list must fail: the check really goes through CURVE.
-    execFileSync(path.join(BIN, "ecgq"), ["keygen", path.join(tmp, "stranger.cert")], { stdio: "ignore" });
-    check(!probe(broker, "readinessProbe", { ECGQ_CURVE_CERT: path.join(tmp, "stranger.cert_secret") }), "broker pod", "readinessProbe passes with a key in no allow-list");
-
-    const wt = pod("Deployment", "ecgq-worker");
-    const worker = start("worker", wt, wt.spec.containers[0], { ECGQ_CHECKPOINT: path.join(ROOT, "data/models/demo-random-weights-tiny.pt") });
-    const workerLive = await pollUntil(60, () => probe(worker, "startupProbe"));
-    const workerReady = workerLive !== null && await pollUntil(90, () => probe(worker, "readinessProbe"));
-    check(workerReady !== null && workerReady !== false, "worker pod", `readinessProbe never passed: ${fs.readFileSync(worker.log, "utf8").split("\n").slice(-5).join(" | ")}`);
-    check(probe(worker, "livenessProbe"), "worker pod", "livenessProbe fails");
-
-    const gt = pod("Deployment", "ecgq-gateway");
-    const gateway = start("gateway", gt, gt.spec.containers[0]);
-    // /health is 200 only when the gateway reached the broker (its client key) and a worker is ready.
-    const get = (p) => new Promise((res) => http.get({ host: "127.0.0.1", port: http8080, path: p, timeout: 3000 }, (r) => { r.resume(); res(r.statusCode); }).on("error", () => res(0)));
-    const gatewayUp = await pollUntil(30, async () => (await get("/health")) === 200);
-    check(gatewayUp !== null, "gateway pod", `GET /health never 200 (its CURVE key or tokens): ${fs.readFileSync(gateway.log, "utf8").split("\n").slice(-5).join(" | ")}`);
-    check((await get(gt.spec.containers[0].readinessProbe.httpGet.path)) === 200, "gateway pod", "its readinessProbe path is not 200");
-    check(flagValue(gateway.c.command, "--tokens") !== undefined, "gateway pod", "runs without tokens");
-    notes.push(`pods with keys from scripts/k8s-keys: broker ready in ${brokerReady.toFixed(1)} s, worker ready in ${(workerLive + (workerReady || 0)).toFixed(1)} s, gateway /health in ${gatewayUp?.toFixed(1)} s, unknown probe key refused`);
+    const made = makeKeys(ROOT, BIN, tmp, check);
+    if (!made) return "";
+    keyMaterial(made.objs, made.keys, check);
+    return await runPods({ ROOT, BIN, tmp, procs, check, ...made });
   } catch (e) {
     fail("pods", e.stack || e.message);
+    return "";
   } finally {
     for (const p of procs) p.kill("SIGTERM");
     await Promise.all(procs.map((p) => (p.exitCode !== null ? null : new Promise((r) => {
@@ -161,5 +89,90 @@ export async function keysAndProbes({ ROOT, BIN, check, fail }) {
     }))));
     fs.rmSync(tmp, { recursive: true, force: true });
   }
-  return notes.join("; ");
+}
+
+// scripts/k8s-keys into a copy of deploy/k8s: it must make every file the secretGenerator reads,
+// and print kubectl commands for exactly the Secrets and ConfigMaps the component makes.
+function makeKeys(ROOT, BIN, tmp, check) {
+  fs.cpSync(path.join(ROOT, "deploy"), path.join(tmp, "deploy"), { recursive: true, filter: (s) => !s.endsWith(`${path.sep}keys`) });
+  const keys = path.join(tmp, "deploy/k8s/components/secrets/keys");
+  const made = spawnSync(path.join(ROOT, "scripts/k8s-keys"), ["--dir", keys, "--namespace", "ecgq"], { env: { ...process.env, ECGQ_BIN: path.join(BIN, "ecgq") }, encoding: "utf8" });
+  if (!check(made.status === 0, "scripts/k8s-keys", `failed: ${made.stderr}`)) return null;
+  const files = new Map();
+  const objs = build(path.join(tmp, "deploy/k8s/overlays/fp32"), files);
+  const missing = [...files].filter(([, role]) => role === "generated-missing").map(([f]) => path.relative(tmp, f));
+  check(missing.length === 0, "scripts/k8s-keys", `did not make ${missing.join(", ")}, which components/secrets reads`);
+  const generated = objs.filter((o) => (o.kind === "Secret" || o.kind === "ConfigMap") && (o.metadata.name.startsWith("ecgq-curve") || o.metadata.name === "ecgq-gateway-tokens"));
+  const printed = [...made.stdout.matchAll(/create (secret generic|configmap) (\S+)/g)].map((m) => m[2]).sort();
+  check(JSON.stringify(printed) === JSON.stringify(generated.map((o) => o.metadata.name).sort()), "scripts/k8s-keys", `prints kubectl commands for ${printed} but components/secrets makes ${generated.map((o) => o.metadata.name)}`);
+  return { objs, keys };
+}
+
+// The key material: one broker key everywhere, every peer's key in its role's allow-list.
+function keyMaterial(objs, keys, check) {
+  const named = (kind, name) => objs.find((o) => o.kind === kind && o.metadata.name === name);
+  const brokerKey = publicKey(content(named("Secret", "ecgq-curve-broker"), "broker.cert_secret"));
+  const list = (r) => named("ConfigMap", `ecgq-curve-${r}-keys`);
+  const lists = Object.fromEntries(["client", "worker", "admin"].map((r) => [r, new Set(Object.keys(list(r).data).map((k) => publicKey(content(list(r), k))))]));
+  for (const s of objs.filter((o) => o.kind === "Secret" && o.metadata.name.startsWith("ecgq-curve-"))) {
+    for (const k of Object.keys(s.data)) {
+      const text = content(s, k);
+      if (k === "broker.cert") check(publicKey(text) === brokerKey && !/secret-key/.test(text), `Secret/${s.metadata.name}`, "broker.cert is not the broker's public certificate");
+      if (!k.endsWith("_secret") || k === "broker.cert_secret") continue;
+      check(/secret-key = "/.test(text), `Secret/${s.metadata.name}`, `${k} holds no secret key`);
+      const role = k.startsWith("worker") ? "worker" : "client";
+      check(lists[role].has(publicKey(text)), `Secret/${s.metadata.name}`, `${k}'s public key is not in ecgq-curve-${role}-keys`);
+    }
+  }
+  check(lists.admin.has(publicKey(fs.readFileSync(path.join(keys, "admin.cert_secret"), "utf8"))), "scripts/k8s-keys", "admin.cert_secret is not in ecgq-curve-admin-keys");
+}
+
+// The pods as processes, and their own probes.
+async function runPods({ ROOT, BIN, tmp, procs, check, objs, keys }) {
+  const named = (kind, name) => objs.find((o) => o.kind === kind && o.metadata.name === name);
+  const pod = (kind, name) => named(kind, name).spec.template;
+  const [zmq, metrics, http8080] = [await freePort(), await freePort(), await freePort()];
+  const rewrite = (a) => (typeof a !== "string" ? a : a.replace("tcp://*:5555", `tcp://127.0.0.1:${zmq}`)
+    .replace("tcp://ecgq-broker:5555", `tcp://127.0.0.1:${zmq}`).replace("0.0.0.0:9090", `127.0.0.1:${metrics}`)
+    .replace("0.0.0.0:8080", `127.0.0.1:${http8080}`));
+  const PATH = `${BIN}:${path.join(ROOT, "scripts")}:${process.env.PATH}`;
+  const start = (name, t, c, extraEnv = {}) => {
+    const { args, env } = materialize(path.join(tmp, "root", name), t, c, objs, rewrite);
+    const log = path.join(tmp, `${name}.log`);
+    const p = spawn(args[0], args.slice(1), { env: { PATH, HOME: tmp, ...env, ...extraEnv }, stdio: ["ignore", fs.openSync(log, "w"), fs.openSync(log, "a")] });
+    procs.push(p);
+    return { p, env: { PATH, HOME: tmp, ...env, ...extraEnv }, log, c };
+  };
+  const probe = (proc, which, envOverride = {}) => {
+    const cmd = proc.c[which].exec.command;
+    const r = spawnSync(cmd[0], [...cmd.slice(1), "--pid", String(proc.p.pid)], { env: { ...proc.env, ECGQ_HEALTH_TIMEOUT: "2s", ...envOverride }, encoding: "utf8", timeout: 20000 });
+    return r.status === 0;
+  };
+  const bt = pod("StatefulSet", "ecgq-broker");
+  const broker = start("broker", bt, bt.spec.containers[0]);
+  const brokerReady = await pollUntil(30, () => probe(broker, "readinessProbe"));
+  if (!check(brokerReady !== null, "broker pod", `readinessProbe never passed: ${fs.readFileSync(broker.log, "utf8").split("\n").slice(-5).join(" | ")}`)) return "";
+  check(probe(broker, "livenessProbe"), "broker pod", "livenessProbe fails");
+  const probeFp = fingerprint(publicKey(fs.readFileSync(path.join(keys, "probe.cert"), "utf8")));
+  check(fs.readFileSync(broker.log, "utf8").includes(`event=peer_admitted key=${probeFp} roles=client`), "broker pod", `no peer_admitted line for the probe key ${probeFp}: the probe did not authenticate as a client`);
+  // A probe with a key in no allow-list must fail: the check really goes through CURVE.
+  execFileSync(path.join(BIN, "ecgq"), ["keygen", path.join(tmp, "stranger.cert")], { stdio: "ignore" });
+  check(!probe(broker, "readinessProbe", { ECGQ_CURVE_CERT: path.join(tmp, "stranger.cert_secret") }), "broker pod", "readinessProbe passes with a key in no allow-list");
+
+  const wt = pod("Deployment", "ecgq-worker");
+  const worker = start("worker", wt, wt.spec.containers[0], { ECGQ_CHECKPOINT: path.join(ROOT, "data/models/demo-random-weights-tiny.pt") });
+  const workerLive = await pollUntil(60, () => probe(worker, "startupProbe"));
+  const workerReady = workerLive !== null && await pollUntil(90, () => probe(worker, "readinessProbe"));
+  check(workerReady !== null && workerReady !== false, "worker pod", `readinessProbe never passed: ${fs.readFileSync(worker.log, "utf8").split("\n").slice(-5).join(" | ")}`);
+  check(probe(worker, "livenessProbe"), "worker pod", "livenessProbe fails");
+
+  const gt = pod("Deployment", "ecgq-gateway");
+  const gateway = start("gateway", gt, gt.spec.containers[0]);
+  // /health is 200 only when the gateway reached the broker (its client key) and a worker is ready.
+  const get = (p) => new Promise((res) => http.get({ host: "127.0.0.1", port: http8080, path: p, timeout: 3000 }, (r) => { r.resume(); res(r.statusCode); }).on("error", () => res(0)));
+  const gatewayUp = await pollUntil(30, async () => (await get("/health")) === 200);
+  check(gatewayUp !== null, "gateway pod", `GET /health never 200 (its CURVE key or tokens): ${fs.readFileSync(gateway.log, "utf8").split("\n").slice(-5).join(" | ")}`);
+  check((await get(gt.spec.containers[0].readinessProbe.httpGet.path)) === 200, "gateway pod", "its readinessProbe path is not 200");
+  check(flagValue(gateway.c.command, "--tokens") !== undefined, "gateway pod", "runs without tokens");
+  return `pods with keys from scripts/k8s-keys: broker ready in ${brokerReady.toFixed(1)} s, worker ready in ${(workerLive + (workerReady || 0)).toFixed(1)} s, gateway /health in ${gatewayUp?.toFixed(1)} s, unknown probe key refused`;
 }
