@@ -2,10 +2,12 @@
 // every object against the official Kubernetes schemas (npm kubernetes-models) or KEDA's
 // (@kubernetes-models/keda), strictly (a field the schema does not know is an error, as
 // `kubeconform -strict`), and the cross-references no schema sees: selectors and labels, claims,
-// config maps and secrets, ports, names, probes and commands against the image's programs.
+// config maps and secrets, ports, names, probes and commands against the image's programs;
+// CURVE everywhere, mounted paths and modes, probe keys, threads (tests/k8s/security.mjs); with
+// DIR, the pods' probes with real keys and programs (tests/k8s/pods.mjs).
 //   node check.mjs --root REPO [--bin DIR]   (DIR: built ecgq binaries to read --help from)
-// Prints one line "N objects in M renders valid, K cross-checks" and exits 0, or lists the
-// problems and exits 1.
+// Prints one line "N objects in M renders valid, K cross-checks, PODS" and exits 0, or lists
+// the problems and exits 1.
 import fs from "node:fs";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
