@@ -14,6 +14,7 @@ import { execFileSync } from "node:child_process";
 import { build, splitImage } from "./kustomize.mjs";
 import { securityChecks } from "./security.mjs";
 import { keysAndProbes } from "./pods.mjs";
+import { selfTest, MUTATION_COUNT } from "./selftest.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name) => {
@@ -26,7 +27,9 @@ const K8S = path.join(ROOT, "deploy/k8s");
 const DOCS = fs.readFileSync(path.join(ROOT, "docs/deploy.md"), "utf8");
 const problems = [];
 let checks = 0;
-const fail = (where, msg) => problems.push(`${where}: ${msg}`);
+// Where problems go: `problems`, or a self-test's own list (runChecks).
+let sink = problems;
+const fail = (where, msg) => sink.push(`${where}: ${msg}`);
 const check = (cond, where, msg) => {
   checks++;
   if (!cond) fail(where, msg);
@@ -338,6 +341,18 @@ renders.push({
 });
 const files = new Map();
 let objects = 0;
+// The cross-checks on objects, their problems returned instead of reported (the self-test).
+const runChecks = (objs) => {
+  const [saved, counted] = [sink, checks];
+  sink = [];
+  try {
+    crossCheck(objs, "mutated");
+    return sink;
+  } finally {
+    [sink, checks] = [saved, counted];
+  }
+};
+let caught = null;
 for (const r of renders) {
   let objs;
   try {
@@ -349,6 +364,7 @@ for (const r of renders) {
   for (const o of objs) await validateSchema(o, `${r.name}: ${o.kind}/${o.metadata?.name}`);
   crossCheck(objs, r.name);
   objects += objs.length;
+  if (r.name === "overlays/fp32") caught = selfTest(objs, runChecks, fail);
 }
 // Every YAML file under deploy/k8s is part of some render.
 const walk = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]);
@@ -365,4 +381,4 @@ if (problems.length) {
   console.log(`${problems.length} problems in ${objects} objects of ${renders.length} renders`);
   process.exit(1);
 }
-console.log(`${objects} objects in ${renders.length} renders valid (Kubernetes and KEDA schemas, strict), ${checks} cross-checks, ${pods}`);
+console.log(`${objects} objects in ${renders.length} renders valid (Kubernetes and KEDA schemas, strict), ${checks} cross-checks, ${caught} of ${MUTATION_COUNT} broken copies caught, ${pods}`);
