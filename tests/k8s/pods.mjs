@@ -36,9 +36,21 @@ async function pollUntil(seconds, probe) {
   return null;
 }
 
+// Run as root, the pods' processes run as their securityContext's user and group, and volume
+// files belong to root and the pod's fsGroup as the kubelet makes them: a Secret mode the
+// non-root user cannot read fails here as it would in the cluster.
+// (Only where that user can reach the programs and the repository's files: else as root.)
+let AS_ROOT = process.getuid?.() === 0;
+const owner = (t) => {
+  const sc = t.spec.securityContext || {};
+  return AS_ROOT ? { uid: sc.runAsUser ?? 0, gid: sc.runAsGroup ?? sc.fsGroup ?? 0, fsGroup: sc.fsGroup ?? 0 } : {};
+};
+
 // A pod's container as a local process: its Secret and ConfigMap volumes written under `root`
-// with their modes, its other volumes as directories, its paths and endpoints rewritten.
+// with their modes (owner root, group fsGroup), its other volumes as fsGroup directories, its
+// paths and endpoints rewritten.
 function materialize(root, t, c, objs, rewrite) {
+  const { fsGroup } = owner(t);
   const vols = new Map((t.spec.volumes || []).map((v) => [v.name, v]));
   const mounts = [...(c.volumeMounts || [])].sort((a, b) => b.mountPath.length - a.mountPath.length);
   for (const m of c.volumeMounts || []) {
@@ -46,10 +58,13 @@ function materialize(root, t, c, objs, rewrite) {
     fs.mkdirSync(dir, { recursive: true });
     const v = vols.get(m.name); // none: a claim template (the broker's journal)
     const src = v?.secret || v?.configMap;
+    if (AS_ROOT) fs.chownSync(dir, 0, fsGroup);
+    fs.chmodSync(dir, src ? 0o755 : 0o2775);
     if (!src) continue;
     const o = objs.find((x) => x.kind === (v.secret ? "Secret" : "ConfigMap") && x.metadata.name === (v.secret ? v.secret.secretName : v.configMap.name));
     for (const k of Object.keys(o.data)) {
       fs.writeFileSync(path.join(dir, k), content(o, k));
+      if (AS_ROOT) fs.chownSync(path.join(dir, k), 0, fsGroup);
       fs.chmodSync(path.join(dir, k), src.defaultMode ?? 0o644);
     }
   }
@@ -131,21 +146,33 @@ function keyMaterial(objs, keys, check) {
 async function runPods({ ROOT, BIN, tmp, procs, check, objs, keys }) {
   const named = (kind, name) => objs.find((o) => o.kind === kind && o.metadata.name === name);
   const pod = (kind, name) => named(kind, name).spec.template;
+  if (AS_ROOT) {
+    const { uid, gid } = owner(pod("StatefulSet", "ecgq-broker"));
+    const reach = [path.join(BIN, "ecgq-worker"), path.join(ROOT, "config/broker.yaml"), path.join(ROOT, "scripts/ecgq-healthcheck"), path.join(ROOT, "data/models/demo-random-weights-tiny.pt")];
+    AS_ROOT = spawnSync("/bin/sh", ["-c", reach.map((f) => `[ -r '${f}' ]`).join(" && ")], { uid, gid }).status === 0;
+  }
   const [zmq, metrics, http8080] = [await freePort(), await freePort(), await freePort()];
   const rewrite = (a) => (typeof a !== "string" ? a : a.replace("tcp://*:5555", `tcp://127.0.0.1:${zmq}`)
     .replace("tcp://ecgq-broker:5555", `tcp://127.0.0.1:${zmq}`).replace("0.0.0.0:9090", `127.0.0.1:${metrics}`)
     .replace("0.0.0.0:8080", `127.0.0.1:${http8080}`));
   const PATH = `${BIN}:${path.join(ROOT, "scripts")}:${process.env.PATH}`;
+  fs.chmodSync(tmp, 0o755);
   const start = (name, t, c, extraEnv = {}) => {
     const { args, env } = materialize(path.join(tmp, "root", name), t, c, objs, rewrite);
     const log = path.join(tmp, `${name}.log`);
-    const p = spawn(args[0], args.slice(1), { env: { PATH, HOME: tmp, ...env, ...extraEnv }, stdio: ["ignore", fs.openSync(log, "w"), fs.openSync(log, "a")] });
+    const user = owner(t);
+    const home = path.join(tmp, "home", name);
+    fs.mkdirSync(home, { recursive: true });
+    if (AS_ROOT) fs.chownSync(home, user.uid, user.gid);
+    const penv = { PATH, HOME: home, ...env, ...extraEnv };
+    const p = spawn(args[0], args.slice(1), { env: penv, uid: user.uid, gid: user.gid, stdio: ["ignore", fs.openSync(log, "w"), fs.openSync(log, "a")] });
     procs.push(p);
-    return { p, env: { PATH, HOME: tmp, ...env, ...extraEnv }, log, c };
+    return { p, env: penv, log, c, user };
   };
+  // The kubelet runs an exec probe in the container: its user, its environment.
   const probe = (proc, which, envOverride = {}) => {
     const cmd = proc.c[which].exec.command;
-    const r = spawnSync(cmd[0], [...cmd.slice(1), "--pid", String(proc.p.pid)], { env: { ...proc.env, ECGQ_HEALTH_TIMEOUT: "2s", ...envOverride }, encoding: "utf8", timeout: 20000 });
+    const r = spawnSync(cmd[0], [...cmd.slice(1), "--pid", String(proc.p.pid)], { env: { ...proc.env, ECGQ_HEALTH_TIMEOUT: "2s", ...envOverride }, uid: proc.user.uid, gid: proc.user.gid, encoding: "utf8", timeout: 20000 });
     return r.status === 0;
   };
   const bt = pod("StatefulSet", "ecgq-broker");
@@ -157,6 +184,7 @@ async function runPods({ ROOT, BIN, tmp, procs, check, objs, keys }) {
   check(fs.readFileSync(broker.log, "utf8").includes(`event=peer_admitted key=${probeFp} roles=client`), "broker pod", `no peer_admitted line for the probe key ${probeFp}: the probe did not authenticate as a client`);
   // A probe with a key in no allow-list must fail: the check really goes through CURVE.
   execFileSync(path.join(BIN, "ecgq"), ["keygen", path.join(tmp, "stranger.cert")], { stdio: "ignore" });
+  if (AS_ROOT) fs.chownSync(path.join(tmp, "stranger.cert_secret"), broker.user.uid, broker.user.gid);
   check(!probe(broker, "readinessProbe", { ECGQ_CURVE_CERT: path.join(tmp, "stranger.cert_secret") }), "broker pod", "readinessProbe passes with a key in no allow-list");
 
   const wt = pod("Deployment", "ecgq-worker");
@@ -174,5 +202,5 @@ async function runPods({ ROOT, BIN, tmp, procs, check, objs, keys }) {
   check(gatewayUp !== null, "gateway pod", `GET /health never 200 (its CURVE key or tokens): ${fs.readFileSync(gateway.log, "utf8").split("\n").slice(-5).join(" | ")}`);
   check((await get(gt.spec.containers[0].readinessProbe.httpGet.path)) === 200, "gateway pod", "its readinessProbe path is not 200");
   check(flagValue(gateway.c.command, "--tokens") !== undefined, "gateway pod", "runs without tokens");
-  return `pods with keys from scripts/k8s-keys: broker ready in ${brokerReady.toFixed(1)} s, worker ready in ${(workerLive + (workerReady || 0)).toFixed(1)} s, gateway /health in ${gatewayUp?.toFixed(1)} s, unknown probe key refused`;
+  return `pods${AS_ROOT ? ` as uid ${broker.user.uid}` : ""} with keys from scripts/k8s-keys: broker ready in ${brokerReady.toFixed(1)} s, worker ready in ${(workerLive + (workerReady || 0)).toFixed(1)} s, gateway /health in ${gatewayUp?.toFixed(1)} s, unknown probe key refused`;
 }
