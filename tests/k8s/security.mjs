@@ -166,7 +166,8 @@ const podVolumes = (w) => new Map(((w.kind === "CronJob" ? w.spec.jobTemplate.sp
 
 // threads 0 means "the CPUs this process may use, the cgroup's CPU quota included": a worker's
 // thread count follows its CPU limit, which must therefore exist, be whole cores and equal the
-// request (Guaranteed QoS). A fixed thread count would not follow the limit.
+// request (the CPU the scheduler reserves is the CPU the threads use). A fixed thread count
+// would not follow the limit.
 function workerThreads(c, cw, check, settings) {
   const threads = flagValue(argv(c), "--threads") ?? envValue(c, "ECGQ_THREADS") ?? settings.threads ?? 0;
   check(String(threads) === "0", cw, `threads ${threads}: workers take 0 (the CPU limit decides), not a fixed count`);
