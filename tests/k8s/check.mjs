@@ -333,11 +333,12 @@ function crossCheck(objs, render) {
 const renders = [];
 const overlays = fs.readdirSync(path.join(K8S, "overlays")).sort();
 for (const o of overlays) renders.push({ name: `overlays/${o}`, dir: path.join(K8S, "overlays", o) });
-// The HPA alternative: the fp32 overlay with components/hpa in place of components/keda.
+// The HPA alternative: the fp32 overlay with components/hpa in place of components/keda, and
+// the in-cluster producer example.
 renders.push({
-  name: "overlays/fp32 with components/hpa",
+  name: "overlays/fp32 with components/hpa and submit-example",
   dir: path.join(K8S, "overlays/fp32"),
-  components: ["../../components/hpa", "../../components/secrets"],
+  components: ["../../components/hpa", "../../components/secrets", "../../components/submit-example"],
 });
 const files = new Map();
 let objects = 0;

@@ -2,7 +2,7 @@
 // given): scripts/k8s-keys makes the keys into a copy of deploy/k8s, the fp32 overlay is rendered
 // from it (every file components/secrets reads must have been made), the key material is
 // compared (each Secret's broker.cert is the broker's key, each peer's key is in its role's
-// allow-list), then the broker, a worker and the gateway run on 127.0.0.1 with the command lines,
+// allow-list), then the broker, a worker, the gateway and the producer example run on 127.0.0.1 with the command lines,
 // environment and mounted files of their pod templates (paths under a temporary root, ports
 // free ones), and the pods' own probes must pass: ecgq-healthcheck authenticates over CURVE with
 // the probe key (broker) and the worker key (worker), and a probe with an unknown key fails.
@@ -72,6 +72,7 @@ function materialize(root, t, c, objs, rewrite) {
     if (typeof p !== "string" || !p.startsWith("/")) return rewrite(p);
     if (mounts.some((m) => p === m.mountPath || p.startsWith(m.mountPath + "/"))) return path.join(root, p);
     if (p.startsWith("/etc/ecgq/")) return path.join(ROOT_DIR, "config", p.slice("/etc/ecgq/".length));
+    if (p.startsWith("/opt/ecgq/data/")) return path.join(ROOT_DIR, "data", p.slice("/opt/ecgq/data/".length));
     return p;
   };
   const env = {};
@@ -114,7 +115,7 @@ function makeKeys(ROOT, BIN, tmp, check) {
   const made = spawnSync(path.join(ROOT, "scripts/k8s-keys"), ["--dir", keys, "--namespace", "ecgq"], { env: { ...process.env, ECGQ_BIN: path.join(BIN, "ecgq") }, encoding: "utf8" });
   if (!check(made.status === 0, "scripts/k8s-keys", `failed: ${made.stderr}`)) return null;
   const files = new Map();
-  const objs = build(path.join(tmp, "deploy/k8s/overlays/fp32"), files);
+  const objs = build(path.join(tmp, "deploy/k8s/overlays/fp32"), files, ["../../components/keda", "../../components/secrets", "../../components/submit-example"]);
   const missing = [...files].filter(([, role]) => role === "generated-missing").map(([f]) => path.relative(tmp, f));
   check(missing.length === 0, "scripts/k8s-keys", `did not make ${missing.join(", ")}, which components/secrets reads`);
   const generated = objs.filter((o) => (o.kind === "Secret" || o.kind === "ConfigMap") && (o.metadata.name.startsWith("ecgq-curve") || o.metadata.name === "ecgq-gateway-tokens"));
@@ -202,5 +203,17 @@ async function runPods({ ROOT, BIN, tmp, procs, check, objs, keys }) {
   check(gatewayUp !== null, "gateway pod", `GET /health never 200 (its CURVE key or tokens): ${fs.readFileSync(gateway.log, "utf8").split("\n").slice(-5).join(" | ")}`);
   check((await get(gt.spec.containers[0].readinessProbe.httpGet.path)) === 200, "gateway pod", "its readinessProbe path is not 200");
   check(flagValue(gateway.c.command, "--tokens") !== undefined, "gateway pod", "runs without tokens");
-  return `pods${AS_ROOT ? ` as uid ${broker.user.uid}` : ""} with keys from scripts/k8s-keys: broker ready in ${brokerReady.toFixed(1)} s, worker ready in ${(workerLive + (workerReady || 0)).toFixed(1)} s, gateway /health in ${gatewayUp?.toFixed(1)} s, unknown probe key refused`;
+
+  // The producer example submits the demo records with its client key: every one comes back ok.
+  const jt = named("Job", "ecgq-submit-example").spec.template;
+  const job = start("submit", jt, jt.spec.containers[0]);
+  const code = await new Promise((r) => {
+    if (job.p.exitCode !== null) return r(job.p.exitCode);
+    const deadline = setTimeout(() => job.p.kill("SIGKILL"), 60000); // a hung submit fails the check
+    job.p.on("exit", (c) => { clearTimeout(deadline); r(c); });
+  });
+  const rows = fs.readFileSync(job.log, "utf8").split("\n").filter((l) => l.startsWith("{"));
+  const ok = rows.filter((l) => JSON.parse(l).status === "ok").length;
+  check(code === 0 && ok > 0 && ok === rows.length, "submit-example job", `exit ${code}, ${ok} of ${rows.length} records ok`);
+  return `pods${AS_ROOT ? ` as uid ${broker.user.uid}` : ""} with keys from scripts/k8s-keys: broker ready in ${brokerReady.toFixed(1)} s, worker ready in ${(workerLive + (workerReady || 0)).toFixed(1)} s, gateway /health in ${gatewayUp?.toFixed(1)} s, unknown probe key refused, submit-example ${ok}/${rows.length} ok`;
 }
