@@ -32,19 +32,23 @@ void LargeIntake::add(Received event, std::vector<zmq::message_t> parts) {
   item->event = std::move(event);
   auto& queue = by_peer_[item->event.peer];
   queue.push_back(item);
-  if (bytes < kOffLoopBytes) {
-    // Small: copied now, released once the peer's large message before it is.
-    item->event.frames = mdp::copy_frames(parts);
-    std::lock_guard<std::mutex> lock(mutex_);
-    item->done = true;
-    return;
-  }
-  item->parts = std::move(parts);
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    work_.push_back(std::move(item));
+    if (bytes >= kOffLoopBytes && pending_bytes_ + bytes <= kMaxOffLoopBytes) {
+      pending_bytes_ += bytes;
+      item->bytes = bytes;
+      item->parts = std::move(parts);
+      work_.push_back(std::move(item));
+    }
   }
-  wake_.notify_one();
+  if (!item) {
+    wake_.notify_one();
+    return;
+  }
+  // Small (or the thread holds enough): copied now, released after the peer's earlier messages.
+  item->event.frames = mdp::copy_frames(parts);
+  std::lock_guard<std::mutex> lock(mutex_);
+  item->done = true;
 }
 
 std::vector<Received> LargeIntake::ready(TimePoint now) {
@@ -79,6 +83,7 @@ void LargeIntake::run() {
     lock.lock();
     item->event.frames = std::move(frames);
     item->done = true;
+    pending_bytes_ -= item->bytes;
     const uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(notify_fd_, &one, sizeof one);
   }

@@ -24,6 +24,11 @@ namespace ecgq::broker {
 // less than the hand-over (under ~0.5 ms of copy).
 inline constexpr size_t kOffLoopBytes = size_t{1} << 20;
 
+// Bytes the thread may hold waiting or being copied; a large message beyond them is copied on
+// the loop as before, so a flood of large bodies slows the loop (and, through libzmq's
+// high-water mark, its senders) instead of piling up here.
+inline constexpr size_t kMaxOffLoopBytes = size_t{128} << 20;
+
 // One copying thread and the per-peer order of the messages it holds; used by the loop thread.
 class LargeIntake {
  public:
@@ -38,8 +43,8 @@ class LargeIntake {
   // Whether `peer` has messages here (its next one must queue behind them).
   bool holds(const std::string& peer) const { return by_peer_.count(peer) != 0; }
   // Takes a received message: `event` (peer, roles; its frames empty) and `parts` (without the
-  // routing id). Large ones are copied on the thread, others at once; either way the event is
-  // released by ready() after the peer's earlier messages.
+  // routing id). Large ones are copied on the thread (unless it holds kMaxOffLoopBytes), others
+  // at once; either way the event is released by ready() after the peer's earlier messages.
   void add(Received event, std::vector<zmq::message_t> parts);
   // The messages whose frames are ready, in each peer's order, stamped `now`.
   std::vector<Received> ready(TimePoint now);
@@ -49,6 +54,7 @@ class LargeIntake {
   struct Item {
     Received event;
     std::vector<zmq::message_t> parts;  // until copied
+    size_t bytes = 0;                   // of `parts`
     bool done = false;                  // under mutex_
   };
   void run();
@@ -58,6 +64,7 @@ class LargeIntake {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::shared_ptr<Item>> work_;  // under mutex_: to copy, oldest first
+  size_t pending_bytes_ = 0;                // under mutex_: of the messages in work_ or copying
   bool stopping_ = false;                   // under mutex_
   std::thread thread_;
 };
