@@ -181,10 +181,11 @@ Status Broker::bind_metrics() {
 
 int Broker::run(const std::function<bool()>& stop_requested,
                 const std::function<bool()>& reload_requested) {
-  // Indexes: 0, 1 the ROUTER sockets; -1 the journal; -2 ZAP; -3, -4 the handshake logs.
-  zmq_pollitem_t items[6];
+  // Indexes: 0, 1 the ROUTER sockets; -1 the journal; -2 ZAP; -3, -4 the handshake logs; -5 the
+  // large bodies copied off the loop.
+  zmq_pollitem_t items[7];
   int n_items = 0;
-  int index_of[6];
+  int index_of[7];
   for (int i = 0; i < 2; ++i) {
     if (!sockets_[i]) continue;
     items[n_items] = {sockets_[i].handle(), 0, ZMQ_POLLIN, 0};
@@ -203,6 +204,8 @@ int Broker::run(const std::function<bool()>& stop_requested,
     items[n_items] = {nullptr, journal_->notify_fd(), ZMQ_POLLIN, 0};
     index_of[n_items++] = -1;
   }
+  items[n_items] = {nullptr, intake_.notify_fd(), ZMQ_POLLIN, 0};
+  index_of[n_items++] = -5;
   bool stop_sent = false;
   while (!core_.stopped()) {
     if (!stop_sent && stop_requested()) {
@@ -223,6 +226,8 @@ int Broker::run(const std::function<bool()>& stop_requested,
         take_commits();
       } else if (index_of[i] == -2) {
         zap_->answer_pending();
+      } else if (index_of[i] == -5) {
+        take_intake();
       } else if (index_of[i] < -2) {
         handshakes_[-3 - index_of[i]]->log_pending();
       } else {
@@ -238,29 +243,40 @@ int Broker::run(const std::function<bool()>& stop_requested,
 void Broker::receive(int socket_index) {
   // Bounded batch so timers still run under a flood.
   for (int n = 0; n < 1000; ++n) {
-    std::optional<mdp::Frames> frames;
+    std::optional<mdp::SplitMessage> message;
     std::string user_id;  // the sender's CURVE key, as the ZAP handler admitted it
     try {
-      frames = mdp::recv_frames(sockets_[socket_index], zmq::recv_flags::dontwait,
+      // The routing id is copied; the rest stays in libzmq's buffers until we know its size.
+      message = mdp::recv_split(sockets_[socket_index], 1, zmq::recv_flags::dontwait,
                                 zap_ ? &user_id : nullptr);
     } catch (const zmq::error_t& e) {
       spdlog::warn("event=recv_failed error={}", e.what());
       return;
     }
-    if (!frames || frames->empty()) return;
+    if (!message || message->head.empty()) return;
     // The peer key: which socket, then the routing id (frame 0, which the core never sees).
     Received event;
-    event.peer = std::string(1, static_cast<char>(socket_index)) + (*frames)[0];
-    frames->erase(frames->begin());
-    event.frames = std::move(*frames);
-    event.now = SteadyClock::now();
+    event.peer = std::string(1, static_cast<char>(socket_index)) + message->head[0];
     // Checked against the lists in force now: a key removed since its handshake has no roles.
     if (zap_) {
       event.roles = zap_->keys().roles(user_id);
       event.key = std::move(user_id);
     }
+    size_t bytes = 0;
+    for (const auto& part : message->tail) bytes += part.size();
+    // A large body is copied off the loop; the peer's next messages queue behind it.
+    if (bytes >= kOffLoopBytes || intake_.holds(event.peer)) {
+      intake_.add(std::move(event), std::move(message->tail));
+      continue;
+    }
+    event.frames = mdp::copy_frames(message->tail);
+    event.now = SteadyClock::now();
     handle(Event(std::move(event)));
   }
+}
+
+void Broker::take_intake() {
+  for (Received& event : intake_.ready(SteadyClock::now())) handle(Event(std::move(event)));
 }
 
 void Broker::handle(Event event) {

@@ -204,6 +204,9 @@ class BrokerCore {
   // `service` is null when the job's service does not exist yet.
   bool refuse_when_full(JobRecord& job, const Service* service);
   std::string why_full(const JobRecord& job, const Service* service) const;
+  // Why a service not known yet cannot be added, naming max_services ("" when it can); `who` is
+  // what names it ("job", "worker").
+  std::string why_no_new_service(const char* who) const;
   bool answer_from_cache(JobRecord& job, const Service& service, const std::string& meta);
 
   // --- workers (core_workers.cpp)

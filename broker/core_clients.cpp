@@ -146,11 +146,7 @@ void BrokerCore::set_wait_for_worker(JobRecord& job, int64_t wait_ms) const {
 }
 
 std::string BrokerCore::why_full(const JobRecord& job, const Service* svc) const {
-  if (svc == nullptr) {
-    if (services_.size() < static_cast<size_t>(config_.max_services)) return "";
-    return "the broker knows max_services=" + std::to_string(config_.max_services) +
-           " services and this job names another";
-  }
+  if (svc == nullptr) return why_no_new_service("job");
   size_t queued = 0;
   for (const auto& [name, s] : services_) queued += s.queue.bytes();
   size_t bytes = 0;
@@ -167,6 +163,12 @@ std::string BrokerCore::why_full(const JobRecord& job, const Service* svc) const
            std::to_string(config_.max_queue_per_client) + " jobs queued";
   }
   return "";
+}
+
+std::string BrokerCore::why_no_new_service(const char* who) const {
+  if (services_.size() < static_cast<size_t>(config_.max_services)) return "";
+  return "the broker knows max_services=" + std::to_string(config_.max_services) +
+         " services and this " + who + " names another";
 }
 
 bool BrokerCore::refuse_when_full(JobRecord& job, const Service* svc) {

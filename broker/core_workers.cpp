@@ -92,6 +92,13 @@ void BrokerCore::register_worker(const std::string& peer, const mdp::WorkerMessa
   Worker w = new_worker(peer, msg);
   // First: a worker that registers again (e.g. under its model's new name) is not its own rival.
   retire_stale_registrations(w);
+  // Workers name services as jobs do: made-up names count toward max_services too.
+  if (find_service(w.service) == nullptr) {
+    if (const std::string why = why_no_new_service("worker"); !why.empty()) {
+      refuse_worker(peer, w, "queue_full", why);
+      return;
+    }
+  }
   Service& svc = find_or_create_service(w.service);
   // One model per service (core_admission.cpp).
   if (const std::string problem = admission_problem(svc, w); !problem.empty()) {
