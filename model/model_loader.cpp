@@ -5,6 +5,7 @@
 
 #include <mutex>
 
+#include "common/cpu_budget.hpp"
 #include "model/checkpoint.hpp"
 #include "model/ecgfm_model.hpp"
 #include "model/model.hpp"
@@ -50,8 +51,14 @@ Expected<std::unique_ptr<Model>> load_model(const std::string& path, const LoadO
   return load_fairseq(path, options);
 }
 
-void configure_threads(int intra_op_threads) {
-  if (intra_op_threads <= 0) return;
+std::string configure_threads(int intra_op_threads) {
+  const CpuBudget budget = process_cpu_budget();
+  std::string choice = budget.describe();
+  if (intra_op_threads > 0) {
+    choice = std::to_string(intra_op_threads) + " (as set; " + budget.sources() + ")";
+  } else {
+    intra_op_threads = budget.threads;
+  }
   at::set_num_threads(intra_op_threads);
   // Inter-op threads can be set only once per process, before any inter-op work.
   static std::once_flag interop_once;
@@ -67,6 +74,7 @@ void configure_threads(int intra_op_threads) {
     f(intra_op_threads);
   if (auto f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
     f(intra_op_threads);
+  return choice;
 }
 
 }  // namespace ecgq

@@ -14,12 +14,12 @@
 #include "common/logging.hpp"
 #include "common/settings.hpp"
 #include "common/text.hpp"
-#include "protocol/endpoint.hpp"
 #include "hub/hub_cache.hpp"
 #include "hub/hub_settings.hpp"
 #include "model/ecgfm_model.hpp"
 #include "model/model.hpp"
 #include "protocol/curve.hpp"
+#include "protocol/endpoint.hpp"
 #include "worker/fetch_command.hpp"
 #include "worker/model_tools.hpp"
 #include "worker/serve_settings.hpp"
@@ -199,8 +199,9 @@ int serve_command(int argc, char** argv) {
   CheckpointResolver resolver = [hub](const std::string& ref) {
     return resolve_checkpoint(ref, hub);
   };
-  if (config.lifecycle.load.intra_op_threads > 0)
-    configure_threads(config.lifecycle.load.intra_op_threads);
+  // Once, before the model: 0 = every CPU this process may use (affinity, cgroup quota).
+  const std::string threads = configure_threads(config.lifecycle.load.intra_op_threads);
+  spdlog::info("event=threads threads=\"{}\"", threads);
 
   WorkerService service(config.service, config.lifecycle, load_model, resolver, config.runner);
   spdlog::info(

@@ -70,15 +70,18 @@ struct PrecisionFlags {
   int split_layers = -1;
 };
 
-Expected<std::unique_ptr<Model>> load(const std::string& path, const std::string& kind, int threads,
+Expected<std::unique_ptr<Model>> load(const std::string& path, const std::string& kind,
                                       const PrecisionFlags& precision) {
   LoadOptions options;
   options.model_kind = kind;
   options.precision = precision.precision;
   options.bf16_split_layers = precision.split_layers;
-  options.intra_op_threads = threads;
-  if (threads > 0) configure_threads(threads);
   return load_model(path, options);
+}
+
+// Sizes the thread pools once (0 = every CPU the process may use) and says so on stderr.
+void log_threads(const std::string& tool, int threads) {
+  std::cerr << "ecgq-worker " << tool << ": threads: " << configure_threads(threads) << "\n";
 }
 
 void add_precision_options(CLI::App& app, PrecisionFlags& flags) {
@@ -133,7 +136,8 @@ int infer_command(int argc, char** argv) {
       ->required();
   app.add_option("--input", input, "preprocessed segments, float32 [N, 12, 2500] .npy")->required();
   app.add_option("--out", out_dir, "output directory (created)")->required();
-  app.add_option("--threads", threads, "intra-op threads (0 = LibTorch default)")
+  app.add_option("--threads", threads,
+                 "threads (0 = every CPU this process may use: affinity, cgroup quota)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--model-kind", kind, "auto, ecgfm or torchscript")
       ->check(CLI::IsMember({"auto", "ecgfm", "torchscript"}));
@@ -143,7 +147,8 @@ int infer_command(int argc, char** argv) {
   if (int rc = parse(app, argc, argv, tool); rc >= 0) return rc;
 
   auto t0 = SteadyClock::now();
-  auto model = load(checkpoint, kind, threads, precision);
+  log_threads(tool, threads);
+  auto model = load(checkpoint, kind, precision);
   if (!model.ok()) return fail(tool, model.status().message());
   double load_ms = ms_since(t0);
   const ModelInfo& info = (*model)->info();
@@ -208,7 +213,8 @@ int inspect_command(int argc, char** argv) {
   app.add_option("--checkpoint", checkpoint,
                  "checkpoint file (fairseq-signals ECG-FM or TorchScript)")
       ->required();
-  app.add_option("--threads", threads, "intra-op threads (0 = LibTorch default)")
+  app.add_option("--threads", threads,
+                 "threads (0 = every CPU this process may use: affinity, cgroup quota)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--model-kind", kind, "auto, ecgfm or torchscript")
       ->check(CLI::IsMember({"auto", "ecgfm", "torchscript"}));
@@ -218,7 +224,8 @@ int inspect_command(int argc, char** argv) {
 
   int64_t rss_before_kb = proc_status_kb("VmRSS");
   auto t0 = SteadyClock::now();
-  auto model = load(checkpoint, kind, threads, precision);
+  log_threads(tool, threads);
+  auto model = load(checkpoint, kind, precision);
   if (!model.ok()) return fail(tool, model.status().message());
   double load_ms = ms_since(t0);
   const ModelInfo& info = (*model)->info();
