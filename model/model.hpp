@@ -50,6 +50,7 @@ struct ModelOutput {
 struct LoadOptions {
   std::string model_kind = "auto";  // "auto", "ecgfm" or "torchscript"
   std::string precision = "fp32";   // "fp32" or "bf16"
+  bool precision_set = false;       // the user chose `precision` (a model file refuses another)
   int bf16_split_layers = -1;       // bf16: last layers with hi+lo weights (-1 = measured default)
   int intra_op_threads = 0;         // 0 = keep the plan configure_threads made
 };

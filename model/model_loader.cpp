@@ -9,6 +9,7 @@
 #include "model/checkpoint.hpp"
 #include "model/ecgfm_model.hpp"
 #include "model/model.hpp"
+#include "model/model_export.hpp"
 #include "model/torchscript_model.hpp"
 
 namespace ecgq {
@@ -41,6 +42,8 @@ Expected<std::unique_ptr<Model>> load_fairseq(const std::string& path, const Loa
 Expected<std::unique_ptr<Model>> load_model(const std::string& path, const LoadOptions& options) {
   if (options.intra_op_threads > 0) configure_threads(options.intra_op_threads);
   if (options.model_kind == "torchscript") return load_torchscript(path, options);
+  // A compact model file (ecgq-worker export) is told apart by its magic number.
+  if (is_model_file(path)) return load_model_file(path, options);
   if (options.model_kind == "ecgfm") return load_fairseq(path, options);
   if (options.model_kind != "auto")
     return Status(ErrorCode::BadConfig,

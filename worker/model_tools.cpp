@@ -67,6 +67,7 @@ std::string with_commas(int64_t n) {
 // --precision and --bf16-split-layers, shared by infer and inspect.
 struct PrecisionFlags {
   std::string precision = "fp32";
+  CLI::Option* option = nullptr;  // --precision, to tell a given value from the default
   int split_layers = -1;
 };
 
@@ -75,6 +76,7 @@ Expected<std::unique_ptr<Model>> load(const std::string& path, const std::string
   LoadOptions options;
   options.model_kind = kind;
   options.precision = precision.precision;
+  options.precision_set = precision.option != nullptr && precision.option->count() > 0;
   options.bf16_split_layers = precision.split_layers;
   return load_model(path, options);
 }
@@ -85,9 +87,10 @@ void log_threads(const std::string& tool, int threads) {
 }
 
 void add_precision_options(CLI::App& app, PrecisionFlags& flags) {
-  app.add_option("--precision", flags.precision,
-                 "fp32, or bf16 (projections in bfloat16; needs AVX-512 BF16 or AMX)")
-      ->check(CLI::IsMember({"fp32", "bf16"}));
+  flags.option = app.add_option("--precision", flags.precision,
+                                "fp32, or bf16 (projections in bfloat16; needs AVX-512 BF16 or "
+                                "AMX); a model file runs at its own")
+                     ->check(CLI::IsMember({"fp32", "bf16"}));
   app.add_option("--bf16-split-layers", flags.split_layers,
                  "bf16: last layers with hi+lo weights (more accurate, slower; -1 = default)")
       ->check(CLI::Range(-1, 1000));
@@ -131,8 +134,9 @@ int infer_command(int argc, char** argv) {
   std::string checkpoint, input, out_dir, kind = "auto";
   int threads = 0;
   bool saliency = false;
-  app.add_option("--checkpoint", checkpoint,
-                 "checkpoint file (fairseq-signals ECG-FM or TorchScript)")
+  app.add_option(
+         "--checkpoint", checkpoint,
+         "checkpoint file (fairseq-signals ECG-FM, ecgq-worker export model file or TorchScript)")
       ->required();
   app.add_option("--input", input, "preprocessed segments, float32 [N, 12, 2500] .npy")->required();
   app.add_option("--out", out_dir, "output directory (created)")->required();
@@ -149,7 +153,9 @@ int infer_command(int argc, char** argv) {
   auto t0 = SteadyClock::now();
   log_threads(tool, threads);
   auto model = load(checkpoint, kind, precision);
-  if (!model.ok()) return fail(tool, model.status().message());
+  if (!model.ok())
+    return fail(tool, model.status().message(),
+                model.status().is(ErrorCode::BadConfig) ? kExitUsage : kExitFailure);
   double load_ms = ms_since(t0);
   const ModelInfo& info = (*model)->info();
 
@@ -210,8 +216,9 @@ int inspect_command(int argc, char** argv) {
                "ecgq-worker inspect");
   std::string checkpoint, kind = "auto";
   int threads = 0;
-  app.add_option("--checkpoint", checkpoint,
-                 "checkpoint file (fairseq-signals ECG-FM or TorchScript)")
+  app.add_option(
+         "--checkpoint", checkpoint,
+         "checkpoint file (fairseq-signals ECG-FM, ecgq-worker export model file or TorchScript)")
       ->required();
   app.add_option("--threads", threads,
                  "threads (0 = every CPU this process may use: affinity, cgroup quota)")
@@ -226,7 +233,9 @@ int inspect_command(int argc, char** argv) {
   auto t0 = SteadyClock::now();
   log_threads(tool, threads);
   auto model = load(checkpoint, kind, precision);
-  if (!model.ok()) return fail(tool, model.status().message());
+  if (!model.ok())
+    return fail(tool, model.status().message(),
+                model.status().is(ErrorCode::BadConfig) ? kExitUsage : kExitFailure);
   double load_ms = ms_since(t0);
   const ModelInfo& info = (*model)->info();
 
