@@ -71,8 +71,11 @@ struct PrecisionFlags {
   int split_layers = -1;
 };
 
-Expected<std::unique_ptr<Model>> load(const std::string& path, const std::string& kind,
-                                      const PrecisionFlags& precision) {
+// Sizes the thread pools once (0 = every CPU the process may use; `choice` receives the line the
+// command prints when it succeeds: a failure stays one line on stderr) and loads.
+Expected<std::unique_ptr<Model>> load(std::string* choice, int threads, const std::string& path,
+                                      const std::string& kind, const PrecisionFlags& precision) {
+  *choice = configure_threads(threads);
   LoadOptions options;
   options.model_kind = kind;
   options.precision = precision.precision;
@@ -81,9 +84,9 @@ Expected<std::unique_ptr<Model>> load(const std::string& path, const std::string
   return load_model(path, options);
 }
 
-// Sizes the thread pools once (0 = every CPU the process may use) and says so on stderr.
-void log_threads(const std::string& tool, int threads) {
-  std::cerr << "ecgq-worker " << tool << ": threads: " << configure_threads(threads) << "\n";
+// The exit of a failed load: a setting that contradicts the file (bad_config) is bad usage.
+int load_failed(const std::string& tool, const Status& s) {
+  return fail(tool, s.message(), s.is(ErrorCode::BadConfig) ? kExitUsage : kExitFailure);
 }
 
 void add_precision_options(CLI::App& app, PrecisionFlags& flags) {
@@ -131,7 +134,7 @@ int infer_command(int argc, char** argv) {
   const std::string tool = "infer";
   CLI::App app("Run a checkpoint on preprocessed ECG segments (float32 [N, 12, 2500] .npy)",
                "ecgq-worker infer");
-  std::string checkpoint, input, out_dir, kind = "auto";
+  std::string checkpoint, input, out_dir, kind = "auto", choice;
   int threads = 0;
   bool saliency = false;
   app.add_option(
@@ -151,11 +154,8 @@ int infer_command(int argc, char** argv) {
   if (int rc = parse(app, argc, argv, tool); rc >= 0) return rc;
 
   auto t0 = SteadyClock::now();
-  log_threads(tool, threads);
-  auto model = load(checkpoint, kind, precision);
-  if (!model.ok())
-    return fail(tool, model.status().message(),
-                model.status().is(ErrorCode::BadConfig) ? kExitUsage : kExitFailure);
+  auto model = load(&choice, threads, checkpoint, kind, precision);
+  if (!model.ok()) return load_failed(tool, model.status());
   double load_ms = ms_since(t0);
   const ModelInfo& info = (*model)->info();
 
@@ -204,6 +204,7 @@ int infer_command(int argc, char** argv) {
     for (const auto& l : info.labels) labels << l << "\n";
     if (!labels) return fail(tool, "cannot write " + out_dir + "/labels.txt");
   }
+  std::cerr << "ecgq-worker infer: threads: " << choice << "\n";
   std::printf("%s %s %s: %lld segments -> %s (load %.1f ms, infer %.1f ms)\n", info.kind.c_str(),
               info.variant.c_str(), info.precision.c_str(), static_cast<long long>(n),
               out_dir.c_str(), load_ms, infer_ms);
@@ -231,11 +232,9 @@ int inspect_command(int argc, char** argv) {
 
   int64_t rss_before_kb = proc_status_kb("VmRSS");
   auto t0 = SteadyClock::now();
-  log_threads(tool, threads);
-  auto model = load(checkpoint, kind, precision);
-  if (!model.ok())
-    return fail(tool, model.status().message(),
-                model.status().is(ErrorCode::BadConfig) ? kExitUsage : kExitFailure);
+  std::string choice;
+  auto model = load(&choice, threads, checkpoint, kind, precision);
+  if (!model.ok()) return load_failed(tool, model.status());
   double load_ms = ms_since(t0);
   const ModelInfo& info = (*model)->info();
 
@@ -261,6 +260,7 @@ int inspect_command(int argc, char** argv) {
   std::snprintf(buf, sizeof buf, "%.1f MiB (rss before load %.1f MiB, after %.1f MiB)",
                 hwm / 1024.0, rss_before_kb / 1024.0, rss / 1024.0);
   os << "peak_rss:     " << buf << "\n";
+  std::cerr << "ecgq-worker inspect: threads: " << choice << "\n";
   std::cout << os.str();
   return kExitOk;
 }
