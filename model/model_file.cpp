@@ -217,10 +217,12 @@ Status check_tensors(const Contents& c, const Header& h) {
 // Reads and checks the header of open file `fd` of `size` bytes.
 Expected<Header> read_header(int fd, uint64_t size, const std::string& path) {
   Header h{};
-  if (size < sizeof h || !pread_all(fd, &h, sizeof h, 0))
-    return bad(path, "is " + std::to_string(size) + " bytes, shorter than its header: truncated");
-  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0)
+  const size_t have = static_cast<size_t>(std::min<uint64_t>(size, sizeof h));
+  if (!pread_all(fd, &h, have, 0) || have < sizeof kMagic ||
+      std::memcmp(h.magic, kMagic, sizeof kMagic) != 0)
     return bad(path, "does not start with the magic ECGQMODL");
+  if (have < sizeof h)
+    return bad(path, "is " + std::to_string(size) + " bytes, shorter than its header: truncated");
   if (h.version != kFormatVersion)
     return bad(path, "has format version " + std::to_string(h.version) +
                          "; this build reads version " + std::to_string(kFormatVersion) +
