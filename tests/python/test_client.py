@@ -116,6 +116,15 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(ecgq.EcgqError) as e:
             self.client.submit(two_leads, fs=500, leads=["I", "II"]).result(60)
         self.assertEqual(e.exception.code, "missing_leads")
+        # Opting in: the chest leads go to the model as zeros and the result names them.
+        t = np.arange(5000) / 500.0
+        limbs = np.stack([np.sin(2 * np.pi * t), np.cos(2 * np.pi * t)]).astype(np.float32)
+        masked = self.client.submit(limbs, fs=500, leads=["I", "II"], missing_leads="zero").result(60)
+        self.assertEqual(masked.masked_leads, ["V1", "V2", "V3", "V4", "V5", "V6"])
+        self.assertEqual(masked.derived_leads, ["III", "aVR", "aVL", "aVF"])
+        with self.assertRaises(ecgq.EcgqError) as e:
+            self.client.submit(limbs, fs=500, missing_leads="guess")
+        self.assertEqual(e.exception.field, "missing_leads")
         with self.assertRaises(ecgq.EcgqError) as e:
             self.client.submit(np.zeros(10), fs=500)
         self.assertEqual(e.exception.code, "bad_shape")
