@@ -94,6 +94,19 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(r.n_segments, 2)  # 10 s at 500 Hz
         self.assertIn("infer_ms", r.timings)
 
+    def test_clinical_files_go_through_ecgq_convert(self):
+        os.environ["ECGQ_BIN"] = os.path.join(BIN, "ecgq")
+        scp = os.path.join(ROOT, "tests/data/clinical/scp-ecg/pixelmed_PFE105_redred.scp")
+        r = self.client.predict(scp)
+        self.assertEqual(r.n_segments, 2)
+        self.assertEqual(len(r.labels), 17)
+        # 8 stored leads; `ecgq convert` writes the four derived limb leads too.
+        self.assertEqual(len(ecgq.read_record(scp).leads), 12)
+        with self.assertRaises(ValueError) as e:
+            ecgq.read_record(scp, fs=250)
+        self.assertIn("records 500 Hz but fs says 250 Hz", str(e.exception))
+        self.assertEqual(ecgq.read_record(scp, fs=500).fs, 500)
+
     def test_submit_an_array_returns_a_future(self):
         t = np.arange(5000) / 500.0
         samples = np.stack([np.sin(2 * np.pi * 1.2 * t + k) for k in range(12)]).astype(np.float32)
