@@ -352,6 +352,9 @@ Expected<std::vector<std::vector<int64_t>>> reference_beat(
   return beat;
 }
 
+// Most samples (all leads) a compressed rhythm is rebuilt to: 12 leads of 46 min at 1 kHz.
+constexpr uint64_t kMaxRebuiltSamples = uint64_t{1} << 25;
+
 // The rhythm rebuilt at the reference beat's rate: the residual of section 6 (expanded from its
 // bimodal compression) plus, when section 3 says it was subtracted, the reference beat of
 // section 5 at every type-0 QRS of section 4.
@@ -373,6 +376,11 @@ Expected<Rhythm> rebuilt_rhythm(const ScpRecord& r, const LeadTable& t, const Le
                         "reference beat's " + std::to_string(b5.interval_us) + " us" +
                         (b6.bimodal ? " is not a decimation by 1-16"
                                     : " differs without bimodal compression"));
+  // Expansion makes more samples than the file has bits (up to 16 per stored value): bound it.
+  if (static_cast<uint64_t>(t.n_samples) * t.names.size() > kMaxRebuiltSamples)
+    return r.bad(3, std::to_string(t.names.size()) + " leads of " + std::to_string(t.n_samples) +
+                        " samples are more than the " + std::to_string(kMaxRebuiltSamples) +
+                        " samples ecgq rebuilds from a compressed SCP-ECG rhythm");
   ASSIGN_OR_RETURN(const auto beat, reference_beat(r, t, b5, q, tables));
   uint32_t step = std::gcd(b5.avm, b6.avm);
   Rhythm out{1e6 / b5.interval_us, step, {}};

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 
 #include "records/clinical_readers.hpp"
 #include "tests/clinical_support.hpp"
@@ -132,7 +134,16 @@ double worst_uv(const EcgRecord& r, Which which) {
   return worst;
 }
 
+// ECGQ_SCP_SEED_DIR=DIR writes the records these tests read as fuzz seeds
+// (tests/fuzz/corpus/fuzz_scp: reference_beat_subtracted, bimodal_factor_2).
+void write_seed(const std::string& name, const std::string& bytes) {
+  if (const char* dir = std::getenv("ECGQ_SCP_SEED_DIR"))
+    std::ofstream(std::string(dir) + "/" + name, std::ios::binary) << bytes;
+}
+
 TEST(ScpCompression, ReferenceBeatIsAddedBackAtEveryQrs) {
+  write_seed("reference_beat_subtracted", compressed_record(1));
+  write_seed("bimodal_factor_2", compressed_record(2));
   auto r = read_scp(compressed_record(1), "subtracted.scp");
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->leads, (std::vector<std::string>{"I", "II"}));
