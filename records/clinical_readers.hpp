@@ -37,4 +37,9 @@ Expected<EcgRecord> read_philips(const std::string& bytes, const std::string& pa
 // reference beat's rate.
 Expected<EcgRecord> read_scp(const std::string& bytes, const std::string& path);
 
+// The reference beat of an SCP-ECG record (section 5, as long as section 4 says, at its own
+// rate): for comparing with a file's representative beat, and what ecgq adds back into a
+// residual rhythm.
+Expected<EcgRecord> read_scp_reference_beat(const std::string& bytes, const std::string& path);
+
 }  // namespace ecgq

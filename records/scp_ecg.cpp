@@ -339,10 +339,10 @@ Expected<std::vector<std::vector<int64_t>>> reference_beat(
     const ScpRecord& r, const LeadTable& t, const LeadBlock& b5, const scp::QrsLocations& q,
     const std::vector<HuffmanTable>& tables) {
   const size_t n = static_cast<size_t>(q.reference_ms) * 1000 / b5.interval_us;
-  if (n == 0 || q.fiducial < 1 || q.fiducial > n)
-    return r.bad(4, "reference beat of " + std::to_string(q.reference_ms) + " ms (" +
-                        std::to_string(n) + " samples) with its fiducial at sample " +
-                        std::to_string(q.fiducial));
+  // The fiducial is checked where the beat is added (a file without subtraction may leave it 0).
+  if (n == 0)
+    return r.bad(4, "reference beat of " + std::to_string(q.reference_ms) + " ms at " +
+                        std::to_string(b5.interval_us) + " us per sample holds no sample");
   std::vector<std::vector<int64_t>> beat;
   for (size_t l = 0; l < t.names.size(); ++l) {
     ASSIGN_OR_RETURN(auto v, decode_lead(r, b5, l, tables, n, t.names[l]));
@@ -408,6 +408,28 @@ Expected<Rhythm> rebuilt_rhythm(const ScpRecord& r, const LeadTable& t, const Le
 
 }  // namespace
 
+namespace {
+
+// The record of `rhythm` with the leads of `t` (steps in uV) and section 1's details.
+EcgRecord scp_record_of(const ScpRecord& r, const std::string& path, const LeadTable& t,
+                        const Rhythm& rhythm) {
+  EcgRecord out;
+  out.path = path;
+  out.name = clinical::stem_name(path);
+  out.format = "scp-ecg";
+  out.fs = rhythm.fs;
+  out.n_samples = static_cast<int64_t>(rhythm.samples.empty() ? 0 : rhythm.samples[0].size());
+  out.leads = t.names;
+  out.gains.assign(t.names.size(), 1000.0 / rhythm.step_nv);
+  out.baselines.assign(t.names.size(), 0);
+  out.units.assign(t.names.size(), "uV");
+  clinical::store_adc(&out, rhythm.samples);
+  scp_details(r, &out);
+  return out;
+}
+
+}  // namespace
+
 Expected<EcgRecord> read_scp(const std::string& bytes, const std::string& path) {
   ScpRecord r(bytes, path);
   RETURN_IF_ERROR(r.sections());
@@ -420,19 +442,27 @@ Expected<EcgRecord> read_scp(const std::string& bytes, const std::string& path) 
   ASSIGN_OR_RETURN(const Rhythm rhythm, t.reference_beat_subtracted || b6.bimodal
                                             ? rebuilt_rhythm(r, t, b6, tables)
                                             : stored_rhythm(r, t, b6, tables));
-  EcgRecord out;
-  out.path = path;
-  out.name = clinical::stem_name(path);
-  out.format = "scp-ecg";
-  out.fs = rhythm.fs;
-  out.n_samples = t.n_samples;
-  out.leads = t.names;
-  out.gains.assign(t.names.size(), 1000.0 / rhythm.step_nv);
-  out.baselines.assign(t.names.size(), 0);
-  out.units.assign(t.names.size(), "uV");
-  clinical::store_adc(&out, rhythm.samples);
-  scp_details(r, &out);
-  return out;
+  return scp_record_of(r, path, t, rhythm);
+}
+
+Expected<EcgRecord> read_scp_reference_beat(const std::string& bytes, const std::string& path) {
+  ScpRecord r(bytes, path);
+  RETURN_IF_ERROR(r.sections());
+  for (int id : {3, 4, 5})
+    if (!r.section(id).present) return r.bad(id, "absent (no reference beat)");
+  ASSIGN_OR_RETURN(const LeadTable t, lead_table(r, bytes.size()));
+  scp::QrsLocations q;
+  const std::string bad_qrs = scp::parse_qrs_locations(r.body(4), t.n_samples, &q);
+  if (!bad_qrs.empty()) return r.bad(4, bad_qrs);
+  ASSIGN_OR_RETURN(const LeadBlock b5, lead_block(r, 5, t.names.size()));
+  ASSIGN_OR_RETURN(const auto tables, huffman_tables(r));
+  ASSIGN_OR_RETURN(const auto beat, reference_beat(r, t, b5, q, tables));
+  Rhythm steps{1e6 / b5.interval_us, b5.avm, {}};
+  for (const auto& lead : beat) {
+    steps.samples.emplace_back();
+    for (int64_t nv : lead) steps.samples.back().push_back(static_cast<int32_t>(nv / b5.avm));
+  }
+  return scp_record_of(r, path, t, steps);
 }
 
 }  // namespace ecgq
