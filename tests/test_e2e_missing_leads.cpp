@@ -12,45 +12,19 @@
 namespace ecgq::test {
 namespace {
 
-// One broker, one worker and one gateway shared by the tests of this file.
-class MissingLeadsE2e : public ::testing::Test {
+// The cluster of this file's tests, and `ecgq submit` on it.
+class MissingLeadsE2e : public GatewaySuite<MissingLeadsE2e> {
+ public:
+  static constexpr const char* kWorkerId = "ml-w1";
+
  protected:
-  static void SetUpTestSuite() {
-    broker_ = new Broker();
-    worker_ = start_demo_worker(broker_->endpoint, "ml-w1").release();
-    gateway_ = new GatewayProcess(broker_->endpoint);
-  }
-  static void TearDownTestSuite() {
-    delete gateway_;
-    delete worker_;
-    delete broker_;
-  }
-  void SetUp() override {
-    ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq-gateway", "ecgq");
-    ASSERT_TRUE(broker_->ready) << broker_->diagnostics();
-    ASSERT_TRUE(gateway_->ready) << gateway_->proc->stderr_text();
-    auto c = gateway_->client();
-    ASSERT_TRUE(wait_until(
-        [&] {
-          auto r = c->Get("/health");
-          return r && r->status == 200 && body_json(r).value("model_loaded", false);
-        },
-        60s))
-        << gateway_->proc->stderr_text();
-  }
   // `ecgq submit` on this cluster with `args` before the paths.
   static CommandResult submit(std::vector<std::string> args) {
     std::vector<std::string> argv{bin("ecgq"), "--broker", broker_->endpoint, "submit"};
     argv.insert(argv.end(), args.begin(), args.end());
     return run_command(argv, 60s);
   }
-  static Broker* broker_;
-  static ChildProcess* worker_;
-  static GatewayProcess* gateway_;
 };
-Broker* MissingLeadsE2e::broker_ = nullptr;
-ChildProcess* MissingLeadsE2e::worker_ = nullptr;
-GatewayProcess* MissingLeadsE2e::gateway_ = nullptr;
 
 // The leads a II + V5 record lacks and cannot derive, in model order.
 const std::vector<std::string> kMasked = {"I",  "III", "aVR", "aVL", "aVF",
