@@ -111,6 +111,7 @@ Status Broker::open_journal() {
   JournalOptions options;
   options.path = config_.journal;
   options.max_bytes = config_.journal_max_bytes;
+  options.sync_full = config_.journal_sync == "full";
   auto journal = Journal::open(options);
   if (!journal) return journal.status();
   journal_ = std::move(*journal);
@@ -274,20 +275,21 @@ void Broker::handle(Event event) {
 void Broker::take_commits() {
   JournalCommits commits = journal_->take_commits();
   Committed event;
-  // Only Accept records wait for an answer; the other tickets are not in accepts_.
-  for (uint64_t ticket : commits.durable) {
-    if (auto it = accepts_.find(ticket); it != accepts_.end()) {
-      event.durable.push_back(it->second);
-      accepts_.erase(it);
+  // Accept and Dispatch records wait for an answer; Finish and Forget tickets are in neither map.
+  const auto sort = [&](const std::vector<uint64_t>& tickets, std::vector<uint64_t>& accepts) {
+    for (uint64_t ticket : tickets) {
+      if (auto it = accepts_.find(ticket); it != accepts_.end()) {
+        accepts.push_back(it->second);
+        accepts_.erase(it);
+      } else if (auto d = dispatches_.find(ticket); d != dispatches_.end()) {
+        event.dispatched.push_back(d->second);
+        dispatches_.erase(d);
+      }
     }
-  }
-  for (uint64_t ticket : commits.failed) {
-    if (auto it = accepts_.find(ticket); it != accepts_.end()) {
-      event.failed.push_back(it->second);
-      accepts_.erase(it);
-    }
-  }
-  if (event.durable.empty() && event.failed.empty()) return;
+  };
+  sort(commits.durable, event.durable);
+  sort(commits.failed, event.failed);
+  if (event.durable.empty() && event.failed.empty() && event.dispatched.empty()) return;
   event.failure = journal_->health().message();
   event.now = SteadyClock::now();
   handle(std::move(event));
@@ -305,10 +307,11 @@ void Broker::apply(Actions actions) {
         continue;
       }
       if (auto* p = std::get_if<Persist>(&action)) {
-        const bool accept = p->record.kind == JournalRecord::Kind::Accept;
-        const uint64_t seq = p->record.job.seq;
+        const JournalRecord::Kind kind = p->record.kind;
+        const DispatchCommit dispatch{p->record.job.seq, p->record.job.attempts};
         const uint64_t ticket = journal_->append(std::move(p->record));
-        if (accept) accepts_[ticket] = seq;
+        if (kind == JournalRecord::Kind::Accept) accepts_[ticket] = dispatch.seq;
+        if (kind == JournalRecord::Kind::Dispatch) dispatches_[ticket] = dispatch;
         continue;
       }
       auto& s = std::get<Send>(action);

@@ -99,11 +99,20 @@ struct StopRequested {
   TimePoint now;
 };
 
+// A Dispatch record the journal finished writing: the job's seq and the attempt it records.
+struct DispatchCommit {
+  uint64_t seq = 0;
+  int64_t attempts = 0;
+};
+
 // The journal finished transactions: the Accept records of these job seqs are durable (the
-// producer is told `accepted` and the job queued), or could not be written (journal_unavailable).
+// producer is told `accepted`), or could not be written (the job is withdrawn:
+// journal_unavailable); these Dispatch records were written (or failed: the job runs anyway),
+// so their REQUESTs may leave.
 struct Committed {
   std::vector<uint64_t> durable;
   std::vector<uint64_t> failed;
+  std::vector<DispatchCommit> dispatched;
   std::string failure;  // why the failed ones failed, for their error
   TimePoint now;
 };
@@ -253,10 +262,14 @@ class BrokerCore {
   // --- results by id, idempotency and the journal (core_jobs.cpp)
   static std::string job_key(const std::string& submitter, const std::string& id);
   bool answer_known_id(JobRecord& job);
-  bool hold_until_durable(std::shared_ptr<JobRecord>& job);
+  bool refuse_or_journal(JobRecord& job);
   void queue_job(std::shared_ptr<JobRecord> job, Service& svc);
   std::shared_ptr<JobRecord> take_awaiting(uint64_t seq);
   void on_committed(const Committed& committed);
+  void withdraw(JobRecord& job);
+  void hold_request(const std::shared_ptr<JobRecord>& job, mdp::Frames request);
+  void release_request(const DispatchCommit& commit);
+  void unhold(JobRecord& job);
   void on_restore(const Restore& restore);
   void restore_job(const JournaledJob& journaled, int64_t wall_now_unix_ms);
   void persist(JournalRecord::Kind kind, const JobRecord& job, std::string result = {});
@@ -321,6 +334,8 @@ class BrokerCore {
   JournalUsage journal_;
   int64_t awaiting_bytes_ = 0;  // bodies written to the journal, not yet committed
   std::map<uint64_t, std::shared_ptr<JobRecord>> awaiting_durable_;  // by seq
+  // Jobs whose REQUEST waits for its Dispatch record (JobRecord::held_request), by seq.
+  std::map<uint64_t, std::shared_ptr<JobRecord>> held_dispatches_;
   std::map<std::string, std::weak_ptr<JobRecord>> live_;             // by job_key
   std::map<std::string, StoredResult> results_;                      // by job_key
   std::deque<std::pair<TimePoint, std::string>> result_order_;       // expiry order

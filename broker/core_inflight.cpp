@@ -41,6 +41,7 @@ void BrokerCore::take_back(Worker& w, const std::string& token) {
   std::shared_ptr<JobRecord> job = it->second;
   w.in_flight.erase(it);
   job->worker.clear();
+  unhold(*job);
   Service& svc = find_or_create_service(job->service);
   --svc.in_flight;
   mark_changed(svc);

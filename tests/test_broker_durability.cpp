@@ -103,7 +103,10 @@ TEST(BrokerDurability, InFlightJobsRunAgainAndFinishedOnesKeepTheirResults) {
     ASSERT_TRUE(producer.final(10s).has_value());
     first.auto_final(false);  // now it takes the next job and never answers
     submit_accepted(producer, {"running-1"});
-    ASSERT_TRUE(first.next(10s).has_value());
+    auto request = first.next(10s);
+    ASSERT_TRUE(request.has_value());
+    EXPECT_EQ(job_of(*request).dispatch->attempt, 1);
+    // At once: the REQUEST left only after its Dispatch record was durable.
     broker.kill9();
   }
   ASSERT_TRUE(broker.start());
@@ -112,9 +115,10 @@ TEST(BrokerDurability, InFlightJobsRunAgainAndFinishedOnesKeepTheirResults) {
   RawClient asker(broker.endpoint());
   ASSERT_TRUE(all_done(asker, {"done-1", "running-1"}));
   auto states = ask(asker, {"done-1", "running-1", "never-seen"});
-  // Dispatched again: attempt 2 when the first dispatch's record had committed before the kill
-  // (dispatch records are not waited for, so one from the last group commit may be lost).
-  EXPECT_GE(states["running-1"].attempts, 1);
+  // Dispatched again with attempt + 1, however soon after the first dispatch the broker died.
+  EXPECT_EQ(states["running-1"].attempts, 2);
+  for (const auto& r : worker.requests())
+    if (job_of(r).id == "running-1") EXPECT_EQ(job_of(r).dispatch->attempt, 2);
   EXPECT_FALSE(states["done-1"].result.empty());
   EXPECT_EQ(states["never-seen"].state, "unknown");
   auto n = executions(worker);
