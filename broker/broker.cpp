@@ -112,14 +112,17 @@ Status Broker::open_journal() {
   options.path = config_.journal;
   options.max_bytes = config_.journal_max_bytes;
   options.sync_full = config_.journal_sync == "full";
+  options.dead_letter_max = config_.dead_letter_max;
   auto journal = Journal::open(options);
   if (!journal) return journal.status();
   journal_ = std::move(*journal);
   auto jobs = journal_->load();
   if (!jobs) return jobs.status();
-  spdlog::info("event=journal_open path={} bytes={} jobs={}", config_.journal,
-               journal_->size_bytes(), jobs->size());
-  handle(Restore{std::move(*jobs), wall_now_ms(), SteadyClock::now()});
+  auto letters = journal_->load_dead_letters();
+  if (!letters) return letters.status();
+  spdlog::info("event=journal_open path={} bytes={} jobs={} dead_letters={}", config_.journal,
+               journal_->size_bytes(), jobs->size(), letters->size());
+  handle(Restore{std::move(*jobs), std::move(*letters), wall_now_ms(), SteadyClock::now()});
   return Status::Ok();
 }
 
@@ -267,7 +270,8 @@ void Broker::receive(int socket_index) {
 void Broker::handle(Event event) {
   if (journal_) {
     const Status health = journal_->health();
-    core_.set_journal_usage({journal_->size_bytes(), health.ok(), health.message()});
+    core_.set_journal_usage({journal_->size_bytes(), health.ok(), health.message(),
+                             journal_->transactions(), journal_->records_written()});
   }
   apply(core_.handle(std::move(event)));
 }

@@ -122,6 +122,7 @@ struct Committed {
 // results until they expire. `wall_now_unix_ms` maps the journal's wall-clock times to `now`.
 struct Restore {
   std::vector<JournaledJob> jobs;
+  std::vector<std::string> dead_letters;  // encoded ext::DeadLetter maps, oldest first
   int64_t wall_now_unix_ms = 0;
   TimePoint now;
 };
@@ -134,6 +135,8 @@ struct JournalUsage {
   int64_t bytes = 0;    // the file and its WAL
   bool healthy = true;  // the last transaction committed
   std::string problem;  // why not, when not healthy
+  int64_t transactions = 0;  // committed since the journal opened
+  int64_t records = 0;       // written since the journal opened
 };
 
 // What a worker's FINAL says about its job: its error code ("" for ok) and, for a worker-side
@@ -278,6 +281,7 @@ class BrokerCore {
   // mmi.job: reports on jobs by id; with `watch`, live ones answer to `peer` from now on.
   std::string job_reply(const std::string& peer, const std::string& body);
   std::string find_job_key(const std::string& id) const;
+  ext::JournalInfo journal_info() const;
   int64_t unix_ms(TimePoint t) const;
 
   // --- /metrics (core_metrics.cpp)
@@ -288,6 +292,7 @@ class BrokerCore {
   void take_back(Worker& worker, const std::string& token);
   void count_worker_failure(Worker& worker, const FailedAttempt& failure);
   void dead_letter(const JobRecord& job, const std::string& code);
+  void keep_dead_letter(ext::DeadLetter letter);
 
   // --- management interface (core_mmi.cpp)
   void on_mmi(const std::string& peer, const mdp::ClientMessage& msg);
@@ -333,6 +338,7 @@ class BrokerCore {
   int64_t wall_anchor_ms_ = 0;  // wall clock (unix ms) at started_
   JournalUsage journal_;
   int64_t awaiting_bytes_ = 0;  // bodies written to the journal, not yet committed
+  std::string journal_full_;    // why the last new job got journal_full; "" once one is taken
   std::map<uint64_t, std::shared_ptr<JobRecord>> awaiting_durable_;  // by seq
   // Jobs whose REQUEST waits for its Dispatch record (JobRecord::held_request), by seq.
   std::map<uint64_t, std::shared_ptr<JobRecord>> held_dispatches_;

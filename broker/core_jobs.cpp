@@ -49,12 +49,12 @@ bool BrokerCore::refuse_or_journal(JobRecord& job) {
   // An unhealthy journal is still tried: the job is refused (journal_unavailable) only if its
   // own write fails, and the first write that succeeds again shows the disk recovered.
   if (journal_.bytes + awaiting_bytes_ + bytes > config_.journal_max_bytes) {
-    finish_with_error(job, "journal_full",
-                      "the journal holds " + std::to_string(journal_.bytes) +
-                          " bytes; journal_max_bytes is " +
-                          std::to_string(config_.journal_max_bytes));
+    journal_full_ = "the journal holds " + std::to_string(journal_.bytes) +
+                    " bytes; journal_max_bytes is " + std::to_string(config_.journal_max_bytes);
+    finish_with_error(job, "journal_full", journal_full_);
     return true;
   }
+  journal_full_.clear();
   // The job is queued (and may be dispatched) at once; its producer hears `accepted` when the
   // Accept record commits, and its REQUEST leaves only once its Dispatch record, written after
   // the Accept record (often in the same transaction), has committed too.
@@ -158,7 +158,12 @@ void BrokerCore::on_restore(const Restore& restore) {
     }
     restore_job(j, restore.wall_now_unix_ms);
   }
-  spdlog::info("event=restored queued={} running={} done={}", queued, running, done);
+  for (const std::string& body : restore.dead_letters) {
+    auto letter = ext::decode_dead_letter(body);
+    if (letter.ok()) keep_dead_letter(std::move(*letter));
+  }
+  spdlog::info("event=restored queued={} running={} done={} dead_letters={}", queued, running, done,
+               dead_letters_.size());
 }
 
 void BrokerCore::restore_job(const JournaledJob& j, int64_t wall_now_unix_ms) {
@@ -283,6 +288,25 @@ std::string BrokerCore::find_job_key(const std::string& id) const {
   for (const auto& [k, l] : live_)
     if (has_suffix(k)) return k;
   return own;
+}
+
+ext::JournalInfo BrokerCore::journal_info() const {
+  ext::JournalInfo j;
+  if (!durable_) return j;
+  j.enabled = true;
+  j.path = config_.journal;
+  j.sync = config_.journal_sync;
+  j.bytes = journal_.bytes;
+  j.max_bytes = config_.journal_max_bytes;
+  for (const auto& [key, weak] : live_)
+    if (auto job = weak.lock(); job && job->journaled) ++j.jobs;
+  for (const auto& [key, r] : results_)
+    if (r.seq != 0) ++j.jobs;
+  j.state = !journal_.healthy ? "unavailable" : !journal_full_.empty() ? "full" : "ok";
+  j.last_error = !journal_.healthy ? journal_.problem : journal_full_;
+  j.transactions = journal_.transactions;
+  j.records = journal_.records;
+  return j;
 }
 
 std::string BrokerCore::job_reply(const std::string& peer, const std::string& body) {

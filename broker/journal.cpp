@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS jobs(
   result BLOB,
   expires INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS bodies(seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters(n INTEGER PRIMARY KEY, letter BLOB NOT NULL);
 )sql";
 Status unavailable(sqlite3* db, const std::string& what) {
   return Status("journal_unavailable",
@@ -190,6 +191,17 @@ Expected<std::vector<JournaledJob>> Journal::load() {
   return jobs;
 }
 
+Expected<std::vector<std::string>> Journal::load_dead_letters() {
+  std::lock_guard<std::mutex> lock(mutex_);  // the writer is idle before the first append
+  Statement q(db_, "SELECT letter FROM dead_letters ORDER BY n");
+  if (!q) return unavailable(db_, "cannot read the journal's dead letters");
+  std::vector<std::string> letters;
+  int rc;
+  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) letters.push_back(q.column_blob(0));
+  if (rc != SQLITE_DONE) return unavailable(db_, "cannot read the journal's dead letters");
+  return letters;
+}
+
 uint64_t Journal::append(JournalRecord record) {
   uint64_t ticket;
   {
@@ -275,10 +287,16 @@ struct BatchStatements {
         dispatch(db, "UPDATE jobs SET attempts=?, state=1 WHERE seq=?"),
         finish(db, "UPDATE jobs SET state=2, attempts=?, result=?, expires=? WHERE seq=?"),
         drop_body(db, "DELETE FROM bodies WHERE seq=?"),
-        forget(db, "DELETE FROM jobs WHERE seq=?") {}
-  bool ok() const { return accept && body && dispatch && finish && drop_body && forget; }
+        forget(db, "DELETE FROM jobs WHERE seq=?"),
+        dead_letter(db, "INSERT INTO dead_letters(letter) VALUES(?)"),
+        trim_letters(db,
+                     "DELETE FROM dead_letters WHERE n <= (SELECT max(n) FROM dead_letters) - ?") {}
+  bool ok() const {
+    return accept && body && dispatch && finish && drop_body && forget && dead_letter &&
+           trim_letters;
+  }
 
-  Statement accept, body, dispatch, finish, drop_body, forget;
+  Statement accept, body, dispatch, finish, drop_body, forget, dead_letter, trim_letters;
 };
 
 // Runs one bound statement and clears it for the next record; false on a write error.
@@ -289,8 +307,8 @@ bool step(Statement& st) {
   return rc == SQLITE_DONE;
 }
 
-// Writes one record; false on a write error.
-bool write_record(BatchStatements& st, const JournalRecord& r) {
+// Writes one record; false on a write error. `dead_letter_max` bounds the dead-letter list.
+bool write_record(BatchStatements& st, const JournalRecord& r, int64_t dead_letter_max) {
   const JournaledJob& j = r.job;
   const auto seq = static_cast<int64_t>(j.seq);
   switch (r.kind) {
@@ -321,6 +339,10 @@ bool write_record(BatchStatements& st, const JournalRecord& r) {
       st.forget.integer(1, seq);
       st.drop_body.integer(1, seq);
       return step(st.forget) && step(st.drop_body);
+    case JournalRecord::Kind::DeadLetter:
+      st.dead_letter.blob(1, j.result);
+      st.trim_letters.integer(1, dead_letter_max);
+      return step(st.dead_letter) && step(st.trim_letters);
   }
   return false;
 }
@@ -346,7 +368,7 @@ Status Journal::write_batch(const std::vector<JournalRecord>& batch) {
   const std::unordered_set<uint64_t> finished = finished_in(batch);
   for (const auto& r : batch) {
     if (r.kind == JournalRecord::Kind::Dispatch && finished.count(r.job.seq) != 0) continue;
-    if (!write_record(statements, r)) {
+    if (!write_record(statements, r, options_.dead_letter_max)) {
       Status s = unavailable(db_, "cannot write the journal");
       exec(db_, "ROLLBACK;");
       return s;
