@@ -132,9 +132,9 @@ using Event = std::variant<Received, Tick, Undelivered, StopRequested, Committed
 
 // The journal's state as the loop last saw it (the core reads no files).
 struct JournalUsage {
-  int64_t bytes = 0;    // the file and its WAL
-  bool healthy = true;  // the last transaction committed
-  std::string problem;  // why not, when not healthy
+  int64_t bytes = 0;         // the file and its WAL
+  bool healthy = true;       // the last transaction committed
+  std::string problem;       // why not, when not healthy
   int64_t transactions = 0;  // committed since the journal opened
   int64_t records = 0;       // written since the journal opened
 };
@@ -342,9 +342,9 @@ class BrokerCore {
   std::map<uint64_t, std::shared_ptr<JobRecord>> awaiting_durable_;  // by seq
   // Jobs whose REQUEST waits for its Dispatch record (JobRecord::held_request), by seq.
   std::map<uint64_t, std::shared_ptr<JobRecord>> held_dispatches_;
-  std::map<std::string, std::weak_ptr<JobRecord>> live_;             // by job_key
-  std::map<std::string, StoredResult> results_;                      // by job_key
-  std::deque<std::pair<TimePoint, std::string>> result_order_;       // expiry order
+  std::map<std::string, std::weak_ptr<JobRecord>> live_;        // by job_key
+  std::map<std::string, StoredResult> results_;                 // by job_key
+  std::deque<std::pair<TimePoint, std::string>> result_order_;  // expiry order
   int64_t result_bytes_ = 0;
 
   // Jobs that exhausted max_attempts, newest last, at most dead_letter_max (core_inflight.cpp).
