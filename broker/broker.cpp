@@ -234,6 +234,8 @@ int Broker::run(const std::function<bool()>& stop_requested,
       }
     }
     handle(Tick{SteadyClock::now()});
+    // Group commit per loop turn: everything this turn journaled goes to the writer at once.
+    if (journal_) journal_->flush();
     if (metrics_ && metrics_->wanted()) metrics_->answer(core_.metrics_text());
   }
   return 0;
@@ -313,7 +315,7 @@ void Broker::apply(Actions actions) {
       if (auto* p = std::get_if<Persist>(&action)) {
         const JournalRecord::Kind kind = p->record.kind;
         const DispatchCommit dispatch{p->record.job.seq, p->record.job.attempts};
-        const uint64_t ticket = journal_->append(std::move(p->record));
+        const uint64_t ticket = journal_->append(std::move(p->record), false);
         if (kind == JournalRecord::Kind::Accept) accepts_[ticket] = dispatch.seq;
         if (kind == JournalRecord::Kind::Dispatch) dispatches_[ticket] = dispatch;
         continue;

@@ -204,7 +204,7 @@ Expected<std::vector<std::string>> Journal::load_dead_letters() {
   return letters;
 }
 
-uint64_t Journal::append(JournalRecord record) {
+uint64_t Journal::append(JournalRecord record, bool wake) {
   uint64_t ticket;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -212,8 +212,12 @@ uint64_t Journal::append(JournalRecord record) {
     pending_.push_back(std::move(record));
     ticket = next_ticket_++;
   }
-  wake_writer_.notify_one();
+  if (wake) wake_writer_.notify_one();
   return ticket;
+}
+
+void Journal::flush() {
+  wake_writer_.notify_one();
 }
 
 JournalCommits Journal::take_commits() {

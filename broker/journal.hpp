@@ -52,8 +52,13 @@ class Journal {
   // append.
   Expected<std::vector<std::string>> load_dead_letters();
 
-  // Queues a record for the next transaction and returns its ticket (increasing from 1).
-  uint64_t append(JournalRecord record);
+  // Queues a record for the next transaction and returns its ticket (increasing from 1). With
+  // `wake` false the writer is not woken (flush() does it): the broker loop wakes it once per
+  // turn, so one turn's records go into one transaction instead of the first record of a turn
+  // starting a transaction of its own.
+  uint64_t append(JournalRecord record, bool wake = true);
+  // Wakes the writer for what append(..., false) queued.
+  void flush();
   // Readable when commits are waiting in take_commits() (an eventfd; poll it with the sockets).
   int notify_fd() const { return notify_fd_; }
   // The outcome of every transaction finished since the last call.
