@@ -92,6 +92,62 @@ Status create_private(const std::string& path) {
   return Status::Ok();
 }
 
+// Format 1 kept each body in its job's row: its bodies move to their own table, then the jobs
+// table is rebuilt without them, in one transaction (a crash leaves format 1 intact).
+const char* kUpgradeFrom1 = R"sql(
+BEGIN IMMEDIATE;
+INSERT OR REPLACE INTO bodies(seq, body) SELECT seq, body FROM jobs WHERE state != 2;
+CREATE TABLE jobs2(
+  seq INTEGER PRIMARY KEY,
+  id BLOB NOT NULL,
+  service BLOB NOT NULL,
+  submitter BLOB NOT NULL,
+  received INTEGER NOT NULL,
+  deadline INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  state INTEGER NOT NULL,
+  result BLOB,
+  expires INTEGER NOT NULL DEFAULT 0);
+INSERT INTO jobs2 SELECT seq, id, service, submitter, received, deadline, attempts, state, result,
+  expires FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs2 RENAME TO jobs;
+UPDATE meta SET value='2' WHERE key='format';
+COMMIT;
+)sql";
+
+// Reads the file's format: a new file gets this code's, format 1 is upgraded, any other refused.
+Status check_format(sqlite3* db, const std::string& path) {
+  int version = 0;
+  {
+    Statement get(db, "SELECT value FROM meta WHERE key='format'");
+    const int rc = get ? sqlite3_step(get.get()) : SQLITE_ERROR;
+    if (rc == SQLITE_ROW) version = sqlite3_column_int(get.get(), 0);
+  }
+  if (version == 0) {
+    if (exec(db, ("INSERT INTO meta VALUES('format','" + std::to_string(kFormatVersion) + "');")
+                     .c_str()))
+      return Status::Ok();
+    return unavailable(db, "cannot write journal " + path);
+  }
+  if (version == 1) {
+    if (exec(db, kUpgradeFrom1)) {
+      spdlog::info("event=journal_upgraded path={} from_format=1 to_format={}", path,
+                   kFormatVersion);
+      return Status::Ok();
+    }
+    Status s = unavailable(db, "cannot upgrade journal " + path + " from format 1");
+    exec(db, "ROLLBACK;");
+    return s;
+  }
+  if (version != kFormatVersion)
+    return Status("journal_unavailable",
+                  "journal " + path + " has format " + std::to_string(version) +
+                      ", this broker reads format " + std::to_string(kFormatVersion),
+                  "journal");
+  return Status::Ok();
+}
+
 }  // namespace
 
 Expected<std::unique_ptr<Journal>> Journal::open(const JournalOptions& options) {
@@ -117,25 +173,9 @@ Expected<std::unique_ptr<Journal>> Journal::open(const JournalOptions& options) 
     sqlite3_close(db);
     return s;
   }
-  {
-    Statement get(db, "SELECT value FROM meta WHERE key='format'");
-    const int rc = get ? sqlite3_step(get.get()) : SQLITE_ERROR;
-    if (rc == SQLITE_ROW) {
-      const int version = sqlite3_column_int(get.get(), 0);
-      if (version != kFormatVersion) {
-        sqlite3_close(db);
-        return Status("journal_unavailable",
-                      "journal " + options.path + " has format " + std::to_string(version) +
-                          ", this broker reads format " + std::to_string(kFormatVersion),
-                      "journal");
-      }
-    } else if (!exec(db,
-                     ("INSERT INTO meta VALUES('format','" + std::to_string(kFormatVersion) + "');")
-                         .c_str())) {
-      Status s = unavailable(db, "cannot write journal " + options.path);
-      sqlite3_close(db);
-      return s;
-    }
+  if (Status s = check_format(db, options.path); !s.ok()) {
+    sqlite3_close(db);
+    return s;
   }
   const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd < 0) {
