@@ -111,14 +111,18 @@ Status Broker::open_journal() {
   JournalOptions options;
   options.path = config_.journal;
   options.max_bytes = config_.journal_max_bytes;
+  options.sync_full = config_.journal_sync == "full";
+  options.dead_letter_max = config_.dead_letter_max;
   auto journal = Journal::open(options);
   if (!journal) return journal.status();
   journal_ = std::move(*journal);
   auto jobs = journal_->load();
   if (!jobs) return jobs.status();
-  spdlog::info("event=journal_open path={} bytes={} jobs={}", config_.journal,
-               journal_->size_bytes(), jobs->size());
-  handle(Restore{std::move(*jobs), wall_now_ms(), SteadyClock::now()});
+  auto letters = journal_->load_dead_letters();
+  if (!letters) return letters.status();
+  spdlog::info("event=journal_open path={} bytes={} jobs={} dead_letters={}", config_.journal,
+               journal_->size_bytes(), jobs->size(), letters->size());
+  handle(Restore{std::move(*jobs), std::move(*letters), wall_now_ms(), SteadyClock::now()});
   return Status::Ok();
 }
 
@@ -235,6 +239,8 @@ int Broker::run(const std::function<bool()>& stop_requested,
       }
     }
     handle(Tick{SteadyClock::now()});
+    // Group commit per loop turn: everything this turn journaled goes to the writer at once.
+    if (journal_) journal_->flush();
     if (metrics_ && metrics_->wanted()) metrics_->answer(core_.metrics_text());
   }
   return 0;
@@ -282,7 +288,8 @@ void Broker::take_intake() {
 void Broker::handle(Event event) {
   if (journal_) {
     const Status health = journal_->health();
-    core_.set_journal_usage({journal_->size_bytes(), health.ok(), health.message()});
+    core_.set_journal_usage({journal_->size_bytes(), health.ok(), health.message(),
+                             journal_->transactions(), journal_->records_written()});
   }
   apply(core_.handle(std::move(event)));
 }
@@ -290,20 +297,21 @@ void Broker::handle(Event event) {
 void Broker::take_commits() {
   JournalCommits commits = journal_->take_commits();
   Committed event;
-  // Only Accept records wait for an answer; the other tickets are not in accepts_.
-  for (uint64_t ticket : commits.durable) {
-    if (auto it = accepts_.find(ticket); it != accepts_.end()) {
-      event.durable.push_back(it->second);
-      accepts_.erase(it);
+  // Accept and Dispatch records wait for an answer; Finish and Forget tickets are in neither map.
+  const auto sort = [&](const std::vector<uint64_t>& tickets, std::vector<uint64_t>& accepts) {
+    for (uint64_t ticket : tickets) {
+      if (auto it = accepts_.find(ticket); it != accepts_.end()) {
+        accepts.push_back(it->second);
+        accepts_.erase(it);
+      } else if (auto d = dispatches_.find(ticket); d != dispatches_.end()) {
+        event.dispatched.push_back(d->second);
+        dispatches_.erase(d);
+      }
     }
-  }
-  for (uint64_t ticket : commits.failed) {
-    if (auto it = accepts_.find(ticket); it != accepts_.end()) {
-      event.failed.push_back(it->second);
-      accepts_.erase(it);
-    }
-  }
-  if (event.durable.empty() && event.failed.empty()) return;
+  };
+  sort(commits.durable, event.durable);
+  sort(commits.failed, event.failed);
+  if (event.durable.empty() && event.failed.empty() && event.dispatched.empty()) return;
   event.failure = journal_->health().message();
   event.now = SteadyClock::now();
   handle(std::move(event));
@@ -321,10 +329,11 @@ void Broker::apply(Actions actions) {
         continue;
       }
       if (auto* p = std::get_if<Persist>(&action)) {
-        const bool accept = p->record.kind == JournalRecord::Kind::Accept;
-        const uint64_t seq = p->record.job.seq;
-        const uint64_t ticket = journal_->append(std::move(p->record));
-        if (accept) accepts_[ticket] = seq;
+        const JournalRecord::Kind kind = p->record.kind;
+        const DispatchCommit dispatch{p->record.job.seq, p->record.job.attempts};
+        const uint64_t ticket = journal_->append(std::move(p->record), false);
+        if (kind == JournalRecord::Kind::Accept) accepts_[ticket] = dispatch.seq;
+        if (kind == JournalRecord::Kind::Dispatch) dispatches_[ticket] = dispatch;
         continue;
       }
       auto& s = std::get<Send>(action);

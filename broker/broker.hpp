@@ -58,10 +58,11 @@ class Broker {
   zmq::socket_t sockets_[2];         // [0] bind (clients and workers), [1] worker_bind (optional)
   std::unique_ptr<HandshakeLog> handshakes_[2];  // with CURVE: handshakes ZAP never saw
   BrokerCore core_;
-  std::unique_ptr<Journal> journal_;          // null without `journal`
-  std::unique_ptr<MetricsEndpoint> metrics_;  // null without `metrics_bind`
-  std::map<uint64_t, uint64_t> accepts_;      // journal ticket -> job seq, for Accept records
-  LargeIntake intake_;                        // copies large bodies off the loop
+  std::unique_ptr<Journal> journal_;               // null without `journal`
+  std::unique_ptr<MetricsEndpoint> metrics_;       // null without `metrics_bind`
+  std::map<uint64_t, uint64_t> accepts_;           // journal ticket -> job seq, for Accept records
+  std::map<uint64_t, DispatchCommit> dispatches_;  // journal ticket -> Dispatch record
+  LargeIntake intake_;                             // copies large bodies off the loop
 };
 
 }  // namespace ecgq::broker

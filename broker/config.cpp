@@ -65,6 +65,9 @@ const SettingsTable<BrokerConfig>& settings_table() {
                 &C::journal)
           .bytes("journal_max_bytes", "2GiB", "journal size beyond which new jobs get journal_full",
                  &C::journal_max_bytes)
+          .text("journal_sync", "full",
+                "full: a commit is on disk (power-loss safe); normal: in the OS (kill -9 safe)",
+                &C::journal_sync)
           .duration("result_ttl", "1h", "how long results stay readable by job id (mmi.job)",
                     &C::result_ttl)
           .bytes("result_store_bytes", "256MiB", "bytes of results kept by job id at most",
@@ -168,6 +171,8 @@ Status check_ranges(const Settings& s, const BrokerConfig& c) {
   if (c.result_cache_bytes < 1024) return s.invalid("result_cache_bytes", "at least 1KiB");
   if (c.journal_max_bytes < 1024) return s.invalid("journal_max_bytes", "at least 1KiB");
   if (c.result_store_bytes < 1024) return s.invalid("result_store_bytes", "at least 1KiB");
+  if (c.journal_sync != "full" && c.journal_sync != "normal")
+    return s.invalid("journal_sync", "full or normal");
   static const char* const kLevels[] = {"trace", "debug", "info", "warn", "error"};
   if (std::none_of(std::begin(kLevels), std::end(kLevels),
                    [&](const char* l) { return c.log_level == l; }))

@@ -100,8 +100,8 @@ void BrokerCore::accept_job(const std::string& peer, mdp::ClientMessage msg) {
   if (refuse_when_full(*job, &svc)) return;
   spdlog::info("event=received job={} service={} client={} queued={}", job->id, job->service,
                peer_name(peer), svc.queue.size());
-  // With a journal the job waits for its Accept record to commit (on_committed queues it).
-  if (hold_until_durable(job)) return;
+  // With a journal its Accept record is written first (journal_full refuses it).
+  if (refuse_or_journal(*job)) return;
   queue_job(std::move(job), svc);
 }
 

@@ -341,6 +341,14 @@ void BrokerCore::delete_worker(const std::string& key, const std::string& reason
   for (auto& job : lost) {
     --svc.in_flight;
     job->worker.clear();
+    if (!job->held_request.empty()) {
+      // Its REQUEST never left (it waited for its Dispatch record): not an attempt.
+      unhold(*job);
+      --job->attempts;
+      --counters_.dispatched;
+      svc.queue.push_front(job);
+      continue;
+    }
     requeue(job, FailedAttempt{w.worker_id, key, "worker_lost", "worker lost: " + reason});
   }
   forget_unserved_model(svc);
@@ -352,6 +360,7 @@ void BrokerCore::undo_dispatch(Worker& w, const std::string& token) {
   if (it == w.in_flight.end()) return;
   std::shared_ptr<JobRecord> job = it->second;
   w.in_flight.erase(it);
+  unhold(*job);
   --job->attempts;
   --counters_.dispatched;
   job->worker.clear();
