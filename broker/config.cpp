@@ -16,89 +16,105 @@ Millis BrokerConfig::job_time_limit(const std::string& service) const {
   return it == max_job_time_by_service.end() ? max_job_time : it->second;
 }
 
+namespace {
+
+using C = BrokerConfig;
+
+// Endpoints, heartbeats, queues and their bounds.
+SettingsTable<C>& add_queue_settings(SettingsTable<C>& t) {
+  return t.text("bind", "tcp://127.0.0.1:5555", "ROUTER endpoint for clients and workers", &C::bind)
+      .text("worker_bind", "", "optional second ROUTER endpoint for workers", &C::worker_bind)
+      .duration("heartbeat_interval", "2500ms", "MDP heartbeat interval (must match the workers)",
+                &C::heartbeat_interval)
+      .integer("heartbeat_liveness", "3", "heartbeats a worker may miss before it counts as lost",
+               &C::heartbeat_liveness)
+      .integer("max_queue", "10000", "queued jobs per service before queue_full", &C::max_queue)
+      .integer("max_queue_per_client", "1000",
+               "queued jobs per client (per CURVE key when keys are on) per service before "
+               "queue_full",
+               &C::max_queue_per_client)
+      .bytes("max_queued_bytes", "1GiB", "queued job bytes across all services before queue_full",
+             &C::max_queued_bytes)
+      .integer("max_services", "64", "services the broker knows before queue_full",
+               &C::max_services)
+      .integer("max_attempts", "3", "dispatches of one job before worker_lost", &C::max_attempts)
+      .duration("service_wait", "60s", "how long a job waits for a service with no live worker",
+                &C::service_wait)
+      .bytes("max_message_bytes", "128MiB", "largest accepted message (message_too_large)",
+             &C::max_message_bytes)
+      .integer("keep_warm", "0", "workers per ecgq service told to stay warm", &C::keep_warm)
+      .list("ecgq_services", "ecg-fm", "services whose bodies are ecgq msgpack jobs",
+            &C::ecgq_services)
+      .list("pinned_precision", "",
+            "SERVICE=PRECISION entries: workers of SERVICE must run that precision (fp32 or "
+            "bf16); other services admit both",
+            &C::pinned_precision)
+      .duration("shutdown_grace", "5s", "time in-flight jobs get to finish on SIGTERM",
+                &C::shutdown_grace)
+      .text("log_level", "info", "trace, debug, info, warn or error", &C::log_level);
+}
+
+// Results (cache, by id), the journal and metrics.
+SettingsTable<C>& add_store_settings(SettingsTable<C>& t) {
+  return t
+      .integer("result_cache_entries", "10000", "results kept in the result cache (0 disables it)",
+               &C::result_cache_entries)
+      .bytes("result_cache_bytes", "256MiB", "bytes of results kept in the result cache",
+             &C::result_cache_bytes)
+      .duration("result_cache_ttl", "1h", "how long a cached result may be served",
+                &C::result_cache_ttl)
+      .text("result_cache_scope", "key",
+            "key: a cached result answers only the CURVE key whose job computed it (a hit "
+            "would tell one key what another submitted); shared: any client",
+            &C::result_cache_scope)
+      .text("journal", "", "durable journal file (SQLite); \"\" keeps jobs in memory only",
+            &C::journal)
+      .bytes("journal_max_bytes", "2GiB", "journal size beyond which new jobs get journal_full",
+             &C::journal_max_bytes)
+      .text("journal_sync", "full",
+            "full: a commit is on disk (power-loss safe); normal: in the OS (kill -9 safe)",
+            &C::journal_sync)
+      .duration("result_ttl", "1h", "how long results stay readable by job id (mmi.job)",
+                &C::result_ttl)
+      .bytes("result_store_bytes", "256MiB", "bytes of results kept by job id at most",
+             &C::result_store_bytes)
+      .text("metrics_bind", "", "HOST:PORT serving Prometheus GET /metrics over HTTP (\"\" = none)",
+            &C::metrics_bind);
+}
+
+// CURVE keys, plaintext exposure, in-flight limits and the dead-letter list.
+SettingsTable<C>& add_security_settings(SettingsTable<C>& t) {
+  return t
+      .text("curve_secret_cert", "",
+            "the broker's CURVE secret certificate (ecgq keygen); \"\" = CURVE off",
+            &C::curve_secret_cert)
+      .text("client_keys", "", "directory of client public certificates (CURVE)", &C::client_keys)
+      .text("worker_keys", "", "directory of worker public certificates (CURVE)", &C::worker_keys)
+      .text("admin_keys", "",
+            "directory of admin public certificates (any job, admin mmi.*; CURVE)", &C::admin_keys)
+      .boolean("allow_insecure", "false", "allow plaintext (no CURVE) on non-loopback addresses",
+               &C::allow_insecure)
+      .duration("max_job_time", "10min",
+                "a dispatched job not finished by then goes to another worker", &C::max_job_time)
+      .list("service_max_job_time", "", "per-service max_job_time overrides, SERVICE=DURATION",
+            &C::service_max_job_time)
+      .integer("max_worker_capacity", "8", "jobs a worker holds at once, whatever it advertises",
+               &C::max_worker_capacity)
+      .integer("max_worker_failures", "3",
+               "worker-side failures in a row before the worker is out of dispatch",
+               &C::max_worker_failures)
+      .integer("dead_letter_max", "100", "jobs kept in the dead-letter list (oldest go first)",
+               &C::dead_letter_max);
+}
+
+}  // namespace
+
 const SettingsTable<BrokerConfig>& settings_table() {
-  using C = BrokerConfig;
-  static const SettingsTable<C> table =
-      SettingsTable<C>()
-          .text("bind", "tcp://127.0.0.1:5555", "ROUTER endpoint for clients and workers", &C::bind)
-          .text("worker_bind", "", "optional second ROUTER endpoint for workers", &C::worker_bind)
-          .duration("heartbeat_interval", "2500ms",
-                    "MDP heartbeat interval (must match the workers)", &C::heartbeat_interval)
-          .integer("heartbeat_liveness", "3",
-                   "heartbeats a worker may miss before it counts as lost", &C::heartbeat_liveness)
-          .integer("max_queue", "10000", "queued jobs per service before queue_full", &C::max_queue)
-          .integer("max_queue_per_client", "1000",
-                   "queued jobs per client (per CURVE key when keys are on) per service before "
-                   "queue_full",
-                   &C::max_queue_per_client)
-          .bytes("max_queued_bytes", "1GiB",
-                 "queued job bytes across all services before queue_full", &C::max_queued_bytes)
-          .integer("max_services", "64", "services the broker knows before queue_full",
-                   &C::max_services)
-          .integer("max_attempts", "3", "dispatches of one job before worker_lost",
-                   &C::max_attempts)
-          .duration("service_wait", "60s", "how long a job waits for a service with no live worker",
-                    &C::service_wait)
-          .bytes("max_message_bytes", "128MiB", "largest accepted message (message_too_large)",
-                 &C::max_message_bytes)
-          .integer("keep_warm", "0", "workers per ecgq service told to stay warm", &C::keep_warm)
-          .list("ecgq_services", "ecg-fm", "services whose bodies are ecgq msgpack jobs",
-                &C::ecgq_services)
-          .list("pinned_precision", "",
-                "SERVICE=PRECISION entries: workers of SERVICE must run that precision (fp32 or "
-                "bf16); other services admit both",
-                &C::pinned_precision)
-          .duration("shutdown_grace", "5s", "time in-flight jobs get to finish on SIGTERM",
-                    &C::shutdown_grace)
-          .text("log_level", "info", "trace, debug, info, warn or error", &C::log_level)
-          .integer("result_cache_entries", "10000",
-                   "results kept in the result cache (0 disables it)", &C::result_cache_entries)
-          .bytes("result_cache_bytes", "256MiB", "bytes of results kept in the result cache",
-                 &C::result_cache_bytes)
-          .duration("result_cache_ttl", "1h", "how long a cached result may be served",
-                    &C::result_cache_ttl)
-          .text("result_cache_scope", "key",
-                "key: a cached result answers only the CURVE key whose job computed it (a hit "
-                "would tell one key what another submitted); shared: any client",
-                &C::result_cache_scope)
-          .text("journal", "", "durable journal file (SQLite); \"\" keeps jobs in memory only",
-                &C::journal)
-          .bytes("journal_max_bytes", "2GiB", "journal size beyond which new jobs get journal_full",
-                 &C::journal_max_bytes)
-          .text("journal_sync", "full",
-                "full: a commit is on disk (power-loss safe); normal: in the OS (kill -9 safe)",
-                &C::journal_sync)
-          .duration("result_ttl", "1h", "how long results stay readable by job id (mmi.job)",
-                    &C::result_ttl)
-          .bytes("result_store_bytes", "256MiB", "bytes of results kept by job id at most",
-                 &C::result_store_bytes)
-          .text("metrics_bind", "",
-                "HOST:PORT serving Prometheus GET /metrics over HTTP (\"\" = none)",
-                &C::metrics_bind)
-          .text("curve_secret_cert", "",
-                "the broker's CURVE secret certificate (ecgq keygen); \"\" = CURVE off",
-                &C::curve_secret_cert)
-          .text("client_keys", "", "directory of client public certificates (CURVE)",
-                &C::client_keys)
-          .text("worker_keys", "", "directory of worker public certificates (CURVE)",
-                &C::worker_keys)
-          .text("admin_keys", "",
-                "directory of admin public certificates (any job, admin mmi.*; CURVE)",
-                &C::admin_keys)
-          .boolean("allow_insecure", "false",
-                   "allow plaintext (no CURVE) on non-loopback addresses", &C::allow_insecure)
-          .duration("max_job_time", "10min",
-                    "a dispatched job not finished by then goes to another worker",
-                    &C::max_job_time)
-          .list("service_max_job_time", "", "per-service max_job_time overrides, SERVICE=DURATION",
-                &C::service_max_job_time)
-          .integer("max_worker_capacity", "8",
-                   "jobs a worker holds at once, whatever it advertises", &C::max_worker_capacity)
-          .integer("max_worker_failures", "3",
-                   "worker-side failures in a row before the worker is out of dispatch",
-                   &C::max_worker_failures)
-          .integer("dead_letter_max", "100", "jobs kept in the dead-letter list (oldest go first)",
-                   &C::dead_letter_max);
+  static const SettingsTable<C> table = [] {
+    SettingsTable<C> t;
+    add_security_settings(add_store_settings(add_queue_settings(t)));
+    return t;
+  }();
   return table;
 }
 
