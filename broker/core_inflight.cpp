@@ -58,6 +58,10 @@ void BrokerCore::take_back(Worker& w, const std::string& token) {
 }
 
 void BrokerCore::count_worker_failure(Worker& w, const FailedAttempt& failure) {
+  // A model that cannot load made the worker report failed before its FINAL: that state keeps
+  // jobs from it and its own retry load, once it succeeds, returns it. Taking it out of dispatch
+  // for good would strand a worker whose file is fixed.
+  if (failure.code == "model_error" && w.state == WorkerState::Failed) return;
   ++w.failures_in_row;
   if (w.failures_in_row < config_.max_worker_failures || !w.out_of_dispatch.empty()) return;
   w.out_of_dispatch = std::to_string(w.failures_in_row) +

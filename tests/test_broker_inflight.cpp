@@ -168,6 +168,35 @@ TEST(BrokerInflight, ARetryWaitsForABusyWorkerRatherThanGoBackToTheOneThatFailed
   EXPECT_EQ(test::job_of(retry[0]).dispatch->attempt, 2);
 }
 
+TEST(BrokerInflight, ModelErrorsOfAWorkerReportingFailedWaitForItsRetryLoadNotARegistration) {
+  Core c;
+  c.ready(kWorker1, test::ready_meta("w1", 3, WorkerState::Asleep));
+  std::vector<std::string> tokens;
+  for (const char* id : {"f1", "f2", "f3"})
+    tokens.push_back(token_to(c.submit(kClientA, test::job_body(id)), kWorker1));
+  // The wake found the model unloadable: the worker reports failed before its FINALs.
+  ext::WorkerStatus failed;
+  failed.state = WorkerState::Failed;
+  failed.reason = "model file truncated";
+  c.heartbeat(kWorker1, ext::encode_worker_status(failed));
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    auto out = c.final(kWorker1, tokens[i],
+                       schema::error_result("f" + std::to_string(i + 1), "model_error", "no"));
+    EXPECT_TRUE(Core::finals(out, kClientA).empty()) << "the job waits for a worker";
+    EXPECT_TRUE(Core::requests(out, kWorker1).empty()) << "a failed worker gets no job";
+  }
+  const auto w1 = c.status().services["ecg-fm"].workers.at(0);
+  EXPECT_EQ(w1.failures_in_row, 0);
+  EXPECT_EQ(w1.out_of_dispatch, "");
+  // Its retry load succeeds: the waiting jobs go back to it, with no re-registration.
+  ext::WorkerStatus warm;
+  warm.state = WorkerState::Warm;
+  auto out = c.heartbeat(kWorker1, ext::encode_worker_status(warm));
+  auto retries = Core::requests(out, kWorker1);
+  ASSERT_EQ(retries.size(), 3u);
+  EXPECT_EQ(test::job_of(retries[0]).dispatch->attempt, 2);
+}
+
 TEST(BrokerInflight, InputErrorsAreNeverRetried) {
   Core c;
   c.ready(kWorker1, test::ready_meta("w1"));

@@ -1,8 +1,9 @@
 // A worker serving a compact model file (ecgq-worker export) end to end (real broker, real
 // workers, 127.0.0.1): it is its source model for admission (one model per service), for the
 // result cache and in its results; and replacing or truncating the file under a warm worker
-// changes nothing, while a later load refuses the damaged file by name and the worker lives on
-// (and stops cleanly).
+// changes nothing, while a later load refuses the damaged file by name and the worker lives on;
+// the job that found the file damaged waits in the broker, and once the good file is back the
+// worker's retry load serves it and new jobs, with nothing left in flight (and stops cleanly).
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -80,11 +81,13 @@ TEST(E2eModelFile, AnExportIsItsSourceModelForAdmissionTheCacheAndResults) {
   EXPECT_EQ(other->model.kind, "ecgfm");
 }
 
-TEST(E2eModelFile, AFileDamagedUnderAWarmWorkerChangesNothingUntilTheNextLoadRefusesIt) {
+TEST(E2eModelFile, AFileDamagedUnderAWarmWorkerIsRefusedAtTheNextLoadAndAGoodFileBackServes) {
   ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker");
   TempDir dir;
   const std::string model = dir.file("tiny.ecgq");
   export_tiny(model, "fp32");
+  const std::string good = dir.file("good.ecgq");
+  std::filesystem::copy_file(model, good);
   Broker broker;
   ASSERT_TRUE(broker.ready) << broker.diagnostics();
   auto c = connect(broker.endpoint);
@@ -100,17 +103,48 @@ TEST(E2eModelFile, AFileDamagedUnderAWarmWorkerChangesNothingUntilTheNextLoadRef
   ASSERT_TRUE(during && during->status == "ok") << error_of(during);
   EXPECT_TRUE(w->running());
 
-  // After it sleeps, the next load reads the damaged file: refused by name, the worker lives.
+  // After it sleeps, the next load reads the damaged file: refused by name, the worker lives
+  // and reports failed (also while it retries). The job that woke it is answered model_error,
+  // which the broker retries elsewhere: with no other worker it waits (service_wait, 60 s).
   ASSERT_TRUE(wait_until(
       [&] { return w->stderr_text().find("event=model_asleep") != std::string::npos; }, 30s))
       << w->stderr_text();
-  auto after = run_job(*c, ecg_job(7500), 30s);
-  ASSERT_TRUE(after.has_value());
-  EXPECT_NE(after->status, "ok");
+  auto after = c->submit(ecg_job(7500));
+  ASSERT_TRUE(after.ok()) << after.status().to_string();
   EXPECT_TRUE(
       wait_until([&] { return w->stderr_text().find("truncated") != std::string::npos; }, 30s))
       << w->stderr_text();
+  ASSERT_TRUE(wait_workers(*c, {"w"}, "failed", 30s)) << w->stderr_text();
   EXPECT_TRUE(w->running());
+
+  // The good file put back (renamed into place, as an operator's copy would be): a retry load
+  // (every model_retry) succeeds, nothing of the failed job stays in flight, and the worker
+  // serves new jobs, also after sleeping again.
+  const std::string staged = dir.file("staged.ecgq");
+  std::filesystem::copy_file(good, staged);
+  std::filesystem::rename(staged, model);
+  auto waited = wait_result(*c, *after, 30s);
+  ASSERT_TRUE(waited && waited->status == "ok")
+      << error_of(waited) << w->stderr_text() << broker.proc->stderr_text();
+  EXPECT_EQ(waited->attempts, 2);
+  auto recovered = run_job(*c, ecg_job(10000), 30s);
+  ASSERT_TRUE(recovered && recovered->status == "ok") << error_of(recovered) << w->stderr_text();
+  EXPECT_EQ(recovered->worker_id, "w");
+  const auto asleep_count = [&] {
+    const std::string log = w->stderr_text();
+    size_t n = 0;
+    for (size_t at = log.find("event=model_asleep"); at != std::string::npos;
+         at = log.find("event=model_asleep", at + 1))
+      ++n;
+    return n;
+  };
+  const size_t slept = asleep_count();
+  ASSERT_TRUE(wait_until([&] { return asleep_count() > slept; }, 30s)) << w->stderr_text();
+  auto woken = run_job(*c, ecg_job(12500), 30s);
+  ASSERT_TRUE(woken && woken->status == "ok") << error_of(woken) << w->stderr_text();
+  const client::Json s = status_json(*c);
+  EXPECT_EQ(s.at("services").at("ecg-fm").value("in_flight", -1), 0) << s.dump();
+  EXPECT_EQ(broker.proc->stderr_text().find("event=worker_out_of_dispatch"), std::string::npos);
 
   w->signal(SIGTERM);
   EXPECT_EQ(w->wait(30s), 0);

@@ -171,6 +171,33 @@ TEST(SleepPolicy, AFailedLoadIsRetriedWithBackoff) {
   EXPECT_EQ(*policy.next_deadline(), clock.now() + milliseconds(100));
 }
 
+TEST(SleepPolicy, ARetryOfAFailedLoadIsReportedFailedUntilItSucceeds) {
+  FakeClock clock;
+  SleepPolicyOptions o = options();
+  o.model_retry = milliseconds(100);
+  SleepPolicy policy(o, clock.now());
+  // The first load is reported warming: the broker may send jobs that wait for it.
+  policy.on_load_started();
+  EXPECT_EQ(policy.reported_state(), WorkerState::Warming);
+  clock.advance(milliseconds(10));
+  policy.on_load_finished(clock.now(), false);
+  EXPECT_EQ(policy.reported_state(), WorkerState::Failed);
+  // A retry is not: a job sent to it would likely fail again and spend one of its attempts.
+  clock.advance(milliseconds(100));
+  ASSERT_EQ(policy.next_step(clock.now(), false), Step::Warm);
+  policy.on_load_started();
+  EXPECT_EQ(policy.state(), WorkerState::Warming);
+  EXPECT_EQ(policy.reported_state(), WorkerState::Failed);
+  EXPECT_TRUE(policy.job_waits_for_model());
+  clock.advance(milliseconds(10));
+  policy.on_load_finished(clock.now(), true);
+  EXPECT_EQ(policy.reported_state(), WorkerState::Warm);
+  // Once warm, a wake from sleep is reported warming again.
+  policy.on_sleep();
+  policy.on_load_started();
+  EXPECT_EQ(policy.reported_state(), WorkerState::Warming);
+}
+
 TEST(SleepPolicy, TheBackoffStopsGrowingAtEightTimesModelRetry) {
   FakeClock clock;
   SleepPolicyOptions o = options();

@@ -29,6 +29,7 @@ bool SleepPolicy::on_keep_warm(bool keep) {
 }
 
 void SleepPolicy::on_load_started() {
+  retrying_ = state_ == WorkerState::Failed;
   state_ = WorkerState::Warming;
   // Any load satisfies warm_on_start: a job that beat the first warm-up to it must not leave
   // a pending warm-up that would reload the model after its first sleep.
@@ -37,6 +38,7 @@ void SleepPolicy::on_load_started() {
 
 void SleepPolicy::on_load_finished(TimePoint now, bool ok) {
   last_activity_ = now;
+  retrying_ = false;
   if (!ok) {
     on_load_failed(now);
     return;

@@ -54,8 +54,12 @@ class SleepPolicy {
   // A cold worker whose idle time counts from `now`.
   SleepPolicy(SleepPolicyOptions options, TimePoint now);
 
-  // The model's state as the worker reports it.
+  // The model's state as the policy tracks it (warming while any load runs).
   WorkerState state() const { return state_; }
+  // The state the worker reports to the broker: a retry of a failed load stays failed until it
+  // succeeds, so that the broker sends no job to a load that will likely fail again (each such
+  // job would spend one of its attempts on it).
+  WorkerState reported_state() const { return retrying_ ? WorkerState::Failed : state_; }
   // Whether the broker asked to keep the model loaded.
   bool keep_warm() const { return keep_warm_; }
 
@@ -96,6 +100,7 @@ class SleepPolicy {
   bool keep_warm_ = false;
   bool warm_pending_;        // warm_on_start and no load has started yet
   bool serving_ = false;     // between on_job_started and on_job_finished
+  bool retrying_ = false;    // a load started from failed is running
   TimePoint last_activity_;  // end of the last job or load: the idle time counts from it
   TimePoint retry_at_;       // failed: when the next load is due
   Millis retry_delay_;       // the delay after the next failure (doubles, reset by a success)

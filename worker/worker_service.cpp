@@ -79,7 +79,7 @@ WorkerService::~WorkerService() {
 
 WorkerState WorkerService::state() const {
   std::lock_guard<std::mutex> lock(queue_mutex_);
-  return policy_.state();
+  return policy_.reported_state();
 }
 
 void WorkerService::request_stop() {

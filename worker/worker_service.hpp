@@ -77,7 +77,7 @@ class WorkerService {
   Status run();
   // Asks run() to stop; async-signal-safe, so a signal handler may call it.
   void request_stop();
-  // The current model state (as the sleep policy tracks it); takes the job-queue lock.
+  // The model state the broker is told (SleepPolicy::reported_state); takes the job-queue lock.
   WorkerState state() const;
   // The counters of the status frame.
   const WorkerCounters& counters() const { return counters_; }
