@@ -4,7 +4,6 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
-#include <cpuid.h>
 #include <dlfcn.h>
 #include <sys/mman.h>
 
@@ -13,6 +12,7 @@
 #include <map>
 
 #include "common/settings.hpp"
+#include "model/packed_layer.hpp"
 
 namespace ecgq {
 namespace {
@@ -188,6 +188,8 @@ struct Layer {
   at::Tensor ln1_w, ln1_b;  // self_attn_layer_norm
   at::Tensor fc1_w, fc1_b, fc2_w, fc2_b;
   at::Tensor ln2_w, ln2_b;  // final_layer_norm
+  // The four projections pre-packed for oneDNN (then the weights above are undefined).
+  std::shared_ptr<const PackedLayer> packed;
 };
 
 class EcgfmModel : public Model {
@@ -196,6 +198,7 @@ class EcgfmModel : public Model {
       : arch_(std::move(arch)),
         info_(std::move(info)),
         bf16_(info_.precision == "bf16"),
+        packed_(packed_weights_enabled()),
         split_layers_(bf16_ ? split_layers : 0) {}
 
   Status load(const ckpt::Checkpoint& c) {
@@ -205,6 +208,9 @@ class EcgfmModel : public Model {
     Loading w{r, arena, {}};
     load_front(w);
     load_layers(w);
+    if (!layers_.empty() && layers_.back().packed)
+      info_.architecture +=
+          ", projections pre-packed (" + layers_.back().packed->implementation() + ")";
     if (arch_.num_labels > 0) {
       head_w_ = w.get("proj.weight");
       head_b_ = w.get("proj.bias");
@@ -297,7 +303,7 @@ class EcgfmModel : public Model {
     // peaks one layer above warm.
     WeightArena scratch_arena;  // unmapped when the load returns
     at::Tensor scratch_qkv, scratch_out, scratch_fc1, scratch_fc2;
-    if (bf16_) {
+    if (bf16_ || packed_) {
       scratch_qkv = scratch_arena.empty({3 * E, E}, at::kFloat);
       scratch_out = scratch_arena.empty({E, E}, at::kFloat);
       scratch_fc1 = scratch_arena.empty({F, E}, at::kFloat);
@@ -305,14 +311,14 @@ class EcgfmModel : public Model {
     }
     // A projection weight: straight into the arena (fp32) or into its scratch buffer bf16.
     auto weight = [&](const std::string& name, const at::Tensor& scratch) -> at::Tensor {
-      if (!bf16_) return w.get(name);
+      if (!bf16_ && !packed_) return w.get(name);
       if (w.st.ok()) w.st = w.r.read_into(name, scratch);
       return scratch;
     };
     for (int64_t l = 0; l < arch_.layers && w.st.ok(); ++l) {
       std::string b = p + "encoder.layers." + std::to_string(l) + ".";
       Layer L;
-      L.qkv_w = bf16_ ? scratch_qkv : w.arena.empty({3 * E, E}, at::kFloat);
+      L.qkv_w = bf16_ || packed_ ? scratch_qkv : w.arena.empty({3 * E, E}, at::kFloat);
       L.qkv_b = w.arena.empty({3 * E}, at::kFloat);
       const char* names[3] = {"q_proj", "k_proj", "v_proj"};
       for (int j = 0; j < 3 && w.st.ok(); ++j) {
@@ -330,8 +336,26 @@ class EcgfmModel : public Model {
       L.fc2_b = w.get(b + "fc2.bias");
       L.ln2_w = w.get(b + "final_layer_norm.weight");
       L.ln2_b = w.get(b + "final_layer_norm.bias");
-      if (bf16_ && w.st.ok()) round_to_bf16(L, l >= arch_.layers - split_layers_, w.arena);
+      const bool split = l >= arch_.layers - split_layers_;
+      if (packed_ && w.st.ok()) pack(L, split, w.arena);
+      if (bf16_ && !L.packed && w.st.ok()) round_to_bf16(L, split, w.arena);
       layers_.push_back(std::move(L));
+    }
+  }
+
+  // Packs a layer's projections from the scratch buffers; when oneDNN cannot, the layer keeps
+  // them for the ATen path (copied into the arena in fp32, rounded by the caller in bf16).
+  void pack(Layer& L, bool split, WeightArena& arena) {
+    auto allocate = [&arena](int64_t bytes) { return arena.empty({bytes}, at::kByte); };
+    auto packed =
+        PackedLayer::pack({L.qkv_w, L.qkv_b, L.out_w, L.out_b, L.fc1_w, L.fc1_b, L.fc2_w, L.fc2_b},
+                          bf16_, split, allocate);
+    if (packed.ok()) {
+      L.packed = std::move(packed).value();
+      L.qkv_w = L.out_w = L.fc1_w = L.fc2_w = at::Tensor();
+    } else if (!bf16_) {
+      for (at::Tensor* t : {&L.qkv_w, &L.out_w, &L.fc1_w, &L.fc2_w})
+        *t = arena.empty(t->sizes(), at::kFloat).copy_(*t);
     }
   }
 
@@ -388,10 +412,12 @@ class EcgfmModel : public Model {
     return y;
   }
 
-  // Multi-head self-attention; `attn_mean` receives the head-averaged probabilities when set.
-  at::Tensor attention(const Layer& L, const at::Tensor& x, at::Tensor* attn_mean) const {
+  // residual + multi-head self-attention of x; `attn_mean` receives the head-averaged
+  // probabilities when set.
+  at::Tensor attention(const Layer& L, const at::Tensor& x, const at::Tensor& residual,
+                       at::Tensor* attn_mean) const {
     const int64_t B = x.size(0), T = x.size(1), E = arch_.embed_dim, H = arch_.heads, D = E / H;
-    at::Tensor qkv = project(x, L.qkv_w, L.qkv_b, L.qkv_lo);  // [B, T, 3E]
+    at::Tensor qkv = L.packed ? L.packed->qkv(x) : project(x, L.qkv_w, L.qkv_b, L.qkv_lo);
     auto parts = qkv.split(E, -1);
     at::Tensor q =
         (parts[0] * std::pow(static_cast<double>(D), -0.5)).view({B, T, H, D}).transpose(1, 2);
@@ -400,7 +426,15 @@ class EcgfmModel : public Model {
     at::Tensor a = at::softmax(at::matmul(q, k.transpose(-2, -1)), -1);  // [B, H, T, T]
     if (attn_mean) *attn_mean = a.mean(1);
     at::Tensor o = at::matmul(a, v).transpose(1, 2).reshape({B, T, E});
-    return project(o, L.out_w, L.out_b, L.out_lo);
+    if (L.packed) return L.packed->out(o, residual);
+    return residual + project(o, L.out_w, L.out_b, L.out_lo);
+  }
+
+  // residual + fc2(gelu(fc1(x))).
+  static at::Tensor feed_forward(const Layer& L, const at::Tensor& x, const at::Tensor& residual) {
+    if (L.packed) return L.packed->feed_forward(x, residual);
+    return residual +
+           project(at::gelu(project(x, L.fc1_w, L.fc1_b, L.fc1_lo)), L.fc2_w, L.fc2_b, L.fc2_lo);
   }
 
   // The feature extractor, its layer norm and the projection to the encoder's width:
@@ -451,16 +485,11 @@ class EcgfmModel : public Model {
       const Layer& L = layers_[l];
       at::Tensor* attn = options.saliency && l + 1 == layers_.size() ? &saliency : nullptr;
       if (arch_.layer_norm_first) {
-        at::Tensor h = at::layer_norm(x, {E}, L.ln1_w, L.ln1_b, kEps);
-        x = x + attention(L, h, attn);
-        h = at::layer_norm(x, {E}, L.ln2_w, L.ln2_b, kEps);
-        x = x +
-            project(at::gelu(project(h, L.fc1_w, L.fc1_b, L.fc1_lo)), L.fc2_w, L.fc2_b, L.fc2_lo);
+        x = attention(L, at::layer_norm(x, {E}, L.ln1_w, L.ln1_b, kEps), x, attn);
+        x = feed_forward(L, at::layer_norm(x, {E}, L.ln2_w, L.ln2_b, kEps), x);
       } else {
-        x = at::layer_norm(x + attention(L, x, attn), {E}, L.ln1_w, L.ln1_b, kEps);
-        at::Tensor f =
-            project(at::gelu(project(x, L.fc1_w, L.fc1_b, L.fc1_lo)), L.fc2_w, L.fc2_b, L.fc2_lo);
-        x = at::layer_norm(x + f, {E}, L.ln2_w, L.ln2_b, kEps);
+        x = at::layer_norm(attention(L, x, x, attn), {E}, L.ln1_w, L.ln1_b, kEps);
+        x = at::layer_norm(feed_forward(L, x, x), {E}, L.ln2_w, L.ln2_b, kEps);
       }
       keep(capture, "layer" + std::to_string(l) + "_out", x);
     }
@@ -495,6 +524,7 @@ class EcgfmModel : public Model {
   EcgfmArchitecture arch_;
   ModelInfo info_;
   bool bf16_ = false;         // transformer projections in bfloat16
+  bool packed_ = false;       // projections pre-packed for oneDNN (ECGQ_PACKED_WEIGHTS)
   int64_t split_layers_ = 0;  // last layers whose bf16 weights carry a low part
   std::vector<ConvBlock> conv_;
   at::Tensor feat_ln_w_, feat_ln_b_, proj_in_w_, proj_in_b_;
@@ -505,30 +535,6 @@ class EcgfmModel : public Model {
 };
 
 }  // namespace
-
-std::string cpu_bf16_support() {
-  if (env_flag("ECGQ_DISABLE_BF16")) return "";
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  if (__get_cpuid_max(0, nullptr) < 7) return "";
-  std::string found;
-  __cpuid_count(7, 0, a, b, c, d);
-  const bool amx_bf16 = (d >> 22) & 1u;
-  const bool avx512bw = (b >> 30) & 1u;
-  __cpuid_count(7, 1, a, b, c, d);
-  const bool avx512_bf16 = (a >> 5) & 1u;
-  if (amx_bf16) found = "amx_bf16";
-  if (avx512_bf16 && avx512bw) found += std::string(found.empty() ? "" : ",") + "avx512_bf16";
-  return found;
-}
-
-Status bf16_supported() {
-  if (!cpu_bf16_support().empty()) return Status::Ok();
-  return Status(ErrorCode::UnsupportedModel,
-                "precision bf16 needs a CPU with AVX-512 BF16 or AMX-BF16 (this one has neither, "
-                "or ECGQ_DISABLE_BF16 is set); without them bf16 would run slower than fp32. "
-                "Use precision fp32",
-                "precision");
-}
 
 Expected<std::unique_ptr<Model>> load_ecgfm(const ckpt::Checkpoint& checkpoint,
                                             const LoadOptions& options) {
