@@ -12,6 +12,7 @@
 #include <map>
 
 #include "common/settings.hpp"
+#include "model/packed_conv.hpp"
 #include "model/packed_layer.hpp"
 
 namespace ecgq {
@@ -286,11 +287,29 @@ class EcgfmModel : public Model {
       // Weight norm with dim=2, folded once: w = v * g / ||v|| over dims 0 and 1.
       at::Tensor g = w.get(arch_.pos_g_key, true);
       at::Tensor v = w.get(arch_.pos_v_key, true);
-      if (w.st.ok()) pos_w_ = w.arena.empty(v.sizes(), at::kFloat).copy_(at::_weight_norm(v, g, 2));
+      if (w.st.ok()) pos_w_ = at::_weight_norm(v, g, 2);
     }
     pos_b_ = w.get(p + "conv_pos.pos_conv.0.bias");
+    pack_front(w.arena);
+    if (!pos_conv_ && pos_w_.defined())
+      pos_w_ = w.arena.empty(pos_w_.sizes(), at::kFloat).copy_(pos_w_);
     enc_ln_w_ = w.get(p + "encoder.layer_norm.weight");
     enc_ln_b_ = w.get(p + "encoder.layer_norm.bias");
+  }
+
+  // The positional convolution and the input projection on oneDNN with packed weights (the
+  // input projection stays fp32 in bf16 mode: its error would reach every layer).
+  void pack_front(WeightArena& arena) {
+    if (!packed_ || !pos_w_.defined() || !pos_b_.defined()) return;
+    auto allocate = [&arena](int64_t bytes) { return arena.empty({bytes}, at::kByte); };
+    auto conv = PackedConv::pack(pos_w_, pos_b_, arch_.conv_pos_groups, false, allocate);
+    if (conv.ok()) {
+      pos_conv_ = std::move(conv).value();
+      pos_w_ = at::Tensor();
+    }
+    if (!proj_in_w_.defined()) return;
+    auto proj = PackedLinear::pack(proj_in_w_, proj_in_b_, {}, allocate);
+    if (proj.ok()) proj_in_ = std::move(proj).value();
   }
 
   // The transformer layers; in bf16 mode the projections are rounded (and the last
@@ -459,10 +478,19 @@ class EcgfmModel : public Model {
     x = at::layer_norm(x.transpose(1, 2), {feat_ln_w_.size(0)}, feat_ln_w_, feat_ln_b_, kEps);
     keep(capture, "feat_layer_norm_out", x);
     if (proj_in_w_.defined()) {
-      x = at::linear(x, proj_in_w_, proj_in_b_);
+      x = proj_in_ ? proj_in_->run(x) : at::linear(x, proj_in_w_, proj_in_b_);
       keep(capture, "post_extract_proj_out", x);
     }
     return x;
+  }
+
+  // gelu(pos_conv(x)) over [B, T, E], as [B, T, E].
+  at::Tensor positional(const at::Tensor& x) const {
+    if (pos_conv_) return pos_conv_->run(x);
+    at::Tensor y = at::conv1d(x.transpose(1, 2), pos_w_, pos_b_, {1}, {arch_.conv_pos / 2}, {1},
+                              arch_.conv_pos_groups);
+    if (arch_.conv_pos % 2 == 0) y = y.narrow(2, 0, y.size(2) - 1);  // SamePad
+    return at::gelu(y).transpose(1, 2);
   }
 
   Expected<ModelOutput> forward(const float* xin, int64_t n, const RunOptions& options,
@@ -470,10 +498,7 @@ class EcgfmModel : public Model {
     c10::InferenceMode guard;
     const int64_t E = arch_.embed_dim;
     at::Tensor x = features(xin, n, capture);
-    at::Tensor y = at::conv1d(x.transpose(1, 2), pos_w_, pos_b_, {1}, {arch_.conv_pos / 2}, {1},
-                              arch_.conv_pos_groups);
-    if (arch_.conv_pos % 2 == 0) y = y.narrow(2, 0, y.size(2) - 1);  // SamePad
-    y = at::gelu(y).transpose(1, 2);
+    at::Tensor y = positional(x);
     keep(capture, "conv_pos_out", y);
     x = x + y;
     if (!arch_.layer_norm_first) {
@@ -529,6 +554,8 @@ class EcgfmModel : public Model {
   std::vector<ConvBlock> conv_;
   at::Tensor feat_ln_w_, feat_ln_b_, proj_in_w_, proj_in_b_;
   at::Tensor pos_w_, pos_b_;
+  std::unique_ptr<PackedConv> pos_conv_;   // pos conv + GELU, packed (then pos_w_ is undefined)
+  std::unique_ptr<PackedLinear> proj_in_;  // post_extract_proj, packed
   at::Tensor enc_ln_w_, enc_ln_b_;
   std::vector<Layer> layers_;
   at::Tensor head_w_, head_b_;
