@@ -4,7 +4,6 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
-#include <dlfcn.h>
 #include <sys/mman.h>
 
 #include <cmath>
@@ -12,6 +11,7 @@
 #include <map>
 
 #include "common/settings.hpp"
+#include "model/aten_projection.hpp"
 #include "model/packed_conv.hpp"
 #include "model/packed_layer.hpp"
 
@@ -35,22 +35,6 @@ at::ScalarType scalar_type(ckpt::DType d, bool* ok) {
       *ok = false;
       return at::kFloat;
   }
-}
-
-// oneDNN's C API (dnnl.h, oneDNN 2.x): row-major C = alpha op(A) op(B) + beta C with bf16 A
-// and B and float C; returns dnnl_success 0. ATen 1.13 has no bf16 x bf16 -> fp32 product,
-// and libtorch links libdnnl, so the symbol is looked up in the running process.
-using GemmBf16F32 = int (*)(char transa, char transb, int64_t M, int64_t N, int64_t K, float alpha,
-                            const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb,
-                            float beta, float* C, int64_t ldc);
-
-GemmBf16F32 gemm_bf16_f32() {
-  static const GemmBf16F32 gemm = [] {
-    // ECGQ_BF16_ATEN_LINEAR=1 takes the ATen fallback below (A/B runs, and its test).
-    if (env_flag("ECGQ_BF16_ATEN_LINEAR")) return GemmBf16F32{nullptr};
-    return reinterpret_cast<GemmBf16F32>(dlsym(RTLD_DEFAULT, "dnnl_gemm_bf16bf16f32"));
-  }();
-  return gemm;
 }
 
 // Memory for the weights that a model keeps, on transparent huge pages. Most of a cold load is
@@ -403,40 +387,12 @@ class EcgfmModel : public Model {
     return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
   }
 
-  // x W^T + b. With bfloat16 weights the product runs on oneDNN's bf16 GEMM (AVX-512 BF16 or
-  // AMX) with float32 accumulation; only the input and the weights are rounded to bf16.
-  static at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
-                            const at::Tensor& w_lo) {
-    if (w.scalar_type() != at::kBFloat16) return at::linear(x, w, b);
-    at::Tensor xb = x.to(at::kBFloat16).contiguous();
-    if (GemmBf16F32 gemm = gemm_bf16_f32()) {
-      // C = bias (broadcast), then C += x W^T (and += x W_lo^T): fp32 output, no bf16 rounding
-      // of the product, the bias fused into the GEMM's accumulate.
-      const int64_t M = xb.numel() / xb.size(-1), K = xb.size(-1), N = w.size(0);
-      std::vector<int64_t> shape = xb.sizes().vec();
-      shape.back() = N;
-      at::Tensor y = b.expand({M, N}).contiguous();
-      auto* a = reinterpret_cast<const uint16_t*>(xb.data_ptr<at::BFloat16>());
-      float* c = y.data_ptr<float>();
-      if (gemm('N', 'T', M, N, K, 1.0f, a, K,
-               reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>()), K, 1.0f, c, N) == 0 &&
-          (!w_lo.defined() || gemm('N', 'T', M, N, K, 1.0f, a, K,
-                                   reinterpret_cast<const uint16_t*>(w_lo.data_ptr<at::BFloat16>()),
-                                   K, 1.0f, c, N) == 0))
-        return y.view(shape);
-    }
-    // Without the oneDNN entry point: ATen's bf16 linear, whose output is rounded to bf16.
-    at::Tensor y = at::linear(xb, w).to(at::kFloat).add_(b);
-    if (w_lo.defined()) y.add_(at::linear(xb, w_lo));
-    return y;
-  }
-
   // residual + multi-head self-attention of x; `attn_mean` receives the head-averaged
   // probabilities when set.
   at::Tensor attention(const Layer& L, const at::Tensor& x, const at::Tensor& residual,
                        at::Tensor* attn_mean) const {
     const int64_t B = x.size(0), T = x.size(1), E = arch_.embed_dim, H = arch_.heads, D = E / H;
-    at::Tensor qkv = L.packed ? L.packed->qkv(x) : project(x, L.qkv_w, L.qkv_b, L.qkv_lo);
+    at::Tensor qkv = L.packed ? L.packed->qkv(x) : aten_project(x, L.qkv_w, L.qkv_b, L.qkv_lo);
     auto parts = qkv.split(E, -1);
     at::Tensor q =
         (parts[0] * std::pow(static_cast<double>(D), -0.5)).view({B, T, H, D}).transpose(1, 2);
@@ -446,14 +402,14 @@ class EcgfmModel : public Model {
     if (attn_mean) *attn_mean = a.mean(1);
     at::Tensor o = at::matmul(a, v).transpose(1, 2).reshape({B, T, E});
     if (L.packed) return L.packed->out(o, residual);
-    return residual + project(o, L.out_w, L.out_b, L.out_lo);
+    return residual + aten_project(o, L.out_w, L.out_b, L.out_lo);
   }
 
   // residual + fc2(gelu(fc1(x))).
   static at::Tensor feed_forward(const Layer& L, const at::Tensor& x, const at::Tensor& residual) {
     if (L.packed) return L.packed->feed_forward(x, residual);
-    return residual +
-           project(at::gelu(project(x, L.fc1_w, L.fc1_b, L.fc1_lo)), L.fc2_w, L.fc2_b, L.fc2_lo);
+    return residual + aten_project(at::gelu(aten_project(x, L.fc1_w, L.fc1_b, L.fc1_lo)), L.fc2_w,
+                                   L.fc2_b, L.fc2_lo);
   }
 
   // The feature extractor, its layer norm and the projection to the encoder's width:
