@@ -19,6 +19,11 @@ class DnnlCpu {
   // The stream primitives execute on (thread-safe for one caller at a time per model).
   dnnl::stream& stream() { return stream_; }
 
+  // Scratch memory of at least `desc`'s size for one primitive execution on this thread. Every
+  // primitive is created with a user scratchpad and borrows this one buffer: with oneDNN's
+  // default each primitive would keep its own (tens of primitives per model).
+  static dnnl::memory scratchpad(const dnnl::memory::desc& desc);
+
  private:
   DnnlCpu();
 

@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#include <malloc.h>
 #include <sys/mman.h>
 
 #include <cmath>
@@ -193,6 +194,9 @@ class EcgfmModel : public Model {
     Loading w{r, arena, {}};
     load_front(w);
     load_layers(w);
+    // Packing's temporaries (bf16 hi + lo, oneDNN's pd creation) came from malloc: hand their
+    // pages back now rather than keep them resident beside the model.
+    if (packed_) malloc_trim(0);
     if (!layers_.empty() && layers_.back().packed)
       info_.architecture +=
           ", projections pre-packed (" + layers_.back().packed->implementation() + ")";

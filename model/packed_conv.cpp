@@ -17,7 +17,12 @@ struct PackedConv::Impl {
   at::Tensor storage, bias;    // packed weights' memory; [C] fp32
   dnnl::memory packed;
   std::string implementation;
-  mutable std::map<std::pair<int64_t, int64_t>, dnnl::convolution_forward> by_shape;  // (B, T)
+  // A primitive and the size of the scratchpad it borrows.
+  struct Primitive {
+    dnnl::convolution_forward primitive;
+    dnnl::memory::desc scratchpad;
+  };
+  mutable std::map<std::pair<int64_t, int64_t>, Primitive> by_shape;  // per (B, T)
 
   dt src_type() const { return bf16 ? dt::bf16 : dt::f32; }
 
@@ -30,18 +35,22 @@ struct PackedConv::Impl {
     ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
                                       dnnl::algorithm::convolution_direct, src, w, bias_md, dst,
                                       {1}, {kernel / 2}, {kernel - 1 - kernel / 2});
     return dnnl::convolution_forward::primitive_desc(d, attr, DnnlCpu::get().engine());
   }
 
-  const dnnl::convolution_forward& primitive(int64_t b, int64_t t) const {
+  const Primitive& primitive(int64_t b, int64_t t) const {
     auto it = by_shape.find({b, t});
     if (it != by_shape.end()) return it->second;
     if (by_shape.size() >= 8) by_shape.erase(by_shape.begin());  // a few batch sizes in use
+    auto pd = describe(b, t, weights);
     return by_shape
-        .emplace(std::make_pair(b, t), dnnl::convolution_forward(describe(b, t, weights)))
+        .emplace(std::make_pair(b, t),
+                 Primitive{dnnl::convolution_forward(pd), pd.scratchpad_desc()})
         .first->second;
   }
 };
@@ -98,7 +107,9 @@ at::Tensor PackedConv::run(const at::Tensor& x) const {
       {DNNL_ARG_WEIGHTS, p.packed},
       {DNNL_ARG_BIAS, dnnl::memory({{p.channels}, dt::f32, tag::a}, eng, p.bias.data_ptr())},
       {DNNL_ARG_DST, dnnl::memory({{b, p.channels, t}, dt::f32, tag::nwc}, eng, y.data_ptr())}};
-  p.primitive(b, t).execute(DnnlCpu::get().stream(), args);
+  const Impl::Primitive& conv = p.primitive(b, t);
+  args.emplace(DNNL_ARG_SCRATCHPAD, DnnlCpu::scratchpad(conv.scratchpad));
+  conv.primitive.execute(DnnlCpu::get().stream(), args);
   DnnlCpu::get().stream().wait();
   return y;
 }

@@ -34,8 +34,13 @@ struct PackedLinear::Impl {
   dnnl::memory packed;         // weights in that layout
   at::Tensor bias;             // [N] fp32
   std::string implementation;  // kernel name for the layout
-  mutable std::map<int64_t, dnnl::matmul> by_rows;  // primitive per M
-  mutable std::vector<int64_t> order;               // M in order of creation (eviction)
+  // A primitive and the size of the scratchpad it borrows.
+  struct Primitive {
+    dnnl::matmul primitive;
+    dnnl::memory::desc scratchpad;
+  };
+  mutable std::map<int64_t, Primitive> by_rows;  // primitive per M
+  mutable std::vector<int64_t> order;            // M in order of creation (eviction)
 
   int64_t src_k() const { return options.split ? 2 * k : k; }
   dt src_type() const { return options.bf16 ? dt::bf16 : dt::f32; }
@@ -52,11 +57,12 @@ struct PackedLinear::Impl {
     if (options.gelu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, w, b, dst), attr,
                                         DnnlCpu::get().engine());
   }
 
-  const dnnl::matmul& primitive(int64_t rows) const {
+  const Primitive& primitive(int64_t rows) const {
     auto it = by_rows.find(rows);
     if (it != by_rows.end()) return it->second;
     if (order.size() >= kMaxCachedShapes) {
@@ -64,7 +70,8 @@ struct PackedLinear::Impl {
       order.erase(order.begin());
     }
     order.push_back(rows);
-    return by_rows.emplace(rows, dnnl::matmul(describe(rows, weights))).first->second;
+    auto pd = describe(rows, weights);
+    return by_rows.emplace(rows, Primitive{dnnl::matmul(pd), pd.scratchpad_desc()}).first->second;
   }
 };
 
@@ -129,7 +136,7 @@ at::Tensor PackedLinear::run(const at::Tensor& x, const at::Tensor* residual) co
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = p.n;
   at::Tensor y = at::empty({rows, p.n}, p.options.bf16_out ? at::kBFloat16 : at::kFloat);
-  const dnnl::matmul& mm = p.primitive(rows);
+  const Impl::Primitive& mm = p.primitive(rows);
   const dnnl::engine& eng = DnnlCpu::get().engine();
   std::unordered_map<int, dnnl::memory> args{
       {DNNL_ARG_SRC, dnnl::memory({{rows, p.src_k()}, p.src_type(), tag::ab}, eng, src.data_ptr())},
@@ -142,7 +149,8 @@ at::Tensor PackedLinear::run(const at::Tensor& x, const at::Tensor* residual) co
     args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
                  dnnl::memory({{rows, p.n}, dt::f32, tag::ab}, eng, res.data_ptr()));
   }
-  mm.execute(DnnlCpu::get().stream(), args);
+  args.emplace(DNNL_ARG_SCRATCHPAD, DnnlCpu::scratchpad(mm.scratchpad));
+  mm.primitive.execute(DnnlCpu::get().stream(), args);
   DnnlCpu::get().stream().wait();
   return y.view(shape);
 }
