@@ -13,6 +13,7 @@
 
 #include "common/settings.hpp"
 #include "model/aten_projection.hpp"
+#include "model/attention_products.hpp"
 #include "model/packed_conv.hpp"
 #include "model/packed_layer.hpp"
 
@@ -279,6 +280,7 @@ class EcgfmModel : public Model {
     }
     pos_b_ = w.get(p + "conv_pos.pos_conv.0.bias");
     pack_front(w.arena);
+    if (packed_) products_ = std::make_unique<AttentionProducts>(arch_.heads);
     if (!pos_conv_ && pos_w_.defined())
       pos_w_ = w.arena.empty(pos_w_.sizes(), at::kFloat).copy_(pos_w_);
     enc_ln_w_ = w.get(p + "encoder.layer_norm.weight");
@@ -397,6 +399,13 @@ class EcgfmModel : public Model {
                        at::Tensor* attn_mean) const {
     const int64_t B = x.size(0), T = x.size(1), E = arch_.embed_dim, H = arch_.heads, D = E / H;
     at::Tensor qkv = L.packed ? L.packed->qkv(x) : aten_project(x, L.qkv_w, L.qkv_b, L.qkv_lo);
+    if (products_) {
+      at::Tensor a;
+      at::Tensor o = products_->run(qkv, attn_mean ? &a : nullptr);
+      if (attn_mean) *attn_mean = a.mean(1);
+      return L.packed ? L.packed->out(o, residual)
+                      : residual + aten_project(o, L.out_w, L.out_b, L.out_lo);
+    }
     auto parts = qkv.split(E, -1);
     at::Tensor q =
         (parts[0] * std::pow(static_cast<double>(D), -0.5)).view({B, T, H, D}).transpose(1, 2);
@@ -514,8 +523,10 @@ class EcgfmModel : public Model {
   std::vector<ConvBlock> conv_;
   at::Tensor feat_ln_w_, feat_ln_b_, proj_in_w_, proj_in_b_;
   at::Tensor pos_w_, pos_b_;
-  std::unique_ptr<PackedConv> pos_conv_;   // pos conv + GELU, packed (then pos_w_ is undefined)
-  std::unique_ptr<PackedLinear> proj_in_;  // post_extract_proj, packed
+  std::unique_ptr<PackedConv> pos_conv_;  // pos conv + GELU, packed (then pos_w_ is undefined)
+  std::unique_ptr<PackedLinear> proj_in_;
+  std::unique_ptr<AttentionProducts>
+      products_;  // attention products on oneDNN (when packed_)  // post_extract_proj, packed
   at::Tensor enc_ln_w_, enc_ln_b_;
   std::vector<Layer> layers_;
   at::Tensor head_w_, head_b_;
