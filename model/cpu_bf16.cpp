@@ -1,4 +1,4 @@
-// The CPU's bf16 matrix instructions and whether bf16 inference may run here.
+// Which precisions may run here: the CPU's bf16 matrix instructions, and int8's refusal.
 #include <cpuid.h>
 
 #include <string>
@@ -29,6 +29,13 @@ Status bf16_supported() {
                 "precision bf16 needs a CPU with AVX-512 BF16 or AMX-BF16 (this one has neither, "
                 "or ECGQ_DISABLE_BF16 is set); without them bf16 would run slower than fp32. "
                 "Use precision fp32",
+                "precision");
+}
+
+Status int8_refused() {
+  return Status(ErrorCode::BadConfig,
+                "precision int8 is not offered: int8 projections are not implemented or measured "
+                "to pay here (docs/performance.md, int8); use fp32 or bf16",
                 "precision");
 }
 

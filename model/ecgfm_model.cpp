@@ -536,6 +536,7 @@ class EcgfmModel : public Model {
 
 Expected<std::unique_ptr<Model>> load_ecgfm(const ckpt::Checkpoint& checkpoint,
                                             const LoadOptions& options) {
+  if (options.precision == "int8") return int8_refused();
   if (options.precision != "fp32" && options.precision != "bf16")
     return Status(ErrorCode::BadConfig,
                   "precision '" + options.precision + "': expected fp32 or bf16", "precision");

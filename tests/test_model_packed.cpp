@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 
 #include "model/ecgfm_model.hpp"
 #include "model/model.hpp"
@@ -136,6 +137,23 @@ TEST(PackedWeights, EveryBatchSizeGivesTheRowsOfSingleSegments) {
       }
     }
   }
+}
+
+TEST(PackedWeights, Int8IsRefusedWithAClearError) {
+  // int8 is not offered (docs/performance.md, int8): the load and `serve` both say so.
+  LoadOptions o;
+  o.precision = "int8";
+  auto model = load_model(ref_path("tiny_finetuned.pt"), o);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), "bad_config");
+  EXPECT_NE(model.status().message().find("precision int8 is not offered"), std::string::npos)
+      << model.status().message();
+  if (!std::filesystem::exists(test::bin("ecgq-worker"))) GTEST_SKIP() << "ecgq-worker not built";
+  auto r = test::run_command({test::bin("ecgq-worker"), "serve", "--checkpoint",
+                              ref_path("tiny_finetuned.pt"), "--precision", "int8"},
+                             std::chrono::seconds(60));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("precision int8 is not offered"), std::string::npos) << r.err;
 }
 
 }  // namespace
