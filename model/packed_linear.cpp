@@ -21,7 +21,7 @@ namespace {
 constexpr size_t kMaxCachedShapes = 8;
 
 // The row count the weight layout is chosen for (2 segments of 156 frames); the same layout
-// serves every M (checked: each primitive is created with it, or fails).
+// serves every M (each primitive is created with it on first use, or fails).
 constexpr int64_t kLayoutRows = 312;
 
 }  // namespace
@@ -114,7 +114,6 @@ Expected<std::unique_ptr<PackedLinear>> PackedLinear::pack(const at::Tensor& wei
     dnnl::memory from(src_md, cpu.engine(), src.data_ptr());
     dnnl::reorder(from, impl->packed).execute(DnnlCpu::get().stream(), from, impl->packed);
     DnnlCpu::get().stream().wait();
-    impl->primitive(kLayoutRows);
   } catch (const dnnl::error& e) {
     return Status(ErrorCode::ModelError, std::string("oneDNN matmul: ") + e.what());
   }
