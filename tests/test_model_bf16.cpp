@@ -8,6 +8,7 @@
 #include "model/ecgfm_model.hpp"
 #include "model/model.hpp"
 #include "records/npy.hpp"
+#include "tests/ecgfm_reference_data.hpp"
 #include "tests/support/process.hpp"
 #include "tests/test_e2e_cluster.hpp"
 
@@ -17,22 +18,9 @@ namespace {
 using namespace std::chrono_literals;
 using test::bin;
 
-std::string ref_path(const std::string& name) {
-  return test::data_path("ecgfm/" + name);
-}
-
-std::vector<float> ref_floats(const std::string& name) {
-  auto a = read_npy(ref_path(name));
-  EXPECT_TRUE(a.ok()) << a.status().to_string();
-  return a.ok() ? a->to_float() : std::vector<float>{};
-}
-
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  if (a.size() != b.size() || a.empty()) return INFINITY;
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
-  return m;
-}
+using test::max_abs_diff;
+using test::ref_floats;
+using test::ref_path;
 
 // Smallest cosine similarity between matching rows of two [rows, dim] matrices.
 double min_row_cosine(const std::vector<float>& a, const std::vector<float>& b, size_t dim) {
