@@ -2,13 +2,13 @@
 // trivial in-process worker that answers every REQUEST with a FINAL at once, driven by the
 // client library with many jobs in flight; compared in the same run with a raw ZeroMQ
 // DEALER/ROUTER echo of the same message sizes and window, and with the durable journal on
-// (SQLite in a temporary directory, or --journal-dir: put it on the disk you mean to use). The
-// four are interleaved for
-// --rounds rounds and the best round of each is reported: on a shared machine the best round is
-// the one least disturbed by other processes. --json adds one `json: {...}` line for scripts.
+// (SQLite in a temporary directory, or --journal-dir: put it on the disk you mean to use) with
+// journal_sync full and normal. The paths are interleaved for --rounds rounds (journal off and on
+// alternate which runs first) and the best round of each is reported; the per-round figures give
+// the spread. --json adds one `json: {...}` line for scripts.
 //
 //   bench_broker [--jobs 20000] [--window 256] [--samples 64] [--capacity 256] [--rounds 3]
-//                [--journal-dir DIR] [--json]
+//                [--journal-dir DIR] [--paths raw,generic,ecgq,journal,normal] [--json]
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -43,14 +43,16 @@ struct Args {
   int64_t samples = 64;
   int64_t capacity = 256;
   int rounds = 3;
-  std::string journal_dir;  // "" = a fresh temporary directory
+  std::string journal_dir;                                // "" = a fresh temporary directory
+  std::string paths = "raw,generic,ecgq,journal,normal";  // which measurements each round makes
   bool json = false;
 };
 
 [[noreturn]] void usage() {
-  std::fprintf(stderr,
-               "usage: bench_broker [--jobs N] [--window N] [--samples N] [--capacity N] "
-               "[--rounds N] [--journal-dir DIR] [--json]\n");
+  std::fprintf(
+      stderr,
+      "usage: bench_broker [--jobs N] [--window N] [--samples N] [--capacity N] "
+      "[--rounds N] [--journal-dir DIR] [--paths raw,generic,ecgq,journal,normal] [--json]\n");
   std::exit(2);
 }
 
@@ -65,6 +67,10 @@ Args parse_args(int argc, char** argv) {
     if (i + 1 >= argc) usage();
     if (k == "--journal-dir") {
       a.journal_dir = argv[++i];
+      continue;
+    }
+    if (k == "--paths") {
+      a.paths = argv[++i];
       continue;
     }
     const long long v = std::atoll(argv[++i]);
@@ -125,14 +131,17 @@ void echo_worker(zmq::context_t& ctx, const std::string& endpoint, const std::st
 
 // Jobs/s through the broker with the client library; with a journal when `journal` is a path.
 double run_broker(const Args& a, const std::string& service, const std::string& body_template,
-                  const std::string& journal = {}) {
+                  const std::string& journal = {}, const std::string& sync = "full") {
   const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(free_port());
   broker::BrokerConfig config;
   config.bind = endpoint;
   config.journal = journal;
+  config.journal_sync = sync;
   config.log_level = "warn";
   config.max_queue = 1000000;
   config.max_queue_per_client = 1000000;
+  // The worker's capacity is the bench's parameter, not the broker's default credit cap.
+  config.max_worker_capacity = a.capacity;
   config.shutdown_grace = std::chrono::milliseconds(100);
   broker::Broker b(config);
   if (Status s = b.bind(); !s.ok()) {
@@ -247,26 +256,43 @@ int main(int argc, char** argv) {
     temp = pattern;
   }
   const std::string journal_dir = a.journal_dir.empty() ? temp : a.journal_dir;
-  double raw = 0, generic = 0, ecgq = 0, journaled = 0;
+  double raw = 0, generic = 0, ecgq = 0, journaled = 0, normal = 0;
   std::string rounds_json;  // [[raw, generic, ecgq, journaled], ...] per round
   for (int r = 1; r <= a.rounds; ++r) {
-    const double raw_r = run_raw(a, body);
-    const double generic_r = run_broker(a, "echo", body);
-    const double ecgq_r = run_broker(a, "ecg-fm", body);
+    const auto wanted = [&](const char* path) {
+      return ("," + a.paths + ",").find("," + std::string(path) + ",") != std::string::npos;
+    };
+    // A path left out reads 0 (its ratios are not shown).
+    const double raw_r = wanted("raw") ? run_raw(a, body) : 0;
+    const double generic_r = wanted("generic") ? run_broker(a, "echo", body) : 0;
+    // Journal off and on alternate which goes first, so neither always runs after the other.
     const std::string journal = journal_dir + "/bench-" + std::to_string(r) + ".db";
-    const double journaled_r = run_broker(a, "ecg-fm", body, journal);
-    for (const char* suffix : {"", "-wal", "-shm"}) std::remove((journal + suffix).c_str());
-    std::printf("round %d: raw %.0f/s, generic %.0f/s, ecgq %.0f/s, ecgq+journal %.0f/s\n", r,
-                raw_r, generic_r, ecgq_r, journaled_r);
+    double ecgq_r = 0, journaled_r = 0, normal_r = 0;
+    const auto on = [&](const char* sync) {
+      const double per_s = run_broker(a, "ecg-fm", body, journal, sync);
+      for (const char* suffix : {"", "-wal", "-shm"}) std::remove((journal + suffix).c_str());
+      return per_s;
+    };
+    if (r % 2 == 0 && wanted("journal")) journaled_r = on("full");
+    if (r % 2 == 0 && wanted("normal")) normal_r = on("normal");
+    if (wanted("ecgq")) ecgq_r = run_broker(a, "ecg-fm", body);
+    if (r % 2 == 1 && wanted("journal")) journaled_r = on("full");
+    if (r % 2 == 1 && wanted("normal")) normal_r = on("normal");
+    std::printf(
+        "round %d: raw %.0f/s, generic %.0f/s, ecgq %.0f/s, ecgq+journal %.0f/s (%.2f), "
+        "ecgq+journal normal %.0f/s (%.2f)\n",
+        r, raw_r, generic_r, ecgq_r, journaled_r, journaled_r / ecgq_r, normal_r,
+        normal_r / ecgq_r);
     std::fflush(stdout);
     char buf[160];
-    std::snprintf(buf, sizeof buf, "%s[%.1f, %.1f, %.1f, %.1f]", r > 1 ? ", " : "", raw_r,
-                  generic_r, ecgq_r, journaled_r);
+    std::snprintf(buf, sizeof buf, "%s[%.1f, %.1f, %.1f, %.1f, %.1f]", r > 1 ? ", " : "", raw_r,
+                  generic_r, ecgq_r, journaled_r, normal_r);
     rounds_json += buf;
     raw = std::max(raw, raw_r);
     generic = std::max(generic, generic_r);
     ecgq = std::max(ecgq, ecgq_r);
     journaled = std::max(journaled, journaled_r);
+    normal = std::max(normal, normal_r);
   }
   std::printf("best of %d rounds:\n", a.rounds);
   std::printf("raw zmq DEALER/ROUTER echo:            %10.0f round trips/s\n", raw);
@@ -276,13 +302,15 @@ int main(int argc, char** argv) {
               ecgq / raw);
   std::printf("broker, ecgq service, journal on:      %10.0f jobs/s  (%.2f x journal off)\n",
               journaled, journaled / ecgq);
+  std::printf("broker, journal on, journal_sync normal: %8.0f jobs/s  (%.2f x journal off)\n",
+              normal, normal / ecgq);
   if (!temp.empty()) std::filesystem::remove_all(temp);
   if (a.json)
     std::printf(
         "json: {\"jobs\": %lld, \"window\": %zu, \"capacity\": %lld, \"body_bytes\": %zu, "
         "\"rounds\": %d, \"raw_per_s\": %.1f, \"generic_per_s\": %.1f, \"ecgq_per_s\": %.1f, "
-        "\"ecgq_journal_per_s\": %.1f, \"per_round\": [%s]}\n",
+        "\"ecgq_journal_per_s\": %.1f, \"ecgq_journal_normal_per_s\": %.1f, \"per_round\": [%s]}\n",
         (long long)a.jobs, a.window, (long long)a.capacity, body.size(), a.rounds, raw, generic,
-        ecgq, journaled, rounds_json.c_str());
+        ecgq, journaled, normal, rounds_json.c_str());
   return 0;
 }

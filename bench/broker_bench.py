@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Broker and scale-out benchmarks (issue 6 tables 4 and 5) -> docs/performance.md.
+"""Broker and scale-out benchmarks (tables 4 and 5) -> docs/performance.md.
 
 Runs BUILD/bin/bench_broker (broker jobs/s with a trivial worker vs raw ZeroMQ DEALER/ROUTER echo,
 same run) and BUILD/bin/bench_scaleout (the real ecgq-broker as a child process with 1..64
@@ -91,7 +91,7 @@ def render(res):
     lines += ["", f"Command: `{res['broker_cmd']}`", ""]
     if per:
         med = statistics.median(r[2] / r[0] for r in per)
-        lines += [f"Target (issue 6): broker throughput at least 30% of raw ZeroMQ echo: `ecg-fm` "
+        lines += [f"Target: broker throughput at least 30% of raw ZeroMQ echo: `ecg-fm` "
                   f"median per-round ratio **{med:.2f}, {'met' if med >= 0.3 else 'NOT met'}** "
                   f"(best / best {b['ecgq_per_s'] / b['raw_per_s']:.2f}).", ""]
     if per and "ecgq_journal_per_s" in b:
@@ -145,7 +145,7 @@ def render(res):
     at64 = [r for r in rows if r["workers"] == 64]
     if at64:
         e = at64[0]["efficiency"]
-        lines.append(f"Target (issue 6): at least 90% efficiency at 64 synthetic workers: "
+        lines.append(f"Target: at least 90% efficiency at 64 synthetic workers: "
                      f"**{100 * e:.1f}%, {'met' if e >= 0.9 else 'NOT met'}**.")
         lines.append("")
     # Key figures for the summary of bench/e2e_doc.py (keys listed in bench/README.md).

@@ -255,7 +255,7 @@ def fmt(v, spec):
 
 
 def summary_rows(d):
-    """(target, measured, pass) per issue-6 target; None where no generated block reports it."""
+    """(target, measured, pass) per target; None where no generated block reports it."""
     g = lambda name, *keys: _get(d.get(name), keys)  # noqa: E731
     rows = []
     m = g("model", "fp32_vs_eager_max")
@@ -295,6 +295,22 @@ def summary_rows(d):
         rows.append((f"1000-record `ecgq submit` batch ≥ 0.90 of the best single-process "
                      f"segments/s, {p}", None if m is None else f"{m:.2f}" +
                      ("" if n is None else f" ({n} records)"), None if m is None else m >= 0.9))
+    rows += model_file_rows(g)
+    return rows
+
+
+def model_file_rows(g):
+    """Targets of threads and the compact model file (bench/model_file_bench.py)."""
+    rows = []
+    m = g("model_file", "threads_speedup")
+    rows.append(("`threads: 0` (every CPU) faster than 1 thread, `ecgq-worker infer` 8 segments",
+                 None if m is None else f"{m:.2f}x", None if m is None else m > 1.0))
+    m = g("model_file", "bf16_export_bytes")
+    rows.append(("bf16 model file ≤ 300 MB", None if m is None else f"{m / 1e6:.0f} MB",
+                 None if m is None else m <= 300e6))
+    m = g("model_file", "cost", "bf16", "rss_mib")
+    rows.append(("bf16 warm RSS of a full-size worker ≤ 400 MB (model file, 1 thread)",
+                 None if m is None else f"{m:.0f} MiB", None if m is None else m * 1.048576 <= 400))
     return rows
 
 
@@ -310,7 +326,7 @@ def write_summary(path):
     text = open(path).read() if os.path.exists(path) else "# ecgq performance\n\n"
     d = parse_tables(text)
     d.update(read_data(text))
-    lines = [SUMMARY_BEGIN, "", "## Summary: issue 6 targets", "",
+    lines = [SUMMARY_BEGIN, "", "## Summary: targets met and not met", "",
              "Collected from the `bench-data` comments of the generated sections below (run "
              "`scripts/bench` to refresh everything). \"—\" = no generated section reports the "
              "figure yet (see that section).", "",

@@ -111,14 +111,18 @@ Status Broker::open_journal() {
   JournalOptions options;
   options.path = config_.journal;
   options.max_bytes = config_.journal_max_bytes;
+  options.sync_full = config_.journal_sync == "full";
+  options.dead_letter_max = config_.dead_letter_max;
   auto journal = Journal::open(options);
   if (!journal) return journal.status();
   journal_ = std::move(*journal);
   auto jobs = journal_->load();
   if (!jobs) return jobs.status();
-  spdlog::info("event=journal_open path={} bytes={} jobs={}", config_.journal,
-               journal_->size_bytes(), jobs->size());
-  handle(Restore{std::move(*jobs), wall_now_ms(), SteadyClock::now()});
+  auto letters = journal_->load_dead_letters();
+  if (!letters) return letters.status();
+  spdlog::info("event=journal_open path={} bytes={} jobs={} dead_letters={}", config_.journal,
+               journal_->size_bytes(), jobs->size(), letters->size());
+  handle(Restore{std::move(*jobs), std::move(*letters), wall_now_ms(), SteadyClock::now()});
   return Status::Ok();
 }
 
@@ -181,10 +185,11 @@ Status Broker::bind_metrics() {
 
 int Broker::run(const std::function<bool()>& stop_requested,
                 const std::function<bool()>& reload_requested) {
-  // Indexes: 0, 1 the ROUTER sockets; -1 the journal; -2 ZAP; -3, -4 the handshake logs.
-  zmq_pollitem_t items[6];
+  // Indexes: 0, 1 the ROUTER sockets; -1 the journal; -2 ZAP; -3, -4 the handshake logs; -5 the
+  // large bodies copied off the loop.
+  zmq_pollitem_t items[7];
   int n_items = 0;
-  int index_of[6];
+  int index_of[7];
   for (int i = 0; i < 2; ++i) {
     if (!sockets_[i]) continue;
     items[n_items] = {sockets_[i].handle(), 0, ZMQ_POLLIN, 0};
@@ -203,6 +208,8 @@ int Broker::run(const std::function<bool()>& stop_requested,
     items[n_items] = {nullptr, journal_->notify_fd(), ZMQ_POLLIN, 0};
     index_of[n_items++] = -1;
   }
+  items[n_items] = {nullptr, intake_.notify_fd(), ZMQ_POLLIN, 0};
+  index_of[n_items++] = -5;
   bool stop_sent = false;
   while (!core_.stopped()) {
     if (!stop_sent && stop_requested()) {
@@ -223,6 +230,8 @@ int Broker::run(const std::function<bool()>& stop_requested,
         take_commits();
       } else if (index_of[i] == -2) {
         zap_->answer_pending();
+      } else if (index_of[i] == -5) {
+        take_intake();
       } else if (index_of[i] < -2) {
         handshakes_[-3 - index_of[i]]->log_pending();
       } else {
@@ -230,6 +239,8 @@ int Broker::run(const std::function<bool()>& stop_requested,
       }
     }
     handle(Tick{SteadyClock::now()});
+    // Group commit per loop turn: everything this turn journaled goes to the writer at once.
+    if (journal_) journal_->flush();
     if (metrics_ && metrics_->wanted()) metrics_->answer(core_.metrics_text());
   }
   return 0;
@@ -238,35 +249,47 @@ int Broker::run(const std::function<bool()>& stop_requested,
 void Broker::receive(int socket_index) {
   // Bounded batch so timers still run under a flood.
   for (int n = 0; n < 1000; ++n) {
-    std::optional<mdp::Frames> frames;
+    std::optional<mdp::SplitMessage> message;
     std::string user_id;  // the sender's CURVE key, as the ZAP handler admitted it
     try {
-      frames = mdp::recv_frames(sockets_[socket_index], zmq::recv_flags::dontwait,
+      // The routing id is copied; the rest stays in libzmq's buffers until we know its size.
+      message = mdp::recv_split(sockets_[socket_index], 1, zmq::recv_flags::dontwait,
                                 zap_ ? &user_id : nullptr);
     } catch (const zmq::error_t& e) {
       spdlog::warn("event=recv_failed error={}", e.what());
       return;
     }
-    if (!frames || frames->empty()) return;
+    if (!message || message->head.empty()) return;
     // The peer key: which socket, then the routing id (frame 0, which the core never sees).
     Received event;
-    event.peer = std::string(1, static_cast<char>(socket_index)) + (*frames)[0];
-    frames->erase(frames->begin());
-    event.frames = std::move(*frames);
-    event.now = SteadyClock::now();
+    event.peer = std::string(1, static_cast<char>(socket_index)) + message->head[0];
     // Checked against the lists in force now: a key removed since its handshake has no roles.
     if (zap_) {
       event.roles = zap_->keys().roles(user_id);
       event.key = std::move(user_id);
     }
+    size_t bytes = 0;
+    for (const auto& part : message->tail) bytes += part.size();
+    // A large body is copied off the loop; the peer's next messages queue behind it.
+    if (bytes >= kOffLoopBytes || intake_.holds(event.peer)) {
+      intake_.add(std::move(event), std::move(message->tail));
+      continue;
+    }
+    event.frames = mdp::copy_frames(message->tail);
+    event.now = SteadyClock::now();
     handle(Event(std::move(event)));
   }
+}
+
+void Broker::take_intake() {
+  for (Received& event : intake_.ready(SteadyClock::now())) handle(Event(std::move(event)));
 }
 
 void Broker::handle(Event event) {
   if (journal_) {
     const Status health = journal_->health();
-    core_.set_journal_usage({journal_->size_bytes(), health.ok(), health.message()});
+    core_.set_journal_usage({journal_->size_bytes(), health.ok(), health.message(),
+                             journal_->transactions(), journal_->records_written()});
   }
   apply(core_.handle(std::move(event)));
 }
@@ -274,20 +297,21 @@ void Broker::handle(Event event) {
 void Broker::take_commits() {
   JournalCommits commits = journal_->take_commits();
   Committed event;
-  // Only Accept records wait for an answer; the other tickets are not in accepts_.
-  for (uint64_t ticket : commits.durable) {
-    if (auto it = accepts_.find(ticket); it != accepts_.end()) {
-      event.durable.push_back(it->second);
-      accepts_.erase(it);
+  // Accept and Dispatch records wait for an answer; Finish and Forget tickets are in neither map.
+  const auto sort = [&](const std::vector<uint64_t>& tickets, std::vector<uint64_t>& accepts) {
+    for (uint64_t ticket : tickets) {
+      if (auto it = accepts_.find(ticket); it != accepts_.end()) {
+        accepts.push_back(it->second);
+        accepts_.erase(it);
+      } else if (auto d = dispatches_.find(ticket); d != dispatches_.end()) {
+        event.dispatched.push_back(d->second);
+        dispatches_.erase(d);
+      }
     }
-  }
-  for (uint64_t ticket : commits.failed) {
-    if (auto it = accepts_.find(ticket); it != accepts_.end()) {
-      event.failed.push_back(it->second);
-      accepts_.erase(it);
-    }
-  }
-  if (event.durable.empty() && event.failed.empty()) return;
+  };
+  sort(commits.durable, event.durable);
+  sort(commits.failed, event.failed);
+  if (event.durable.empty() && event.failed.empty() && event.dispatched.empty()) return;
   event.failure = journal_->health().message();
   event.now = SteadyClock::now();
   handle(std::move(event));
@@ -305,10 +329,11 @@ void Broker::apply(Actions actions) {
         continue;
       }
       if (auto* p = std::get_if<Persist>(&action)) {
-        const bool accept = p->record.kind == JournalRecord::Kind::Accept;
-        const uint64_t seq = p->record.job.seq;
-        const uint64_t ticket = journal_->append(std::move(p->record));
-        if (accept) accepts_[ticket] = seq;
+        const JournalRecord::Kind kind = p->record.kind;
+        const DispatchCommit dispatch{p->record.job.seq, p->record.job.attempts};
+        const uint64_t ticket = journal_->append(std::move(p->record), false);
+        if (kind == JournalRecord::Kind::Accept) accepts_[ticket] = dispatch.seq;
+        if (kind == JournalRecord::Kind::Dispatch) dispatches_[ticket] = dispatch;
         continue;
       }
       auto& s = std::get<Send>(action);

@@ -12,6 +12,7 @@
 #include "broker/core.hpp"
 #include "broker/handshake_log.hpp"
 #include "broker/journal.hpp"
+#include "broker/large_intake.hpp"
 #include "broker/metrics_endpoint.hpp"
 #include "broker/zap_handler.hpp"
 #include "common/status.hpp"
@@ -43,6 +44,7 @@ class Broker {
  private:
   Status bind_metrics();
   void receive(int socket_index);
+  void take_intake();
   void reload_keys();
   void handle(Event event);
   void take_commits();
@@ -56,9 +58,11 @@ class Broker {
   zmq::socket_t sockets_[2];         // [0] bind (clients and workers), [1] worker_bind (optional)
   std::unique_ptr<HandshakeLog> handshakes_[2];  // with CURVE: handshakes ZAP never saw
   BrokerCore core_;
-  std::unique_ptr<Journal> journal_;          // null without `journal`
-  std::unique_ptr<MetricsEndpoint> metrics_;  // null without `metrics_bind`
-  std::map<uint64_t, uint64_t> accepts_;      // journal ticket -> job seq, for Accept records
+  std::unique_ptr<Journal> journal_;               // null without `journal`
+  std::unique_ptr<MetricsEndpoint> metrics_;       // null without `metrics_bind`
+  std::map<uint64_t, uint64_t> accepts_;           // journal ticket -> job seq, for Accept records
+  std::map<uint64_t, DispatchCommit> dispatches_;  // journal ticket -> Dispatch record
+  LargeIntake intake_;                             // copies large bodies off the loop
 };
 
 }  // namespace ecgq::broker

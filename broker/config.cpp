@@ -28,7 +28,9 @@ const SettingsTable<BrokerConfig>& settings_table() {
                    "heartbeats a worker may miss before it counts as lost", &C::heartbeat_liveness)
           .integer("max_queue", "10000", "queued jobs per service before queue_full", &C::max_queue)
           .integer("max_queue_per_client", "1000",
-                   "queued jobs per client per service before queue_full", &C::max_queue_per_client)
+                   "queued jobs per client (per CURVE key when keys are on) per service before "
+                   "queue_full",
+                   &C::max_queue_per_client)
           .bytes("max_queued_bytes", "1GiB",
                  "queued job bytes across all services before queue_full", &C::max_queued_bytes)
           .integer("max_services", "64", "services the broker knows before queue_full",
@@ -55,10 +57,17 @@ const SettingsTable<BrokerConfig>& settings_table() {
                  &C::result_cache_bytes)
           .duration("result_cache_ttl", "1h", "how long a cached result may be served",
                     &C::result_cache_ttl)
+          .text("result_cache_scope", "key",
+                "key: a cached result answers only the CURVE key whose job computed it (a hit "
+                "would tell one key what another submitted); shared: any client",
+                &C::result_cache_scope)
           .text("journal", "", "durable journal file (SQLite); \"\" keeps jobs in memory only",
                 &C::journal)
           .bytes("journal_max_bytes", "2GiB", "journal size beyond which new jobs get journal_full",
                  &C::journal_max_bytes)
+          .text("journal_sync", "full",
+                "full: a commit is on disk (power-loss safe); normal: in the OS (kill -9 safe)",
+                &C::journal_sync)
           .duration("result_ttl", "1h", "how long results stay readable by job id (mmi.job)",
                     &C::result_ttl)
           .bytes("result_store_bytes", "256MiB", "bytes of results kept by job id at most",
@@ -143,6 +152,8 @@ Status check_ranges(const Settings& s, const BrokerConfig& c) {
   if (c.heartbeat_interval.count() <= 0)
     return s.invalid("heartbeat_interval", "a positive duration");
   if (c.result_cache_ttl.count() <= 0) return s.invalid("result_cache_ttl", "a positive duration");
+  if (c.result_cache_scope != "key" && c.result_cache_scope != "shared")
+    return s.invalid("result_cache_scope", "key or shared");
   RETURN_IF_ERROR(s.check_minimums({{"heartbeat_liveness", c.heartbeat_liveness, 1},
                                     {"max_queue", c.max_queue, 1},
                                     {"max_queue_per_client", c.max_queue_per_client, 1},
@@ -160,6 +171,8 @@ Status check_ranges(const Settings& s, const BrokerConfig& c) {
   if (c.result_cache_bytes < 1024) return s.invalid("result_cache_bytes", "at least 1KiB");
   if (c.journal_max_bytes < 1024) return s.invalid("journal_max_bytes", "at least 1KiB");
   if (c.result_store_bytes < 1024) return s.invalid("result_store_bytes", "at least 1KiB");
+  if (c.journal_sync != "full" && c.journal_sync != "normal")
+    return s.invalid("journal_sync", "full or normal");
   static const char* const kLevels[] = {"trace", "debug", "info", "warn", "error"};
   if (std::none_of(std::begin(kLevels), std::end(kLevels),
                    [&](const char* l) { return c.log_level == l; }))

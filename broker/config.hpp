@@ -41,8 +41,10 @@ struct BrokerConfig {
   int64_t result_cache_entries = 0;  // 0 disables the result cache
   int64_t result_cache_bytes = 0;    // bytes of cached results at most
   Millis result_cache_ttl{};         // lifetime of one cached result
+  std::string result_cache_scope;    // "key": a hit answers only the CURVE key that computed it
   std::string journal;               // durable journal file; "" = in memory only
   int64_t journal_max_bytes = 0;     // journal_full beyond this
+  std::string journal_sync;          // "full" (fsync every commit) or "normal" (no fsync)
   Millis result_ttl{};               // how long results stay readable by job id
   int64_t result_store_bytes = 0;    // bytes of results kept by job id at most
   std::string metrics_bind;          // HOST:PORT of GET /metrics; "" = none

@@ -5,9 +5,9 @@
 #include <cstring>
 #include <vector>
 
+#include "common/sha256.hpp"
 #include "protocol/schema.hpp"
 #include "protocol/schema_msgpack.hpp"
-#include "common/sha256.hpp"
 
 namespace ecgq::schema {
 
@@ -68,6 +68,9 @@ std::string job_content_key(const Job& job, std::string_view samples) {
   h.numbers(job.baseline);
   h.str(job.units);
   h.strings(outputs);
+  // "refuse" and absent mean the same; only "zero" changes what comes back (it is appended, so
+  // the keys of every other job stay what they were).
+  if (job.missing_leads == "zero") h.str(job.missing_leads);
   return h.digest();
 }
 

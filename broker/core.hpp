@@ -99,11 +99,20 @@ struct StopRequested {
   TimePoint now;
 };
 
+// A Dispatch record the journal finished writing: the job's seq and the attempt it records.
+struct DispatchCommit {
+  uint64_t seq = 0;
+  int64_t attempts = 0;
+};
+
 // The journal finished transactions: the Accept records of these job seqs are durable (the
-// producer is told `accepted` and the job queued), or could not be written (journal_unavailable).
+// producer is told `accepted`), or could not be written (the job is withdrawn:
+// journal_unavailable); these Dispatch records were written (or failed: the job runs anyway),
+// so their REQUESTs may leave.
 struct Committed {
   std::vector<uint64_t> durable;
   std::vector<uint64_t> failed;
+  std::vector<DispatchCommit> dispatched;
   std::string failure;  // why the failed ones failed, for their error
   TimePoint now;
 };
@@ -113,6 +122,7 @@ struct Committed {
 // results until they expire. `wall_now_unix_ms` maps the journal's wall-clock times to `now`.
 struct Restore {
   std::vector<JournaledJob> jobs;
+  std::vector<std::string> dead_letters;  // encoded ext::DeadLetter maps, oldest first
   int64_t wall_now_unix_ms = 0;
   TimePoint now;
 };
@@ -122,9 +132,11 @@ using Event = std::variant<Received, Tick, Undelivered, StopRequested, Committed
 
 // The journal's state as the loop last saw it (the core reads no files).
 struct JournalUsage {
-  int64_t bytes = 0;    // the file and its WAL
-  bool healthy = true;  // the last transaction committed
-  std::string problem;  // why not, when not healthy
+  int64_t bytes = 0;         // the file and its WAL
+  bool healthy = true;       // the last transaction committed
+  std::string problem;       // why not, when not healthy
+  int64_t transactions = 0;  // committed since the journal opened
+  int64_t records = 0;       // written since the journal opened
 };
 
 // What a worker's FINAL says about its job: its error code ("" for ok) and, for a worker-side
@@ -204,6 +216,9 @@ class BrokerCore {
   // `service` is null when the job's service does not exist yet.
   bool refuse_when_full(JobRecord& job, const Service* service);
   std::string why_full(const JobRecord& job, const Service* service) const;
+  // Why a service not known yet cannot be added, naming max_services ("" when it can); `who` is
+  // what names it ("job", "worker").
+  std::string why_no_new_service(const char* who) const;
   bool answer_from_cache(JobRecord& job, const Service& service, const std::string& meta);
 
   // --- workers (core_workers.cpp)
@@ -252,11 +267,18 @@ class BrokerCore {
 
   // --- results by id, idempotency and the journal (core_jobs.cpp)
   static std::string job_key(const std::string& submitter, const std::string& id);
+  // The result-cache key of a job's content: scoped to its submitter unless
+  // result_cache_scope is shared ("" stays "": not cached).
+  std::string scoped_content_key(const std::string& submitter, std::string content_key) const;
   bool answer_known_id(JobRecord& job);
-  bool hold_until_durable(std::shared_ptr<JobRecord>& job);
+  bool refuse_or_journal(JobRecord& job);
   void queue_job(std::shared_ptr<JobRecord> job, Service& svc);
   std::shared_ptr<JobRecord> take_awaiting(uint64_t seq);
   void on_committed(const Committed& committed);
+  void withdraw(JobRecord& job);
+  void hold_request(const std::shared_ptr<JobRecord>& job, mdp::Frames request);
+  void release_request(const DispatchCommit& commit);
+  void unhold(JobRecord& job);
   void on_restore(const Restore& restore);
   void restore_job(const JournaledJob& journaled, int64_t wall_now_unix_ms);
   void persist(JournalRecord::Kind kind, const JobRecord& job, std::string result = {});
@@ -265,6 +287,7 @@ class BrokerCore {
   // mmi.job: reports on jobs by id; with `watch`, live ones answer to `peer` from now on.
   std::string job_reply(const std::string& peer, const std::string& body);
   std::string find_job_key(const std::string& id) const;
+  ext::JournalInfo journal_info() const;
   int64_t unix_ms(TimePoint t) const;
 
   // --- /metrics (core_metrics.cpp)
@@ -275,6 +298,7 @@ class BrokerCore {
   void take_back(Worker& worker, const std::string& token);
   void count_worker_failure(Worker& worker, const FailedAttempt& failure);
   void dead_letter(const JobRecord& job, const std::string& code);
+  void keep_dead_letter(ext::DeadLetter letter);
 
   // --- management interface (core_mmi.cpp)
   void on_mmi(const std::string& peer, const mdp::ClientMessage& msg);
@@ -320,10 +344,13 @@ class BrokerCore {
   int64_t wall_anchor_ms_ = 0;  // wall clock (unix ms) at started_
   JournalUsage journal_;
   int64_t awaiting_bytes_ = 0;  // bodies written to the journal, not yet committed
+  std::string journal_full_;    // why the last new job got journal_full; "" once one is taken
   std::map<uint64_t, std::shared_ptr<JobRecord>> awaiting_durable_;  // by seq
-  std::map<std::string, std::weak_ptr<JobRecord>> live_;             // by job_key
-  std::map<std::string, StoredResult> results_;                      // by job_key
-  std::deque<std::pair<TimePoint, std::string>> result_order_;       // expiry order
+  // Jobs whose REQUEST waits for its Dispatch record (JobRecord::held_request), by seq.
+  std::map<uint64_t, std::shared_ptr<JobRecord>> held_dispatches_;
+  std::map<std::string, std::weak_ptr<JobRecord>> live_;        // by job_key
+  std::map<std::string, StoredResult> results_;                 // by job_key
+  std::deque<std::pair<TimePoint, std::string>> result_order_;  // expiry order
   int64_t result_bytes_ = 0;
 
   // Jobs that exhausted max_attempts, newest last, at most dead_letter_max (core_inflight.cpp).

@@ -100,8 +100,8 @@ void BrokerCore::accept_job(const std::string& peer, mdp::ClientMessage msg) {
   if (refuse_when_full(*job, &svc)) return;
   spdlog::info("event=received job={} service={} client={} queued={}", job->id, job->service,
                peer_name(peer), svc.queue.size());
-  // With a journal the job waits for its Accept record to commit (on_committed queues it).
-  if (hold_until_durable(job)) return;
+  // With a journal its Accept record is written first (journal_full refuses it).
+  if (refuse_or_journal(*job)) return;
   queue_job(std::move(job), svc);
 }
 
@@ -134,7 +134,7 @@ bool BrokerCore::read_ecgq_job(JobRecord& job, std::string& meta) {
   }
   if (in->deadline_ms) job.deadline = job.received + std::chrono::milliseconds(*in->deadline_ms);
   if (in->wait_for_worker_ms) set_wait_for_worker(job, *in->wait_for_worker_ms);
-  job.content_key = std::move(in->content_key);
+  job.content_key = scoped_content_key(job.submitter, std::move(in->content_key));
   job.model_sha256 = std::move(in->model_sha256);
   meta = std::move(in->meta);
   return true;
@@ -146,11 +146,7 @@ void BrokerCore::set_wait_for_worker(JobRecord& job, int64_t wait_ms) const {
 }
 
 std::string BrokerCore::why_full(const JobRecord& job, const Service* svc) const {
-  if (svc == nullptr) {
-    if (services_.size() < static_cast<size_t>(config_.max_services)) return "";
-    return "the broker knows max_services=" + std::to_string(config_.max_services) +
-           " services and this job names another";
-  }
+  if (svc == nullptr) return why_no_new_service("job");
   size_t queued = 0;
   for (const auto& [name, s] : services_) queued += s.queue.bytes();
   size_t bytes = 0;
@@ -162,11 +158,17 @@ std::string BrokerCore::why_full(const JobRecord& job, const Service* svc) const
   }
   if (svc->queue.size() >= static_cast<size_t>(config_.max_queue))
     return "service queue holds max_queue=" + std::to_string(config_.max_queue);
-  if (svc->queue.client_size(job.client) >= static_cast<size_t>(config_.max_queue_per_client)) {
+  if (svc->queue.client_size(job.owner()) >= static_cast<size_t>(config_.max_queue_per_client)) {
     return "this client has max_queue_per_client=" +
            std::to_string(config_.max_queue_per_client) + " jobs queued";
   }
   return "";
+}
+
+std::string BrokerCore::why_no_new_service(const char* who) const {
+  if (services_.size() < static_cast<size_t>(config_.max_services)) return "";
+  return "the broker knows max_services=" + std::to_string(config_.max_services) +
+         " services and this " + who + " names another";
 }
 
 bool BrokerCore::refuse_when_full(JobRecord& job, const Service* svc) {

@@ -41,6 +41,7 @@ void BrokerCore::take_back(Worker& w, const std::string& token) {
   std::shared_ptr<JobRecord> job = it->second;
   w.in_flight.erase(it);
   job->worker.clear();
+  unhold(*job);
   Service& svc = find_or_create_service(job->service);
   --svc.in_flight;
   mark_changed(svc);
@@ -79,7 +80,20 @@ void BrokerCore::dead_letter(const JobRecord& job, const std::string& code) {
   spdlog::warn("event=dead_lettered job={} service={} attempts={} code={}", job.id, job.service,
                job.attempts, code);
   if (config_.dead_letter_max == 0) return;
-  dead_letters_.push_back(std::move(d));
+  // With a journal the list survives a restart (the journal keeps the newest dead_letter_max).
+  if (durable_) {
+    JournalRecord r;
+    r.kind = JournalRecord::Kind::DeadLetter;
+    r.job.seq = job.seq;
+    r.job.result = ext::encode_dead_letter(d);
+    out_.push_back(Persist{std::move(r)});
+  }
+  keep_dead_letter(std::move(d));
+}
+
+void BrokerCore::keep_dead_letter(ext::DeadLetter letter) {
+  if (config_.dead_letter_max == 0) return;
+  dead_letters_.push_back(std::move(letter));
   while (static_cast<int64_t>(dead_letters_.size()) > config_.dead_letter_max)
     dead_letters_.pop_front();
 }

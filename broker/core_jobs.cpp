@@ -17,6 +17,14 @@ std::string BrokerCore::job_key(const std::string& submitter, const std::string&
   return submitter + '\0' + id;
 }
 
+std::string BrokerCore::scoped_content_key(const std::string& submitter,
+                                           std::string content_key) const {
+  // A hit across keys would tell one key that another submitted this very ECG.
+  if (content_key.empty() || submitter.empty() || config_.result_cache_scope == "shared")
+    return content_key;
+  return submitter + '\0' + content_key;
+}
+
 int64_t BrokerCore::unix_ms(TimePoint t) const {
   return wall_anchor_ms_ +
          std::chrono::duration_cast<std::chrono::milliseconds>(t - started_).count();
@@ -39,31 +47,34 @@ bool BrokerCore::answer_known_id(JobRecord& job) {
   // The same job again (a producer that reconnected): its answer goes to the new connection.
   spdlog::info("event=resubmitted job={} answer=rebound", job.id);
   running->client = job.client;
-  if (running->journaled) send_progress(*running, "accepted", -1, "");
+  if (running->accepted) send_progress(*running, "accepted", -1, "");
   return true;
 }
 
-bool BrokerCore::hold_until_durable(std::shared_ptr<JobRecord>& job) {
-  if (!durable_ || !job->ecgq_body) return false;
-  const int64_t bytes = static_cast<int64_t>(job->body[0].size());
+bool BrokerCore::refuse_or_journal(JobRecord& job) {
+  if (!durable_ || !job.ecgq_body) return false;
+  const int64_t bytes = static_cast<int64_t>(job.body[0].size());
   // An unhealthy journal is still tried: the job is refused (journal_unavailable) only if its
   // own write fails, and the first write that succeeds again shows the disk recovered.
   if (journal_.bytes + awaiting_bytes_ + bytes > config_.journal_max_bytes) {
-    finish_with_error(*job, "journal_full",
-                      "the journal holds " + std::to_string(journal_.bytes) +
-                          " bytes; journal_max_bytes is " +
-                          std::to_string(config_.journal_max_bytes));
+    journal_full_ = "the journal holds " + std::to_string(journal_.bytes) +
+                    " bytes; journal_max_bytes is " + std::to_string(config_.journal_max_bytes);
+    finish_with_error(job, "journal_full", journal_full_);
     return true;
   }
+  journal_full_.clear();
+  // The job is queued (and may be dispatched) at once; its producer hears `accepted` when the
+  // Accept record commits, and its REQUEST leaves only once its Dispatch record, written after
+  // the Accept record (often in the same transaction), has committed too.
   awaiting_bytes_ += bytes;
-  persist(JournalRecord::Kind::Accept, *job);
-  live_[job_key(job->submitter, job->id)] = job;
-  awaiting_durable_[job->seq] = std::move(job);
-  return true;
+  persist(JournalRecord::Kind::Accept, job);
+  job.journaled = true;
+  return false;
 }
 
 void BrokerCore::queue_job(std::shared_ptr<JobRecord> job, Service& svc) {
   if (job->ecgq_body) live_[job_key(job->submitter, job->id)] = job;
+  if (job->journaled && !job->accepted) awaiting_durable_[job->seq] = job;
   svc.queue.push_back(job);
   mark_changed(svc);
   // Told its position after the dispatch pass, if that pass leaves it waiting.
@@ -83,18 +94,65 @@ void BrokerCore::on_committed(const Committed& committed) {
   for (uint64_t seq : committed.durable) {
     std::shared_ptr<JobRecord> job = take_awaiting(seq);
     if (!job) continue;
-    job->journaled = true;
+    job->accepted = true;
+    if (job->finished) continue;  // cancelled or expired meanwhile: its FINAL went already
     send_progress(*job, "accepted", -1, "");
     spdlog::info("event=accepted job={} service={}", job->id, job->service);
-    queue_job(job, find_or_create_service(job->service));
   }
+  // Failures before releases: a withdrawn job's REQUEST (same transaction) must never leave.
   for (uint64_t seq : committed.failed) {
     std::shared_ptr<JobRecord> job = take_awaiting(seq);
-    if (!job) continue;
+    if (!job || job->finished) continue;
+    withdraw(*job);
     live_.erase(job_key(job->submitter, job->id));
     finish_with_error(*job, "journal_unavailable",
                       "the job could not be made durable: " + committed.failure);
   }
+  for (const DispatchCommit& d : committed.dispatched) release_request(d);
+}
+
+void BrokerCore::withdraw(JobRecord& job) {
+  Service& svc = find_or_create_service(job.service);
+  svc.queue.remove_if([&](const JobRecord& j) { return &j == &job; });
+  if (auto w = workers_.find(job.worker);
+      w != workers_.end() && w->second.in_flight.erase(job.token)) {
+    --svc.in_flight;
+    unhold(job);
+  }
+  job.worker.clear();
+  mark_changed(svc);
+}
+
+void BrokerCore::hold_request(const std::shared_ptr<JobRecord>& job, mdp::Frames request) {
+  job->held_request = std::move(request);
+  held_dispatches_[job->seq] = job;
+}
+
+void BrokerCore::unhold(JobRecord& job) {
+  if (job.held_request.empty()) return;
+  job.held_request.clear();
+  held_dispatches_.erase(job.seq);
+}
+
+void BrokerCore::release_request(const DispatchCommit& commit) {
+  auto it = held_dispatches_.find(commit.seq);
+  // A record of an earlier dispatch of a job dispatched again since: its own record follows.
+  if (it == held_dispatches_.end() || it->second->attempts != commit.attempts) return;
+  std::shared_ptr<JobRecord> job = std::move(it->second);
+  held_dispatches_.erase(it);
+  mdp::Frames request = std::move(job->held_request);
+  job->held_request.clear();
+  auto w = workers_.find(job->worker);
+  if (w == workers_.end() || w->second.in_flight.count(job->token) == 0) return;
+  if (job->finished) {
+    // Answered while it waited (deadline_exceeded): the worker never had it; its slot is free.
+    w->second.in_flight.erase(job->token);
+    Service& svc = find_or_create_service(job->service);
+    --svc.in_flight;
+    mark_changed(svc);
+    return;
+  }
+  send(job->worker, std::move(request), job->id);
 }
 
 void BrokerCore::on_restore(const Restore& restore) {
@@ -108,7 +166,12 @@ void BrokerCore::on_restore(const Restore& restore) {
     }
     restore_job(j, restore.wall_now_unix_ms);
   }
-  spdlog::info("event=restored queued={} running={} done={}", queued, running, done);
+  for (const std::string& body : restore.dead_letters) {
+    auto letter = ext::decode_dead_letter(body);
+    if (letter.ok()) keep_dead_letter(std::move(*letter));
+  }
+  spdlog::info("event=restored queued={} running={} done={} dead_letters={}", queued, running, done,
+               dead_letters_.size());
 }
 
 void BrokerCore::restore_job(const JournaledJob& j, int64_t wall_now_unix_ms) {
@@ -142,6 +205,7 @@ void BrokerCore::restore_job(const JournaledJob& j, int64_t wall_now_unix_ms) {
   job->received = at(j.received_unix_ms);
   if (j.deadline_unix_ms > 0) job->deadline = at(j.deadline_unix_ms);
   job->journaled = true;
+  job->accepted = true;
   auto intake = frames.ok() && frames->size() == 1
                     ? read_job((*frames)[0], cache_.enabled())
                     : Expected<JobIntake>(Status("bad_request", "x"));
@@ -156,7 +220,7 @@ void BrokerCore::restore_job(const JournaledJob& j, int64_t wall_now_unix_ms) {
   job->body = std::move(*frames);
   job->model_sha256 = intake->model_sha256;
   if (intake->id.empty()) job->assigned_id = j.id;
-  job->content_key = std::move(intake->content_key);
+  job->content_key = scoped_content_key(job->submitter, std::move(intake->content_key));
   // No client connection survives a restart: the producer asks for the result by id.
   queue_job(std::move(job), find_or_create_service(j.service));
 }
@@ -232,6 +296,25 @@ std::string BrokerCore::find_job_key(const std::string& id) const {
   for (const auto& [k, l] : live_)
     if (has_suffix(k)) return k;
   return own;
+}
+
+ext::JournalInfo BrokerCore::journal_info() const {
+  ext::JournalInfo j;
+  if (!durable_) return j;
+  j.enabled = true;
+  j.path = config_.journal;
+  j.sync = config_.journal_sync;
+  j.bytes = journal_.bytes;
+  j.max_bytes = config_.journal_max_bytes;
+  for (const auto& [key, weak] : live_)
+    if (auto job = weak.lock(); job && job->journaled) ++j.jobs;
+  for (const auto& [key, r] : results_)
+    if (r.seq != 0) ++j.jobs;
+  j.state = !journal_.healthy ? "unavailable" : !journal_full_.empty() ? "full" : "ok";
+  j.last_error = !journal_.healthy ? journal_.problem : journal_full_;
+  j.transactions = journal_.transactions;
+  j.records = journal_.records;
+  return j;
 }
 
 std::string BrokerCore::job_reply(const std::string& peer, const std::string& body) {

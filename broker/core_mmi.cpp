@@ -82,6 +82,7 @@ std::string BrokerCore::status_body() const {
   for (const auto& name : config_.ecgq_services) s.services[name].ecgq = true;
   s.counters = counters_;
   s.dead_letters.assign(dead_letters_.begin(), dead_letters_.end());
+  s.journal = journal_info();
   const ResultCacheStats& c = cache_.stats();
   s.result_cache = ext::CacheInfo{cache_.enabled(),
                                   static_cast<int64_t>(c.entries),

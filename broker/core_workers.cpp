@@ -92,6 +92,13 @@ void BrokerCore::register_worker(const std::string& peer, const mdp::WorkerMessa
   Worker w = new_worker(peer, msg);
   // First: a worker that registers again (e.g. under its model's new name) is not its own rival.
   retire_stale_registrations(w);
+  // Workers name services as jobs do: made-up names count toward max_services too.
+  if (find_service(w.service) == nullptr) {
+    if (const std::string why = why_no_new_service("worker"); !why.empty()) {
+      refuse_worker(peer, w, "queue_full", why);
+      return;
+    }
+  }
   Service& svc = find_or_create_service(w.service);
   // One model per service (core_admission.cpp).
   if (const std::string problem = admission_problem(svc, w); !problem.empty()) {
@@ -334,6 +341,14 @@ void BrokerCore::delete_worker(const std::string& key, const std::string& reason
   for (auto& job : lost) {
     --svc.in_flight;
     job->worker.clear();
+    if (!job->held_request.empty()) {
+      // Its REQUEST never left (it waited for its Dispatch record): not an attempt.
+      unhold(*job);
+      --job->attempts;
+      --counters_.dispatched;
+      svc.queue.push_front(job);
+      continue;
+    }
     requeue(job, FailedAttempt{w.worker_id, key, "worker_lost", "worker lost: " + reason});
   }
   forget_unserved_model(svc);
@@ -345,6 +360,7 @@ void BrokerCore::undo_dispatch(Worker& w, const std::string& token) {
   if (it == w.in_flight.end()) return;
   std::shared_ptr<JobRecord> job = it->second;
   w.in_flight.erase(it);
+  unhold(*job);
   --job->attempts;
   --counters_.dispatched;
   job->worker.clear();

@@ -137,8 +137,14 @@ void BrokerCore::assign(Worker& w, const std::shared_ptr<JobRecord>& job) {
   job->running_until = now_ + config_.job_time_limit(job->service);
   w.in_flight[job->token] = job;
   ++find_or_create_service(job->service).in_flight;
-  send(w.key, mdp::worker_reply_frames(mdp::WorkerCommand::Request, job->token, std::move(body)),
-       job->id);
+  mdp::Frames request =
+      mdp::worker_reply_frames(mdp::WorkerCommand::Request, job->token, std::move(body));
+  // With a journal the REQUEST waits for its Dispatch record (release_request sends it).
+  if (job->journaled) {
+    hold_request(job, std::move(request));
+  } else {
+    send(w.key, std::move(request), job->id);
+  }
   spdlog::info("event=dispatched job={} service={} worker={} state={} attempt={} queued_ms={:.1f}",
                job->id, job->service, w.worker_id, state_name(w.state), job->attempts, queued_ms);
   // A sleeping worker wakes for the job: the client learns why it waits.

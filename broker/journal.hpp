@@ -33,6 +33,7 @@ struct JournalOptions {
   std::string path;                      // the SQLite file (created mode 0600)
   int64_t max_bytes = int64_t{2} << 30;  // journal_full beyond this (file + WAL)
   bool sync_full = true;                 // fsync every commit (power-loss safe)
+  int64_t dead_letter_max = 100;         // dead letters kept (the newest)
 };
 
 // The journal; append() and take_commits() from the broker loop, disk work on its own thread.
@@ -47,9 +48,17 @@ class Journal {
   // Every job in the file, in acceptance order: queued, running (to dispatch again) and done
   // (results to keep). Call before the first append.
   Expected<std::vector<JournaledJob>> load();
+  // The dead-letter list (encoded ext::DeadLetter maps), oldest first. Call before the first
+  // append.
+  Expected<std::vector<std::string>> load_dead_letters();
 
-  // Queues a record for the next transaction and returns its ticket (increasing from 1).
-  uint64_t append(JournalRecord record);
+  // Queues a record for the next transaction and returns its ticket (increasing from 1). With
+  // `wake` false the writer is not woken (flush() does it): the broker loop wakes it once per
+  // turn, so one turn's records go into one transaction instead of the first record of a turn
+  // starting a transaction of its own.
+  uint64_t append(JournalRecord record, bool wake = true);
+  // Wakes the writer for what append(..., false) queued.
+  void flush();
   // Readable when commits are waiting in take_commits() (an eventfd; poll it with the sockets).
   int notify_fd() const { return notify_fd_; }
   // The outcome of every transaction finished since the last call.

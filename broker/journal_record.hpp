@@ -30,11 +30,12 @@ struct JournaledJob {
 
 // One change to the journal. Accept carries the whole job; the others name it by seq (unique
 // in the file: after a replay the broker continues from the largest seq it loaded).
+// DeadLetter appends a job that exhausted max_attempts to the dead-letter list.
 struct JournalRecord {
-  enum class Kind { Accept, Dispatch, Finish, Forget };
+  enum class Kind { Accept, Dispatch, Finish, Forget, DeadLetter };
   Kind kind = Kind::Accept;
   JournaledJob job;  // Accept: every field; Dispatch: seq, attempts; Finish: seq, result,
-                     // expires_unix_ms; Forget: seq
+                     // expires_unix_ms; Forget: seq; DeadLetter: result (the encoded letter)
 };
 
 // Packs frames into one blob (a msgpack array of bin) and back, for JournaledJob::body.

@@ -18,8 +18,8 @@ size_t body_bytes(const JobRecord& job) {
 }  // namespace
 
 void ServiceQueue::push_back(JobPtr job) {
-  auto& fifo = by_client_[job->client];
-  if (fifo.empty()) turn_.push_back(job->client);
+  auto& fifo = by_client_[job->owner()];
+  if (fifo.empty()) turn_.push_back(job->owner());
   bytes_ += body_bytes(*job);
   fifo.push_back(std::move(job));
   ++size_;
@@ -89,7 +89,7 @@ std::vector<ServiceQueue::JobPtr> ServiceQueue::remove_if(
 size_t ServiceQueue::position(const JobRecord& job) const {
   for (size_t i = 0; i < front_.size(); ++i)
     if (front_[i].get() == &job) return i;
-  auto it = by_client_.find(job.client);
+  auto it = by_client_.find(job.owner());
   if (it == by_client_.end()) return size_;
   size_t k = 0;  // jobs of the same client ahead of this one
   while (k < it->second.size() && it->second[k].get() != &job) ++k;
@@ -97,7 +97,7 @@ size_t ServiceQueue::position(const JobRecord& job) const {
   size_t ahead = front_.size() + k;
   bool before = true;
   for (const auto& c : turn_) {
-    if (c == job.client) {
+    if (c == job.owner()) {
       before = false;
       continue;
     }
@@ -109,7 +109,7 @@ size_t ServiceQueue::position(const JobRecord& job) const {
 size_t ServiceQueue::client_size(const std::string& client) const {
   auto it = by_client_.find(client);
   size_t n = it == by_client_.end() ? 0 : it->second.size();
-  for (const auto& j : front_) n += j->client == client;
+  for (const auto& j : front_) n += j->owner() == client;
   return n;
 }
 

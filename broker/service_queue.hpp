@@ -1,5 +1,6 @@
 // A service's waiting jobs: re-queued jobs first, then round-robin over per-client FIFOs so that
-// one producer with a thousand jobs cannot starve another with one.
+// one producer with a thousand jobs cannot starve another with one. A client is a job's owner():
+// its CURVE key when keys are on, else its connection.
 #pragma once
 
 #include <chrono>
@@ -37,7 +38,7 @@ class ServiceQueue {
   size_t size() const { return size_; }
   // Bytes of the queued jobs' bodies in total.
   size_t bytes() const { return bytes_; }
-  // Queued jobs of one client.
+  // Queued jobs of one client (a JobRecord::owner()).
   size_t client_size(const std::string& client) const;
   // Clients with queued jobs.
   size_t clients() const { return by_client_.size(); }

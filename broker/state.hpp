@@ -49,12 +49,20 @@ struct JobRecord {
   std::string worker;                 // peer key of the worker while in flight
   bool finished = false;     // the broker sent its own FINAL (an error): nothing may follow it
   std::string submitter;     // who may read it by id: the CURVE key, "" without CURVE
-  bool journaled = false;    // its Accept record is durable: its later changes are journaled too
+  bool journaled = false;    // its Accept record is written: its later changes are journaled too
+  bool accepted = false;     // its Accept record is durable (the producer was told `accepted`)
+  // With a journal, the REQUEST of this dispatch until its Dispatch record is durable: a job in
+  // flight when the broker dies is then always dispatched again with attempt + 1.
+  mdp::Frames held_request;
   std::string model_sha256;  // only a worker with this model may run it ("" = any)
-  TimePoint running_until;  // dispatched_at + max_job_time of its service
+  TimePoint running_until;   // dispatched_at + max_job_time of its service
   std::vector<FailedAttempt> failures;  // its failed attempts, oldest first
   std::optional<TimePoint>
       wait_for_worker;  // without a worker, waits until then (not service_wait)
+
+  // Whom queue fairness and max_queue_per_client count this job against: its CURVE key, so a
+  // key that opens many connections is still one client; its connection when keys are off.
+  const std::string& owner() const { return submitter.empty() ? client : submitter; }
 };
 
 // A registered worker.

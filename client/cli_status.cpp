@@ -101,6 +101,15 @@ void print_readable(const std::string& broker, const ext::BrokerStatus& s) {
   std::cout << "\n";
   if (!s.dead_letters.empty())
     std::cout << "dead letters: " << s.dead_letters.size() << " (ecgq dlq)\n";
+  const ext::JournalInfo& j = s.journal;
+  if (!j.enabled) {
+    std::cout << "journal: off (a broker restart loses queued jobs)\n";
+  } else {
+    std::cout << "journal: " << j.state << ", " << j.path << " (sync " << j.sync << "), "
+              << bytes(j.bytes) << " of " << bytes(j.max_bytes) << ", " << j.jobs << " jobs\n";
+    if (!j.last_error.empty())
+      std::cout << "  last error: " << escape_invalid_utf8(j.last_error) << "\n";
+  }
   const ext::CacheInfo& rc = s.result_cache;
   if (!rc.enabled) {
     std::cout << "result cache: off\n";

@@ -298,7 +298,8 @@ int run_submit(const SubmitCommand& command) {
   const ResumeState& resume = dest->resume;
   const std::string& output_path = dest->path;
   std::ostream& out = output_path.empty() ? std::cout : dest->file;
-  CsvWriter csv(out, command.per_segment, command.csv_names == "snake");
+  CsvWriter csv(out, command.per_segment, command.csv_names == "snake",
+                command.inputs.missing_leads == "zero");
   EmbeddingSink embeddings;
   if (!command.embeddings_out.empty()) {
     if (auto s = embeddings.open(command.embeddings_out); !s.ok()) {

@@ -155,6 +155,7 @@ void Client::handle(mdp::Frames frames) {
   if (r->id.empty() && outstanding_.size() == 1) r->id = outstanding_.begin()->first;
   auto it = outstanding_.find(r->id);
   if (it == outstanding_.end()) {
+    ++unmatched_finals_;
     spdlog::debug("event=unmatched_final job={}", r->id);
     return;
   }

@@ -93,6 +93,9 @@ class Client {
 
   // The options in use (the random id prefix filled in).
   const ClientOptions& options() const { return options_; }
+  // FINALs dropped because their job was not outstanding (answered already, or never sent here):
+  // the duplicates this client kept from its caller.
+  uint64_t unmatched_finals() const { return unmatched_finals_; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -128,6 +131,7 @@ class Client {
   std::deque<JobEvent> events_;                                    // received, not yet handed out
   std::deque<std::pair<std::string, mdp::Frames>> mmi_replies_;    // service -> body
   Clock::time_point last_traffic_;
+  uint64_t unmatched_finals_ = 0;
   uint64_t handshakes_seen_ = 0;                     // of dealer_->handshakes()
   std::deque<std::vector<std::string>> take_overs_;  // ids of mmi.job requests in flight
   std::map<std::string, Status> service_checks_;  // by service: the check's verdict

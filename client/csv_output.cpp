@@ -41,8 +41,11 @@ std::string snake_case(const std::string& name) {
   return out;
 }
 
-CsvWriter::CsvWriter(std::ostream& out, bool per_segment, bool snake_names)
-    : out_(out), per_segment_(per_segment), snake_names_(snake_names) {}
+CsvWriter::CsvWriter(std::ostream& out, bool per_segment, bool snake_names, bool masked_leads)
+    : out_(out),
+      per_segment_(per_segment),
+      snake_names_(snake_names),
+      masked_leads_(masked_leads) {}
 
 void CsvWriter::write(const std::string& path, const schema::Result& result) {
   if (!header_written_) {
@@ -70,6 +73,7 @@ void CsvWriter::header() {
   out_ << "path";
   if (per_segment_) out_ << ",segment";
   out_ << ",id,status,error_code,error_message,n_segments,model_sha256,precision,cached";
+  if (masked_leads_) out_ << ",masked_leads";
   for (const auto& l : labels_) out_ << ',' << csv_field(snake_names_ ? snake_case(l) : l);
   out_ << ",top_labels\n";
   header_written_ = true;
@@ -86,6 +90,11 @@ void CsvWriter::row(const std::string& path, const schema::Result& r) {
     if (r.n_segments > 0) out_ << r.n_segments;
     out_ << ',' << csv_field(r.model.sha256) << ',' << csv_field(r.model.precision) << ','
          << (r.status == "ok" ? (r.cached ? "true" : "false") : "");
+    if (masked_leads_) {
+      std::string masked;
+      for (const auto& l : r.masked_leads) masked += (masked.empty() ? "" : ";") + l;
+      out_ << ',' << csv_field(masked);
+    }
     std::string top;
     for (size_t i = 0; i < labels_.size(); ++i) {
       out_ << ',';

@@ -1,6 +1,7 @@
 // CSV output of `ecgq submit`: one row per record (path, id, status, error_code, error_message,
-// n_segments, model_sha256, precision, cached, one column per label, top_labels), optional
-// per-segment rows, with the header written once the labels are known.
+// n_segments, model_sha256, precision, cached, masked_leads when leads may be masked, one column
+// per label, top_labels), optional per-segment rows, with the header written once the labels are
+// known.
 #pragma once
 
 #include <ostream>
@@ -19,8 +20,11 @@ inline constexpr float kTopLabelThreshold = 0.5f;
 class CsvWriter {
  public:
   // `per_segment` adds a `segment` column and one row per segment after each record's row;
-  // `snake_names` writes label columns in snake_case ("Sinus rhythm" -> sinus_rhythm).
-  CsvWriter(std::ostream& out, bool per_segment, bool snake_names = false);
+  // `snake_names` writes label columns in snake_case ("Sinus rhythm" -> sinus_rhythm);
+  // `masked_leads` adds a masked_leads column (the jobs say missing_leads: zero): the leads each
+  // record was given to the model as zeros, ';'-separated.
+  CsvWriter(std::ostream& out, bool per_segment, bool snake_names = false,
+            bool masked_leads = false);
   // Writes (or holds) the rows of one record.
   void write(const std::string& path, const schema::Result& result);
   // Writes the header and any held rows (call once at the end).
@@ -33,6 +37,7 @@ class CsvWriter {
   std::ostream& out_;
   bool per_segment_;
   bool snake_names_;
+  bool masked_leads_;
   bool header_written_ = false;
   std::vector<std::string> labels_;
   std::vector<std::pair<std::string, schema::Result>> held_;

@@ -61,6 +61,7 @@ Expected<schema::Job> job_from_path(const std::string& path, const InputOptions&
   job->outputs = options.outputs;
   job->deadline_ms = options.deadline_ms;
   job->model_sha256 = options.model_sha256;
+  if (options.missing_leads == "zero") job->missing_leads = options.missing_leads;
   return job;
 }
 

@@ -23,6 +23,7 @@ struct InputOptions {
   std::vector<std::string> outputs;    // outputs asked of the model
   std::optional<int64_t> deadline_ms;  // per-job budget
   std::string model_sha256;            // run only on this model ("" = any of the service's)
+  std::string missing_leads;  // "zero": leads that cannot be derived go to the model as zeros
   // Longer records fail locally with too_long: 3600 s of 12 leads at 1000 Hz is 86.4 MB as int16
   // (WFDB, .mat) or f32 (86.4 MB per 30 min), under the broker's 128 MiB max_message_bytes.
   double max_record_seconds = 3600;

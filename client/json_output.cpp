@@ -155,6 +155,7 @@ Json result_json(const std::string& path, const schema::Result& r,
   if (r.saliency && wanted("saliency")) j["saliency"] = matrix(*r.saliency);
   j["derived_leads"] = r.derived_leads;
   j["ignored_channels"] = r.ignored_channels;
+  if (!r.masked_leads.empty()) j["masked_leads"] = r.masked_leads;
   return j;
 }
 

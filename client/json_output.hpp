@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "protocol/schema.hpp"
 #include "common/status.hpp"
+#include "protocol/schema.hpp"
 
 namespace ecgq::client {
 
@@ -16,8 +16,8 @@ using Json = nlohmann::ordered_json;
 
 // The line for one record: path, id, status, error?, cold_start, attempts, worker, model,
 // n_segments, timings, probs?, logits?, embedding?, segment_probs?, saliency?, derived_leads,
-// ignored_channels. Only the outputs in `outputs` are printed (empty = probs only), whatever
-// else the worker sent.
+// masked_leads?, ignored_channels. Only the outputs in `outputs` are printed (empty = probs only),
+// whatever else the worker sent.
 Json result_json(const std::string& path, const schema::Result& result,
                  const std::vector<std::string>& outputs = {});
 // `json` as one line of text; strings holding bytes that are not UTF-8 (paths, CSV cells, error

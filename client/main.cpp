@@ -129,6 +129,11 @@ CLI::App* add_submit(CLI::App& app, SubmitCommand& submit, SubmitTexts& t) {
   sub->add_option("--wait-for-worker", t.wait_for_worker,
                   "let jobs wait this long for a worker of the service (capped by the broker's "
                   "service_wait); without it a service nobody serves fails at once");
+  sub->add_option("--missing-leads", submit.inputs.missing_leads,
+                  "refuse (default): a record lacking leads that cannot be derived fails with "
+                  "missing_leads; zero: those leads go to the model as zeros and the result lists "
+                  "them in masked_leads (accuracy with masked leads is not validated)")
+      ->check(CLI::IsMember(schema::kMissingLeadsPolicies));
   sub->add_flag("--ordered", submit.ordered, "print results in input order");
   sub->add_option("-o,--output", submit.output_path, "write the results to FILE instead of stdout");
   sub->add_option("--format", submit.format,

@@ -25,7 +25,7 @@ constexpr ErrorCodeInfo kTable[] = {
      "`ecg.dtype` not `f32`/`f64`/`i16`", "no"},
     {E::MessageTooLarge, "message_too_large", "broker (client library locally)",
      "body over `max_message_bytes`", "no — send less"},
-    {E::QueueFull, "queue_full", "broker", "`max_queue`, `max_queue_per_client`, `max_queued_bytes` or `max_services` reached (the message names it)",
+    {E::QueueFull, "queue_full", "broker", "`max_queue`, `max_queue_per_client`, `max_queued_bytes` or `max_services` reached (the message names it); also a worker's READY for a service beyond `max_services` (with DISCONNECT)",
      "yes, after `retry_after_ms`"},
     {E::NoWorker, "no_worker", "broker, client library",
      "no worker took the job within `service_wait` (or its `wait_for_worker_ms`); from the client "

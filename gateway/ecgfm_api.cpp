@@ -126,7 +126,21 @@ void Gateway::get_info(HttpRequest&, const RequestContext&, Respond respond) {
                  "record shorter than 5 s is refused (too_short)"},
                 {"formats",
                  {"WFDB .hea + signal files", "Challenge .mat + .hea", ".mat (v4)", ".csv", ".npy",
-                  "JSON {samples, fs, leads}"}}};
+                  "EDF / EDF+", "HL7 aECG XML", "GE MUSE XML",
+                  "Philips XML (SierraECG 1.03, "
+                  "PhilipsECG 1.04, 1.04.01)",
+                  "DICOM ECG waveforms", "SCP-ECG v1.x / v2.x", "JSON {samples, fs, leads}"}},
+                {"formats_note",
+                 "told apart by content, not only by extension (docs/formats.md); files that "
+                 "carry their sample rate refuse a different 'fs'"},
+                {"missing_leads",
+                 {{"refuse",
+                   "default: a record lacking leads that cannot be derived fails with "
+                   "missing_leads"},
+                  {"zero",
+                   "those leads go to the model as zeros (as in ECG-FM's random lead masking) "
+                   "and the result lists them in masked_leads; accuracy with masked leads is "
+                   "not validated for the fine-tuned labels"}}}};
   j["outputs"] = {{"probs", "per-record label probabilities {label: p}, aggregated over segments"},
                   {"logits", "per-record logits, mean over segments"},
                   {"embedding", "per-record embedding, mean over segments"},

@@ -98,7 +98,8 @@ Json schemas() {
               {"segment_embeddings", array_of(array_of(type("number")))},
               {"saliency", array_of(array_of(type("number")))},
               {"derived_leads", array_of(type("string"))},
-              {"ignored_channels", array_of(type("string"))}},
+              {"ignored_channels", array_of(type("string"))},
+              {"masked_leads", array_of(type("string"))}},
              {"path", "id", "status", "model", "n_segments", "timings"});
   s["Accepted"] =
       object({{"id", type("string")}, {"state", type("string")}, {"location", type("string")}},
@@ -153,13 +154,15 @@ Json schemas() {
                          {"fs", type("number")},
                          {"leads", array_of(type("string"))},
                          {"outputs", array_of(type("string"))},
-                         {"deadline", type("string")}},
+                         {"deadline", type("string")},
+                         {"missing_leads", Json{{"type", "string"}, {"enum", {"refuse", "zero"}}}}},
                         {"samples", "fs"});
   s["Upload"] = object({{"file", array_of(Json{{"type", "string"}, {"format", "binary"}})},
                         {"outputs", type("string")},
                         {"fs", type("string")},
                         {"leads", type("string")},
-                        {"deadline", type("string")}},
+                        {"deadline", type("string")},
+                        {"missing_leads", type("string")}},
                        {"file"});
   s["V2Error"] = object({{"error", type("string")}}, {"error"});
   s["ServerMetadata"] = object({{"name", type("string")},
@@ -232,7 +235,10 @@ void add_ecgfm_paths(Json& paths) {
        query("outputs", "comma-separated: probs, logits, embedding, segments, saliency"),
        query("fs", "sample rate in Hz of files without one"),
        query("leads", "comma-separated lead names of files without names"),
-       query("deadline", "budget from broker receipt, e.g. 30s")});
+       query("deadline", "budget from broker receipt, e.g. 30s"),
+       query("missing_leads",
+             "refuse (default) or zero: leads that cannot be derived go to the model as zeros, "
+             "listed in masked_leads")});
   predict["requestBody"] = {{"required", true},
                             {"content",
                              {{"multipart/form-data", {{"schema", ref("Upload")}}},

@@ -190,7 +190,7 @@ Expected<PredictInput> read_json(const HttpRequest& request, PredictInput in) {
   nlohmann::json j = nlohmann::json::parse(request.body, nullptr, false);
   if (j.is_discarded()) return Status("bad_request", "the body is not valid JSON", "body");
   if (!j.is_object()) return Status("bad_request", "the body must be a JSON object", "body");
-  for (const char* key : {"outputs", "leads", "fs", "deadline"}) {
+  for (const char* key : {"outputs", "leads", "fs", "deadline", "missing_leads"}) {
     if (!j.contains(key)) continue;
     const auto& v = j.at(key);
     std::string text;
@@ -289,13 +289,21 @@ Status set_field(PredictFields& f, const std::string& name, const std::string& v
     f.deadline_ms = d->count();
     return Status::Ok();
   }
+  if (name == "missing_leads") {
+    if (std::find(schema::kMissingLeadsPolicies.begin(), schema::kMissingLeadsPolicies.end(),
+                  value) == schema::kMissingLeadsPolicies.end())
+      return Status("bad_request", "missing_leads must be refuse or zero", "missing_leads");
+    f.missing_leads = value == "zero" ? value : "";
+    return Status::Ok();
+  }
   if (name == "async") {
     f.async = value == "1" || value == "true";
     if (!f.async && value != "0" && value != "false")
       return Status("bad_request", "async must be 1 or 0", "async");
     return Status::Ok();
   }
-  return Status("bad_request", "unknown field; expected outputs, fs, leads, deadline or async",
+  return Status("bad_request",
+                "unknown field; expected outputs, fs, leads, deadline, missing_leads or async",
                 name.size() <= 64 ? name : name.substr(0, 64));
 }
 
@@ -337,6 +345,7 @@ Expected<PredictInput> read_predict(const HttpRequest& request, const std::strin
   if (!out) return out;
   out->job.outputs = out->fields.outputs;
   out->job.deadline_ms = out->fields.deadline_ms;
+  out->job.missing_leads = out->fields.missing_leads;
   return out;
 }
 

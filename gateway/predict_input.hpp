@@ -19,6 +19,7 @@ struct PredictFields {
   double fs = 0;                       // sample rate of files without one; required for JSON
   std::vector<std::string> leads;      // lead names of files without names
   std::optional<int64_t> deadline_ms;  // budget from broker receipt
+  std::string missing_leads;           // "zero": underivable leads go as zeros ("" = refuse)
   bool async = false;                  // ?async=1: answer 202 at once
 };
 
@@ -33,7 +34,8 @@ struct PredictInput {
 inline constexpr size_t kMaxUploadFiles = 16;
 inline constexpr size_t kMaxFileName = 128;
 
-// Sets one request field by name (outputs, fs, leads, deadline, async); unknown names are
+// Sets one request field by name (outputs, fs, leads, deadline, missing_leads, async); unknown
+// names are
 // bad_request naming the field.
 Status set_field(PredictFields& fields, const std::string& name, const std::string& value);
 // Reads a multipart upload or a JSON body into a job; uploads go through files in a fresh

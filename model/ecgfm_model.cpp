@@ -14,8 +14,10 @@
 #include "common/settings.hpp"
 #include "model/aten_projection.hpp"
 #include "model/attention_products.hpp"
+#include "model/ecgfm_weights.hpp"
 #include "model/packed_conv.hpp"
 #include "model/packed_layer.hpp"
+#include "model/weight_arena.hpp"
 
 namespace ecgq {
 namespace {
@@ -39,63 +41,6 @@ at::ScalarType scalar_type(ckpt::DType d, bool* ok) {
   }
 }
 
-// Memory for the weights that a model keeps, on transparent huge pages. Most of a cold load is
-// first-touch page faults on 4 KiB pages (docs/performance.md, load time); 2 MiB pages cut
-// their number 512-fold. Chunks are unmapped when the last tensor in them goes, so an unloaded
-// model returns its memory to the system at once.
-class WeightArena {
- public:
-  // An uninitialised contiguous tensor in the arena (or from the default allocator when mmap
-  // fails).
-  at::Tensor empty(at::IntArrayRef shape, at::ScalarType type) {
-    int64_t numel = 1;
-    for (int64_t d : shape) numel *= d;
-    const size_t bytes = (static_cast<size_t>(numel) * at::elementSize(type) + 63) & ~size_t{63};
-    if (!chunk_ || used_ + bytes > chunk_->size) {
-      if (!new_chunk(std::max(bytes, kChunkBytes))) return at::empty(shape, type);
-    }
-    char* p = chunk_->base + used_;
-    used_ += bytes;
-    std::shared_ptr<Chunk> keep = chunk_;
-    return at::from_blob(
-        p, shape, [keep](void*) {}, at::TensorOptions().dtype(type));
-  }
-
- private:
-  static constexpr size_t kHugePage = size_t{2} << 20;
-  static constexpr size_t kChunkBytes = size_t{64} << 20;
-
-  struct Chunk {
-    void* map = nullptr;
-    size_t map_size = 0;
-    char* base = nullptr;  // first 2 MiB boundary inside the mapping
-    size_t size = 0;
-    ~Chunk() {
-      if (map != nullptr) munmap(map, map_size);
-    }
-  };
-
-  bool new_chunk(size_t bytes) {
-    const size_t size = (bytes + kHugePage - 1) & ~(kHugePage - 1);
-    auto c = std::make_shared<Chunk>();
-    c->map_size = size + kHugePage;
-    c->map = mmap(nullptr, c->map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (c->map == MAP_FAILED) {
-      c->map = nullptr;
-      return false;
-    }
-    const uintptr_t start = reinterpret_cast<uintptr_t>(c->map);
-    c->base = reinterpret_cast<char*>((start + kHugePage - 1) & ~(kHugePage - 1));
-    c->size = size;
-    madvise(c->base, c->size, MADV_HUGEPAGE);  // advisory: without THP it is plain memory
-    chunk_ = std::move(c);
-    used_ = 0;
-    return true;
-  }
-
-  std::shared_ptr<Chunk> chunk_;
-  size_t used_ = 0;
-};
 
 // Reads tensors of one checkpoint by name into caller-provided float32 buffers.
 class WeightReader {
@@ -181,11 +126,11 @@ struct Layer {
 
 class EcgfmModel : public Model {
  public:
-  EcgfmModel(EcgfmArchitecture arch, ModelInfo info, int64_t split_layers)
+  EcgfmModel(EcgfmArchitecture arch, ModelInfo info, int64_t split_layers, bool pack = false)
       : arch_(std::move(arch)),
         info_(std::move(info)),
         bf16_(info_.precision == "bf16"),
-        packed_(packed_weights_enabled()),
+        packed_(pack && packed_weights_enabled()),
         split_layers_(bf16_ ? split_layers : 0) {}
 
   Status load(const ckpt::Checkpoint& c) {
@@ -209,6 +154,62 @@ class EcgfmModel : public Model {
   }
 
   const ModelInfo& info() const override { return info_; }
+
+  // Every weight slot, named, with whether this model has it and its dtype
+  // (model/ecgfm_weights.hpp).
+  void visit_weights(const WeightVisitor& f) {
+    const at::ScalarType proj = bf16_ ? at::kBFloat16 : at::kFloat, f32 = at::kFloat;
+    for (size_t i = 0; i < conv_.size(); ++i) {
+      const std::string b = "conv" + std::to_string(i) + ".";
+      const bool norm =
+          arch_.extractor_mode == "layer_norm" || (arch_.extractor_mode == "default" && i == 0);
+      for (auto [n, t, has] : {std::tuple{"weight", &conv_[i].weight, true},
+                               {"bias", &conv_[i].bias, arch_.conv_bias},
+                               {"norm_w", &conv_[i].norm_w, norm},
+                               {"norm_b", &conv_[i].norm_b, norm}})
+        f(b + n, *t, has, f32);
+    }
+    for (auto [n, t, has] : {std::tuple{"feat_ln_w", &feat_ln_w_, true},
+                             {"feat_ln_b", &feat_ln_b_, true},
+                             {"proj_in_w", &proj_in_w_, arch_.post_extract_proj},
+                             {"proj_in_b", &proj_in_b_, arch_.post_extract_proj},
+                             {"pos_w", &pos_w_, true},
+                             {"pos_b", &pos_b_, true},
+                             {"enc_ln_w", &enc_ln_w_, true},
+                             {"enc_ln_b", &enc_ln_b_, true},
+                             {"head_w", &head_w_, arch_.num_labels > 0},
+                             {"head_b", &head_b_, arch_.num_labels > 0}})
+      f(n, *t, has, f32);
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      Layer& L = layers_[l];
+      const std::string b = "layer" + std::to_string(l) + ".";
+      const bool lo = bf16_ && static_cast<int64_t>(l) >= arch_.layers - split_layers_;
+      for (auto [n, t, has, type] : {std::tuple{"qkv_w", &L.qkv_w, true, proj},
+                                     {"qkv_lo", &L.qkv_lo, lo, proj},
+                                     {"out_w", &L.out_w, true, proj},
+                                     {"out_lo", &L.out_lo, lo, proj},
+                                     {"fc1_w", &L.fc1_w, true, proj},
+                                     {"fc1_lo", &L.fc1_lo, lo, proj},
+                                     {"fc2_w", &L.fc2_w, true, proj},
+                                     {"fc2_lo", &L.fc2_lo, lo, proj},
+                                     {"qkv_b", &L.qkv_b, true, f32},
+                                     {"out_b", &L.out_b, true, f32},
+                                     {"fc1_b", &L.fc1_b, true, f32},
+                                     {"fc2_b", &L.fc2_b, true, f32},
+                                     {"ln1_w", &L.ln1_w, true, f32},
+                                     {"ln1_b", &L.ln1_b, true, f32},
+                                     {"ln2_w", &L.ln2_w, true, f32},
+                                     {"ln2_b", &L.ln2_b, true, f32}})
+        f(b + n, *t, has, type);
+    }
+  }
+
+  // Empty weight slots for the architecture, for visit_weights to fill.
+  void make_slots() {
+    conv_.resize(arch_.conv.size());
+    for (size_t i = 0; i < conv_.size(); ++i) conv_[i].stride = arch_.conv[i].stride;
+    layers_.resize(static_cast<size_t>(arch_.layers));
+  }
 
   Expected<ModelOutput> run(const float* x, int64_t n, const RunOptions& options) override {
     return run_capture(x, n, options, nullptr);
@@ -568,7 +569,8 @@ Expected<std::unique_ptr<Model>> load_ecgfm(const ckpt::Checkpoint& checkpoint,
   if (options.precision == "bf16")
     info.architecture +=
         ", bf16 projections (last " + std::to_string(split) + " layers split hi+lo)";
-  auto model = std::make_unique<EcgfmModel>(std::move(arch), std::move(info), split);
+  auto model =
+      std::make_unique<EcgfmModel>(std::move(arch), std::move(info), split, options.pack_weights);
   try {
     Status s = model->load(checkpoint);
     if (!s.ok()) return s.with_context(checkpoint.path);
@@ -586,6 +588,17 @@ Expected<ModelOutput> run_ecgfm_with_capture(Model& model, const float* x, int64
   if (m == nullptr)
     return Status(ErrorCode::BadInput, "run_ecgfm_with_capture needs a native ECG-FM model");
   return m->run_capture(x, n, options, capture);
+}
+
+void visit_ecgfm_weights(Model& model, const WeightVisitor& visit) {
+  dynamic_cast<EcgfmModel&>(model).visit_weights(visit);
+}
+
+std::unique_ptr<Model> make_ecgfm_shell(EcgfmArchitecture arch, ModelInfo info,
+                                        int64_t split_layers) {
+  auto model = std::make_unique<EcgfmModel>(std::move(arch), std::move(info), split_layers);
+  model->make_slots();
+  return model;
 }
 
 }  // namespace ecgq

@@ -50,8 +50,12 @@ struct ModelOutput {
 struct LoadOptions {
   std::string model_kind = "auto";  // "auto", "ecgfm" or "torchscript"
   std::string precision = "fp32";   // "fp32" or "bf16"
+  bool precision_set = false;       // the user chose `precision` (a model file refuses another)
   int bf16_split_layers = -1;       // bf16: last layers with hi+lo weights (-1 = measured default)
-  int intra_op_threads = 0;         // 0 = leave LibTorch's choice
+  int intra_op_threads = 0;         // 0 = keep the plan configure_threads made
+  // Pack the projections for oneDNN at load (also off with ECGQ_PACKED_WEIGHTS=0). An export
+  // turns it off: it writes the plain weights, which packing leaves behind.
+  bool pack_weights = true;
 };
 
 // A loaded model; run() may be called from one thread at a time.
@@ -68,7 +72,10 @@ class Model {
 // says); errors name the file and what is wrong with it.
 Expected<std::unique_ptr<Model>> load_model(const std::string& path, const LoadOptions& options);
 
-// Sets the process's thread plan (torch intra-op, inter-op, OpenMP/OpenBLAS); 0 keeps a default.
-void configure_threads(int intra_op_threads);
+// Sizes the process's thread pools together (LibTorch intra-op, one inter-op thread, OpenMP,
+// OpenBLAS): `intra_op_threads`, or with 0 every CPU the process may use (the affinity mask
+// limited by a cgroup CPU quota, common/cpu_budget.hpp). Returns the choice for the start-up
+// log, e.g. "2 (affinity 2 CPUs, cgroup quota none)".
+std::string configure_threads(int intra_op_threads);
 
 }  // namespace ecgq

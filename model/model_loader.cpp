@@ -5,9 +5,11 @@
 
 #include <mutex>
 
+#include "common/cpu_budget.hpp"
 #include "model/checkpoint.hpp"
 #include "model/ecgfm_model.hpp"
 #include "model/model.hpp"
+#include "model/model_export.hpp"
 #include "model/torchscript_model.hpp"
 
 namespace ecgq {
@@ -40,6 +42,8 @@ Expected<std::unique_ptr<Model>> load_fairseq(const std::string& path, const Loa
 Expected<std::unique_ptr<Model>> load_model(const std::string& path, const LoadOptions& options) {
   if (options.intra_op_threads > 0) configure_threads(options.intra_op_threads);
   if (options.model_kind == "torchscript") return load_torchscript(path, options);
+  // A compact model file (ecgq-worker export) is told apart by its magic number.
+  if (is_model_file(path)) return load_model_file(path, options);
   if (options.model_kind == "ecgfm") return load_fairseq(path, options);
   if (options.model_kind != "auto")
     return Status(ErrorCode::BadConfig,
@@ -50,8 +54,14 @@ Expected<std::unique_ptr<Model>> load_model(const std::string& path, const LoadO
   return load_fairseq(path, options);
 }
 
-void configure_threads(int intra_op_threads) {
-  if (intra_op_threads <= 0) return;
+std::string configure_threads(int intra_op_threads) {
+  const CpuBudget budget = process_cpu_budget();
+  std::string choice = budget.describe();
+  if (intra_op_threads > 0) {
+    choice = std::to_string(intra_op_threads) + " (as set; " + budget.sources() + ")";
+  } else {
+    intra_op_threads = budget.threads;
+  }
   at::set_num_threads(intra_op_threads);
   // Inter-op threads can be set only once per process, before any inter-op work.
   static std::once_flag interop_once;
@@ -67,6 +77,7 @@ void configure_threads(int intra_op_threads) {
     f(intra_op_threads);
   if (auto f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
     f(intra_op_threads);
+  return choice;
 }
 
 }  // namespace ecgq

@@ -11,8 +11,9 @@
 namespace ecgq::ext {
 
 // Why the broker refused or retired a worker: frame 3 of an ecgq DISCONNECT (a strict RFC 18
-// worker ignores it). `code` is model_mismatch (its model is not the service's) or model_retired
-// (a rollout replaced its model and its jobs are done).
+// worker ignores it). `code` is model_mismatch (its model is not the service's), model_retired
+// (a rollout replaced its model and its jobs are done) or queue_full (its service would be one
+// more than max_services).
 struct WorkerRefusal {
   std::string code;
   std::string message;  // names both models

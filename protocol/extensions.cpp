@@ -521,7 +521,38 @@ CacheInfo decode_cache_info(const msgpack::object& o, Skipped* skipped) {
   return c;
 }
 
-std::string encode_dead_letter(const DeadLetter& d) {
+std::string encode_journal_info(const JournalInfo& j) {
+  return MapWriter()
+      .add("enabled", j.enabled)
+      .add("path", j.path)
+      .add("sync", j.sync)
+      .add("bytes", j.bytes)
+      .add("max_bytes", j.max_bytes)
+      .add("jobs", j.jobs)
+      .add("state", j.state)
+      .add("last_error", j.last_error)
+      .add("transactions", j.transactions)
+      .add("records", j.records)
+      .finish();
+}
+
+JournalInfo decode_journal_info(const msgpack::object& o, Skipped* skipped) {
+  JournalInfo j;
+  const FieldReader r(o, "journal.", skipped);
+  r.read("enabled", j.enabled);
+  r.read("path", j.path);
+  r.read("sync", j.sync);
+  r.read("bytes", j.bytes);
+  r.read("max_bytes", j.max_bytes);
+  r.read("jobs", j.jobs);
+  r.read("state", j.state);
+  r.read("last_error", j.last_error);
+  r.read("transactions", j.transactions);
+  r.read("records", j.records);
+  return j;
+}
+
+std::string encode_letter(const DeadLetter& d) {
   std::vector<std::string> attempts;
   for (const auto& a : d.attempts)
     attempts.push_back(
@@ -561,11 +592,20 @@ DeadLetter decode_dead_letter(const msgpack::object& o, const std::string& prefi
 
 }  // namespace
 
+std::string encode_dead_letter(const DeadLetter& letter) {
+  return encode_letter(letter);
+}
+
+Expected<DeadLetter> decode_dead_letter(const std::string& body) {
+  ASSIGN_OR_RETURN(auto parsed, schema::detail::parse_map(body));
+  return decode_dead_letter(parsed.get(), "", nullptr);
+}
+
 std::string encode_status(const BrokerStatus& s) {
   MapWriter services;
   for (const auto& [name, svc] : s.services) services.add_encoded(name, encode_service_info(svc));
   std::vector<std::string> dead_letters;
-  for (const auto& d : s.dead_letters) dead_letters.push_back(encode_dead_letter(d));
+  for (const auto& d : s.dead_letters) dead_letters.push_back(encode_letter(d));
   return MapWriter()
       .add("v", schema::kVersion)
       .add("uptime_ms", s.uptime_ms)
@@ -573,6 +613,7 @@ std::string encode_status(const BrokerStatus& s) {
       .add_encoded("services", services.finish())
       .add_encoded("counters", encode_counters(s.counters))
       .add_encoded("result_cache", encode_cache_info(s.result_cache))
+      .add_encoded("journal", encode_journal_info(s.journal))
       .add_encoded_array("dead_letters", dead_letters)
       .finish();
 }
@@ -595,6 +636,8 @@ Expected<BrokerStatus> decode_status(const std::string& body, Skipped* skipped) 
     s.counters = decode_counters(*counters, skipped);
   if (const msgpack::object* cache = sub_map(r, "result_cache"))
     s.result_cache = decode_cache_info(*cache, skipped);
+  if (const msgpack::object* journal = sub_map(r, "journal"))
+    s.journal = decode_journal_info(*journal, skipped);
   const msgpack::object* dead = r.get("dead_letters");
   if (dead != nullptr && dead->type == msgpack::type::ARRAY)
     for (uint32_t i = 0; i < dead->via.array.size; ++i)

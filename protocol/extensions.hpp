@@ -186,6 +186,20 @@ struct CacheInfo {
   int64_t expirations = 0;
 };
 
+// The durable journal in mmi.status (`enabled` false and the rest empty without one).
+struct JournalInfo {
+  bool enabled = false;
+  std::string path;          // the SQLite file
+  std::string sync;          // journal_sync: full or normal
+  int64_t bytes = 0;         // the file and its WAL on disk
+  int64_t max_bytes = 0;     // journal_max_bytes
+  int64_t jobs = 0;          // jobs it holds: queued, running and finished ones with a result
+  std::string state;         // ok, full (the last new job got journal_full) or unavailable
+  std::string last_error;    // why it is full or unavailable ("" when ok)
+  int64_t transactions = 0;  // committed since the broker started
+  int64_t records = 0;       // records written since the broker started
+};
+
 // One failed attempt of a dead-lettered job.
 struct DeadAttempt {
   std::string worker;   // worker_id of the worker that had it
@@ -209,8 +223,12 @@ struct BrokerStatus {
   std::map<std::string, ServiceInfo> services;  // by name
   StatusCounters counters;
   CacheInfo result_cache;
+  JournalInfo journal;
   std::vector<DeadLetter> dead_letters;  // newest last, at most dead_letter_max
 };
+// One dead letter as a msgpack map (mmi.status's element; the journal keeps them so).
+std::string encode_dead_letter(const DeadLetter& letter);
+Expected<DeadLetter> decode_dead_letter(const std::string& body);
 // Encodes the mmi.status body, keys in the documented order.
 std::string encode_status(const BrokerStatus& status);
 // Decodes an mmi.status body; fails only when it is not one msgpack map.

@@ -386,8 +386,9 @@ std::string encode_job(const Job& job) {
   Packer pk(buf);
   const uint32_t n = 4 + (!job.id.empty()) + (!job.gain.empty()) + (!job.baseline.empty()) +
                      (!job.units.empty()) + (!job.outputs.empty()) + job.deadline_ms.has_value() +
-                     (!job.model_sha256.empty()) + job.wait_for_worker_ms.has_value() +
-                     (!job.meta.empty()) + job.dispatch.has_value();
+                     (!job.model_sha256.empty()) + (!job.missing_leads.empty()) +
+                     job.wait_for_worker_ms.has_value() + (!job.meta.empty()) +
+                     job.dispatch.has_value();
   pk.pack_map(n);
   detail::pack_key(pk, "v");
   pk.pack_int(kVersion);
@@ -425,6 +426,10 @@ std::string encode_job(const Job& job) {
     detail::pack_key(pk, "model_sha256");
     pk.pack(job.model_sha256);
   }
+  if (!job.missing_leads.empty()) {
+    detail::pack_key(pk, "missing_leads");
+    pk.pack(job.missing_leads);
+  }
   if (job.wait_for_worker_ms) {
     detail::pack_key(pk, "wait_for_worker_ms");
     pk.pack_int64(*job.wait_for_worker_ms);
@@ -457,6 +462,7 @@ struct JobFields {
   const msgpack::object* deadline = nullptr;
   const msgpack::object* model_sha256 = nullptr;
   const msgpack::object* wait_for_worker = nullptr;
+  const msgpack::object* missing_leads = nullptr;
   const msgpack::object* meta = nullptr;
   const msgpack::object* dispatch = nullptr;
 };
@@ -475,6 +481,7 @@ JobFields job_fields(const msgpack::object& root) {
       {"deadline_ms", &JobFields::deadline},
       {"model_sha256", &JobFields::model_sha256},
       {"wait_for_worker_ms", &JobFields::wait_for_worker},
+      {"missing_leads", &JobFields::missing_leads},
       {"meta", &JobFields::meta},
       {"dispatch", &JobFields::dispatch}};
   JobFields f;
@@ -571,7 +578,18 @@ Status decode_model_pin(const JobFields& f, Job& job) {
   return Status::Ok();
 }
 
-// units, outputs, deadline_ms, model_sha256, meta and dispatch.
+// missing_leads: "refuse" or "zero".
+Status decode_missing_leads(const JobFields& f, Job& job) {
+  if (!present(f.missing_leads)) return Status::Ok();
+  ASSIGN_OR_RETURN(job.missing_leads, detail::get_string(*f.missing_leads, "missing_leads"));
+  for (const auto& p : kMissingLeadsPolicies)
+    if (job.missing_leads == p) return Status::Ok();
+  return bad_request(
+      "missing_leads must be refuse or zero, got \"" + loggable(job.missing_leads, 40) + "\"",
+      "missing_leads");
+}
+
+// units, outputs, deadline_ms, model_sha256, missing_leads, meta and dispatch.
 Status decode_options(const JobFields& f, Job& job) {
   if (present(f.units)) {
     ASSIGN_OR_RETURN(job.units, detail::get_string(*f.units, "units"));
@@ -597,6 +615,7 @@ Status decode_options(const JobFields& f, Job& job) {
     ASSIGN_OR_RETURN(job.wait_for_worker_ms, budget_ms(*f.wait_for_worker, "wait_for_worker_ms"));
   }
   RETURN_IF_ERROR(decode_model_pin(f, job));
+  RETURN_IF_ERROR(decode_missing_leads(f, job));
   if (present(f.meta)) job.meta = repack(*f.meta);
   if (present(f.dispatch)) {
     ASSIGN_OR_RETURN(job.dispatch, get_dispatch(*f.dispatch));

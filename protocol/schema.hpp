@@ -40,13 +40,18 @@ struct Job {
   std::vector<std::string> outputs;  // wanted outputs (see kOutputNames); empty = model default
   std::optional<int64_t> deadline_ms;         // budget from the broker's receipt of the job
   std::optional<int64_t> wait_for_worker_ms;  // how long to wait for a worker of its service
-  std::string model_sha256;  // only a worker with this model may run it ("" = any); 64 hex digits
-  std::string meta;          // raw msgpack of `meta`, echoed verbatim in the result
+  std::string model_sha256;   // only a worker with this model may run it ("" = any); 64 hex digits
+  std::string missing_leads;  // "zero": leads that cannot be read or derived are zeros (listed in
+                              // the result's masked_leads); "" or "refuse": missing_leads error
+  std::string meta;           // raw msgpack of `meta`, echoed verbatim in the result
   std::optional<DispatchInfo> dispatch;  // set by the broker only
 };
 
 // The largest deadline_ms and wait_for_worker_ms (30 days): beyond it a clock would overflow.
 inline constexpr int64_t kMaxJobBudgetMs = int64_t{30} * 24 * 3600 * 1000;
+
+// What a job may say of leads that cannot be read or derived (missing_leads).
+inline const std::vector<std::string> kMissingLeadsPolicies = {"refuse", "zero"};
 
 // Output names a job may ask for.
 inline const std::vector<std::string> kOutputNames = {"probs", "logits", "embedding", "segments",
@@ -108,6 +113,8 @@ struct Result {
   int64_t n_segments = 0;
   std::vector<std::string> derived_leads;     // leads computed from I and II
   std::vector<std::string> ignored_channels;  // input channels not used
+  std::vector<std::string> masked_leads;      // leads given to the model as zeros (missing_leads:
+                                              // zero), in model order
   ModelIdentity model;
   std::string worker_id;
   int64_t attempts = 1;

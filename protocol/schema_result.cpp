@@ -140,7 +140,8 @@ std::string encode_result(const Result& r) {
   Packer pk(buf);
   const uint32_t n = 14 + r.error.has_value() + !r.labels.empty() + !r.probs.empty() +
                      !r.logits.empty() + !r.embedding.empty() + r.segment_probs.has_value() +
-                     r.segment_embeddings.has_value() + r.saliency.has_value() + !r.meta.empty();
+                     r.segment_embeddings.has_value() + r.saliency.has_value() + !r.meta.empty() +
+                     !r.masked_leads.empty();
   pk.pack_map(n);
   pack_key(pk, "v");  // 1
   pk.pack_int(kVersion);
@@ -196,6 +197,10 @@ std::string encode_result(const Result& r) {
   pack_strings(pk, r.derived_leads);
   pack_key(pk, "ignored_channels");  // 6
   pack_strings(pk, r.ignored_channels);
+  if (!r.masked_leads.empty()) {
+    pack_key(pk, "masked_leads");
+    pack_strings(pk, r.masked_leads);
+  }
   pack_key(pk, "model");  // 7
   detail::pack_model(pk, r.model);
   pack_key(pk, "worker_id");  // 8
@@ -271,6 +276,8 @@ Status read_result_key(const std::string& k, const msgpack::object& val, Result&
     return take_strings(r.derived_leads);
   } else if (k == "ignored_channels") {
     return take_strings(r.ignored_channels);
+  } else if (k == "masked_leads") {
+    return take_strings(r.masked_leads);
   } else if (k == "model") {
     ASSIGN_OR_RETURN(r.model, get_model(val));
   } else if (k == "worker_id") {

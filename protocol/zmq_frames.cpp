@@ -7,26 +7,37 @@
 
 namespace ecgq::mdp {
 
+namespace {
+
+// The ZAP User-Id of the connection `parts` came over (the last frame came over the wire: a
+// ROUTER's first frame is its own routing id, which carries no connection metadata).
+std::string user_id_of(std::vector<zmq::message_t>& parts) {
+  const char* uid = parts.empty() ? nullptr : zmq_msg_gets(parts.back().handle(), "User-Id");
+  return uid ? uid : "";
+}
+
+}  // namespace
+
+Frames copy_frames(const std::vector<zmq::message_t>& parts) {
+  Frames frames;
+  frames.reserve(parts.size());
+  for (const auto& p : parts) frames.emplace_back(static_cast<const char*>(p.data()), p.size());
+  return frames;
+}
+
 std::optional<Frames> recv_frames(zmq::socket_t& socket, zmq::recv_flags flags,
                                   std::string* user_id) {
   std::vector<zmq::message_t> parts;
   if (!zmq::recv_multipart(socket, std::back_inserter(parts), flags)) return std::nullopt;
-  if (user_id) {
-    // The last frame came over the wire (a ROUTER's first frame is its own routing id, which
-    // carries no connection metadata).
-    const char* uid = parts.empty() ? nullptr : zmq_msg_gets(parts.back().handle(), "User-Id");
-    *user_id = uid ? uid : "";
-  }
-  Frames frames;
-  frames.reserve(parts.size());
-  for (auto& p : parts) frames.emplace_back(static_cast<const char*>(p.data()), p.size());
-  return frames;
+  if (user_id) *user_id = user_id_of(parts);
+  return copy_frames(parts);
 }
 
 std::optional<SplitMessage> recv_split(zmq::socket_t& socket, size_t head_frames,
-                                       zmq::recv_flags flags) {
+                                       zmq::recv_flags flags, std::string* user_id) {
   std::vector<zmq::message_t> parts;
   if (!zmq::recv_multipart(socket, std::back_inserter(parts), flags)) return std::nullopt;
+  if (user_id) *user_id = user_id_of(parts);
   SplitMessage message;
   const size_t head = std::min(head_frames, parts.size());
   message.head.reserve(head);

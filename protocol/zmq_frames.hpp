@@ -27,10 +27,14 @@ struct SplitMessage {
 };
 
 // Receives one whole multipart message, copying only its first `head_frames` frames: a worker's
-// REQUEST body (frame 4, up to 128 MiB) is decoded where it arrived instead of copied. nullopt
-// and errors as recv_frames().
+// REQUEST body (frame 4, up to 128 MiB) is decoded where it arrived instead of copied, and the
+// broker copies a large body off its loop. nullopt, errors and `user_id` as recv_frames().
 std::optional<SplitMessage> recv_split(zmq::socket_t& socket, size_t head_frames,
-                                       zmq::recv_flags flags = zmq::recv_flags::none);
+                                       zmq::recv_flags flags = zmq::recv_flags::none,
+                                       std::string* user_id = nullptr);
+
+// The frames of `parts`, copied into strings.
+Frames copy_frames(const std::vector<zmq::message_t>& parts);
 
 // Sends `frames` as one multipart message; false when the first frame cannot be queued now
 // (EAGAIN with dontwait: no peer or high-water mark). Once the first frame is queued, the rest

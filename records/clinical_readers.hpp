@@ -31,9 +31,15 @@ Expected<EcgRecord> read_dicom(const std::string& bytes, const std::string& path
 // Plain, Base64 or XLI-compressed.
 Expected<EcgRecord> read_philips(const std::string& bytes, const std::string& path);
 
-// SCP-ECG v1.x / v2.x: record and section CRCs, default or custom Huffman tables, first- or
-// second-difference rhythm data (section 6). Reference-beat subtraction and bimodal compression
-// are refused (unsupported_format) until they are read.
+// SCP-ECG v1.x / v2.x: record and section CRCs, default or custom Huffman tables (int16 without
+// section 2), first- or second-difference rhythm data (section 6); with reference-beat
+// subtraction and/or bimodal compression the rhythm is rebuilt from sections 4, 5 and 6 at the
+// reference beat's rate.
 Expected<EcgRecord> read_scp(const std::string& bytes, const std::string& path);
+
+// The reference beat of an SCP-ECG record (section 5, as long as section 4 says, at its own
+// rate): for comparing with a file's representative beat, and what ecgq adds back into a
+// residual rhythm.
+Expected<EcgRecord> read_scp_reference_beat(const std::string& bytes, const std::string& path);
 
 }  // namespace ecgq

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -288,6 +289,18 @@ namespace {
 
 // The clinical format `path` holds by its content (or its extension when that names one), read;
 // nullopt when the content is none of them and the extension names none.
+// A clinical file carries its sample rate: an `fs` option that differs from it is an error
+// naming both (bad_request, field fs), never silently ignored or applied.
+Status check_own_rate(const EcgRecord& r, double fs) {
+  if (!(fs > 0) || std::fabs(fs - r.fs) <= 1e-6 * r.fs) return Status::Ok();
+  char buf[200];
+  std::snprintf(buf, sizeof buf,
+                ": the %s file records %.6g Hz but fs (--fs) says %.6g Hz; files that carry "
+                "their sample rate keep it (leave fs out)",
+                r.format.c_str(), r.fs, fs);
+  return Status(ErrorCode::BadRequest, r.path + buf, "fs");
+}
+
 std::optional<Expected<EcgRecord>> read_by_content(const std::string& path,
                                                    const RecordExtension* known) {
   std::string head(4096, '\0');
@@ -349,6 +362,7 @@ Expected<EcgRecord> read_record(const std::string& path, const ReadOptions& opti
         if (s.file_name == base_of(path)) return read_wfdb_record(header, options);
   }
   auto clinical = read_by_content(path, known);
+  if (clinical && clinical->ok()) RETURN_IF_ERROR(check_own_rate(**clinical, options.fs));
   if (clinical) return std::move(*clinical);
   if (known && known->format == RecordFormat::Mat) return read_mat_v4(path, options);
   return Status(ErrorCode::UnsupportedFormat,

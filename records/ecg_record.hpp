@@ -15,8 +15,9 @@ namespace ecgq {
 // What a reader cannot learn from some files, and how strict to be.
 struct ReadOptions {
   double fs = 0;  // sample rate for files that carry none (.npy, headerless .mat, CSV without a
-                  // time/fs column); when > 0 it also overrides the file's own rate (a warning
-                  // says so)
+                  // time/fs column); when > 0 it also overrides a WFDB header's rate (a warning
+                  // says so); a clinical file (EDF, XML, DICOM, SCP-ECG) whose own rate differs
+                  // is refused (bad_request, field fs)
   std::vector<std::string> leads;  // channel names for files without names (.npy, headerless
                                    // .mat, CSV without a header row); default: the 12 model leads
                                    // when there are 12 channels

@@ -210,6 +210,7 @@ Expected<RawEcg> to_physical(const schema::Job& job, std::string_view samples) {
   raw.n_samples = n_samples;
   raw.fs = job.fs;
   raw.leads = job.leads;
+  raw.zero_missing_leads = job.missing_leads == "zero";
   raw.samples.resize(static_cast<size_t>(n_leads * n_samples));
   const char* data = samples.data();
   double (*element)(const char*, int64_t) = a.dtype == "f32"   ? &load<float>
@@ -302,9 +303,11 @@ Expected<std::vector<double>> model_order_leads(const RawEcg& raw,
 
 // Derives the limb leads that are missing from those present (Einthoven: III = II - I, so any two
 // of I, II, III give the third; the augmented leads follow from I and II); missing_leads when
-// some lead can be neither read nor derived.
+// some lead can be neither read nor derived, unless `zero_missing` (those rows stay zero, as in
+// ECG-FM's random lead masking, and are listed in masked_leads) and some lead was read.
 Status derive_missing_leads(std::vector<double>& leads, int64_t n,
-                            const std::array<int64_t, 12>& source, Preprocessed& out) {
+                            const std::array<int64_t, 12>& source, bool zero_missing,
+                            Preprocessed& out) {
   auto row = [&](int i) { return leads.data() + static_cast<int64_t>(i) * n; };
   bool have[12];
   for (int i = 0; i < 12; ++i) have[i] = source[i] >= 0;
@@ -331,6 +334,10 @@ Status derive_missing_leads(std::vector<double>& leads, int64_t n,
   std::vector<std::string> present;
   for (int i = 0; i < 12; ++i)
     if (source[i] >= 0) present.push_back(kModelLeads[i]);
+  if (zero_missing && !present.empty()) {
+    out.masked_leads = std::move(missing);
+    return Status::Ok();
+  }
   return Status(ErrorCode::MissingLeads,
                 "missing lead" + std::string(missing.size() > 1 ? "s " : " ") + join(missing) +
                     "; ECG-FM needs all 12 leads (I, II, III, aVR, aVL, aVF, V1-V6; III, aVR, "
@@ -351,7 +358,7 @@ Expected<std::vector<double>> standardize(const RawEcg& raw, std::vector<double>
   // Model order before resampling: the derivations are linear, so deriving before or after linear
   // interpolation gives the same values.
   ASSIGN_OR_RETURN(auto leads, model_order_leads(raw, source, adoptable));
-  RETURN_IF_ERROR(derive_missing_leads(leads, n, source, out));
+  RETURN_IF_ERROR(derive_missing_leads(leads, n, source, raw.zero_missing_leads, out));
 
   // Resample to 500 Hz, then standardise each lead over the whole record.
   const int64_t m = n_out;

@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "common/status.hpp"
 #include "protocol/decoded_job.hpp"
 #include "protocol/schema.hpp"
-#include "common/status.hpp"
 
 namespace ecgq {
 
@@ -22,6 +22,8 @@ struct RawEcg {
   int64_t n_samples = 0;
   double fs = 0;
   std::vector<std::string> leads;
+  bool zero_missing_leads = false;  // the job's missing_leads is "zero": give leads that cannot be
+                                    // read or derived as zeros instead of refusing the record
 };
 
 // Model input for one record.
@@ -30,6 +32,7 @@ struct Preprocessed {
   int64_t n_segments = 0;
   std::vector<std::string> derived_leads;     // leads computed from I and II
   std::vector<std::string> ignored_channels;  // input channels not used (with reason)
+  std::vector<std::string> masked_leads;      // model leads given as zeros (zero_missing_leads)
 };
 
 // Limits a worker applies to records.
@@ -46,7 +49,8 @@ Expected<RawEcg> raw_from_job(const schema::Job& job);
 Expected<RawEcg> raw_from_job(const schema::DecodedJob& job);
 
 // Lead mapping, derived limb leads, linear resampling to 500 Hz, per-lead z-score over the whole
-// record (float64), 5 s segments; errors: missing_leads, too_short, too_long, bad_samples.
+// record (float64), 5 s segments; errors: missing_leads (unless raw.zero_missing_leads and some
+// lead is there), too_short, too_long, bad_samples.
 Expected<Preprocessed> preprocess_ecg(const RawEcg& raw, const PreprocessLimits& limits);
 // The same for a record given away: its sample buffer becomes the working buffer when its
 // channels are the 12 model leads in order (no copy of the samples).

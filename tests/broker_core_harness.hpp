@@ -86,6 +86,8 @@ class Core {
 
   TimePoint now;
   BrokerCore core;
+  std::string key;     // the CURVE key of the next messages ("" = CURVE off)
+  unsigned roles = 0;  // the roles of that key
 
   // Moves the clock and ticks.
   Actions advance(std::chrono::milliseconds d) {
@@ -93,8 +95,15 @@ class Core {
     return core.handle(Tick{now});
   }
   Actions tick() { return core.handle(Tick{now}); }
+  // The messages that follow arrive with this CURVE key and these roles (as the socket side
+  // would stamp them); the default, no key and no roles, is a broker without CURVE.
+  Core& as(std::string curve_key, unsigned curve_roles) {
+    key = std::move(curve_key);
+    roles = curve_roles;
+    return *this;
+  }
   Actions received(const std::string& peer, Frames frames) {
-    return core.handle(Received{peer, std::move(frames), now, {}, 0});
+    return core.handle(Received{peer, std::move(frames), now, key, roles});
   }
   Actions request(const std::string& client, const std::string& service, Frames body) {
     return received(client,

@@ -1,8 +1,9 @@
-// Writers of small clinical-format files for the tests: EDF(+) and GE MUSE XML.
+// Writers of small clinical-format files for the tests: EDF(+), GE MUSE XML and SCP-ECG.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -88,6 +89,87 @@ inline std::string muse_file(const std::string& i_data, const std::string& ii_da
            return extra;
          }() +
          "</Waveform></RestingECG>\n";
+}
+
+// Little-endian bytes of `v` (`n` of them).
+inline std::string le(uint32_t v, int n) {
+  std::string o;
+  for (int i = 0; i < n; ++i) o.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+  return o;
+}
+
+// `values` coded with the default Huffman table of EN 1064: 0 -> "0", +-1..8 -> ones, a zero
+// and the sign, others 1111111110 + 8 bits or 1111111111 + 16 bits; padded to whole bytes.
+inline std::string scp_default_huffman(const std::vector<int32_t>& values) {
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  auto put = [&](uint32_t code, int n) {
+    for (int i = n - 1; i >= 0; --i) {
+      acc = (acc << 1) | ((code >> i) & 1);
+      if (++bits == 8) {
+        out.push_back(static_cast<char>(acc));
+        acc = 0;
+        bits = 0;
+      }
+    }
+  };
+  for (int32_t v : values) {
+    const uint32_t m = static_cast<uint32_t>(v < 0 ? -v : v);
+    if (v == 0)
+      put(0, 1);
+    else if (m <= 8)
+      put((((1u << m) - 1) << 2) | (v < 0 ? 1 : 0), static_cast<int>(m) + 2);
+    else if (v >= -128 && v <= 127)
+      put((0x3FEu << 8) | (static_cast<uint32_t>(v) & 0xFF), 18);
+    else
+      put((0x3FFu << 16) | (static_cast<uint32_t>(v) & 0xFFFF), 26);
+  }
+  if (bits) put(0, 8 - bits);
+  return out;
+}
+
+// A section 5/6 body: AVM (nV), sample interval (us), difference encoding (applied here to
+// `leads` before coding with the default table), the bimodal byte, lengths, data.
+inline std::string scp_lead_block(uint32_t avm, uint32_t interval_us, int difference, int bimodal,
+                                  const std::vector<std::vector<int32_t>>& leads) {
+  std::string head = le(avm, 2) + le(interval_us, 2) + le(static_cast<uint32_t>(difference), 1) +
+                     le(static_cast<uint32_t>(bimodal), 1);
+  std::string data;
+  for (const auto& v : leads) {
+    std::vector<int32_t> d = v;
+    for (size_t t = d.size(); t-- > static_cast<size_t>(difference);)
+      d[t] = difference == 1 ? v[t] - v[t - 1] : v[t] - 2 * v[t - 1] + v[t - 2];
+    const std::string coded = scp_default_huffman(d);
+    head += le(static_cast<uint32_t>(coded.size()), 2);
+    data += coded;
+  }
+  return head + data;
+}
+
+// An SCP-ECG record of the given section bodies (section 0 is made here); every section header
+// carries "SCPECG", lengths and CRCs are right.
+inline std::string scp_record(const std::map<int, std::string>& bodies) {
+  auto section = [](int id, const std::string& body) {
+    std::string s = le(static_cast<uint32_t>(id), 2) +
+                    le(static_cast<uint32_t>(16 + body.size()), 4) +
+                    std::string("\x14\x14SCPECG", 8) + body;
+    return le(clinical::crc_ccitt(s), 2) + s;
+  };
+  const size_t s0_size = 16 + 10 * (bodies.size() + 1);
+  std::string pointers, rest;
+  size_t at = 6 + s0_size;
+  pointers += le(0, 2) + le(static_cast<uint32_t>(s0_size), 4) + le(7, 4);
+  for (const auto& [id, body] : bodies) {
+    const std::string s = section(id, body);
+    pointers += le(static_cast<uint32_t>(id), 2) + le(static_cast<uint32_t>(s.size()), 4) +
+                le(static_cast<uint32_t>(at + 1), 4);
+    at += s.size();
+    rest += s;
+  }
+  const std::string tail =
+      le(static_cast<uint32_t>(6 + s0_size + rest.size()), 4) + section(0, pointers) + rest;
+  return le(clinical::crc_ccitt(tail), 2) + tail;
 }
 
 }  // namespace ecgq::test

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "broker/core.hpp"
+#include "protocol/admission.hpp"
 #include "protocol/schema.hpp"
 #include "tests/broker_core_harness.hpp"
 
@@ -71,6 +72,36 @@ TEST(BrokerBounds, MaxServicesRefusesANewServiceAndNamesTheBound) {
   EXPECT_EQ(e->retry_after_ms, 1000);
   // Known services still take jobs.
   EXPECT_FALSE(h.request("s2"));
+}
+
+TEST(BrokerBounds, AReadyForANewServiceCountsTowardMaxServices) {
+  BrokerConfig c = config();
+  c.max_services = 2;
+  Harness h(c);
+  const std::string other = std::string(1, '\0') + "other";
+  const std::string third = std::string(1, '\0') + "third";
+  const char disconnect = static_cast<char>(mdp::WorkerCommand::Disconnect);
+  EXPECT_FALSE(h.request("s1"));  // queued: s1 is known
+  EXPECT_TRUE(
+      Harness::sent(h.ready(kWorker, test::ready_meta("w"), "s2"), kWorker, disconnect).empty());
+  // A third service named by a worker is refused with DISCONNECT and a refusal naming the bound.
+  const Actions out = h.ready(third, test::ready_meta("w3"), "s3");
+  const auto refusals = Harness::sent(out, third, disconnect);
+  ASSERT_EQ(refusals.size(), 1u);
+  ASSERT_EQ(refusals[0].size(), 3u);
+  auto refusal = ext::decode_refusal(refusals[0][2]);
+  ASSERT_TRUE(refusal.ok()) << refusal.status().to_string();
+  EXPECT_EQ(refusal->code, "queue_full");
+  EXPECT_NE(refusal->message.find("max_services=2"), std::string::npos) << refusal->message;
+  EXPECT_EQ(h.status().services.count("s3"), 0u);
+  // So is a job for it; known services keep serving, and a worker of a known one is admitted.
+  auto e = h.request("s3");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code, "queue_full");
+  EXPECT_TRUE(
+      Harness::sent(h.ready(other, test::ready_meta("w1"), "s1"), other, disconnect).empty());
+  EXPECT_EQ(h.status().services.at("s1").workers.size(), 1u);
+  EXPECT_EQ(h.dispatched(h.test::Core::request(kClient, "s2", body_of(10))).size(), 1u);
 }
 
 TEST(BrokerBounds, MaxQueuedBytesCountsEveryServiceAndNamesTheBound) {

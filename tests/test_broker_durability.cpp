@@ -50,6 +50,15 @@ void submit_accepted(RawClient& c, const std::vector<std::string>& ids) {
   }
 }
 
+// mmi.status, decoded.
+ext::BrokerStatus status_of(RawClient& c) {
+  auto body = c.mmi("mmi.status", "");
+  if (!body) return {};
+  auto s = ext::decode_status(*body);
+  EXPECT_TRUE(s.ok()) << s.status().to_string();
+  return s.ok() ? *s : ext::BrokerStatus{};
+}
+
 std::vector<std::string> ids_of(const std::string& prefix, int n) {
   std::vector<std::string> ids;
   for (int i = 0; i < n; ++i) ids.push_back(prefix + std::to_string(i));
@@ -103,7 +112,10 @@ TEST(BrokerDurability, InFlightJobsRunAgainAndFinishedOnesKeepTheirResults) {
     ASSERT_TRUE(producer.final(10s).has_value());
     first.auto_final(false);  // now it takes the next job and never answers
     submit_accepted(producer, {"running-1"});
-    ASSERT_TRUE(first.next(10s).has_value());
+    auto request = first.next(10s);
+    ASSERT_TRUE(request.has_value());
+    EXPECT_EQ(job_of(*request).dispatch->attempt, 1);
+    // At once: the REQUEST left only after its Dispatch record was durable.
     broker.kill9();
   }
   ASSERT_TRUE(broker.start());
@@ -112,9 +124,10 @@ TEST(BrokerDurability, InFlightJobsRunAgainAndFinishedOnesKeepTheirResults) {
   RawClient asker(broker.endpoint());
   ASSERT_TRUE(all_done(asker, {"done-1", "running-1"}));
   auto states = ask(asker, {"done-1", "running-1", "never-seen"});
-  // Dispatched again: attempt 2 when the first dispatch's record had committed before the kill
-  // (dispatch records are not waited for, so one from the last group commit may be lost).
-  EXPECT_GE(states["running-1"].attempts, 1);
+  // Dispatched again with attempt + 1, however soon after the first dispatch the broker died.
+  EXPECT_EQ(states["running-1"].attempts, 2);
+  for (const auto& r : worker.requests())
+    if (job_of(r).id == "running-1") EXPECT_EQ(job_of(r).dispatch->attempt, 2);
   EXPECT_FALSE(states["done-1"].result.empty());
   EXPECT_EQ(states["never-seen"].state, "unknown");
   auto n = executions(worker);
@@ -161,6 +174,13 @@ TEST(BrokerDurability, AFullJournalRefusesNewJobsAtOnce) {
     }
   }
   EXPECT_EQ(code, "journal_full");
+  // mmi.status and `ecgq status` say so, with the bound.
+  const ext::JournalInfo j = status_of(c).journal;
+  EXPECT_EQ(j.state, "full");
+  EXPECT_EQ(j.max_bytes, 64 * 1024);
+  EXPECT_NE(j.last_error.find("journal_max_bytes"), std::string::npos) << j.last_error;
+  auto text = run_command({bin("ecgq"), "--broker", broker.endpoint(), "status"}, 20s);
+  EXPECT_NE(text.out.find("journal: full"), std::string::npos) << text.out << text.err;
 }
 
 TEST(BrokerDurability, AJournalThatCannotBeWrittenRefusesNewJobsAndTheBrokerKeepsServing) {
@@ -176,6 +196,9 @@ TEST(BrokerDurability, AJournalThatCannotBeWrittenRefusesNewJobsAndTheBrokerKeep
   auto final = c.final(10s);
   ASSERT_TRUE(final.has_value());
   EXPECT_EQ(code_of(final), "journal_unavailable");
+  const ext::JournalInfo broken = status_of(c).journal;
+  EXPECT_EQ(broken.state, "unavailable");
+  EXPECT_FALSE(broken.last_error.empty());
   // The broker still serves: a small job after the failure is accepted and runs.
   RawWorker worker(broker.endpoint(), "ecg-fm");
   worker.auto_final(true);
@@ -183,7 +206,68 @@ TEST(BrokerDurability, AJournalThatCannotBeWrittenRefusesNewJobsAndTheBrokerKeep
   auto done = c.final(10s);
   ASSERT_TRUE(done.has_value());
   EXPECT_EQ(result_of(*done).status, "ok");
+  EXPECT_EQ(status_of(c).journal.state, "ok");
   EXPECT_TRUE(broker.proc().running());
+}
+
+TEST(BrokerDurability, MmiStatusShowsTheJournal) {
+  TempDir dir;
+  DurableBroker broker(dir.file("journal.db"), {"--journal-sync", "normal"});
+  ASSERT_TRUE(broker.start());
+  RawClient c(broker.endpoint());
+  submit_accepted(c, {"held-1", "held-2"});
+  const ext::JournalInfo j = status_of(c).journal;
+  EXPECT_TRUE(j.enabled);
+  EXPECT_EQ(j.path, dir.file("journal.db"));
+  EXPECT_EQ(j.sync, "normal");
+  EXPECT_EQ(j.state, "ok");
+  EXPECT_EQ(j.last_error, "");
+  EXPECT_EQ(j.jobs, 2);
+  EXPECT_GT(j.bytes, 0);
+  EXPECT_EQ(j.max_bytes, int64_t{2} << 30);
+  EXPECT_GE(j.transactions, 1);
+  EXPECT_GE(j.records, 2);
+  auto text = run_command({bin("ecgq"), "--broker", broker.endpoint(), "status"}, 20s);
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("journal: ok, " + dir.file("journal.db") + " (sync normal)"),
+            std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("2 jobs"), std::string::npos) << text.out;
+}
+
+TEST(BrokerDurability, TheDeadLetterListSurvivesARestart) {
+  TempDir dir;
+  DurableBroker broker(dir.file("journal.db"), {"--max-attempts", "1"});
+  ASSERT_TRUE(broker.start());
+  {
+    RawClient producer(broker.endpoint());
+    RawWorker failing(broker.endpoint(), "ecg-fm");
+    submit_accepted(producer, {"poison"});
+    auto request = failing.next(10s);
+    ASSERT_TRUE(request.has_value());
+    failing.final((*request)[2], {schema::error_result("poison", "model_error", "boom")});
+    auto final = producer.final(10s);
+    ASSERT_TRUE(final.has_value());
+    EXPECT_EQ(code_of(final), "model_error");
+    ASSERT_EQ(status_of(producer).dead_letters.size(), 1u);
+    // Killed once its four records (Accept, Dispatch, Finish, DeadLetter) are on disk: the
+    // client's FINAL does not wait for the last two.
+    ASSERT_TRUE(wait_until([&] { return status_of(producer).journal.records >= 4; }, 10s));
+  }
+  broker.kill9();
+  ASSERT_TRUE(broker.start());
+  RawClient asker(broker.endpoint());
+  const auto letters = status_of(asker).dead_letters;
+  ASSERT_EQ(letters.size(), 1u);
+  EXPECT_EQ(letters[0].id, "poison");
+  EXPECT_EQ(letters[0].code, "model_error");
+  ASSERT_EQ(letters[0].attempts.size(), 1u);
+  EXPECT_EQ(letters[0].attempts[0].message, "boom");
+  auto dlq = run_command({bin("ecgq"), "--broker", broker.endpoint(), "dlq", "--json"}, 20s);
+  ASSERT_EQ(dlq.exit_code, 0) << dlq.err;
+  EXPECT_NE(dlq.out.find(R"("id": "poison")"), std::string::npos) << dlq.out;
+  // Its result is still readable by id, and it is not run again.
+  EXPECT_EQ(ask(asker, {"poison"})["poison"].state, "failed");
 }
 
 }  // namespace

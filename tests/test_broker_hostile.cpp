@@ -152,5 +152,33 @@ TEST(BrokerHostile, ManyServicesAndQueuedBytesEndInQueueFullNamingTheBound) {
   expect_serving(b);
 }
 
+TEST(BrokerHostile, ALargeBodyCopiedOffTheLoopKeepsItsPeersOrder) {
+  BrokerProcess b;
+  ASSERT_TRUE(b.ready);
+  // An echoing worker with one slot: it runs the jobs in the order the broker took them in, and
+  // its 8 MiB FINAL is a large message from a worker.
+  RawWorker w(b.endpoint, "echo");
+  w.auto_final(true, /*echo=*/true);
+  RawClient c(b.endpoint);
+  const std::string big(8 * kMiB, 'b');
+  c.request("echo", {big});
+  c.request("echo", {"small-1"});
+  c.request("echo", {"small-2"});
+  // Another client is served while the large body is copied.
+  expect_serving(b);
+  for (const std::string& expected : {big, std::string("small-1"), std::string("small-2")}) {
+    auto final = c.final(30s);
+    ASSERT_TRUE(final.has_value()) << "no answer for a " << expected.size() << "-byte body";
+    ASSERT_EQ(final->size(), 4u);
+    EXPECT_EQ(final->at(3).size(), expected.size());
+    EXPECT_TRUE(final->at(3) == expected) << "answers out of order";
+  }
+  const auto requests = w.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[0].at(4).size(), big.size());
+  EXPECT_EQ(requests[1].at(4), "small-1");
+  EXPECT_EQ(requests[2].at(4), "small-2");
+}
+
 }  // namespace
 }  // namespace ecgq::test

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <string>
 
@@ -119,6 +120,55 @@ TEST_F(JournalTest, DispatchFinishAndForgetChangeWhatReplaySees) {
   EXPECT_EQ((*jobs)[1].state, JournalState::Done);
   EXPECT_EQ((*jobs)[1].result, "result-bytes");
   EXPECT_EQ((*jobs)[1].expires_unix_ms, 99);
+}
+
+TEST_F(JournalTest, AFinishedJobsBodyIsDeletedAndItsRowKeepsTheResult) {
+  {
+    auto j = Journal::open({path()});
+    ASSERT_TRUE(j.ok());
+    (*j)->append(accept(1, "j1", std::string(3000, 'e')));
+    (*j)->append(accept(2, "j2", std::string(3000, 'e')));
+    auto f = by_seq(JournalRecord::Kind::Finish, 1);
+    f.job.attempts = 1;
+    f.job.result = "result-bytes";
+    (*j)->append(f);
+    ASSERT_EQ(wait_commits(**j, 3).durable.size(), 3u);
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  sqlite3_prepare_v2(db, "SELECT group_concat(seq) FROM bodies", -1, &q, nullptr);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)), "2");
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  auto j = Journal::open({path()});
+  auto jobs = (*j)->load();
+  ASSERT_TRUE(jobs.ok());
+  ASSERT_EQ(jobs->size(), 2u);
+  EXPECT_EQ((*jobs)[0].state, JournalState::Done);
+  EXPECT_EQ((*jobs)[0].attempts, 1);
+  EXPECT_TRUE((*jobs)[0].body.empty());
+  EXPECT_EQ((*jobs)[1].body, pack_frames({std::string(3000, 'e')}));
+}
+
+TEST_F(JournalTest, DeadLettersAreKeptInOrderUpToTheirBound) {
+  JournalOptions options{path()};
+  options.dead_letter_max = 2;
+  {
+    auto j = Journal::open(options);
+    ASSERT_TRUE(j.ok());
+    for (const char* letter : {"a", "b", "c"}) {
+      auto r = by_seq(JournalRecord::Kind::DeadLetter, 1);
+      r.job.result = letter;
+      (*j)->append(r);
+    }
+    ASSERT_EQ(wait_commits(**j, 3).durable.size(), 3u);
+  }
+  auto j = Journal::open(options);
+  auto letters = (*j)->load_dead_letters();
+  ASSERT_TRUE(letters.ok()) << letters.status().to_string();
+  EXPECT_EQ(*letters, (std::vector<std::string>{"b", "c"}));
 }
 
 TEST_F(JournalTest, TheFileAndItsWalAreReadableByTheOwnerOnly) {
@@ -235,6 +285,48 @@ TEST_F(JournalTest, AFileOfAnotherFormatIsRefusedNotGuessedAt) {
   ASSERT_FALSE(j.ok());
   EXPECT_EQ(j.status().code(), "journal_unavailable");
   EXPECT_NE(j.status().message().find("format 7"), std::string::npos) << j.status().message();
+}
+
+TEST_F(JournalTest, AFormat1FileIsUpgradedWithItsJobs) {
+  // A journal as format 1 wrote it: bodies in the jobs' rows.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+  const std::string body = pack_frames({"ecg"});
+  const std::string sql =
+      "PRAGMA journal_mode=WAL;"
+      "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+      "CREATE TABLE jobs(seq INTEGER PRIMARY KEY, id BLOB NOT NULL, service BLOB NOT NULL,"
+      " submitter BLOB NOT NULL, body BLOB NOT NULL, received INTEGER NOT NULL,"
+      " deadline INTEGER NOT NULL, attempts INTEGER NOT NULL, state INTEGER NOT NULL,"
+      " result BLOB, expires INTEGER NOT NULL DEFAULT 0);"
+      "INSERT INTO meta VALUES('format','1');"
+      "INSERT INTO jobs VALUES(1,'running','ecg-fm','',x'" +
+      [&] {
+        std::string hex;
+        for (unsigned char c : body) {
+          char b[3];
+          std::snprintf(b, sizeof b, "%02x", c);
+          hex += b;
+        }
+        return hex;
+      }() +
+      "',10,0,1,1,NULL,0);"
+      "INSERT INTO jobs VALUES(2,'done','ecg-fm','',x'',11,0,1,2,'result-bytes',99);";
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto j = Journal::open({path()});
+  ASSERT_TRUE(j.ok()) << j.status().to_string();
+  auto jobs = (*j)->load();
+  ASSERT_TRUE(jobs.ok()) << jobs.status().to_string();
+  ASSERT_EQ(jobs->size(), 2u);
+  EXPECT_EQ((*jobs)[0].id, "running");
+  EXPECT_EQ((*jobs)[0].state, JournalState::Running);
+  EXPECT_EQ((*jobs)[0].attempts, 1);
+  EXPECT_EQ((*jobs)[0].body, body);
+  EXPECT_EQ((*jobs)[1].result, "result-bytes");
+  // New records go to the upgraded tables.
+  (*j)->append(accept(3, "new"));
+  EXPECT_EQ(wait_commits(**j, 1).durable.size(), 1u);
 }
 
 TEST_F(JournalTest, AnUnwritablePlaceGivesASpecificError) {

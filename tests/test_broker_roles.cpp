@@ -5,90 +5,44 @@
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
-#include <chrono>
-#include <cstring>
-
-#include "broker/core.hpp"
 #include "broker/key_role.hpp"
-#include "protocol/extensions.hpp"
-#include "protocol/schema.hpp"
+#include "tests/broker_core_harness.hpp"
 
-namespace ecgq::broker {
+namespace ecgq::broker::test {
 namespace {
-
-using namespace std::chrono_literals;
-using mdp::Frames;
 
 const bool kQuiet = [] {
   spdlog::set_level(spdlog::level::off);
   return true;
 }();
 
-const std::string kClientA = std::string(1, '\0') + "client-a";
-const std::string kClientB = std::string(1, '\0') + "client-b";
-const std::string kWorker = std::string(1, '\0') + "worker";
 const std::string kKeyA = "key-of-client-a";
 const std::string kKeyB = "key-of-client-b";
 const std::string kKeyW = "key-of-the-worker";
+const std::string kAdminKey = "admin-key";
 
-// A one-sample ecgq job with this id ("" = the broker assigns one).
-std::string job(const std::string& id) {
-  schema::Job j;
-  j.id = id;
-  j.ecg.dtype = "f32";
-  j.ecg.shape = {1, 1};
-  j.ecg.data.assign(4, '\0');
-  j.fs = 500;
-  j.leads = {"I"};
-  return schema::encode_job(j);
+// A core with CURVE on (the allow-lists themselves live in the socket side).
+BrokerConfig curve_config() {
+  BrokerConfig c = test_config();
+  c.curve_secret_cert = "broker_secret";
+  c.client_keys = "clients";
+  return c;
 }
 
-// A core with CURVE on; every message names its key and roles.
-class Curve {
- public:
-  Curve() : core(config(), now, [this] { return "r" + std::to_string(++ids); }) {}
+// The reply body an mmi.* call got from `key`, "" when the core sent none (a refused key).
+std::string mmi(Core& c, const std::string& key, const std::string& service,
+                const std::string& body, unsigned roles = kRoleClient) {
+  for (const auto& f : Core::finals(c.as(key, roles).request(kClientB, service, {body}), kClientB))
+    if (f.at(2) == service) return f.at(3);
+  return "";
+}
 
-  static BrokerConfig config() {
-    BrokerConfig c;
-    c.curve_secret_cert = "broker_secret";
-    c.client_keys = "clients";
-    return c;
-  }
-
-  Actions send(const std::string& peer, const std::string& key, unsigned roles, Frames frames) {
-    return core.handle(Received{peer, std::move(frames), now, key, roles});
-  }
-  Actions submit(const std::string& peer, const std::string& key, const std::string& body,
-                 unsigned roles = kRoleClient, const std::string& service = "ecg-fm") {
-    return send(peer, key, roles, mdp::client_frames(mdp::ClientCommand::Request, service, {body}));
-  }
-  Actions ready(const std::string& peer, const std::string& key, unsigned roles = kRoleWorker) {
-    return send(peer, key, roles, mdp::ready_frames("ecg-fm", ""));
-  }
-  // The body of the FINAL an mmi.* call got, "" when none.
-  std::string mmi(const std::string& peer, const std::string& key, const std::string& service,
-                  const std::string& body, unsigned roles = kRoleClient) {
-    for (const auto& f : to(submit(peer, key, body, roles, service), peer))
-      if (f.at(2) == service) return f.at(3);
-    return "";
-  }
-  std::string state_of(const std::string& id, const std::string& key,
-                       unsigned roles = kRoleClient) {
-    auto reply =
-        ext::decode_job_reply(mmi(kClientB, key, "mmi.job", ext::encode_job_query({{id}}), roles));
-    return reply.ok() && reply->jobs.size() == 1 ? reply->jobs[0].state : "?";
-  }
-  static std::vector<Frames> to(const Actions& actions, const std::string& peer) {
-    std::vector<Frames> out;
-    for (const auto& a : actions)
-      if (const auto* s = std::get_if<Send>(&a); s && s->peer == peer) out.push_back(s->frames);
-    return out;
-  }
-
-  int ids = 0;
-  TimePoint now = TimePoint{} + 1h;
-  BrokerCore core;
-};
+// What mmi.job tells `key` of job `id`.
+std::string state_of(Core& c, const std::string& id, const std::string& key,
+                     unsigned roles = kRoleClient) {
+  auto reply = ext::decode_job_reply(mmi(c, key, "mmi.job", ext::encode_job_query({{id}}), roles));
+  return reply.ok() && reply->jobs.size() == 1 ? reply->jobs[0].state : "?";
+}
 
 TEST(BrokerRoles, TheRuleNamesWhatEachRoleMayDo) {
   EXPECT_EQ(role_refusal(kRoleClient, false, "ecg-fm"), "");
@@ -105,54 +59,50 @@ TEST(BrokerRoles, TheRuleNamesWhatEachRoleMayDo) {
 }
 
 TEST(BrokerRoles, AClientKeySendingReadyGetsNoJobAndAWorkerKeyCannotSubmit) {
-  Curve c;
-  EXPECT_TRUE(c.ready(kClientB, kKeyB, kRoleClient).empty());
-  auto out = c.submit(kClientA, kKeyA, job("j1"));
-  EXPECT_TRUE(Curve::to(out, kClientB).empty()) << "a client key registered as a worker";
+  Core c(curve_config());
+  EXPECT_TRUE(c.as(kKeyB, kRoleClient).ready(kClientB).empty());
+  auto out = c.as(kKeyA, kRoleClient).submit(kClientA, job_body("j1"));
+  EXPECT_TRUE(Core::requests(out, kClientB).empty()) << "a client key registered as a worker";
   // A worker key's REQUEST is ignored: no answer, nothing queued for the real worker later.
-  EXPECT_TRUE(c.submit(kWorker, kKeyW, job("w1"), kRoleWorker).empty());
-  out = c.ready(kWorker, kKeyW);
-  const auto reqs = Curve::to(out, kWorker);
+  EXPECT_TRUE(c.as(kKeyW, kRoleWorker).submit(kWorker1, job_body("w1")).empty());
+  const auto reqs = Core::requests(c.as(kKeyW, kRoleWorker).ready(kWorker1), kWorker1);
   ASSERT_EQ(reqs.size(), 1u) << "only j1 reaches the worker";
-  EXPECT_EQ(schema::decode_job(reqs[0].at(4))->id, "j1");
+  EXPECT_EQ(job_of(reqs[0]).id, "j1");
 }
 
 TEST(BrokerRoles, AKeyRemovedFromTheListsLosesItsOpenConnection) {
-  Curve c;
-  c.ready(kWorker, kKeyW);
-  auto out = c.submit(kClientA, kKeyA, job("j1"));
-  ASSERT_EQ(Curve::to(out, kWorker).size(), 1u);
+  Core c(curve_config());
+  c.as(kKeyW, kRoleWorker).ready(kWorker1);
+  auto out = c.as(kKeyA, kRoleClient).submit(kClientA, job_body("j1"));
+  ASSERT_EQ(Core::requests(out, kWorker1).size(), 1u);
   // The reload took the worker's key away: its next message (here a heartbeat) is refused and the
   // worker dropped, its job back in the queue.
-  out = c.send(kWorker, kKeyW, 0, mdp::heartbeat_frames(""));
-  bool disconnected = false;
-  for (const auto& a : out) disconnected |= std::holds_alternative<Disconnect>(a);
-  EXPECT_TRUE(disconnected);
-  EXPECT_EQ(c.state_of("j1", kKeyA), "queued");
+  EXPECT_TRUE(Core::disconnects(c.as(kKeyW, 0).heartbeat(kWorker1), kWorker1));
+  EXPECT_EQ(state_of(c, "j1", kKeyA), "queued");
   // A client whose key was removed is not heard either.
-  EXPECT_TRUE(c.submit(kClientB, kKeyB, job("j2"), 0).empty());
+  EXPECT_TRUE(c.as(kKeyB, 0).submit(kClientB, job_body("j2")).empty());
 }
 
 TEST(BrokerRoles, OnlyTheSubmittingKeyOrAnAdminSeesAJob) {
-  Curve c;
-  c.ready(kWorker, kKeyW);
-  auto out = c.submit(kClientA, kKeyA, job(""));
-  const auto reqs = Curve::to(out, kWorker);
+  Core c(curve_config());
+  c.as(kKeyW, kRoleWorker).ready(kWorker1);
+  const auto reqs =
+      Core::requests(c.as(kKeyA, kRoleClient).submit(kClientA, job_body("")), kWorker1);
   ASSERT_EQ(reqs.size(), 1u);
-  const std::string id = schema::decode_job(reqs[0].at(4))->id;
-  EXPECT_EQ(id, "r1");
-  EXPECT_EQ(c.state_of(id, kKeyA), "running");
-  EXPECT_EQ(c.state_of(id, kKeyB), "unknown") << "another key must not learn that it exists";
-  EXPECT_EQ(c.state_of(id, "admin-key", kRoleAdmin), "running");
+  const std::string id = job_of(reqs[0]).id;
+  EXPECT_EQ(id, "b1-1");
+  EXPECT_EQ(state_of(c, id, kKeyA), "running");
+  EXPECT_EQ(state_of(c, id, kKeyB), "unknown") << "another key must not learn that it exists";
+  EXPECT_EQ(state_of(c, id, kAdminKey, kRoleAdmin), "running");
 }
 
 TEST(BrokerRoles, CancelByIdIsForTheSubmittingKeyOrAnAdmin) {
-  Curve c;  // no worker: jobs stay queued
-  c.submit(kClientA, kKeyA, job("j1"));
-  c.submit(kClientA, kKeyA, job("j2"));
+  Core c(curve_config());  // no worker: jobs stay queued
+  c.as(kKeyA, kRoleClient).submit(kClientA, job_body("j1"));
+  c.as(kKeyA, kRoleClient).submit(kClientA, job_body("j2"));
   const auto cancel = [&](const std::string& key, unsigned roles, const std::string& id) {
     return ext::decode_cancel_reply(
-        c.mmi(kClientB, key, "mmi.cancel", ext::encode_cancel_request({false, {id}}), roles));
+        mmi(c, key, "mmi.cancel", ext::encode_cancel_request({false, {id}}), roles));
   };
   auto other = cancel(kKeyB, kRoleClient, "j1");
   ASSERT_TRUE(other.ok());
@@ -160,32 +110,81 @@ TEST(BrokerRoles, CancelByIdIsForTheSubmittingKeyOrAnAdmin) {
   EXPECT_EQ(other->unknown, 1);
   // The same key from another connection (a producer that came back) may cancel it.
   EXPECT_EQ(cancel(kKeyA, kRoleClient, "j1")->cancelled, 1);
-  EXPECT_EQ(cancel("admin-key", kRoleAdmin, "j2")->cancelled, 1);
+  EXPECT_EQ(cancel(kAdminKey, kRoleAdmin, "j2")->cancelled, 1);
 }
 
 TEST(BrokerRoles, ClientChosenIdsAreScopedToTheSubmittingKey) {
-  Curve c;
-  c.ready(kWorker, kKeyW);
-  auto first = Curve::to(c.submit(kClientA, kKeyA, job("same")), kWorker);
-  ASSERT_EQ(first.size(), 1u);
+  Core c(curve_config());
+  c.as(kKeyW, kRoleWorker).ready(kWorker1);
+  auto first = c.as(kKeyA, kRoleClient).submit(kClientA, job_body("same"));
+  ASSERT_EQ(Core::requests(first, kWorker1).size(), 1u);
   // Key B's "same" is another job: it waits for the busy worker instead of joining A's.
-  auto out = c.submit(kClientB, kKeyB, job("same"));
-  EXPECT_TRUE(Curve::to(out, kWorker).empty());
-  EXPECT_EQ(c.state_of("same", kKeyB), "queued");
-  EXPECT_EQ(c.state_of("same", kKeyA), "running");
+  auto out = c.as(kKeyB, kRoleClient).submit(kClientB, job_body("same"));
+  EXPECT_TRUE(Core::requests(out, kWorker1).empty());
+  EXPECT_EQ(state_of(c, "same", kKeyB), "queued");
+  EXPECT_EQ(state_of(c, "same", kKeyA), "running");
 }
 
 TEST(BrokerRoles, AdminServicesAreForAdminKeysOnly) {
-  Curve c;
+  Core c(curve_config());
   // mmi.rollout is an admin service: a client key gets no answer at all, an admin key reaches
   // it (here an empty body: bad_request naming the body); an unknown admin service is 501.
-  EXPECT_EQ(c.mmi(kClientA, kKeyA, "mmi.rollout", ""), "");
-  EXPECT_NE(c.mmi(kClientA, "admin-key", "mmi.rollout", "", kRoleAdmin).find("bad_request"),
+  EXPECT_EQ(mmi(c, kKeyA, "mmi.rollout", ""), "");
+  EXPECT_NE(mmi(c, kAdminKey, "mmi.rollout", "", kRoleAdmin).find("bad_request"),
             std::string::npos);
-  EXPECT_EQ(c.mmi(kClientA, "admin-key", "mmi.frobnicate", "", kRoleAdmin),
-            ext::kServiceNotImplemented);
-  EXPECT_FALSE(c.mmi(kClientA, kKeyA, "mmi.status", "").empty());
+  EXPECT_EQ(mmi(c, kAdminKey, "mmi.frobnicate", "", kRoleAdmin), ext::kServiceNotImplemented);
+  EXPECT_FALSE(mmi(c, kKeyA, "mmi.status", "").empty());
+}
+
+// Runs `id` from `key` on the worker, answered ok by a model with sha256 "m": true when the
+// worker computed it, false when the broker answered from its cache.
+bool computed(Core& c, const std::string& key, const std::string& client, const std::string& id) {
+  auto reqs = Core::requests(c.as(key, kRoleClient).submit(client, job_body(id)), kWorker1);
+  if (reqs.empty()) return false;
+  c.as(kKeyW, kRoleWorker).final(kWorker1, reqs[0].at(2), ok_result(id, "m"));
+  return true;
+}
+
+TEST(BrokerRoles, ACachedResultAnswersOnlyTheKeyWhoseJobComputedIt) {
+  // A hit across keys would tell key B that key A submitted this very ECG.
+  Core c(curve_config());
+  c.as(kKeyW, kRoleWorker).ready(kWorker1, ready_meta("w", 1, WorkerState::Warm, "m"));
+  EXPECT_TRUE(computed(c, kKeyA, kClientA, "a1"));
+  EXPECT_FALSE(computed(c, kKeyA, kClientA, "a2")) << "the same key, the same content: a hit";
+  EXPECT_TRUE(computed(c, kKeyB, kClientB, "b1")) << "another key computes its own";
+  EXPECT_FALSE(computed(c, kKeyB, kClientB, "b2"));
+
+  BrokerConfig shared = curve_config();
+  shared.result_cache_scope = "shared";
+  Core s(shared);
+  s.as(kKeyW, kRoleWorker).ready(kWorker1, ready_meta("w", 1, WorkerState::Warm, "m"));
+  EXPECT_TRUE(computed(s, kKeyA, kClientA, "a1"));
+  EXPECT_FALSE(computed(s, kKeyB, kClientB, "b1")) << "result_cache_scope: shared";
+}
+
+TEST(BrokerRoles, QueueFairnessAndItsBoundCountAKeyNotItsConnections) {
+  BrokerConfig config = curve_config();
+  config.max_queue_per_client = 2;
+  Core c(config);  // no worker: jobs stay queued
+  // Key A from two connections is one client: its third job is refused whichever carries it.
+  const std::string kClientA2 = std::string(1, '\0') + "client-a-2";
+  EXPECT_TRUE(
+      Core::finals(c.as(kKeyA, kRoleClient).submit(kClientA, job_body("a1")), kClientA).empty());
+  EXPECT_TRUE(
+      Core::finals(c.as(kKeyA, kRoleClient).submit(kClientA2, job_body("a2")), kClientA2).empty());
+  auto third = Core::finals(c.as(kKeyA, kRoleClient).submit(kClientA2, job_body("a3")), kClientA2);
+  ASSERT_EQ(third.size(), 1u);
+  EXPECT_EQ(code_of(third[0]), "queue_full");
+  // Key B is its own client: it gets a turn right after A's first job, not after both.
+  c.as(kKeyB, kRoleClient).submit(kClientB, job_body("b1"));
+  std::vector<std::string> order;
+  for (int i = 0; i < 3; ++i) {
+    const std::string w = std::string(1, '\0') + "worker-" + std::to_string(i);
+    for (const auto& r : Core::requests(c.as(kKeyW, kRoleWorker).ready(w), w))
+      order.push_back(job_of(r).id);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"a1", "b1", "a2"}));
 }
 
 }  // namespace
-}  // namespace ecgq::broker
+}  // namespace ecgq::broker::test

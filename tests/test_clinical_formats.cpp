@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "records/clinical_io.hpp"
 #include "records/clinical_readers.hpp"
@@ -445,6 +446,46 @@ TEST(Scp, EcgToolkitExampleIsTheHl7ExampleWithinQuantization) {
   EXPECT_LT(test::einthoven_error(*scp), 0.0101);
   EXPECT_EQ(scp->patient_name, "Clark");
   EXPECT_EQ(scp->acquisition_time, "2002-11-22T09:10:00");
+}
+
+// The digits of `lead`'s sequence in the HL7 example's REPRESENTATIVE_BEAT derived series.
+std::vector<int> hl7_representative_digits(const std::string& xml, const std::string& lead) {
+  const size_t series = xml.find("\"REPRESENTATIVE_BEAT\"");
+  const size_t code = xml.find("\"MDC_ECG_LEAD_" + lead + "\"", series);
+  const size_t from = xml.find("<digits>", code), to = xml.find("</digits>", code);
+  std::vector<int> out;
+  if (series == std::string::npos || code == std::string::npos || to == std::string::npos)
+    return out;
+  std::istringstream in(xml.substr(from + 8, to - from - 8));
+  for (int v; in >> v;) out.push_back(v);
+  return out;
+}
+
+TEST(Scp, ReferenceBeatIsTheHl7ExamplesRepresentativeBeat) {
+  // ECG Toolkit wrote the HL7 example's representative beat into section 5 (and its length
+  // and fiducial into section 4): decoded, it is the HL7 beat within one 2.5 uV step.
+  auto beat = read_scp_reference_beat(slurp(clinical("scp-ecg/ecgtoolkit_Example.scp")), "x.scp");
+  ASSERT_TRUE(beat.ok()) << beat.status().message();
+  EXPECT_DOUBLE_EQ(beat->fs, 500);
+  ASSERT_EQ(beat->n_samples, 599);
+  const std::string xml = slurp(clinical("hl7-aecg/fda_hl7-2003-12_Example_aECG.xml"));
+  double worst = 0, peak = 0;
+  for (const std::string lead : {"I", "II", "V1", "V2", "V3", "V4", "V5", "V6"}) {
+    const auto digits = hl7_representative_digits(xml, lead);
+    ASSERT_EQ(digits.size(), 599u) << lead;
+    const auto mv = test::millivolts(*beat, test::lead_index(*beat, lead));
+    for (size_t t = 0; t < digits.size(); ++t) {
+      worst = std::max(worst, std::fabs(mv[t] - digits[t] * 0.0025));
+      peak = std::max(peak, std::fabs(mv[t]));
+    }
+  }
+  EXPECT_LE(worst, 0.0025 + 1e-9);
+  EXPECT_GT(peak, 0.5);  // a real QRS, not zeros
+  // A record without sections 4 and 5 has no reference beat.
+  auto none = read_scp_reference_beat(slurp(clinical("scp-ecg/pixelmed_PFE105_redred.scp")), "p");
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("section 4: absent"), std::string::npos)
+      << none.status().message();
 }
 
 TEST(Scp, WelchAllynFirstDifferencesAndNonConformingFilesRefused) {

@@ -8,6 +8,7 @@
 #include "records/npy.hpp"
 #include "tests/clinical_support.hpp"
 #include "tests/clinical_writers.hpp"
+#include "tests/scp_synthetic.hpp"
 #include "tests/test_e2e_cluster.hpp"
 
 namespace ecgq::test {
@@ -131,6 +132,27 @@ TEST(ConvertCli, WfdbAndCsvOutputsReadBackAsTheSameSignals) {
     }
     EXPECT_LE(worst, 0.0005 + 1e-6);  // half a 1 uV WFDB step; CSV keeps 9 digits
   }
+}
+
+TEST(ConvertCli, BimodalScpIsWrittenAtTheReferenceBeatRate) {
+  ECGQ_REQUIRE_BINARIES("ecgq");
+  TempDir dir;
+  // Section 6 stores the residual at 250 Hz outside the QRS; the record is 500 Hz.
+  const std::string scp = dir.file("bimodal.scp");
+  std::ofstream(scp, std::ios::binary) << scp_synthetic::compressed_record(2);
+  auto run = run_command({bin("ecgq"), "convert", "--to", "npy", "--out", dir.file("o"), scp}, 60s);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto j = read_json(dir.file("o") + "/bimodal.json");
+  EXPECT_DOUBLE_EQ(j["fs"].get<double>(), 500);
+  EXPECT_EQ(j["source_format"], "scp-ecg");
+  EXPECT_DOUBLE_EQ(j["duration_s"].get<double>(), 10);
+  auto npy = read_npy(dir.file("o") + "/bimodal.npy");
+  ASSERT_TRUE(npy.ok()) << npy.status().message();
+  ASSERT_EQ(npy->shape.size(), 2u);
+  EXPECT_EQ(npy->shape[1], 5000);
+  // Row 0 is lead I: the QRS at sample 300 (1-based) is back at its height.
+  const auto* mv = reinterpret_cast<const float*>(npy->data.data());
+  EXPECT_NEAR(mv[299] * 1000.0, scp_synthetic::rhythm_uv(0, 300), 4);
 }
 
 TEST(ConvertCli, RefusedInputsGetOneLineEachAndExitOne) {

@@ -87,6 +87,27 @@ inline std::unique_ptr<ChildProcess> start_worker(const std::string& endpoint,
   return std::make_unique<ChildProcess>(argv);
 }
 
+// A misbehaving MDP worker (tests/support/rogue_worker.py): blackhole, garbage or otherjob.
+inline std::unique_ptr<ChildProcess> start_rogue(const std::string& endpoint,
+                                                 const std::string& mode, const std::string& id,
+                                                 int capacity = 1) {
+  return std::make_unique<ChildProcess>(
+      std::vector<std::string>{"/usr/bin/python3", source("tests/support/rogue_worker.py"),
+                               endpoint, "ecg-fm", mode, id, std::to_string(capacity)});
+}
+
+// How many times `needle` occurs in `text` (log events, a rogue worker's lines).
+inline size_t occurrences(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+// REQUESTs a rogue worker received (it prints a line for each).
+inline size_t jobs_received(const ChildProcess& rogue) {
+  return occurrences(rogue.stdout_text(), "job\n");
+}
+
 // A client-library connection to `endpoint` with test-sized timeouts.
 inline std::unique_ptr<client::Client> connect(const std::string& endpoint, Millis timeout = 30s) {
   client::ClientOptions o;

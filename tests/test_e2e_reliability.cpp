@@ -8,22 +8,6 @@
 namespace ecgq::test {
 namespace {
 
-// A misbehaving MDP worker (tests/support/rogue_worker.py): blackhole, garbage or otherjob.
-std::unique_ptr<ChildProcess> start_rogue(const std::string& endpoint, const std::string& mode,
-                                          const std::string& id, int capacity = 1) {
-  return std::make_unique<ChildProcess>(
-      std::vector<std::string>{"/usr/bin/python3", source("tests/support/rogue_worker.py"),
-                               endpoint, "ecg-fm", mode, id, std::to_string(capacity)});
-}
-
-// REQUESTs a rogue worker received (it prints a line for each).
-size_t jobs_received(const ChildProcess& rogue) {
-  const std::string out = rogue.stdout_text();
-  size_t n = 0;
-  for (size_t at = out.find("job\n"); at != std::string::npos; at = out.find("job\n", at + 1)) ++n;
-  return n;
-}
-
 // The mmi.status entry of worker `id` of ecg-fm (null when absent).
 client::Json worker_json(client::Client& c, const std::string& id) {
   const client::Json s = status_json(c);

@@ -176,14 +176,16 @@ TEST(Status, RoundTripsInTheDocumentedShape) {
   s.counters.errors["queue_full"] = 1;
   s.result_cache.enabled = true;
   s.result_cache.hit_rate = 0.5;
+  s.journal = {true, "/var/lib/ecgq/journal.db", "full", 4096, 1 << 30, 3, "full", "why", 7, 9};
   s.dead_letters.push_back({"j1",
                             "ecg-fm",
                             1700000000000,
                             "model_error",
                             {{"w1", "model_error", "boom"}, {"w2", "model_error", "bang"}}});
   const std::string body = encode_status(s);
-  EXPECT_EQ(keys_of(body), (std::vector<std::string>{"v", "uptime_ms", "shutting_down", "services",
-                                                     "counters", "result_cache", "dead_letters"}));
+  EXPECT_EQ(keys_of(body),
+            (std::vector<std::string>{"v", "uptime_ms", "shutting_down", "services", "counters",
+                                      "result_cache", "journal", "dead_letters"}));
   Skipped skipped;
   auto back = decode_status(body, &skipped);
   ASSERT_TRUE(back.ok()) << back.status().to_string();
@@ -193,6 +195,11 @@ TEST(Status, RoundTripsInTheDocumentedShape) {
   EXPECT_TRUE(b.ecgq);
   EXPECT_EQ(b.queued, 2);
   EXPECT_DOUBLE_EQ(b.service_ms, 12.5);
+  EXPECT_EQ(back->journal.path, "/var/lib/ecgq/journal.db");
+  EXPECT_EQ(back->journal.jobs, 3);
+  EXPECT_EQ(back->journal.state, "full");
+  EXPECT_EQ(back->journal.last_error, "why");
+  EXPECT_EQ(back->journal.records, 9);
   ASSERT_EQ(b.workers.size(), 1u);
   EXPECT_EQ(b.workers[0].id, "w1");
   EXPECT_EQ(b.workers[0].state, "busy");

@@ -11,38 +11,10 @@ namespace ecgq::test {
 namespace {
 
 // One broker, one worker and one gateway shared by the tests of this file.
-class GatewayHttp : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    broker_ = new Broker();
-    worker_ = start_demo_worker(broker_->endpoint, "gw-w1").release();
-    gateway_ = new GatewayProcess(broker_->endpoint);
-  }
-  static void TearDownTestSuite() {
-    delete gateway_;
-    delete worker_;
-    delete broker_;
-  }
-  void SetUp() override {
-    ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq-gateway", "ecgq");
-    ASSERT_TRUE(broker_->ready) << broker_->diagnostics();
-    ASSERT_TRUE(gateway_->ready) << gateway_->proc->stderr_text();
-    auto c = gateway_->client();
-    ASSERT_TRUE(wait_until(
-        [&] {
-          auto r = c->Get("/health");
-          return r && r->status == 200 && body_json(r).value("model_loaded", false);
-        },
-        60s))
-        << gateway_->proc->stderr_text();
-  }
-  static Broker* broker_;
-  static ChildProcess* worker_;
-  static GatewayProcess* gateway_;
+class GatewayHttp : public GatewaySuite<GatewayHttp> {
+ public:
+  static constexpr const char* kWorkerId = "gw-w1";
 };
-Broker* GatewayHttp::broker_ = nullptr;
-ChildProcess* GatewayHttp::worker_ = nullptr;
-GatewayProcess* GatewayHttp::gateway_ = nullptr;
 
 // The JSON line `ecgq submit` prints for `path` on the same broker.
 client::Json submit_line(const std::string& broker, const std::string& path) {

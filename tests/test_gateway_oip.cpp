@@ -6,30 +6,11 @@
 namespace ecgq::test {
 namespace {
 
-class GatewayOip : public ::testing::Test {
+class GatewayOip : public GatewaySuite<GatewayOip> {
+ public:
+  static constexpr const char* kWorkerId = "oip-w1";
+
  protected:
-  static void SetUpTestSuite() {
-    broker_ = new Broker();
-    worker_ = start_demo_worker(broker_->endpoint, "oip-w1").release();
-    gateway_ = new GatewayProcess(broker_->endpoint);
-  }
-  static void TearDownTestSuite() {
-    delete gateway_;
-    delete worker_;
-    delete broker_;
-  }
-  void SetUp() override {
-    ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq-gateway");
-    ASSERT_TRUE(broker_->ready) << broker_->diagnostics();
-    ASSERT_TRUE(gateway_->ready) << gateway_->proc->stderr_text();
-    auto c = gateway_->client();
-    ASSERT_TRUE(wait_until(
-        [&] {
-          auto r = c->Get("/v2/models/ecg-fm/ready");
-          return r && r->status == 200;
-        },
-        60s));
-  }
   // The synthetic record as a v2 "data" array, flat (row-major) or nested.
   static std::string tensor_data(int64_t samples, bool nested, double scale = 1.0) {
     const std::vector<float> v = synthetic_ecg(samples);
@@ -46,13 +27,7 @@ class GatewayOip : public ::testing::Test {
     }
     return out + "]";
   }
-  static Broker* broker_;
-  static ChildProcess* worker_;
-  static GatewayProcess* gateway_;
 };
-Broker* GatewayOip::broker_ = nullptr;
-ChildProcess* GatewayOip::worker_ = nullptr;
-GatewayProcess* GatewayOip::gateway_ = nullptr;
 
 // Checks a $response_output: name, shape, datatype and data of product(shape) numbers.
 void expect_tensor(const client::Json& t, const std::string& name, size_t rank) {

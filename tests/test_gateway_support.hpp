@@ -90,6 +90,40 @@ inline client::Json body_json(const httplib::Result& r) {
   return j.is_discarded() ? client::Json(nullptr) : j;
 }
 
+// One broker, one worker on the demo model (worker id `Suite::kWorkerId`) and one gateway shared
+// by the tests of a suite `Suite` deriving from GatewaySuite<Suite>; each test starts once the
+// gateway's /health reports the model loaded.
+template <typename Suite>
+class GatewaySuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    broker_ = new Broker();
+    worker_ = start_demo_worker(broker_->endpoint, Suite::kWorkerId).release();
+    gateway_ = new GatewayProcess(broker_->endpoint);
+  }
+  static void TearDownTestSuite() {
+    delete gateway_;
+    delete worker_;
+    delete broker_;
+  }
+  void SetUp() override {
+    ECGQ_REQUIRE_BINARIES("ecgq-broker", "ecgq-worker", "ecgq-gateway", "ecgq");
+    ASSERT_TRUE(broker_->ready) << broker_->diagnostics();
+    ASSERT_TRUE(gateway_->ready) << gateway_->proc->stderr_text();
+    auto c = gateway_->client();
+    ASSERT_TRUE(wait_until(
+        [&] {
+          auto r = c->Get("/health");
+          return r && r->status == 200 && body_json(r).value("model_loaded", false);
+        },
+        60s))
+        << gateway_->proc->stderr_text();
+  }
+  static inline Broker* broker_ = nullptr;
+  static inline ChildProcess* worker_ = nullptr;
+  static inline GatewayProcess* gateway_ = nullptr;
+};
+
 // The contents of a file.
 inline std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -1,6 +1,7 @@
 // ECG-FM preprocessing against the upstream vectors in tests/data/ecgfm and hand-checked cases.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -284,6 +285,37 @@ TEST(Preprocess, MissingLeadsAreNamed) {
   EXPECT_NE(q.status().message().find("I, II, III, aVR, aVL, aVF, V2, V3, V4, V5, V6"),
             std::string::npos)
       << q.status().message();
+}
+
+TEST(Preprocess, ZeroMissingLeadsMasksWhatCannotBeDerived) {
+  // A Holter pair: modified lead II and V5.
+  RawEcg holter = make_raw(5000, 500, {"II", "V5"}, wave);
+  holter.zero_missing_leads = true;
+  auto p = preprocess_ecg(holter, {});
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  EXPECT_EQ(p->masked_leads, (std::vector<std::string>{"I", "III", "aVR", "aVL", "aVF", "V1", "V2",
+                                                       "V3", "V4", "V6"}));
+  EXPECT_TRUE(p->derived_leads.empty());
+  ASSERT_EQ(p->n_segments, 2);
+  for (int64_t s = 0; s < 2; ++s)
+    for (int lead = 0; lead < 12; ++lead) {
+      const float* row = p->segments.data() + (s * 12 + lead) * 2500;
+      const bool zero = std::all_of(row, row + 2500, [](float x) { return x == 0.0f; });
+      EXPECT_EQ(zero, lead != 1 && lead != 10) << kModelLeads[lead];
+    }
+  // I and II: the limb leads are derived, only the chest leads are masked.
+  RawEcg limbs = make_raw(5000, 500, {"I", "II"}, wave);
+  limbs.zero_missing_leads = true;
+  auto q = preprocess_ecg(limbs, {});
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q->derived_leads, (std::vector<std::string>{"III", "aVR", "aVL", "aVF"}));
+  EXPECT_EQ(q->masked_leads, (std::vector<std::string>{"V1", "V2", "V3", "V4", "V5", "V6"}));
+  // Nothing the model knows: still refused.
+  RawEcg none = make_raw(5000, 500, {"PLETH"}, wave);
+  none.zero_missing_leads = true;
+  auto r = preprocess_ecg(none, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), "missing_leads");
 }
 
 TEST(Preprocess, NaNIsBadSamplesWithLeadAndIndex) {

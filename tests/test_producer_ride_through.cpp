@@ -7,6 +7,7 @@
 #include <set>
 
 #include "client/client.hpp"
+#include "tests/job_ledger.hpp"
 #include "tests/test_durable_broker.hpp"
 
 namespace ecgq::test {
@@ -19,7 +20,10 @@ class Producer {
 
   // Sends one job per id.
   void submit(const std::vector<std::string>& ids) {
-    for (const auto& id : ids) ASSERT_TRUE(client_.submit_body(id, job_body(id)).ok()) << id;
+    for (const auto& id : ids) {
+      ASSERT_TRUE(client_.submit_body(id, job_body(id)).ok()) << id;
+      ledger_.sent(id);
+    }
   }
   // Polls until `done` holds or `limit` passes; true when it held.
   template <typename Done>
@@ -28,15 +32,17 @@ class Producer {
         [&] {
           auto event = client_.poll(50ms);
           EXPECT_TRUE(event.ok()) << event.status().to_string();
-          if (event.ok() && event->has_value()) record(**event);
+          if (event.ok() && event->has_value()) ledger_.record(**event);
           return done();
         },
         limit);
   }
-  size_t accepted() const { return accepted_.size(); }
-  size_t finished() const { return finals_.size(); }
+  size_t accepted() const { return ledger_.accepted(); }
+  size_t finished() const { return ledger_.finished(); }
   // FINALs received per id (more than one would be a duplicate).
-  const std::map<std::string, std::vector<schema::Result>>& finals() const { return finals_; }
+  const std::map<std::string, std::vector<schema::Result>>& finals() const {
+    return ledger_.finals();
+  }
 
  private:
   static client::ClientOptions options(const std::string& endpoint) {
@@ -45,14 +51,8 @@ class Producer {
     o.timeout = 30s;
     return o;
   }
-  void record(const client::JobEvent& e) {
-    if (e.progress && e.progress->event == "accepted") accepted_.insert(e.id);
-    if (e.result) finals_[e.id].push_back(*e.result);
-  }
-
   client::Client client_;
-  std::set<std::string> accepted_;
-  std::map<std::string, std::vector<schema::Result>> finals_;
+  JobLedger ledger_;
 };
 
 std::vector<std::string> ids_of(const std::string& prefix, int n) {

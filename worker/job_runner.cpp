@@ -149,6 +149,7 @@ Status JobRunner::preprocess(PreparedJob& job, const ModelInfo& info,
   job.segments = std::move(pre->segments);
   job.derived_leads = std::move(pre->derived_leads);
   job.ignored_channels = std::move(pre->ignored_channels);
+  job.masked_leads = std::move(pre->masked_leads);
   return Status::Ok();
 }
 
@@ -165,6 +166,7 @@ schema::Result JobRunner::finish(PreparedJob& job) const {
       result.n_segments = n;
       result.derived_leads = job.derived_leads;
       result.ignored_channels = job.ignored_channels;
+      result.masked_leads = job.masked_leads;
       result.model = job.context.model;
       if (job.outputs.wants("probs")) result.probs = aggregate_probs(job.labels, job.seg_probs, n);
       if (job.outputs.wants("logits")) result.logits = mean_over_segments(job.seg_logits, n);

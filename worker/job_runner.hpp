@@ -42,14 +42,15 @@ struct PreparedJob {
   bool reported = false;        // BatchRunner already handed it back
   std::vector<float> segments;  // [n_segments, in_leads, segment_samples]
   int64_t n_segments = 0;
-  int64_t segment_size = 0;  // in_leads * segment_samples
-  OutputPlan outputs;        // what to put in the result
-  RunOptions run_options;    // what the forward passes compute (from `outputs`)
+  int64_t segment_size = 0;         // in_leads * segment_samples
+  OutputPlan outputs;               // what to put in the result
+  RunOptions run_options;           // what the forward passes compute (from `outputs`)
   std::vector<std::string> labels;  // the model's classifier labels (empty: no head)
   std::optional<std::chrono::steady_clock::time_point> deadline;  // on the worker's clock
   int64_t deadline_ms = 0;                                        // as asked, for messages
   std::vector<std::string> derived_leads;
   std::vector<std::string> ignored_channels;
+  std::vector<std::string> masked_leads;  // given as zeros (the job's missing_leads: zero)
 
   // Per-segment outputs gathered from the forward passes, in segment order.
   int64_t segments_done = 0;

@@ -7,6 +7,7 @@
 #include "common/memory.hpp"
 #include "common/sha256.hpp"
 #include "common/time.hpp"
+#include "model/model_export.hpp"
 #include "worker/output_plan.hpp"
 
 namespace ecgq {
@@ -98,8 +99,12 @@ Status ModelLifecycle::preflight() {
   auto resolved = resolver_(options_.checkpoint);
   if (!resolved)
     return record_failure(resolved.status().code() + ": " + resolved.status().message());
+  // A model file names the checkpoint it came from and its precision before it is loaded.
+  const ModelFileIdentity file = peek_model_file_identity(resolved->path);
   std::lock_guard<std::mutex> lock(mutex_);
   if (!resolved->sha256.empty()) identity_.sha256 = resolved->sha256;
+  if (!file.source_sha256.empty()) identity_.sha256 = file.source_sha256;
+  if (!file.precision.empty()) identity_.precision = file.precision;
   failure_.clear();
   return Status::Ok();
 }

@@ -14,12 +14,13 @@
 #include "common/logging.hpp"
 #include "common/settings.hpp"
 #include "common/text.hpp"
-#include "protocol/endpoint.hpp"
 #include "hub/hub_cache.hpp"
 #include "hub/hub_settings.hpp"
 #include "model/ecgfm_model.hpp"
 #include "model/model.hpp"
 #include "protocol/curve.hpp"
+#include "protocol/endpoint.hpp"
+#include "worker/export_command.hpp"
 #include "worker/fetch_command.hpp"
 #include "worker/model_tools.hpp"
 #include "worker/serve_settings.hpp"
@@ -44,6 +45,7 @@ const char* const kUsage =
     "                    [--service ecg-fm] [--idle-timeout 15m] [...]\n"
     "  ecgq-worker infer --checkpoint PATH --input X.npy --out DIR   run segments offline\n"
     "  ecgq-worker inspect --checkpoint PATH                         describe a checkpoint\n"
+    "  ecgq-worker export --checkpoint REF --precision bf16 --out FILE  compact model file\n"
     "  ecgq-worker fetch REF      fill the checkpoint cache and print \"SHA256  PATH\"\n"
     "  ecgq-worker --version\n"
     "\n"
@@ -148,6 +150,7 @@ Status read_config(const Settings& s, ServeConfig& c) {
   c.lifecycle.checkpoint = v.checkpoint;
   c.lifecycle.load.model_kind = v.model_kind;
   c.lifecycle.load.precision = v.precision;
+  c.lifecycle.load.precision_set = s.origin("precision") != "default";
   c.lifecycle.load.bf16_split_layers =
       static_cast<int>(std::min<int64_t>(v.bf16_split_layers, 1000));
   c.lifecycle.load.intra_op_threads = static_cast<int>(v.threads);
@@ -200,8 +203,9 @@ int serve_command(int argc, char** argv) {
   CheckpointResolver resolver = [hub](const std::string& ref) {
     return resolve_checkpoint(ref, hub);
   };
-  if (config.lifecycle.load.intra_op_threads > 0)
-    configure_threads(config.lifecycle.load.intra_op_threads);
+  // Once, before the model: 0 = every CPU this process may use (affinity, cgroup quota).
+  const std::string threads = configure_threads(config.lifecycle.load.intra_op_threads);
+  spdlog::info("event=threads threads=\"{}\"", threads);
 
   WorkerService service(config.service, config.lifecycle, load_model, resolver, config.runner);
   spdlog::info(
@@ -230,7 +234,7 @@ int serve_command(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "ecgq-worker: a command is required (serve, fetch, infer or inspect; see "
+    std::cerr << "ecgq-worker: a command is required (serve, fetch, infer, inspect or export; see "
                  "ecgq-worker --help)\n";
     return kExitUsage;
   }
@@ -248,11 +252,12 @@ int main(int argc, char** argv) {
     if (command == "fetch") return fetch_command(argc - 1, argv + 1);
     if (command == "infer") return infer_command(argc - 1, argv + 1);
     if (command == "inspect") return inspect_command(argc - 1, argv + 1);
+    if (command == "export") return export_command(argc - 1, argv + 1);
   } catch (const std::exception& e) {
     std::cerr << "ecgq-worker: " << e.what() << "\n";
     return kExitFailure;
   }
   std::cerr << "ecgq-worker: unknown command '" << escape_invalid_utf8(command)
-            << "' (expected serve, fetch, infer or inspect; see ecgq-worker --help)\n";
+            << "' (expected serve, fetch, infer, inspect or export; see ecgq-worker --help)\n";
   return kExitUsage;
 }

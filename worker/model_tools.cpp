@@ -67,24 +67,33 @@ std::string with_commas(int64_t n) {
 // --precision and --bf16-split-layers, shared by infer and inspect.
 struct PrecisionFlags {
   std::string precision = "fp32";
+  CLI::Option* option = nullptr;  // --precision, to tell a given value from the default
   int split_layers = -1;
 };
 
-Expected<std::unique_ptr<Model>> load(const std::string& path, const std::string& kind, int threads,
-                                      const PrecisionFlags& precision) {
+// Sizes the thread pools once (0 = every CPU the process may use; `choice` receives the line the
+// command prints when it succeeds: a failure stays one line on stderr) and loads.
+Expected<std::unique_ptr<Model>> load(std::string* choice, int threads, const std::string& path,
+                                      const std::string& kind, const PrecisionFlags& precision) {
+  *choice = configure_threads(threads);
   LoadOptions options;
   options.model_kind = kind;
   options.precision = precision.precision;
+  options.precision_set = precision.option != nullptr && precision.option->count() > 0;
   options.bf16_split_layers = precision.split_layers;
-  options.intra_op_threads = threads;
-  if (threads > 0) configure_threads(threads);
   return load_model(path, options);
 }
 
+// The exit of a failed load: a setting that contradicts the file (bad_config) is bad usage.
+int load_failed(const std::string& tool, const Status& s) {
+  return fail(tool, s.message(), s.is(ErrorCode::BadConfig) ? kExitUsage : kExitFailure);
+}
+
 void add_precision_options(CLI::App& app, PrecisionFlags& flags) {
-  app.add_option("--precision", flags.precision,
-                 "fp32, or bf16 (projections in bfloat16; needs AVX-512 BF16 or AMX)")
-      ->check(CLI::IsMember({"fp32", "bf16"}));
+  flags.option = app.add_option("--precision", flags.precision,
+                                "fp32, or bf16 (projections in bfloat16; needs AVX-512 BF16 or "
+                                "AMX); a model file runs at its own")
+                     ->check(CLI::IsMember({"fp32", "bf16"}));
   app.add_option("--bf16-split-layers", flags.split_layers,
                  "bf16: last layers with hi+lo weights (more accurate, slower; -1 = default)")
       ->check(CLI::Range(-1, 1000));
@@ -125,15 +134,17 @@ int infer_command(int argc, char** argv) {
   const std::string tool = "infer";
   CLI::App app("Run a checkpoint on preprocessed ECG segments (float32 [N, 12, 2500] .npy)",
                "ecgq-worker infer");
-  std::string checkpoint, input, out_dir, kind = "auto";
+  std::string checkpoint, input, out_dir, kind = "auto", choice;
   int threads = 0;
   bool saliency = false;
-  app.add_option("--checkpoint", checkpoint,
-                 "checkpoint file (fairseq-signals ECG-FM or TorchScript)")
+  app.add_option(
+         "--checkpoint", checkpoint,
+         "checkpoint file (fairseq-signals ECG-FM, ecgq-worker export model file or TorchScript)")
       ->required();
   app.add_option("--input", input, "preprocessed segments, float32 [N, 12, 2500] .npy")->required();
   app.add_option("--out", out_dir, "output directory (created)")->required();
-  app.add_option("--threads", threads, "intra-op threads (0 = LibTorch default)")
+  app.add_option("--threads", threads,
+                 "threads (0 = every CPU this process may use: affinity, cgroup quota)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--model-kind", kind, "auto, ecgfm or torchscript")
       ->check(CLI::IsMember({"auto", "ecgfm", "torchscript"}));
@@ -143,8 +154,8 @@ int infer_command(int argc, char** argv) {
   if (int rc = parse(app, argc, argv, tool); rc >= 0) return rc;
 
   auto t0 = SteadyClock::now();
-  auto model = load(checkpoint, kind, threads, precision);
-  if (!model.ok()) return fail(tool, model.status().message());
+  auto model = load(&choice, threads, checkpoint, kind, precision);
+  if (!model.ok()) return load_failed(tool, model.status());
   double load_ms = ms_since(t0);
   const ModelInfo& info = (*model)->info();
 
@@ -193,6 +204,7 @@ int infer_command(int argc, char** argv) {
     for (const auto& l : info.labels) labels << l << "\n";
     if (!labels) return fail(tool, "cannot write " + out_dir + "/labels.txt");
   }
+  std::cerr << "ecgq-worker infer: threads: " << choice << "\n";
   std::printf("%s %s %s: %lld segments -> %s (load %.1f ms, infer %.1f ms)\n", info.kind.c_str(),
               info.variant.c_str(), info.precision.c_str(), static_cast<long long>(n),
               out_dir.c_str(), load_ms, infer_ms);
@@ -205,10 +217,12 @@ int inspect_command(int argc, char** argv) {
                "ecgq-worker inspect");
   std::string checkpoint, kind = "auto";
   int threads = 0;
-  app.add_option("--checkpoint", checkpoint,
-                 "checkpoint file (fairseq-signals ECG-FM or TorchScript)")
+  app.add_option(
+         "--checkpoint", checkpoint,
+         "checkpoint file (fairseq-signals ECG-FM, ecgq-worker export model file or TorchScript)")
       ->required();
-  app.add_option("--threads", threads, "intra-op threads (0 = LibTorch default)")
+  app.add_option("--threads", threads,
+                 "threads (0 = every CPU this process may use: affinity, cgroup quota)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--model-kind", kind, "auto, ecgfm or torchscript")
       ->check(CLI::IsMember({"auto", "ecgfm", "torchscript"}));
@@ -218,8 +232,9 @@ int inspect_command(int argc, char** argv) {
 
   int64_t rss_before_kb = proc_status_kb("VmRSS");
   auto t0 = SteadyClock::now();
-  auto model = load(checkpoint, kind, threads, precision);
-  if (!model.ok()) return fail(tool, model.status().message());
+  std::string choice;
+  auto model = load(&choice, threads, checkpoint, kind, precision);
+  if (!model.ok()) return load_failed(tool, model.status());
   double load_ms = ms_since(t0);
   const ModelInfo& info = (*model)->info();
 
@@ -245,6 +260,7 @@ int inspect_command(int argc, char** argv) {
   std::snprintf(buf, sizeof buf, "%.1f MiB (rss before load %.1f MiB, after %.1f MiB)",
                 hwm / 1024.0, rss_before_kb / 1024.0, rss / 1024.0);
   os << "peak_rss:     " << buf << "\n";
+  std::cerr << "ecgq-worker inspect: threads: " << choice << "\n";
   std::cout << os.str();
   return kExitOk;
 }

@@ -40,7 +40,10 @@ const SettingsTable<ServeSettings>& serve_settings_table() {
                    "how long a batch waits for more jobs, in ms (0 = take what is queued, never "
                    "wait)",
                    &S::max_batch_delay_ms)
-          .integer("threads", "0", "intra-op threads for inference (0 = automatic)", &S::threads)
+          .integer("threads", "0",
+                   "inference threads (0 = every CPU this process may use: affinity mask, cgroup "
+                   "CPU quota)",
+                   &S::threads)
           .duration("heartbeat_interval", "2500ms", "MDP heartbeat interval (same as the broker's)",
                     &S::heartbeat_interval)
           .integer("heartbeat_liveness", "3", "silent heartbeat intervals before reconnecting",

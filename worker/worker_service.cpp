@@ -332,7 +332,8 @@ void WorkerService::handle_refusal(const std::string& frame, Link& link) {
     request_stop();
     return;
   }
-  // The service serves another model: try again later (a rollout may admit ours).
+  // The service serves another model (a rollout may admit ours) or the broker knows
+  // max_services (one may be forgotten): try again later.
   link.backoff = std::max(options_.model_retry, options_.reconnect_min);
 }
 

@@ -76,10 +76,14 @@ class Client:
     # ------------------------------------------------------------------ public API
     def submit(self, samples, fs: float, leads: Optional[List[str]] = None, *,
                outputs: Optional[List[str]] = None, deadline: Optional[float] = None,
-               meta=None, units: Optional[str] = None, job_id: Optional[str] = None
-               ) -> concurrent.futures.Future:
+               meta=None, units: Optional[str] = None, job_id: Optional[str] = None,
+               missing_leads: Optional[str] = None) -> concurrent.futures.Future:
         """Sends one ECG ([leads, samples]; float32, float64 or int16) and returns a Future of
-        its Result; a failed job raises EcgqError from future.result()."""
+        its Result; a failed job raises EcgqError from future.result(). missing_leads="zero"
+        gives leads that cannot be derived to the model as zeros (Result.masked_leads names
+        them; accuracy with masked leads is not validated); the default refuses such records."""
+        if missing_leads not in (None, "refuse", "zero"):
+            raise EcgqError("bad_request", "missing_leads must be refuse or zero", "missing_leads")
         a = np.asarray(samples)
         if a.dtype not in _DTYPES:
             a = a.astype("<f4")
@@ -96,6 +100,8 @@ class Client:
             job["deadline_ms"] = int(deadline * 1000)
         if units:
             job["units"] = units
+        if missing_leads == "zero":
+            job["missing_leads"] = missing_leads
         if meta is not None:
             job["meta"] = meta
         future = concurrent.futures.Future()

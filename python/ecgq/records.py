@@ -39,7 +39,7 @@ def read_record(path: str, fs: Optional[float] = None, leads: Optional[List[str]
         return _read_csv(path, fs, leads)
     if lower.endswith(".dat") and os.path.exists(path[:-4] + ".hea"):
         return _read_wfdb(path[:-4] + ".hea")
-    return _read_by_convert(path)
+    return _read_by_convert(path, fs)
 
 
 def _read_wfdb(header_path: str) -> Record:
@@ -147,7 +147,7 @@ def _read_csv(path, fs, leads) -> Record:
     return Record(a[keep].astype(np.float32), float(fs), leads or [header[i] for i in keep])
 
 
-def _read_by_convert(path) -> Record:
+def _read_by_convert(path, fs=None) -> Record:
     ecgq = shutil.which("ecgq") or os.environ.get("ECGQ_BIN")
     if not ecgq:
         raise ValueError(f"{path}: not a WFDB, CSV or .npy file, and no `ecgq` program to convert it")
@@ -161,4 +161,9 @@ def _read_by_convert(path) -> Record:
         stem = os.path.splitext(os.path.basename(path))[0]
         info = json.load(open(os.path.join(out, stem + ".json")))
         samples = np.load(os.path.join(out, stem + ".npy"))
+        # The file carries its own rate: a different `fs` is a mistake to say, not to apply.
+        if fs is not None and abs(float(fs) - float(info["fs"])) > 1e-6 * float(info["fs"]):
+            raise ValueError(f"{path}: the {info.get('source_format', '')} file records "
+                             f"{float(info['fs']):g} Hz but fs says {float(fs):g} Hz; files that "
+                             "carry their sample rate keep it (leave fs out)")
         return Record(samples.astype(np.float32), float(info["fs"]), list(info["leads"]))

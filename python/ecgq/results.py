@@ -44,6 +44,7 @@ class Result:
     n_segments: int = 0
     derived_leads: List[str] = field(default_factory=list)
     ignored_channels: List[str] = field(default_factory=list)
+    masked_leads: List[str] = field(default_factory=list)
     model: Dict[str, str] = field(default_factory=dict)
     worker_id: str = ""
     attempts: int = 0
@@ -77,6 +78,7 @@ class Result:
             n_segments=int(body.get("n_segments", 0)),
             derived_leads=list(body.get("derived_leads") or []),
             ignored_channels=list(body.get("ignored_channels") or []),
+            masked_leads=list(body.get("masked_leads") or []),
             model=dict(body.get("model") or {}),
             worker_id=body.get("worker_id", ""),
             attempts=int(body.get("attempts", 0)),

@@ -9,6 +9,10 @@ Cases (ctest runs each as cli.<case>, label "cli"; no CASE means all of them):
   inspect_finetuned   ecgq-worker inspect on the tiny fine-tuned checkpoint
   inspect_pretrained  ecgq-worker inspect on the tiny pretrained checkpoint
   submit              ecgq submit of five real records through a real broker and a warm worker
+  export_roundtrip    ecgq-worker export of the tiny checkpoints (fp32, bf16): infer and inspect of
+                      the model file give the source's outputs and name the source's sha256
+  export_refusals     a truncated, altered or other-version model file, a conflicting --precision
+                      and the export of a model file are refused with specific errors
 
 Comparison: floats within an absolute tolerance of 1e-5 (TOLERANCE), everything else exact:
 file sets, .npy shapes and dtypes, text lines, JSON keys in order, types, strings, integers and
@@ -19,6 +23,7 @@ directory. --update runs the cases and rewrites their expected output instead of
 """
 
 import argparse
+import hashlib
 import difflib
 import json
 import os
@@ -291,11 +296,148 @@ def case_submit(bins, update):
             raise Mismatch(f"{e}\n{cluster.log_text()}") from None
 
 
+# ---------------------------------------------------------------- export (the compact model file)
+
+BF16_TOLERANCE = 2e-3  # max |Δprob| of bf16 against fp32 (docs/performance.md, bf16 accuracy)
+
+
+def sha256_file(path):
+    with open(os.path.join(SOURCE, path), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def export(bins, checkpoint, precision, out):
+    code, out_text, err = run([bins["ecgq-worker"], "export", "--checkpoint", checkpoint,
+                               "--precision", precision, "--out", out], SOURCE)
+    check_exit(f"export {precision}", code, 0, out_text, err)
+    return out_text
+
+
+def infer(bins, checkpoint, out_dir, *extra):
+    code, out, err = run([bins["ecgq-worker"], "infer", "--checkpoint", checkpoint, "--input",
+                          INPUT, "--out", out_dir, "--threads", "1", *extra], SOURCE)
+    check_exit(f"infer {checkpoint} {' '.join(extra)}", code, 0, out, err)
+    return out
+
+
+def max_diff(a_dir, b_dir, name):
+    a, b = np.load(os.path.join(a_dir, name)), np.load(os.path.join(b_dir, name))
+    if a.shape != b.shape:
+        raise Mismatch(f"{name}: shape {a.shape} against {b.shape}")
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+
+
+def bf16_available(bins):
+    code, _, err = run([bins["ecgq-worker"], "inspect", "--checkpoint", TINY_FINETUNED,
+                        "--precision", "bf16"], SOURCE)
+    if code != 0 and "AVX-512 BF16" in err:
+        print("export_roundtrip: this CPU has no bf16 instructions; bf16 part skipped")
+        return False
+    return True
+
+
+def roundtrip(bins, tmp, checkpoint, precision, outputs):
+    """Exports `checkpoint`, runs both, compares; returns the export's output directory."""
+    model = os.path.join(tmp, f"{os.path.basename(checkpoint)}.{precision}.ecgq")
+    printed = export(bins, checkpoint, precision, model)
+    sha = sha256_file(checkpoint)
+    if f"source sha256 {sha}" not in printed:
+        raise Mismatch(f"export did not name the source sha256 {sha}: {printed}")
+    with open(model, "rb") as f:
+        if f.read(8) != b"ECGQMODL":
+            raise Mismatch("the model file does not start with the magic ECGQMODL")
+    src_dir, exp_dir = os.path.join(tmp, f"src_{precision}"), os.path.join(tmp, f"exp_{precision}")
+    infer(bins, checkpoint, src_dir, "--precision", precision)
+    line = infer(bins, model, exp_dir)
+    if f" {precision}: " not in line:
+        raise Mismatch(f"infer of the {precision} export printed {line!r}")
+    for name in outputs:  # the same computation on the same weights
+        d = max_diff(src_dir, exp_dir, name)
+        if not d <= TOLERANCE:
+            raise Mismatch(f"{precision} export {name}: max |diff| {d:.3g} > {TOLERANCE}")
+    code, out, err = run([bins["ecgq-worker"], "inspect", "--checkpoint", model], SOURCE)
+    check_exit("inspect export", code, 0, out, err)
+    for want in (f"precision:    {precision}\n", f"source:       sha256 {sha}\n"):
+        if want not in out:
+            raise Mismatch(f"inspect of the export lacks {want!r}:\n{out}")
+    return exp_dir
+
+
+def case_export_roundtrip(bins, update):
+    """Model files of the tiny checkpoints give the source's outputs at their precision."""
+    with tempfile.TemporaryDirectory(prefix="ecgq-cli-") as tmp:
+        roundtrip(bins, tmp, TINY_PRETRAINED, "fp32", ["embedding.npy", "encoder_out.npy"])
+        fp32_dir = roundtrip(bins, tmp, TINY_FINETUNED, "fp32",
+                             ["probs.npy", "logits.npy", "embedding.npy"])
+        for name in ("probs.npy", "logits.npy", "embedding.npy", "encoder_out.npy"):
+            compare_npy(os.path.join(fp32_dir, name), os.path.join(EXPECTED, "infer", name),
+                        f"export fp32 {name} vs expected")
+        if bf16_available(bins):
+            bf16_dir = roundtrip(bins, tmp, TINY_FINETUNED, "bf16", ["probs.npy", "embedding.npy"])
+            d = max_diff(bf16_dir, fp32_dir, "probs.npy")
+            if not d <= BF16_TOLERANCE:
+                raise Mismatch(f"bf16 export probs against fp32: {d:.3g} > {BF16_TOLERANCE}")
+
+
+def damaged_copy(src, dst, edit):
+    with open(src, "rb") as f:
+        data = bytearray(f.read())
+    with open(dst, "wb") as f:
+        f.write(edit(data))
+    return dst
+
+
+def expect_refusal(bins, argv, code, needles):
+    got, out, err = run([bins["ecgq-worker"], *argv], SOURCE)
+    check_exit(" ".join(argv[:3]), got, code, out, err)
+    if len(err.strip().splitlines()) != 1 or not all(n in err for n in needles):
+        raise Mismatch(f"{' '.join(argv)}: stderr should be one line naming {needles}:\n{err}")
+
+
+def case_export_refusals(bins, update):
+    """Damaged model files and conflicting settings are refused, each with its own reason."""
+    with tempfile.TemporaryDirectory(prefix="ecgq-cli-") as tmp:
+        good = os.path.join(tmp, "good.ecgq")
+        export(bins, TINY_FINETUNED, "fp32", good)
+
+        def set_version(d):
+            d[8:12] = (2).to_bytes(4, "little")
+            return d
+
+        def flip_weight(d):
+            d[8192] ^= 0x01  # a byte of the second tensor's page
+            return d
+
+        damaged = {
+            "truncated": (lambda d: d[:-1000], ["truncated", "header says"]),
+            "cut_header": (lambda d: d[:40], ["shorter than its header"]),
+            "altered": (flip_weight, ["checksum mismatch", "altered"]),
+            "version": (set_version, ["format version 2", "reads version 1"]),
+        }
+        for name, (edit, needles) in damaged.items():
+            path = damaged_copy(good, os.path.join(tmp, name + ".ecgq"), edit)
+            for tool in ("infer", "inspect"):
+                argv = [tool, "--checkpoint", path]
+                if tool == "infer":
+                    argv += ["--input", INPUT, "--out", os.path.join(tmp, "out")]
+                expect_refusal(bins, argv, 1, [path] + needles)
+        # An fp32 export asked to run bf16: a usage error naming both precisions.
+        expect_refusal(bins, ["inspect", "--checkpoint", good, "--precision", "bf16"], 2,
+                       ["precision bf16 was asked for", "fp32 export"])
+        code, out, err = run([bins["ecgq-worker"], "export", "--checkpoint", good, "--out",
+                              os.path.join(tmp, "again.ecgq")], SOURCE)
+        check_exit("export of an export", code, 1, out, err)
+        if "already a model file" not in err:
+            raise Mismatch(f"export of an export: {err}")
+
+
 CASES = {
     "infer": case_infer,
     "inspect_finetuned": inspect_case(TINY_FINETUNED, "inspect_finetuned.txt"),
     "inspect_pretrained": inspect_case(TINY_PRETRAINED, "inspect_pretrained.txt"),
     "submit": case_submit,
+    "export_roundtrip": case_export_roundtrip,
+    "export_refusals": case_export_refusals,
 }
 
 

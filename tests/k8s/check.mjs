@@ -2,14 +2,19 @@
 // every object against the official Kubernetes schemas (npm kubernetes-models) or KEDA's
 // (@kubernetes-models/keda), strictly (a field the schema does not know is an error, as
 // `kubeconform -strict`), and the cross-references no schema sees: selectors and labels, claims,
-// config maps and secrets, ports, names, probes and commands against the image's programs.
+// config maps and secrets, ports, names, probes and commands against the image's programs;
+// CURVE everywhere, mounted paths and modes, probe keys, threads (tests/k8s/security.mjs); with
+// DIR, the pods' probes with real keys and programs (tests/k8s/pods.mjs).
 //   node check.mjs --root REPO [--bin DIR]   (DIR: built ecgq binaries to read --help from)
-// Prints one line "N objects in M renders valid, K cross-checks" and exits 0, or lists the
-// problems and exits 1.
+// Prints one line "N objects in M renders valid, K cross-checks, PODS" and exits 0, or lists
+// the problems and exits 1.
 import fs from "node:fs";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { build, splitImage } from "./kustomize.mjs";
+import { securityChecks } from "./security.mjs";
+import { keysAndProbes } from "./pods.mjs";
+import { selfTest, MUTATION_COUNT } from "./selftest.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name) => {
@@ -19,9 +24,12 @@ const opt = (name) => {
 const ROOT = path.resolve(opt("--root") || ".");
 const BIN = opt("--bin");
 const K8S = path.join(ROOT, "deploy/k8s");
+const DOCS = fs.readFileSync(path.join(ROOT, "docs/deploy.md"), "utf8");
 const problems = [];
 let checks = 0;
-const fail = (where, msg) => problems.push(`${where}: ${msg}`);
+// Where problems go: `problems`, or a self-test's own list (runChecks).
+let sink = problems;
+const fail = (where, msg) => sink.push(`${where}: ${msg}`);
 const check = (cond, where, msg) => {
   checks++;
   if (!cond) fail(where, msg);
@@ -207,8 +215,7 @@ function crossCheck(objs, render) {
     check(spec.securityContext?.runAsNonRoot === true, where(w), "pod securityContext.runAsNonRoot is not true");
     for (const v of vols.values()) {
       if (v.persistentVolumeClaim) check(named("PersistentVolumeClaim", v.persistentVolumeClaim.claimName), where(w, ` volume ${v.name}`), `claim ${v.persistentVolumeClaim.claimName} does not exist`);
-      if (v.configMap) check(named("ConfigMap", v.configMap.name), where(w, ` volume ${v.name}`), `config map ${v.configMap.name} does not exist`);
-      if (v.secret) check(named("Secret", v.secret.secretName), where(w, ` volume ${v.name}`), `secret ${v.secret.secretName} does not exist`);
+      // Secret and ConfigMap volumes: tests/k8s/security.mjs (made here, or user-made and documented).
       // Secret files belong to root and to the pod's fsGroup: a mode without group read leaves
       // them unreadable by the non-root user.
       if (v.secret?.defaultMode !== undefined) check((v.secret.defaultMode & 0o040) !== 0 || spec.securityContext?.runAsUser === 0, where(w, ` volume ${v.name}`), `defaultMode ${v.secret.defaultMode.toString(8)} is unreadable by the pod's non-root user (fsGroup needs group read)`);
@@ -234,7 +241,11 @@ function crossCheck(objs, render) {
       }
       for (const e of c.env || []) {
         const s = e.valueFrom?.secretKeyRef;
-        if (s) check(named("Secret", s.name) && s.key in (named("Secret", s.name).stringData || named("Secret", s.name).data || {}), cw, `env ${e.name}: secret ${s.name} key ${s.key} does not exist`);
+        if (s) {
+          const sec = named("Secret", s.name);
+          check(sec ? s.key in { ...sec.data, ...sec.stringData } : s.optional === true && DOCS.includes(s.name), cw,
+            `env ${e.name}: secret ${s.name} key ${s.key} does not exist (nor is it an optional Secret docs/deploy.md names)`);
+        }
         const m = e.valueFrom?.configMapKeyRef;
         if (m) check(named("ConfigMap", m.name)?.data?.[m.key] !== undefined, cw, `env ${e.name}: config map ${m.name} key ${m.key} does not exist`);
       }
@@ -258,6 +269,7 @@ function crossCheck(objs, render) {
       }
     }
   }
+  securityChecks(objs, render, { check, ROOT, pods, where, named });
   // The broker's grace covers its shutdown_grace (5s default).
   for (const w of by("StatefulSet")) {
     check((podTemplate(w).spec.terminationGracePeriodSeconds || 30) > 5, where(w), "terminationGracePeriodSeconds not above the broker's shutdown_grace (5s)");
@@ -321,14 +333,27 @@ function crossCheck(objs, render) {
 const renders = [];
 const overlays = fs.readdirSync(path.join(K8S, "overlays")).sort();
 for (const o of overlays) renders.push({ name: `overlays/${o}`, dir: path.join(K8S, "overlays", o) });
-// The HPA alternative: the fp32 overlay with components/hpa in place of components/keda.
+// The HPA alternative: the fp32 overlay with components/hpa in place of components/keda, and
+// the in-cluster producer example.
 renders.push({
-  name: "overlays/fp32 with components/hpa",
+  name: "overlays/fp32 with components/hpa and submit-example",
   dir: path.join(K8S, "overlays/fp32"),
-  components: ["../../components/hpa", "../../components/example-secrets"],
+  components: ["../../components/hpa", "../../components/secrets", "../../components/submit-example"],
 });
 const files = new Map();
 let objects = 0;
+// The cross-checks on objects, their problems returned instead of reported (the self-test).
+const runChecks = (objs) => {
+  const [saved, counted] = [sink, checks];
+  sink = [];
+  try {
+    crossCheck(objs, "mutated");
+    return sink;
+  } finally {
+    [sink, checks] = [saved, counted];
+  }
+};
+let caught = null;
 for (const r of renders) {
   let objs;
   try {
@@ -340,6 +365,7 @@ for (const r of renders) {
   for (const o of objs) await validateSchema(o, `${r.name}: ${o.kind}/${o.metadata?.name}`);
   crossCheck(objs, r.name);
   objects += objs.length;
+  if (r.name === "overlays/fp32") caught = selfTest(objs, runChecks, fail);
 }
 // Every YAML file under deploy/k8s is part of some render.
 const walk = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]);
@@ -347,9 +373,13 @@ for (const f of walk(K8S).filter((f) => /\.ya?ml$/.test(f))) {
   const used = files.has(f) || renders.some((r) => fs.readFileSync(path.join(r.dir, "kustomization.yaml"), "utf8").includes(path.basename(f)) && path.dirname(f) === r.dir);
   check(used, path.relative(ROOT, f), "not used by any kustomization");
 }
+// The fp32 overlay with real keys and the real programs (tests/k8s/pods.mjs), when built.
+const PROGRAMS = ["ecgq", "ecgq-broker", "ecgq-worker", "ecgq-gateway"];
+let pods = "pods not run (no built ecgq programs: --bin DIR)";
+if (BIN && PROGRAMS.every((p) => fs.existsSync(path.join(BIN, p)))) pods = await keysAndProbes({ ROOT, BIN, check, fail });
 if (problems.length) {
   for (const p of problems) console.log(`FAIL ${p}`);
   console.log(`${problems.length} problems in ${objects} objects of ${renders.length} renders`);
   process.exit(1);
 }
-console.log(`${objects} objects in ${renders.length} renders valid (Kubernetes and KEDA schemas, strict), ${checks} cross-checks`);
+console.log(`${objects} objects in ${renders.length} renders valid (Kubernetes and KEDA schemas, strict), ${checks} cross-checks, ${caught} of ${MUTATION_COUNT} broken copies caught, ${pods}`);

@@ -8,11 +8,13 @@ import fs from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
 
-const KNOWN = new Set(["apiVersion", "kind", "resources", "components", "patches", "images"]);
+const KNOWN = new Set(["apiVersion", "kind", "resources", "components", "patches", "images",
+  "generatorOptions", "secretGenerator", "configMapGenerator"]);
 
 export function loadYamlDocs(file) {
   const text = fs.readFileSync(file, "utf8");
-  const docs = YAML.parseAllDocuments(text, { uniqueKeys: true });
+  // YAML 1.1 as Kubernetes reads it (sigs.k8s.io/yaml): 0440 is octal, a file mode.
+  const docs = YAML.parseAllDocuments(text, { uniqueKeys: true, version: "1.1" });
   const out = [];
   for (const d of docs) {
     if (d.errors.length) throw new Error(`${file}: ${d.errors[0].message}`);
@@ -84,6 +86,41 @@ export function splitImage(image) {
   return at > slash ? [image.slice(0, at), image.slice(at + 1)] : [image, ""];
 }
 
+// The Secrets and ConfigMaps of secretGenerator and configMapGenerator. Names get no hash suffix
+// (generatorOptions.disableNameSuffixHash must be true: this renderer does not rewrite references
+// to hashed names). Files must lie inside the kustomization's directory (kustomize's load
+// restrictor). A file that does not exist yet (made by scripts/k8s-keys) is rendered empty and
+// recorded in `files` as "generated-missing", so that manifests can be checked without keys.
+function generate(dir, k, files) {
+  const opts = k.generatorOptions || {};
+  for (const f of Object.keys(opts)) {
+    if (!["disableNameSuffixHash", "labels"].includes(f)) throw new Error(`${dir}: generatorOptions.${f} is not supported by tests/k8s/kustomize.mjs`);
+  }
+  const gens = [...(k.secretGenerator || []).map((g) => ["Secret", g]), ...(k.configMapGenerator || []).map((g) => ["ConfigMap", g])];
+  if (gens.length && opts.disableNameSuffixHash !== true) throw new Error(`${dir}: generators need generatorOptions.disableNameSuffixHash: true (tests/k8s/kustomize.mjs)`);
+  return gens.map(([kind, g]) => {
+    for (const f of Object.keys(g)) {
+      if (!["name", "files", "type"].includes(f)) throw new Error(`${dir}: ${kind} generator field '${f}' is not supported by tests/k8s/kustomize.mjs`);
+    }
+    const data = {};
+    for (const entry of g.files || []) {
+      const eq = entry.indexOf("=");
+      const [key, rel] = eq >= 0 ? [entry.slice(0, eq), entry.slice(eq + 1)] : [path.basename(entry), entry];
+      const file = path.resolve(dir, rel);
+      if (!file.startsWith(dir + path.sep)) throw new Error(`${dir}: generator file ${rel} is outside the kustomization's directory`);
+      if (key in data) throw new Error(`${dir}: ${kind} ${g.name} has key ${key} twice`);
+      const present = fs.existsSync(file);
+      files.set(file, present ? "generated" : "generated-missing");
+      const content = present ? fs.readFileSync(file) : Buffer.alloc(0);
+      data[key] = kind === "Secret" ? content.toString("base64") : content.toString("utf8");
+    }
+    const obj = { apiVersion: "v1", kind, metadata: { name: g.name, labels: { ...(opts.labels || {}) } } };
+    if (kind === "Secret") obj.type = g.type || "Opaque";
+    obj.data = data;
+    return obj;
+  });
+}
+
 // Renders a kustomization (or component) directory into a list of objects; `files` collects
 // every manifest file read, with its role ("resource" or "patch").
 export function build(dir, files = new Map(), componentsOverride = null) {
@@ -105,6 +142,7 @@ export function build(dir, files = new Map(), componentsOverride = null) {
       objs.push(...loadYamlDocs(p));
     }
   }
+  objs.push(...generate(dir, k, files));
   const components = componentsOverride || k.components || [];
   for (const c of components) {
     const cdir = path.resolve(dir, c);

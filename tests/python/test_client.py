@@ -94,6 +94,19 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(r.n_segments, 2)  # 10 s at 500 Hz
         self.assertIn("infer_ms", r.timings)
 
+    def test_clinical_files_go_through_ecgq_convert(self):
+        os.environ["ECGQ_BIN"] = os.path.join(BIN, "ecgq")
+        scp = os.path.join(ROOT, "tests/data/clinical/scp-ecg/pixelmed_PFE105_redred.scp")
+        r = self.client.predict(scp)
+        self.assertEqual(r.n_segments, 2)
+        self.assertEqual(len(r.labels), 17)
+        # 8 stored leads; `ecgq convert` writes the four derived limb leads too.
+        self.assertEqual(len(ecgq.read_record(scp).leads), 12)
+        with self.assertRaises(ValueError) as e:
+            ecgq.read_record(scp, fs=250)
+        self.assertIn("records 500 Hz but fs says 250 Hz", str(e.exception))
+        self.assertEqual(ecgq.read_record(scp, fs=500).fs, 500)
+
     def test_submit_an_array_returns_a_future(self):
         t = np.arange(5000) / 500.0
         samples = np.stack([np.sin(2 * np.pi * 1.2 * t + k) for k in range(12)]).astype(np.float32)
@@ -116,6 +129,15 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(ecgq.EcgqError) as e:
             self.client.submit(two_leads, fs=500, leads=["I", "II"]).result(60)
         self.assertEqual(e.exception.code, "missing_leads")
+        # Opting in: the chest leads go to the model as zeros and the result names them.
+        t = np.arange(5000) / 500.0
+        limbs = np.stack([np.sin(2 * np.pi * t), np.cos(2 * np.pi * t)]).astype(np.float32)
+        masked = self.client.submit(limbs, fs=500, leads=["I", "II"], missing_leads="zero").result(60)
+        self.assertEqual(masked.masked_leads, ["V1", "V2", "V3", "V4", "V5", "V6"])
+        self.assertEqual(masked.derived_leads, ["III", "aVR", "aVL", "aVF"])
+        with self.assertRaises(ecgq.EcgqError) as e:
+            self.client.submit(limbs, fs=500, missing_leads="guess")
+        self.assertEqual(e.exception.field, "missing_leads")
         with self.assertRaises(ecgq.EcgqError) as e:
             self.client.submit(np.zeros(10), fs=500)
         self.assertEqual(e.exception.code, "bad_shape")

@@ -1,0 +1,51 @@
+// The compact model file (docs/model-file.md): `ecgq-worker export` writes it from a checkpoint,
+// load_model reads it back. Torch-free header.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/status.hpp"
+#include "model/model.hpp"
+
+namespace ecgq {
+
+// What to export and how.
+struct ExportOptions {
+  std::string precision = "fp32";  // "fp32" or "bf16"
+  int bf16_split_layers = -1;      // bf16: last layers with hi+lo weights (-1 = default)
+  std::string source_sha256;       // the checkpoint's sha256, which results will name
+  std::string source_name;         // its reference, for people (inspect)
+};
+
+// What an export wrote.
+struct ExportReport {
+  uint64_t bytes = 0;   // size of the file
+  int64_t tensors = 0;  // tensors in it
+  std::string summary;  // the architecture line
+};
+
+// Loads the fairseq-signals ECG-FM checkpoint at `checkpoint` in `options.precision` and writes
+// its folded weights, architecture, labels and source sha256 to `out` (training state is not
+// carried). Errors name the file and the reason.
+Expected<ExportReport> export_checkpoint(const std::string& checkpoint,
+                                         const ExportOptions& options, const std::string& out);
+
+// True when the file at `path` is a model file (by its magic number, not its name).
+bool is_model_file(const std::string& path);
+
+// Loads a model file verified in full (magic, format version, size, checksum) into private
+// memory; the weights are tensors over that memory. A precision the caller set that differs
+// from the file's is an error naming both.
+Expected<std::unique_ptr<Model>> load_model_file(const std::string& path,
+                                                 const LoadOptions& options);
+
+// The precision and source sha256 a model file declares, without reading its weights (the
+// worker names its model before loading it); "" for both when `path` is not a model file.
+struct ModelFileIdentity {
+  std::string precision;
+  std::string source_sha256;
+};
+ModelFileIdentity peek_model_file_identity(const std::string& path);
+
+}  // namespace ecgq

@@ -1,0 +1,497 @@
+#include "model/model_file.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <sstream>
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#endif
+
+namespace ecgq::mfile {
+namespace {
+
+// The fixed header at offset 0 (little-endian); the rest of page 0 is zero. The checksum covers
+// the whole file with its own field zeroed.
+struct Header {
+  char magic[8];
+  uint32_t version;
+  uint32_t header_bytes;
+  uint64_t file_size;
+  uint64_t contents_offset;
+  uint64_t contents_bytes;
+  uint64_t data_offset;
+  char checksum[32];  // Checksum::hex()
+};
+static_assert(sizeof(Header) == 80);
+
+constexpr size_t kChunk = size_t{4} << 20;  // bytes read or written per call (a multiple of 32)
+constexpr size_t kHugePage = size_t{2} << 20;
+// Bounds that keep a damaged contents table from asking for absurd work.
+constexpr uint64_t kMaxContentsBytes = uint64_t{16} << 20;
+constexpr size_t kMaxRank = 8;
+
+uint64_t round_up(uint64_t n, uint64_t to) {
+  return (n + to - 1) / to * to;
+}
+
+Status bad(const std::string& path, const std::string& why) {
+  return Status(ErrorCode::BadCheckpoint, path + ": model file " + why, "checkpoint");
+}
+
+// CRC-32C (Castagnoli) of one 8-byte word, without SSE 4.2.
+uint32_t crc32c_soft(uint32_t crc, uint64_t word) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+      t[i] = c;
+    }
+    return t;
+  }();
+  for (int b = 0; b < 8; ++b) crc = table[(crc ^ (word >> (8 * b))) & 0xFFu] ^ (crc >> 8);
+  return crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) void lanes_hw(uint32_t* lane, const uint8_t* p, size_t words) {
+  uint64_t c0 = lane[0], c1 = lane[1], c2 = lane[2], c3 = lane[3];
+  for (size_t i = 0; i + 4 <= words; i += 4, p += 32) {
+    uint64_t w[4];
+    std::memcpy(w, p, 32);
+    c0 = _mm_crc32_u64(c0, w[0]);
+    c1 = _mm_crc32_u64(c1, w[1]);
+    c2 = _mm_crc32_u64(c2, w[2]);
+    c3 = _mm_crc32_u64(c3, w[3]);
+  }
+  lane[0] = static_cast<uint32_t>(c0), lane[1] = static_cast<uint32_t>(c1);
+  lane[2] = static_cast<uint32_t>(c2), lane[3] = static_cast<uint32_t>(c3);
+}
+#endif
+
+// A file descriptor closed on scope exit.
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// Reads exactly `n` bytes at `offset`; false on a short read or error (errno kept).
+bool pread_all(int fd, void* dst, size_t n, uint64_t offset) {
+  auto* p = static_cast<uint8_t*>(dst);
+  while (n > 0) {
+    ssize_t got = ::pread(fd, p, n, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return false;
+    p += got, n -= static_cast<size_t>(got), offset += static_cast<uint64_t>(got);
+  }
+  return true;
+}
+
+// Bytes per element of a dtype name, 0 for an unknown one.
+size_t element_size(const std::string& dtype) {
+  if (dtype == "f32") return 4;
+  if (dtype == "bf16") return 2;
+  return 0;
+}
+
+// "768,3072" ("" for a scalar).
+std::string join_shape(const std::vector<int64_t>& shape) {
+  std::string out;
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? "," : "") + std::to_string(shape[i]);
+  return out;
+}
+
+// The table of contents as text, one entry per line.
+std::string contents_text(const Contents& c) {
+  std::ostringstream out;
+  out << "precision " << c.precision << "\nsource_sha256 " << c.source_sha256 << "\nsource_name "
+      << c.source_name << "\n";
+  for (const auto& [key, value] : c.fields) out << "field " << key << " " << value << "\n";
+  for (const auto& label : c.labels) out << "label " << label << "\n";
+  for (const auto& t : c.tensors)
+    out << "tensor " << t.name << " " << t.dtype << " " << t.offset << " " << t.bytes << " ["
+        << join_shape(t.shape) << "]\n";
+  return out.str();
+}
+
+// Parses a decimal uint64; false on anything else.
+bool parse_u64(const std::string& text, uint64_t* out) {
+  if (text.empty() || text.size() > 20) return false;
+  uint64_t v = 0;
+  for (char ch : text) {
+    if (ch < '0' || ch > '9') return false;
+    const uint64_t d = static_cast<uint64_t>(ch - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  *out = v;
+  return true;
+}
+
+// Parses one "tensor NAME DTYPE OFFSET BYTES [D0,D1]" line (after "tensor ").
+Expected<TensorEntry> parse_tensor(const std::string& rest) {
+  std::istringstream in(rest);
+  TensorEntry t;
+  std::string offset, bytes, shape;
+  if (!(in >> t.name >> t.dtype >> offset >> bytes >> shape) || shape.size() < 2 ||
+      shape.front() != '[' || shape.back() != ']')
+    return Status(ErrorCode::BadCheckpoint, "malformed tensor line '" + rest + "'");
+  if (!parse_u64(offset, &t.offset) || !parse_u64(bytes, &t.bytes))
+    return Status(ErrorCode::BadCheckpoint, "tensor " + t.name + ": bad offset or size");
+  std::istringstream dims(shape.substr(1, shape.size() - 2));
+  std::string d;
+  while (std::getline(dims, d, ',')) {
+    uint64_t v = 0;
+    if (!parse_u64(d, &v) || v > (uint64_t{1} << 40) || t.shape.size() == kMaxRank)
+      return Status(ErrorCode::BadCheckpoint, "tensor " + t.name + ": bad shape " + shape);
+    t.shape.push_back(static_cast<int64_t>(v));
+  }
+  return t;
+}
+
+// Parses the table of contents text.
+Expected<Contents> parse_contents(const std::string& text) {
+  Contents c;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t sp = line.find(' ');
+    const std::string key = line.substr(0, sp),
+                      rest = sp == std::string::npos ? "" : line.substr(sp + 1);
+    if (key == "precision") {
+      c.precision = rest;
+    } else if (key == "source_sha256") {
+      c.source_sha256 = rest;
+    } else if (key == "source_name") {
+      c.source_name = rest;
+    } else if (key == "label") {
+      c.labels.push_back(rest);
+    } else if (key == "field") {
+      const size_t k = rest.find(' ');
+      c.fields[rest.substr(0, k)] = k == std::string::npos ? "" : rest.substr(k + 1);
+    } else if (key == "tensor") {
+      ASSIGN_OR_RETURN(auto t, parse_tensor(rest));
+      c.tensors.push_back(std::move(t));
+    } else if (!line.empty()) {
+      return Status(ErrorCode::BadCheckpoint, "unknown contents line '" + key + "'");
+    }
+  }
+  if (c.precision != "fp32" && c.precision != "bf16")
+    return Status(ErrorCode::BadCheckpoint, "precision '" + c.precision + "' is not fp32 or bf16");
+  return c;
+}
+
+// Checks every tensor lies inside the data area, page-aligned, sized as its shape says.
+Status check_tensors(const Contents& c, const Header& h) {
+  for (const auto& t : c.tensors) {
+    const size_t es = element_size(t.dtype);
+    if (es == 0) return Status(ErrorCode::BadCheckpoint, "tensor " + t.name + ": dtype " + t.dtype);
+    unsigned __int128 numel = 1;
+    for (int64_t d : t.shape) numel *= static_cast<uint64_t>(d);
+    if (numel * es != t.bytes)
+      return Status(ErrorCode::BadCheckpoint, "tensor " + t.name + ": " + std::to_string(t.bytes) +
+                                                  " bytes for shape [" + join_shape(t.shape) +
+                                                  "] of " + t.dtype);
+    if (t.offset % kPage != 0 || t.offset < h.data_offset || t.offset > h.file_size ||
+        t.bytes > h.file_size - t.offset)
+      return Status(ErrorCode::BadCheckpoint,
+                    "tensor " + t.name + ": bytes " + std::to_string(t.offset) + "+" +
+                        std::to_string(t.bytes) + " outside the data area");
+  }
+  return Status::Ok();
+}
+
+// Reads and checks the header of open file `fd` of `size` bytes.
+Expected<Header> read_header(int fd, uint64_t size, const std::string& path) {
+  Header h{};
+  const size_t have = static_cast<size_t>(std::min<uint64_t>(size, sizeof h));
+  if (!pread_all(fd, &h, have, 0) || have < sizeof kMagic ||
+      std::memcmp(h.magic, kMagic, sizeof kMagic) != 0)
+    return bad(path, "does not start with the magic ECGQMODL");
+  if (have < sizeof h)
+    return bad(path, "is " + std::to_string(size) + " bytes, shorter than its header: truncated");
+  if (h.version != kFormatVersion)
+    return bad(path, "has format version " + std::to_string(h.version) +
+                         "; this build reads version " + std::to_string(kFormatVersion) +
+                         " (export it again with this build)");
+  if (h.file_size != size)
+    return bad(path, "is " + std::to_string(size) + " bytes but its header says " +
+                         std::to_string(h.file_size) +
+                         (size < h.file_size ? ": truncated" : ": bytes appended"));
+  if (h.header_bytes != sizeof h || h.contents_bytes > kMaxContentsBytes ||
+      h.contents_offset > size || h.contents_bytes > size - h.contents_offset ||
+      h.data_offset % kPage != 0 || h.data_offset > size)
+    return bad(path, "has a damaged header (offsets outside the file)");
+  return h;
+}
+
+}  // namespace
+
+void Checksum::update(const uint8_t* p, size_t bytes) {
+  const size_t words = bytes / 32 * 4;
+#if defined(__x86_64__)
+  static const bool hw = __builtin_cpu_supports("sse4.2");
+  if (hw) {
+    lanes_hw(lane_, p, words);
+  } else
+#endif
+  {
+    for (size_t i = 0; i < words; ++i) {
+      uint64_t w;
+      std::memcpy(&w, p + 8 * i, 8);
+      lane_[i % 4] = crc32c_soft(lane_[i % 4], w);
+    }
+  }
+  // The tail (last call only): zero-padded to a whole 32-byte group.
+  if (const size_t rest = bytes - words * 8; rest > 0) {
+    uint8_t tail[32] = {};
+    std::memcpy(tail, p + words * 8, rest);
+    for (size_t i = 0; i < 4; ++i) {
+      uint64_t w;
+      std::memcpy(&w, tail + 8 * i, 8);
+      lane_[i] = crc32c_soft(lane_[i], w);
+    }
+  }
+}
+
+std::string Checksum::hex() const {
+  char out[33];
+  std::snprintf(out, sizeof out, "%08x%08x%08x%08x", ~lane_[0], ~lane_[1], ~lane_[2], ~lane_[3]);
+  return out;
+}
+
+const TensorEntry* Contents::find(const std::string& name) const {
+  for (const auto& t : tensors)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+Image::Image(void* map, size_t map_bytes, size_t size, Contents contents)
+    : map_(map), map_bytes_(map_bytes), size_(size), contents_(std::move(contents)) {}
+
+Image::~Image() {
+  ::munmap(map_, map_bytes_);
+}
+
+bool has_magic(const std::string& path) {
+  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  char magic[sizeof kMagic];
+  return f.fd >= 0 && pread_all(f.fd, magic, sizeof magic, 0) &&
+         std::memcmp(magic, kMagic, sizeof kMagic) == 0;
+}
+
+}  // namespace ecgq::mfile
+
+namespace ecgq::mfile {
+namespace {
+
+// Private anonymous memory of at least `bytes`, starting on a 2 MiB boundary and advised onto
+// transparent huge pages (a cold load is mostly first-touch faults); nullptr on failure.
+void* anonymous_memory(size_t bytes, size_t* mapped) {
+  const size_t size = round_up(std::max<size_t>(bytes, 1), kHugePage);
+  void* raw =
+      ::mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t base = round_up(start, kHugePage);
+  if (base > start) ::munmap(raw, base - start);
+  const uintptr_t end = start + size + kHugePage;
+  if (end > base + size) ::munmap(reinterpret_cast<void*>(base + size), end - (base + size));
+  ::madvise(reinterpret_cast<void*>(base), size, MADV_HUGEPAGE);
+  *mapped = size;
+  return reinterpret_cast<void*>(base);
+}
+
+// Reads the whole file into `dst` chunk by chunk, checksumming each chunk while it is in cache
+// (the header's checksum field counted as zeros); returns the checksum's hex.
+Expected<std::string> read_and_sum(int fd, uint8_t* dst, uint64_t size, const std::string& path) {
+  Checksum sum;
+  for (uint64_t at = 0; at < size; at += kChunk) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, size - at));
+    if (!pread_all(fd, dst + at, n, at))
+      return bad(path, "could not be read at byte " + std::to_string(at) + " (" +
+                           (errno ? std::strerror(errno) : "it shrank while being read") + ")");
+    if (at == 0) {
+      char saved[32];
+      auto* field = dst + offsetof(Header, checksum);
+      std::memcpy(saved, field, sizeof saved);
+      std::memset(field, 0, sizeof saved);
+      sum.update(dst, n);
+      std::memcpy(field, saved, sizeof saved);
+    } else {
+      sum.update(dst + at, n);
+    }
+  }
+  return sum.hex();
+}
+
+}  // namespace
+
+Expected<std::shared_ptr<const Image>> read_model_file(const std::string& path) {
+  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  struct stat st {};
+  if (f.fd < 0 || ::fstat(f.fd, &st) != 0)
+    return Status(ErrorCode::BadCheckpoint, path + ": cannot open: " + std::strerror(errno),
+                  "checkpoint");
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  ASSIGN_OR_RETURN(Header h, read_header(f.fd, size, path));
+  size_t mapped = 0;
+  auto* base = static_cast<uint8_t*>(anonymous_memory(size, &mapped));
+  if (base == nullptr) return bad(path, "needs " + std::to_string(size) + " bytes of memory");
+  // Owns the memory until the image does.
+  std::unique_ptr<uint8_t, std::function<void(uint8_t*)>> guard(
+      base, [mapped](uint8_t* p) { ::munmap(p, mapped); });
+  ASSIGN_OR_RETURN(std::string sum, read_and_sum(f.fd, base, size, path));
+  const std::string want(h.checksum, sizeof h.checksum);
+  if (sum != want)
+    return bad(path, "checksum mismatch (header " + want + ", contents " + sum +
+                         "): the file was altered or damaged");
+  auto contents = parse_contents(
+      std::string(reinterpret_cast<const char*>(base + h.contents_offset), h.contents_bytes));
+  if (!contents.ok()) return bad(path, contents.status().message());
+  if (Status s = check_tensors(*contents, h); !s.ok()) return bad(path, s.message());
+  auto image =
+      std::make_shared<const Image>(guard.release(), mapped, size, std::move(contents.value()));
+  return image;
+}
+
+Expected<Contents> peek_model_file(const std::string& path) {
+  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  struct stat st {};
+  if (f.fd < 0 || ::fstat(f.fd, &st) != 0)
+    return Status(ErrorCode::BadCheckpoint, path + ": cannot open: " + std::strerror(errno),
+                  "checkpoint");
+  ASSIGN_OR_RETURN(Header h, read_header(f.fd, static_cast<uint64_t>(st.st_size), path));
+  std::string text(h.contents_bytes, '\0');
+  if (!pread_all(f.fd, text.data(), text.size(), h.contents_offset))
+    return bad(path, "contents could not be read");
+  auto contents = parse_contents(text);
+  if (!contents.ok()) return bad(path, contents.status().message());
+  return contents;
+}
+
+namespace {
+
+// Writes a file sequentially through a buffer, checksumming what it writes.
+class SummingWriter {
+ public:
+  explicit SummingWriter(int fd) : fd_(fd) { buffer_.reserve(kChunk); }
+
+  // Appends `n` bytes.
+  void append(const void* data, size_t n) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    while (n > 0 && ok_) {
+      const size_t take = std::min(n, kChunk - buffer_.size());
+      buffer_.insert(buffer_.end(), p, p + take);
+      p += take, n -= take, written_ += take;
+      if (buffer_.size() == kChunk) flush();
+    }
+  }
+  // Appends zeros up to file offset `offset`.
+  void pad_to(uint64_t offset) {
+    static const std::vector<uint8_t> zeros(kPage, 0);
+    while (written_ < offset) append(zeros.data(), std::min<uint64_t>(kPage, offset - written_));
+  }
+  // Writes what is buffered (the last call may leave a partial 32-byte group).
+  void flush() {
+    if (buffer_.empty() || !ok_) return;
+    sum_.update(buffer_.data(), buffer_.size());
+    const uint8_t* p = buffer_.data();
+    size_t n = buffer_.size();
+    while (n > 0) {
+      ssize_t w = ::write(fd_, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        ok_ = false;
+        error_ = std::strerror(errno);
+        return;
+      }
+      p += w, n -= static_cast<size_t>(w);
+    }
+    buffer_.clear();
+  }
+  bool ok() const { return ok_; }
+  const std::string& error() const { return error_; }
+  uint64_t written() const { return written_; }
+  std::string checksum() const { return sum_.hex(); }
+
+ private:
+  int fd_;
+  std::vector<uint8_t> buffer_;
+  Checksum sum_;
+  uint64_t written_ = 0;
+  bool ok_ = true;
+  std::string error_;
+};
+
+// Assigns page-aligned offsets to the tensors from `data_offset`; returns where they end.
+uint64_t lay_out(Contents& c, uint64_t data_offset) {
+  uint64_t at = data_offset;
+  for (auto& t : c.tensors) {
+    t.offset = round_up(at, kPage);
+    at = t.offset + t.bytes;
+  }
+  return at;
+}
+
+}  // namespace
+
+Status write_model_file(const std::string& path, Contents contents,
+                        const std::vector<TensorSource>& tensors) {
+  contents.tensors.clear();
+  for (const auto& t : tensors) contents.tensors.push_back(t.entry);
+  for (const auto& label : contents.labels)
+    if (label.find('\n') != std::string::npos)
+      return Status(ErrorCode::BadCheckpoint, "label with a line break cannot be exported");
+  Header h{};
+  std::memcpy(h.magic, kMagic, sizeof kMagic);
+  h.version = kFormatVersion;
+  h.header_bytes = sizeof h;
+  h.data_offset = kPage;
+  h.contents_offset = round_up(lay_out(contents, h.data_offset), 64);
+  const std::string text = contents_text(contents);
+  h.contents_bytes = text.size();
+  h.file_size = h.contents_offset + h.contents_bytes;
+
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  Fd f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
+  if (f.fd < 0)
+    return Status(ErrorCode::IoError, "cannot create " + tmp + ": " + std::strerror(errno), "out");
+  SummingWriter w(f.fd);
+  w.append(&h, sizeof h);
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    w.pad_to(contents.tensors[i].offset);
+    w.append(tensors[i].data, contents.tensors[i].bytes);
+  }
+  w.pad_to(h.contents_offset);
+  w.append(text.data(), text.size());
+  w.flush();
+  const std::string sum = w.checksum();
+  bool ok = w.ok() &&
+            ::pwrite(f.fd, sum.data(), sizeof h.checksum, offsetof(Header, checksum)) ==
+                sizeof h.checksum &&
+            ::fsync(f.fd) == 0;
+  const std::string why = w.ok() ? std::strerror(errno) : w.error();
+  ok = ::close(f.fd) == 0 && ok;
+  f.fd = -1;
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return Status(ErrorCode::IoError, "cannot write " + path + ": " + why, "out");
+  }
+  return Status::Ok();
+}
+
+}  // namespace ecgq::mfile

@@ -1,0 +1,103 @@
+// The compact model file `ecgq-worker export` writes (docs/model-file.md): a fixed header, a text
+// table of contents (precision, source checkpoint sha256, architecture, labels, tensors) and the
+// weights, each tensor starting on a page boundary in the plain row-major layout of its dtype.
+// Torch-free: the container only; model/ecgfm_export.cpp turns it into a model.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.hpp"
+
+namespace ecgq::mfile {
+
+// The first 8 bytes of every model file: how `load_model` tells it from a checkpoint.
+inline constexpr char kMagic[8] = {'E', 'C', 'G', 'Q', 'M', 'O', 'D', 'L'};
+// The format this build writes and reads.
+inline constexpr uint32_t kFormatVersion = 1;
+// Alignment of the table of contents and of every tensor in the file (and in memory).
+inline constexpr uint64_t kPage = 4096;
+
+// One tensor: where its bytes are and what they hold.
+struct TensorEntry {
+  std::string name;
+  std::string dtype;  // "f32" or "bf16"
+  std::vector<int64_t> shape;
+  uint64_t offset = 0;  // from the start of the file, a multiple of kPage
+  uint64_t bytes = 0;   // numel * element size
+};
+
+// The table of contents.
+struct Contents {
+  std::string precision;                      // "fp32" or "bf16"
+  std::string source_sha256;                  // the checkpoint the file was made from
+  std::string source_name;                    // its file name, for people
+  std::map<std::string, std::string> fields;  // architecture and options ("arch.layers" ...)
+  std::vector<std::string> labels;
+  std::vector<TensorEntry> tensors;
+
+  // The entry named `name`, or nullptr.
+  const TensorEntry* find(const std::string& name) const;
+};
+
+// A verified model file held in private anonymous memory: the file's bytes were read (not
+// mapped), so replacing or truncating the file afterwards cannot touch them.
+class Image {
+ public:
+  // Takes an anonymous mapping of `map_bytes` at `map` whose first `size` bytes are the file.
+  Image(void* map, size_t map_bytes, size_t size, Contents contents);
+  ~Image();
+  Image(const Image&) = delete;
+  Image& operator=(const Image&) = delete;
+
+  // The file's bytes.
+  const uint8_t* data() const { return static_cast<const uint8_t*>(map_); }
+  size_t size() const { return size_; }
+  const Contents& contents() const { return contents_; }
+  // The bytes of tensor `e` (checked at load to lie inside the file).
+  const void* tensor_data(const TensorEntry& e) const { return data() + e.offset; }
+
+ private:
+  void* map_;
+  size_t map_bytes_;
+  size_t size_;
+  Contents contents_;
+};
+
+// One tensor to write: its description (offset is assigned) and its bytes.
+struct TensorSource {
+  TensorEntry entry;
+  const void* data = nullptr;
+};
+
+// True when the file at `path` starts with kMagic (a model file of any version).
+bool has_magic(const std::string& path);
+
+// Reads, verifies (magic, version, size, checksum) and parses a model file; errors
+// (bad_checkpoint) name the file and what is wrong: truncated, altered, other version...
+Expected<std::shared_ptr<const Image>> read_model_file(const std::string& path);
+
+// The table of contents only (header and contents checked, weights not read): for the worker's
+// preflight, which names the model before loading it.
+Expected<Contents> peek_model_file(const std::string& path);
+
+// Writes a model file at `path` (through a temporary file renamed into place).
+Status write_model_file(const std::string& path, Contents contents,
+                        const std::vector<TensorSource>& tensors);
+
+// The checksum the header carries: CRC-32C over four interleaved lanes of 8-byte words, as 32
+// hex digits. `bytes` is a multiple of 32 except for the last call (exposed for the tests).
+class Checksum {
+ public:
+  void update(const uint8_t* p, size_t bytes);
+  std::string hex() const;
+
+ private:
+  uint32_t lane_[4] = {~0u, ~0u, ~0u, ~0u};
+};
+
+}  // namespace ecgq::mfile
