@@ -1,17 +1,14 @@
-// The native ECG-FM forward pass on ATen ops (spec section 2); weights are read from the
+// The native ECG-FM forward pass (spec section 2): oneDNN kernels with weights packed at load
+// for the projections and the positional conv, ATen for the rest; weights are read from the
 // checkpoint straight into their final tensors.
 #include "model/ecgfm_model.hpp"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 #include <malloc.h>
-#include <sys/mman.h>
 
-#include <cmath>
-#include <cstdlib>
 #include <map>
 
-#include "common/settings.hpp"
 #include "model/aten_projection.hpp"
 #include "model/attention_products.hpp"
 #include "model/ecgfm_weights.hpp"
@@ -40,7 +37,6 @@ at::ScalarType scalar_type(ckpt::DType d, bool* ok) {
       return at::kFloat;
   }
 }
-
 
 // Reads tensors of one checkpoint by name into caller-provided float32 buffers.
 class WeightReader {
