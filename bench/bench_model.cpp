@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -32,9 +33,9 @@
 #include <string>
 #include <vector>
 
-#include "records/npy.hpp"
 #include "common/memory.hpp"
 #include "model/model.hpp"
+#include "records/npy.hpp"
 
 namespace {
 
@@ -72,6 +73,13 @@ void report(const std::string& phase, const std::string& extra = {}) {
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// CPU seconds used by all threads of this process so far.
+double process_cpu_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
 std::vector<std::string> split(const std::string& text) {
@@ -126,18 +134,24 @@ bool measure(ecgq::Model& model, const std::string& precision, const std::vector
       std::cerr << "bench_model: " << out.status().to_string() << "\n";
       return false;
     }
-    std::vector<double> times;
+    // Wall and process CPU seconds per pass; CPU time holds up better when other work shares
+    // the cores (with OMP_WAIT_POLICY=PASSIVE, so that waiting threads do not spin).
+    std::vector<double> times, cpu;
     for (int r = 0; r < plan.reps; ++r) {
       auto t = Clock::now();
+      const double c = process_cpu_s();
       auto o = model.run(in.data(), n, run_options);
       times.push_back(seconds_since(t));
+      cpu.push_back(process_cpu_s() - c);
       if (!o.ok()) return false;
     }
     std::sort(times.begin(), times.end());
+    std::sort(cpu.begin(), cpu.end());
     std::ostringstream fwd;
     fwd << "precision=" << precision << " batch=" << n << " threads=" << plan.threads
         << " first_forward_s=" << first_s << " forward_s=" << times[times.size() / 2]
-        << " forward_min_s=" << times.front() << " reps=" << plan.reps;
+        << " forward_min_s=" << times.front() << " cpu_s=" << cpu[cpu.size() / 2]
+        << " cpu_min_s=" << cpu.front() << " reps=" << plan.reps;
     report("forward", fwd.str());
   }
   if (plan.throughput_s <= 0) return true;

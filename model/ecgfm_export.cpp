@@ -130,6 +130,7 @@ Expected<ExportReport> export_checkpoint(const std::string& checkpoint,
   load.model_kind = "ecgfm";
   load.precision = options.precision;
   load.bf16_split_layers = options.bf16_split_layers;
+  load.pack_weights = false;  // the file holds the plain weights; packing would leave them empty
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model, load_ecgfm(*parsed, load));
 
   mfile::Contents contents;

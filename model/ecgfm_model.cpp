@@ -1,19 +1,19 @@
-// The native ECG-FM forward pass on ATen ops (spec section 2); weights are read from the
+// The native ECG-FM forward pass (spec section 2): oneDNN kernels with weights packed at load
+// for the projections and the positional conv, ATen for the rest; weights are read from the
 // checkpoint straight into their final tensors.
 #include "model/ecgfm_model.hpp"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
-#include <cpuid.h>
-#include <dlfcn.h>
-#include <sys/mman.h>
+#include <malloc.h>
 
-#include <cmath>
-#include <cstdlib>
 #include <map>
 
-#include "common/settings.hpp"
+#include "model/aten_projection.hpp"
+#include "model/attention_products.hpp"
 #include "model/ecgfm_weights.hpp"
+#include "model/packed_conv.hpp"
+#include "model/packed_layer.hpp"
 #include "model/weight_arena.hpp"
 
 namespace ecgq {
@@ -36,22 +36,6 @@ at::ScalarType scalar_type(ckpt::DType d, bool* ok) {
       *ok = false;
       return at::kFloat;
   }
-}
-
-// oneDNN's C API (dnnl.h, oneDNN 2.x): row-major C = alpha op(A) op(B) + beta C with bf16 A
-// and B and float C; returns dnnl_success 0. ATen 1.13 has no bf16 x bf16 -> fp32 product,
-// and libtorch links libdnnl, so the symbol is looked up in the running process.
-using GemmBf16F32 = int (*)(char transa, char transb, int64_t M, int64_t N, int64_t K, float alpha,
-                            const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb,
-                            float beta, float* C, int64_t ldc);
-
-GemmBf16F32 gemm_bf16_f32() {
-  static const GemmBf16F32 gemm = [] {
-    // ECGQ_BF16_ATEN_LINEAR=1 takes the ATen fallback below (A/B runs, and its test).
-    if (env_flag("ECGQ_BF16_ATEN_LINEAR")) return GemmBf16F32{nullptr};
-    return reinterpret_cast<GemmBf16F32>(dlsym(RTLD_DEFAULT, "dnnl_gemm_bf16bf16f32"));
-  }();
-  return gemm;
 }
 
 // Reads tensors of one checkpoint by name into caller-provided float32 buffers.
@@ -132,14 +116,17 @@ struct Layer {
   at::Tensor ln1_w, ln1_b;  // self_attn_layer_norm
   at::Tensor fc1_w, fc1_b, fc2_w, fc2_b;
   at::Tensor ln2_w, ln2_b;  // final_layer_norm
+  // The four projections pre-packed for oneDNN (then the weights above are undefined).
+  std::shared_ptr<const PackedLayer> packed;
 };
 
 class EcgfmModel : public Model {
  public:
-  EcgfmModel(EcgfmArchitecture arch, ModelInfo info, int64_t split_layers)
+  EcgfmModel(EcgfmArchitecture arch, ModelInfo info, int64_t split_layers, bool pack = false)
       : arch_(std::move(arch)),
         info_(std::move(info)),
         bf16_(info_.precision == "bf16"),
+        packed_(pack && packed_weights_enabled()),
         split_layers_(bf16_ ? split_layers : 0) {}
 
   Status load(const ckpt::Checkpoint& c) {
@@ -149,6 +136,12 @@ class EcgfmModel : public Model {
     Loading w{r, arena, {}};
     load_front(w);
     load_layers(w);
+    // Packing's temporaries (bf16 hi + lo, oneDNN's pd creation) came from malloc: hand their
+    // pages back now rather than keep them resident beside the model.
+    if (packed_) malloc_trim(0);
+    if (!layers_.empty() && layers_.back().packed)
+      info_.architecture +=
+          ", projections pre-packed (" + layers_.back().packed->implementation() + ")";
     if (arch_.num_labels > 0) {
       head_w_ = w.get("proj.weight");
       head_b_ = w.get("proj.bias");
@@ -280,11 +273,30 @@ class EcgfmModel : public Model {
       // Weight norm with dim=2, folded once: w = v * g / ||v|| over dims 0 and 1.
       at::Tensor g = w.get(arch_.pos_g_key, true);
       at::Tensor v = w.get(arch_.pos_v_key, true);
-      if (w.st.ok()) pos_w_ = w.arena.empty(v.sizes(), at::kFloat).copy_(at::_weight_norm(v, g, 2));
+      if (w.st.ok()) pos_w_ = at::_weight_norm(v, g, 2);
     }
     pos_b_ = w.get(p + "conv_pos.pos_conv.0.bias");
+    pack_front(w.arena);
+    if (packed_) products_ = std::make_unique<AttentionProducts>(arch_.heads);
+    if (!pos_conv_ && pos_w_.defined())
+      pos_w_ = w.arena.empty(pos_w_.sizes(), at::kFloat).copy_(pos_w_);
     enc_ln_w_ = w.get(p + "encoder.layer_norm.weight");
     enc_ln_b_ = w.get(p + "encoder.layer_norm.bias");
+  }
+
+  // The positional convolution and the input projection on oneDNN with packed weights (the
+  // input projection stays fp32 in bf16 mode: its error would reach every layer).
+  void pack_front(WeightArena& arena) {
+    if (!packed_ || !pos_w_.defined() || !pos_b_.defined()) return;
+    auto allocate = [&arena](int64_t bytes) { return arena.empty({bytes}, at::kByte); };
+    auto conv = PackedConv::pack(pos_w_, pos_b_, arch_.conv_pos_groups, false, allocate);
+    if (conv.ok()) {
+      pos_conv_ = std::move(conv).value();
+      pos_w_ = at::Tensor();
+    }
+    if (!proj_in_w_.defined()) return;
+    auto proj = PackedLinear::pack(proj_in_w_, proj_in_b_, {}, allocate);
+    if (proj.ok()) proj_in_ = std::move(proj).value();
   }
 
   // The transformer layers; in bf16 mode the projections are rounded (and the last
@@ -297,7 +309,7 @@ class EcgfmModel : public Model {
     // peaks one layer above warm.
     WeightArena scratch_arena;  // unmapped when the load returns
     at::Tensor scratch_qkv, scratch_out, scratch_fc1, scratch_fc2;
-    if (bf16_) {
+    if (bf16_ || packed_) {
       scratch_qkv = scratch_arena.empty({3 * E, E}, at::kFloat);
       scratch_out = scratch_arena.empty({E, E}, at::kFloat);
       scratch_fc1 = scratch_arena.empty({F, E}, at::kFloat);
@@ -305,14 +317,14 @@ class EcgfmModel : public Model {
     }
     // A projection weight: straight into the arena (fp32) or into its scratch buffer bf16.
     auto weight = [&](const std::string& name, const at::Tensor& scratch) -> at::Tensor {
-      if (!bf16_) return w.get(name);
+      if (!bf16_ && !packed_) return w.get(name);
       if (w.st.ok()) w.st = w.r.read_into(name, scratch);
       return scratch;
     };
     for (int64_t l = 0; l < arch_.layers && w.st.ok(); ++l) {
       std::string b = p + "encoder.layers." + std::to_string(l) + ".";
       Layer L;
-      L.qkv_w = bf16_ ? scratch_qkv : w.arena.empty({3 * E, E}, at::kFloat);
+      L.qkv_w = bf16_ || packed_ ? scratch_qkv : w.arena.empty({3 * E, E}, at::kFloat);
       L.qkv_b = w.arena.empty({3 * E}, at::kFloat);
       const char* names[3] = {"q_proj", "k_proj", "v_proj"};
       for (int j = 0; j < 3 && w.st.ok(); ++j) {
@@ -330,8 +342,26 @@ class EcgfmModel : public Model {
       L.fc2_b = w.get(b + "fc2.bias");
       L.ln2_w = w.get(b + "final_layer_norm.weight");
       L.ln2_b = w.get(b + "final_layer_norm.bias");
-      if (bf16_ && w.st.ok()) round_to_bf16(L, l >= arch_.layers - split_layers_, w.arena);
+      const bool split = l >= arch_.layers - split_layers_;
+      if (packed_ && w.st.ok()) pack(L, split, w.arena);
+      if (bf16_ && !L.packed && w.st.ok()) round_to_bf16(L, split, w.arena);
       layers_.push_back(std::move(L));
+    }
+  }
+
+  // Packs a layer's projections from the scratch buffers; when oneDNN cannot, the layer keeps
+  // them for the ATen path (copied into the arena in fp32, rounded by the caller in bf16).
+  void pack(Layer& L, bool split, WeightArena& arena) {
+    auto allocate = [&arena](int64_t bytes) { return arena.empty({bytes}, at::kByte); };
+    auto packed =
+        PackedLayer::pack({L.qkv_w, L.qkv_b, L.out_w, L.out_b, L.fc1_w, L.fc1_b, L.fc2_w, L.fc2_b},
+                          bf16_, split, allocate);
+    if (packed.ok()) {
+      L.packed = std::move(packed).value();
+      L.qkv_w = L.out_w = L.fc1_w = L.fc2_w = at::Tensor();
+    } else if (!bf16_) {
+      for (at::Tensor* t : {&L.qkv_w, &L.out_w, &L.fc1_w, &L.fc2_w})
+        *t = arena.empty(t->sizes(), at::kFloat).copy_(*t);
     }
   }
 
@@ -360,38 +390,19 @@ class EcgfmModel : public Model {
     return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
   }
 
-  // x W^T + b. With bfloat16 weights the product runs on oneDNN's bf16 GEMM (AVX-512 BF16 or
-  // AMX) with float32 accumulation; only the input and the weights are rounded to bf16.
-  static at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
-                            const at::Tensor& w_lo) {
-    if (w.scalar_type() != at::kBFloat16) return at::linear(x, w, b);
-    at::Tensor xb = x.to(at::kBFloat16).contiguous();
-    if (GemmBf16F32 gemm = gemm_bf16_f32()) {
-      // C = bias (broadcast), then C += x W^T (and += x W_lo^T): fp32 output, no bf16 rounding
-      // of the product, the bias fused into the GEMM's accumulate.
-      const int64_t M = xb.numel() / xb.size(-1), K = xb.size(-1), N = w.size(0);
-      std::vector<int64_t> shape = xb.sizes().vec();
-      shape.back() = N;
-      at::Tensor y = b.expand({M, N}).contiguous();
-      auto* a = reinterpret_cast<const uint16_t*>(xb.data_ptr<at::BFloat16>());
-      float* c = y.data_ptr<float>();
-      if (gemm('N', 'T', M, N, K, 1.0f, a, K,
-               reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>()), K, 1.0f, c, N) == 0 &&
-          (!w_lo.defined() || gemm('N', 'T', M, N, K, 1.0f, a, K,
-                                   reinterpret_cast<const uint16_t*>(w_lo.data_ptr<at::BFloat16>()),
-                                   K, 1.0f, c, N) == 0))
-        return y.view(shape);
-    }
-    // Without the oneDNN entry point: ATen's bf16 linear, whose output is rounded to bf16.
-    at::Tensor y = at::linear(xb, w).to(at::kFloat).add_(b);
-    if (w_lo.defined()) y.add_(at::linear(xb, w_lo));
-    return y;
-  }
-
-  // Multi-head self-attention; `attn_mean` receives the head-averaged probabilities when set.
-  at::Tensor attention(const Layer& L, const at::Tensor& x, at::Tensor* attn_mean) const {
+  // residual + multi-head self-attention of x; `attn_mean` receives the head-averaged
+  // probabilities when set.
+  at::Tensor attention(const Layer& L, const at::Tensor& x, const at::Tensor& residual,
+                       at::Tensor* attn_mean) const {
     const int64_t B = x.size(0), T = x.size(1), E = arch_.embed_dim, H = arch_.heads, D = E / H;
-    at::Tensor qkv = project(x, L.qkv_w, L.qkv_b, L.qkv_lo);  // [B, T, 3E]
+    at::Tensor qkv = L.packed ? L.packed->qkv(x) : aten_project(x, L.qkv_w, L.qkv_b, L.qkv_lo);
+    if (products_) {
+      at::Tensor a;
+      at::Tensor o = products_->run(qkv, attn_mean ? &a : nullptr);
+      if (attn_mean) *attn_mean = a.mean(1);
+      return L.packed ? L.packed->out(o, residual)
+                      : residual + aten_project(o, L.out_w, L.out_b, L.out_lo);
+    }
     auto parts = qkv.split(E, -1);
     at::Tensor q =
         (parts[0] * std::pow(static_cast<double>(D), -0.5)).view({B, T, H, D}).transpose(1, 2);
@@ -400,7 +411,15 @@ class EcgfmModel : public Model {
     at::Tensor a = at::softmax(at::matmul(q, k.transpose(-2, -1)), -1);  // [B, H, T, T]
     if (attn_mean) *attn_mean = a.mean(1);
     at::Tensor o = at::matmul(a, v).transpose(1, 2).reshape({B, T, E});
-    return project(o, L.out_w, L.out_b, L.out_lo);
+    if (L.packed) return L.packed->out(o, residual);
+    return residual + aten_project(o, L.out_w, L.out_b, L.out_lo);
+  }
+
+  // residual + fc2(gelu(fc1(x))).
+  static at::Tensor feed_forward(const Layer& L, const at::Tensor& x, const at::Tensor& residual) {
+    if (L.packed) return L.packed->feed_forward(x, residual);
+    return residual + aten_project(at::gelu(aten_project(x, L.fc1_w, L.fc1_b, L.fc1_lo)), L.fc2_w,
+                                   L.fc2_b, L.fc2_lo);
   }
 
   // The feature extractor, its layer norm and the projection to the encoder's width:
@@ -425,10 +444,19 @@ class EcgfmModel : public Model {
     x = at::layer_norm(x.transpose(1, 2), {feat_ln_w_.size(0)}, feat_ln_w_, feat_ln_b_, kEps);
     keep(capture, "feat_layer_norm_out", x);
     if (proj_in_w_.defined()) {
-      x = at::linear(x, proj_in_w_, proj_in_b_);
+      x = proj_in_ ? proj_in_->run(x) : at::linear(x, proj_in_w_, proj_in_b_);
       keep(capture, "post_extract_proj_out", x);
     }
     return x;
+  }
+
+  // gelu(pos_conv(x)) over [B, T, E], as [B, T, E].
+  at::Tensor positional(const at::Tensor& x) const {
+    if (pos_conv_) return pos_conv_->run(x);
+    at::Tensor y = at::conv1d(x.transpose(1, 2), pos_w_, pos_b_, {1}, {arch_.conv_pos / 2}, {1},
+                              arch_.conv_pos_groups);
+    if (arch_.conv_pos % 2 == 0) y = y.narrow(2, 0, y.size(2) - 1);  // SamePad
+    return at::gelu(y).transpose(1, 2);
   }
 
   Expected<ModelOutput> forward(const float* xin, int64_t n, const RunOptions& options,
@@ -436,10 +464,7 @@ class EcgfmModel : public Model {
     c10::InferenceMode guard;
     const int64_t E = arch_.embed_dim;
     at::Tensor x = features(xin, n, capture);
-    at::Tensor y = at::conv1d(x.transpose(1, 2), pos_w_, pos_b_, {1}, {arch_.conv_pos / 2}, {1},
-                              arch_.conv_pos_groups);
-    if (arch_.conv_pos % 2 == 0) y = y.narrow(2, 0, y.size(2) - 1);  // SamePad
-    y = at::gelu(y).transpose(1, 2);
+    at::Tensor y = positional(x);
     keep(capture, "conv_pos_out", y);
     x = x + y;
     if (!arch_.layer_norm_first) {
@@ -451,16 +476,11 @@ class EcgfmModel : public Model {
       const Layer& L = layers_[l];
       at::Tensor* attn = options.saliency && l + 1 == layers_.size() ? &saliency : nullptr;
       if (arch_.layer_norm_first) {
-        at::Tensor h = at::layer_norm(x, {E}, L.ln1_w, L.ln1_b, kEps);
-        x = x + attention(L, h, attn);
-        h = at::layer_norm(x, {E}, L.ln2_w, L.ln2_b, kEps);
-        x = x +
-            project(at::gelu(project(h, L.fc1_w, L.fc1_b, L.fc1_lo)), L.fc2_w, L.fc2_b, L.fc2_lo);
+        x = attention(L, at::layer_norm(x, {E}, L.ln1_w, L.ln1_b, kEps), x, attn);
+        x = feed_forward(L, at::layer_norm(x, {E}, L.ln2_w, L.ln2_b, kEps), x);
       } else {
-        x = at::layer_norm(x + attention(L, x, attn), {E}, L.ln1_w, L.ln1_b, kEps);
-        at::Tensor f =
-            project(at::gelu(project(x, L.fc1_w, L.fc1_b, L.fc1_lo)), L.fc2_w, L.fc2_b, L.fc2_lo);
-        x = at::layer_norm(x + f, {E}, L.ln2_w, L.ln2_b, kEps);
+        x = at::layer_norm(attention(L, x, x, attn), {E}, L.ln1_w, L.ln1_b, kEps);
+        x = at::layer_norm(feed_forward(L, x, x), {E}, L.ln2_w, L.ln2_b, kEps);
       }
       keep(capture, "layer" + std::to_string(l) + "_out", x);
     }
@@ -495,10 +515,15 @@ class EcgfmModel : public Model {
   EcgfmArchitecture arch_;
   ModelInfo info_;
   bool bf16_ = false;         // transformer projections in bfloat16
+  bool packed_ = false;       // projections pre-packed for oneDNN (ECGQ_PACKED_WEIGHTS)
   int64_t split_layers_ = 0;  // last layers whose bf16 weights carry a low part
   std::vector<ConvBlock> conv_;
   at::Tensor feat_ln_w_, feat_ln_b_, proj_in_w_, proj_in_b_;
   at::Tensor pos_w_, pos_b_;
+  std::unique_ptr<PackedConv> pos_conv_;  // pos conv + GELU, packed (then pos_w_ is undefined)
+  std::unique_ptr<PackedLinear> proj_in_;
+  std::unique_ptr<AttentionProducts>
+      products_;  // attention products on oneDNN (when packed_)  // post_extract_proj, packed
   at::Tensor enc_ln_w_, enc_ln_b_;
   std::vector<Layer> layers_;
   at::Tensor head_w_, head_b_;
@@ -506,32 +531,9 @@ class EcgfmModel : public Model {
 
 }  // namespace
 
-std::string cpu_bf16_support() {
-  if (env_flag("ECGQ_DISABLE_BF16")) return "";
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  if (__get_cpuid_max(0, nullptr) < 7) return "";
-  std::string found;
-  __cpuid_count(7, 0, a, b, c, d);
-  const bool amx_bf16 = (d >> 22) & 1u;
-  const bool avx512bw = (b >> 30) & 1u;
-  __cpuid_count(7, 1, a, b, c, d);
-  const bool avx512_bf16 = (a >> 5) & 1u;
-  if (amx_bf16) found = "amx_bf16";
-  if (avx512_bf16 && avx512bw) found += std::string(found.empty() ? "" : ",") + "avx512_bf16";
-  return found;
-}
-
-Status bf16_supported() {
-  if (!cpu_bf16_support().empty()) return Status::Ok();
-  return Status(ErrorCode::UnsupportedModel,
-                "precision bf16 needs a CPU with AVX-512 BF16 or AMX-BF16 (this one has neither, "
-                "or ECGQ_DISABLE_BF16 is set); without them bf16 would run slower than fp32. "
-                "Use precision fp32",
-                "precision");
-}
-
 Expected<std::unique_ptr<Model>> load_ecgfm(const ckpt::Checkpoint& checkpoint,
                                             const LoadOptions& options) {
+  if (options.precision == "int8") return int8_refused();
   if (options.precision != "fp32" && options.precision != "bf16")
     return Status(ErrorCode::BadConfig,
                   "precision '" + options.precision + "': expected fp32 or bf16", "precision");
@@ -563,7 +565,8 @@ Expected<std::unique_ptr<Model>> load_ecgfm(const ckpt::Checkpoint& checkpoint,
   if (options.precision == "bf16")
     info.architecture +=
         ", bf16 projections (last " + std::to_string(split) + " layers split hi+lo)";
-  auto model = std::make_unique<EcgfmModel>(std::move(arch), std::move(info), split);
+  auto model =
+      std::make_unique<EcgfmModel>(std::move(arch), std::move(info), split, options.pack_weights);
   try {
     Status s = model->load(checkpoint);
     if (!s.ok()) return s.with_context(checkpoint.path);

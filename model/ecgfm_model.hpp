@@ -68,6 +68,10 @@ inline constexpr int64_t kDefaultBf16SplitLayers = 6;
 // Ok when bf16 inference runs at bf16 speed here; else an unsupported_model error saying why.
 Status bf16_supported();
 
+// The error for `precision: int8`: not offered (docs/performance.md, int8), a BadConfig naming
+// the setting and the precisions there are.
+Status int8_refused();
+
 // Builds the native model from a parsed checkpoint, reading only the tensors it uses straight
 // into their final buffers.
 Expected<std::unique_ptr<Model>> load_ecgfm(const ckpt::Checkpoint& checkpoint,

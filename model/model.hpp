@@ -53,6 +53,9 @@ struct LoadOptions {
   bool precision_set = false;       // the user chose `precision` (a model file refuses another)
   int bf16_split_layers = -1;       // bf16: last layers with hi+lo weights (-1 = measured default)
   int intra_op_threads = 0;         // 0 = keep the plan configure_threads made
+  // Pack the projections for oneDNN at load (also off with ECGQ_PACKED_WEIGHTS=0). An export
+  // turns it off: it writes the plain weights, which packing leaves behind.
+  bool pack_weights = true;
 };
 
 // A loaded model; run() may be called from one thread at a time.

@@ -249,12 +249,13 @@ def main(argv):
             t0 = time.perf_counter()
             model.forward(xb)  # warm-up at this size
             first_b = time.perf_counter() - t0
-            tb = []
+            tb, cb = [], []  # wall and process CPU seconds (CPU time holds up under load)
             for _ in range(max(1, args.reps)):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 model.forward(xb)
                 tb.append(time.perf_counter() - t0)
-            per_batch.append((b, first_b, tb))
+                cb.append(time.process_time() - c0)
+            per_batch.append((b, first_b, tb, cb))
 
     t_write = time.perf_counter()
     if args.out:
@@ -275,9 +276,10 @@ def main(argv):
         print(f"import_s={import_s:.4f} load_s={load_s:.4f} forward_s={first_s:.4f} "
               f"write_s={write_s:.4f} script_s={time.perf_counter() - T_START:.4f} "
               f"threads={torch.get_num_threads()} batch={x.shape[0]}", flush=True)
-    for b, first_b, tb in per_batch:
+    for b, first_b, tb, cb in per_batch:
         print(f"load_s={load_s:.4f} first_forward_s={first_b:.4f} "
               f"forward_s={statistics.median(tb):.4f} forward_min_s={min(tb):.4f} "
+              f"cpu_s={statistics.median(cb):.4f} cpu_min_s={min(cb):.4f} "
               f"reps={len(tb)} threads={torch.get_num_threads()} batch={b} "
               f"params={model.params} layers={model.n_layers} kind={model.kind}")
     if args.time and not batches:

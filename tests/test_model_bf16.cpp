@@ -5,11 +5,12 @@
 #include <cmath>
 #include <cstdlib>
 
-#include "records/npy.hpp"
-#include "tests/support/process.hpp"
-#include "tests/test_e2e_cluster.hpp"
 #include "model/ecgfm_model.hpp"
 #include "model/model.hpp"
+#include "records/npy.hpp"
+#include "tests/ecgfm_reference_data.hpp"
+#include "tests/support/process.hpp"
+#include "tests/test_e2e_cluster.hpp"
 
 namespace ecgq {
 namespace {
@@ -17,22 +18,9 @@ namespace {
 using namespace std::chrono_literals;
 using test::bin;
 
-std::string ref_path(const std::string& name) {
-  return test::data_path("ecgfm/" + name);
-}
-
-std::vector<float> ref_floats(const std::string& name) {
-  auto a = read_npy(ref_path(name));
-  EXPECT_TRUE(a.ok()) << a.status().to_string();
-  return a.ok() ? a->to_float() : std::vector<float>{};
-}
-
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  if (a.size() != b.size() || a.empty()) return INFINITY;
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
-  return m;
-}
+using test::max_abs_diff;
+using test::ref_floats;
+using test::ref_path;
 
 // Smallest cosine similarity between matching rows of two [rows, dim] matrices.
 double min_row_cosine(const std::vector<float>& a, const std::vector<float>& b, size_t dim) {
@@ -97,15 +85,16 @@ TEST(ModelBf16, CloseToTheFp32ReferenceAndSplitLayersCloser) {
 }
 
 TEST(ModelBf16, AtenFallbackWithoutTheOneDnnEntryPointStaysClose) {
-  // ECGQ_BF16_ATEN_LINEAR=1 takes the path used when libdnnl's bf16 x bf16 -> fp32 GEMM is not
-  // found (ATen's bf16 linear, product rounded to bf16): still within bf16's error.
+  // ECGQ_BF16_ATEN_LINEAR=1 (with the packed projections off) takes the path used when libdnnl's
+  // bf16 x bf16 -> fp32 GEMM is not found (ATen's bf16 linear, product rounded to bf16): still
+  // within bf16's error.
   ECGQ_REQUIRE_BINARIES("ecgq-worker");
   ECGQ_REQUIRE_BF16();
   test::TempDir dir;
   auto r = test::run_command(
       {test::bin("ecgq-worker"), "infer", "--checkpoint", ref_path("tiny_finetuned.pt"), "--input",
        ref_path("input.npy"), "--out", dir.file("out"), "--precision", "bf16", "--threads", "1"},
-      120s, {{"ECGQ_BF16_ATEN_LINEAR", "1"}});
+      120s, {{"ECGQ_BF16_ATEN_LINEAR", "1"}, {"ECGQ_PACKED_WEIGHTS", "0"}});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto probs = read_npy(dir.file("out/probs.npy"));
   ASSERT_TRUE(probs.ok()) << probs.status().to_string();

@@ -107,6 +107,7 @@ Status check_ranges(const Settings& s, const ServeSettings& v) {
         ErrorCode::BadConfig,
         "setting model_kind = '" + v.model_kind + "': expected auto, ecgfm or torchscript",
         "model_kind");
+  if (v.precision == "int8") return int8_refused();
   if (v.precision != "fp32" && v.precision != "bf16")
     return Status(ErrorCode::BadConfig,
                   "setting precision = '" + v.precision + "': expected fp32 or bf16", "precision");

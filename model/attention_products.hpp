@@ -1,0 +1,31 @@
+// The two products of multi-head attention, softmax(q k^T / sqrt(D)) v, on oneDNN's matmul
+// primitive reading q, k and v in place from the fused q/k/v projection's output and writing the
+// context in [B, T, E] order: no head transposes or copies (ATen's matmul copies q, k, v and o).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+
+namespace ecgq {
+
+// Scaled dot-product attention of `heads` heads over a [B, T, 3E] q/k/v tensor (fp32). One pair of
+// primitives per (B, T), created on first use.
+class AttentionProducts {
+ public:
+  explicit AttentionProducts(int64_t heads);
+  ~AttentionProducts();
+  AttentionProducts(const AttentionProducts&) = delete;
+  AttentionProducts& operator=(const AttentionProducts&) = delete;
+
+  // The context [B, T, E] (fp32) of `qkv` [B, T, 3E]; `probs` receives the attention
+  // probabilities [B, H, T, T] when set.
+  at::Tensor run(const at::Tensor& qkv, at::Tensor* probs) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ecgq

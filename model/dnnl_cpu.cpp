@@ -1,0 +1,23 @@
+// The shared oneDNN CPU engine and stream.
+#include "model/dnnl_cpu.hpp"
+
+#include <cstdint>
+#include <vector>
+
+namespace ecgq {
+
+DnnlCpu& DnnlCpu::get() {
+  static DnnlCpu instance;
+  return instance;
+}
+
+dnnl::memory DnnlCpu::scratchpad(const dnnl::memory::desc& desc) {
+  // Grows to the largest need seen on this thread; freed when the thread ends.
+  thread_local std::vector<uint8_t> buffer;
+  if (buffer.size() < desc.get_size()) buffer.resize(desc.get_size());
+  return dnnl::memory(desc, get().engine(), buffer.data());
+}
+
+DnnlCpu::DnnlCpu() : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {}
+
+}  // namespace ecgq

@@ -1,0 +1,117 @@
+// PackedConv on oneDNN 2.6's convolution primitive.
+#include "model/packed_conv.hpp"
+
+#include <ATen/ATen.h>
+
+#include "model/dnnl_cpu.hpp"
+
+namespace ecgq {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+struct PackedConv::Impl {
+  int64_t channels = 0, kernel = 0, groups = 1, frames = 0;  // frames: of the layout choice
+  bool bf16 = false;
+  dnnl::memory::desc weights;  // the packed layout
+  at::Tensor storage, bias;    // packed weights' memory; [C] fp32
+  dnnl::memory packed;
+  std::string implementation;
+  // A primitive and the size of the scratchpad it borrows.
+  struct Primitive {
+    dnnl::convolution_forward primitive;
+    dnnl::memory::desc scratchpad;
+  };
+  mutable std::map<std::pair<int64_t, int64_t>, Primitive> by_shape;  // per (B, T)
+
+  dt src_type() const { return bf16 ? dt::bf16 : dt::f32; }
+
+  dnnl::convolution_forward::primitive_desc describe(int64_t b, int64_t t,
+                                                     const dnnl::memory::desc& w) const {
+    dnnl::memory::desc src({b, channels, t}, src_type(), tag::nwc);
+    dnnl::memory::desc dst({b, channels, t}, dt::f32, tag::nwc);
+    dnnl::memory::desc bias_md({channels}, dt::f32, tag::a);
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(ops);
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
+                                      dnnl::algorithm::convolution_direct, src, w, bias_md, dst,
+                                      {1}, {kernel / 2}, {kernel - 1 - kernel / 2});
+    return dnnl::convolution_forward::primitive_desc(d, attr, DnnlCpu::get().engine());
+  }
+
+  const Primitive& primitive(int64_t b, int64_t t) const {
+    auto it = by_shape.find({b, t});
+    if (it != by_shape.end()) return it->second;
+    if (by_shape.size() >= 8) by_shape.erase(by_shape.begin());  // a few batch sizes in use
+    auto pd = describe(b, t, weights);
+    return by_shape
+        .emplace(std::make_pair(b, t),
+                 Primitive{dnnl::convolution_forward(pd), pd.scratchpad_desc()})
+        .first->second;
+  }
+};
+
+PackedConv::PackedConv(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PackedConv::~PackedConv() = default;
+
+const std::string& PackedConv::implementation() const {
+  return impl_->implementation;
+}
+
+Expected<std::unique_ptr<PackedConv>> PackedConv::pack(const at::Tensor& weight,
+                                                       const at::Tensor& bias, int64_t groups,
+                                                       bool bf16,
+                                                       const PackedLinear::Allocate& allocate) {
+  auto impl = std::make_unique<Impl>();
+  impl->channels = weight.size(0);
+  impl->kernel = weight.size(2);
+  impl->groups = groups;
+  impl->bf16 = bf16;
+  impl->bias = bias;
+  const int64_t per = impl->channels / groups;
+  const dnnl::memory::dims wdims{groups, per, per, impl->kernel};
+  try {
+    const DnnlCpu& cpu = DnnlCpu::get();
+    auto layout = impl->describe(2, 156, {wdims, impl->src_type(), tag::any});
+    impl->implementation = layout.impl_info_str();
+    if (impl->implementation.find("ref") != std::string::npos ||
+        impl->implementation.find("gemm") != std::string::npos)
+      return Status(ErrorCode::ModelError, "oneDNN offers no direct convolution kernel here (" +
+                                               impl->implementation + ")");
+    impl->weights = layout.weights_desc();
+    impl->storage = allocate(static_cast<int64_t>(impl->weights.get_size()));
+    impl->packed = dnnl::memory(impl->weights, cpu.engine(), impl->storage.data_ptr());
+    at::Tensor src = weight.contiguous();
+    dnnl::memory from({wdims, dt::f32, tag::goiw}, cpu.engine(), src.data_ptr());
+    dnnl::reorder(from, impl->packed).execute(DnnlCpu::get().stream(), from, impl->packed);
+    DnnlCpu::get().stream().wait();
+  } catch (const dnnl::error& e) {
+    return Status(ErrorCode::ModelError, std::string("oneDNN convolution: ") + e.what());
+  }
+  return std::unique_ptr<PackedConv>(new PackedConv(std::move(impl)));
+}
+
+at::Tensor PackedConv::run(const at::Tensor& x) const {
+  const Impl& p = *impl_;
+  const int64_t b = x.size(0), t = x.size(1);
+  at::Tensor src = x.to(p.bf16 ? at::kBFloat16 : at::kFloat).contiguous();
+  at::Tensor y = at::empty({b, t, p.channels}, at::kFloat);
+  const dnnl::engine& eng = DnnlCpu::get().engine();
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC,
+       dnnl::memory({{b, p.channels, t}, p.src_type(), tag::nwc}, eng, src.data_ptr())},
+      {DNNL_ARG_WEIGHTS, p.packed},
+      {DNNL_ARG_BIAS, dnnl::memory({{p.channels}, dt::f32, tag::a}, eng, p.bias.data_ptr())},
+      {DNNL_ARG_DST, dnnl::memory({{b, p.channels, t}, dt::f32, tag::nwc}, eng, y.data_ptr())}};
+  const Impl::Primitive& conv = p.primitive(b, t);
+  args.emplace(DNNL_ARG_SCRATCHPAD, DnnlCpu::scratchpad(conv.scratchpad));
+  conv.primitive.execute(DnnlCpu::get().stream(), args);
+  DnnlCpu::get().stream().wait();
+  return y;
+}
+
+}  // namespace ecgq

@@ -1,0 +1,162 @@
+// PackedLinear on oneDNN 2.6's matmul primitive (Debian libdnnl-dev, the build LibTorch links).
+#include "model/packed_linear.hpp"
+
+#include <ATen/ATen.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+
+#include "common/settings.hpp"
+#include "model/dnnl_cpu.hpp"
+
+namespace ecgq {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+namespace {
+
+// Primitives kept per projection: the row counts of a worker's batch sizes (segments x frames).
+constexpr size_t kMaxCachedShapes = 8;
+
+// The row count the weight layout is chosen for (2 segments of 156 frames); the same layout
+// serves every M (each primitive is created with it on first use, or fails).
+constexpr int64_t kLayoutRows = 312;
+
+}  // namespace
+
+struct PackedLinear::Impl {
+  Options options;
+  int64_t n = 0, k = 0;        // output features, input features (2K rows when split)
+  dnnl::memory::desc weights;  // the packed layout
+  at::Tensor storage;          // the memory of `packed`
+  dnnl::memory packed;         // weights in that layout
+  at::Tensor bias;             // [N] fp32
+  std::string implementation;  // kernel name for the layout
+  // A primitive and the size of the scratchpad it borrows.
+  struct Primitive {
+    dnnl::matmul primitive;
+    dnnl::memory::desc scratchpad;
+  };
+  mutable std::map<int64_t, Primitive> by_rows;  // primitive per M
+  mutable std::vector<int64_t> order;            // M in order of creation (eviction)
+
+  int64_t src_k() const { return options.split ? 2 * k : k; }
+  dt src_type() const { return options.bf16 ? dt::bf16 : dt::f32; }
+  dt dst_type() const { return options.bf16_out ? dt::bf16 : dt::f32; }
+
+  // The matmul descriptor for `rows` with weights `w` (the packed layout, or any).
+  dnnl::matmul::primitive_desc describe(int64_t rows, const dnnl::memory::desc& w) const {
+    dnnl::memory::desc src({rows, src_k()}, src_type(), tag::ab);
+    dnnl::memory::desc b({1, n}, dt::f32, tag::ab);
+    dnnl::memory::desc dst({rows, n}, dst_type(), tag::ab);
+    dnnl::post_ops ops;
+    if (options.residual)
+      ops.append_binary(dnnl::algorithm::binary_add, {{rows, n}, dt::f32, tag::ab});
+    if (options.gelu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(ops);
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, w, b, dst), attr,
+                                        DnnlCpu::get().engine());
+  }
+
+  const Primitive& primitive(int64_t rows) const {
+    auto it = by_rows.find(rows);
+    if (it != by_rows.end()) return it->second;
+    if (order.size() >= kMaxCachedShapes) {
+      by_rows.erase(order.front());
+      order.erase(order.begin());
+    }
+    order.push_back(rows);
+    auto pd = describe(rows, weights);
+    return by_rows.emplace(rows, Primitive{dnnl::matmul(pd), pd.scratchpad_desc()}).first->second;
+  }
+};
+
+PackedLinear::PackedLinear(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PackedLinear::~PackedLinear() = default;
+
+const std::string& PackedLinear::implementation() const {
+  return impl_->implementation;
+}
+
+Expected<std::unique_ptr<PackedLinear>> PackedLinear::pack(const at::Tensor& weight,
+                                                           const at::Tensor& bias,
+                                                           const Options& options,
+                                                           const Allocate& allocate) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->n = weight.size(0);
+  impl->k = weight.size(1);
+  impl->bias = bias;
+  try {
+    const DnnlCpu& cpu = DnnlCpu::get();
+    const dt wtype = options.bf16 ? dt::bf16 : dt::f32;
+    auto layout = impl->describe(kLayoutRows, {{impl->src_k(), impl->n}, wtype, tag::any});
+    impl->implementation = layout.impl_info_str();
+    if (impl->implementation.find("ref") != std::string::npos)
+      return Status(ErrorCode::ModelError,
+                    "oneDNN offers only its reference matmul here (" + impl->implementation + ")");
+    impl->weights = layout.weights_desc();
+    impl->storage = allocate(static_cast<int64_t>(impl->weights.get_size()));
+    impl->packed = dnnl::memory(impl->weights, cpu.engine(), impl->storage.data_ptr());
+    // The source: W^T as [K, N] with strides (1, K) ("ba"); split: rows K..2K-1 hold lo^T.
+    at::Tensor src = weight.contiguous();
+    if (options.split) {
+      at::Tensor hi = src.to(at::kBFloat16);
+      at::Tensor lo = (src - hi.to(at::kFloat)).to(at::kBFloat16);
+      src = at::cat({hi, lo}, 1).contiguous();
+    }
+    dnnl::memory::desc src_md({impl->src_k(), impl->n}, options.split ? dt::bf16 : dt::f32,
+                              tag::ba);
+    dnnl::memory from(src_md, cpu.engine(), src.data_ptr());
+    dnnl::reorder(from, impl->packed).execute(DnnlCpu::get().stream(), from, impl->packed);
+    DnnlCpu::get().stream().wait();
+  } catch (const dnnl::error& e) {
+    return Status(ErrorCode::ModelError, std::string("oneDNN matmul: ") + e.what());
+  }
+  return std::unique_ptr<PackedLinear>(new PackedLinear(std::move(impl)));
+}
+
+at::Tensor PackedLinear::run(const at::Tensor& x, const at::Tensor* residual) const {
+  const Impl& p = *impl_;
+  const int64_t rows = x.numel() / x.size(-1);
+  at::Tensor src = x.reshape({rows, x.size(-1)});
+  if (p.options.split) {
+    at::Tensor both = at::empty({rows, 2 * p.k}, at::kBFloat16);
+    both.narrow(1, 0, p.k).copy_(src);
+    both.narrow(1, p.k, p.k).copy_(src);
+    src = both;
+  } else {
+    src = src.to(p.options.bf16 ? at::kBFloat16 : at::kFloat).contiguous();
+  }
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = p.n;
+  at::Tensor y = at::empty({rows, p.n}, p.options.bf16_out ? at::kBFloat16 : at::kFloat);
+  const Impl::Primitive& mm = p.primitive(rows);
+  const dnnl::engine& eng = DnnlCpu::get().engine();
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, dnnl::memory({{rows, p.src_k()}, p.src_type(), tag::ab}, eng, src.data_ptr())},
+      {DNNL_ARG_WEIGHTS, p.packed},
+      {DNNL_ARG_BIAS, dnnl::memory({{1, p.n}, dt::f32, tag::ab}, eng, p.bias.data_ptr())},
+      {DNNL_ARG_DST, dnnl::memory({{rows, p.n}, p.dst_type(), tag::ab}, eng, y.data_ptr())}};
+  at::Tensor res;
+  if (p.options.residual) {
+    res = residual->reshape({rows, p.n}).to(at::kFloat).contiguous();
+    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                 dnnl::memory({{rows, p.n}, dt::f32, tag::ab}, eng, res.data_ptr()));
+  }
+  args.emplace(DNNL_ARG_SCRATCHPAD, DnnlCpu::scratchpad(mm.scratchpad));
+  mm.primitive.execute(DnnlCpu::get().stream(), args);
+  DnnlCpu::get().stream().wait();
+  return y.view(shape);
+}
+
+bool packed_weights_enabled() {
+  const char* v = std::getenv("ECGQ_PACKED_WEIGHTS");
+  return v == nullptr || std::strcmp(v, "0") != 0;
+}
+
+}  // namespace ecgq

@@ -1,0 +1,61 @@
+// A transformer projection y = epilogue(x W^T + b) on oneDNN's matmul primitive with the weights
+// reordered once, at load, into the blocked layout the primitive prefers. oneDNN stays out of
+// this header (see packed_linear.cpp); only the model's implementation includes it.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/status.hpp"
+
+namespace ecgq {
+
+// A linear layer with pre-packed weights and fused bias and epilogue. run() may be called from
+// one thread at a time (the model's contract); the primitive for each row count M is created on
+// first use and kept in a small cache.
+class PackedLinear {
+ public:
+  // What the projection computes and in which precision.
+  struct Options {
+    bool bf16 = false;      // bf16 input and weights (fp32 accumulation); else fp32 throughout
+    bool split = false;     // bf16: weights as hi + lo (w - bf16(w)), ~16-bit weights
+    bool gelu = false;      // fused GELU (erf) on the output
+    bool residual = false;  // fused add of a same-shaped fp32 residual (run's second argument)
+    bool bf16_out = false;  // bf16 output (the next projection's input), else fp32
+  };
+  // A byte tensor of `bytes` for the packed weights, kept as long as the projection: the model's
+  // arena (huge pages, unmapped with the model).
+  using Allocate = std::function<at::Tensor(int64_t bytes)>;
+
+  // Packs `weight` ([N, K] fp32, row-major as in the checkpoint); `bias` ([N] fp32) is kept by
+  // reference and must outlive the projection. Fails when oneDNN has no optimised kernel here.
+  static Expected<std::unique_ptr<PackedLinear>> pack(const at::Tensor& weight,
+                                                      const at::Tensor& bias,
+                                                      const Options& options,
+                                                      const Allocate& allocate);
+  ~PackedLinear();
+  PackedLinear(const PackedLinear&) = delete;
+  PackedLinear& operator=(const PackedLinear&) = delete;
+
+  // y = epilogue(x W^T + b [+ residual]) over the last dimension of `x` (fp32 or bf16, any
+  // leading shape); `residual` has y's shape (fp32) when Options::residual.
+  at::Tensor run(const at::Tensor& x, const at::Tensor* residual = nullptr) const;
+
+  // oneDNN's name for the kernel chosen for the packed layout (logs, docs).
+  const std::string& implementation() const;
+
+ private:
+  struct Impl;
+  explicit PackedLinear(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Whether the model packs its projections: on unless ECGQ_PACKED_WEIGHTS=0 (A/B runs in one
+// process: the variable is read at each load).
+bool packed_weights_enabled();
+
+}  // namespace ecgq
