@@ -126,8 +126,11 @@ TEST(BrokerDurability, InFlightJobsRunAgainAndFinishedOnesKeepTheirResults) {
   auto states = ask(asker, {"done-1", "running-1", "never-seen"});
   // Dispatched again with attempt + 1, however soon after the first dispatch the broker died.
   EXPECT_EQ(states["running-1"].attempts, 2);
-  for (const auto& r : worker.requests())
-    if (job_of(r).id == "running-1") EXPECT_EQ(job_of(r).dispatch->attempt, 2);
+  for (const auto& r : worker.requests()) {
+    if (job_of(r).id == "running-1") {
+      EXPECT_EQ(job_of(r).dispatch->attempt, 2);
+    }
+  }
   EXPECT_FALSE(states["done-1"].result.empty());
   EXPECT_EQ(states["never-seen"].state, "unknown");
   auto n = executions(worker);
