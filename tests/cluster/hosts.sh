@@ -63,9 +63,10 @@ hosts_add() {
 hosts_worker() {
   ip netns exec ecgqt-p "$BIN/ecgq" --broker "tcp://$HOSTS_NET.1:5555" "${hosts_producer_security[@]}" \
     --timeout 3s status --json 2>/dev/null | awk -v id="$1" '
+      /^  "[^"]+":/ { cur = "" }
       /"id": / { v = $2; gsub(/[",]/, "", v); cur = v }
-      cur == id && /"in_flight": / { f = $2; gsub(/,/, "", f) }
-      cur == id && /"state": / { s = $2; gsub(/[",]/, "", s) }
+      cur == id && f == "" && /"in_flight": / { f = $2; gsub(/,/, "", f) }
+      cur == id && s == "" && /"state": / { s = $2; gsub(/[",]/, "", s) }
       END { if (s == "") print "absent"; else print s, f }'
 }
 hosts_counter() {
