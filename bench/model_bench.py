@@ -345,14 +345,23 @@ def measure_cold(ctx, res):
     samples = {}
     env = thread_env(ctx.threads, ctx.policy)
     cmds = {}
+    # ecgq runs with its default settings (threads 0: every CPU it may use), as a user runs it.
     for p in ctx.precisions:
         cmds[f"ecgq {p}"] = [ctx.worker, "infer", "--checkpoint", ctx.ckpt, "--input", ctx.x8,
-                             "--out", os.path.join(ctx.work, f"cold_{p}"), "--threads",
-                             str(ctx.threads)] + ([] if p == "fp32" else ["--precision", p])
+                             "--out", os.path.join(ctx.work, f"cold_{p}")] + \
+            ([] if p == "fp32" else ["--precision", p])
+    if "bf16" in ctx.precisions:
+        export = os.path.join(ctx.work, "full_bf16.ecgq")
+        log(f"exporting {export}")
+        run([ctx.worker, "export", "--checkpoint", ctx.ckpt, "--precision", "bf16", "--out",
+             export])
+        cmds["ecgq bf16 export"] = [ctx.worker, "infer", "--checkpoint", export, "--input",
+                                    ctx.x8, "--out", os.path.join(ctx.work, "cold_export")]
     cmds["eager fp32"] = [PY, REF, "--checkpoint", ctx.ckpt, "--input", ctx.x8, "--out",
                           os.path.join(ctx.work, "cold_eager"), "--threads", str(ctx.threads),
                           "--cold"]
-    subprocess.run(["cat", ctx.ckpt], stdout=subprocess.DEVNULL, check=True)  # page cache warm
+    for path in {argv[argv.index("--checkpoint") + 1] for argv in cmds.values()}:
+        subprocess.run(["cat", path], stdout=subprocess.DEVNULL, check=True)  # page cache warm
     errors = {}
     for i in range(a.cold_reps):
         for name, argv in cmds.items():

@@ -117,6 +117,8 @@ def bench_data(ctx, res):
             d["fp32_of_peak_2seg"] = round(g / fw["peaks"]["fp32"], 3)
     if "bf16" in q and "2" in q["bf16"] and "2" in eager:
         d["bf16_speedup_2seg"] = round(eager["2"]["min"] / q["bf16"]["2"]["min"], 3)
+    if "fp32" in q and "2" in q["fp32"] and "2" in eager:
+        d["fp32_speedup_2seg"] = round(eager["2"]["min"] / q["fp32"]["2"]["min"], 3)
     full = [a for a in res.get("accuracy", []) if a["name"] == "full"]
     dp = [float(r["max_dprob_seg"]) for a in full for r in a["rows"] if "max_dprob_seg" in r]
     if dp:
@@ -125,10 +127,16 @@ def bench_data(ctx, res):
     if "forward_kb" in mem:
         d["bf16_warm_rss_mib"] = round(max(mem["warm_kb"], mem["forward_kb"]) / 1024, 1)
     best = res.get("cold", {}).get("best", {})
-    for p in ("fp32", "bf16"):
-        if f"ecgq {p}" in best and "eager fp32" in best:
-            d[f"cold_infer_vs_eager_{p}"] = round(
-                best[f"ecgq {p}"]["wall_s"] / best["eager fp32"]["wall_s"], 3)
+    eager_cold = best.get("eager fp32")
+    for p, name in (("fp32", "ecgq fp32"), ("bf16", "ecgq bf16"), ("bf16_export",
+                                                                  "ecgq bf16 export")):
+        if name in best and eager_cold:
+            d[f"cold_infer_vs_eager_{p}"] = round(best[name]["wall_s"] / eager_cold["wall_s"], 3)
+            # The first (and only) forward pass of 8 segments: eager's forward over ecgq's
+            # printed infer time (which includes creating the kernels for a new batch size).
+            if best[name].get("forward_s") and eager_cold.get("forward_s"):
+                d[f"first_pass_8seg_speedup_{p}"] = round(
+                    eager_cold["forward_s"] / best[name]["forward_s"], 3)
     for r in res.get("threads", []):
         key = f"plan_{r['precision']}_{r['processes']}x{r['threads']}_{r['policy']}"
         d[key] = round(r["segments_per_s"], 3)
@@ -303,6 +311,10 @@ def memory_section(ctx, res, f):
     return out
 
 
+# Issue 17: whole-process cold infer (default settings) over the eager script's wall time.
+COLD_TARGETS = {"ecgq fp32": 0.6, "ecgq bf16": 0.35, "ecgq bf16 export": 0.3}
+
+
 def cold_section(ctx, res, f):
     cold = res["cold"]
     best = cold["best"]
@@ -312,10 +324,12 @@ def cold_section(ctx, res, f):
            "Each process starts from nothing with the page cache warm (the file was read just "
            "before), loads FULL.pt (with its Adam state), runs the 8 segments (`X8.npy`: "
            "`../shared/ecgfm/input.npy` tiled 4 times) in one forward pass and writes the same "
-           "output files. Runs are interleaved (ecgq fp32, ecgq bf16, eager, repeated).", "",
+           "output files. ecgq runs with its default settings (threads 0: every CPU it may use); "
+           "`ecgq bf16 export` loads the bf16 model file exported from FULL.pt. Runs are "
+           "interleaved (ecgq fp32, ecgq bf16, the export, eager, repeated).", "",
            "| process | wall s | vs eager | start + other s | load s | forward s | target |",
            "|---|---:|---:|---:|---:|---:|---|"]
-    targets = {"ecgq fp32": 1.0, "ecgq bf16": 0.6}
+    targets = COLD_TARGETS
     for name in list(best):
         b = best[name]
         ratio = b["wall_s"] / eager["wall_s"] if eager else None
@@ -334,6 +348,13 @@ def cold_section(ctx, res, f):
                    if ratio else f"| {name} | {b['wall_s']:.2f} | | | | | |")
     for name, err in cold["errors"].items():
         out.append(f"| {name} | failed: {err.splitlines()[-1] if err else '?'} | | | | | |")
+    if eager and eager.get("forward_s"):
+        firsts = [f"{name} {eager['forward_s'] / b['forward_s']:.2f}x" for name, b in best.items()
+                  if not name.startswith("eager") and b.get("forward_s")]
+        out += ["", "The first (and only) forward pass of the 8 segments, eager's forward time "
+                "over ecgq's printed infer time (which includes creating the kernels for this "
+                "batch size): " + ", ".join(firsts) + " (issue 17 target for bf16: at least "
+                "2.8x)."]
     out += ["", "All wall times (s): " + "; ".join(
         f"{k} {', '.join(f'{w:.2f}' for w in v)}" for k, v in cold["all_walls"].items()) + ".",
         "ecgq's split comes from its own output (`load … ms, infer … ms`); \"start + other\" is "
