@@ -5,6 +5,7 @@
 
 #include "common/settings.hpp"
 #include "model/ecgfm_model.hpp"
+#include "model/packed_linear_int8.hpp"
 
 namespace ecgq {
 
@@ -29,6 +30,20 @@ Status bf16_supported() {
                 "precision bf16 needs a CPU with AVX-512 BF16 or AMX-BF16 (this one has neither, "
                 "or ECGQ_DISABLE_BF16 is set); without them bf16 would run slower than fp32. "
                 "Use precision fp32",
+                "precision");
+}
+
+Status int8_needs_packing() {
+  return Status(ErrorCode::BadConfig,
+                "precision int8 runs only on packed weights (unset ECGQ_PACKED_WEIGHTS=0)",
+                "precision");
+}
+
+Status precision_offered(const std::string& precision) {
+  if (precision == "int8") return int8_experiment_enabled() ? Status::Ok() : int8_refused();
+  if (precision == "bf16") return bf16_supported();
+  if (precision == "fp32") return Status::Ok();
+  return Status(ErrorCode::BadConfig, "precision '" + precision + "': expected fp32 or bf16",
                 "precision");
 }
 

@@ -1,0 +1,255 @@
+// Int8Linear on oneDNN 2.6's matmul primitive. oneDNN 2.6 has no per-row runtime source scales,
+// and its JIT (brgemm) matmul refuses a binary post-op broadcast over [M, 1] (only the reference
+// kernel takes it). It does take [1, M, 1] on a 3-D product with a batch of one, so the product is
+// posed as [1, M, K] x [1, K, N]: output scales per N (the weights'), then a binary multiply by
+// the row scales [1, M, 1], the bias [1, 1, N], GELU, and the residual [1, M, N], all fused.
+#include "model/packed_linear_int8.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "model/dnnl_cpu.hpp"
+
+namespace ecgq {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+namespace {
+
+// Primitives kept per projection (one per row count, as PackedLinear).
+constexpr size_t kMaxCachedShapes = 8;
+// The row count the weight layout is chosen for (2 segments of 156 frames).
+constexpr int64_t kLayoutRows = 312;
+
+// GCC 12 warns inside its own AVX-512 headers (their `_mm512_undefined_*` pass-through operands).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// max |x_i| over k floats.
+__attribute__((target("avx512f"))) float max_abs_avx512(const float* x, int64_t k) {
+  __m512 m = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= k; i += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+  if (i < k) {
+    const __mmask16 tail = static_cast<__mmask16>((1u << (k - i)) - 1);
+    m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_maskz_loadu_ps(tail, x + i)));
+  }
+  return _mm512_reduce_max_ps(m);
+}
+
+// q_i = saturate_s8(round(x_i * inv)) over k floats (round to nearest even).
+__attribute__((target("avx512f"))) void quantize_avx512(const float* x, int64_t k, float inv,
+                                                        int8_t* q) {
+  const __m512 s = _mm512_set1_ps(inv);
+  int64_t i = 0;
+  for (; i + 16 <= k; i += 16)
+    _mm_storeu_si128(
+        reinterpret_cast<__m128i*>(q + i),
+        _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + i), s))));
+  if (i < k) {
+    const __mmask16 tail = static_cast<__mmask16>((1u << (k - i)) - 1);
+    const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + i), s);
+    _mm512_mask_cvtsepi32_storeu_epi8(q + i, tail, _mm512_cvtps_epi32(v));
+  }
+}
+
+#pragma GCC diagnostic pop
+
+float max_abs(const float* x, int64_t k) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (avx512) return max_abs_avx512(x, k);
+  float m = 0;
+  for (int64_t i = 0; i < k; ++i) m = std::max(m, std::fabs(x[i]));
+  return m;
+}
+
+void quantize(const float* x, int64_t k, float inv, int8_t* q) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (avx512) return quantize_avx512(x, k, inv, q);
+  for (int64_t i = 0; i < k; ++i)
+    q[i] = static_cast<int8_t>(std::clamp(std::nearbyint(x[i] * inv), -127.0f, 127.0f));
+}
+
+// The scale that maps [-m, m] onto [-127, 127] (1 for an all-zero row).
+float scale_for(float m) {
+  return m > 0 ? m / 127.0f : 1.0f;
+}
+
+// Quantizes the rows of `x` ([rows, k] fp32, contiguous) into `q` and writes each row's scale to
+// `scales`; with `per_tensor` every row gets the scale of the whole tensor.
+void quantize_rows(const float* x, int64_t rows, int64_t k, bool per_tensor, int8_t* q,
+                   float* scales) {
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) scales[r] = max_abs(x + r * k, k);
+  });
+  if (per_tensor) std::fill(scales, scales + rows, *std::max_element(scales, scales + rows));
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float s = scale_for(scales[r]);
+      quantize(x + r * k, k, 1.0f / s, q + r * k);
+      scales[r] = s;
+    }
+  });
+}
+
+}  // namespace
+
+struct Int8Linear::Impl {
+  Options options;
+  int64_t n = 0, k = 0;        // output features, input features
+  std::vector<float> scales;   // per output channel: w ≈ scales[n] * w_s8
+  dnnl::memory::desc weights;  // the packed layout
+  at::Tensor storage;          // the memory of `packed`
+  dnnl::memory packed;         // s8 weights in that layout
+  at::Tensor bias;             // [N] fp32
+  std::string implementation;  // kernel name for the layout
+  // A primitive and the size of the scratchpad it borrows.
+  struct Primitive {
+    dnnl::matmul primitive;
+    dnnl::memory::desc scratchpad;
+  };
+  mutable std::map<int64_t, Primitive> by_rows;  // primitive per M
+  mutable std::vector<int64_t> order;            // M in order of creation (eviction)
+
+  // Post-op slots: 0 row scales, 1 bias, then GELU, then the residual.
+  int residual_slot() const { return options.gelu ? 3 : 2; }
+
+  // The matmul descriptor for `rows` with weights `w` (the packed layout, or any).
+  dnnl::matmul::primitive_desc describe(int64_t rows, const dnnl::memory::desc& w) const {
+    dnnl::memory::desc src({1, rows, k}, dt::s8, tag::abc);
+    dnnl::memory::desc dst({1, rows, n}, dt::f32, tag::abc);
+    dnnl::post_ops ops;
+    ops.append_binary(dnnl::algorithm::binary_mul, {{1, rows, 1}, dt::f32, tag::abc});
+    ops.append_binary(dnnl::algorithm::binary_add, {{1, 1, n}, dt::f32, tag::abc});
+    if (options.gelu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+    if (options.residual)
+      ops.append_binary(dnnl::algorithm::binary_add, {{1, rows, n}, dt::f32, tag::abc});
+    dnnl::primitive_attr attr;
+    attr.set_output_scales(1 << 2, scales);
+    attr.set_post_ops(ops);
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, w, dst), attr,
+                                        DnnlCpu::get().engine());
+  }
+
+  const Primitive& primitive(int64_t rows) const {
+    if (auto it = by_rows.find(rows); it != by_rows.end()) return it->second;
+    if (order.size() >= kMaxCachedShapes) {
+      by_rows.erase(order.front());
+      order.erase(order.begin());
+    }
+    order.push_back(rows);
+    auto pd = describe(rows, weights);
+    return by_rows.emplace(rows, Primitive{dnnl::matmul(pd), pd.scratchpad_desc()}).first->second;
+  }
+
+  // Quantizes `weight` ([N, K] fp32) per output channel into `scales` and an s8 copy.
+  at::Tensor quantize_weights(const at::Tensor& weight) {
+    at::Tensor w = weight.to(at::kFloat).contiguous();
+    at::Tensor s = w.abs().amax(1).div_(127.0f);
+    s.masked_fill_(s == 0, 1.0f);
+    scales.assign(s.data_ptr<float>(), s.data_ptr<float>() + n);
+    return w.div(s.unsqueeze(1)).round_().clamp_(-127, 127).to(at::kChar).contiguous();
+  }
+};
+
+Int8Linear::Int8Linear(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Int8Linear::~Int8Linear() = default;
+
+const std::string& Int8Linear::implementation() const {
+  return impl_->implementation;
+}
+
+Expected<std::unique_ptr<Int8Linear>> Int8Linear::pack(const at::Tensor& weight,
+                                                       const at::Tensor& bias,
+                                                       const Options& options,
+                                                       const PackedLinear::Allocate& allocate) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->n = weight.size(0);
+  impl->k = weight.size(1);
+  impl->bias = bias;
+  try {
+    const DnnlCpu& cpu = DnnlCpu::get();
+    at::Tensor q = impl->quantize_weights(weight);
+    auto layout = impl->describe(kLayoutRows, {{1, impl->k, impl->n}, dt::s8, tag::any});
+    impl->implementation = layout.impl_info_str();
+    if (impl->implementation.find("ref") != std::string::npos)
+      return Status(ErrorCode::ModelError, "oneDNN offers only its reference int8 matmul here (" +
+                                               impl->implementation + ")");
+    impl->weights = layout.weights_desc();
+    impl->storage = allocate(static_cast<int64_t>(impl->weights.get_size()));
+    impl->packed = dnnl::memory(impl->weights, cpu.engine(), impl->storage.data_ptr());
+    // The source: W^T as [1, K, N] with strides (-, 1, K) ("acb").
+    dnnl::memory from({{1, impl->k, impl->n}, dt::s8, tag::acb}, cpu.engine(), q.data_ptr());
+    dnnl::reorder(from, impl->packed).execute(DnnlCpu::get().stream(), from, impl->packed);
+    DnnlCpu::get().stream().wait();
+  } catch (const dnnl::error& e) {
+    return Status(ErrorCode::ModelError, std::string("oneDNN int8 matmul: ") + e.what());
+  }
+  return std::unique_ptr<Int8Linear>(new Int8Linear(std::move(impl)));
+}
+
+at::Tensor Int8Linear::run(const at::Tensor& x, const at::Tensor* residual) const {
+  const Impl& p = *impl_;
+  const int64_t rows = x.numel() / x.size(-1);
+  at::Tensor src = x.reshape({rows, p.k}).to(at::kFloat).contiguous();
+  at::Tensor q = at::empty({rows, p.k}, at::kChar);
+  at::Tensor row_scales = at::empty({rows}, at::kFloat);
+  quantize_rows(src.data_ptr<float>(), rows, p.k, p.options.per_tensor, q.data_ptr<int8_t>(),
+                row_scales.data_ptr<float>());
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = p.n;
+  at::Tensor y = at::empty({rows, p.n}, at::kFloat);
+  const Impl::Primitive& mm = p.primitive(rows);
+  const dnnl::engine& eng = DnnlCpu::get().engine();
+  auto f32 = [&](dnnl::memory::dims dims, const at::Tensor& t) {
+    return dnnl::memory({dims, dt::f32, tag::abc}, eng, t.data_ptr());
+  };
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, dnnl::memory({{1, rows, p.k}, dt::s8, tag::abc}, eng, q.data_ptr())},
+      {DNNL_ARG_WEIGHTS, p.packed},
+      {DNNL_ARG_DST, f32({1, rows, p.n}, y)},
+      {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, f32({1, rows, 1}, row_scales)},
+      {DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1, f32({1, 1, p.n}, p.bias)}};
+  at::Tensor res;
+  if (p.options.residual) {
+    res = residual->reshape({rows, p.n}).to(at::kFloat).contiguous();
+    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(p.residual_slot()) | DNNL_ARG_SRC_1,
+                 f32({1, rows, p.n}, res));
+  }
+  args.emplace(DNNL_ARG_SCRATCHPAD, DnnlCpu::scratchpad(mm.scratchpad));
+  mm.primitive.execute(DnnlCpu::get().stream(), args);
+  DnnlCpu::get().stream().wait();
+  return y.view(shape);
+}
+
+Int8Plan Int8Plan::from_env() {
+  auto is = [](const char* name, const char* value) {
+    const char* v = std::getenv(name);
+    return v != nullptr && std::strcmp(v, value) == 0;
+  };
+  return {is("ECGQ_INT8_SCOPE", "ffn"), is("ECGQ_INT8_ACT", "tensor")};
+}
+
+std::string Int8Plan::describe() const {
+  return std::string("int8 ") + (ffn_only ? "fc1/fc2 (q/k/v, out bf16)" : "projections") + ", " +
+         (per_tensor ? "per-tensor" : "per-token") + " activation scales";
+}
+
+bool int8_experiment_enabled() {
+  const char* v = std::getenv("ECGQ_INT8_EXPERIMENT");
+  return v != nullptr && std::strcmp(v, "1") == 0;
+}
+
+}  // namespace ecgq
