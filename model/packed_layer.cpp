@@ -37,6 +37,7 @@ Status PackedLayer::pack_int8(const Weights& w, const Int8Plan& plan,
   residual.residual = true;
   Int8Linear::Options gelu = plain;
   gelu.gelu = true;
+  gelu.bf16_out = !plan.fc1_f32;
   if (!plan.ffn_only) {
     ASSIGN_OR_RETURN(qkv_8_, Int8Linear::pack(w.qkv_w, w.qkv_b, plain, allocate));
     ASSIGN_OR_RETURN(out_8_, Int8Linear::pack(w.out_w, w.out_b, residual, allocate));

@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -34,50 +35,55 @@ constexpr int64_t kLayoutRows = 312;
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#define ECGQ_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
 
-// max |x_i| over k floats.
-__attribute__((target("avx512f"))) float max_abs_avx512(const float* x, int64_t k) {
+// The lanes of `mask` from 16 floats at p.
+ECGQ_AVX512 inline __m512 load16(const float* p, __mmask16 mask) {
+  return _mm512_maskz_loadu_ps(mask, p);
+}
+// The lanes of `mask` from 16 bf16 at p, widened to fp32.
+ECGQ_AVX512 inline __m512 load16(const at::BFloat16* p, __mmask16 mask) {
+  const __m256i h = _mm256_maskz_loadu_epi16(mask, p);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// Quantizes one row of k values: returns max |x_i|, and with `inv` > 0 (a known scale) writes
+// q_i = saturate_s8(round(x_i * inv)); with `inv` == 0 computes its own from the max first.
+template <typename T>
+ECGQ_AVX512 float quantize_row_avx512(const T* x, int64_t k, float inv, int8_t* q) {
+  auto mask = [k](int64_t i) {
+    return static_cast<__mmask16>(k - i >= 16 ? 0xFFFF : (1u << (k - i)) - 1);
+  };
   __m512 m = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= k; i += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
-  if (i < k) {
-    const __mmask16 tail = static_cast<__mmask16>((1u << (k - i)) - 1);
-    m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_maskz_loadu_ps(tail, x + i)));
+  for (int64_t i = 0; i < k; i += 16) m = _mm512_max_ps(m, _mm512_abs_ps(load16(x + i, mask(i))));
+  const float top = _mm512_reduce_max_ps(m);
+  if (q == nullptr) return top;
+  const __m512 s = _mm512_set1_ps(inv > 0 ? inv : (top > 0 ? 127.0f / top : 1.0f));
+  for (int64_t i = 0; i < k; i += 16) {
+    const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(load16(x + i, mask(i)), s));
+    _mm512_mask_cvtsepi32_storeu_epi8(q + i, mask(i), v);
   }
-  return _mm512_reduce_max_ps(m);
+  return top;
 }
 
-// q_i = saturate_s8(round(x_i * inv)) over k floats (round to nearest even).
-__attribute__((target("avx512f"))) void quantize_avx512(const float* x, int64_t k, float inv,
-                                                        int8_t* q) {
-  const __m512 s = _mm512_set1_ps(inv);
-  int64_t i = 0;
-  for (; i + 16 <= k; i += 16)
-    _mm_storeu_si128(
-        reinterpret_cast<__m128i*>(q + i),
-        _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + i), s))));
-  if (i < k) {
-    const __mmask16 tail = static_cast<__mmask16>((1u << (k - i)) - 1);
-    const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + i), s);
-    _mm512_mask_cvtsepi32_storeu_epi8(q + i, tail, _mm512_cvtps_epi32(v));
-  }
-}
-
+#undef ECGQ_AVX512
 #pragma GCC diagnostic pop
 
-float max_abs(const float* x, int64_t k) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (avx512) return max_abs_avx512(x, k);
-  float m = 0;
-  for (int64_t i = 0; i < k; ++i) m = std::max(m, std::fabs(x[i]));
-  return m;
-}
-
-void quantize(const float* x, int64_t k, float inv, int8_t* q) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (avx512) return quantize_avx512(x, k, inv, q);
+// quantize_row_avx512 on CPUs without AVX-512 (BW, VL).
+template <typename T>
+float quantize_row(const T* x, int64_t k, float inv, int8_t* q) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f") &&
+                             __builtin_cpu_supports("avx512bw") &&
+                             __builtin_cpu_supports("avx512vl");
+  if (avx512) return quantize_row_avx512(x, k, inv, q);
+  float top = 0;
+  for (int64_t i = 0; i < k; ++i) top = std::max(top, std::fabs(static_cast<float>(x[i])));
+  if (q == nullptr) return top;
+  const float s = inv > 0 ? inv : (top > 0 ? 127.0f / top : 1.0f);
   for (int64_t i = 0; i < k; ++i)
-    q[i] = static_cast<int8_t>(std::clamp(std::nearbyint(x[i] * inv), -127.0f, 127.0f));
+    q[i] = static_cast<int8_t>(
+        std::clamp(std::nearbyint(static_cast<float>(x[i]) * s), -127.0f, 127.0f));
+  return top;
 }
 
 // The scale that maps [-m, m] onto [-127, 127] (1 for an all-zero row).
@@ -85,21 +91,23 @@ float scale_for(float m) {
   return m > 0 ? m / 127.0f : 1.0f;
 }
 
-// Quantizes the rows of `x` ([rows, k] fp32, contiguous) into `q` and writes each row's scale to
-// `scales`; with `per_tensor` every row gets the scale of the whole tensor.
-void quantize_rows(const float* x, int64_t rows, int64_t k, bool per_tensor, int8_t* q,
-                   float* scales) {
+// Quantizes the rows of `x` ([rows, k], contiguous) into `q` and writes each row's scale to
+// `scales`: in one pass over each row, or with `per_tensor` a first pass for the tensor's max.
+template <typename T>
+void quantize_rows(const T* x, int64_t rows, int64_t k, bool per_tensor, int8_t* q, float* scales) {
+  float inv = 0;  // per row
+  if (per_tensor) {
+    at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) scales[r] = quantize_row(x + r * k, k, 0, nullptr);
+    });
+    const float top = *std::max_element(scales, scales + rows);
+    inv = 1.0f / scale_for(top);
+  }
   at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) scales[r] = max_abs(x + r * k, k);
+    for (int64_t r = begin; r < end; ++r)
+      scales[r] = scale_for(quantize_row(x + r * k, k, inv, q + r * k));
   });
-  if (per_tensor) std::fill(scales, scales + rows, *std::max_element(scales, scales + rows));
-  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const float s = scale_for(scales[r]);
-      quantize(x + r * k, k, 1.0f / s, q + r * k);
-      scales[r] = s;
-    }
-  });
+  if (per_tensor) std::fill(scales, scales + rows, 1.0f / inv);
 }
 
 }  // namespace
@@ -121,13 +129,15 @@ struct Int8Linear::Impl {
   mutable std::map<int64_t, Primitive> by_rows;  // primitive per M
   mutable std::vector<int64_t> order;            // M in order of creation (eviction)
 
+  dt dst_type() const { return options.bf16_out ? dt::bf16 : dt::f32; }
+
   // Post-op slots: 0 row scales, 1 bias, then GELU, then the residual.
   int residual_slot() const { return options.gelu ? 3 : 2; }
 
   // The matmul descriptor for `rows` with weights `w` (the packed layout, or any).
   dnnl::matmul::primitive_desc describe(int64_t rows, const dnnl::memory::desc& w) const {
     dnnl::memory::desc src({1, rows, k}, dt::s8, tag::abc);
-    dnnl::memory::desc dst({1, rows, n}, dt::f32, tag::abc);
+    dnnl::memory::desc dst({1, rows, n}, dst_type(), tag::abc);
     dnnl::post_ops ops;
     ops.append_binary(dnnl::algorithm::binary_mul, {{1, rows, 1}, dt::f32, tag::abc});
     ops.append_binary(dnnl::algorithm::binary_add, {{1, 1, n}, dt::f32, tag::abc});
@@ -203,14 +213,20 @@ Expected<std::unique_ptr<Int8Linear>> Int8Linear::pack(const at::Tensor& weight,
 at::Tensor Int8Linear::run(const at::Tensor& x, const at::Tensor* residual) const {
   const Impl& p = *impl_;
   const int64_t rows = x.numel() / x.size(-1);
-  at::Tensor src = x.reshape({rows, p.k}).to(at::kFloat).contiguous();
+  at::Tensor src = x.reshape({rows, p.k});
+  if (src.scalar_type() != at::kBFloat16) src = src.to(at::kFloat);
+  src = src.contiguous();
   at::Tensor q = at::empty({rows, p.k}, at::kChar);
   at::Tensor row_scales = at::empty({rows}, at::kFloat);
-  quantize_rows(src.data_ptr<float>(), rows, p.k, p.options.per_tensor, q.data_ptr<int8_t>(),
-                row_scales.data_ptr<float>());
+  if (src.scalar_type() == at::kBFloat16)
+    quantize_rows(src.data_ptr<at::BFloat16>(), rows, p.k, p.options.per_tensor,
+                  q.data_ptr<int8_t>(), row_scales.data_ptr<float>());
+  else
+    quantize_rows(src.data_ptr<float>(), rows, p.k, p.options.per_tensor, q.data_ptr<int8_t>(),
+                  row_scales.data_ptr<float>());
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = p.n;
-  at::Tensor y = at::empty({rows, p.n}, at::kFloat);
+  at::Tensor y = at::empty({rows, p.n}, p.options.bf16_out ? at::kBFloat16 : at::kFloat);
   const Impl::Primitive& mm = p.primitive(rows);
   const dnnl::engine& eng = DnnlCpu::get().engine();
   auto f32 = [&](dnnl::memory::dims dims, const at::Tensor& t) {
@@ -219,7 +235,7 @@ at::Tensor Int8Linear::run(const at::Tensor& x, const at::Tensor* residual) cons
   std::unordered_map<int, dnnl::memory> args{
       {DNNL_ARG_SRC, dnnl::memory({{1, rows, p.k}, dt::s8, tag::abc}, eng, q.data_ptr())},
       {DNNL_ARG_WEIGHTS, p.packed},
-      {DNNL_ARG_DST, f32({1, rows, p.n}, y)},
+      {DNNL_ARG_DST, dnnl::memory({{1, rows, p.n}, p.dst_type(), tag::abc}, eng, y.data_ptr())},
       {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, f32({1, rows, 1}, row_scales)},
       {DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1, f32({1, 1, p.n}, p.bias)}};
   at::Tensor res;
@@ -239,12 +255,13 @@ Int8Plan Int8Plan::from_env() {
     const char* v = std::getenv(name);
     return v != nullptr && std::strcmp(v, value) == 0;
   };
-  return {is("ECGQ_INT8_SCOPE", "ffn"), is("ECGQ_INT8_ACT", "tensor")};
+  return {is("ECGQ_INT8_SCOPE", "ffn"), is("ECGQ_INT8_ACT", "tensor"), is("ECGQ_INT8_FC1", "f32")};
 }
 
 std::string Int8Plan::describe() const {
   return std::string("int8 ") + (ffn_only ? "fc1/fc2 (q/k/v, out bf16)" : "projections") + ", " +
-         (per_tensor ? "per-tensor" : "per-token") + " activation scales";
+         (per_tensor ? "per-tensor" : "per-token") + " activation scales" +
+         (fc1_f32 ? ", fc1 out fp32" : "");
 }
 
 bool int8_experiment_enabled() {

@@ -20,6 +20,7 @@ namespace ecgq {
 struct Int8Plan {
   bool ffn_only = false;    // only fc1/fc2 in int8; q/k/v and out stay bf16 (ECGQ_INT8_SCOPE=ffn)
   bool per_tensor = false;  // one activation scale per call, not per row (ECGQ_INT8_ACT=tensor)
+  bool fc1_f32 = false;     // fc1 writes fp32 for fc2 to quantize, not bf16 (ECGQ_INT8_FC1=f32)
 
   // The plan the environment asks for.
   static Int8Plan from_env();
@@ -36,6 +37,7 @@ class Int8Linear {
     bool gelu = false;        // fused GELU (erf) on the output
     bool residual = false;    // fused add of a same-shaped fp32 residual (run's second argument)
     bool per_tensor = false;  // one activation scale for the whole input instead of one per row
+    bool bf16_out = false;    // bf16 output (fc1: the next projection's input), else fp32
   };
 
   // Quantizes `weight` ([N, K] fp32) per output channel and packs it; `bias` ([N] fp32) is kept
@@ -48,8 +50,8 @@ class Int8Linear {
   Int8Linear(const Int8Linear&) = delete;
   Int8Linear& operator=(const Int8Linear&) = delete;
 
-  // y = epilogue(x W^T + b [+ residual]) over the last dimension of fp32 `x` (any leading shape);
-  // fp32 output of y's shape.
+  // y = epilogue(x W^T + b [+ residual]) over the last dimension of `x` (fp32 or bf16, any
+  // leading shape), in y's shape.
   at::Tensor run(const at::Tensor& x, const at::Tensor* residual = nullptr) const;
 
   // oneDNN's name for the kernel chosen for the packed layout (e.g. brg:avx512_core_amx_int8).
