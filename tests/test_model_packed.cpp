@@ -130,6 +130,15 @@ TEST(PackedWeights, EveryBatchSizeGivesTheRowsOfSingleSegments) {
   }
 }
 
+// `ecgq-worker serve --precision int8` exits 2 with the refusal (bad usage: a setting).
+void expect_serve_refuses_int8() {
+  auto r = test::run_command({test::bin("ecgq-worker"), "serve", "--checkpoint",
+                              ref_path("tiny_finetuned.pt"), "--precision", "int8"},
+                             std::chrono::seconds(60));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("precision int8 is not offered"), std::string::npos) << r.err;
+}
+
 // ECGQ_INT8_EXPERIMENT=1 (and the given int8 plan variables) for the lifetime of the object.
 class Int8Experiment {
  public:
@@ -181,11 +190,7 @@ TEST(PackedWeights, Int8ExperimentStaysWithinItsToleranceOnAJitKernel) {
             1e-6);
   // `serve` keeps refusing int8 even with the experiment switched on.
   if (!std::filesystem::exists(test::bin("ecgq-worker"))) GTEST_SKIP() << "ecgq-worker not built";
-  auto r = test::run_command({test::bin("ecgq-worker"), "serve", "--checkpoint",
-                              ref_path("tiny_finetuned.pt"), "--precision", "int8"},
-                             std::chrono::seconds(60));
-  EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("precision int8 is not offered"), std::string::npos) << r.err;
+  expect_serve_refuses_int8();
 }
 
 TEST(PackedWeights, Int8IsRefusedWithAClearError) {
@@ -198,11 +203,7 @@ TEST(PackedWeights, Int8IsRefusedWithAClearError) {
   EXPECT_NE(model.status().message().find("precision int8 is not offered"), std::string::npos)
       << model.status().message();
   if (!std::filesystem::exists(test::bin("ecgq-worker"))) GTEST_SKIP() << "ecgq-worker not built";
-  auto r = test::run_command({test::bin("ecgq-worker"), "serve", "--checkpoint",
-                              ref_path("tiny_finetuned.pt"), "--precision", "int8"},
-                             std::chrono::seconds(60));
-  EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("precision int8 is not offered"), std::string::npos) << r.err;
+  expect_serve_refuses_int8();
 }
 
 }  // namespace
