@@ -35,7 +35,8 @@ Status bf16_supported() {
 
 Status int8_needs_packing() {
   return Status(ErrorCode::BadConfig,
-                "precision int8 runs only on packed weights (unset ECGQ_PACKED_WEIGHTS=0)",
+                "precision int8 runs only on packed weights (ECGQ_PACKED_WEIGHTS=0 and model "
+                "exports turn packing off)",
                 "precision");
 }
 
