@@ -1,5 +1,5 @@
-// bench_accuracy: how far a bf16 model moves the outputs of the fp32 model, on the reference
-// input and on real records read and preprocessed exactly as the worker does.
+// bench_accuracy: how far a bf16 (or int8) model moves the outputs of the fp32 model, on the
+// reference input and on real records read and preprocessed exactly as the worker does.
 //
 //   bench_accuracy --checkpoint PT [--input X.npy] [--records DIR] [--threads N]
 //                  [--precision bf16] [--baseline fp32] [--chunk N] [--bf16-split-layers N]
@@ -7,10 +7,11 @@
 // Loads the checkpoint twice in one process (--baseline, then --precision), runs both on the same
 // segments and prints one key=value line per input on stdout:
 //   input=NAME status=ok segments=N max_dprob_seg=.. max_dprob_record=.. max_dlogit=..
-//       max_dembed=.. one_minus_cos_max=.. one_minus_cos_record=.. cos_min_seg=..
+//       max_dembed=.. max_rel_dembed=.. one_minus_cos_max=.. one_minus_cos_record=.. cos_min_seg=..
 //       cos_mean_seg=.. cos_record=..
 //   input=NAME status=rejected error=CODE message="..."   (the worker would reject the record)
-// dprob: |Δ| of the per-segment probabilities, and of the per-record aggregate a job result
+// max_rel_dembed: the largest ||Δ embedding|| / ||embedding|| over segments. dprob: |Δ| of the
+// per-segment probabilities, and of the per-record aggregate a job result
 // carries (aggregate_probs); cos: cosine similarity of the embeddings per segment and of the
 // per-record mean embedding. Classifier-free checkpoints print only the embedding figures.
 // Records: every *.hea file in --records (sorted), read with read_record -> job_from_record ->
@@ -26,10 +27,10 @@
 #include <string>
 #include <vector>
 
+#include "model/model.hpp"
 #include "records/ecg_record.hpp"
 #include "records/npy.hpp"
 #include "records/preprocess.hpp"
-#include "model/model.hpp"
 
 namespace {
 
@@ -83,6 +84,17 @@ double cosine(const float* a, const float* b, int64_t n) {
   return aa > 0 && bb > 0 ? ab / std::sqrt(aa * bb) : (aa == bb ? 1.0 : 0.0);
 }
 
+// ||b - a|| / ||a|| over n floats (0 when both are zero).
+double relative_error(const float* a, const float* b, int64_t n) {
+  double dd = 0, aa = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(b[i]) - a[i];
+    dd += d * d;
+    aa += static_cast<double>(a[i]) * a[i];
+  }
+  return aa > 0 ? std::sqrt(dd / aa) : (dd > 0 ? 1.0 : 0.0);
+}
+
 // One line comparing reference (`ref`) and candidate (`cand`) outputs for `n` segments.
 std::string compare(const Outputs& ref, const Outputs& cand, int64_t n,
                     const std::vector<std::string>& labels) {
@@ -96,16 +108,18 @@ std::string compare(const Outputs& ref, const Outputs& cand, int64_t n,
        << " max_dlogit=" << max_abs_diff(ref.logits, cand.logits);
   }
   const int64_t e = ref.embed_dim;
-  double cmin = 1, csum = 0;
+  double cmin = 1, csum = 0, rel = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const double c = cosine(ref.embedding.data() + i * e, cand.embedding.data() + i * e, e);
-    cmin = std::min(cmin, c);
-    csum += c;
+    const float *r = ref.embedding.data() + i * e, *c = cand.embedding.data() + i * e;
+    const double cos = cosine(r, c, e);
+    cmin = std::min(cmin, cos);
+    csum += cos;
+    rel = std::max(rel, relative_error(r, c, e));
   }
   auto rm = ecgq::mean_over_segments(ref.embedding, n);
   auto cm = ecgq::mean_over_segments(cand.embedding, n);
   const double crec = cosine(rm.data(), cm.data(), e);
-  os << " max_dembed=" << max_abs_diff(ref.embedding, cand.embedding)
+  os << " max_dembed=" << max_abs_diff(ref.embedding, cand.embedding) << " max_rel_dembed=" << rel
      << " one_minus_cos_max=" << 1.0 - cmin << " one_minus_cos_record=" << 1.0 - crec << std::fixed
      << std::setprecision(7) << " cos_min_seg=" << cmin << " cos_mean_seg=" << csum / n
      << " cos_record=" << crec;

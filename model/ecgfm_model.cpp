@@ -8,6 +8,7 @@
 #include <malloc.h>
 
 #include <map>
+#include <optional>
 
 #include "model/aten_projection.hpp"
 #include "model/attention_products.hpp"
@@ -127,10 +128,12 @@ class EcgfmModel : public Model {
         info_(std::move(info)),
         bf16_(info_.precision == "bf16"),
         packed_(pack && packed_weights_enabled()),
-        split_layers_(bf16_ ? split_layers : 0) {}
+        split_layers_(bf16_ ? split_layers : 0),
+        int8_(info_.precision == "int8" ? std::optional(Int8Plan::from_env()) : std::nullopt) {}
 
   Status load(const ckpt::Checkpoint& c) {
     c10::InferenceMode guard;
+    if (int8_ && !packed_) return int8_needs_packing();
     WeightArena arena;
     WeightReader r(c, &arena);
     Loading w{r, arena, {}};
@@ -343,19 +346,20 @@ class EcgfmModel : public Model {
       L.ln2_w = w.get(b + "final_layer_norm.weight");
       L.ln2_b = w.get(b + "final_layer_norm.bias");
       const bool split = l >= arch_.layers - split_layers_;
-      if (packed_ && w.st.ok()) pack(L, split, w.arena);
+      if (packed_ && w.st.ok()) w.st = pack(L, split, w.arena);
       if (bf16_ && !L.packed && w.st.ok()) round_to_bf16(L, split, w.arena);
       layers_.push_back(std::move(L));
     }
   }
 
   // Packs a layer's projections from the scratch buffers; when oneDNN cannot, the layer keeps
-  // them for the ATen path (copied into the arena in fp32, rounded by the caller in bf16).
-  void pack(Layer& L, bool split, WeightArena& arena) {
+  // them for the ATen path (fp32 copied, bf16 rounded by the caller); int8 has none: an error.
+  Status pack(Layer& L, bool split, WeightArena& arena) {
     auto allocate = [&arena](int64_t bytes) { return arena.empty({bytes}, at::kByte); };
     auto packed =
         PackedLayer::pack({L.qkv_w, L.qkv_b, L.out_w, L.out_b, L.fc1_w, L.fc1_b, L.fc2_w, L.fc2_b},
-                          bf16_, split, allocate);
+                          bf16_, split, allocate, int8_ ? &*int8_ : nullptr);
+    if (!packed.ok() && int8_) return packed.status();
     if (packed.ok()) {
       L.packed = std::move(packed).value();
       L.qkv_w = L.out_w = L.fc1_w = L.fc2_w = at::Tensor();
@@ -363,6 +367,7 @@ class EcgfmModel : public Model {
       for (at::Tensor* t : {&L.qkv_w, &L.out_w, &L.fc1_w, &L.fc2_w})
         *t = arena.empty(t->sizes(), at::kFloat).copy_(*t);
     }
+    return Status::Ok();
   }
 
   // Rounds a layer's projection weights to bf16 in the arena; with `split`, also keeps what the
@@ -514,16 +519,16 @@ class EcgfmModel : public Model {
 
   EcgfmArchitecture arch_;
   ModelInfo info_;
-  bool bf16_ = false;         // transformer projections in bfloat16
-  bool packed_ = false;       // projections pre-packed for oneDNN (ECGQ_PACKED_WEIGHTS)
-  int64_t split_layers_ = 0;  // last layers whose bf16 weights carry a low part
+  bool bf16_ = false;             // transformer projections in bfloat16
+  bool packed_ = false;           // projections pre-packed for oneDNN (ECGQ_PACKED_WEIGHTS)
+  int64_t split_layers_ = 0;      // last layers whose bf16 weights carry a low part
+  std::optional<Int8Plan> int8_;  // int8 projections (experiment, ECGQ_INT8_EXPERIMENT=1)
   std::vector<ConvBlock> conv_;
   at::Tensor feat_ln_w_, feat_ln_b_, proj_in_w_, proj_in_b_;
   at::Tensor pos_w_, pos_b_;
   std::unique_ptr<PackedConv> pos_conv_;  // pos conv + GELU, packed (then pos_w_ is undefined)
   std::unique_ptr<PackedLinear> proj_in_;
-  std::unique_ptr<AttentionProducts>
-      products_;  // attention products on oneDNN (when packed_)  // post_extract_proj, packed
+  std::unique_ptr<AttentionProducts> products_;  // attention products on oneDNN (when packed_)
   at::Tensor enc_ln_w_, enc_ln_b_;
   std::vector<Layer> layers_;
   at::Tensor head_w_, head_b_;
@@ -533,13 +538,7 @@ class EcgfmModel : public Model {
 
 Expected<std::unique_ptr<Model>> load_ecgfm(const ckpt::Checkpoint& checkpoint,
                                             const LoadOptions& options) {
-  if (options.precision == "int8") return int8_refused();
-  if (options.precision != "fp32" && options.precision != "bf16")
-    return Status(ErrorCode::BadConfig,
-                  "precision '" + options.precision + "': expected fp32 or bf16", "precision");
-  if (options.precision == "bf16") {
-    RETURN_IF_ERROR(bf16_supported());
-  }
+  RETURN_IF_ERROR(precision_offered(options.precision));
   ASSIGN_OR_RETURN(auto arch, derive_architecture(checkpoint));
   ModelInfo info;
   info.kind = "ecgfm";
@@ -565,6 +564,7 @@ Expected<std::unique_ptr<Model>> load_ecgfm(const ckpt::Checkpoint& checkpoint,
   if (options.precision == "bf16")
     info.architecture +=
         ", bf16 projections (last " + std::to_string(split) + " layers split hi+lo)";
+  if (options.precision == "int8") info.architecture += ", " + Int8Plan::from_env().describe();
   auto model =
       std::make_unique<EcgfmModel>(std::move(arch), std::move(info), split, options.pack_weights);
   try {

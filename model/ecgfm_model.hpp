@@ -72,6 +72,13 @@ Status bf16_supported();
 // the setting and the precisions there are.
 Status int8_refused();
 
+// Ok when `precision` may load here: fp32; bf16 when bf16_supported(); int8 only for the
+// measurement (ECGQ_INT8_EXPERIMENT=1). Else the error saying why.
+Status precision_offered(const std::string& precision);
+
+// The error for an int8 load with packing switched off (int8 has no ATen path).
+Status int8_needs_packing();
+
 // Builds the native model from a parsed checkpoint, reading only the tensors it uses straight
 // into their final buffers.
 Expected<std::unique_ptr<Model>> load_ecgfm(const ckpt::Checkpoint& checkpoint,

@@ -8,6 +8,7 @@
 
 #include "common/status.hpp"
 #include "model/packed_linear.hpp"
+#include "model/packed_linear_int8.hpp"
 
 namespace ecgq {
 
@@ -19,27 +20,36 @@ class PackedLayer {
   struct Weights {
     at::Tensor qkv_w, qkv_b, out_w, out_b, fc1_w, fc1_b, fc2_w, fc2_b;
   };
-  // Packs the four projections into memory from `allocate`.
+  // Packs the four projections into memory from `allocate`; with `int8`, those the plan names
+  // in int8 (the others bf16, unsplit).
   static Expected<std::unique_ptr<PackedLayer>> pack(const Weights& w, bool bf16, bool split,
-                                                     const PackedLinear::Allocate& allocate);
+                                                     const PackedLinear::Allocate& allocate,
+                                                     const Int8Plan* int8 = nullptr);
 
   // oneDNN's kernel for the packed layout (e.g. "brg:avx512_core_bf16").
-  const std::string& implementation() const { return fc1_->implementation(); }
+  const std::string& implementation() const {
+    return fc1_8_ ? fc1_8_->implementation() : fc1_->implementation();
+  }
   // x Wqkv^T + bqkv: [.., 3E] fp32.
-  at::Tensor qkv(const at::Tensor& x) const { return qkv_->run(x); }
+  at::Tensor qkv(const at::Tensor& x) const { return qkv_8_ ? qkv_8_->run(x) : qkv_->run(x); }
   // residual + o Wout^T + bout.
   at::Tensor out(const at::Tensor& o, const at::Tensor& residual) const {
-    return out_->run(o, &residual);
+    return out_8_ ? out_8_->run(o, &residual) : out_->run(o, &residual);
   }
   // residual + fc2(gelu(fc1(x))); in bf16 the GELU output is written as bf16 (the rounding fc2's
   // input needs anyway).
   at::Tensor feed_forward(const at::Tensor& x, const at::Tensor& residual) const {
+    if (fc1_8_) return fc2_8_->run(fc1_8_->run(x), &residual);
     return fc2_->run(fc1_->run(x), &residual);
   }
 
  private:
   PackedLayer() = default;
+  // Packs the projections the plan puts in int8 (the int8 experiment).
+  Status pack_int8(const Weights& w, const Int8Plan& plan, const PackedLinear::Allocate& allocate);
+
   std::unique_ptr<PackedLinear> qkv_, out_, fc1_, fc2_;
+  std::unique_ptr<Int8Linear> qkv_8_, out_8_, fc1_8_, fc2_8_;  // int8 instead (experiment)
 };
 
 }  // namespace ecgq
