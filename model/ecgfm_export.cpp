@@ -1,5 +1,6 @@
 // The compact model file of a native ECG-FM model: export (checkpoint -> file) and load (file ->
-// model whose tensors lie over the verified file image, nothing copied).
+// model packed from the verified file image, as a checkpoint's; with ECGQ_PACKED_WEIGHTS=0 the
+// model's tensors lie over the image, nothing copied).
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
@@ -195,10 +196,12 @@ Status adopt_weights(Model& shell, const std::shared_ptr<const mfile::Image>& im
           return;
         }
         used.insert(name);
+        // The image stays while a tensor uses it; a tensor the model drops (packed, or copied
+        // into its own memory) gives its pages back at once.
         std::shared_ptr<const mfile::Image> keep = image;
         slot = at::from_blob(
-            const_cast<void*>(image->tensor_data(*e)), e->shape, [keep](void*) {},
-            at::TensorOptions().dtype(type));
+            const_cast<void*>(image->tensor_data(*e)), e->shape,
+            [keep, e](void*) { keep->release(*e); }, at::TensorOptions().dtype(type));
       });
   RETURN_IF_ERROR(st);
   for (const auto& t : c.tensors)
@@ -231,9 +234,12 @@ Expected<std::unique_ptr<Model>> load_model_file(const std::string& path,
   int64_t split = 0;
   if (Status s = field_int(c.fields, "bf16_split_layers", &split); !s.ok()) return fail(s);
   ModelInfo info = info_from(*arch, c, split);
-  std::unique_ptr<Model> model = make_ecgfm_shell(*arch, std::move(info), split);
+  std::unique_ptr<Model> model =
+      make_ecgfm_shell(*arch, std::move(info), split, options.pack_weights);
   try {
     if (Status s = adopt_weights(*model, image); !s.ok()) return fail(s);
+    // Packed, the model holds its own copy of every weight and the image goes with `image`.
+    pack_ecgfm_weights(*model);
   } catch (const c10::Error& e) {
     return fail(Status(ErrorCode::BadCheckpoint, e.what_without_backtrace()));
   }

@@ -7,6 +7,7 @@
 #include <c10/core/InferenceMode.h>
 #include <malloc.h>
 
+#include <cstring>
 #include <map>
 
 #include "model/aten_projection.hpp"
@@ -15,88 +16,12 @@
 #include "model/packed_conv.hpp"
 #include "model/packed_layer.hpp"
 #include "model/weight_arena.hpp"
+#include "model/weight_reader.hpp"
 
 namespace ecgq {
 namespace {
 
 constexpr double kEps = 1e-5;
-
-at::ScalarType scalar_type(ckpt::DType d, bool* ok) {
-  *ok = true;
-  switch (d) {
-    case ckpt::DType::F32:
-      return at::kFloat;
-    case ckpt::DType::F64:
-      return at::kDouble;
-    case ckpt::DType::F16:
-      return at::kHalf;
-    case ckpt::DType::BF16:
-      return at::kBFloat16;
-    default:
-      *ok = false;
-      return at::kFloat;
-  }
-}
-
-// Reads tensors of one checkpoint by name into caller-provided float32 buffers.
-class WeightReader {
- public:
-  WeightReader(const ckpt::Checkpoint& c, WeightArena* arena) : c_(c), arena_(arena) {
-    for (const auto& t : c.tensors) by_name_[t.name] = &t;
-  }
-
-  // A new float32 tensor holding checkpoint tensor `name`: in the arena, or from the default
-  // allocator when `temporary` (it is converted or folded and then dropped).
-  Expected<at::Tensor> get(const std::string& name, bool temporary = false) {
-    auto it = by_name_.find(name);
-    if (it == by_name_.end()) return missing(name);
-    at::Tensor t = temporary ? temporary_.empty(it->second->shape, at::kFloat)
-                             : arena_->empty(it->second->shape, at::kFloat);
-    RETURN_IF_ERROR(read_into(*it->second, t));
-    return t;
-  }
-
-  // Fills the contiguous float32 tensor `dst` (same element count) with tensor `name`.
-  Status read_into(const std::string& name, at::Tensor dst) {
-    auto it = by_name_.find(name);
-    if (it == by_name_.end()) return missing(name);
-    return read_into(*it->second, dst);
-  }
-
- private:
-  static Status missing(const std::string& name) {
-    return Status(ErrorCode::BadCheckpoint, "missing tensor '" + name + "'", "checkpoint");
-  }
-
-  // Fills the contiguous float32 tensor `dst` with checkpoint tensor `t`. ckpt::read_tensor (the
-  // one reader of tensor bytes, also fuzzed) validates the view and gathers it in row-major order;
-  // other float types are converted here.
-  Status read_into(const ckpt::TensorInfo& t, at::Tensor dst) {
-    auto fail = [&](const std::string& why) {
-      return Status(ErrorCode::BadCheckpoint, "tensor '" + t.name + "': " + why, "checkpoint");
-    };
-    bool ok = false;
-    const at::ScalarType st = scalar_type(t.dtype, &ok);
-    if (!ok)
-      return fail(std::string("dtype ") + ckpt::dtype_name(t.dtype) + " is not a float type");
-    if (t.shape.size() != t.stride.size()) return fail("shape and stride ranks differ");
-    if (static_cast<int64_t>(ckpt::tensor_numel(t)) != dst.numel())
-      return fail("element count differs from the expected shape");
-    // The common case: one read straight into the final buffer.
-    if (st == at::kFloat) return ckpt::read_tensor(c_, t, dst.data_ptr());
-    at::Tensor tmp = at::empty(t.shape, st);
-    RETURN_IF_ERROR(ckpt::read_tensor(c_, t, tmp.data_ptr()));
-    dst.view(t.shape).copy_(tmp);
-    return Status::Ok();
-  }
-
-  const ckpt::Checkpoint& c_;
-  WeightArena* arena_;
-  // Temporaries get their own arena, unmapped with the reader: from malloc they could stay
-  // resident after the load.
-  WeightArena temporary_;
-  std::map<std::string, const ckpt::TensorInfo*> by_name_;
-};
 
 struct ConvBlock {
   at::Tensor weight, bias;    // bias undefined unless conv_bias
@@ -139,14 +64,38 @@ class EcgfmModel : public Model {
     // Packing's temporaries (bf16 hi + lo, oneDNN's pd creation) came from malloc: hand their
     // pages back now rather than keep them resident beside the model.
     if (packed_) malloc_trim(0);
-    if (!layers_.empty() && layers_.back().packed)
-      info_.architecture +=
-          ", projections pre-packed (" + layers_.back().packed->implementation() + ")";
+    note_packed();
     if (arch_.num_labels > 0) {
       head_w_ = w.get("proj.weight");
       head_b_ = w.get("proj.bias");
     }
     return w.st;
+  }
+
+  // Packs the weights a model file filled in (make_slots, visit_weights) as load() packs a
+  // checkpoint's, after copying every tensor kept as it is (biases, norms, feature extractor)
+  // into this model's arena: then nothing refers to the file's image any more and it goes.
+  void pack_adopted() {
+    if (!packed_) return;  // the ATen path reads the weights where they are
+    c10::InferenceMode guard;
+    WeightArena arena;
+    visit_weights([&](const std::string& name, at::Tensor& t, bool, at::ScalarType) {
+      static const char* const kPackable[] = {".qkv_w",  ".out_w",  ".fc1_w",  ".fc2_w",
+                                              ".qkv_lo", ".out_lo", ".fc1_lo", ".fc2_lo"};
+      bool packable = name == "pos_w";
+      for (const char* p : kPackable)
+        packable =
+            packable || (name.size() > std::strlen(p) &&
+                         name.compare(name.size() - std::strlen(p), std::string::npos, p) == 0);
+      if (!packable) own(t, arena);
+    });
+    pack_front(arena);
+    own(pos_w_, arena);  // still there when oneDNN could not pack it
+    products_ = std::make_unique<AttentionProducts>(arch_.heads);
+    for (size_t l = 0; l < layers_.size(); ++l)
+      pack(layers_[l], static_cast<int64_t>(l) >= arch_.layers - split_layers_, arena);
+    malloc_trim(0);
+    note_packed();
   }
 
   const ModelInfo& info() const override { return info_; }
@@ -349,20 +298,35 @@ class EcgfmModel : public Model {
     }
   }
 
-  // Packs a layer's projections from the scratch buffers; when oneDNN cannot, the layer keeps
-  // them for the ATen path (copied into the arena in fp32, rounded by the caller in bf16).
+  // Packs a layer's projections from the scratch buffers (fp32) or a model file's weights (bf16
+  // hi + lo in bf16); when oneDNN cannot, the layer keeps them for the ATen path (copied into the
+  // arena, except a checkpoint's bf16, which the caller rounds into it).
   void pack(Layer& L, bool split, WeightArena& arena) {
     auto allocate = [&arena](int64_t bytes) { return arena.empty({bytes}, at::kByte); };
-    auto packed =
-        PackedLayer::pack({L.qkv_w, L.qkv_b, L.out_w, L.out_b, L.fc1_w, L.fc1_b, L.fc2_w, L.fc2_b},
-                          bf16_, split, allocate);
-    if (packed.ok()) {
-      L.packed = std::move(packed).value();
-      L.qkv_w = L.out_w = L.fc1_w = L.fc2_w = at::Tensor();
-    } else if (!bf16_) {
-      for (at::Tensor* t : {&L.qkv_w, &L.out_w, &L.fc1_w, &L.fc2_w})
-        *t = arena.empty(t->sizes(), at::kFloat).copy_(*t);
+    auto packed = PackedLayer::pack({L.qkv_w, L.qkv_b, L.out_w, L.out_b, L.fc1_w, L.fc1_b, L.fc2_w,
+                                     L.fc2_b, L.qkv_lo, L.out_lo, L.fc1_lo, L.fc2_lo},
+                                    bf16_, split, allocate);
+    at::Tensor* weights[] = {&L.qkv_w,  &L.out_w,  &L.fc1_w,  &L.fc2_w,
+                             &L.qkv_lo, &L.out_lo, &L.fc1_lo, &L.fc2_lo};
+    if (packed.ok()) L.packed = std::move(packed).value();
+    for (at::Tensor* t : weights) {
+      if (L.packed)
+        *t = at::Tensor();
+      else if (!bf16_ || t->scalar_type() == at::kBFloat16)
+        own(*t, arena);
     }
+  }
+
+  // Replaces `t` (when defined) by a copy in `arena`.
+  static void own(at::Tensor& t, WeightArena& arena) {
+    if (t.defined()) t = arena.empty(t.sizes(), t.scalar_type()).copy_(t);
+  }
+
+  // Says in the architecture line that the projections run packed, and on which kernel.
+  void note_packed() {
+    if (!layers_.empty() && layers_.back().packed)
+      info_.architecture +=
+          ", projections pre-packed (" + layers_.back().packed->implementation() + ")";
   }
 
   // Rounds a layer's projection weights to bf16 in the arena; with `split`, also keeps what the
@@ -591,10 +555,14 @@ void visit_ecgfm_weights(Model& model, const WeightVisitor& visit) {
 }
 
 std::unique_ptr<Model> make_ecgfm_shell(EcgfmArchitecture arch, ModelInfo info,
-                                        int64_t split_layers) {
-  auto model = std::make_unique<EcgfmModel>(std::move(arch), std::move(info), split_layers);
+                                        int64_t split_layers, bool pack) {
+  auto model = std::make_unique<EcgfmModel>(std::move(arch), std::move(info), split_layers, pack);
   model->make_slots();
   return model;
+}
+
+void pack_ecgfm_weights(Model& model) {
+  dynamic_cast<EcgfmModel&>(model).pack_adopted();
 }
 
 }  // namespace ecgq

@@ -23,8 +23,14 @@ using WeightVisitor =
 // order; throws std::bad_cast for any other model.
 void visit_ecgfm_weights(Model& model, const WeightVisitor& visit);
 
-// A native model whose weight slots are empty, to be filled through visit_ecgfm_weights.
+// A native model whose weight slots are empty, to be filled through visit_ecgfm_weights; `pack`:
+// pack_ecgfm_weights packs them (when ECGQ_PACKED_WEIGHTS allows).
 std::unique_ptr<Model> make_ecgfm_shell(EcgfmArchitecture arch, ModelInfo info,
-                                        int64_t split_layers);
+                                        int64_t split_layers, bool pack = false);
+
+// Packs a filled shell's projections and positional conv for oneDNN (as load_ecgfm does) and
+// copies the tensors it keeps unpacked into the model's own memory, so that none of its tensors
+// refers to the memory the slots were filled from; does nothing when the shell does not pack.
+void pack_ecgfm_weights(Model& model);
 
 }  // namespace ecgq

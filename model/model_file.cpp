@@ -7,12 +7,14 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <functional>
 #include <sstream>
+#include <vector>
 
 #if defined(__x86_64__)
 #include <nmmintrin.h>
@@ -194,7 +196,23 @@ Expected<Contents> parse_contents(const std::string& text) {
   return c;
 }
 
-// Checks every tensor lies inside the data area, page-aligned, sized as its shape says.
+// Checks that no two tensors share a page (each one's pages can be given back on their own).
+Status check_apart(const Contents& c) {
+  std::vector<const TensorEntry*> by_offset;
+  for (const auto& t : c.tensors) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const TensorEntry* a, const TensorEntry* b) { return a->offset < b->offset; });
+  for (size_t i = 1; i < by_offset.size(); ++i) {
+    const TensorEntry& a = *by_offset[i - 1];
+    if ((a.offset + a.bytes + kPage - 1) / kPage * kPage > by_offset[i]->offset)
+      return Status(ErrorCode::BadCheckpoint,
+                    "tensor " + by_offset[i]->name + " overlaps tensor " + a.name);
+  }
+  return Status::Ok();
+}
+
+// Checks every tensor lies inside the data area, page-aligned, sized as its shape says, apart
+// from the others.
 Status check_tensors(const Contents& c, const Header& h) {
   for (const auto& t : c.tensors) {
     const size_t es = element_size(t.dtype);
@@ -211,7 +229,7 @@ Status check_tensors(const Contents& c, const Header& h) {
                     "tensor " + t.name + ": bytes " + std::to_string(t.offset) + "+" +
                         std::to_string(t.bytes) + " outside the data area");
   }
-  return Status::Ok();
+  return check_apart(c);
 }
 
 // Reads and checks the header of open file `fd` of `size` bytes.
@@ -279,11 +297,29 @@ const TensorEntry* Contents::find(const std::string& name) const {
   return nullptr;
 }
 
+namespace {
+std::atomic<int64_t> images_alive{0};
+}  // namespace
+
 Image::Image(void* map, size_t map_bytes, size_t size, Contents contents)
-    : map_(map), map_bytes_(map_bytes), size_(size), contents_(std::move(contents)) {}
+    : map_(map), map_bytes_(map_bytes), size_(size), contents_(std::move(contents)) {
+  ++images_alive;
+}
 
 Image::~Image() {
   ::munmap(map_, map_bytes_);
+  --images_alive;
+}
+
+int64_t Image::alive() {
+  return images_alive.load();
+}
+
+void Image::release(const TensorEntry& e) const {
+  // Whole pages: every tensor starts on one and no other tensor shares its last.
+  const uint64_t bytes = (e.bytes + kPage - 1) / kPage * kPage;
+  ::madvise(static_cast<uint8_t*>(map_) + e.offset, std::min<uint64_t>(bytes, size_ - e.offset),
+            MADV_DONTNEED);
 }
 
 bool has_magic(const std::string& path) {

@@ -58,8 +58,14 @@ class Image {
   const uint8_t* data() const { return static_cast<const uint8_t*>(map_); }
   size_t size() const { return size_; }
   const Contents& contents() const { return contents_; }
-  // The bytes of tensor `e` (checked at load to lie inside the file).
+  // The bytes of tensor `e` (checked at load to lie inside the file, apart from every other).
   const void* tensor_data(const TensorEntry& e) const { return data() + e.offset; }
+  // Gives the pages of tensor `e` back to the system (they read as zeros afterwards): for the
+  // model once it holds its own copy of the tensor, so that a weight is not resident twice.
+  void release(const TensorEntry& e) const;
+
+  // Images alive in this process (tests: a packed load keeps none).
+  static int64_t alive();
 
  private:
   void* map_;

@@ -57,6 +57,10 @@ TEST(ModelFile, ARoundTripKeepsTheBytesAndTheTableOfContents) {
     EXPECT_EQ(std::memcmp((*image)->tensor_data(e), s.tensors[i].data, e.bytes), 0) << e.name;
   }
   EXPECT_EQ(c.find("layer0.qkv_w")->shape, (std::vector<int64_t>{3, 5}));
+  // Releasing one tensor's pages (the model holds its own copy) leaves the other as it was.
+  (*image)->release(c.tensors[0]);
+  EXPECT_EQ(static_cast<const float*>((*image)->tensor_data(c.tensors[0]))[16], 0.0f);
+  EXPECT_EQ(std::memcmp((*image)->tensor_data(c.tensors[1]), s.tensors[1].data, 30), 0);
   auto peeked = peek_model_file(dir.file("m.ecgq"));
   ASSERT_TRUE(peeked.ok());
   EXPECT_EQ(peeked->labels, s.contents.labels);
