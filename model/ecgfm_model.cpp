@@ -7,7 +7,6 @@
 #include <c10/core/InferenceMode.h>
 #include <malloc.h>
 
-#include <cstring>
 #include <map>
 #include <set>
 
@@ -73,28 +72,34 @@ class EcgfmModel : public Model {
     return w.st;
   }
 
-  // Packs the weights a model file filled in (make_slots, visit_weights) as load() packs a
-  // checkpoint's, after copying every tensor kept as it is (biases, norms, feature extractor)
-  // into this model's arena: then nothing refers to the file's image any more and it goes.
-  void pack_adopted() {
+  // Packs what a model file has filled in so far (make_slots, visit_weights): the positional
+  // conv and input projection once theirs are there, each layer once all its weights are; the
+  // filled projection weights are temporaries the model drops, the rest must already be in
+  // `arena`. `last`: the file is read; what oneDNN could not pack is copied into `arena`.
+  void pack_adopted(WeightArena& arena, bool last) {
     if (!packed_) return;  // the ATen path reads the weights where they are
     c10::InferenceMode guard;
-    WeightArena arena;
-    visit_weights([&](const std::string& name, at::Tensor& t, bool, at::ScalarType) {
-      static const char* const kPackable[] = {".qkv_w",  ".out_w",  ".fc1_w",  ".fc2_w",
-                                              ".qkv_lo", ".out_lo", ".fc1_lo", ".fc2_lo"};
-      bool packable = name == "pos_w";
-      for (const char* p : kPackable)
-        packable =
-            packable || (name.size() > std::strlen(p) &&
-                         name.compare(name.size() - std::strlen(p), std::string::npos, p) == 0);
-      if (!packable) own(t, arena);
-    });
-    pack_front(arena);
+    if (!front_tried_ && pos_w_.defined() && pos_b_.defined() &&
+        (!arch_.post_extract_proj || (proj_in_w_.defined() && proj_in_b_.defined()))) {
+      pack_front(arena);
+      front_tried_ = true;
+    }
+    layers_tried_.resize(layers_.size());
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const bool split = static_cast<int64_t>(l) >= arch_.layers - split_layers_;
+      Layer& L = layers_[l];
+      bool complete = true;
+      for (const at::Tensor* t :
+           {&L.qkv_w, &L.out_w, &L.fc1_w, &L.fc2_w, &L.qkv_b, &L.out_b, &L.fc1_b, &L.fc2_b})
+        complete = complete && t->defined();
+      for (const at::Tensor* t : {&L.qkv_lo, &L.out_lo, &L.fc1_lo, &L.fc2_lo})
+        complete = complete && (t->defined() || !split);
+      if (!layers_tried_[l] && complete) pack(L, split, arena);
+      layers_tried_[l] = layers_tried_[l] || complete;
+    }
+    if (!last) return;
     own(pos_w_, arena);  // still there when oneDNN could not pack it
     products_ = std::make_unique<AttentionProducts>(arch_.heads);
-    for (size_t l = 0; l < layers_.size(); ++l)
-      pack(layers_[l], static_cast<int64_t>(l) >= arch_.layers - split_layers_, arena);
     malloc_trim(0);
     note_packed();
   }
@@ -496,6 +501,8 @@ class EcgfmModel : public Model {
   at::Tensor enc_ln_w_, enc_ln_b_;
   std::vector<Layer> layers_;
   at::Tensor head_w_, head_b_;
+  bool front_tried_ = false;            // pack_adopted: pos conv and input projection packed
+  std::vector<bool> layers_tried_;      // pack_adopted: layers packed (or kept for the ATen path)
   std::set<int64_t> batch_sizes_seen_;  // by run(), for the trim after a new one's first pass
 };
 
@@ -567,8 +574,8 @@ std::unique_ptr<Model> make_ecgfm_shell(EcgfmArchitecture arch, ModelInfo info,
   return model;
 }
 
-void pack_ecgfm_weights(Model& model) {
-  dynamic_cast<EcgfmModel&>(model).pack_adopted();
+void pack_ecgfm_weights(Model& model, WeightArena& arena, bool last) {
+  dynamic_cast<EcgfmModel&>(model).pack_adopted(arena, last);
 }
 
 }  // namespace ecgq
