@@ -162,17 +162,23 @@ Expected<Contents> parse_contents(const std::string& text) {
   return c;
 }
 
+// The tensors in file order.
+std::vector<const TensorEntry*> by_offset(const Contents& c) {
+  std::vector<const TensorEntry*> order;
+  for (const auto& t : c.tensors) order.push_back(&t);
+  std::sort(order.begin(), order.end(),
+            [](const TensorEntry* a, const TensorEntry* b) { return a->offset < b->offset; });
+  return order;
+}
+
 // Checks that no two tensors share a page (each one's pages can be given back on their own).
 Status check_apart(const Contents& c) {
-  std::vector<const TensorEntry*> by_offset;
-  for (const auto& t : c.tensors) by_offset.push_back(&t);
-  std::sort(by_offset.begin(), by_offset.end(),
-            [](const TensorEntry* a, const TensorEntry* b) { return a->offset < b->offset; });
-  for (size_t i = 1; i < by_offset.size(); ++i) {
-    const TensorEntry& a = *by_offset[i - 1];
-    if ((a.offset + a.bytes + kPage - 1) / kPage * kPage > by_offset[i]->offset)
+  const std::vector<const TensorEntry*> order = by_offset(c);
+  for (size_t i = 1; i < order.size(); ++i) {
+    const TensorEntry& a = *order[i - 1];
+    if ((a.offset + a.bytes + kPage - 1) / kPage * kPage > order[i]->offset)
       return Status(ErrorCode::BadCheckpoint,
-                    "tensor " + by_offset[i]->name + " overlaps tensor " + a.name);
+                    "tensor " + order[i]->name + " overlaps tensor " + a.name);
   }
   return Status::Ok();
 }
@@ -267,13 +273,17 @@ bool has_magic(const std::string& path) {
 namespace ecgq::mfile {
 namespace {
 
-// Private anonymous memory of at least `bytes`, starting on a 2 MiB boundary (advised onto
-// transparent huge pages with ECGQ_HUGE_PAGES=1, see huge_pages.hpp); nullptr on failure.
-void* anonymous_memory(size_t bytes, size_t* mapped) {
+// Private anonymous memory, unmapped when it goes (or handed over with release()).
+using Mapped = std::unique_ptr<uint8_t, std::function<void(uint8_t*)>>;
+
+// Private anonymous memory of at least `bytes` (`*mapped` of them), starting on a 2 MiB boundary
+// (advised onto transparent huge pages with ECGQ_HUGE_PAGES=1, see huge_pages.hpp); an error
+// naming `path` when there is none.
+Expected<Mapped> anonymous_memory(size_t bytes, const std::string& path, size_t* mapped) {
   const size_t size = round_up(std::max<size_t>(bytes, 1), kHugePage);
   void* raw =
       ::mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) return nullptr;
+  if (raw == MAP_FAILED) return bad(path, "needs " + std::to_string(bytes) + " bytes of memory");
   const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
   const uintptr_t base = round_up(start, kHugePage);
   if (base > start) ::munmap(raw, base - start);
@@ -281,7 +291,7 @@ void* anonymous_memory(size_t bytes, size_t* mapped) {
   if (end > base + size) ::munmap(reinterpret_cast<void*>(base + size), end - (base + size));
   if (huge_pages_wanted()) ::madvise(reinterpret_cast<void*>(base), size, MADV_HUGEPAGE);
   *mapped = size;
-  return reinterpret_cast<void*>(base);
+  return Mapped(reinterpret_cast<uint8_t*>(base), [size](uint8_t* p) { ::munmap(p, size); });
 }
 
 // Reads a file's bytes front to back, piece by piece, updating the checksum over each piece while
@@ -351,11 +361,8 @@ Expected<std::shared_ptr<const Image>> read_model_file(const std::string& path) 
   uint64_t size = 0;
   ASSIGN_OR_RETURN(Header h, open_model_file(path, &f, &size));
   size_t mapped = 0;
-  auto* base = static_cast<uint8_t*>(anonymous_memory(size, &mapped));
-  if (base == nullptr) return bad(path, "needs " + std::to_string(size) + " bytes of memory");
-  // Owns the memory until the image does.
-  std::unique_ptr<uint8_t, std::function<void(uint8_t*)>> guard(
-      base, [mapped](uint8_t* p) { ::munmap(p, mapped); });
+  ASSIGN_OR_RETURN(Mapped guard, anonymous_memory(size, path, &mapped));  // until the image
+  uint8_t* base = guard.get();
   SummingReader reader(f.fd, path);
   for (uint64_t at = 0; at < size; at += kChunk)
     RETURN_IF_ERROR(reader.read(base + at, at, std::min<uint64_t>(kChunk, size - at)));
@@ -377,21 +384,13 @@ Status stream_model_file(const std::string& path, const StreamStart& start,
   ASSIGN_OR_RETURN(Contents contents, read_contents(f.fd, h, path));
   if (Status s = check_tensors(contents, h); !s.ok()) return bad(path, s.message());
   RETURN_IF_ERROR(start(contents));
-  std::vector<const TensorEntry*> order;
   uint64_t largest = kChunk;
-  for (const auto& t : contents.tensors) {
-    order.push_back(&t);
-    largest = std::max(largest, round_up(t.bytes, kPage));
-  }
-  std::sort(order.begin(), order.end(),
-            [](const TensorEntry* a, const TensorEntry* b) { return a->offset < b->offset; });
+  for (const auto& t : contents.tensors) largest = std::max(largest, round_up(t.bytes, kPage));
   // One buffer, reused for every piece: it stays in cache and the load touches no more fresh
   // memory than the model's own.
   size_t mapped = 0;
-  auto* buffer = static_cast<uint8_t*>(anonymous_memory(largest, &mapped));
-  if (buffer == nullptr) return bad(path, "needs " + std::to_string(largest) + " bytes of memory");
-  std::unique_ptr<uint8_t, std::function<void(uint8_t*)>> guard(
-      buffer, [mapped](uint8_t* p) { ::munmap(p, mapped); });
+  ASSIGN_OR_RETURN(Mapped guard, anonymous_memory(largest, path, &mapped));
+  uint8_t* buffer = guard.get();
   SummingReader reader(f.fd, path);
   uint64_t at = 0;
   auto skip_to = [&](uint64_t end) {
@@ -399,7 +398,7 @@ Status stream_model_file(const std::string& path, const StreamStart& start,
       RETURN_IF_ERROR(reader.read(buffer, at, std::min<uint64_t>(kChunk, end - at)));
     return Status::Ok();
   };
-  for (const TensorEntry* t : order) {
+  for (const TensorEntry* t : by_offset(contents)) {
     RETURN_IF_ERROR(skip_to(t->offset));
     // Through the end of the tensor's last page (no other tensor shares it).
     const uint64_t n = std::min(round_up(t->bytes, kPage), size - at);
