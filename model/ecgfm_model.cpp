@@ -229,10 +229,13 @@ class EcgfmModel : public Model {
       proj_in_b_ = w.get(p + "post_extract_proj.bias");
     }
     {
-      // Weight norm with dim=2, folded once: w = v * g / ||v|| over dims 0 and 1.
+      // Weight norm with dim=2, folded once: w = v * g / ||v|| over dims 0 and 1. In float64:
+      // a float32 norm's rounding depends on how many threads summed it, and an export (folded
+      // in another process) would then differ from its checkpoint in the last bit.
       at::Tensor g = w.get(arch_.pos_g_key, true);
       at::Tensor v = w.get(arch_.pos_v_key, true);
-      if (w.st.ok()) pos_w_ = at::_weight_norm(v, g, 2);
+      if (w.st.ok())
+        pos_w_ = at::_weight_norm(v.to(at::kDouble), g.to(at::kDouble), 2).to(at::kFloat);
     }
     pos_b_ = w.get(p + "conv_pos.pos_conv.0.bias");
     pack_front(w.arena);
