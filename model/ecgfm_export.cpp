@@ -1,16 +1,20 @@
 // The compact model file of a native ECG-FM model: export (checkpoint -> file) and load (file ->
-// model whose tensors lie over the verified file image, nothing copied).
+// model packed from the verified file image, as a checkpoint's; with ECGQ_PACKED_WEIGHTS=0 the
+// model's tensors lie over the image, nothing copied).
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
+#include <cstring>
 #include <filesystem>
-#include <set>
+#include <map>
 #include <sstream>
 
 #include "model/checkpoint.hpp"
 #include "model/ecgfm_weights.hpp"
 #include "model/model_export.hpp"
 #include "model/model_file.hpp"
+#include "model/packed_linear.hpp"
+#include "model/weight_arena.hpp"
 
 namespace ecgq {
 namespace {
@@ -174,70 +178,129 @@ ModelFileIdentity peek_model_file_identity(const std::string& path) {
   return {c->precision, c->source_sha256};
 }
 
+bool ecgfm_weight_is_packed(const std::string& name) {
+  static const char* const kPacked[] = {".qkv_w",  ".out_w",  ".fc1_w",  ".fc2_w",
+                                        ".qkv_lo", ".out_lo", ".fc1_lo", ".fc2_lo"};
+  for (const char* p : kPacked) {
+    const size_t n = std::strlen(p);
+    if (name.size() > n && name.compare(name.size() - n, n, p) == 0) return true;
+  }
+  return name == "pos_w";
+}
+
 namespace {
 
-// Fills the shell's weight slots with tensors over the image (kept alive by each tensor).
-Status adopt_weights(Model& shell, const std::shared_ptr<const mfile::Image>& image) {
-  const mfile::Contents& c = image->contents();
-  std::set<std::string> used;
+// A weight slot of a shell and the dtype it takes.
+struct Slot {
+  at::Tensor* tensor = nullptr;
+  at::ScalarType type = at::kFloat;
+};
+
+// The shell's weight slots by name, checked against the table of contents: every slot this
+// architecture has is in the file with its dtype, and the file holds nothing else.
+Expected<std::map<std::string, Slot>> match_slots(Model& shell, const mfile::Contents& c) {
+  std::map<std::string, Slot> slots;
   Status st;
   visit_ecgfm_weights(
       shell, [&](const std::string& name, at::Tensor& slot, bool present, at::ScalarType type) {
         if (!st.ok() || !present) return;
         const mfile::TensorEntry* e = c.find(name);
-        if (e == nullptr) {
+        if (e == nullptr)
           st = Status(ErrorCode::BadCheckpoint, "tensor " + name + " is missing");
-          return;
-        }
-        if (e->dtype != dtype_of(type)) {
+        else if (e->dtype != dtype_of(type))
           st = Status(ErrorCode::BadCheckpoint,
                       "tensor " + name + " is " + e->dtype + ", expected " + dtype_of(type));
-          return;
-        }
-        used.insert(name);
-        std::shared_ptr<const mfile::Image> keep = image;
-        slot = at::from_blob(
-            const_cast<void*>(image->tensor_data(*e)), e->shape, [keep](void*) {},
-            at::TensorOptions().dtype(type));
+        else
+          slots[name] = {&slot, type};
       });
   RETURN_IF_ERROR(st);
   for (const auto& t : c.tensors)
-    if (!used.count(t.name))
+    if (!slots.count(t.name))
       return Status(ErrorCode::BadCheckpoint, "tensor " + t.name + " is not part of this model");
-  return Status::Ok();
+  return slots;
+}
+
+// "PATH: model file WHY" (bad_checkpoint) from an error of the table of contents.
+Status bad_file(const std::string& path, const Status& s) {
+  return Status(ErrorCode::BadCheckpoint, path + ": model file " + s.message(), "checkpoint");
+}
+
+// The empty model a model file describes, after the checks of its table of contents that come
+// before any weight: the precision asked for, bf16 on this CPU, the architecture.
+Expected<std::unique_ptr<Model>> shell_for(const std::string& path, const mfile::Contents& c,
+                                           const LoadOptions& options, bool pack) {
+  if (options.precision_set && options.precision != c.precision)
+    return Status(ErrorCode::BadConfig,
+                  path + ": precision " + options.precision +
+                      " was asked for, but this model file is a " + c.precision +
+                      " export (it runs at its own precision; drop the setting or export again)",
+                  "precision");
+  if (c.precision == "bf16") RETURN_IF_ERROR(bf16_supported());
+  auto arch = architecture_from(c.fields);
+  if (!arch.ok()) return bad_file(path, arch.status());
+  int64_t split = 0;
+  if (Status s = field_int(c.fields, "bf16_split_layers", &split); !s.ok())
+    return bad_file(path, s);
+  ModelInfo info = info_from(*arch, c, split);
+  return make_ecgfm_shell(*arch, std::move(info), split, pack);
+}
+
+// The ATen path: the model's tensors lie over the verified image, which lives as long as they.
+Expected<std::unique_ptr<Model>> load_over_image(const std::string& path,
+                                                 const LoadOptions& options) {
+  ASSIGN_OR_RETURN(std::shared_ptr<const mfile::Image> image, mfile::read_model_file(path));
+  const mfile::Contents& c = image->contents();
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, shell_for(path, c, options, false));
+  auto slots = match_slots(*model, c);
+  if (!slots.ok()) return bad_file(path, slots.status());
+  for (auto& [name, slot] : *slots) {
+    const mfile::TensorEntry* e = c.find(name);
+    // A tensor the model drops gives its pages back at once.
+    std::shared_ptr<const mfile::Image> keep = image;
+    *slot.tensor = at::from_blob(
+        const_cast<void*>(image->tensor_data(*e)), e->shape,
+        [keep, e](void*) { keep->release(*e); }, at::TensorOptions().dtype(slot.type));
+  }
+  return model;
+}
+
+// The packed path: the file is read front to back through one buffer; each tensor is copied into
+// the model's arena or, for the weights packing replaces, into a temporary that the layer's
+// packing drops, so the load touches no image of the file and the model holds each weight once.
+Expected<std::unique_ptr<Model>> load_packed(const std::string& path, const LoadOptions& options) {
+  std::unique_ptr<Model> model;
+  std::map<std::string, Slot> slots;
+  WeightArena arena;
+  auto start = [&](const mfile::Contents& c) -> Status {
+    ASSIGN_OR_RETURN(model, shell_for(path, c, options, true));
+    auto matched = match_slots(*model, c);
+    if (!matched.ok()) return bad_file(path, matched.status());
+    slots = std::move(matched).value();
+    return Status::Ok();
+  };
+  auto tensor = [&](const mfile::TensorEntry& e, const void* bytes) -> Status {
+    const Slot& slot = slots.at(e.name);  // match_slots: every tensor has its slot
+    at::Tensor view = at::from_blob(const_cast<void*>(bytes), e.shape, slot.type);
+    *slot.tensor =
+        ecgfm_weight_is_packed(e.name) ? view.clone() : arena.empty(e.shape, slot.type).copy_(view);
+    pack_ecgfm_weights(*model, arena, false);
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(mfile::stream_model_file(path, start, tensor));
+  pack_ecgfm_weights(*model, arena, true);
+  return model;
 }
 
 }  // namespace
 
 Expected<std::unique_ptr<Model>> load_model_file(const std::string& path,
                                                  const LoadOptions& options) {
-  ASSIGN_OR_RETURN(std::shared_ptr<const mfile::Image> image, mfile::read_model_file(path));
-  const mfile::Contents& c = image->contents();
-  if (options.precision_set && options.precision != c.precision)
-    return Status(ErrorCode::BadConfig,
-                  path + ": precision " + options.precision +
-                      " was asked for, but this model "
-                      "file is a " +
-                      c.precision +
-                      " export (it runs at its own precision; "
-                      "drop the setting or export again)",
-                  "precision");
-  if (c.precision == "bf16") RETURN_IF_ERROR(bf16_supported());
-  auto fail = [&](const Status& s) {
-    return Status(ErrorCode::BadCheckpoint, path + ": model file " + s.message(), "checkpoint");
-  };
-  auto arch = architecture_from(c.fields);
-  if (!arch.ok()) return fail(arch.status());
-  int64_t split = 0;
-  if (Status s = field_int(c.fields, "bf16_split_layers", &split); !s.ok()) return fail(s);
-  ModelInfo info = info_from(*arch, c, split);
-  std::unique_ptr<Model> model = make_ecgfm_shell(*arch, std::move(info), split);
   try {
-    if (Status s = adopt_weights(*model, image); !s.ok()) return fail(s);
+    if (options.pack_weights && packed_weights_enabled()) return load_packed(path, options);
+    return load_over_image(path, options);
   } catch (const c10::Error& e) {
-    return fail(Status(ErrorCode::BadCheckpoint, e.what_without_backtrace()));
+    return bad_file(path, Status(ErrorCode::BadCheckpoint, e.what_without_backtrace()));
   }
-  return model;
 }
 
 }  // namespace ecgq

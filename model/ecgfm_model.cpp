@@ -9,6 +9,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 
 #include "model/aten_projection.hpp"
 #include "model/attention_products.hpp"
@@ -16,88 +17,12 @@
 #include "model/packed_conv.hpp"
 #include "model/packed_layer.hpp"
 #include "model/weight_arena.hpp"
+#include "model/weight_reader.hpp"
 
 namespace ecgq {
 namespace {
 
 constexpr double kEps = 1e-5;
-
-at::ScalarType scalar_type(ckpt::DType d, bool* ok) {
-  *ok = true;
-  switch (d) {
-    case ckpt::DType::F32:
-      return at::kFloat;
-    case ckpt::DType::F64:
-      return at::kDouble;
-    case ckpt::DType::F16:
-      return at::kHalf;
-    case ckpt::DType::BF16:
-      return at::kBFloat16;
-    default:
-      *ok = false;
-      return at::kFloat;
-  }
-}
-
-// Reads tensors of one checkpoint by name into caller-provided float32 buffers.
-class WeightReader {
- public:
-  WeightReader(const ckpt::Checkpoint& c, WeightArena* arena) : c_(c), arena_(arena) {
-    for (const auto& t : c.tensors) by_name_[t.name] = &t;
-  }
-
-  // A new float32 tensor holding checkpoint tensor `name`: in the arena, or from the default
-  // allocator when `temporary` (it is converted or folded and then dropped).
-  Expected<at::Tensor> get(const std::string& name, bool temporary = false) {
-    auto it = by_name_.find(name);
-    if (it == by_name_.end()) return missing(name);
-    at::Tensor t = temporary ? temporary_.empty(it->second->shape, at::kFloat)
-                             : arena_->empty(it->second->shape, at::kFloat);
-    RETURN_IF_ERROR(read_into(*it->second, t));
-    return t;
-  }
-
-  // Fills the contiguous float32 tensor `dst` (same element count) with tensor `name`.
-  Status read_into(const std::string& name, at::Tensor dst) {
-    auto it = by_name_.find(name);
-    if (it == by_name_.end()) return missing(name);
-    return read_into(*it->second, dst);
-  }
-
- private:
-  static Status missing(const std::string& name) {
-    return Status(ErrorCode::BadCheckpoint, "missing tensor '" + name + "'", "checkpoint");
-  }
-
-  // Fills the contiguous float32 tensor `dst` with checkpoint tensor `t`. ckpt::read_tensor (the
-  // one reader of tensor bytes, also fuzzed) validates the view and gathers it in row-major order;
-  // other float types are converted here.
-  Status read_into(const ckpt::TensorInfo& t, at::Tensor dst) {
-    auto fail = [&](const std::string& why) {
-      return Status(ErrorCode::BadCheckpoint, "tensor '" + t.name + "': " + why, "checkpoint");
-    };
-    bool ok = false;
-    const at::ScalarType st = scalar_type(t.dtype, &ok);
-    if (!ok)
-      return fail(std::string("dtype ") + ckpt::dtype_name(t.dtype) + " is not a float type");
-    if (t.shape.size() != t.stride.size()) return fail("shape and stride ranks differ");
-    if (static_cast<int64_t>(ckpt::tensor_numel(t)) != dst.numel())
-      return fail("element count differs from the expected shape");
-    // The common case: one read straight into the final buffer.
-    if (st == at::kFloat) return ckpt::read_tensor(c_, t, dst.data_ptr());
-    at::Tensor tmp = at::empty(t.shape, st);
-    RETURN_IF_ERROR(ckpt::read_tensor(c_, t, tmp.data_ptr()));
-    dst.view(t.shape).copy_(tmp);
-    return Status::Ok();
-  }
-
-  const ckpt::Checkpoint& c_;
-  WeightArena* arena_;
-  // Temporaries get their own arena, unmapped with the reader: from malloc they could stay
-  // resident after the load.
-  WeightArena temporary_;
-  std::map<std::string, const ckpt::TensorInfo*> by_name_;
-};
 
 struct ConvBlock {
   at::Tensor weight, bias;    // bias undefined unless conv_bias
@@ -142,14 +67,46 @@ class EcgfmModel : public Model {
     // Packing's temporaries (bf16 hi + lo, oneDNN's pd creation) came from malloc: hand their
     // pages back now rather than keep them resident beside the model.
     if (packed_) malloc_trim(0);
-    if (!layers_.empty() && layers_.back().packed)
-      info_.architecture +=
-          ", projections pre-packed (" + layers_.back().packed->implementation() + ")";
+    note_packed();
     if (arch_.num_labels > 0) {
       head_w_ = w.get("proj.weight");
       head_b_ = w.get("proj.bias");
     }
     return w.st;
+  }
+
+  // Packs what a model file has filled in so far (make_slots, visit_weights): the positional
+  // conv and input projection once theirs are there, each layer once all its weights are; the
+  // filled projection weights are temporaries the model drops, the rest must already be in
+  // `arena`. `last`: the file is read; what oneDNN could not pack is copied into `arena`.
+  void pack_adopted(WeightArena& arena, bool last) {
+    if (!packed_) return;  // the ATen path reads the weights where they are
+    c10::InferenceMode guard;
+    if (!front_tried_ && pos_w_.defined() && pos_b_.defined() &&
+        (!arch_.post_extract_proj || (proj_in_w_.defined() && proj_in_b_.defined()))) {
+      pack_front(arena);
+      front_tried_ = true;
+    }
+    layers_tried_.resize(layers_.size());
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const bool split = static_cast<int64_t>(l) >= arch_.layers - split_layers_;
+      Layer& L = layers_[l];
+      bool complete = true;
+      for (const at::Tensor* t :
+           {&L.qkv_w, &L.out_w, &L.fc1_w, &L.fc2_w, &L.qkv_b, &L.out_b, &L.fc1_b, &L.fc2_b})
+        complete = complete && t->defined();
+      for (const at::Tensor* t : {&L.qkv_lo, &L.out_lo, &L.fc1_lo, &L.fc2_lo})
+        complete = complete && (t->defined() || !split);
+      // A model file is never int8 (export refuses it), so pack() cannot fail here: what oneDNN
+      // cannot pack stays for the ATen path.
+      if (!layers_tried_[l] && complete) (void)pack(L, split, arena);
+      layers_tried_[l] = layers_tried_[l] || complete;
+    }
+    if (!last) return;
+    own(pos_w_, arena);  // still there when oneDNN could not pack it
+    products_ = std::make_unique<AttentionProducts>(arch_.heads);
+    malloc_trim(0);
+    note_packed();
   }
 
   const ModelInfo& info() const override { return info_; }
@@ -211,7 +168,11 @@ class EcgfmModel : public Model {
   }
 
   Expected<ModelOutput> run(const float* x, int64_t n, const RunOptions& options) override {
-    return run_capture(x, n, options, nullptr);
+    auto out = run_capture(x, n, options, nullptr);
+    // The first pass of a batch size creates its oneDNN primitives (JIT): their temporaries
+    // leave ~11 MiB of free heap that later passes do not reuse; hand it back once.
+    if (batch_sizes_seen_.insert(n).second) malloc_trim(0);
+    return out;
   }
 
   Expected<ModelOutput> run_capture(const float* x, int64_t n, const RunOptions& options,
@@ -273,10 +234,13 @@ class EcgfmModel : public Model {
       proj_in_b_ = w.get(p + "post_extract_proj.bias");
     }
     {
-      // Weight norm with dim=2, folded once: w = v * g / ||v|| over dims 0 and 1.
+      // Weight norm with dim=2, folded once: w = v * g / ||v|| over dims 0 and 1. In float64:
+      // a float32 norm's rounding depends on how many threads summed it, and an export (folded
+      // in another process) would then differ from its checkpoint in the last bit.
       at::Tensor g = w.get(arch_.pos_g_key, true);
       at::Tensor v = w.get(arch_.pos_v_key, true);
-      if (w.st.ok()) pos_w_ = at::_weight_norm(v, g, 2);
+      if (w.st.ok())
+        pos_w_ = at::_weight_norm(v.to(at::kDouble), g.to(at::kDouble), 2).to(at::kFloat);
     }
     pos_b_ = w.get(p + "conv_pos.pos_conv.0.bias");
     pack_front(w.arena);
@@ -352,22 +316,37 @@ class EcgfmModel : public Model {
     }
   }
 
-  // Packs a layer's projections from the scratch buffers; when oneDNN cannot, the layer keeps
-  // them for the ATen path (fp32 copied, bf16 rounded by the caller); int8 has none: an error.
+  // Packs a layer's projections from the scratch buffers (fp32) or a model file's weights (bf16
+  // hi + lo in bf16); when oneDNN cannot, the layer keeps them for the ATen path (copied into the
+  // arena, except a checkpoint's bf16, which the caller rounds into it); int8 has no ATen path.
   Status pack(Layer& L, bool split, WeightArena& arena) {
     auto allocate = [&arena](int64_t bytes) { return arena.empty({bytes}, at::kByte); };
-    auto packed =
-        PackedLayer::pack({L.qkv_w, L.qkv_b, L.out_w, L.out_b, L.fc1_w, L.fc1_b, L.fc2_w, L.fc2_b},
-                          bf16_, split, allocate, int8_ ? &*int8_ : nullptr);
+    auto packed = PackedLayer::pack({L.qkv_w, L.qkv_b, L.out_w, L.out_b, L.fc1_w, L.fc1_b, L.fc2_w,
+                                     L.fc2_b, L.qkv_lo, L.out_lo, L.fc1_lo, L.fc2_lo},
+                                    bf16_, split, allocate, int8_ ? &*int8_ : nullptr);
     if (!packed.ok() && int8_) return packed.status();
-    if (packed.ok()) {
-      L.packed = std::move(packed).value();
-      L.qkv_w = L.out_w = L.fc1_w = L.fc2_w = at::Tensor();
-    } else if (!bf16_) {
-      for (at::Tensor* t : {&L.qkv_w, &L.out_w, &L.fc1_w, &L.fc2_w})
-        *t = arena.empty(t->sizes(), at::kFloat).copy_(*t);
+    at::Tensor* weights[] = {&L.qkv_w,  &L.out_w,  &L.fc1_w,  &L.fc2_w,
+                             &L.qkv_lo, &L.out_lo, &L.fc1_lo, &L.fc2_lo};
+    if (packed.ok()) L.packed = std::move(packed).value();
+    for (at::Tensor* t : weights) {
+      if (L.packed)
+        *t = at::Tensor();
+      else if (!bf16_ || t->scalar_type() == at::kBFloat16)
+        own(*t, arena);
     }
     return Status::Ok();
+  }
+
+  // Replaces `t` (when defined) by a copy in `arena`.
+  static void own(at::Tensor& t, WeightArena& arena) {
+    if (t.defined()) t = arena.empty(t.sizes(), t.scalar_type()).copy_(t);
+  }
+
+  // Says in the architecture line that the projections run packed, and on which kernel.
+  void note_packed() {
+    if (!layers_.empty() && layers_.back().packed)
+      info_.architecture +=
+          ", projections pre-packed (" + layers_.back().packed->implementation() + ")";
   }
 
   // Rounds a layer's projection weights to bf16 in the arena; with `split`, also keeps what the
@@ -532,6 +511,9 @@ class EcgfmModel : public Model {
   at::Tensor enc_ln_w_, enc_ln_b_;
   std::vector<Layer> layers_;
   at::Tensor head_w_, head_b_;
+  bool front_tried_ = false;            // pack_adopted: pos conv and input projection packed
+  std::vector<bool> layers_tried_;      // pack_adopted: layers packed (or kept for the ATen path)
+  std::set<int64_t> batch_sizes_seen_;  // by run(), for the trim after a new one's first pass
 };
 
 }  // namespace
@@ -591,10 +573,14 @@ void visit_ecgfm_weights(Model& model, const WeightVisitor& visit) {
 }
 
 std::unique_ptr<Model> make_ecgfm_shell(EcgfmArchitecture arch, ModelInfo info,
-                                        int64_t split_layers) {
-  auto model = std::make_unique<EcgfmModel>(std::move(arch), std::move(info), split_layers);
+                                        int64_t split_layers, bool pack) {
+  auto model = std::make_unique<EcgfmModel>(std::move(arch), std::move(info), split_layers, pack);
   model->make_slots();
   return model;
+}
+
+void pack_ecgfm_weights(Model& model, WeightArena& arena, bool last) {
+  dynamic_cast<EcgfmModel&>(model).pack_adopted(arena, last);
 }
 
 }  // namespace ecgq

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "model/ecgfm_model.hpp"
+#include "model/weight_arena.hpp"
 
 namespace ecgq {
 
@@ -23,8 +24,19 @@ using WeightVisitor =
 // order; throws std::bad_cast for any other model.
 void visit_ecgfm_weights(Model& model, const WeightVisitor& visit);
 
-// A native model whose weight slots are empty, to be filled through visit_ecgfm_weights.
+// A native model whose weight slots are empty, to be filled through visit_ecgfm_weights; `pack`:
+// pack_ecgfm_weights packs them (when ECGQ_PACKED_WEIGHTS allows).
 std::unique_ptr<Model> make_ecgfm_shell(EcgfmArchitecture arch, ModelInfo info,
-                                        int64_t split_layers);
+                                        int64_t split_layers, bool pack = false);
+
+// Packs what a shell being filled holds so far, as load_ecgfm packs (the positional conv and the
+// input projection once their tensors are there, each layer once all its weights are), into
+// `arena`; the projection weights and pos_w filled in are temporaries the model drops, every
+// other tensor must already be in `arena`. `last` (all filled): what could not be packed is
+// copied into `arena` too. Does nothing when the shell does not pack.
+void pack_ecgfm_weights(Model& model, WeightArena& arena, bool last);
+
+// Whether a packing model drops slot `name` for its packed form (projection weights, pos_w).
+bool ecgfm_weight_is_packed(const std::string& name);
 
 }  // namespace ecgq

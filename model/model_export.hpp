@@ -35,8 +35,10 @@ Expected<ExportReport> export_checkpoint(const std::string& checkpoint,
 bool is_model_file(const std::string& path);
 
 // Loads a model file verified in full (magic, format version, size, checksum) into private
-// memory; the weights are tensors over that memory. A precision the caller set that differs
-// from the file's is an error naming both.
+// memory and packs its weights as a checkpoint's load does; the model then holds its own copy of
+// every weight and that memory is released (with packing off, ECGQ_PACKED_WEIGHTS=0 or
+// LoadOptions::pack_weights, the weights are tensors over it). A precision the caller set that
+// differs from the file's is an error naming both.
 Expected<std::unique_ptr<Model>> load_model_file(const std::string& path,
                                                  const LoadOptions& options);
 

@@ -6,17 +6,16 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <functional>
 #include <sstream>
+#include <vector>
 
-#if defined(__x86_64__)
-#include <nmmintrin.h>
-#endif
+#include "model/huge_pages.hpp"
 
 namespace ecgq::mfile {
 namespace {
@@ -48,37 +47,6 @@ uint64_t round_up(uint64_t n, uint64_t to) {
 Status bad(const std::string& path, const std::string& why) {
   return Status(ErrorCode::BadCheckpoint, path + ": model file " + why, "checkpoint");
 }
-
-// CRC-32C (Castagnoli) of one 8-byte word, without SSE 4.2.
-uint32_t crc32c_soft(uint32_t crc, uint64_t word) {
-  static const auto table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
-      t[i] = c;
-    }
-    return t;
-  }();
-  for (int b = 0; b < 8; ++b) crc = table[(crc ^ (word >> (8 * b))) & 0xFFu] ^ (crc >> 8);
-  return crc;
-}
-
-#if defined(__x86_64__)
-__attribute__((target("sse4.2"))) void lanes_hw(uint32_t* lane, const uint8_t* p, size_t words) {
-  uint64_t c0 = lane[0], c1 = lane[1], c2 = lane[2], c3 = lane[3];
-  for (size_t i = 0; i + 4 <= words; i += 4, p += 32) {
-    uint64_t w[4];
-    std::memcpy(w, p, 32);
-    c0 = _mm_crc32_u64(c0, w[0]);
-    c1 = _mm_crc32_u64(c1, w[1]);
-    c2 = _mm_crc32_u64(c2, w[2]);
-    c3 = _mm_crc32_u64(c3, w[3]);
-  }
-  lane[0] = static_cast<uint32_t>(c0), lane[1] = static_cast<uint32_t>(c1);
-  lane[2] = static_cast<uint32_t>(c2), lane[3] = static_cast<uint32_t>(c3);
-}
-#endif
 
 // A file descriptor closed on scope exit.
 struct Fd {
@@ -194,7 +162,29 @@ Expected<Contents> parse_contents(const std::string& text) {
   return c;
 }
 
-// Checks every tensor lies inside the data area, page-aligned, sized as its shape says.
+// The tensors in file order.
+std::vector<const TensorEntry*> by_offset(const Contents& c) {
+  std::vector<const TensorEntry*> order;
+  for (const auto& t : c.tensors) order.push_back(&t);
+  std::sort(order.begin(), order.end(),
+            [](const TensorEntry* a, const TensorEntry* b) { return a->offset < b->offset; });
+  return order;
+}
+
+// Checks that no two tensors share a page (each one's pages can be given back on their own).
+Status check_apart(const Contents& c) {
+  const std::vector<const TensorEntry*> order = by_offset(c);
+  for (size_t i = 1; i < order.size(); ++i) {
+    const TensorEntry& a = *order[i - 1];
+    if ((a.offset + a.bytes + kPage - 1) / kPage * kPage > order[i]->offset)
+      return Status(ErrorCode::BadCheckpoint,
+                    "tensor " + order[i]->name + " overlaps tensor " + a.name);
+  }
+  return Status::Ok();
+}
+
+// Checks every tensor lies inside the data area, page-aligned, sized as its shape says, apart
+// from the others.
 Status check_tensors(const Contents& c, const Header& h) {
   for (const auto& t : c.tensors) {
     const size_t es = element_size(t.dtype);
@@ -211,7 +201,7 @@ Status check_tensors(const Contents& c, const Header& h) {
                     "tensor " + t.name + ": bytes " + std::to_string(t.offset) + "+" +
                         std::to_string(t.bytes) + " outside the data area");
   }
-  return Status::Ok();
+  return check_apart(c);
 }
 
 // Reads and checks the header of open file `fd` of `size` bytes.
@@ -240,50 +230,35 @@ Expected<Header> read_header(int fd, uint64_t size, const std::string& path) {
 
 }  // namespace
 
-void Checksum::update(const uint8_t* p, size_t bytes) {
-  const size_t words = bytes / 32 * 4;
-#if defined(__x86_64__)
-  static const bool hw = __builtin_cpu_supports("sse4.2");
-  if (hw) {
-    lanes_hw(lane_, p, words);
-  } else
-#endif
-  {
-    for (size_t i = 0; i < words; ++i) {
-      uint64_t w;
-      std::memcpy(&w, p + 8 * i, 8);
-      lane_[i % 4] = crc32c_soft(lane_[i % 4], w);
-    }
-  }
-  // The tail (last call only): zero-padded to a whole 32-byte group.
-  if (const size_t rest = bytes - words * 8; rest > 0) {
-    uint8_t tail[32] = {};
-    std::memcpy(tail, p + words * 8, rest);
-    for (size_t i = 0; i < 4; ++i) {
-      uint64_t w;
-      std::memcpy(&w, tail + 8 * i, 8);
-      lane_[i] = crc32c_soft(lane_[i], w);
-    }
-  }
-}
-
-std::string Checksum::hex() const {
-  char out[33];
-  std::snprintf(out, sizeof out, "%08x%08x%08x%08x", ~lane_[0], ~lane_[1], ~lane_[2], ~lane_[3]);
-  return out;
-}
-
 const TensorEntry* Contents::find(const std::string& name) const {
   for (const auto& t : tensors)
     if (t.name == name) return &t;
   return nullptr;
 }
 
+namespace {
+std::atomic<int64_t> images_alive{0};
+}  // namespace
+
 Image::Image(void* map, size_t map_bytes, size_t size, Contents contents)
-    : map_(map), map_bytes_(map_bytes), size_(size), contents_(std::move(contents)) {}
+    : map_(map), map_bytes_(map_bytes), size_(size), contents_(std::move(contents)) {
+  ++images_alive;
+}
 
 Image::~Image() {
   ::munmap(map_, map_bytes_);
+  --images_alive;
+}
+
+int64_t Image::alive() {
+  return images_alive.load();
+}
+
+void Image::release(const TensorEntry& e) const {
+  // Whole pages: every tensor starts on one and no other tensor shares its last.
+  const uint64_t bytes = (e.bytes + kPage - 1) / kPage * kPage;
+  ::madvise(static_cast<uint8_t*>(map_) + e.offset, std::min<uint64_t>(bytes, size_ - e.offset),
+            MADV_DONTNEED);
 }
 
 bool has_magic(const std::string& path) {
@@ -298,67 +273,100 @@ bool has_magic(const std::string& path) {
 namespace ecgq::mfile {
 namespace {
 
-// Private anonymous memory of at least `bytes`, starting on a 2 MiB boundary and advised onto
-// transparent huge pages (a cold load is mostly first-touch faults); nullptr on failure.
-void* anonymous_memory(size_t bytes, size_t* mapped) {
+// Private anonymous memory, unmapped when it goes (or handed over with release()).
+using Mapped = std::unique_ptr<uint8_t, std::function<void(uint8_t*)>>;
+
+// Private anonymous memory of at least `bytes` (`*mapped` of them), starting on a 2 MiB boundary
+// (advised onto transparent huge pages unless ECGQ_HUGE_PAGES=0, see huge_pages.hpp); an error
+// naming `path` when there is none.
+Expected<Mapped> anonymous_memory(size_t bytes, const std::string& path, size_t* mapped) {
   const size_t size = round_up(std::max<size_t>(bytes, 1), kHugePage);
   void* raw =
       ::mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) return nullptr;
+  if (raw == MAP_FAILED) return bad(path, "needs " + std::to_string(bytes) + " bytes of memory");
   const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
   const uintptr_t base = round_up(start, kHugePage);
   if (base > start) ::munmap(raw, base - start);
   const uintptr_t end = start + size + kHugePage;
   if (end > base + size) ::munmap(reinterpret_cast<void*>(base + size), end - (base + size));
-  ::madvise(reinterpret_cast<void*>(base), size, MADV_HUGEPAGE);
+  if (huge_pages_wanted()) ::madvise(reinterpret_cast<void*>(base), size, MADV_HUGEPAGE);
   *mapped = size;
-  return reinterpret_cast<void*>(base);
+  return Mapped(reinterpret_cast<uint8_t*>(base), [size](uint8_t* p) { ::munmap(p, size); });
 }
 
-// Reads the whole file into `dst` chunk by chunk, checksumming each chunk while it is in cache
-// (the header's checksum field counted as zeros); returns the checksum's hex.
-Expected<std::string> read_and_sum(int fd, uint8_t* dst, uint64_t size, const std::string& path) {
-  Checksum sum;
-  for (uint64_t at = 0; at < size; at += kChunk) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, size - at));
-    if (!pread_all(fd, dst + at, n, at))
-      return bad(path, "could not be read at byte " + std::to_string(at) + " (" +
-                           (errno ? std::strerror(errno) : "it shrank while being read") + ")");
+// Reads a file's bytes front to back, piece by piece, updating the checksum over each piece while
+// it is in cache (the header's checksum field counted as zeros). Every piece but the last is a
+// multiple of 32 bytes and starts where the previous one ended.
+class SummingReader {
+ public:
+  SummingReader(int fd, const std::string& path) : fd_(fd), path_(path) {}
+
+  // Reads `n` bytes at `at` into `dst`.
+  Status read(uint8_t* dst, uint64_t at, size_t n) {
+    if (!pread_all(fd_, dst, n, at))
+      return bad(path_, "could not be read at byte " + std::to_string(at) + " (" +
+                            (errno ? std::strerror(errno) : "it shrank while being read") + ")");
     if (at == 0) {
       char saved[32];
       auto* field = dst + offsetof(Header, checksum);
       std::memcpy(saved, field, sizeof saved);
       std::memset(field, 0, sizeof saved);
-      sum.update(dst, n);
+      sum_.update(dst, n);
       std::memcpy(field, saved, sizeof saved);
     } else {
-      sum.update(dst + at, n);
+      sum_.update(dst, n);
     }
+    return Status::Ok();
   }
-  return sum.hex();
+
+  // Ok when the sum of everything read equals the header's.
+  Status verify(const Header& h) const {
+    const std::string want(h.checksum, sizeof h.checksum), sum = sum_.hex();
+    if (sum == want) return Status::Ok();
+    return bad(path_, "checksum mismatch (header " + want + ", contents " + sum +
+                          "): the file was altered or damaged");
+  }
+
+ private:
+  int fd_;
+  const std::string& path_;
+  Checksum sum_;
+};
+
+// Opens `path` and checks its header against its size.
+Expected<Header> open_model_file(const std::string& path, Fd* f, uint64_t* size) {
+  f->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat st {};
+  if (f->fd < 0 || ::fstat(f->fd, &st) != 0)
+    return Status(ErrorCode::BadCheckpoint, path + ": cannot open: " + std::strerror(errno),
+                  "checkpoint");
+  *size = static_cast<uint64_t>(st.st_size);
+  return read_header(f->fd, *size, path);
+}
+
+// The table of contents of open file `fd`, parsed (not yet covered by a checksum).
+Expected<Contents> read_contents(int fd, const Header& h, const std::string& path) {
+  std::string text(h.contents_bytes, '\0');
+  if (!pread_all(fd, text.data(), text.size(), h.contents_offset))
+    return bad(path, "contents could not be read");
+  auto contents = parse_contents(text);
+  if (!contents.ok()) return bad(path, contents.status().message());
+  return contents;
 }
 
 }  // namespace
 
 Expected<std::shared_ptr<const Image>> read_model_file(const std::string& path) {
-  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  struct stat st {};
-  if (f.fd < 0 || ::fstat(f.fd, &st) != 0)
-    return Status(ErrorCode::BadCheckpoint, path + ": cannot open: " + std::strerror(errno),
-                  "checkpoint");
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
-  ASSIGN_OR_RETURN(Header h, read_header(f.fd, size, path));
+  Fd f;
+  uint64_t size = 0;
+  ASSIGN_OR_RETURN(Header h, open_model_file(path, &f, &size));
   size_t mapped = 0;
-  auto* base = static_cast<uint8_t*>(anonymous_memory(size, &mapped));
-  if (base == nullptr) return bad(path, "needs " + std::to_string(size) + " bytes of memory");
-  // Owns the memory until the image does.
-  std::unique_ptr<uint8_t, std::function<void(uint8_t*)>> guard(
-      base, [mapped](uint8_t* p) { ::munmap(p, mapped); });
-  ASSIGN_OR_RETURN(std::string sum, read_and_sum(f.fd, base, size, path));
-  const std::string want(h.checksum, sizeof h.checksum);
-  if (sum != want)
-    return bad(path, "checksum mismatch (header " + want + ", contents " + sum +
-                         "): the file was altered or damaged");
+  ASSIGN_OR_RETURN(Mapped guard, anonymous_memory(size, path, &mapped));  // until the image
+  uint8_t* base = guard.get();
+  SummingReader reader(f.fd, path);
+  for (uint64_t at = 0; at < size; at += kChunk)
+    RETURN_IF_ERROR(reader.read(base + at, at, std::min<uint64_t>(kChunk, size - at)));
+  RETURN_IF_ERROR(reader.verify(h));
   auto contents = parse_contents(
       std::string(reinterpret_cast<const char*>(base + h.contents_offset), h.contents_bytes));
   if (!contents.ok()) return bad(path, contents.status().message());
@@ -368,19 +376,45 @@ Expected<std::shared_ptr<const Image>> read_model_file(const std::string& path) 
   return image;
 }
 
+Status stream_model_file(const std::string& path, const StreamStart& start,
+                         const StreamTensor& tensor) {
+  Fd f;
+  uint64_t size = 0;
+  ASSIGN_OR_RETURN(Header h, open_model_file(path, &f, &size));
+  ASSIGN_OR_RETURN(Contents contents, read_contents(f.fd, h, path));
+  if (Status s = check_tensors(contents, h); !s.ok()) return bad(path, s.message());
+  RETURN_IF_ERROR(start(contents));
+  uint64_t largest = kChunk;
+  for (const auto& t : contents.tensors) largest = std::max(largest, round_up(t.bytes, kPage));
+  // One buffer, reused for every piece: it stays in cache and the load touches no more fresh
+  // memory than the model's own.
+  size_t mapped = 0;
+  ASSIGN_OR_RETURN(Mapped guard, anonymous_memory(largest, path, &mapped));
+  uint8_t* buffer = guard.get();
+  SummingReader reader(f.fd, path);
+  uint64_t at = 0;
+  auto skip_to = [&](uint64_t end) {
+    for (; at < end; at += std::min<uint64_t>(kChunk, end - at))
+      RETURN_IF_ERROR(reader.read(buffer, at, std::min<uint64_t>(kChunk, end - at)));
+    return Status::Ok();
+  };
+  for (const TensorEntry* t : by_offset(contents)) {
+    RETURN_IF_ERROR(skip_to(t->offset));
+    // Through the end of the tensor's last page (no other tensor shares it).
+    const uint64_t n = std::min(round_up(t->bytes, kPage), size - at);
+    RETURN_IF_ERROR(reader.read(buffer, at, n));
+    at += n;
+    RETURN_IF_ERROR(tensor(*t, buffer));
+  }
+  RETURN_IF_ERROR(skip_to(size));
+  return reader.verify(h);
+}
+
 Expected<Contents> peek_model_file(const std::string& path) {
-  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  struct stat st {};
-  if (f.fd < 0 || ::fstat(f.fd, &st) != 0)
-    return Status(ErrorCode::BadCheckpoint, path + ": cannot open: " + std::strerror(errno),
-                  "checkpoint");
-  ASSIGN_OR_RETURN(Header h, read_header(f.fd, static_cast<uint64_t>(st.st_size), path));
-  std::string text(h.contents_bytes, '\0');
-  if (!pread_all(f.fd, text.data(), text.size(), h.contents_offset))
-    return bad(path, "contents could not be read");
-  auto contents = parse_contents(text);
-  if (!contents.ok()) return bad(path, contents.status().message());
-  return contents;
+  Fd f;
+  uint64_t size = 0;
+  ASSIGN_OR_RETURN(Header h, open_model_file(path, &f, &size));
+  return read_contents(f.fd, h, path);
 }
 
 namespace {

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -58,8 +59,14 @@ class Image {
   const uint8_t* data() const { return static_cast<const uint8_t*>(map_); }
   size_t size() const { return size_; }
   const Contents& contents() const { return contents_; }
-  // The bytes of tensor `e` (checked at load to lie inside the file).
+  // The bytes of tensor `e` (checked at load to lie inside the file, apart from every other).
   const void* tensor_data(const TensorEntry& e) const { return data() + e.offset; }
+  // Gives the pages of tensor `e` back to the system (they read as zeros afterwards): for the
+  // model once it holds its own copy of the tensor, so that a weight is not resident twice.
+  void release(const TensorEntry& e) const;
+
+  // Images alive in this process (tests: a packed load keeps none).
+  static int64_t alive();
 
  private:
   void* map_;
@@ -80,6 +87,18 @@ bool has_magic(const std::string& path);
 // Reads, verifies (magic, version, size, checksum) and parses a model file; errors
 // (bad_checkpoint) name the file and what is wrong: truncated, altered, other version...
 Expected<std::shared_ptr<const Image>> read_model_file(const std::string& path);
+
+// Called with a model file's table of contents before its tensors are read.
+using StreamStart = std::function<Status(const Contents&)>;
+// Called with each tensor's bytes, in file order; the bytes are valid during the call only.
+using StreamTensor = std::function<Status(const TensorEntry&, const void* bytes)>;
+
+// Reads a model file front to back through one buffer the size of its largest tensor, checking
+// it as read_model_file does (the table of contents before `start`, the checksum at the end) and
+// handing each tensor to `tensor`: the load holds no image of the file. The checksum is known
+// only at the end: on any error, drop whatever the callbacks built.
+Status stream_model_file(const std::string& path, const StreamStart& start,
+                         const StreamTensor& tensor);
 
 // The table of contents only (header and contents checked, weights not read): for the worker's
 // preflight, which names the model before loading it.

@@ -21,11 +21,11 @@ Expected<std::unique_ptr<PackedLayer>> PackedLayer::pack(const Weights& w, bool 
   PackedLinear::Options gelu = plain;
   gelu.gelu = true;
   gelu.bf16_out = bf16;
-  ASSIGN_OR_RETURN(layer->qkv_, PackedLinear::pack(w.qkv_w, w.qkv_b, plain, allocate));
-  ASSIGN_OR_RETURN(layer->out_, PackedLinear::pack(w.out_w, w.out_b, residual, allocate));
+  ASSIGN_OR_RETURN(layer->qkv_, PackedLinear::pack(w.qkv_w, w.qkv_b, plain, allocate, w.qkv_lo));
+  ASSIGN_OR_RETURN(layer->out_, PackedLinear::pack(w.out_w, w.out_b, residual, allocate, w.out_lo));
   if (layer->fc1_8_) return layer;
-  ASSIGN_OR_RETURN(layer->fc1_, PackedLinear::pack(w.fc1_w, w.fc1_b, gelu, allocate));
-  ASSIGN_OR_RETURN(layer->fc2_, PackedLinear::pack(w.fc2_w, w.fc2_b, residual, allocate));
+  ASSIGN_OR_RETURN(layer->fc1_, PackedLinear::pack(w.fc1_w, w.fc1_b, gelu, allocate, w.fc1_lo));
+  ASSIGN_OR_RETURN(layer->fc2_, PackedLinear::pack(w.fc2_w, w.fc2_b, residual, allocate, w.fc2_lo));
   return layer;
 }
 

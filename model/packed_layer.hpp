@@ -16,9 +16,11 @@ namespace ecgq {
 class PackedLayer {
  public:
   // The layer's fp32 weights ([3E, E] q/k/v stacked, [E, E], [F, E], [E, F]) and biases, which
-  // must outlive the layer; bf16 packs them as bf16 (split: hi + lo, ~16-bit weights).
+  // must outlive the layer; bf16 packs them as bf16 (split: hi + lo, ~16-bit weights). A model
+  // file's bf16 weights are already rounded: then the *_lo are their low parts when split.
   struct Weights {
     at::Tensor qkv_w, qkv_b, out_w, out_b, fc1_w, fc1_b, fc2_w, fc2_b;
+    at::Tensor qkv_lo, out_lo, fc1_lo, fc2_lo;
   };
   // Packs the four projections into memory from `allocate`; with `int8`, those the plan names
   // in int8 (the others bf16, unsplit).

@@ -85,7 +85,13 @@ const std::string& PackedLinear::implementation() const {
 Expected<std::unique_ptr<PackedLinear>> PackedLinear::pack(const at::Tensor& weight,
                                                            const at::Tensor& bias,
                                                            const Options& options,
-                                                           const Allocate& allocate) {
+                                                           const Allocate& allocate,
+                                                           const at::Tensor& lo) {
+  const bool from_bf16 = weight.scalar_type() == at::kBFloat16;
+  if (from_bf16 && (!options.bf16 || options.split != lo.defined()))
+    return Status(
+        ErrorCode::ModelError,
+        "bf16 weights pack only into a bf16 projection, with a low part exactly when split");
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->n = weight.size(0);
@@ -105,12 +111,12 @@ Expected<std::unique_ptr<PackedLinear>> PackedLinear::pack(const at::Tensor& wei
     // The source: W^T as [K, N] with strides (1, K) ("ba"); split: rows K..2K-1 hold lo^T.
     at::Tensor src = weight.contiguous();
     if (options.split) {
-      at::Tensor hi = src.to(at::kBFloat16);
-      at::Tensor lo = (src - hi.to(at::kFloat)).to(at::kBFloat16);
-      src = at::cat({hi, lo}, 1).contiguous();
+      at::Tensor hi = from_bf16 ? src : src.to(at::kBFloat16);
+      at::Tensor low = from_bf16 ? lo : (src - hi.to(at::kFloat)).to(at::kBFloat16);
+      src = at::cat({hi, low}, 1).contiguous();
     }
-    dnnl::memory::desc src_md({impl->src_k(), impl->n}, options.split ? dt::bf16 : dt::f32,
-                              tag::ba);
+    dnnl::memory::desc src_md({impl->src_k(), impl->n},
+                              options.split || from_bf16 ? dt::bf16 : dt::f32, tag::ba);
     dnnl::memory from(src_md, cpu.engine(), src.data_ptr());
     dnnl::reorder(from, impl->packed).execute(DnnlCpu::get().stream(), from, impl->packed);
     DnnlCpu::get().stream().wait();

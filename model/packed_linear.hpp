@@ -31,12 +31,15 @@ class PackedLinear {
   // arena (huge pages, unmapped with the model).
   using Allocate = std::function<at::Tensor(int64_t bytes)>;
 
-  // Packs `weight` ([N, K] fp32, row-major as in the checkpoint); `bias` ([N] fp32) is kept by
-  // reference and must outlive the projection. Fails when oneDNN has no optimised kernel here.
+  // Packs `weight` ([N, K] row-major): fp32 (a checkpoint's; bf16 options round it, and split
+  // ones take its low part here), or already bf16 for bf16 options (a model file's hi, with its
+  // low part `lo` [N, K] bf16 when split). `bias` ([N] fp32) is kept by reference and must
+  // outlive the projection. Fails when oneDNN has no optimised kernel here.
   static Expected<std::unique_ptr<PackedLinear>> pack(const at::Tensor& weight,
                                                       const at::Tensor& bias,
                                                       const Options& options,
-                                                      const Allocate& allocate);
+                                                      const Allocate& allocate,
+                                                      const at::Tensor& lo = at::Tensor());
   ~PackedLinear();
   PackedLinear(const PackedLinear&) = delete;
   PackedLinear& operator=(const PackedLinear&) = delete;

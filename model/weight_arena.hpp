@@ -9,12 +9,14 @@
 #include <cstdint>
 #include <memory>
 
+#include "model/huge_pages.hpp"
+
 namespace ecgq {
 
-// Memory for the weights that a model keeps, on transparent huge pages. Most of a cold load is
-// first-touch page faults on 4 KiB pages (docs/performance.md, load time); 2 MiB pages cut
-// their number 512-fold. Chunks are unmapped when the last tensor in them goes, so an unloaded
-// model returns its memory to the system at once.
+// Memory for the weights that a model keeps, in 64 MiB chunks on transparent huge pages (unless
+// ECGQ_HUGE_PAGES=0, see huge_pages.hpp): most of a cold load is first-touch page faults on 4 KiB
+// pages (docs/performance.md, load time); 2 MiB pages cut their number 512-fold. Chunks are
+// unmapped when the last tensor in them goes, so an unloaded model returns its memory at once.
 class WeightArena {
  public:
   // An uninitialised contiguous tensor in the arena (or from the default allocator when mmap
@@ -59,7 +61,7 @@ class WeightArena {
     const uintptr_t start = reinterpret_cast<uintptr_t>(c->map);
     c->base = reinterpret_cast<char*>((start + kHugePage - 1) & ~(kHugePage - 1));
     c->size = size;
-    madvise(c->base, c->size, MADV_HUGEPAGE);  // advisory: without THP it is plain memory
+    if (huge_pages_wanted()) madvise(c->base, c->size, MADV_HUGEPAGE);  // advisory
     chunk_ = std::move(c);
     used_ = 0;
     return true;

@@ -57,9 +57,43 @@ TEST(ModelFile, ARoundTripKeepsTheBytesAndTheTableOfContents) {
     EXPECT_EQ(std::memcmp((*image)->tensor_data(e), s.tensors[i].data, e.bytes), 0) << e.name;
   }
   EXPECT_EQ(c.find("layer0.qkv_w")->shape, (std::vector<int64_t>{3, 5}));
+  // Releasing one tensor's pages (the model holds its own copy) leaves the other as it was.
+  (*image)->release(c.tensors[0]);
+  EXPECT_EQ(static_cast<const float*>((*image)->tensor_data(c.tensors[0]))[16], 0.0f);
+  EXPECT_EQ(std::memcmp((*image)->tensor_data(c.tensors[1]), s.tensors[1].data, 30), 0);
   auto peeked = peek_model_file(dir.file("m.ecgq"));
   ASSERT_TRUE(peeked.ok());
   EXPECT_EQ(peeked->labels, s.contents.labels);
+}
+
+TEST(ModelFile, AStreamedReadHandsEachTensorOverInFileOrderAndChecksTheSumAtTheEnd) {
+  test::TempDir dir;
+  Sample s;
+  ASSERT_TRUE(write_model_file(dir.file("m.ecgq"), s.contents, s.tensors).ok());
+  std::vector<std::string> seen;
+  bool damaged = false;
+  auto start = [&](const Contents& c) {
+    EXPECT_EQ(c.labels, s.contents.labels);
+    return Status::Ok();
+  };
+  auto tensor = [&](const TensorEntry& e, const void* bytes) {
+    const TensorSource& want = e.name == "head_b" ? s.tensors[0] : s.tensors[1];
+    EXPECT_EQ(std::memcmp(bytes, want.data, e.bytes) != 0, damaged && e.name == "layer0.qkv_w");
+    seen.push_back(e.name);
+    return Status::Ok();
+  };
+  ASSERT_TRUE(stream_model_file(dir.file("m.ecgq"), start, tensor).ok());
+  EXPECT_EQ(seen, (std::vector<std::string>{"head_b", "layer0.qkv_w"}));
+  // One bit of the second tensor flipped: every tensor is handed over, then the sum refuses it.
+  std::fstream f(dir.file("m.ecgq"), std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(2 * kPage));  // layer0.qkv_w[0] = 100
+  f.put(static_cast<char>(100 ^ 1));
+  f.close();
+  seen.clear();
+  damaged = true;
+  const Status st = stream_model_file(dir.file("m.ecgq"), start, tensor);
+  EXPECT_NE(st.message().find("checksum mismatch"), std::string::npos) << st.to_string();
+  EXPECT_EQ(seen.size(), 2u);
 }
 
 // Writes `s` after `edit`, reads it back and returns the error message ("" when it loaded).

@@ -1,6 +1,7 @@
 // The transformer projections on oneDNN's matmul primitive with weights packed at load
 // (model/packed_linear.cpp): the same outputs as the ATen path and upstream, in fp32 and bf16,
-// for every batch size (one primitive per row count, a bounded cache of them).
+// for every batch size (one primitive per row count, a bounded cache of them), and from a model
+// file as from its checkpoint.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,6 +13,8 @@
 
 #include "model/ecgfm_model.hpp"
 #include "model/model.hpp"
+#include "model/model_export.hpp"
+#include "model/model_file.hpp"
 #include "records/npy.hpp"
 #include "tests/ecgfm_reference_data.hpp"
 #include "tests/support/process.hpp"
@@ -202,6 +205,51 @@ TEST(PackedWeights, Int8ExperimentStaysWithinItsToleranceOnAJitKernel) {
   // `serve` keeps refusing int8 even with the experiment switched on.
   if (!std::filesystem::exists(test::bin("ecgq-worker"))) GTEST_SKIP() << "ecgq-worker not built";
   expect_serve_refuses_int8();
+}
+
+// Loads model file `path` (packing as the environment says).
+std::unique_ptr<Model> load_file(const std::string& path) {
+  auto model = load_model(path, LoadOptions{});
+  EXPECT_TRUE(model.ok()) << model.status().to_string();
+  return model.ok() ? std::move(model).value() : nullptr;
+}
+
+TEST(PackedWeights, AModelFileLoadsPackedWithItsCheckpointsOutputsAndKeepsNoImage) {
+  // An export runs on the same packed kernels as its checkpoint: the same architecture line,
+  // the same outputs, and once packed no tensor refers to the file's image, which is gone.
+  configure_threads(2);
+  const std::vector<float> x = ref_floats("input.npy");
+  test::TempDir dir;
+  for (const auto& [precision, split] :
+       std::vector<std::pair<std::string, int>>{{"fp32", -1}, {"bf16", -1}, {"bf16", 0}}) {
+    if (precision == "bf16" && cpu_bf16_support().empty()) continue;
+    const std::string what = precision + " split " + std::to_string(split);
+    ExportOptions e;
+    e.precision = precision;
+    e.bf16_split_layers = split;
+    const std::string path = dir.path() + "/tiny." + precision + std::to_string(split) + ".ecgq";
+    ASSERT_TRUE(export_checkpoint(ref_path("tiny_finetuned.pt"), e, path).ok()) << what;
+    auto checkpoint = load_tiny("tiny_finetuned.pt", precision, split);
+    auto file = load_file(path);
+    ASSERT_NE(checkpoint, nullptr);
+    ASSERT_NE(file, nullptr);
+    const std::string arch = file->info().architecture;
+    EXPECT_NE(arch.find("projections pre-packed ("), std::string::npos) << what << ": " << arch;
+    EXPECT_EQ(mfile::Image::alive(), 0) << what << ": the packed model still holds the image";
+    const ModelOutput a = run_all(*checkpoint, x, 2), b = run_all(*file, x, 2);
+    ASSERT_EQ(a.probs.size(), b.probs.size());
+    EXPECT_LE(max_abs_diff(a.probs, b.probs), 1e-5) << what;
+    EXPECT_LE(max_abs_diff(a.encoder_out, b.encoder_out), 1e-5) << what;
+    EXPECT_LE(max_abs_diff(a.saliency, b.saliency), 1e-5) << what;
+    // ECGQ_PACKED_WEIGHTS=0: the ATen path over the image, the same outputs.
+    PackingOff off;
+    auto aten = load_file(path);
+    ASSERT_NE(aten, nullptr);
+    EXPECT_EQ(aten->info().architecture.find("pre-packed"), std::string::npos) << what;
+    EXPECT_EQ(mfile::Image::alive(), 1) << what;
+    EXPECT_LE(max_abs_diff(run_all(*aten, x, 2).probs, b.probs), precision == "fp32" ? 2e-5 : 1e-4)
+        << what;
+  }
 }
 
 TEST(PackedWeights, Int8IsRefusedWithAClearError) {

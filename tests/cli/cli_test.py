@@ -357,7 +357,8 @@ def roundtrip(bins, tmp, checkpoint, precision, outputs):
             raise Mismatch(f"{precision} export {name}: max |diff| {d:.3g} > {TOLERANCE}")
     code, out, err = run([bins["ecgq-worker"], "inspect", "--checkpoint", model], SOURCE)
     check_exit("inspect export", code, 0, out, err)
-    for want in (f"precision:    {precision}\n", f"source:       sha256 {sha}\n"):
+    for want in (f"precision:    {precision}\n", f"source:       sha256 {sha}\n",
+                 "projections pre-packed ("):
         if want not in out:
             raise Mismatch(f"inspect of the export lacks {want!r}:\n{out}")
     return exp_dir

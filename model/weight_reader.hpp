@@ -1,0 +1,97 @@
+// WeightReader: reads a checkpoint's tensors by name into float32 buffers (moved out of
+// ecgfm_model.cpp unchanged). Includes ATen: for model/*.cpp only.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <map>
+#include <string>
+
+#include "common/status.hpp"
+#include "model/checkpoint.hpp"
+#include "model/weight_arena.hpp"
+
+namespace ecgq {
+
+namespace weight_reader_detail {
+
+inline at::ScalarType scalar_type(ckpt::DType d, bool* ok) {
+  *ok = true;
+  switch (d) {
+    case ckpt::DType::F32:
+      return at::kFloat;
+    case ckpt::DType::F64:
+      return at::kDouble;
+    case ckpt::DType::F16:
+      return at::kHalf;
+    case ckpt::DType::BF16:
+      return at::kBFloat16;
+    default:
+      *ok = false;
+      return at::kFloat;
+  }
+}
+
+}  // namespace weight_reader_detail
+
+// Reads tensors of one checkpoint by name into caller-provided float32 buffers.
+class WeightReader {
+ public:
+  WeightReader(const ckpt::Checkpoint& c, WeightArena* arena) : c_(c), arena_(arena) {
+    for (const auto& t : c.tensors) by_name_[t.name] = &t;
+  }
+
+  // A new float32 tensor holding checkpoint tensor `name`: in the arena, or from the default
+  // allocator when `temporary` (it is converted or folded and then dropped).
+  Expected<at::Tensor> get(const std::string& name, bool temporary = false) {
+    auto it = by_name_.find(name);
+    if (it == by_name_.end()) return missing(name);
+    at::Tensor t = temporary ? temporary_.empty(it->second->shape, at::kFloat)
+                             : arena_->empty(it->second->shape, at::kFloat);
+    RETURN_IF_ERROR(read_into(*it->second, t));
+    return t;
+  }
+
+  // Fills the contiguous float32 tensor `dst` (same element count) with tensor `name`.
+  Status read_into(const std::string& name, at::Tensor dst) {
+    auto it = by_name_.find(name);
+    if (it == by_name_.end()) return missing(name);
+    return read_into(*it->second, dst);
+  }
+
+ private:
+  static Status missing(const std::string& name) {
+    return Status(ErrorCode::BadCheckpoint, "missing tensor '" + name + "'", "checkpoint");
+  }
+
+  // Fills the contiguous float32 tensor `dst` with checkpoint tensor `t`. ckpt::read_tensor (the
+  // one reader of tensor bytes, also fuzzed) validates the view and gathers it in row-major order;
+  // other float types are converted here.
+  Status read_into(const ckpt::TensorInfo& t, at::Tensor dst) {
+    auto fail = [&](const std::string& why) {
+      return Status(ErrorCode::BadCheckpoint, "tensor '" + t.name + "': " + why, "checkpoint");
+    };
+    bool ok = false;
+    const at::ScalarType st = weight_reader_detail::scalar_type(t.dtype, &ok);
+    if (!ok)
+      return fail(std::string("dtype ") + ckpt::dtype_name(t.dtype) + " is not a float type");
+    if (t.shape.size() != t.stride.size()) return fail("shape and stride ranks differ");
+    if (static_cast<int64_t>(ckpt::tensor_numel(t)) != dst.numel())
+      return fail("element count differs from the expected shape");
+    // The common case: one read straight into the final buffer.
+    if (st == at::kFloat) return ckpt::read_tensor(c_, t, dst.data_ptr());
+    at::Tensor tmp = at::empty(t.shape, st);
+    RETURN_IF_ERROR(ckpt::read_tensor(c_, t, tmp.data_ptr()));
+    dst.view(t.shape).copy_(tmp);
+    return Status::Ok();
+  }
+
+  const ckpt::Checkpoint& c_;
+  WeightArena* arena_;
+  // Temporaries get their own arena, unmapped with the reader: from malloc they could stay
+  // resident after the load.
+  WeightArena temporary_;
+  std::map<std::string, const ckpt::TensorInfo*> by_name_;
+};
+
+}  // namespace ecgq
