@@ -2,7 +2,10 @@
 // .cpp files that use oneDNN directly: dnnl.hpp is a large header.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <vector>
 
 namespace ecgq {
 
@@ -29,6 +32,41 @@ class DnnlCpu {
 
   dnnl::engine engine_;
   dnnl::stream stream_;
+};
+
+// The row count packed weight layouts are chosen for (2 segments of 156 frames); the same layout
+// serves every M (each primitive is created with it on first use, or fails).
+constexpr int64_t kLayoutRows = 312;
+
+// A projection's matmul primitives, one per row count M (segments x frames changes with the
+// batch), the last kMaxShapes created kept: a worker sees a few batch sizes, and a primitive for
+// a runtime M would be oneDNN 2.6's reference kernel.
+class MatmulsByRows {
+ public:
+  // A primitive and the size of the scratchpad it borrows (DnnlCpu::scratchpad).
+  struct Entry {
+    dnnl::matmul primitive;
+    dnnl::memory::desc scratchpad;
+  };
+  // Primitives kept per projection.
+  static constexpr size_t kMaxShapes = 8;
+
+  // The primitive for `rows`, created from `describe(rows)` (a matmul primitive_desc) when new.
+  template <typename Describe>
+  const Entry& get(int64_t rows, const Describe& describe) {
+    if (auto it = by_rows_.find(rows); it != by_rows_.end()) return it->second;
+    if (order_.size() >= kMaxShapes) {
+      by_rows_.erase(order_.front());
+      order_.erase(order_.begin());
+    }
+    order_.push_back(rows);
+    dnnl::matmul::primitive_desc pd = describe(rows);
+    return by_rows_.emplace(rows, Entry{dnnl::matmul(pd), pd.scratchpad_desc()}).first->second;
+  }
+
+ private:
+  std::map<int64_t, Entry> by_rows_;  // primitive per M
+  std::vector<int64_t> order_;        // M in order of creation (eviction)
 };
 
 }  // namespace ecgq

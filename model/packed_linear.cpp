@@ -5,7 +5,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <map>
 
 #include "common/settings.hpp"
 #include "model/dnnl_cpu.hpp"
@@ -15,32 +14,15 @@ namespace ecgq {
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
-namespace {
-
-// Primitives kept per projection: the row counts of a worker's batch sizes (segments x frames).
-constexpr size_t kMaxCachedShapes = 8;
-
-// The row count the weight layout is chosen for (2 segments of 156 frames); the same layout
-// serves every M (each primitive is created with it on first use, or fails).
-constexpr int64_t kLayoutRows = 312;
-
-}  // namespace
-
 struct PackedLinear::Impl {
   Options options;
-  int64_t n = 0, k = 0;        // output features, input features (2K rows when split)
-  dnnl::memory::desc weights;  // the packed layout
-  at::Tensor storage;          // the memory of `packed`
-  dnnl::memory packed;         // weights in that layout
-  at::Tensor bias;             // [N] fp32
-  std::string implementation;  // kernel name for the layout
-  // A primitive and the size of the scratchpad it borrows.
-  struct Primitive {
-    dnnl::matmul primitive;
-    dnnl::memory::desc scratchpad;
-  };
-  mutable std::map<int64_t, Primitive> by_rows;  // primitive per M
-  mutable std::vector<int64_t> order;            // M in order of creation (eviction)
+  int64_t n = 0, k = 0;              // output features, input features (2K rows when split)
+  dnnl::memory::desc weights;        // the packed layout
+  at::Tensor storage;                // the memory of `packed`
+  dnnl::memory packed;               // weights in that layout
+  at::Tensor bias;                   // [N] fp32
+  std::string implementation;        // kernel name for the layout
+  mutable MatmulsByRows primitives;  // primitive per row count
 
   int64_t src_k() const { return options.split ? 2 * k : k; }
   dt src_type() const { return options.bf16 ? dt::bf16 : dt::f32; }
@@ -62,16 +44,8 @@ struct PackedLinear::Impl {
                                         DnnlCpu::get().engine());
   }
 
-  const Primitive& primitive(int64_t rows) const {
-    auto it = by_rows.find(rows);
-    if (it != by_rows.end()) return it->second;
-    if (order.size() >= kMaxCachedShapes) {
-      by_rows.erase(order.front());
-      order.erase(order.begin());
-    }
-    order.push_back(rows);
-    auto pd = describe(rows, weights);
-    return by_rows.emplace(rows, Primitive{dnnl::matmul(pd), pd.scratchpad_desc()}).first->second;
+  const MatmulsByRows::Entry& primitive(int64_t rows) const {
+    return primitives.get(rows, [this](int64_t m) { return describe(m, weights); });
   }
 };
 
@@ -141,7 +115,7 @@ at::Tensor PackedLinear::run(const at::Tensor& x, const at::Tensor* residual) co
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = p.n;
   at::Tensor y = at::empty({rows, p.n}, p.options.bf16_out ? at::kBFloat16 : at::kFloat);
-  const Impl::Primitive& mm = p.primitive(rows);
+  const MatmulsByRows::Entry& mm = p.primitive(rows);
   const dnnl::engine& eng = DnnlCpu::get().engine();
   std::unordered_map<int, dnnl::memory> args{
       {DNNL_ARG_SRC, dnnl::memory({{rows, p.src_k()}, p.src_type(), tag::ab}, eng, src.data_ptr())},

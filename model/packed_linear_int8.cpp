@@ -14,7 +14,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <vector>
 
 #include "model/dnnl_cpu.hpp"
@@ -25,11 +24,6 @@ using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
 namespace {
-
-// Primitives kept per projection (one per row count, as PackedLinear).
-constexpr size_t kMaxCachedShapes = 8;
-// The row count the weight layout is chosen for (2 segments of 156 frames).
-constexpr int64_t kLayoutRows = 312;
 
 // GCC 12 warns inside its own AVX-512 headers (their `_mm512_undefined_*` pass-through operands).
 #pragma GCC diagnostic push
@@ -114,20 +108,14 @@ void quantize_rows(const T* x, int64_t rows, int64_t k, bool per_tensor, int8_t*
 
 struct Int8Linear::Impl {
   Options options;
-  int64_t n = 0, k = 0;        // output features, input features
-  std::vector<float> scales;   // per output channel: w ≈ scales[n] * w_s8
-  dnnl::memory::desc weights;  // the packed layout
-  at::Tensor storage;          // the memory of `packed`
-  dnnl::memory packed;         // s8 weights in that layout
-  at::Tensor bias;             // [N] fp32
-  std::string implementation;  // kernel name for the layout
-  // A primitive and the size of the scratchpad it borrows.
-  struct Primitive {
-    dnnl::matmul primitive;
-    dnnl::memory::desc scratchpad;
-  };
-  mutable std::map<int64_t, Primitive> by_rows;  // primitive per M
-  mutable std::vector<int64_t> order;            // M in order of creation (eviction)
+  int64_t n = 0, k = 0;              // output features, input features
+  std::vector<float> scales;         // per output channel: w ≈ scales[n] * w_s8
+  dnnl::memory::desc weights;        // the packed layout
+  at::Tensor storage;                // the memory of `packed`
+  dnnl::memory packed;               // s8 weights in that layout
+  at::Tensor bias;                   // [N] fp32
+  std::string implementation;        // kernel name for the layout
+  mutable MatmulsByRows primitives;  // primitive per row count
 
   dt dst_type() const { return options.bf16_out ? dt::bf16 : dt::f32; }
 
@@ -152,15 +140,8 @@ struct Int8Linear::Impl {
                                         DnnlCpu::get().engine());
   }
 
-  const Primitive& primitive(int64_t rows) const {
-    if (auto it = by_rows.find(rows); it != by_rows.end()) return it->second;
-    if (order.size() >= kMaxCachedShapes) {
-      by_rows.erase(order.front());
-      order.erase(order.begin());
-    }
-    order.push_back(rows);
-    auto pd = describe(rows, weights);
-    return by_rows.emplace(rows, Primitive{dnnl::matmul(pd), pd.scratchpad_desc()}).first->second;
+  const MatmulsByRows::Entry& primitive(int64_t rows) const {
+    return primitives.get(rows, [this](int64_t m) { return describe(m, weights); });
   }
 
   // Quantizes `weight` ([N, K] fp32) per output channel into `scales` and an s8 copy.
@@ -227,7 +208,7 @@ at::Tensor Int8Linear::run(const at::Tensor& x, const at::Tensor* residual) cons
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = p.n;
   at::Tensor y = at::empty({rows, p.n}, p.options.bf16_out ? at::kBFloat16 : at::kFloat);
-  const Impl::Primitive& mm = p.primitive(rows);
+  const MatmulsByRows::Entry& mm = p.primitive(rows);
   const dnnl::engine& eng = DnnlCpu::get().engine();
   auto f32 = [&](dnnl::memory::dims dims, const at::Tensor& t) {
     return dnnl::memory({dims, dt::f32, tag::abc}, eng, t.data_ptr());
