@@ -25,7 +25,7 @@ class PackedLayer {
 
   // oneDNN's kernel for the packed layout (e.g. "brg:avx512_core_bf16").
   const std::string& implementation() const { return fc1_->implementation(); }
-  // x Wqkv^T + bqkv: [.., 3E] fp32.
+  // x Wqkv^T + bqkv: [.., 3E], fp32 (bf16 in bf16 mode: the attention products' input).
   at::Tensor qkv(const at::Tensor& x) const { return qkv_->run(x); }
   // residual + o Wout^T + bout.
   at::Tensor out(const at::Tensor& o, const at::Tensor& residual) const {
