@@ -7,11 +7,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace ecgq {
 
-// Scaled dot-product attention of `heads` heads over a [B, T, 3E] q/k/v tensor (fp32). One pair of
-// primitives per (B, T), created on first use.
+// Scaled dot-product attention of `heads` heads over a [B, T, 3E] q/k/v tensor: fp32, or bf16
+// (bf16 products on AMX where present, fp32 scores and softmax, bf16 probabilities and context).
+// One set of primitives per (B, T, type), created on first use.
 class AttentionProducts {
  public:
   explicit AttentionProducts(int64_t heads);
@@ -19,9 +21,12 @@ class AttentionProducts {
   AttentionProducts(const AttentionProducts&) = delete;
   AttentionProducts& operator=(const AttentionProducts&) = delete;
 
-  // The context [B, T, E] (fp32) of `qkv` [B, T, 3E]; `probs` receives the attention
-  // probabilities [B, H, T, T] when set.
+  // The context [B, T, E] of `qkv` [B, T, 3E], of qkv's type; `probs` receives the attention
+  // probabilities [B, H, T, T] (fp32) when set.
   at::Tensor run(const at::Tensor& qkv, at::Tensor* probs) const;
+
+  // oneDNN's kernels of the last run (scores, context, softmax), for tests and logs.
+  const std::string& implementation() const;
 
  private:
   struct Impl;

@@ -251,12 +251,14 @@ class EcgfmModel : public Model {
     enc_ln_b_ = w.get(p + "encoder.layer_norm.bias");
   }
 
-  // The positional convolution and the input projection on oneDNN with packed weights (the
-  // input projection stays fp32 in bf16 mode: its error would reach every layer).
+  // The positional convolution (bf16: hi + lo weights) and the input projection (fp32: its error
+  // would reach every layer) on oneDNN with packed weights.
   void pack_front(WeightArena& arena) {
     if (!packed_ || !pos_w_.defined() || !pos_b_.defined()) return;
     auto allocate = [&arena](int64_t bytes) { return arena.empty({bytes}, at::kByte); };
-    auto conv = PackedConv::pack(pos_w_, pos_b_, arch_.conv_pos_groups, false, allocate);
+    using Conv = PackedConv::Precision;
+    const Conv precision = bf16_ ? Conv::bf16_split_w : Conv::fp32;
+    auto conv = PackedConv::pack(pos_w_, pos_b_, arch_.conv_pos_groups, precision, allocate);
     if (conv.ok()) {
       pos_conv_ = std::move(conv).value();
       pos_w_ = at::Tensor();
@@ -381,8 +383,7 @@ class EcgfmModel : public Model {
     const int64_t B = x.size(0), T = x.size(1), E = arch_.embed_dim, H = arch_.heads, D = E / H;
     at::Tensor qkv = L.packed ? L.packed->qkv(x) : aten_project(x, L.qkv_w, L.qkv_b, L.qkv_lo);
     if (products_) {
-      at::Tensor a;
-      at::Tensor o = products_->run(qkv, attn_mean ? &a : nullptr);
+      at::Tensor a, o = products_->run(qkv, attn_mean ? &a : nullptr);
       if (attn_mean) *attn_mean = a.mean(1);
       return L.packed ? L.packed->out(o, residual)
                       : residual + aten_project(o, L.out_w, L.out_b, L.out_lo);
@@ -505,8 +506,8 @@ class EcgfmModel : public Model {
   std::vector<ConvBlock> conv_;
   at::Tensor feat_ln_w_, feat_ln_b_, proj_in_w_, proj_in_b_;
   at::Tensor pos_w_, pos_b_;
-  std::unique_ptr<PackedConv> pos_conv_;  // pos conv + GELU, packed (then pos_w_ is undefined)
-  std::unique_ptr<PackedLinear> proj_in_;
+  std::unique_ptr<PackedConv> pos_conv_;   // pos conv + GELU, packed (then pos_w_ is undefined)
+  std::unique_ptr<PackedLinear> proj_in_;  // post_extract_proj, packed
   std::unique_ptr<AttentionProducts> products_;  // attention products on oneDNN (when packed_)
   at::Tensor enc_ln_w_, enc_ln_b_;
   std::vector<Layer> layers_;

@@ -11,8 +11,9 @@ using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
 struct PackedConv::Impl {
-  int64_t channels = 0, kernel = 0, groups = 1, frames = 0;  // frames: of the layout choice
-  bool bf16 = false;
+  int64_t channels = 0, kernel = 0, groups = 1;
+  Precision precision = Precision::fp32;
+  int64_t terms = 1;           // input terms per group (2 when split)
   dnnl::memory::desc weights;  // the packed layout
   at::Tensor storage, bias;    // packed weights' memory; [C] fp32
   dnnl::memory packed;
@@ -24,18 +25,21 @@ struct PackedConv::Impl {
   };
   mutable std::map<std::pair<int64_t, int64_t>, Primitive> by_shape;  // per (B, T)
 
-  dt src_type() const { return bf16 ? dt::bf16 : dt::f32; }
+  dt src_type() const { return precision == Precision::fp32 ? dt::f32 : dt::bf16; }
+  // The source as the primitive reads it: [B, T, C * terms] channels-last.
+  dnnl::memory::desc src_desc(int64_t b, int64_t t) const {
+    return {{b, channels * terms, t}, src_type(), tag::nwc};
+  }
 
   dnnl::convolution_forward::primitive_desc describe(int64_t b, int64_t t,
                                                      const dnnl::memory::desc& w) const {
-    dnnl::memory::desc src({b, channels, t}, src_type(), tag::nwc);
+    dnnl::memory::desc src = src_desc(b, t);
     dnnl::memory::desc dst({b, channels, t}, dt::f32, tag::nwc);
     dnnl::memory::desc bias_md({channels}, dt::f32, tag::a);
     dnnl::post_ops ops;
     ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
                                       dnnl::algorithm::convolution_direct, src, w, bias_md, dst,
@@ -55,6 +59,28 @@ struct PackedConv::Impl {
   }
 };
 
+namespace {
+
+// The fp32 weights [G, O, I, K] as the primitive's source: split, [w_hi | w_lo] along I (the
+// reorder to bf16 keeps w_hi exactly and rounds w_lo).
+at::Tensor split_weights(const at::Tensor& w, PackedConv::Precision precision) {
+  if (precision != PackedConv::Precision::bf16_split_w) return w.contiguous();
+  at::Tensor hi = w.to(at::kBFloat16).to(at::kFloat);
+  return at::cat({hi, w - hi}, 2).contiguous();
+}
+
+// x [B, T, C] fp32 as the primitive's source: split, [B, T, G, 2, C/G] (x_hi twice).
+at::Tensor split_input(const at::Tensor& x, int64_t groups, PackedConv::Precision precision) {
+  using P = PackedConv::Precision;
+  if (precision == P::fp32) return x.contiguous();
+  if (precision == P::bf16) return x.to(at::kBFloat16).contiguous();
+  at::Tensor hi =
+      x.reshape({x.size(0), x.size(1), groups, 1, x.size(2) / groups}).to(at::kBFloat16);
+  return at::cat({hi, hi}, 3);
+}
+
+}  // namespace
+
 PackedConv::PackedConv(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 PackedConv::~PackedConv() = default;
 
@@ -64,16 +90,17 @@ const std::string& PackedConv::implementation() const {
 
 Expected<std::unique_ptr<PackedConv>> PackedConv::pack(const at::Tensor& weight,
                                                        const at::Tensor& bias, int64_t groups,
-                                                       bool bf16,
+                                                       Precision precision,
                                                        const PackedLinear::Allocate& allocate) {
   auto impl = std::make_unique<Impl>();
   impl->channels = weight.size(0);
   impl->kernel = weight.size(2);
   impl->groups = groups;
-  impl->bf16 = bf16;
+  impl->precision = precision;
+  impl->terms = precision == Precision::bf16_split_w ? 2 : 1;
   impl->bias = bias;
   const int64_t per = impl->channels / groups;
-  const dnnl::memory::dims wdims{groups, per, per, impl->kernel};
+  const dnnl::memory::dims wdims{groups, per, per * impl->terms, impl->kernel};
   try {
     const DnnlCpu& cpu = DnnlCpu::get();
     auto layout = impl->describe(2, 156, {wdims, impl->src_type(), tag::any});
@@ -85,7 +112,7 @@ Expected<std::unique_ptr<PackedConv>> PackedConv::pack(const at::Tensor& weight,
     impl->weights = layout.weights_desc();
     impl->storage = allocate(static_cast<int64_t>(impl->weights.get_size()));
     impl->packed = dnnl::memory(impl->weights, cpu.engine(), impl->storage.data_ptr());
-    at::Tensor src = weight.contiguous();
+    at::Tensor src = split_weights(weight.reshape({groups, per, per, impl->kernel}), precision);
     dnnl::memory from({wdims, dt::f32, tag::goiw}, cpu.engine(), src.data_ptr());
     dnnl::reorder(from, impl->packed).execute(DnnlCpu::get().stream(), from, impl->packed);
     DnnlCpu::get().stream().wait();
@@ -98,12 +125,11 @@ Expected<std::unique_ptr<PackedConv>> PackedConv::pack(const at::Tensor& weight,
 at::Tensor PackedConv::run(const at::Tensor& x) const {
   const Impl& p = *impl_;
   const int64_t b = x.size(0), t = x.size(1);
-  at::Tensor src = x.to(p.bf16 ? at::kBFloat16 : at::kFloat).contiguous();
+  at::Tensor src = split_input(x, p.groups, p.precision);
   at::Tensor y = at::empty({b, t, p.channels}, at::kFloat);
   const dnnl::engine& eng = DnnlCpu::get().engine();
   std::unordered_map<int, dnnl::memory> args{
-      {DNNL_ARG_SRC,
-       dnnl::memory({{b, p.channels, t}, p.src_type(), tag::nwc}, eng, src.data_ptr())},
+      {DNNL_ARG_SRC, dnnl::memory(p.src_desc(b, t), eng, src.data_ptr())},
       {DNNL_ARG_WEIGHTS, p.packed},
       {DNNL_ARG_BIAS, dnnl::memory({{p.channels}, dt::f32, tag::a}, eng, p.bias.data_ptr())},
       {DNNL_ARG_DST, dnnl::memory({{b, p.channels, t}, dt::f32, tag::nwc}, eng, y.data_ptr())}};

@@ -18,11 +18,20 @@ namespace ecgq {
 // pos_conv followed by SamePad). One primitive per batch size, created on first use.
 class PackedConv {
  public:
-  // weight [C, C/groups, K] fp32, bias [C] (kept by reference); bf16 rounds the input and the
-  // weights (fp32 accumulation and output).
+  // How the product is computed. The bf16 kinds run on bf16 kernels (AMX where present) with fp32
+  // accumulation and output. bf16_split_w concatenates a second term along each group's input
+  // channels, [x_hi | x_hi] * [w_hi | w_lo] with w_lo = bf16(w - w_hi): one convolution of twice
+  // the depth that rounds only the input (docs/performance.md has the variants measured).
+  enum class Precision {
+    fp32,
+    bf16,          // input and weights rounded to bf16
+    bf16_split_w,  // bf16 input, ~16-bit weights (hi + lo)
+  };
+
+  // weight [C, C/groups, K] fp32, bias [C] (kept by reference).
   static Expected<std::unique_ptr<PackedConv>> pack(const at::Tensor& weight,
                                                     const at::Tensor& bias, int64_t groups,
-                                                    bool bf16,
+                                                    Precision precision,
                                                     const PackedLinear::Allocate& allocate);
   ~PackedConv();
   PackedConv(const PackedConv&) = delete;

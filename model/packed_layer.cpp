@@ -21,7 +21,11 @@ Expected<std::unique_ptr<PackedLayer>> PackedLayer::pack(const Weights& w, bool 
   PackedLinear::Options gelu = plain;
   gelu.gelu = true;
   gelu.bf16_out = bf16;
-  ASSIGN_OR_RETURN(layer->qkv_, PackedLinear::pack(w.qkv_w, w.qkv_b, plain, allocate, w.qkv_lo));
+  // Unsplit bf16 layers write q, k and v as bf16 for bf16 attention products (AMX); split layers
+  // keep them fp32, as their error reaches the output undamped.
+  PackedLinear::Options qkv = plain;
+  qkv.bf16_out = bf16 && !split;
+  ASSIGN_OR_RETURN(layer->qkv_, PackedLinear::pack(w.qkv_w, w.qkv_b, qkv, allocate, w.qkv_lo));
   ASSIGN_OR_RETURN(layer->out_, PackedLinear::pack(w.out_w, w.out_b, residual, allocate, w.out_lo));
   if (layer->fc1_8_) return layer;
   ASSIGN_OR_RETURN(layer->fc1_, PackedLinear::pack(w.fc1_w, w.fc1_b, gelu, allocate, w.fc1_lo));

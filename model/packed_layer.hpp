@@ -32,7 +32,7 @@ class PackedLayer {
   const std::string& implementation() const {
     return fc1_8_ ? fc1_8_->implementation() : fc1_->implementation();
   }
-  // x Wqkv^T + bqkv: [.., 3E] fp32.
+  // x Wqkv^T + bqkv: [.., 3E], fp32 (bf16 in unsplit bf16 layers: the attention products' input).
   at::Tensor qkv(const at::Tensor& x) const { return qkv_8_ ? qkv_8_->run(x) : qkv_->run(x); }
   // residual + o Wout^T + bout.
   at::Tensor out(const at::Tensor& o, const at::Tensor& residual) const {
