@@ -277,7 +277,7 @@ namespace {
 using Mapped = std::unique_ptr<uint8_t, std::function<void(uint8_t*)>>;
 
 // Private anonymous memory of at least `bytes` (`*mapped` of them), starting on a 2 MiB boundary
-// (advised onto transparent huge pages unless ECGQ_HUGE_PAGES=0, see huge_pages.hpp); an error
+// (advised onto transparent huge pages with ECGQ_HUGE_PAGES=1, see huge_pages.hpp); an error
 // naming `path` when there is none.
 Expected<Mapped> anonymous_memory(size_t bytes, const std::string& path, size_t* mapped) {
   const size_t size = round_up(std::max<size_t>(bytes, 1), kHugePage);

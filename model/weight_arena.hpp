@@ -13,10 +13,9 @@
 
 namespace ecgq {
 
-// Memory for the weights that a model keeps, in 64 MiB chunks on transparent huge pages (unless
-// ECGQ_HUGE_PAGES=0, see huge_pages.hpp): most of a cold load is first-touch page faults on 4 KiB
-// pages (docs/performance.md, load time); 2 MiB pages cut their number 512-fold. Chunks are
-// unmapped when the last tensor in them goes, so an unloaded model returns its memory at once.
+// Memory for the weights that a model keeps, in 64 MiB chunks, on transparent huge pages with
+// ECGQ_HUGE_PAGES=1 (see huge_pages.hpp for when they pay). Chunks are unmapped when the last
+// tensor in them goes, so an unloaded model returns its memory at once.
 class WeightArena {
  public:
   // An uninitialised contiguous tensor in the arena (or from the default allocator when mmap
