@@ -8,11 +8,11 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "records/npy.hpp"
-#include "tests/support/process.hpp"
 #include "model/checkpoint.hpp"
 #include "model/ecgfm_model.hpp"
 #include "model/model.hpp"
+#include "records/npy.hpp"
+#include "tests/support/process.hpp"
 
 namespace ecgq {
 namespace {
@@ -43,6 +43,12 @@ struct ParityCase {
   std::string model;
   bool classifier;
 };
+
+// The case's name as gtest (and so ctest's discovered test name) prints it: without this, gtest
+// prints the struct's raw bytes, pointers included, and the ctest name changes on every run.
+void PrintTo(const ParityCase& c, std::ostream* os) {
+  *os << c.model;
+}
 
 class ModelParity : public ::testing::TestWithParam<ParityCase> {};
 
