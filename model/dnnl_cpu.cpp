@@ -18,6 +18,13 @@ dnnl::memory DnnlCpu::scratchpad(const dnnl::memory::desc& desc) {
   return dnnl::memory(desc, get().engine(), buffer.data());
 }
 
+dnnl::memory DnnlCpu::pack(dnnl::memory source, const dnnl::memory::desc& layout, void* storage) {
+  dnnl::memory packed(layout, get().engine(), storage);
+  dnnl::reorder(source, packed).execute(get().stream(), source, packed);
+  get().stream().wait();
+  return packed;
+}
+
 DnnlCpu::DnnlCpu() : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {}
 
 }  // namespace ecgq

@@ -27,6 +27,10 @@ class DnnlCpu {
   // default each primitive would keep its own (tens of primitives per model).
   static dnnl::memory scratchpad(const dnnl::memory::desc& desc);
 
+  // `source` reordered into `layout` in `storage` (at least layout.get_size() bytes) and waited
+  // for: how every packed weight is made at load.
+  static dnnl::memory pack(dnnl::memory source, const dnnl::memory::desc& layout, void* storage);
+
  private:
   DnnlCpu();
 

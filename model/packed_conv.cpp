@@ -111,11 +111,9 @@ Expected<std::unique_ptr<PackedConv>> PackedConv::pack(const at::Tensor& weight,
                                                impl->implementation + ")");
     impl->weights = layout.weights_desc();
     impl->storage = allocate(static_cast<int64_t>(impl->weights.get_size()));
-    impl->packed = dnnl::memory(impl->weights, cpu.engine(), impl->storage.data_ptr());
     at::Tensor src = split_weights(weight.reshape({groups, per, per, impl->kernel}), precision);
     dnnl::memory from({wdims, dt::f32, tag::goiw}, cpu.engine(), src.data_ptr());
-    dnnl::reorder(from, impl->packed).execute(DnnlCpu::get().stream(), from, impl->packed);
-    DnnlCpu::get().stream().wait();
+    impl->packed = DnnlCpu::pack(from, impl->weights, impl->storage.data_ptr());
   } catch (const dnnl::error& e) {
     return Status(ErrorCode::ModelError, std::string("oneDNN convolution: ") + e.what());
   }

@@ -81,7 +81,6 @@ Expected<std::unique_ptr<PackedLinear>> PackedLinear::pack(const at::Tensor& wei
                     "oneDNN offers only its reference matmul here (" + impl->implementation + ")");
     impl->weights = layout.weights_desc();
     impl->storage = allocate(static_cast<int64_t>(impl->weights.get_size()));
-    impl->packed = dnnl::memory(impl->weights, cpu.engine(), impl->storage.data_ptr());
     // The source: W^T as [K, N] with strides (1, K) ("ba"); split: rows K..2K-1 hold lo^T.
     // Always fp32 (exact for bf16 values): oneDNN 2.6 reorders a transposed bf16 source ~15x
     // slower than an fp32 one (1.6 s of a bf16 load for the 6 split layers), and the rounding
@@ -94,8 +93,7 @@ Expected<std::unique_ptr<PackedLinear>> PackedLinear::pack(const at::Tensor& wei
     }
     dnnl::memory::desc src_md({impl->src_k(), impl->n}, dt::f32, tag::ba);
     dnnl::memory from(src_md, cpu.engine(), src.data_ptr());
-    dnnl::reorder(from, impl->packed).execute(DnnlCpu::get().stream(), from, impl->packed);
-    DnnlCpu::get().stream().wait();
+    impl->packed = DnnlCpu::pack(from, impl->weights, impl->storage.data_ptr());
   } catch (const dnnl::error& e) {
     return Status(ErrorCode::ModelError, std::string("oneDNN matmul: ") + e.what());
   }

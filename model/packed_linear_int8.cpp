@@ -180,11 +180,9 @@ Expected<std::unique_ptr<Int8Linear>> Int8Linear::pack(const at::Tensor& weight,
                                                impl->implementation + ")");
     impl->weights = layout.weights_desc();
     impl->storage = allocate(static_cast<int64_t>(impl->weights.get_size()));
-    impl->packed = dnnl::memory(impl->weights, cpu.engine(), impl->storage.data_ptr());
     // The source: W^T as [1, K, N] with strides (-, 1, K) ("acb").
     dnnl::memory from({{1, impl->k, impl->n}, dt::s8, tag::acb}, cpu.engine(), q.data_ptr());
-    dnnl::reorder(from, impl->packed).execute(DnnlCpu::get().stream(), from, impl->packed);
-    DnnlCpu::get().stream().wait();
+    impl->packed = DnnlCpu::pack(from, impl->weights, impl->storage.data_ptr());
   } catch (const dnnl::error& e) {
     return Status(ErrorCode::ModelError, std::string("oneDNN int8 matmul: ") + e.what());
   }
