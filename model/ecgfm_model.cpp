@@ -89,6 +89,7 @@ class EcgfmModel : public Model {
     }
     layers_tried_.resize(layers_.size());
     for (size_t l = 0; l < layers_.size(); ++l) {
+      if (layers_tried_[l]) continue;
       const bool split = static_cast<int64_t>(l) >= arch_.layers - split_layers_;
       Layer& L = layers_[l];
       bool complete = true;
@@ -97,10 +98,11 @@ class EcgfmModel : public Model {
         complete = complete && t->defined();
       for (const at::Tensor* t : {&L.qkv_lo, &L.out_lo, &L.fc1_lo, &L.fc2_lo})
         complete = complete && (t->defined() || !split);
+      if (!complete) continue;
       // A model file is never int8 (export refuses it), so pack() cannot fail here: what oneDNN
       // cannot pack stays for the ATen path.
-      if (!layers_tried_[l] && complete) (void)pack(L, split, arena);
-      layers_tried_[l] = layers_tried_[l] || complete;
+      (void)pack(L, split, arena);
+      layers_tried_[l] = true;
     }
     if (!last) return;
     own(pos_w_, arena);  // still there when oneDNN could not pack it
