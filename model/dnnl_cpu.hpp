@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <map>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace ecgq {
@@ -30,6 +32,13 @@ class DnnlCpu {
   // `source` reordered into `layout` in `storage` (at least layout.get_size() bytes) and waited
   // for: how every packed weight is made at load.
   static dnnl::memory pack(dnnl::memory source, const dnnl::memory::desc& layout, void* storage);
+
+  // A blocked layout as one line of text without spaces (a model file stores it beside weights
+  // packed in it): type, dims, padding, strides and inner blocks, every field oneDNN compares.
+  static std::string layout_text(const dnnl::memory::desc& layout);
+  // The layout `text` describes, or nothing when it is not one layout_text wrote (another
+  // format, a damaged field, a layout with extra flags such as int8 compensation).
+  static std::optional<dnnl::memory::desc> layout_from_text(const std::string& text);
 
  private:
   DnnlCpu();

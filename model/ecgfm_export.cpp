@@ -7,12 +7,14 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "model/checkpoint.hpp"
 #include "model/ecgfm_weights.hpp"
 #include "model/model_export.hpp"
 #include "model/model_file.hpp"
+#include "model/packed_layer.hpp"
 #include "model/packed_linear.hpp"
 #include "model/weight_arena.hpp"
 
@@ -115,8 +117,58 @@ ModelInfo info_from(const EcgfmArchitecture& arch, const mfile::Contents& c, int
   if (c.precision == "bf16")
     info.architecture +=
         ", bf16 projections (last " + std::to_string(split) + " layers split hi+lo)";
-  info.architecture += ", model file v" + std::to_string(mfile::kFormatVersion);
+  info.architecture += ", model file v" + std::to_string(c.version);
+  if (c.fields.count("packed_for"))
+    info.architecture += " (layers stored packed for " + c.fields.at("packed_for") + ")";
   return info;
+}
+
+// The model file's name of layer l's packed projection j ("layer3.fc1_packed").
+std::string packed_name(int64_t l, int j) {
+  return "layer" + std::to_string(l) + "." + PackedLayer::kProjections[j] + "_packed";
+}
+
+// The packed entry that replaces plain slot `name` ("layer3.fc1_w" and "layer3.fc1_lo" ->
+// "layer3.fc1_packed"), or "" for a slot that is not a projection weight.
+std::string packed_name_of(const std::string& name) {
+  for (const char* suffix : {"_w", "_lo"}) {
+    const size_t n = std::strlen(suffix), dot = name.find('.');
+    if (name.rfind("layer", 0) != 0 || dot == std::string::npos || name.size() <= dot + n ||
+        name.compare(name.size() - n, n, suffix) != 0)
+      continue;
+    const std::string proj = name.substr(dot + 1, name.size() - n - dot - 1);
+    for (const char* p : PackedLayer::kProjections)
+      if (proj == p) return name.substr(0, dot + 1) + proj + "_packed";
+  }
+  return "";
+}
+
+// Layer and projection index of a packed entry's name; false for any other name.
+bool parse_packed_name(const std::string& name, int64_t* layer, int* projection) {
+  const size_t dot = name.find('.');
+  if (name.rfind("layer", 0) != 0 || dot == std::string::npos || dot == 5) return false;
+  for (size_t i = 5; i < dot; ++i)
+    if (name[i] < '0' || name[i] > '9' || dot - 5 > 6) return false;
+  *layer = std::stoll(name.substr(5, dot - 5));
+  for (int j = 0; j < 4; ++j)
+    if (name.compare(dot + 1, std::string::npos,
+                     std::string(PackedLayer::kProjections[j]) + "_packed") == 0) {
+      *projection = j;
+      return true;
+    }
+  return false;
+}
+
+// A packed projection as a tensor of the file.
+mfile::TensorSource packed_source(const std::string& name, const PackedLinear::Prepacked& p) {
+  mfile::TensorSource s;
+  s.entry.name = name;
+  s.entry.dtype = "u8";
+  s.entry.shape = {p.bytes.numel()};
+  s.entry.bytes = static_cast<uint64_t>(p.bytes.numel());
+  s.entry.layout = p.layout;
+  s.data = p.bytes.data_ptr();
+  return s;
 }
 
 }  // namespace
@@ -144,10 +196,26 @@ Expected<ExportReport> export_checkpoint(const std::string& checkpoint,
   contents.fields = architecture_fields(arch);
   contents.labels = model->info().labels;
   std::vector<mfile::TensorSource> tensors;
+  WeightArena packed_arena;  // the packed layers, alive until the file is written
+  std::map<std::string, PackedLinear::Prepacked> packed;  // holds the packed bytes
+  std::set<std::string> written;
+  if (options.packed_layout)
+    for (int64_t l = 0; l < arch.layers; ++l) {
+      auto layer = prepack_ecgfm_layer(*model, l, packed_arena);
+      for (size_t j = 0; j < layer.size(); ++j)
+        packed[packed_name(l, static_cast<int>(j))] = std::move(layer[j]);
+    }
   int64_t split = 0;
   visit_ecgfm_weights(
       *model, [&](const std::string& name, at::Tensor& t, bool present, at::ScalarType) {
         if (!present || !t.defined()) return;
+        if (auto p = packed.find(packed_name_of(name)); p != packed.end()) {
+          // The layer's plain projection weights give way to its packed ones, written once.
+          if (name.size() > 7 && name.compare(name.size() - 7, 7, ".qkv_lo") == 0) ++split;
+          if (written.insert(p->first).second)
+            tensors.push_back(packed_source(p->first, p->second));
+          return;
+        }
         if (name.size() > 7 && name.compare(name.size() - 7, 7, ".qkv_lo") == 0) ++split;
         mfile::TensorSource s;
         s.entry.name = name;
@@ -158,9 +226,14 @@ Expected<ExportReport> export_checkpoint(const std::string& checkpoint,
         tensors.push_back(std::move(s));
       });
   contents.fields["bf16_split_layers"] = std::to_string(split);
+  ExportReport report;
+  report.packed_layers = static_cast<int64_t>(packed.size() / 4);
+  if (!packed.empty()) {
+    report.packed_for = packed.begin()->second.kernel;
+    contents.fields["packed_for"] = report.packed_for;
+  }
   RETURN_IF_ERROR(mfile::write_model_file(out, contents, tensors));
   std::error_code ec;
-  ExportReport report;
   report.bytes = std::filesystem::file_size(out, ec);
   report.tensors = static_cast<int64_t>(tensors.size());
   report.summary = model->info().architecture;
@@ -194,30 +267,48 @@ namespace {
 struct Slot {
   at::Tensor* tensor = nullptr;
   at::ScalarType type = at::kFloat;
+  std::string packed;  // the file stores it in this packed entry (a projection weight), or ""
 };
 
 // The shell's weight slots by name, checked against the table of contents: every slot this
-// architecture has is in the file with its dtype, and the file holds nothing else.
-Expected<std::map<std::string, Slot>> match_slots(Model& shell, const mfile::Contents& c) {
+// architecture has is in the file with its dtype (a projection weight: or its layer's packed
+// entry), and the file holds nothing else.
+Expected<std::map<std::string, Slot>> match_slots(Model& shell, const mfile::Contents& c,
+                                                  int64_t layers) {
   std::map<std::string, Slot> slots;
   Status st;
   visit_ecgfm_weights(
       shell, [&](const std::string& name, at::Tensor& slot, bool present, at::ScalarType type) {
         if (!st.ok() || !present) return;
         const mfile::TensorEntry* e = c.find(name);
-        if (e == nullptr)
+        const std::string packed = packed_name_of(name);
+        if (e == nullptr && !packed.empty() && c.find(packed) != nullptr)
+          slots[name] = {&slot, type, packed};
+        else if (e == nullptr)
           st = Status(ErrorCode::BadCheckpoint, "tensor " + name + " is missing");
         else if (e->dtype != dtype_of(type))
           st = Status(ErrorCode::BadCheckpoint,
                       "tensor " + name + " is " + e->dtype + ", expected " + dtype_of(type));
         else
-          slots[name] = {&slot, type};
+          slots[name] = {&slot, type, ""};
       });
   RETURN_IF_ERROR(st);
-  for (const auto& t : c.tensors)
-    if (!slots.count(t.name))
+  for (const auto& t : c.tensors) {
+    int64_t layer = 0;
+    int projection = 0;
+    const bool packed = parse_packed_name(t.name, &layer, &projection) && layer < layers;
+    if (packed && t.layout.empty())
+      return Status(ErrorCode::BadCheckpoint, "tensor " + t.name + " has no packed layout");
+    if (!packed && !slots.count(t.name))
       return Status(ErrorCode::BadCheckpoint, "tensor " + t.name + " is not part of this model");
+  }
   return slots;
+}
+
+// The layer count the architecture fields give (0 when absent: then no packed entry fits).
+int64_t layers_of(const mfile::Contents& c) {
+  int64_t layers = 0;
+  return field_int(c.fields, "arch.layers", &layers).ok() ? layers : 0;
 }
 
 // "PATH: model file WHY" (bad_checkpoint) from an error of the table of contents.
@@ -251,9 +342,21 @@ Expected<std::unique_ptr<Model>> load_over_image(const std::string& path,
   ASSIGN_OR_RETURN(std::shared_ptr<const mfile::Image> image, mfile::read_model_file(path));
   const mfile::Contents& c = image->contents();
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model, shell_for(path, c, options, false));
-  auto slots = match_slots(*model, c);
+  auto slots = match_slots(*model, c, layers_of(c));
   if (!slots.ok()) return bad_file(path, slots.status());
   for (auto& [name, slot] : *slots) {
+    if (!slot.packed.empty()) {
+      // The ATen path multiplies plain weights: unpack the layer's stored layout.
+      const mfile::TensorEntry* e = c.find(slot.packed);
+      at::Tensor bytes = at::from_blob(const_cast<void*>(image->tensor_data(*e)),
+                                       {static_cast<int64_t>(e->bytes)}, at::kByte);
+      const bool lo = name.compare(name.size() - 3, 3, "_lo") == 0;
+      const bool split = lo || slots->count(name.substr(0, name.size() - 2) + "_lo");
+      auto plain = PackedLinear::unpack({bytes, e->layout, ""}, split);
+      if (!plain.ok()) return bad_file(path, plain.status().with_context("tensor " + e->name));
+      *slot.tensor = lo ? plain->second : plain->first;
+      continue;
+    }
     const mfile::TensorEntry* e = c.find(name);
     // A tensor the model drops gives its pages back at once.
     std::shared_ptr<const mfile::Image> keep = image;
@@ -271,23 +374,47 @@ Expected<std::unique_ptr<Model>> load_packed(const std::string& path, const Load
   std::unique_ptr<Model> model;
   std::map<std::string, Slot> slots;
   WeightArena arena;
+  std::map<std::string, at::Tensor> placed;  // packed entries being read into the arena
   auto start = [&](const mfile::Contents& c) -> Status {
     ASSIGN_OR_RETURN(model, shell_for(path, c, options, true));
-    auto matched = match_slots(*model, c);
+    auto matched = match_slots(*model, c, layers_of(c));
     if (!matched.ok()) return bad_file(path, matched.status());
     slots = std::move(matched).value();
     return Status::Ok();
   };
   auto tensor = [&](const mfile::TensorEntry& e, const void* bytes) -> Status {
-    const Slot& slot = slots.at(e.name);  // match_slots: every tensor has its slot
-    at::Tensor view = at::from_blob(const_cast<void*>(bytes), e.shape, slot.type);
-    *slot.tensor =
-        ecgfm_weight_is_packed(e.name) ? view.clone() : arena.empty(e.shape, slot.type).copy_(view);
-    pack_ecgfm_weights(*model, arena, false);
-    return Status::Ok();
+    int64_t layer = 0;
+    int projection = 0;
+    if (!e.layout.empty() && parse_packed_name(e.name, &layer, &projection)) {
+      // Read into the arena (place), where the projection uses it in place when this CPU wants
+      // its layout.
+      auto it = placed.find(e.name);
+      at::Tensor memory = it != placed.end() ? it->second : arena.empty(e.shape, at::kByte);
+      if (it == placed.end())
+        memory.copy_(at::from_blob(const_cast<void*>(bytes), e.shape, at::kByte));
+      else
+        placed.erase(it);
+      *ecgfm_prepacked_slot(*model, layer, projection) = {memory, e.layout, ""};
+    } else {
+      const Slot& slot = slots.at(e.name);  // match_slots: every other tensor has its slot
+      at::Tensor view = at::from_blob(const_cast<void*>(bytes), e.shape, slot.type);
+      *slot.tensor = ecgfm_weight_is_packed(e.name) ? view.clone()
+                                                    : arena.empty(e.shape, slot.type).copy_(view);
+    }
+    return pack_ecgfm_weights(*model, arena, false).with_context(path);
   };
-  RETURN_IF_ERROR(mfile::stream_model_file(path, start, tensor));
-  pack_ecgfm_weights(*model, arena, true);
+  auto place = [&](const mfile::TensorEntry& e) -> void* {
+    int64_t layer = 0;
+    int projection = 0;
+    if (e.layout.empty() || !parse_packed_name(e.name, &layer, &projection) ||
+        ecgfm_prepacked_slot(*model, layer, projection) == nullptr)
+      return nullptr;
+    at::Tensor memory = arena.empty(e.shape, at::kByte);
+    placed[e.name] = memory;
+    return memory.data_ptr();
+  };
+  RETURN_IF_ERROR(mfile::stream_model_file(path, start, tensor, place));
+  RETURN_IF_ERROR(pack_ecgfm_weights(*model, arena, true).with_context(path));
   return model;
 }
 

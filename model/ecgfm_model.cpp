@@ -1,3 +1,4 @@
+// Long file: one model class whose load, packing and forward pass share its private layer state.
 // The native ECG-FM forward pass (spec section 2): oneDNN kernels with weights packed at load
 // for the projections and the positional conv, ATen for the rest; weights are read from the
 // checkpoint straight into their final tensors.
@@ -42,6 +43,8 @@ struct Layer {
   at::Tensor ln1_w, ln1_b;  // self_attn_layer_norm
   at::Tensor fc1_w, fc1_b, fc2_w, fc2_b;
   at::Tensor ln2_w, ln2_b;  // final_layer_norm
+  // A model file's projections stored packed (PackedLayer::kProjections order), else empty.
+  PackedLinear::Prepacked prepacked[4];
   // The four projections pre-packed for oneDNN (then the weights above are undefined).
   std::shared_ptr<const PackedLayer> packed;
 };
@@ -79,8 +82,8 @@ class EcgfmModel : public Model {
   // conv and input projection once theirs are there, each layer once all its weights are; the
   // filled projection weights are temporaries the model drops, the rest must already be in
   // `arena`. `last`: the file is read; what oneDNN could not pack is copied into `arena`.
-  void pack_adopted(WeightArena& arena, bool last) {
-    if (!packed_) return;  // the ATen path reads the weights where they are
+  Status pack_adopted(WeightArena& arena, bool last) {
+    if (!packed_) return Status::Ok();  // the ATen path reads the weights where they are
     c10::InferenceMode guard;
     if (!front_tried_ && pos_w_.defined() && pos_b_.defined() &&
         (!arch_.post_extract_proj || (proj_in_w_.defined() && proj_in_b_.defined()))) {
@@ -93,22 +96,25 @@ class EcgfmModel : public Model {
       const bool split = static_cast<int64_t>(l) >= arch_.layers - split_layers_;
       Layer& L = layers_[l];
       bool complete = true;
-      for (const at::Tensor* t :
-           {&L.qkv_w, &L.out_w, &L.fc1_w, &L.fc2_w, &L.qkv_b, &L.out_b, &L.fc1_b, &L.fc2_b})
+      const at::Tensor* w[] = {&L.qkv_w, &L.out_w, &L.fc1_w, &L.fc2_w};
+      const at::Tensor* lo[] = {&L.qkv_lo, &L.out_lo, &L.fc1_lo, &L.fc2_lo};
+      for (int j = 0; j < 4; ++j)
+        complete = complete && (L.prepacked[j].bytes.defined() ||
+                                (w[j]->defined() && (lo[j]->defined() || !split)));
+      for (const at::Tensor* t : {&L.qkv_b, &L.out_b, &L.fc1_b, &L.fc2_b})
         complete = complete && t->defined();
-      for (const at::Tensor* t : {&L.qkv_lo, &L.out_lo, &L.fc1_lo, &L.fc2_lo})
-        complete = complete && (t->defined() || !split);
       if (!complete) continue;
-      // A model file is never int8 (export refuses it), so pack() cannot fail here: what oneDNN
-      // cannot pack stays for the ATen path.
-      (void)pack(L, split, arena);
+      // A model file is never int8 (export refuses it): pack() fails only for weights stored
+      // packed that cannot be adopted; what oneDNN cannot pack stays for the ATen path.
+      RETURN_IF_ERROR(pack(L, split, arena).with_context("layer " + std::to_string(l)));
       layers_tried_[l] = true;
     }
-    if (!last) return;
+    if (!last) return Status::Ok();
     own(pos_w_, arena);  // still there when oneDNN could not pack it
     products_ = std::make_unique<AttentionProducts>(arch_.heads);
     malloc_trim(0);
     note_packed();
+    return Status::Ok();
   }
 
   const ModelInfo& info() const override { return info_; }
@@ -160,6 +166,24 @@ class EcgfmModel : public Model {
                                      {"ln2_b", &L.ln2_b, true, f32}})
         f(b + n, *t, has, type);
     }
+  }
+
+  // Where a model file's packed projection goes (nullptr when out of range).
+  PackedLinear::Prepacked* prepacked_slot(int64_t l, int projection) {
+    if (l < 0 || l >= static_cast<int64_t>(layers_.size()) || projection < 0 || projection > 3)
+      return nullptr;
+    return &layers_[static_cast<size_t>(l)].prepacked[projection];
+  }
+
+  // Layer l's projections packed as a packing load would pack them (the model keeps its plain
+  // weights), for a model file; empty when oneDNN cannot pack them here.
+  std::vector<PackedLinear::Prepacked> prepack_layer(int64_t l, WeightArena& arena) {
+    const Layer& L = layers_.at(static_cast<size_t>(l));
+    auto allocate = [&arena](int64_t bytes) { return arena.empty({bytes}, at::kByte); };
+    auto packed = PackedLayer::pack({L.qkv_w, L.qkv_b, L.out_w, L.out_b, L.fc1_w, L.fc1_b, L.fc2_w,
+                                     L.fc2_b, L.qkv_lo, L.out_lo, L.fc1_lo, L.fc2_lo},
+                                    bf16_, l >= arch_.layers - split_layers_, allocate);
+    return packed.ok() ? (*packed)->prepacked() : std::vector<PackedLinear::Prepacked>();
   }
 
   // Empty weight slots for the architecture, for visit_weights to fill.
@@ -325,10 +349,13 @@ class EcgfmModel : public Model {
   // arena, except a checkpoint's bf16, which the caller rounds into it); int8 has no ATen path.
   Status pack(Layer& L, bool split, WeightArena& arena) {
     auto allocate = [&arena](int64_t bytes) { return arena.empty({bytes}, at::kByte); };
-    auto packed = PackedLayer::pack({L.qkv_w, L.qkv_b, L.out_w, L.out_b, L.fc1_w, L.fc1_b, L.fc2_w,
-                                     L.fc2_b, L.qkv_lo, L.out_lo, L.fc1_lo, L.fc2_lo},
-                                    bf16_, split, allocate, int8_ ? &*int8_ : nullptr);
-    if (!packed.ok() && int8_) return packed.status();
+    auto packed = PackedLayer::pack(
+        {L.qkv_w, L.qkv_b, L.out_w, L.out_b, L.fc1_w, L.fc1_b, L.fc2_w, L.fc2_b, L.qkv_lo, L.out_lo,
+         L.fc1_lo, L.fc2_lo, L.prepacked[0], L.prepacked[1], L.prepacked[2], L.prepacked[3]},
+        bf16_, split, allocate, int8_ ? &*int8_ : nullptr);
+    const bool stored_packed = L.prepacked[0].bytes.defined();
+    for (auto& p : L.prepacked) p = {};  // adopted, or refused (no plain weights to fall back on)
+    if (!packed.ok() && (int8_ || stored_packed)) return packed.status();
     at::Tensor* weights[] = {&L.qkv_w,  &L.out_w,  &L.fc1_w,  &L.fc2_w,
                              &L.qkv_lo, &L.out_lo, &L.fc1_lo, &L.fc2_lo};
     if (packed.ok()) L.packed = std::move(packed).value();
@@ -348,9 +375,14 @@ class EcgfmModel : public Model {
 
   // Says in the architecture line that the projections run packed, and on which kernel.
   void note_packed() {
-    if (!layers_.empty() && layers_.back().packed)
-      info_.architecture +=
-          ", projections pre-packed (" + layers_.back().packed->implementation() + ")";
+    if (layers_.empty() || !layers_.back().packed) return;
+    info_.architecture +=
+        ", projections pre-packed (" + layers_.back().packed->implementation() + ")";
+    for (const Layer& L : layers_)
+      if (L.packed && !L.packed->used_in_place()) {
+        info_.architecture += ", stored layout repacked for this CPU";
+        return;
+      }
   }
 
   // Rounds a layer's projection weights to bf16 in the arena; with `split`, also keeps what the
@@ -582,8 +614,17 @@ std::unique_ptr<Model> make_ecgfm_shell(EcgfmArchitecture arch, ModelInfo info,
   return model;
 }
 
-void pack_ecgfm_weights(Model& model, WeightArena& arena, bool last) {
-  dynamic_cast<EcgfmModel&>(model).pack_adopted(arena, last);
+Status pack_ecgfm_weights(Model& model, WeightArena& arena, bool last) {
+  return dynamic_cast<EcgfmModel&>(model).pack_adopted(arena, last);
+}
+
+PackedLinear::Prepacked* ecgfm_prepacked_slot(Model& model, int64_t layer, int projection) {
+  return dynamic_cast<EcgfmModel&>(model).prepacked_slot(layer, projection);
+}
+
+std::vector<PackedLinear::Prepacked> prepack_ecgfm_layer(Model& model, int64_t layer,
+                                                         WeightArena& arena) {
+  return dynamic_cast<EcgfmModel&>(model).prepack_layer(layer, arena);
 }
 
 }  // namespace ecgq

@@ -9,8 +9,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "model/ecgfm_model.hpp"
+#include "model/packed_linear.hpp"
 #include "model/weight_arena.hpp"
 
 namespace ecgq {
@@ -34,7 +36,17 @@ std::unique_ptr<Model> make_ecgfm_shell(EcgfmArchitecture arch, ModelInfo info,
 // `arena`; the projection weights and pos_w filled in are temporaries the model drops, every
 // other tensor must already be in `arena`. `last` (all filled): what could not be packed is
 // copied into `arena` too. Does nothing when the shell does not pack.
-void pack_ecgfm_weights(Model& model, WeightArena& arena, bool last);
+Status pack_ecgfm_weights(Model& model, WeightArena& arena, bool last);
+
+// Where a model file's packed projection `projection` (PackedLayer::kProjections index) of layer
+// `layer` goes in a shell, before the layer's other weights; nullptr when out of range.
+PackedLinear::Prepacked* ecgfm_prepacked_slot(Model& model, int64_t layer, int projection);
+
+// Layer `layer` of a model loaded without packing, its projections packed as a packing load would
+// pack them (memory from `arena`; the model keeps its plain weights), for a model file; empty
+// when oneDNN cannot pack them on this CPU.
+std::vector<PackedLinear::Prepacked> prepack_ecgfm_layer(Model& model, int64_t layer,
+                                                         WeightArena& arena);
 
 // Whether a packing model drops slot `name` for its packed form (projection weights, pos_w).
 bool ecgfm_weight_is_packed(const std::string& name);

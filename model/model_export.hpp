@@ -16,13 +16,18 @@ struct ExportOptions {
   int bf16_split_layers = -1;      // bf16: last layers with hi+lo weights (-1 = default)
   std::string source_sha256;       // the checkpoint's sha256, which results will name
   std::string source_name;         // its reference, for people (inspect)
+  // The layers' projections stored in the packed layout this CPU's kernels use (a load on a CPU
+  // that wants the same one maps them in place; another repacks them); false: plain row-major.
+  bool packed_layout = true;
 };
 
 // What an export wrote.
 struct ExportReport {
-  uint64_t bytes = 0;   // size of the file
-  int64_t tensors = 0;  // tensors in it
-  std::string summary;  // the architecture line
+  uint64_t bytes = 0;         // size of the file
+  int64_t tensors = 0;        // tensors in it
+  std::string summary;        // the architecture line
+  int64_t packed_layers = 0;  // layers stored in a packed layout
+  std::string packed_for;     // the kernel that layout is for ("brg:avx512_core_amx_bf16")
 };
 
 // Loads the fairseq-signals ECG-FM checkpoint at `checkpoint` in `options.precision` and writes

@@ -35,6 +35,7 @@ struct Header {
 static_assert(sizeof(Header) == 80);
 
 constexpr size_t kChunk = size_t{4} << 20;  // bytes read or written per call (a multiple of 32)
+constexpr size_t kPiece = size_t{1} << 20;  // bytes read per call into a caller's memory (same)
 constexpr size_t kHugePage = size_t{2} << 20;
 // Bounds that keep a damaged contents table from asking for absurd work.
 constexpr uint64_t kMaxContentsBytes = uint64_t{16} << 20;
@@ -72,6 +73,7 @@ bool pread_all(int fd, void* dst, size_t n, uint64_t offset) {
 size_t element_size(const std::string& dtype) {
   if (dtype == "f32") return 4;
   if (dtype == "bf16") return 2;
+  if (dtype == "u8") return 1;
   return 0;
 }
 
@@ -91,7 +93,7 @@ std::string contents_text(const Contents& c) {
   for (const auto& label : c.labels) out << "label " << label << "\n";
   for (const auto& t : c.tensors)
     out << "tensor " << t.name << " " << t.dtype << " " << t.offset << " " << t.bytes << " ["
-        << join_shape(t.shape) << "]\n";
+        << join_shape(t.shape) << "]" << (t.layout.empty() ? "" : " layout=" + t.layout) << "\n";
   return out.str();
 }
 
@@ -109,7 +111,7 @@ bool parse_u64(const std::string& text, uint64_t* out) {
   return true;
 }
 
-// Parses one "tensor NAME DTYPE OFFSET BYTES [D0,D1]" line (after "tensor ").
+// Parses one "tensor NAME DTYPE OFFSET BYTES [D0,D1] [layout=TEXT]" line (after "tensor ").
 Expected<TensorEntry> parse_tensor(const std::string& rest) {
   std::istringstream in(rest);
   TensorEntry t;
@@ -126,6 +128,15 @@ Expected<TensorEntry> parse_tensor(const std::string& rest) {
     if (!parse_u64(d, &v) || v > (uint64_t{1} << 40) || t.shape.size() == kMaxRank)
       return Status(ErrorCode::BadCheckpoint, "tensor " + t.name + ": bad shape " + shape);
     t.shape.push_back(static_cast<int64_t>(v));
+  }
+  std::string layout, extra;
+  if (in >> layout) {
+    if (layout.rfind("layout=", 0) != 0 || layout.size() == 7 || (in >> extra))
+      return Status(ErrorCode::BadCheckpoint, "tensor " + t.name + ": unexpected '" + layout + "'");
+    t.layout = layout.substr(7);
+    if (t.dtype != "u8" || t.shape.size() != 1)
+      return Status(ErrorCode::BadCheckpoint,
+                    "tensor " + t.name + ": a packed layout needs dtype u8 and shape [bytes]");
   }
   return t;
 }
@@ -213,10 +224,10 @@ Expected<Header> read_header(int fd, uint64_t size, const std::string& path) {
     return bad(path, "does not start with the magic ECGQMODL");
   if (have < sizeof h)
     return bad(path, "is " + std::to_string(size) + " bytes, shorter than its header: truncated");
-  if (h.version != kFormatVersion)
+  if (h.version < kOldestReadable || h.version > kFormatVersion)
     return bad(path, "has format version " + std::to_string(h.version) +
-                         "; this build reads version " + std::to_string(kFormatVersion) +
-                         " (export it again with this build)");
+                         "; this build reads versions " + std::to_string(kOldestReadable) + " to " +
+                         std::to_string(kFormatVersion) + " (export it again with this build)");
   if (h.file_size != size)
     return bad(path, "is " + std::to_string(size) + " bytes but its header says " +
                          std::to_string(h.file_size) +
@@ -351,6 +362,7 @@ Expected<Contents> read_contents(int fd, const Header& h, const std::string& pat
     return bad(path, "contents could not be read");
   auto contents = parse_contents(text);
   if (!contents.ok()) return bad(path, contents.status().message());
+  contents->version = h.version;
   return contents;
 }
 
@@ -370,6 +382,7 @@ Expected<std::shared_ptr<const Image>> read_model_file(const std::string& path) 
   auto contents = parse_contents(
       std::string(reinterpret_cast<const char*>(base + h.contents_offset), h.contents_bytes));
   if (!contents.ok()) return bad(path, contents.status().message());
+  contents->version = h.version;
   if (Status s = check_tensors(*contents, h); !s.ok()) return bad(path, s.message());
   auto image =
       std::make_shared<const Image>(guard.release(), mapped, size, std::move(contents.value()));
@@ -377,7 +390,7 @@ Expected<std::shared_ptr<const Image>> read_model_file(const std::string& path) 
 }
 
 Status stream_model_file(const std::string& path, const StreamStart& start,
-                         const StreamTensor& tensor) {
+                         const StreamTensor& tensor, const StreamPlace& place) {
   Fd f;
   uint64_t size = 0;
   ASSIGN_OR_RETURN(Header h, open_model_file(path, &f, &size));
@@ -400,6 +413,19 @@ Status stream_model_file(const std::string& path, const StreamStart& start,
   };
   for (const TensorEntry* t : by_offset(contents)) {
     RETURN_IF_ERROR(skip_to(t->offset));
+    // (Whole 32-byte groups only: the checksum sums every read but the last in whole groups.)
+    auto* dst = static_cast<uint8_t*>(place && t->bytes % 32 == 0 ? place(*t) : nullptr);
+    if (dst != nullptr) {
+      // In pieces that the checksum reads while they are still in cache; the padding after the
+      // tensor goes through the buffer.
+      for (uint64_t done = 0; done < t->bytes; done += kPiece) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(kPiece, t->bytes - done));
+        RETURN_IF_ERROR(reader.read(dst + done, at, n));
+        at += n;
+      }
+      RETURN_IF_ERROR(tensor(*t, dst));
+      continue;
+    }
     // Through the end of the tensor's last page (no other tensor shares it).
     const uint64_t n = std::min(round_up(t->bytes, kPage), size - at);
     RETURN_IF_ERROR(reader.read(buffer, at, n));

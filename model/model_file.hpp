@@ -18,22 +18,28 @@ namespace ecgq::mfile {
 
 // The first 8 bytes of every model file: how `load_model` tells it from a checkpoint.
 inline constexpr char kMagic[8] = {'E', 'C', 'G', 'Q', 'M', 'O', 'D', 'L'};
-// The format this build writes and reads.
-inline constexpr uint32_t kFormatVersion = 1;
+// The format this build writes; it reads this one and kOldestReadable on (version 2 added packed
+// tensors: a `layout` on u8 entries).
+inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kOldestReadable = 1;
 // Alignment of the table of contents and of every tensor in the file (and in memory).
 inline constexpr uint64_t kPage = 4096;
 
 // One tensor: where its bytes are and what they hold.
 struct TensorEntry {
   std::string name;
-  std::string dtype;  // "f32" or "bf16"
+  std::string dtype;  // "f32", "bf16", or "u8" for packed bytes
   std::vector<int64_t> shape;
   uint64_t offset = 0;  // from the start of the file, a multiple of kPage
   uint64_t bytes = 0;   // numel * element size
+  // Empty: plain row-major. Else the packed layout the bytes are in (one line of text without
+  // spaces, DnnlCpu::layout_text), on a u8 entry of shape [bytes]; the model reads it.
+  std::string layout;
 };
 
 // The table of contents.
 struct Contents {
+  uint32_t version = kFormatVersion;          // of the file read (the header's)
   std::string precision;                      // "fp32" or "bf16"
   std::string source_sha256;                  // the checkpoint the file was made from
   std::string source_name;                    // its file name, for people
@@ -93,12 +99,17 @@ using StreamStart = std::function<Status(const Contents&)>;
 // Called with each tensor's bytes, in file order; the bytes are valid during the call only.
 using StreamTensor = std::function<Status(const TensorEntry&, const void* bytes)>;
 
+// Where a tensor's bytes should be read to: memory of at least its `bytes` the caller keeps, or
+// nullptr for the reader's own buffer.
+using StreamPlace = std::function<void*(const TensorEntry&)>;
+
 // Reads a model file front to back through one buffer the size of its largest tensor, checking
 // it as read_model_file does (the table of contents before `start`, the checksum at the end) and
-// handing each tensor to `tensor`: the load holds no image of the file. The checksum is known
-// only at the end: on any error, drop whatever the callbacks built.
+// handing each tensor to `tensor`: the load holds no image of the file. A tensor `place` gives
+// memory for is read straight into it (no copy through the buffer). The checksum is known only
+// at the end: on any error, drop whatever the callbacks built.
 Status stream_model_file(const std::string& path, const StreamStart& start,
-                         const StreamTensor& tensor);
+                         const StreamTensor& tensor, const StreamPlace& place = nullptr);
 
 // The table of contents only (header and contents checked, weights not read): for the worker's
 // preflight, which names the model before loading it.

@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <memory>
+#include <vector>
 
 #include "common/status.hpp"
 #include "model/packed_linear.hpp"
@@ -18,10 +19,15 @@ class PackedLayer {
   // The layer's fp32 weights ([3E, E] q/k/v stacked, [E, E], [F, E], [E, F]) and biases, which
   // must outlive the layer; bf16 packs them as bf16 (split: hi + lo, ~16-bit weights). A model
   // file's bf16 weights are already rounded: then the *_lo are their low parts when split.
+  // A projection whose prepacked bytes are given (a model file's packed layout) is adopted from
+  // them and needs no *_w / *_lo.
   struct Weights {
     at::Tensor qkv_w, qkv_b, out_w, out_b, fc1_w, fc1_b, fc2_w, fc2_b;
     at::Tensor qkv_lo, out_lo, fc1_lo, fc2_lo;
+    PackedLinear::Prepacked qkv_p, out_p, fc1_p, fc2_p;
   };
+  // The projections' names in a model file ("qkv", "out", "fc1", "fc2"), in order.
+  static const char* const kProjections[4];
   // Packs the four projections into memory from `allocate`; with `int8`, those the plan names
   // in int8 (the others bf16, unsplit).
   static Expected<std::unique_ptr<PackedLayer>> pack(const Weights& w, bool bf16, bool split,
@@ -32,6 +38,11 @@ class PackedLayer {
   const std::string& implementation() const {
     return fc1_8_ ? fc1_8_->implementation() : fc1_->implementation();
   }
+  // The four projections' packed weights, in kProjections order (bf16/fp32 layers only).
+  std::vector<PackedLinear::Prepacked> prepacked() const;
+  // False when a stored layout had to be repacked for this CPU.
+  bool used_in_place() const;
+
   // x Wqkv^T + bqkv: [.., 3E], fp32 (bf16 in unsplit bf16 layers: the attention products' input).
   at::Tensor qkv(const at::Tensor& x) const { return qkv_8_ ? qkv_8_->run(x) : qkv_->run(x); }
   // residual + o Wout^T + bout.

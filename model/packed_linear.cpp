@@ -22,6 +22,7 @@ struct PackedLinear::Impl {
   dnnl::memory packed;               // weights in that layout
   at::Tensor bias;                   // [N] fp32
   std::string implementation;        // kernel name for the layout
+  bool in_place = true;              // adopt(): the stored bytes are `storage`
   mutable MatmulsByRows primitives;  // primitive per row count
 
   int64_t src_k() const { return options.split ? 2 * k : k; }
@@ -42,6 +43,19 @@ struct PackedLinear::Impl {
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, w, b, dst), attr,
                                         DnnlCpu::get().engine());
+  }
+
+  // Chooses the packed layout for N x K weights (`weights`, `implementation`); an error when
+  // oneDNN offers only its reference kernel.
+  Status choose_layout() {
+    const dt wtype = options.bf16 ? dt::bf16 : dt::f32;
+    auto layout = describe(kLayoutRows, {{src_k(), n}, wtype, tag::any});
+    implementation = layout.impl_info_str();
+    if (implementation.find("ref") != std::string::npos)
+      return Status(ErrorCode::ModelError,
+                    "oneDNN offers only its reference matmul here (" + implementation + ")");
+    weights = layout.weights_desc();
+    return Status::Ok();
   }
 
   const MatmulsByRows::Entry& primitive(int64_t rows) const {
@@ -73,13 +87,7 @@ Expected<std::unique_ptr<PackedLinear>> PackedLinear::pack(const at::Tensor& wei
   impl->bias = bias;
   try {
     const DnnlCpu& cpu = DnnlCpu::get();
-    const dt wtype = options.bf16 ? dt::bf16 : dt::f32;
-    auto layout = impl->describe(kLayoutRows, {{impl->src_k(), impl->n}, wtype, tag::any});
-    impl->implementation = layout.impl_info_str();
-    if (impl->implementation.find("ref") != std::string::npos)
-      return Status(ErrorCode::ModelError,
-                    "oneDNN offers only its reference matmul here (" + impl->implementation + ")");
-    impl->weights = layout.weights_desc();
+    RETURN_IF_ERROR(impl->choose_layout());
     impl->storage = allocate(static_cast<int64_t>(impl->weights.get_size()));
     // The source: W^T as [K, N] with strides (1, K) ("ba"); split: rows K..2K-1 hold lo^T.
     // Always fp32 (exact for bf16 values): oneDNN 2.6 reorders a transposed bf16 source ~15x
@@ -98,6 +106,77 @@ Expected<std::unique_ptr<PackedLinear>> PackedLinear::pack(const at::Tensor& wei
     return Status(ErrorCode::ModelError, std::string("oneDNN matmul: ") + e.what());
   }
   return std::unique_ptr<PackedLinear>(new PackedLinear(std::move(impl)));
+}
+
+Expected<std::unique_ptr<PackedLinear>> PackedLinear::adopt(const Prepacked& w,
+                                                            const at::Tensor& bias,
+                                                            const Options& options,
+                                                            const Allocate& allocate) {
+  const std::optional<dnnl::memory::desc> stored = DnnlCpu::layout_from_text(w.layout);
+  if (!stored || stored->data.ndims != 2 ||
+      stored->get_size() != static_cast<size_t>(w.bytes.numel()))
+    return Status(ErrorCode::BadCheckpoint, "packed weights of " + std::to_string(w.bytes.numel()) +
+                                                " bytes do not match their layout '" + w.layout +
+                                                "'");
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->n = stored->data.dims[1];
+  impl->k = options.split ? stored->data.dims[0] / 2 : stored->data.dims[0];
+  impl->bias = bias;
+  if (bias.numel() != impl->n || impl->src_k() != stored->data.dims[0] ||
+      stored->data.data_type != (options.bf16 ? dnnl_bf16 : dnnl_f32))
+    return Status(ErrorCode::BadCheckpoint, "packed weights '" + w.layout +
+                                                "' do not fit a projection with " +
+                                                std::to_string(bias.numel()) + " outputs");
+  try {
+    RETURN_IF_ERROR(impl->choose_layout());
+    if (impl->weights == *stored) {
+      impl->storage = w.bytes;
+      impl->packed = dnnl::memory(impl->weights, DnnlCpu::get().engine(), w.bytes.data_ptr());
+    } else {
+      impl->in_place = false;
+      impl->storage = allocate(static_cast<int64_t>(impl->weights.get_size()));
+      dnnl::memory from(*stored, DnnlCpu::get().engine(), w.bytes.data_ptr());
+      impl->packed = DnnlCpu::pack(from, impl->weights, impl->storage.data_ptr());
+    }
+  } catch (const dnnl::error& e) {
+    return Status(ErrorCode::ModelError, std::string("oneDNN matmul: ") + e.what());
+  }
+  return std::unique_ptr<PackedLinear>(new PackedLinear(std::move(impl)));
+}
+
+Expected<std::pair<at::Tensor, at::Tensor>> PackedLinear::unpack(const Prepacked& w, bool split) {
+  const std::optional<dnnl::memory::desc> stored = DnnlCpu::layout_from_text(w.layout);
+  if (!stored || stored->data.ndims != 2 ||
+      stored->get_size() != static_cast<size_t>(w.bytes.numel()) ||
+      (split && stored->data.dims[0] % 2 != 0))
+    return Status(ErrorCode::BadCheckpoint, "packed weights of " + std::to_string(w.bytes.numel()) +
+                                                " bytes do not match their layout '" + w.layout +
+                                                "'");
+  const int64_t k = stored->data.dims[0], n = stored->data.dims[1];
+  const bool bf16 = stored->data.data_type == dnnl_bf16;
+  // W^T [K, N] with strides (1, K) is W [N, K] row-major.
+  at::Tensor plain = at::empty({n, k}, bf16 ? at::kBFloat16 : at::kFloat);
+  try {
+    const dnnl::engine& eng = DnnlCpu::get().engine();
+    dnnl::memory from(*stored, eng, w.bytes.data_ptr());
+    dnnl::memory::desc to_md({k, n}, bf16 ? dt::bf16 : dt::f32, tag::ba);
+    DnnlCpu::pack(from, to_md, plain.data_ptr());
+  } catch (const dnnl::error& e) {
+    return Status(ErrorCode::ModelError, std::string("oneDNN reorder: ") + e.what());
+  }
+  if (!split) return std::pair{plain, at::Tensor()};
+  return std::pair{plain.narrow(1, 0, k / 2).contiguous(),
+                   plain.narrow(1, k / 2, k / 2).contiguous()};
+}
+
+PackedLinear::Prepacked PackedLinear::prepacked() const {
+  return {impl_->storage.narrow(0, 0, static_cast<int64_t>(impl_->weights.get_size())),
+          DnnlCpu::layout_text(impl_->weights), impl_->implementation};
+}
+
+bool PackedLinear::used_in_place() const {
+  return impl_->in_place;
 }
 
 at::Tensor PackedLinear::run(const at::Tensor& x, const at::Tensor* residual) const {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "common/status.hpp"
 
@@ -30,6 +31,12 @@ class PackedLinear {
   // A byte tensor of `bytes` for the packed weights, kept as long as the projection: the model's
   // arena (huge pages, unmapped with the model).
   using Allocate = std::function<at::Tensor(int64_t bytes)>;
+  // Weights already in a packed layout, as a model file stores them.
+  struct Prepacked {
+    at::Tensor bytes;    // uint8, the layout's size, 64-byte aligned
+    std::string layout;  // DnnlCpu::layout_text of their layout
+    std::string kernel;  // the kernel it was chosen for (for people; not compared)
+  };
 
   // Packs `weight` ([N, K] row-major): fp32 (a checkpoint's; bf16 options round it, and split
   // ones take its low part here), or already bf16 for bf16 options (a model file's hi, with its
@@ -40,6 +47,15 @@ class PackedLinear {
                                                       const Options& options,
                                                       const Allocate& allocate,
                                                       const at::Tensor& lo = at::Tensor());
+  // The projection over weights a model file stored packed, with `bias` as pack() keeps it: used
+  // in place when `w.layout` is the layout this CPU's kernel wants (no copy, `w.bytes` kept),
+  // else reordered into that layout in memory from `allocate` (an export made on another CPU).
+  static Expected<std::unique_ptr<PackedLinear>> adopt(const Prepacked& w, const at::Tensor& bias,
+                                                       const Options& options,
+                                                       const Allocate& allocate);
+  // Weights stored packed back in plain [N, K] row-major form (their dtype): {hi, lo} when
+  // `split` (lo the low part), else {w, undefined}; for the ATen path.
+  static Expected<std::pair<at::Tensor, at::Tensor>> unpack(const Prepacked& w, bool split);
   ~PackedLinear();
   PackedLinear(const PackedLinear&) = delete;
   PackedLinear& operator=(const PackedLinear&) = delete;
@@ -50,6 +66,10 @@ class PackedLinear {
 
   // oneDNN's name for the kernel chosen for the packed layout (logs, docs).
   const std::string& implementation() const;
+  // The packed weights and their layout, for a model file (a view of the projection's memory).
+  Prepacked prepacked() const;
+  // False when adopt() had to repack stored weights for this CPU.
+  bool used_in_place() const;
 
  private:
   struct Impl;

@@ -40,6 +40,12 @@ int export_command(int argc, char** argv) {
   app.add_option("--bf16-split-layers", options.bf16_split_layers,
                  "bf16: last layers with hi+lo weights (more accurate, slower; -1 = default)")
       ->check(CLI::Range(-1, 1000));
+  std::string layout = "packed";
+  app.add_option(
+         "--layout", layout,
+         "packed (the layers' weights in the layout this CPU's kernels use: loads with no "
+         "repacking on a CPU that wants the same, repacked on another) or plain (row-major)")
+      ->check(CLI::IsMember({"packed", "plain"}));
   app.add_option("--out", out, "the model file to write (replaced atomically)")->required();
   app.set_version_flag("--version", std::string("ecgq-worker ") + ECGQ_VERSION);
   try {
@@ -57,6 +63,7 @@ int export_command(int argc, char** argv) {
     options.source_sha256 = hashed.value();
   }
   options.source_name = checkpoint;
+  options.packed_layout = layout == "packed";
   auto report = export_checkpoint(resolved->path, options, out);
   if (!report) return fail(report.status().message());
   std::printf("%s -> %s: %s, %lld tensors, %llu bytes, source sha256 %s (%.0f ms)\n",
@@ -64,6 +71,11 @@ int export_command(int argc, char** argv) {
               static_cast<long long>(report->tensors),
               static_cast<unsigned long long>(report->bytes), options.source_sha256.c_str(),
               ms_since(start));
+  if (report->packed_layers > 0)
+    std::printf("layers stored packed: %lld, for %s\n",
+                static_cast<long long>(report->packed_layers), report->packed_for.c_str());
+  else if (options.packed_layout)
+    std::printf("layers stored plain: oneDNN offers no packed kernel on this CPU\n");
   return kExitOk;
 }
 

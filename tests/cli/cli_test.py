@@ -404,7 +404,7 @@ def case_export_refusals(bins, update):
         export(bins, TINY_FINETUNED, "fp32", good)
 
         def set_version(d):
-            d[8:12] = (2).to_bytes(4, "little")
+            d[8:12] = (3).to_bytes(4, "little")
             return d
 
         def flip_weight(d):
@@ -415,7 +415,7 @@ def case_export_refusals(bins, update):
             "truncated": (lambda d: d[:-1000], ["truncated", "header says"]),
             "cut_header": (lambda d: d[:40], ["shorter than its header"]),
             "altered": (flip_weight, ["checksum mismatch", "altered"]),
-            "version": (set_version, ["format version 2", "reads version 1"]),
+            "version": (set_version, ["format version 3", "reads versions 1 to 2"]),
         }
         for name, (edit, needles) in damaged.items():
             path = damaged_copy(good, os.path.join(tmp, name + ".ecgq"), edit)

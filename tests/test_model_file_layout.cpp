@@ -1,0 +1,150 @@
+// A model file's layers stored in the packed layout the kernels use (model/ecgfm_export.cpp,
+// PackedLinear::adopt): the layout's text round trip, in-place use when this CPU wants the same
+// layout, repacking when it wants another, and a clear refusal of a layout that does not fit.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/dnnl_cpu.hpp"
+#include "model/ecgfm_model.hpp"
+#include "model/model.hpp"
+#include "model/model_export.hpp"
+#include "model/model_file.hpp"
+#include "tests/ecgfm_reference_data.hpp"
+#include "tests/support/process.hpp"
+
+namespace ecgq {
+namespace {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+using test::max_abs_diff;
+using test::ref_floats;
+using test::ref_path;
+
+TEST(ModelFileLayout, ALayoutsTextGivesBackTheSameLayoutAndNothingElseParses) {
+  for (const dnnl::memory::desc& d : {dnnl::memory::desc({768, 2304}, dt::bf16, tag::BA16a64b2a),
+                                      dnnl::memory::desc({1536, 768}, dt::bf16, tag::BA16a32b2a),
+                                      dnnl::memory::desc({768, 3072}, dt::f32, tag::ba),
+                                      dnnl::memory::desc({8, 24}, dt::f32, tag::ab)}) {
+    const std::string text = DnnlCpu::layout_text(d);
+    EXPECT_EQ(text.find(' '), std::string::npos) << text;
+    auto back = DnnlCpu::layout_from_text(text);
+    ASSERT_TRUE(back.has_value()) << text;
+    EXPECT_TRUE(*back == d) << text;
+  }
+  const std::string good = DnnlCpu::layout_text(dnnl::memory::desc({8, 24}, dt::f32, tag::ab));
+  for (std::string bad : {std::string(), std::string("blocked;"), std::string("plain;t=3"),
+                          good + ";z=1", good.substr(0, good.size() - 1) + "1"}) {
+    EXPECT_FALSE(DnnlCpu::layout_from_text(bad).has_value()) << "'" << bad << "'";
+  }
+  std::string negative = good;
+  negative.replace(negative.find(";d=8"), 4, ";d=-8");
+  EXPECT_FALSE(DnnlCpu::layout_from_text(negative).has_value()) << negative;
+}
+
+// The tiny checkpoint exported at `precision` with `layout` ("packed" or "plain") into `path`.
+void export_tiny(const std::string& precision, bool packed, const std::string& path) {
+  ExportOptions e;
+  e.precision = precision;
+  e.packed_layout = packed;
+  auto report = export_checkpoint(ref_path("tiny_finetuned.pt"), e, path);
+  ASSERT_TRUE(report.ok()) << report.status().to_string();
+  if (packed) {
+    EXPECT_GT(report->packed_layers, 0) << "oneDNN packed no layer on this CPU";
+    EXPECT_FALSE(report->packed_for.empty());
+  } else {
+    EXPECT_EQ(report->packed_layers, 0);
+  }
+}
+
+// Loads `path` and runs both reference segments: the architecture line and the probabilities.
+std::pair<std::string, std::vector<float>> run_file(const std::string& path) {
+  auto model = load_model(path, LoadOptions{});
+  if (!model.ok()) return {"load failed: " + model.status().to_string(), {}};
+  const std::vector<float> x = ref_floats("input.npy");
+  auto out = (*model)->run(x.data(), 2, RunOptions{});
+  if (!out.ok()) return {"run failed: " + out.status().to_string(), {}};
+  return {(*model)->info().architecture, out->probs};
+}
+
+// Copies model file `from` to `to`, each packed tensor passed through `change` (entry, bytes).
+using Change = std::function<void(mfile::TensorEntry&, std::vector<uint8_t>&)>;
+void rewrite(const std::string& from, const std::string& to, const Change& change) {
+  auto image = mfile::read_model_file(from);
+  ASSERT_TRUE(image.ok()) << image.status().to_string();
+  std::vector<std::vector<uint8_t>> bytes;
+  bytes.reserve((*image)->contents().tensors.size());
+  std::vector<mfile::TensorSource> sources;
+  for (mfile::TensorEntry e : (*image)->contents().tensors) {
+    const auto* p = static_cast<const uint8_t*>((*image)->tensor_data(e));
+    bytes.emplace_back(p, p + e.bytes);
+    if (!e.layout.empty()) change(e, bytes.back());
+    sources.push_back({e, bytes.back().data()});
+  }
+  ASSERT_TRUE(mfile::write_model_file(to, (*image)->contents(), sources).ok());
+}
+
+TEST(ModelFileLayout, PackedLayersLoadInPlaceOrRepackedWithThePlainFilesOutputs) {
+  configure_threads(2);
+  test::TempDir dir;
+  for (const std::string precision : {"fp32", "bf16"}) {
+    if (precision == "bf16" && cpu_bf16_support().empty()) continue;
+    const std::string plain = dir.path() + "/plain." + precision,
+                      packed = dir.path() + "/packed." + precision,
+                      other = dir.path() + "/other." + precision;
+    export_tiny(precision, false, plain);
+    export_tiny(precision, true, packed);
+    const auto [plain_arch, want] = run_file(plain);
+    ASSERT_FALSE(want.empty()) << plain_arch;
+    EXPECT_EQ(plain_arch.find("stored packed"), std::string::npos) << plain_arch;
+
+    const auto [arch, probs] = run_file(packed);
+    EXPECT_NE(arch.find("layers stored packed for "), std::string::npos) << arch;
+    EXPECT_EQ(arch.find("repacked"), std::string::npos) << arch;
+    EXPECT_EQ(max_abs_diff(probs, want), 0.0) << precision << ": " << arch;
+
+    // Another CPU's layout (here: the plain transposed one, as a blocked layout): repacked.
+    rewrite(packed, other, [](mfile::TensorEntry& e, std::vector<uint8_t>& b) {
+      auto stored = DnnlCpu::layout_from_text(e.layout);
+      ASSERT_TRUE(stored.has_value());
+      dnnl::memory::desc flat(stored->dims(), stored->data_type(), tag::ab);
+      std::vector<uint8_t> out(flat.get_size());
+      dnnl::memory from(*stored, DnnlCpu::get().engine(), b.data());
+      DnnlCpu::pack(from, flat, out.data());
+      b = out;
+      e.bytes = out.size();
+      e.shape = {static_cast<int64_t>(out.size())};
+      e.layout = DnnlCpu::layout_text(flat);
+    });
+    const auto [other_arch, other_probs] = run_file(other);
+    EXPECT_NE(other_arch.find("stored layout repacked for this CPU"), std::string::npos)
+        << other_arch;
+    EXPECT_EQ(max_abs_diff(other_probs, want), 0.0) << precision << ": " << other_arch;
+  }
+}
+
+TEST(ModelFileLayout, ALayoutThatDoesNotFitItsBytesIsRefusedByName) {
+  test::TempDir dir;
+  const std::string packed = dir.path() + "/packed", bad = dir.path() + "/bad";
+  export_tiny("fp32", true, packed);
+  rewrite(packed, bad, [](mfile::TensorEntry& e, std::vector<uint8_t>&) {
+    // The layout of a matrix twice as wide: more bytes than the entry has.
+    auto stored = DnnlCpu::layout_from_text(e.layout);
+    ASSERT_TRUE(stored.has_value());
+    auto dims = stored->dims();
+    dims[1] *= 2;
+    e.layout = DnnlCpu::layout_text(dnnl::memory::desc(dims, stored->data_type(), tag::ab));
+  });
+  const auto [why, probs] = run_file(bad);
+  EXPECT_TRUE(probs.empty());
+  EXPECT_NE(why.find("do not match their layout"), std::string::npos) << why;
+  EXPECT_NE(why.find("layer 0"), std::string::npos) << why;
+  EXPECT_NE(why.find(bad), std::string::npos) << why;
+}
+
+}  // namespace
+}  // namespace ecgq
