@@ -319,7 +319,8 @@ Status bad_file(const std::string& path, const Status& s) {
 // The empty model a model file describes, after the checks of its table of contents that come
 // before any weight: the precision asked for, bf16 on this CPU, the architecture.
 Expected<std::unique_ptr<Model>> shell_for(const std::string& path, const mfile::Contents& c,
-                                           const LoadOptions& options, bool pack) {
+                                           const LoadOptions& options, bool pack,
+                                           const std::string& note = "") {
   if (options.precision_set && options.precision != c.precision)
     return Status(ErrorCode::BadConfig,
                   path + ": precision " + options.precision +
@@ -333,6 +334,7 @@ Expected<std::unique_ptr<Model>> shell_for(const std::string& path, const mfile:
   if (Status s = field_int(c.fields, "bf16_split_layers", &split); !s.ok())
     return bad_file(path, s);
   ModelInfo info = info_from(*arch, c, split);
+  info.architecture += note;
   return make_ecgfm_shell(*arch, std::move(info), split, pack);
 }
 
@@ -375,8 +377,9 @@ Expected<std::unique_ptr<Model>> load_packed(const std::string& path, const Load
   std::map<std::string, Slot> slots;
   WeightArena arena;
   std::map<std::string, at::Tensor> placed;  // packed entries being read into the arena
+  std::string note;                          // how the weights came: mapped or read
   auto start = [&](const mfile::Contents& c) -> Status {
-    ASSIGN_OR_RETURN(model, shell_for(path, c, options, true));
+    ASSIGN_OR_RETURN(model, shell_for(path, c, options, true, note));
     auto matched = match_slots(*model, c, layers_of(c));
     if (!matched.ok()) return bad_file(path, matched.status());
     slots = std::move(matched).value();
@@ -413,7 +416,23 @@ Expected<std::unique_ptr<Model>> load_packed(const std::string& path, const Load
     placed[e.name] = memory;
     return memory.data_ptr();
   };
-  RETURN_IF_ERROR(mfile::stream_model_file(path, start, tensor, place));
+  std::string why_not;
+  ASSIGN_OR_RETURN(std::shared_ptr<const mfile::Image> image,
+                   mfile::map_model_file(path, &why_not));
+  if (image) {
+    // Mapped: the packed layers are used where the page cache holds them, nothing copied.
+    note = ", mapped";
+    RETURN_IF_ERROR(start(image->contents()));
+    for (const mfile::TensorEntry& e : image->contents().tensors) {
+      if (!e.layout.empty())
+        placed[e.name] = at::from_blob(
+            const_cast<void*>(image->tensor_data(e)), e.shape, [image](void*) {}, at::kByte);
+      RETURN_IF_ERROR(tensor(e, image->tensor_data(e)));
+    }
+  } else {
+    note = ", read (not mapped: " + why_not + ")";
+    RETURN_IF_ERROR(mfile::stream_model_file(path, start, tensor, place));
+  }
   RETURN_IF_ERROR(pack_ecgfm_weights(*model, arena, true).with_context(path));
   return model;
 }

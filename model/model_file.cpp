@@ -15,6 +15,7 @@
 #include <sstream>
 #include <vector>
 
+#include "model/file_lease.hpp"
 #include "model/huge_pages.hpp"
 
 namespace ecgq::mfile {
@@ -256,9 +257,33 @@ Image::Image(void* map, size_t map_bytes, size_t size, Contents contents)
   ++images_alive;
 }
 
+Image::Image(void* map, size_t map_bytes, size_t size, Contents contents, int leased_fd)
+    : Image(map, map_bytes, size, std::move(contents)) {
+  leased_fd_ = leased_fd;
+}
+
 Image::~Image() {
+  if (leased_fd_ >= 0) {
+    FileLease::release(leased_fd_);
+    ::close(leased_fd_);
+  }
   ::munmap(map_, map_bytes_);
   --images_alive;
+}
+
+void Image::make_private() const {
+  if (copied_ || leased_fd_ < 0) return;
+  void* copy =
+      ::mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (copy == MAP_FAILED) return;  // out of memory: the lease times out (lease-break-time)
+  std::memcpy(copy, map_, size_);
+  // Moves the copy's pages over the file mapping in one step: a reader on another thread sees
+  // the same bytes before and after.
+  if (::mremap(copy, map_bytes_, map_bytes_, MREMAP_MAYMOVE | MREMAP_FIXED, map_) == MAP_FAILED) {
+    ::munmap(copy, map_bytes_);
+    return;
+  }
+  copied_ = true;
 }
 
 int64_t Image::alive() {
@@ -366,6 +391,33 @@ Expected<Contents> read_contents(int fd, const Header& h, const std::string& pat
   return contents;
 }
 
+// Checks the checksum of a file's `size` bytes at `data` (read-only: the header's checksum field
+// is summed from a copy of the first page with the field zeroed).
+Status verify_mapped(const uint8_t* data, uint64_t size, const Header& h, const std::string& path) {
+  Checksum sum;
+  uint8_t first[kPage];
+  const size_t head = static_cast<size_t>(std::min<uint64_t>(kPage, size));
+  std::memcpy(first, data, head);
+  std::memset(first + offsetof(Header, checksum), 0, sizeof h.checksum);
+  sum.update(first, head);
+  for (uint64_t at = head; at < size; at += kChunk)
+    sum.update(data + at, static_cast<size_t>(std::min<uint64_t>(kChunk, size - at)));
+  const std::string want(h.checksum, sizeof h.checksum), got = sum.hex();
+  if (got == want) return Status::Ok();
+  return bad(path, "checksum mismatch (header " + want + ", contents " + got +
+                       "): the file was altered or damaged");
+}
+
+// The table of contents of a verified file in memory, parsed and checked.
+Expected<Contents> parse_mapped(const uint8_t* data, const Header& h, const std::string& path) {
+  auto contents = parse_contents(
+      std::string(reinterpret_cast<const char*>(data + h.contents_offset), h.contents_bytes));
+  if (!contents.ok()) return bad(path, contents.status().message());
+  contents->version = h.version;
+  if (Status s = check_tensors(*contents, h); !s.ok()) return bad(path, s.message());
+  return contents;
+}
+
 }  // namespace
 
 Expected<std::shared_ptr<const Image>> read_model_file(const std::string& path) {
@@ -379,14 +431,8 @@ Expected<std::shared_ptr<const Image>> read_model_file(const std::string& path) 
   for (uint64_t at = 0; at < size; at += kChunk)
     RETURN_IF_ERROR(reader.read(base + at, at, std::min<uint64_t>(kChunk, size - at)));
   RETURN_IF_ERROR(reader.verify(h));
-  auto contents = parse_contents(
-      std::string(reinterpret_cast<const char*>(base + h.contents_offset), h.contents_bytes));
-  if (!contents.ok()) return bad(path, contents.status().message());
-  contents->version = h.version;
-  if (Status s = check_tensors(*contents, h); !s.ok()) return bad(path, s.message());
-  auto image =
-      std::make_shared<const Image>(guard.release(), mapped, size, std::move(contents.value()));
-  return image;
+  ASSIGN_OR_RETURN(Contents contents, parse_mapped(base, h, path));
+  return std::make_shared<const Image>(guard.release(), mapped, size, std::move(contents));
 }
 
 Status stream_model_file(const std::string& path, const StreamStart& start,
@@ -434,6 +480,40 @@ Status stream_model_file(const std::string& path, const StreamStart& start,
   }
   RETURN_IF_ERROR(skip_to(size));
   return reader.verify(h);
+}
+
+Expected<std::shared_ptr<const Image>> map_model_file(const std::string& path,
+                                                      std::string* why_not) {
+  if (const char* v = std::getenv("ECGQ_MODEL_MAP"); v != nullptr && std::strcmp(v, "0") == 0) {
+    *why_not = "ECGQ_MODEL_MAP=0";
+    return std::shared_ptr<const Image>();
+  }
+  Fd f;
+  uint64_t size = 0;
+  ASSIGN_OR_RETURN(Header h, open_model_file(path, &f, &size));
+  const size_t map_bytes = round_up(size, kPage);
+  void* map = ::mmap(nullptr, map_bytes, PROT_READ, MAP_SHARED, f.fd, 0);
+  if (map == MAP_FAILED) {
+    *why_not = std::string("mmap: ") + std::strerror(errno);
+    return std::shared_ptr<const Image>();
+  }
+  // From here the image owns the mapping and the descriptor; the lease's break callback copies
+  // the mapping (a break during the checks below too: they then read the copy).
+  auto image = std::make_shared<Image>(map, map_bytes, size, Contents{}, f.fd);
+  f.fd = -1;
+  const Image* target = image.get();
+  *why_not = FileLease::hold(image->leased_fd_, [target] { target->make_private(); });
+  struct stat st {};
+  if (why_not->empty() &&
+      (::fstat(image->leased_fd_, &st) != 0 || static_cast<uint64_t>(st.st_size) != size))
+    *why_not = "the file changed size while being opened";  // before the lease: read it instead
+  if (!why_not->empty()) return std::shared_ptr<const Image>();
+  ::madvise(map, map_bytes, MADV_POPULATE_READ);  // page tables in one call (advisory)
+  Status checked = verify_mapped(image->data(), size, h, path);
+  Expected<Contents> contents = checked.ok() ? parse_mapped(image->data(), h, path) : checked;
+  if (!contents.ok()) return contents.status();
+  image->contents_ = std::move(contents).value();
+  return std::shared_ptr<const Image>(std::move(image));
 }
 
 Expected<Contents> peek_model_file(const std::string& path) {

@@ -51,12 +51,16 @@ struct Contents {
   const TensorEntry* find(const std::string& name) const;
 };
 
-// A verified model file held in private anonymous memory: the file's bytes were read (not
-// mapped), so replacing or truncating the file afterwards cannot touch them.
+// A verified model file in memory: read into private anonymous memory, or mapped read-only from
+// the page cache under a read lease (map_model_file), the mapping replaced by a private copy
+// before anyone may change the file. Either way, replacing or truncating the file afterwards
+// cannot touch the bytes.
 class Image {
  public:
   // Takes an anonymous mapping of `map_bytes` at `map` whose first `size` bytes are the file.
   Image(void* map, size_t map_bytes, size_t size, Contents contents);
+  // Takes a read-only shared mapping of file `fd` (closed with the image) held under a lease.
+  Image(void* map, size_t map_bytes, size_t size, Contents contents, int leased_fd);
   ~Image();
   Image(const Image&) = delete;
   Image& operator=(const Image&) = delete;
@@ -73,13 +77,30 @@ class Image {
 
   // Images alive in this process (tests: a packed load keeps none).
   static int64_t alive();
+  // Whether the bytes are still the file's pages (mapped, not yet copied).
+  bool mapped() const { return leased_fd_ >= 0 && !copied_; }
+  // Replaces the mapping by a private copy at the same address (the lease watcher, when another
+  // process asks for the file for writing: it waits until this returns).
+  void make_private() const;
 
  private:
   void* map_;
   size_t map_bytes_;
   size_t size_;
   Contents contents_;
+  int leased_fd_ = -1;
+  mutable bool copied_ = false;
+
+  friend Expected<std::shared_ptr<const Image>> map_model_file(const std::string& path,
+                                                               std::string* why_not);
 };
+
+// Maps a model file read-only from the page cache under a read lease and verifies it as
+// read_model_file does (no copy: cold start is mapping and checking). An image that is null
+// means the file cannot be mapped safely here (no lease: another owner, open for writing, a
+// file system without leases, or ECGQ_MODEL_MAP=0), with the reason in `why_not`: read it.
+Expected<std::shared_ptr<const Image>> map_model_file(const std::string& path,
+                                                      std::string* why_not);
 
 // One tensor to write: its description (offset is assigned) and its bytes.
 struct TensorSource {

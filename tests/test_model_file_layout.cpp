@@ -1,8 +1,12 @@
 // A model file's layers stored in the packed layout the kernels use (model/ecgfm_export.cpp,
 // PackedLinear::adopt): the layout's text round trip, in-place use when this CPU wants the same
 // layout, repacking when it wants another, and a clear refusal of a layout that does not fit.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <utility>
@@ -144,6 +148,53 @@ TEST(ModelFileLayout, ALayoutThatDoesNotFitItsBytesIsRefusedByName) {
   EXPECT_NE(why.find("do not match their layout"), std::string::npos) << why;
   EXPECT_NE(why.find("layer 0"), std::string::npos) << why;
   EXPECT_NE(why.find(bad), std::string::npos) << why;
+}
+
+TEST(ModelFileLayout, AMappedModelOutlivesItsFileBeingTruncatedOrRewritten) {
+  // The lease holds a writer back until the worker has copied the mapping: truncating the file
+  // (which would make the mapped pages SIGBUS) and writing zeros over it change nothing the
+  // loaded model sees.
+  configure_threads(2);
+  test::TempDir dir;
+  const std::string path = dir.path() + "/model";
+  export_tiny("fp32", true, path);
+  auto model = load_model(path, LoadOptions{});
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  ASSERT_NE((*model)->info().architecture.find(", mapped"), std::string::npos)
+      << (*model)->info().architecture;
+  const std::vector<float> x = ref_floats("input.npy");
+  auto before = (*model)->run(x.data(), 2, RunOptions{});
+  ASSERT_TRUE(before.ok());
+  // Another process truncates the file (a blocking open with O_TRUNC: it waits for this process
+  // to give the lease up; truncate(1) opens with O_NONBLOCK and would be refused instead), then
+  // fills it with zeros of its old size.
+  const auto size = std::filesystem::file_size(path);
+  const test::CommandResult writer = test::run_command(
+      {"/bin/sh", "-c",
+       ": > '" + path + "' && head -c " + std::to_string(size) + " /dev/zero > '" + path + "'"},
+      std::chrono::seconds(30));
+  EXPECT_EQ(writer.exit_code, 0) << writer.err;
+  EXPECT_EQ(std::filesystem::file_size(path), size);
+  auto after = (*model)->run(x.data(), 2, RunOptions{});
+  ASSERT_TRUE(after.ok()) << after.status().to_string();
+  EXPECT_EQ(max_abs_diff(after->probs, before->probs), 0.0);
+  // A new load of the zeroed file is refused by its checksum.
+  auto again = load_model(path, LoadOptions{});
+  EXPECT_FALSE(again.ok());
+}
+
+TEST(ModelFileLayout, AFileOpenForWritingIsReadNotMappedAndSaysWhy) {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/model";
+  export_tiny("fp32", true, path);
+  const int writer = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(writer, 0);
+  auto model = load_model(path, LoadOptions{});
+  ::close(writer);
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  const std::string arch = (*model)->info().architecture;
+  EXPECT_NE(arch.find("read (not mapped: no read lease"), std::string::npos) << arch;
+  EXPECT_NE(arch.find("open for writing"), std::string::npos) << arch;
 }
 
 }  // namespace

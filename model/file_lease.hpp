@@ -1,0 +1,24 @@
+// Read leases (fcntl F_SETLEASE) on model files the worker maps instead of copying: while a lease
+// is held, any process that opens the file for writing or truncates it is held back by the
+// kernel until the lease is released, and this process is told (a signal). The mapping is then
+// replaced by a private copy and the lease released, so a mapped model never sees its file
+// change under it and never touches a page past a new end of file (SIGBUS).
+#pragma once
+
+#include <functional>
+#include <string>
+
+namespace ecgq::mfile {
+
+class FileLease {
+ public:
+  // Takes a read lease on `fd` (open read-only) and calls `on_break` on a watcher thread when
+  // another opener asks for the file for writing; on_break must make the mapping private and
+  // return, after which the lease is released. Returns "" when the lease is held, else why not
+  // (not the file's owner, the file is open for writing, a file system without leases...).
+  static std::string hold(int fd, std::function<void()> on_break);
+  // Gives up the lease on `fd` (before closing it); on_break is not called afterwards.
+  static void release(int fd);
+};
+
+}  // namespace ecgq::mfile
