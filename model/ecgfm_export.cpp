@@ -14,6 +14,7 @@
 #include "model/ecgfm_weights.hpp"
 #include "model/model_export.hpp"
 #include "model/model_file.hpp"
+#include "model/packed_conv.hpp"
 #include "model/packed_layer.hpp"
 #include "model/packed_linear.hpp"
 #include "model/weight_arena.hpp"
@@ -123,14 +124,20 @@ ModelInfo info_from(const EcgfmArchitecture& arch, const mfile::Contents& c, int
   return info;
 }
 
-// The model file's name of layer l's packed projection j ("layer3.fc1_packed").
+// The name the positional convolution's packed weights have in a model file (layer -1).
+constexpr const char* kPosPacked = "pos_packed";
+
+// The model file's name of layer l's packed projection j ("layer3.fc1_packed"; layer -1:
+// kPosPacked).
 std::string packed_name(int64_t l, int j) {
+  if (l == -1) return kPosPacked;
   return "layer" + std::to_string(l) + "." + PackedLayer::kProjections[j] + "_packed";
 }
 
 // The packed entry that replaces plain slot `name` ("layer3.fc1_w" and "layer3.fc1_lo" ->
 // "layer3.fc1_packed"), or "" for a slot that is not a projection weight.
 std::string packed_name_of(const std::string& name) {
+  if (name == "pos_w") return kPosPacked;
   for (const char* suffix : {"_w", "_lo"}) {
     const size_t n = std::strlen(suffix), dot = name.find('.');
     if (name.rfind("layer", 0) != 0 || dot == std::string::npos || name.size() <= dot + n ||
@@ -145,6 +152,10 @@ std::string packed_name_of(const std::string& name) {
 
 // Layer and projection index of a packed entry's name; false for any other name.
 bool parse_packed_name(const std::string& name, int64_t* layer, int* projection) {
+  if (name == kPosPacked) {
+    *layer = -1, *projection = 0;
+    return true;
+  }
   const size_t dot = name.find('.');
   if (name.rfind("layer", 0) != 0 || dot == std::string::npos || dot == 5) return false;
   for (size_t i = 5; i < dot; ++i)
@@ -200,7 +211,7 @@ Expected<ExportReport> export_checkpoint(const std::string& checkpoint,
   std::map<std::string, PackedLinear::Prepacked> packed;  // holds the packed bytes
   std::set<std::string> written;
   if (options.packed_layout)
-    for (int64_t l = 0; l < arch.layers; ++l) {
+    for (int64_t l = -1; l < arch.layers; ++l) {
       auto layer = prepack_ecgfm_layer(*model, l, packed_arena);
       for (size_t j = 0; j < layer.size(); ++j)
         packed[packed_name(l, static_cast<int>(j))] = std::move(layer[j]);
@@ -227,9 +238,9 @@ Expected<ExportReport> export_checkpoint(const std::string& checkpoint,
       });
   contents.fields["bf16_split_layers"] = std::to_string(split);
   ExportReport report;
-  report.packed_layers = static_cast<int64_t>(packed.size() / 4);
-  if (!packed.empty()) {
-    report.packed_for = packed.begin()->second.kernel;
+  report.packed_layers = static_cast<int64_t>((packed.size() - packed.count(kPosPacked)) / 4);
+  if (auto first = packed.find(packed_name(0, 0)); first != packed.end()) {
+    report.packed_for = first->second.kernel;
     contents.fields["packed_for"] = report.packed_for;
   }
   RETURN_IF_ERROR(mfile::write_model_file(out, contents, tensors));
@@ -352,6 +363,14 @@ Expected<std::unique_ptr<Model>> load_over_image(const std::string& path,
       const mfile::TensorEntry* e = c.find(slot.packed);
       at::Tensor bytes = at::from_blob(const_cast<void*>(image->tensor_data(*e)),
                                        {static_cast<int64_t>(e->bytes)}, at::kByte);
+      if (name == "pos_w") {
+        auto w = PackedConv::unpack({bytes, e->layout, ""},
+                                    c.precision == "bf16" ? PackedConv::Precision::bf16_split_w
+                                                          : PackedConv::Precision::fp32);
+        if (!w.ok()) return bad_file(path, w.status().with_context("tensor " + e->name));
+        *slot.tensor = *w;
+        continue;
+      }
       const bool lo = name.compare(name.size() - 3, 3, "_lo") == 0;
       const bool split = lo || slots->count(name.substr(0, name.size() - 2) + "_lo");
       auto plain = PackedLinear::unpack({bytes, e->layout, ""}, split);

@@ -85,9 +85,9 @@ class EcgfmModel : public Model {
   Status pack_adopted(WeightArena& arena, bool last) {
     if (!packed_) return Status::Ok();  // the ATen path reads the weights where they are
     c10::InferenceMode guard;
-    if (!front_tried_ && pos_w_.defined() && pos_b_.defined() &&
+    if (!front_tried_ && (pos_w_.defined() || pos_prepacked_.bytes.defined()) && pos_b_.defined() &&
         (!arch_.post_extract_proj || (proj_in_w_.defined() && proj_in_b_.defined()))) {
-      pack_front(arena);
+      RETURN_IF_ERROR(pack_front(arena));
       front_tried_ = true;
     }
     layers_tried_.resize(layers_.size());
@@ -168,16 +168,27 @@ class EcgfmModel : public Model {
     }
   }
 
-  // Where a model file's packed projection goes (nullptr when out of range).
+  // Where a model file's packed projection goes (layer -1: the positional conv; nullptr when
+  // out of range).
   PackedLinear::Prepacked* prepacked_slot(int64_t l, int projection) {
+    if (l == -1 && projection == 0) return &pos_prepacked_;
     if (l < 0 || l >= static_cast<int64_t>(layers_.size()) || projection < 0 || projection > 3)
       return nullptr;
     return &layers_[static_cast<size_t>(l)].prepacked[projection];
   }
 
   // Layer l's projections packed as a packing load would pack them (the model keeps its plain
-  // weights), for a model file; empty when oneDNN cannot pack them here.
+  // weights), for a model file; empty when oneDNN cannot pack them here. Layer -1: the
+  // positional convolution.
   std::vector<PackedLinear::Prepacked> prepack_layer(int64_t l, WeightArena& arena) {
+    if (l == -1) {
+      auto allocate = [&arena](int64_t bytes) { return arena.empty({bytes}, at::kByte); };
+      using Conv = PackedConv::Precision;
+      auto conv = PackedConv::pack(pos_w_, pos_b_, arch_.conv_pos_groups,
+                                   bf16_ ? Conv::bf16_split_w : Conv::fp32, allocate);
+      if (!conv.ok()) return {};
+      return {(*conv)->prepacked()};
+    }
     const Layer& L = layers_.at(static_cast<size_t>(l));
     auto allocate = [&arena](int64_t bytes) { return arena.empty({bytes}, at::kByte); };
     auto packed = PackedLayer::pack({L.qkv_w, L.qkv_b, L.out_w, L.out_b, L.fc1_w, L.fc1_b, L.fc2_w,
@@ -269,7 +280,7 @@ class EcgfmModel : public Model {
         pos_w_ = at::_weight_norm(v.to(at::kDouble), g.to(at::kDouble), 2).to(at::kFloat);
     }
     pos_b_ = w.get(p + "conv_pos.pos_conv.0.bias");
-    pack_front(w.arena);
+    (void)pack_front(w.arena);  // from plain weights: what oneDNN cannot pack stays for ATen
     if (packed_) products_ = std::make_unique<AttentionProducts>(arch_.heads);
     if (!pos_conv_ && pos_w_.defined())
       pos_w_ = w.arena.empty(pos_w_.sizes(), at::kFloat).copy_(pos_w_);
@@ -279,19 +290,27 @@ class EcgfmModel : public Model {
 
   // The positional convolution (bf16: hi + lo weights) and the input projection (fp32: its error
   // would reach every layer) on oneDNN with packed weights.
-  void pack_front(WeightArena& arena) {
-    if (!packed_ || !pos_w_.defined() || !pos_b_.defined()) return;
+  // A model file's pos conv stored packed that cannot be adopted is an error (no plain weights).
+  Status pack_front(WeightArena& arena) {
+    const bool stored = pos_prepacked_.bytes.defined();
+    if (!packed_ || (!pos_w_.defined() && !stored) || !pos_b_.defined()) return Status::Ok();
     auto allocate = [&arena](int64_t bytes) { return arena.empty({bytes}, at::kByte); };
     using Conv = PackedConv::Precision;
     const Conv precision = bf16_ ? Conv::bf16_split_w : Conv::fp32;
-    auto conv = PackedConv::pack(pos_w_, pos_b_, arch_.conv_pos_groups, precision, allocate);
+    auto conv =
+        stored
+            ? PackedConv::adopt(pos_prepacked_, pos_b_, arch_.conv_pos_groups, precision, allocate)
+            : PackedConv::pack(pos_w_, pos_b_, arch_.conv_pos_groups, precision, allocate);
+    pos_prepacked_ = {};
+    if (stored && !conv.ok()) return conv.status().with_context("positional convolution");
     if (conv.ok()) {
       pos_conv_ = std::move(conv).value();
       pos_w_ = at::Tensor();
     }
-    if (!proj_in_w_.defined()) return;
+    if (!proj_in_w_.defined()) return Status::Ok();
     auto proj = PackedLinear::pack(proj_in_w_, proj_in_b_, {}, allocate);
     if (proj.ok()) proj_in_ = std::move(proj).value();
+    return Status::Ok();
   }
 
   // The transformer layers; in bf16 mode the projections are rounded (and the last
@@ -540,6 +559,7 @@ class EcgfmModel : public Model {
   std::vector<ConvBlock> conv_;
   at::Tensor feat_ln_w_, feat_ln_b_, proj_in_w_, proj_in_b_;
   at::Tensor pos_w_, pos_b_;
+  PackedLinear::Prepacked pos_prepacked_;  // a model file's pos conv stored packed, until adopted
   std::unique_ptr<PackedConv> pos_conv_;   // pos conv + GELU, packed (then pos_w_ is undefined)
   std::unique_ptr<PackedLinear> proj_in_;  // post_extract_proj, packed
   std::unique_ptr<AttentionProducts> products_;  // attention products on oneDNN (when packed_)

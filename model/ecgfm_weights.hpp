@@ -39,12 +39,13 @@ std::unique_ptr<Model> make_ecgfm_shell(EcgfmArchitecture arch, ModelInfo info,
 Status pack_ecgfm_weights(Model& model, WeightArena& arena, bool last);
 
 // Where a model file's packed projection `projection` (PackedLayer::kProjections index) of layer
-// `layer` goes in a shell, before the layer's other weights; nullptr when out of range.
+// `layer` goes in a shell, before the layer's other weights (layer -1, projection 0: the
+// positional convolution); nullptr when out of range.
 PackedLinear::Prepacked* ecgfm_prepacked_slot(Model& model, int64_t layer, int projection);
 
 // Layer `layer` of a model loaded without packing, its projections packed as a packing load would
 // pack them (memory from `arena`; the model keeps its plain weights), for a model file; empty
-// when oneDNN cannot pack them on this CPU.
+// when oneDNN cannot pack them on this CPU. Layer -1: the positional convolution (one entry).
 std::vector<PackedLinear::Prepacked> prepack_ecgfm_layer(Model& model, int64_t layer,
                                                          WeightArena& arena);
 

@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 
+#include <optional>
+
 #include "model/dnnl_cpu.hpp"
 
 namespace ecgq {
@@ -26,6 +28,19 @@ struct PackedConv::Impl {
   mutable std::map<std::pair<int64_t, int64_t>, Primitive> by_shape;  // per (B, T)
 
   dt src_type() const { return precision == Precision::fp32 ? dt::f32 : dt::bf16; }
+
+  // Chooses the packed layout of weights `wdims` (`weights`, `implementation`); an error when
+  // oneDNN has no direct kernel for it here.
+  Status choose_layout(const dnnl::memory::dims& wdims) {
+    auto layout = describe(2, 156, {wdims, src_type(), tag::any});
+    implementation = layout.impl_info_str();
+    if (implementation.find("ref") != std::string::npos ||
+        implementation.find("gemm") != std::string::npos)
+      return Status(ErrorCode::ModelError,
+                    "oneDNN offers no direct convolution kernel here (" + implementation + ")");
+    weights = layout.weights_desc();
+    return Status::Ok();
+  }
   // The source as the primitive reads it: [B, T, C * terms] channels-last.
   dnnl::memory::desc src_desc(int64_t b, int64_t t) const {
     return {{b, channels * terms, t}, src_type(), tag::nwc};
@@ -103,13 +118,7 @@ Expected<std::unique_ptr<PackedConv>> PackedConv::pack(const at::Tensor& weight,
   const dnnl::memory::dims wdims{groups, per, per * impl->terms, impl->kernel};
   try {
     const DnnlCpu& cpu = DnnlCpu::get();
-    auto layout = impl->describe(2, 156, {wdims, impl->src_type(), tag::any});
-    impl->implementation = layout.impl_info_str();
-    if (impl->implementation.find("ref") != std::string::npos ||
-        impl->implementation.find("gemm") != std::string::npos)
-      return Status(ErrorCode::ModelError, "oneDNN offers no direct convolution kernel here (" +
-                                               impl->implementation + ")");
-    impl->weights = layout.weights_desc();
+    RETURN_IF_ERROR(impl->choose_layout(wdims));
     impl->storage = allocate(static_cast<int64_t>(impl->weights.get_size()));
     at::Tensor src = split_weights(weight.reshape({groups, per, per, impl->kernel}), precision);
     dnnl::memory from({wdims, dt::f32, tag::goiw}, cpu.engine(), src.data_ptr());
@@ -118,6 +127,69 @@ Expected<std::unique_ptr<PackedConv>> PackedConv::pack(const at::Tensor& weight,
     return Status(ErrorCode::ModelError, std::string("oneDNN convolution: ") + e.what());
   }
   return std::unique_ptr<PackedConv>(new PackedConv(std::move(impl)));
+}
+
+Expected<std::unique_ptr<PackedConv>> PackedConv::adopt(const PackedLinear::Prepacked& w,
+                                                        const at::Tensor& bias, int64_t groups,
+                                                        Precision precision,
+                                                        const PackedLinear::Allocate& allocate) {
+  const std::optional<dnnl::memory::desc> stored = DnnlCpu::layout_from_text(w.layout);
+  auto impl = std::make_unique<Impl>();
+  impl->precision = precision;
+  impl->terms = precision == Precision::bf16_split_w ? 2 : 1;
+  impl->groups = groups;
+  impl->bias = bias;
+  if (!stored || stored->get_size() != static_cast<size_t>(w.bytes.numel()) ||
+      stored->data.ndims != 4 || stored->data.dims[0] != groups ||
+      stored->data.dims[2] != stored->data.dims[1] * impl->terms ||
+      stored->data.data_type != static_cast<dnnl_data_type_t>(impl->src_type()) ||
+      bias.numel() != groups * stored->data.dims[1])
+    return Status(ErrorCode::BadCheckpoint,
+                  "packed convolution weights of " + std::to_string(w.bytes.numel()) +
+                      " bytes do not match their layout '" + w.layout + "'");
+  impl->channels = bias.numel();
+  impl->kernel = stored->data.dims[3];
+  const dnnl::memory::dims wdims{stored->data.dims[0], stored->data.dims[1], stored->data.dims[2],
+                                 stored->data.dims[3]};
+  try {
+    RETURN_IF_ERROR(impl->choose_layout(wdims));
+    if (impl->weights == *stored) {
+      impl->storage = w.bytes;
+    } else {
+      impl->storage = allocate(static_cast<int64_t>(impl->weights.get_size()));
+      dnnl::memory from(*stored, DnnlCpu::get().engine(), w.bytes.data_ptr());
+      DnnlCpu::pack(from, impl->weights, impl->storage.data_ptr());
+    }
+    impl->packed = dnnl::memory(impl->weights, DnnlCpu::get().engine(), impl->storage.data_ptr());
+  } catch (const dnnl::error& e) {
+    return Status(ErrorCode::ModelError, std::string("oneDNN convolution: ") + e.what());
+  }
+  return std::unique_ptr<PackedConv>(new PackedConv(std::move(impl)));
+}
+
+Expected<at::Tensor> PackedConv::unpack(const PackedLinear::Prepacked& w, Precision precision) {
+  const std::optional<dnnl::memory::desc> stored = DnnlCpu::layout_from_text(w.layout);
+  const int64_t terms = precision == Precision::bf16_split_w ? 2 : 1;
+  if (!stored || stored->get_size() != static_cast<size_t>(w.bytes.numel()) ||
+      stored->data.ndims != 4 || stored->data.dims[2] != stored->data.dims[1] * terms)
+    return Status(ErrorCode::BadCheckpoint,
+                  "packed convolution weights of " + std::to_string(w.bytes.numel()) +
+                      " bytes do not match their layout '" + w.layout + "'");
+  const auto& d = stored->data.dims;
+  at::Tensor plain = at::empty({d[0], d[1], d[2], d[3]}, at::kFloat);  // [G, O, I * terms, K]
+  try {
+    dnnl::memory from(*stored, DnnlCpu::get().engine(), w.bytes.data_ptr());
+    DnnlCpu::pack(from, {{d[0], d[1], d[2], d[3]}, dt::f32, tag::goiw}, plain.data_ptr());
+  } catch (const dnnl::error& e) {
+    return Status(ErrorCode::ModelError, std::string("oneDNN reorder: ") + e.what());
+  }
+  if (terms == 2) plain = plain.narrow(2, 0, d[1]) + plain.narrow(2, d[1], d[1]);
+  return plain.reshape({d[0] * d[1], d[1], d[3]}).contiguous();
+}
+
+PackedLinear::Prepacked PackedConv::prepacked() const {
+  return {impl_->storage.narrow(0, 0, static_cast<int64_t>(impl_->weights.get_size())),
+          DnnlCpu::layout_text(impl_->weights), impl_->implementation};
 }
 
 at::Tensor PackedConv::run(const at::Tensor& x) const {

@@ -33,6 +33,18 @@ class PackedConv {
                                                     const at::Tensor& bias, int64_t groups,
                                                     Precision precision,
                                                     const PackedLinear::Allocate& allocate);
+  // The convolution over weights a model file stored packed (`w.layout` as prepacked() gave it):
+  // used in place when this CPU's kernel wants that layout, else reordered into memory from
+  // `allocate`.
+  static Expected<std::unique_ptr<PackedConv>> adopt(const PackedLinear::Prepacked& w,
+                                                     const at::Tensor& bias, int64_t groups,
+                                                     Precision precision,
+                                                     const PackedLinear::Allocate& allocate);
+  // Weights stored packed back as the plain fp32 weight [C, C/groups, K] (split: hi + lo), for
+  // the ATen path.
+  static Expected<at::Tensor> unpack(const PackedLinear::Prepacked& w, Precision precision);
+  // The packed weights and their layout, for a model file (a view of the convolution's memory).
+  PackedLinear::Prepacked prepacked() const;
   ~PackedConv();
   PackedConv(const PackedConv&) = delete;
   PackedConv& operator=(const PackedConv&) = delete;

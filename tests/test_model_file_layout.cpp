@@ -115,7 +115,8 @@ TEST(ModelFileLayout, PackedLayersLoadInPlaceOrRepackedWithThePlainFilesOutputs)
     rewrite(packed, other, [](mfile::TensorEntry& e, std::vector<uint8_t>& b) {
       auto stored = DnnlCpu::layout_from_text(e.layout);
       ASSERT_TRUE(stored.has_value());
-      dnnl::memory::desc flat(stored->dims(), stored->data_type(), tag::ab);
+      dnnl::memory::desc flat(stored->dims(), stored->data_type(),
+                              stored->dims().size() == 2 ? tag::ab : tag::abcd);
       std::vector<uint8_t> out(flat.get_size());
       dnnl::memory from(*stored, DnnlCpu::get().engine(), b.data());
       DnnlCpu::pack(from, flat, out.data());
@@ -136,6 +137,7 @@ TEST(ModelFileLayout, ALayoutThatDoesNotFitItsBytesIsRefusedByName) {
   const std::string packed = dir.path() + "/packed", bad = dir.path() + "/bad";
   export_tiny("fp32", true, packed);
   rewrite(packed, bad, [](mfile::TensorEntry& e, std::vector<uint8_t>&) {
+    if (e.name != "layer0.qkv_packed") return;
     // The layout of a matrix twice as wide: more bytes than the entry has.
     auto stored = DnnlCpu::layout_from_text(e.layout);
     ASSERT_TRUE(stored.has_value());
