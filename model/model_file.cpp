@@ -1,6 +1,7 @@
 #include "model/model_file.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,50 +14,30 @@
 #include <cstring>
 #include <functional>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "model/file_lease.hpp"
 #include "model/huge_pages.hpp"
+#include "model/model_file_format.hpp"
 
 namespace ecgq::mfile {
 namespace {
 
-// The fixed header at offset 0 (little-endian); the rest of page 0 is zero. The checksum covers
-// the whole file with its own field zeroed.
-struct Header {
-  char magic[8];
-  uint32_t version;
-  uint32_t header_bytes;
-  uint64_t file_size;
-  uint64_t contents_offset;
-  uint64_t contents_bytes;
-  uint64_t data_offset;
-  char checksum[32];  // Checksum::hex()
-};
-static_assert(sizeof(Header) == 80);
+using format::Fd;
+using format::Header;
+using format::kChunk;
+using format::round_up;
 
-constexpr size_t kChunk = size_t{4} << 20;  // bytes read or written per call (a multiple of 32)
 constexpr size_t kPiece = size_t{1} << 20;  // bytes read per call into a caller's memory (same)
 constexpr size_t kHugePage = size_t{2} << 20;
 // Bounds that keep a damaged contents table from asking for absurd work.
 constexpr uint64_t kMaxContentsBytes = uint64_t{16} << 20;
 constexpr size_t kMaxRank = 8;
 
-uint64_t round_up(uint64_t n, uint64_t to) {
-  return (n + to - 1) / to * to;
-}
-
 Status bad(const std::string& path, const std::string& why) {
   return Status(ErrorCode::BadCheckpoint, path + ": model file " + why, "checkpoint");
 }
-
-// A file descriptor closed on scope exit.
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 
 // Reads exactly `n` bytes at `offset`; false on a short read or error (errno kept).
 bool pread_all(int fd, void* dst, size_t n, uint64_t offset) {
@@ -83,19 +64,6 @@ std::string join_shape(const std::vector<int64_t>& shape) {
   std::string out;
   for (size_t i = 0; i < shape.size(); ++i) out += (i ? "," : "") + std::to_string(shape[i]);
   return out;
-}
-
-// The table of contents as text, one entry per line.
-std::string contents_text(const Contents& c) {
-  std::ostringstream out;
-  out << "precision " << c.precision << "\nsource_sha256 " << c.source_sha256 << "\nsource_name "
-      << c.source_name << "\n";
-  for (const auto& [key, value] : c.fields) out << "field " << key << " " << value << "\n";
-  for (const auto& label : c.labels) out << "label " << label << "\n";
-  for (const auto& t : c.tensors)
-    out << "tensor " << t.name << " " << t.dtype << " " << t.offset << " " << t.bytes << " ["
-        << join_shape(t.shape) << "]" << (t.layout.empty() ? "" : " layout=" + t.layout) << "\n";
-  return out.str();
 }
 
 // Parses a decimal uint64; false on anything else.
@@ -241,6 +209,19 @@ Expected<Header> read_header(int fd, uint64_t size, const std::string& path) {
 }
 
 }  // namespace
+
+// The table of contents as text, one entry per line.
+std::string format::contents_text(const Contents& c) {
+  std::ostringstream out;
+  out << "precision " << c.precision << "\nsource_sha256 " << c.source_sha256 << "\nsource_name "
+      << c.source_name << "\n";
+  for (const auto& [key, value] : c.fields) out << "field " << key << " " << value << "\n";
+  for (const auto& label : c.labels) out << "label " << label << "\n";
+  for (const auto& t : c.tensors)
+    out << "tensor " << t.name << " " << t.dtype << " " << t.offset << " " << t.bytes << " ["
+        << join_shape(t.shape) << "]" << (t.layout.empty() ? "" : " layout=" + t.layout) << "\n";
+  return out.str();
+}
 
 const TensorEntry* Contents::find(const std::string& name) const {
   for (const auto& t : tensors)
@@ -400,8 +381,25 @@ Status verify_mapped(const uint8_t* data, uint64_t size, const Header& h, const 
   std::memcpy(first, data, head);
   std::memset(first + offsetof(Header, checksum), 0, sizeof h.checksum);
   sum.update(first, head);
-  for (uint64_t at = head; at < size; at += kChunk)
-    sum.update(data + at, static_cast<size_t>(std::min<uint64_t>(kChunk, size - at)));
+  // The rest in one piece per CPU this process may use (at most 4, at least 16 MiB each), each
+  // summed on its own thread from zero and joined in order.
+  cpu_set_t cpus;
+  const int ncpu = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+  const uint64_t rest = size - head;
+  const uint64_t pieces = std::clamp<uint64_t>(rest / (uint64_t{16} << 20), 1, std::min(ncpu, 4));
+  const uint64_t per = round_up(rest / pieces, kChunk);
+  std::vector<Checksum> sums(pieces, Checksum::continuation());
+  auto sum_piece = [&](uint64_t i) {
+    const uint64_t from = head + i * per, to = std::min(size, from + per);
+    for (uint64_t at = from; at < to; at += kChunk)
+      sums[i].update(data + at, static_cast<size_t>(std::min<uint64_t>(kChunk, to - at)));
+  };
+  std::vector<std::thread> threads;
+  for (uint64_t i = 1; i < pieces && head + i * per < size; ++i) threads.emplace_back(sum_piece, i);
+  sum_piece(0);
+  for (auto& t : threads) t.join();
+  for (uint64_t i = 0; i < pieces && head + i * per < size; ++i)
+    sum.join(sums[i], std::min(size, head + (i + 1) * per) - (head + i * per));
   const std::string want(h.checksum, sizeof h.checksum), got = sum.hex();
   if (got == want) return Status::Ok();
   return bad(path, "checksum mismatch (header " + want + ", contents " + got +
@@ -521,117 +519,6 @@ Expected<Contents> peek_model_file(const std::string& path) {
   uint64_t size = 0;
   ASSIGN_OR_RETURN(Header h, open_model_file(path, &f, &size));
   return read_contents(f.fd, h, path);
-}
-
-namespace {
-
-// Writes a file sequentially through a buffer, checksumming what it writes.
-class SummingWriter {
- public:
-  explicit SummingWriter(int fd) : fd_(fd) { buffer_.reserve(kChunk); }
-
-  // Appends `n` bytes.
-  void append(const void* data, size_t n) {
-    const auto* p = static_cast<const uint8_t*>(data);
-    while (n > 0 && ok_) {
-      const size_t take = std::min(n, kChunk - buffer_.size());
-      buffer_.insert(buffer_.end(), p, p + take);
-      p += take, n -= take, written_ += take;
-      if (buffer_.size() == kChunk) flush();
-    }
-  }
-  // Appends zeros up to file offset `offset`.
-  void pad_to(uint64_t offset) {
-    static const std::vector<uint8_t> zeros(kPage, 0);
-    while (written_ < offset) append(zeros.data(), std::min<uint64_t>(kPage, offset - written_));
-  }
-  // Writes what is buffered (the last call may leave a partial 32-byte group).
-  void flush() {
-    if (buffer_.empty() || !ok_) return;
-    sum_.update(buffer_.data(), buffer_.size());
-    const uint8_t* p = buffer_.data();
-    size_t n = buffer_.size();
-    while (n > 0) {
-      ssize_t w = ::write(fd_, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        ok_ = false;
-        error_ = std::strerror(errno);
-        return;
-      }
-      p += w, n -= static_cast<size_t>(w);
-    }
-    buffer_.clear();
-  }
-  bool ok() const { return ok_; }
-  const std::string& error() const { return error_; }
-  uint64_t written() const { return written_; }
-  std::string checksum() const { return sum_.hex(); }
-
- private:
-  int fd_;
-  std::vector<uint8_t> buffer_;
-  Checksum sum_;
-  uint64_t written_ = 0;
-  bool ok_ = true;
-  std::string error_;
-};
-
-// Assigns page-aligned offsets to the tensors from `data_offset`; returns where they end.
-uint64_t lay_out(Contents& c, uint64_t data_offset) {
-  uint64_t at = data_offset;
-  for (auto& t : c.tensors) {
-    t.offset = round_up(at, kPage);
-    at = t.offset + t.bytes;
-  }
-  return at;
-}
-
-}  // namespace
-
-Status write_model_file(const std::string& path, Contents contents,
-                        const std::vector<TensorSource>& tensors) {
-  contents.tensors.clear();
-  for (const auto& t : tensors) contents.tensors.push_back(t.entry);
-  for (const auto& label : contents.labels)
-    if (label.find('\n') != std::string::npos)
-      return Status(ErrorCode::BadCheckpoint, "label with a line break cannot be exported");
-  Header h{};
-  std::memcpy(h.magic, kMagic, sizeof kMagic);
-  h.version = kFormatVersion;
-  h.header_bytes = sizeof h;
-  h.data_offset = kPage;
-  h.contents_offset = round_up(lay_out(contents, h.data_offset), 64);
-  const std::string text = contents_text(contents);
-  h.contents_bytes = text.size();
-  h.file_size = h.contents_offset + h.contents_bytes;
-
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  Fd f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
-  if (f.fd < 0)
-    return Status(ErrorCode::IoError, "cannot create " + tmp + ": " + std::strerror(errno), "out");
-  SummingWriter w(f.fd);
-  w.append(&h, sizeof h);
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    w.pad_to(contents.tensors[i].offset);
-    w.append(tensors[i].data, contents.tensors[i].bytes);
-  }
-  w.pad_to(h.contents_offset);
-  w.append(text.data(), text.size());
-  w.flush();
-  const std::string sum = w.checksum();
-  bool ok = w.ok() &&
-            ::pwrite(f.fd, sum.data(), sizeof h.checksum, offsetof(Header, checksum)) ==
-                sizeof h.checksum &&
-            ::fsync(f.fd) == 0;
-  const std::string why = w.ok() ? std::strerror(errno) : w.error();
-  ok = ::close(f.fd) == 0 && ok;
-  f.fd = -1;
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return Status(ErrorCode::IoError, "cannot write " + path + ": " + why, "out");
-  }
-  return Status::Ok();
 }
 
 }  // namespace ecgq::mfile

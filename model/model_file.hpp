@@ -147,6 +147,14 @@ class Checksum {
   void update(const uint8_t* p, size_t bytes);
   std::string hex() const;
 
+  // A sum to be continued from another's end: its lanes start at zero; join() puts it after.
+  static Checksum continuation();
+  // This sum followed by `next` (a continuation() over `next_bytes`; this one's over a multiple
+  // of 32): the sum
+  // of both pieces as one (CRC is linear: shift this one's lanes past next's bytes, add next's),
+  // so that pieces of a file can be summed on several threads.
+  void join(const Checksum& next, uint64_t next_bytes);
+
  private:
   uint32_t lane_[4] = {~0u, ~0u, ~0u, ~0u};
 };

@@ -73,6 +73,45 @@ void Checksum::update(const uint8_t* p, size_t bytes) {
   }
 }
 
+namespace {
+
+// a * b modulo the CRC-32C polynomial, both in the reflected bit order the crc32 instruction uses
+// (bit 31 is x^0).
+uint32_t multiply_mod_p(uint32_t a, uint32_t b) {
+  uint32_t product = 0;
+  for (uint32_t bit = 1u << 31; bit != 0; bit >>= 1) {
+    if (a & bit) product ^= b;
+    b = (b >> 1) ^ (0x82F63B78u & (0u - (b & 1u)));  // b * x
+  }
+  return product;
+}
+
+// x^(8 * bytes) modulo the polynomial: what a CRC register is multiplied by when `bytes` zero
+// bytes are fed through it.
+uint32_t x_to_bytes(uint64_t bytes) {
+  uint32_t result = 1u << 31;  // 1
+  uint32_t square = 1u << 30;  // x^(2^k), from x
+  for (uint64_t e = bytes * 8; e != 0; e >>= 1) {
+    if (e & 1) result = multiply_mod_p(result, square);
+    square = multiply_mod_p(square, square);
+  }
+  return result;
+}
+
+}  // namespace
+
+Checksum Checksum::continuation() {
+  Checksum c;
+  for (uint32_t& lane : c.lane_) lane = 0;
+  return c;
+}
+
+void Checksum::join(const Checksum& next, uint64_t next_bytes) {
+  // Each lane sees every fourth 8-byte word: a quarter of next's bytes, its last group padded.
+  const uint32_t shift = x_to_bytes((next_bytes + 31) / 32 * 8);
+  for (int i = 0; i < 4; ++i) lane_[i] = multiply_mod_p(shift, lane_[i]) ^ next.lane_[i];
+}
+
 std::string Checksum::hex() const {
   char out[33];
   std::snprintf(out, sizeof out, "%08x%08x%08x%08x", ~lane_[0], ~lane_[1], ~lane_[2], ~lane_[3]);

@@ -145,6 +145,22 @@ TEST(ModelFile, TheChecksumIsTheSameHoweverTheBytesComeAndSeesOneBit) {
   EXPECT_NE(flipped.hex(), whole.hex());
 }
 
+TEST(ModelFile, PiecesSummedApartAndJoinedGiveTheWholeFilesSum) {
+  std::vector<uint8_t> bytes(3 * 4096 + 45);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 131 + (i >> 7));
+  Checksum whole;
+  whole.update(bytes.data(), bytes.size());
+  for (size_t cut : {size_t{32}, size_t{4096}, size_t{8192 - 64}}) {
+    Checksum first, second = Checksum::continuation(), third = Checksum::continuation();
+    first.update(bytes.data(), cut);
+    second.update(bytes.data() + cut, 4096);
+    third.update(bytes.data() + cut + 4096, bytes.size() - cut - 4096);
+    second.join(third, bytes.size() - cut - 4096);
+    first.join(second, bytes.size() - cut);
+    EXPECT_EQ(first.hex(), whole.hex()) << "cut at " << cut;
+  }
+}
+
 TEST(ModelFile, AFileWithoutTheMagicIsNotAModelFile) {
   test::TempDir dir;
   std::ofstream(dir.file("x.pt")) << "PK\x03\x04 not a model file";
