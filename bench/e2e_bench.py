@@ -67,13 +67,14 @@ class Bench:
         self.broker_flags = ["--result-cache-entries", "0"] if self.has_cache else []
         self.unavailable = {}  # precision -> why it could not run
         self.data = {}  # figures for the summary, per table
+        self.model_file = None  # a model file the workers load instead of the checkpoint
 
     def body(self, seconds):
         self.seed += 1
         return job_body(f"e2e-{self.seed}", synthetic_ecg(self.seed, seconds))
 
     def worker_flags(self, precision, capacity, max_batch, delay_ms, idle="1h"):
-        f = {"--checkpoint": self.args.checkpoint, "--precision": precision,
+        f = {"--checkpoint": self.model_file or self.args.checkpoint, "--precision": precision,
              "--capacity": capacity, "--max-batch": max_batch, "--idle-timeout": idle}
         if self.has_delay:
             f["--max-batch-delay-ms"] = delay_ms
@@ -89,8 +90,10 @@ class Bench:
     def worker_cmd(self, precision, threads, capacity, max_batch, delay_ms, idle="1h"):
         flags = " ".join(f"{k} {v}" for k, v in
                          self.worker_flags(precision, capacity, max_batch, delay_ms, idle).items())
-        return (f"{self.thread_env(threads)[1]} ecgq-worker serve --threads {threads} {flags}").replace(
-                    self.args.checkpoint, "FULL.pt")
+        cmd = f"{self.thread_env(threads)[1]} ecgq-worker serve --threads {threads} {flags}"
+        if self.model_file:
+            cmd = cmd.replace(self.model_file, "FULL-bf16.ecgq")
+        return cmd.replace(self.args.checkpoint, "FULL.pt")
 
     def broker_cmd(self):
         return " ".join(["ecgq-broker"] + self.broker_flags)
@@ -175,13 +178,27 @@ class Bench:
             best = min(best, time.perf_counter() - t0)
         return best * 1000.0
 
+    def bf16_export(self):
+        """FULL.pt exported at bf16 (`ecgq-worker export`, packed layout) in the workdir."""
+        out = os.path.join(self.args.workdir, "FULL-bf16.ecgq")
+        subprocess.run([os.path.join(self.bindir, "ecgq-worker"), "export", "--checkpoint",
+                        self.args.checkpoint, "--precision", "bf16", "--out", out],
+                       check=True, stdout=subprocess.DEVNULL)
+        return out
+
     def cold(self):
         rows = []
         cat_ms = self.cat_time()
-        for prec in self.args.precisions:
-            log(f"cold start {prec}: {self.args.cold_reps} wake(s)")
-            c = self.cluster(f"cold-{prec}", prec, 1, self.args.threads, 1, 8, 0,
-                             idle=self.args.idle_timeout)
+        # The checkpoint at each precision, then the bf16 model file (mapped, packed layout): the
+        # file the cold-start target is about.
+        variants = [(p, p, None) for p in self.args.precisions]
+        if "bf16" in self.args.precisions:
+            variants.append(("bf16 export", "bf16", self.bf16_export()))
+        for label, prec, model_file in variants:
+            self.model_file = model_file
+            log(f"cold start {label}: {self.args.cold_reps} wake(s)")
+            c = self.cluster(f"cold-{label.replace(' ', '-')}", prec, 1, self.args.threads, 1, 8,
+                             0, idle=self.args.idle_timeout)
             if c is None:
                 continue
             with c:
@@ -200,7 +217,7 @@ class Bench:
                                   "preprocess": t.get("preprocess_ms", 0),
                                   "infer": t.get("infer_ms", 0), "total": t.get("total_ms", 0)})
             best = min(wakes, key=lambda w: w["rtt"])
-            row = {"precision": prec, "cat_ms": cat_ms, "reps": len(wakes),
+            row = {"precision": label, "cat_ms": cat_ms, "reps": len(wakes),
                    "rtt_median": median([w["rtt"] for w in wakes]), "warm_rtt": median(warm_rtt),
                    "best": best,
                    "cmd": f"{self.broker_cmd()}; "
@@ -208,6 +225,7 @@ class Bench:
             rows.append(row)
             log(f"  first result {best['rtt']:.0f} ms (load {best['load']:.0f}, warm-up "
                 f"{best['warmup']:.0f}); cat {cat_ms:.0f} ms")
+        self.model_file = None
         self.data["cold"] = {r["precision"]: {"rtt": r["best"]["rtt"], "cat": r["cat_ms"]}
                              for r in rows}
         return e2e_doc.cold_section(self, rows)
