@@ -442,11 +442,16 @@ Expected<std::unique_ptr<Model>> load_packed(const std::string& path, const Load
     // Mapped: the packed layers are used where the page cache holds them, nothing copied.
     note = ", mapped";
     RETURN_IF_ERROR(start(image->contents()));
+    // A tensor the model copies (or repacks) gives its mapped pages back, so that its weight is
+    // not resident twice.
     for (const mfile::TensorEntry& e : image->contents().tensors) {
+      const mfile::TensorEntry* entry = &e;  // lives as long as the image
       if (!e.layout.empty())
         placed[e.name] = at::from_blob(
-            const_cast<void*>(image->tensor_data(e)), e.shape, [image](void*) {}, at::kByte);
+            const_cast<void*>(image->tensor_data(e)), e.shape,
+            [image, entry](void*) { image->release(*entry); }, at::kByte);
       RETURN_IF_ERROR(tensor(e, image->tensor_data(e)));
+      if (e.layout.empty()) image->release(e);
     }
   } else {
     note = ", read (not mapped: " + why_not + ")";

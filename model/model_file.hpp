@@ -71,7 +71,8 @@ class Image {
   const Contents& contents() const { return contents_; }
   // The bytes of tensor `e` (checked at load to lie inside the file, apart from every other).
   const void* tensor_data(const TensorEntry& e) const { return data() + e.offset; }
-  // Gives the pages of tensor `e` back to the system (they read as zeros afterwards): for the
+  // Gives the pages of tensor `e` back to the system (an anonymous image then reads zeros there,
+  // a mapped one the file again): for the
   // model once it holds its own copy of the tensor, so that a weight is not resident twice.
   void release(const TensorEntry& e) const;
 
