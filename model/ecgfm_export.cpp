@@ -157,9 +157,10 @@ bool parse_packed_name(const std::string& name, int64_t* layer, int* projection)
     return true;
   }
   const size_t dot = name.find('.');
-  if (name.rfind("layer", 0) != 0 || dot == std::string::npos || dot == 5) return false;
+  if (name.rfind("layer", 0) != 0 || dot == std::string::npos || dot == 5 || dot > 5 + 6)
+    return false;
   for (size_t i = 5; i < dot; ++i)
-    if (name[i] < '0' || name[i] > '9' || dot - 5 > 6) return false;
+    if (name[i] < '0' || name[i] > '9') return false;
   *layer = std::stoll(name.substr(5, dot - 5));
   for (int j = 0; j < 4; ++j)
     if (name.compare(dot + 1, std::string::npos,
@@ -220,14 +221,13 @@ Expected<ExportReport> export_checkpoint(const std::string& checkpoint,
   visit_ecgfm_weights(
       *model, [&](const std::string& name, at::Tensor& t, bool present, at::ScalarType) {
         if (!present || !t.defined()) return;
+        if (name.size() > 7 && name.compare(name.size() - 7, 7, ".qkv_lo") == 0) ++split;
         if (auto p = packed.find(packed_name_of(name)); p != packed.end()) {
           // The layer's plain projection weights give way to its packed ones, written once.
-          if (name.size() > 7 && name.compare(name.size() - 7, 7, ".qkv_lo") == 0) ++split;
           if (written.insert(p->first).second)
             tensors.push_back(packed_source(p->first, p->second));
           return;
         }
-        if (name.size() > 7 && name.compare(name.size() - 7, 7, ".qkv_lo") == 0) ++split;
         mfile::TensorSource s;
         s.entry.name = name;
         s.entry.dtype = dtype_of(t.scalar_type());
