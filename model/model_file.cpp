@@ -24,11 +24,6 @@
 namespace ecgq::mfile {
 namespace {
 
-using format::Fd;
-using format::Header;
-using format::kChunk;
-using format::round_up;
-
 constexpr size_t kPiece = size_t{1} << 20;  // bytes read per call into a caller's memory (same)
 constexpr size_t kHugePage = size_t{2} << 20;
 // Bounds that keep a damaged contents table from asking for absurd work.
@@ -211,7 +206,7 @@ Expected<Header> read_header(int fd, uint64_t size, const std::string& path) {
 }  // namespace
 
 // The table of contents as text, one entry per line.
-std::string format::contents_text(const Contents& c) {
+std::string contents_text(const Contents& c) {
   std::ostringstream out;
   out << "precision " << c.precision << "\nsource_sha256 " << c.source_sha256 << "\nsource_name "
       << c.source_name << "\n";

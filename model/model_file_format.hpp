@@ -10,7 +10,7 @@
 
 #include "model/model_file.hpp"
 
-namespace ecgq::mfile::format {
+namespace ecgq::mfile {
 
 // The fixed header at offset 0 (little-endian); the rest of page 0 is zero. The checksum covers
 // the whole file with its own field zeroed.
@@ -45,4 +45,4 @@ inline uint64_t round_up(uint64_t n, uint64_t to) {
 // The table of contents as text, one entry per line.
 std::string contents_text(const Contents& c);
 
-}  // namespace ecgq::mfile::format
+}  // namespace ecgq::mfile

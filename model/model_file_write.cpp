@@ -15,11 +15,6 @@
 namespace ecgq::mfile {
 namespace {
 
-using format::Fd;
-using format::Header;
-using format::kChunk;
-using format::round_up;
-
 // Writes a file sequentially through a buffer, checksumming what it writes.
 class SummingWriter {
  public:
@@ -97,7 +92,7 @@ Status write_model_file(const std::string& path, Contents contents,
   h.header_bytes = sizeof h;
   h.data_offset = kPage;
   h.contents_offset = round_up(lay_out(contents, h.data_offset), 64);
-  const std::string text = format::contents_text(contents);
+  const std::string text = contents_text(contents);
   h.contents_bytes = text.size();
   h.file_size = h.contents_offset + h.contents_bytes;
 
