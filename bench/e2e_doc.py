@@ -113,7 +113,8 @@ def cold_section(bench, rows):
         "state changes); job = `preprocess_ms` + `infer_ms` of the job itself; rest = round trip "
         "− `wake_ms` − job. The reference is `cat FULL.pt > /dev/null` with the page cache warm "
         "(best of 3). `bf16 export`: the worker loads `FULL-bf16.ecgq` (`ecgq-worker export "
-        "--precision bf16`, packed layout), mapped from the page cache. Fastest of {bench.args.cold_reps} wake(s) per precision; median in the last "
+        "--precision bf16`, packed layout), mapped from the page cache. "
+        f"Fastest of {bench.args.cold_reps} wake(s) per precision; median in the last "
         "column.", "",
         "| precision | first result ms | load | warm-up | wake other | job | rest | "
         "`cat` ms | first result / `cat` | load / `cat` | warm e2e ms | median first result ms |",
