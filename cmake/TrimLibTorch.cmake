@@ -58,7 +58,8 @@ get_filename_component(ECGQ_SYSTEM_LIBTORCH_DIR "${_ecgq_torch_cpu}" DIRECTORY)
 
 add_custom_command(
   OUTPUT "${ECGQ_TRIMMED_LIBTORCH}"
-  COMMAND "${CMAKE_SOURCE_DIR}/scripts/trim-libtorch" "${_ecgq_torch_cpu}"
+  COMMAND "${CMAKE_COMMAND}" -E env "PATCHELF=${PATCHELF_EXECUTABLE}"
+          "${CMAKE_SOURCE_DIR}/scripts/trim-libtorch" "${_ecgq_torch_cpu}"
           "${CMAKE_BINARY_DIR}/lib/ecgq"
   DEPENDS "${_ecgq_torch_cpu}" "${CMAKE_SOURCE_DIR}/scripts/trim-libtorch"
   COMMENT "Trimming ${CMAKE_MATCH_1} (scripts/trim-libtorch)"
