@@ -1,6 +1,7 @@
 # ecgq on Debian bookworm, two images from one build (scripts/build-image tags both):
 #   ecgq         (the last stage) the broker, the workers, the HTTP gateway and the producer CLI:
-#                LibTorch and what Debian's libtorch1.13 links (OpenCV, FFmpeg, GDAL, Qt...)
+#                LibTorch (a copy of libtorch_cpu without the OpenCV, FFmpeg, GDAL, Qt... that
+#                Debian links it to and it never calls: ECGQ_TRIM_LIBTORCH)
 #   ecgq-broker  (--target broker) ecgq-broker, ecgq-gateway and ecgq, no LibTorch (about 25
 #                libraries); for the network-facing services (broker, gateway) and producers
 # The base is debian:bookworm, pulled or made locally by scripts/docker-base (debootstrap).
