@@ -1,6 +1,7 @@
 # ecgq on Debian bookworm, two images from one build (scripts/build-image tags both):
 #   ecgq         (the last stage) the broker, the workers, the HTTP gateway and the producer CLI:
-#                LibTorch and what Debian's libtorch1.13 links (OpenCV, FFmpeg, GDAL, Qt...)
+#                LibTorch (a copy of libtorch_cpu without the OpenCV, FFmpeg, GDAL, Qt... that
+#                Debian links it to and it never calls: ECGQ_TRIM_LIBTORCH)
 #   ecgq-broker  (--target broker) ecgq-broker, ecgq-gateway and ecgq, no LibTorch (about 25
 #                libraries); for the network-facing services (broker, gateway) and producers
 # The base is debian:bookworm, pulled or made locally by scripts/docker-base (debootstrap).
@@ -10,15 +11,19 @@ FROM ${BASE_IMAGE} AS build
 COPY scripts/install-deps /src/scripts/install-deps
 RUN /src/scripts/install-deps --compile && rm -rf /var/lib/apt/lists/*
 COPY . /src
-# Only the programs (no tests, no benchmarks).
+# Only the programs (no tests, no benchmarks), installed in /install: bin/ and, with
+# ECGQ_TRIM_LIBTORCH (patchelf is among the compile packages), lib/ecgq/libtorch_cpu.so.1.13, the
+# copy of Debian's without the ~230 libraries it links and never calls, which ecgq-worker loads
+# through its RUNPATH ($ORIGIN/../lib/ecgq; docs/performance.md, "A trimmed LibTorch").
 RUN cmake -S /src -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release \
-      -DECGQ_BUILD_TESTS=OFF -DECGQ_BUILD_BENCH=OFF \
- && cmake --build /build --parallel --target ecgq-broker ecgq-worker ecgq ecgq-gateway
+      -DECGQ_BUILD_TESTS=OFF -DECGQ_BUILD_BENCH=OFF -DECGQ_TRIM_LIBTORCH=ON \
+ && cmake --build /build --parallel --target ecgq-broker ecgq-worker ecgq ecgq-gateway \
+ && cmake --install /build --prefix /install
 # Stripped of symbols (after the compile, so that ECGQ_TRIM=0 reuses it).
 ARG ECGQ_TRIM=1
 RUN if [ "$ECGQ_TRIM" = 1 ]; then \
-      strip --strip-unneeded /build/bin/ecgq-broker /build/bin/ecgq-worker /build/bin/ecgq \
-        /build/bin/ecgq-gateway; fi
+      strip --strip-unneeded /install/bin/ecgq-broker /install/bin/ecgq-worker /install/bin/ecgq \
+        /install/bin/ecgq-gateway; fi
 
 # --- the broker image: ecgq-broker, ecgq-gateway and the producer CLI, no LibTorch ------------
 FROM ${BASE_IMAGE} AS broker
@@ -26,7 +31,7 @@ FROM ${BASE_IMAGE} AS broker
 # (to measure what trimming saves: docs/deploy.md).
 ARG ECGQ_TRIM=1
 COPY scripts/install-deps /tmp/install-deps
-COPY --from=build /build/bin/ecgq-broker /build/bin/ecgq-gateway /build/bin/ecgq /usr/local/bin/
+COPY --from=build /install/bin/ecgq-broker /install/bin/ecgq-gateway /install/bin/ecgq /usr/local/bin/
 # Run-time libraries only, without documentation, manual pages and translations (copyright files
 # stay); libsqlite3-0 is the broker's journal, libssl3 the gateway's HTTPS.
 RUN if [ "$ECGQ_TRIM" = 1 ]; then \
@@ -77,7 +82,8 @@ FROM broker AS full
 USER root
 ARG ECGQ_TRIM=1
 COPY scripts/install-deps scripts/trim-image /tmp/
-COPY --from=build /build/bin/ecgq-worker /usr/local/bin/
+COPY --from=build /install/bin/ecgq-worker /usr/local/bin/
+COPY --from=build /install/lib/ecgq /usr/local/lib/ecgq
 # Then the packages LibTorch's install pulled in that none of the binaries loads are removed
 # (scripts/trim-image: the ldd closure of the binaries decides; docs/deploy.md lists what goes).
 RUN dpkg-query -W -f '${Package}\n' > /tmp/base-packages \
