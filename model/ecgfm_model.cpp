@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 
+#include "model/activation_pool.hpp"
 #include "model/aten_projection.hpp"
 #include "model/attention_products.hpp"
 #include "model/ecgfm_weights.hpp"
@@ -111,6 +112,8 @@ class EcgfmModel : public Model {
     note_packed();
   }
 
+  ~EcgfmModel() override { ActivationPool::release(); }  // its passes' idle activation blocks
+
   const ModelInfo& info() const override { return info_; }
 
   // Every weight slot, named, with whether this model has it and its dtype
@@ -172,8 +175,12 @@ class EcgfmModel : public Model {
   Expected<ModelOutput> run(const float* x, int64_t n, const RunOptions& options) override {
     auto out = run_capture(x, n, options, nullptr);
     // The first pass of a batch size creates its oneDNN primitives (JIT): their temporaries
-    // leave ~11 MiB of free heap that later passes do not reuse; hand it back once.
-    if (batch_sizes_seen_.insert(n).second) malloc_trim(0);
+    // leave ~11 MiB of free heap that later passes do not reuse; hand it back once, with the
+    // pass's pooled activations (the next pass takes them again).
+    if (batch_sizes_seen_.insert(n).second) {
+      ActivationPool::release();
+      malloc_trim(0);
+    }
     return out;
   }
 
@@ -449,6 +456,7 @@ class EcgfmModel : public Model {
   Expected<ModelOutput> forward(const float* xin, int64_t n, const RunOptions& options,
                                 ActivationCapture* capture) {
     c10::InferenceMode guard;
+    ActivationPool::Scope pooled;  // the pass's large tensors reuse blocks by size
     const int64_t E = arch_.embed_dim;
     at::Tensor x = features(xin, n, capture);
     at::Tensor y = positional(x);

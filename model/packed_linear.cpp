@@ -3,8 +3,11 @@
 
 #include <ATen/ATen.h>
 
+#include <array>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include "common/settings.hpp"
 #include "model/dnnl_cpu.hpp"
@@ -14,15 +17,37 @@ namespace ecgq {
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
+namespace {
+
+// Projections of the same shape, options and packed layout share their primitives: a model's 48
+// projections are 8 distinct ones (q/k/v, out, fc1, fc2; unsplit and split), so a new batch size
+// describes 8 matmuls instead of 48 (oneDNN's own primitive cache already shares the kernels, not
+// the descriptors, whose creation was ~0.3 ms each of a first pass).
+struct SharedMatmuls {
+  using Key = std::array<int64_t, 7>;  // N, K, split, bf16, gelu, residual, bf16_out
+  struct Group {
+    dnnl::memory::desc weights;
+    MatmulsByRows primitives;
+  };
+  std::mutex mu;
+  std::map<Key, Group> groups;
+
+  static SharedMatmuls& get() {
+    static SharedMatmuls* instance = new SharedMatmuls();  // never destroyed (exit order)
+    return *instance;
+  }
+};
+
+}  // namespace
+
 struct PackedLinear::Impl {
   Options options;
-  int64_t n = 0, k = 0;              // output features, input features (2K rows when split)
-  dnnl::memory::desc weights;        // the packed layout
-  at::Tensor storage;                // the memory of `packed`
-  dnnl::memory packed;               // weights in that layout
-  at::Tensor bias;                   // [N] fp32
-  std::string implementation;        // kernel name for the layout
-  mutable MatmulsByRows primitives;  // primitive per row count
+  int64_t n = 0, k = 0;        // output features, input features (2K rows when split)
+  dnnl::memory::desc weights;  // the packed layout
+  at::Tensor storage;          // the memory of `packed`
+  dnnl::memory packed;         // weights in that layout
+  at::Tensor bias;             // [N] fp32
+  std::string implementation;  // kernel name for the layout
 
   int64_t src_k() const { return options.split ? 2 * k : k; }
   dt src_type() const { return options.bf16 ? dt::bf16 : dt::f32; }
@@ -44,8 +69,21 @@ struct PackedLinear::Impl {
                                         DnnlCpu::get().engine());
   }
 
-  const MatmulsByRows::Entry& primitive(int64_t rows) const {
-    return primitives.get(rows, [this](int64_t m) { return describe(m, weights); });
+  // The primitive for `rows`, shared with every projection of the same configuration (copied
+  // handles: another thread may evict the cached entry meanwhile).
+  MatmulsByRows::Entry primitive(int64_t rows) const {
+    const SharedMatmuls::Key key{
+        n, k, options.split, options.bf16, options.gelu, options.residual, options.bf16_out};
+    SharedMatmuls& shared = SharedMatmuls::get();
+    std::lock_guard<std::mutex> lock(shared.mu);
+    auto it = shared.groups.find(key);
+    if (it == shared.groups.end())
+      it = shared.groups.emplace(key, SharedMatmuls::Group{weights, {}}).first;
+    if (it->second.weights != weights) {  // not reached: the same configuration packs alike
+      auto pd = describe(rows, weights);
+      return MatmulsByRows::Entry{dnnl::matmul(pd), pd.scratchpad_desc()};
+    }
+    return it->second.primitives.get(rows, [this](int64_t m) { return describe(m, weights); });
   }
 };
 
@@ -115,7 +153,7 @@ at::Tensor PackedLinear::run(const at::Tensor& x, const at::Tensor* residual) co
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = p.n;
   at::Tensor y = at::empty({rows, p.n}, p.options.bf16_out ? at::kBFloat16 : at::kFloat);
-  const MatmulsByRows::Entry& mm = p.primitive(rows);
+  const MatmulsByRows::Entry mm = p.primitive(rows);
   const dnnl::engine& eng = DnnlCpu::get().engine();
   std::unordered_map<int, dnnl::memory> args{
       {DNNL_ARG_SRC, dnnl::memory({{rows, p.src_k()}, p.src_type(), tag::ab}, eng, src.data_ptr())},
