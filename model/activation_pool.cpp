@@ -4,10 +4,11 @@
 
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
-#include <c10/core/impl/alloc_cpu.h>
+#include <sys/mman.h>
 
 #include <map>
 #include <mutex>
+#include <new>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -31,14 +32,14 @@ struct Pool {
 
   // Removes the idle blocks `drop` accepts from the pool; the caller frees them unlocked.
   template <typename Drop>
-  std::vector<void*> take_idle(const Drop& drop) {
-    std::vector<void*> out;
+  std::vector<std::pair<void*, size_t>> take_idle(const Drop& drop) {
+    std::vector<std::pair<void*, size_t>> out;
     for (auto it = idle.begin(); it != idle.end();) {
       if (!drop(blocks[it->second])) {
         ++it;
         continue;
       }
-      out.push_back(it->second);
+      out.emplace_back(it->second, it->first);
       idle_bytes -= it->first;
       blocks.erase(it->second);
       it = idle.erase(it);
@@ -57,8 +58,37 @@ thread_local int depth = 0;            // Scopes alive on this thread
 thread_local unsigned long pass = 0;   // the outermost Scope's generation
 c10::DeleterFnPtr next_raw = nullptr;  // the wrapped allocator's raw deleter
 
-void free_blocks(const std::vector<void*>& blocks) {
-  for (void* p : blocks) c10::free_cpu(p);
+// Blocks are mappings of their own, so that an idle one can grow in place of a new one.
+void* map_block(size_t bytes) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  Pool& P = pool();
+  std::lock_guard<std::mutex> lock(P.mu);
+  P.blocks[p] = Pool::Block{bytes, pass};
+  return p;
+}
+
+// The largest idle block smaller than `want`, grown to it with mremap (its resident pages move
+// with it, only the rest is fresh), or nullptr. A pass that first needs 10 MB and later 11.5 MB
+// then touches 11.5 MB, not 21.5.
+void* grow_idle(Pool& P, size_t want) {
+  std::lock_guard<std::mutex> lock(P.mu);
+  auto it = P.idle.lower_bound(want);
+  if (it == P.idle.begin()) return nullptr;
+  --it;
+  const size_t had = it->first;
+  void* old = it->second;
+  void* p = mremap(old, had, want, MREMAP_MAYMOVE);
+  if (p == MAP_FAILED) return nullptr;  // the old mapping is untouched and stays idle
+  P.idle_bytes -= had;
+  P.idle.erase(it);
+  P.blocks.erase(old);
+  P.blocks[p] = Pool::Block{want, pass};
+  return p;
+}
+
+void free_blocks(const std::vector<std::pair<void*, size_t>>& blocks) {
+  for (auto [p, bytes] : blocks) munmap(p, bytes);
 }
 
 // A pooled block's deleter: back to the idle list.
@@ -105,9 +135,8 @@ class PoolAllocator final : public c10::Allocator {
         return wrap(p);
       }
     }
-    void* p = c10::alloc_cpu(want);
-    std::lock_guard<std::mutex> lock(P.mu);
-    P.blocks[p] = Pool::Block{want, pass};
+    void* p = grow_idle(P, want);
+    if (p == nullptr) p = map_block(want);
     return wrap(p);
   }
 
@@ -146,7 +175,7 @@ ActivationPool::Scope::~Scope() {
   --depth;
   if (!outer_) return;
   // Blocks this pass did not take are what an earlier, larger pass needed: free them.
-  std::vector<void*> unused;
+  std::vector<std::pair<void*, size_t>> unused;
   {
     Pool& P = pool();
     std::lock_guard<std::mutex> lock(P.mu);
@@ -157,7 +186,7 @@ ActivationPool::Scope::~Scope() {
 }
 
 size_t ActivationPool::release() {
-  std::vector<void*> all;
+  std::vector<std::pair<void*, size_t>> all;
   size_t bytes = 0;
   {
     Pool& P = pool();

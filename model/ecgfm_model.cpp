@@ -432,7 +432,7 @@ class EcgfmModel : public Model {
           x = at::layer_norm(x.transpose(1, 2), {dim}, blk.norm_w, blk.norm_b, kEps)
                   .transpose(1, 2);
       }
-      x = at::gelu(x);
+      x = at::gelu_(x);  // in place: x is this block's own output
       keep(capture, "conv" + std::to_string(i) + "_out", x);
     }
     x = at::layer_norm(x.transpose(1, 2), {feat_ln_w_.size(0)}, feat_ln_w_, feat_ln_b_, kEps);
@@ -461,7 +461,7 @@ class EcgfmModel : public Model {
     at::Tensor x = features(xin, n, capture);
     at::Tensor y = positional(x);
     keep(capture, "conv_pos_out", y);
-    x = x + y;
+    x.add_(y);  // x is the features' own output
     if (!arch_.layer_norm_first) {
       x = at::layer_norm(x, {E}, enc_ln_w_, enc_ln_b_, kEps);
       keep(capture, "encoder_in_layer_norm_out", x);
