@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "common/settings.hpp"
+#include "model/bf16_rows.hpp"
 #include "model/dnnl_cpu.hpp"
 
 namespace ecgq {
@@ -143,10 +144,7 @@ at::Tensor PackedLinear::run(const at::Tensor& x, const at::Tensor* residual) co
   const int64_t rows = x.numel() / x.size(-1);
   at::Tensor src = x.reshape({rows, x.size(-1)});
   if (p.options.split) {
-    at::Tensor both = at::empty({rows, 2 * p.k}, at::kBFloat16);
-    both.narrow(1, 0, p.k).copy_(src);
-    both.narrow(1, p.k, p.k).copy_(src);
-    src = both;
+    src = duplicate_rows_bf16(src);  // [x | x]
   } else {
     src = src.to(p.options.bf16 ? at::kBFloat16 : at::kFloat).contiguous();
   }
