@@ -13,8 +13,7 @@ namespace ecgq {
 // same sizes over and over, and glibc, starting from a heap that malloc_trim(0) has handed back,
 // spread them over fresh pages: a first 8-segment pass took 37,200 first-touch page faults
 // (~1.5 us each here), 16,400 with the pool. Blocks not used by a pass are unmapped when its scope
-// ends; release() unmaps every idle block (the model calls it when destroyed, and with the trim
-// after the first pass of a batch size).
+// ends; release() unmaps every idle block (the model calls it when destroyed).
 class ActivationPool {
  public:
   // Tensors of at least this many bytes are pooled; smaller ones stay with malloc.
