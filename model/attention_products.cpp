@@ -86,6 +86,10 @@ const std::string& AttentionProducts::implementation() const {
   return impl_->last;
 }
 
+void AttentionProducts::prepare(int64_t b, int64_t t, int64_t e, bool bf16) const {
+  (void)impl_->pair(b, t, e, bf16);
+}
+
 at::Tensor AttentionProducts::run(const at::Tensor& qkv_in, at::Tensor* probs) const {
   at::Tensor qkv = qkv_in.contiguous();
   const int64_t b = qkv.size(0), t = qkv.size(1), e = qkv.size(2) / 3, h = impl_->heads;

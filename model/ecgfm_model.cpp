@@ -17,6 +17,7 @@
 #include "model/ecgfm_weights.hpp"
 #include "model/packed_conv.hpp"
 #include "model/packed_layer.hpp"
+#include "model/prepare_shape.hpp"
 #include "model/weight_arena.hpp"
 #include "model/weight_reader.hpp"
 
@@ -113,7 +114,6 @@ class EcgfmModel : public Model {
   }
 
   ~EcgfmModel() override { ActivationPool::release(); }  // its passes' idle activation blocks
-
   const ModelInfo& info() const override { return info_; }
 
   // Every weight slot, named, with whether this model has it and its dtype
@@ -175,9 +175,8 @@ class EcgfmModel : public Model {
   Expected<ModelOutput> run(const float* x, int64_t n, const RunOptions& options) override {
     auto out = run_capture(x, n, options, nullptr);
     // The first pass of a batch size creates its oneDNN primitives (JIT): their temporaries
-    // leave ~11 MiB of free heap that later passes do not reuse; hand it back once. The pooled
-    // activations stay: the next pass takes them again (releasing them here cost the first pass
-    // their unmapping and the second their page faults again, for the same steady RSS).
+    // leave ~11 MiB of free heap that later passes do not reuse; hand it back once. Pooled
+    // activations stay (the next pass takes them: releasing them cost it their page faults).
     if (batch_sizes_seen_.insert(n).second) malloc_trim(0);
     return out;
   }
@@ -457,6 +456,11 @@ class EcgfmModel : public Model {
     ActivationPool::Scope pooled;  // the pass's large tensors reuse blocks by size
     const int64_t E = arch_.embed_dim;
     at::Tensor x = features(xin, n, capture);
+    if (packed_ && prepared_.insert({x.size(0), x.size(1)}).second)  // a new shape's primitives
+      prepare_shape({pos_conv_.get(), products_.get(),
+                     split_layers_ < arch_.layers ? layers_.front().packed.get() : nullptr,
+                     split_layers_ > 0 ? layers_.back().packed.get() : nullptr, bf16_},
+                    x.size(0), x.size(1), E);
     at::Tensor y = positional(x);
     keep(capture, "conv_pos_out", y);
     x.add_(y);  // x is the features' own output
@@ -523,6 +527,7 @@ class EcgfmModel : public Model {
   bool front_tried_ = false;            // pack_adopted: pos conv and input projection packed
   std::vector<bool> layers_tried_;      // pack_adopted: layers packed (or kept for the ATen path)
   std::set<int64_t> batch_sizes_seen_;  // by run(), for the trim after a new one's first pass
+  std::set<std::pair<int64_t, int64_t>> prepared_;  // [B, T] shapes whose primitives exist
 };
 
 }  // namespace

@@ -120,6 +120,10 @@ Expected<std::unique_ptr<PackedConv>> PackedConv::pack(const at::Tensor& weight,
   return std::unique_ptr<PackedConv>(new PackedConv(std::move(impl)));
 }
 
+void PackedConv::prepare(int64_t b, int64_t t) const {
+  (void)impl_->primitive(b, t);
+}
+
 at::Tensor PackedConv::run(const at::Tensor& x) const {
   const Impl& p = *impl_;
   const int64_t b = x.size(0), t = x.size(1);

@@ -4,7 +4,9 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <memory>
+#include <vector>
 
 #include "common/status.hpp"
 #include "model/packed_linear.hpp"
@@ -31,6 +33,15 @@ class PackedLayer {
   // oneDNN's kernel for the packed layout (e.g. "brg:avx512_core_bf16").
   const std::string& implementation() const {
     return fc1_8_ ? fc1_8_->implementation() : fc1_->implementation();
+  }
+  // The primitives of the four projections for `rows` rows (PackedLinear::prepare), as
+  // functions a thread pool may run at once; none for int8 (the experiment creates on use).
+  std::vector<std::function<void()>> preparations(int64_t rows) const {
+    if (fc1_8_ || qkv_8_) return {};
+    std::vector<std::function<void()>> out;
+    for (const PackedLinear* p : {qkv_.get(), out_.get(), fc1_.get(), fc2_.get()})
+      out.emplace_back([p, rows] { p->prepare(rows); });
+    return out;
   }
   // x Wqkv^T + bqkv: [.., 3E], fp32 (bf16 in unsplit bf16 layers: the attention products' input).
   at::Tensor qkv(const at::Tensor& x) const { return qkv_8_ ? qkv_8_->run(x) : qkv_->run(x); }

@@ -76,15 +76,23 @@ struct PackedLinear::Impl {
     const SharedMatmuls::Key key{
         n, k, options.split, options.bf16, options.gelu, options.residual, options.bf16_out};
     SharedMatmuls& shared = SharedMatmuls::get();
-    std::lock_guard<std::mutex> lock(shared.mu);
-    auto it = shared.groups.find(key);
-    if (it == shared.groups.end())
-      it = shared.groups.emplace(key, SharedMatmuls::Group{weights, {}}).first;
-    if (it->second.weights != weights) {  // not reached: the same configuration packs alike
-      auto pd = describe(rows, weights);
-      return MatmulsByRows::Entry{dnnl::matmul(pd), pd.scratchpad_desc()};
+    bool shareable = true;
+    {
+      std::lock_guard<std::mutex> lock(shared.mu);
+      auto it = shared.groups.find(key);
+      if (it == shared.groups.end())
+        it = shared.groups.emplace(key, SharedMatmuls::Group{weights, {}}).first;
+      // not reached: the same configuration packs alike
+      shareable = it->second.weights == weights;
+      if (const MatmulsByRows::Entry* e = it->second.primitives.find(rows); e && shareable)
+        return *e;
     }
-    return it->second.primitives.get(rows, [this](int64_t m) { return describe(m, weights); });
+    // Created unlocked: prepare() creates several projections' primitives at once.
+    auto pd = describe(rows, weights);
+    MatmulsByRows::Entry made{dnnl::matmul(pd), pd.scratchpad_desc()};
+    if (!shareable) return made;
+    std::lock_guard<std::mutex> lock(shared.mu);
+    return shared.groups.at(key).primitives.put(rows, std::move(made));
   }
 };
 
@@ -168,6 +176,10 @@ at::Tensor PackedLinear::run(const at::Tensor& x, const at::Tensor* residual) co
   mm.primitive.execute(DnnlCpu::get().stream(), args);
   DnnlCpu::get().stream().wait();
   return y.view(shape);
+}
+
+void PackedLinear::prepare(int64_t rows) const {
+  (void)impl_->primitive(rows);
 }
 
 bool packed_weights_enabled() {
