@@ -119,8 +119,7 @@ at::Tensor AttentionProducts::run(const at::Tensor& qkv_in, at::Tensor* probs) c
     *probs = a;
     if (bf16) a = a.to(at::kBFloat16);
   } else {
-    // fp32: in place over the scores (oneDNN's softmax allows it), one [B, H, T, T] less
-    a = bf16 ? at::empty({b, h, t, t}, qkv.scalar_type()) : s;
+    a = at::empty({b, h, t, t}, qkv.scalar_type());
     p.softmax.execute(cpu.stream(),
                       {{DNNL_ARG_SRC, dnnl::memory(p.s, eng, s.data_ptr())},
                        {DNNL_ARG_DST, dnnl::memory(p.a, eng, a.data_ptr())},
