@@ -20,12 +20,15 @@
 //               worker's sleep does); the last precision keeps its model with --no-unload
 // The input (default: 2 segments of a fixed pattern) is tiled to each batch size.
 // bench/model_bench.py drives this binary and writes docs/performance.md.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -76,6 +79,20 @@ double seconds_since(Clock::time_point t0) {
 }
 
 // CPU seconds used by all threads of this process so far.
+// Minor page faults of this process so far (first touches of fresh memory, mostly).
+long minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
+}
+
+// Seconds on CLOCK_MONOTONIC (perf record -k CLOCK_MONOTONIC timestamps), for profiling a phase.
+double monotonic_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 double process_cpu_s() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -128,10 +145,13 @@ bool measure(ecgq::Model& model, const std::string& precision, const std::vector
     const std::vector<float> in = tile(x, have, n);
     reset_peak();
     auto first = Clock::now();
-    const double first_c = process_cpu_s();
+    const double first_c = process_cpu_s(), first_mono = monotonic_s();
+    const long first_f = minor_faults();
     auto out = model.run(in.data(), n, run_options);
     const double first_s = seconds_since(first);
     const double first_cpu_s = process_cpu_s() - first_c;  // with the JIT of a new batch size
+    const long first_faults = minor_faults() - first_f;
+    const double first_mono_end = monotonic_s();
     if (!out.ok()) {
       std::cerr << "bench_model: " << out.status().to_string() << "\n";
       return false;
@@ -139,22 +159,32 @@ bool measure(ecgq::Model& model, const std::string& precision, const std::vector
     // Wall and process CPU seconds per pass; CPU time holds up better when other work shares
     // the cores (with OMP_WAIT_POLICY=PASSIVE, so that waiting threads do not spin).
     std::vector<double> times, cpu;
+    std::vector<long> faults;
+    std::ostringstream marks;  // CLOCK_MONOTONIC start and end of each timed pass
     for (int r = 0; r < plan.reps; ++r) {
       auto t = Clock::now();
       const double c = process_cpu_s();
+      const long f = minor_faults();
+      marks << (r ? ";" : "") << std::fixed << std::setprecision(6) << monotonic_s();
       auto o = model.run(in.data(), n, run_options);
+      marks << "," << monotonic_s();
       times.push_back(seconds_since(t));
       cpu.push_back(process_cpu_s() - c);
+      faults.push_back(minor_faults() - f);
       if (!o.ok()) return false;
     }
     std::sort(times.begin(), times.end());
     std::sort(cpu.begin(), cpu.end());
+    std::sort(faults.begin(), faults.end());
     std::ostringstream fwd;
     fwd << "precision=" << precision << " batch=" << n << " threads=" << plan.threads
         << " first_forward_s=" << first_s << " first_cpu_s=" << first_cpu_s
         << " forward_s=" << times[times.size() / 2] << " forward_min_s=" << times.front()
         << " cpu_s=" << cpu[cpu.size() / 2] << " cpu_min_s=" << cpu.front()
-        << " reps=" << plan.reps;
+        << " first_minor_faults=" << first_faults << " minor_faults=" << faults[faults.size() / 2]
+        << " reps=" << plan.reps << std::fixed << std::setprecision(6)
+        << " first_monotonic=" << first_mono << "," << first_mono_end
+        << " pass_monotonic=" << marks.str();
     report("forward", fwd.str());
   }
   if (plan.throughput_s <= 0) return true;

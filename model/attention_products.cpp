@@ -34,16 +34,20 @@ struct AttentionProducts::Impl {
     const int64_t h = heads, d = e / heads;
     const dt in = bf16 ? dt::bf16 : dt::f32;
     Pair p;
-    // q and v as [B, H, T, D] and k^T as [B, H, D, T], all inside the [B, T, 3E] rows (fp32),
-    // or in a head-major copy [3, B, H, T, D] (bf16: oneDNN's AMX kernel wants dense heads).
+    // bf16: q and v as [B, H, T, D] and k^T as [B, H, D, T] in a head-major copy
+    // [3, B, H, T, D] of the [B, T, 3E] rows (oneDNN's AMX kernel wants dense heads). fp32: q and
+    // k^T read in place from the rows, v copied head-major [B, H, T, D]: read in place too, the
+    // context product took gemm:jit, whose first call in a process cost ~20 ms (its kernels
+    // generated then) and whose steady product was slower than the copy and brgemm together.
     if (bf16) {
       p.q = dnnl::memory::desc({b, h, t, d}, in, dims{h * t * d, t * d, d, 1});
       p.k = dnnl::memory::desc({b, h, d, t}, in, dims{h * t * d, t * d, 1, d});
+      p.v = p.q;
     } else {
       p.q = dnnl::memory::desc({b, h, t, d}, in, dims{t * 3 * e, d, 3 * e, 1});
       p.k = dnnl::memory::desc({b, h, d, t}, in, dims{t * 3 * e, d, 1, 3 * e});
+      p.v = dnnl::memory::desc({b, h, t, d}, in, dims{h * t * d, t * d, d, 1});
     }
-    p.v = p.q;
     // Scores in fp32 (the softmax's input); bf16 probabilities for the second product.
     p.s = dnnl::memory::desc({b, h, t, t}, dt::f32, dims{h * t * t, t * t, t, 1});
     p.a = dnnl::memory::desc({b, h, t, t}, in, dims{h * t * t, t * t, t, 1});
@@ -82,6 +86,10 @@ const std::string& AttentionProducts::implementation() const {
   return impl_->last;
 }
 
+void AttentionProducts::prepare(int64_t b, int64_t t, int64_t e, bool bf16) const {
+  (void)impl_->pair(b, t, e, bf16);
+}
+
 at::Tensor AttentionProducts::run(const at::Tensor& qkv_in, at::Tensor* probs) const {
   at::Tensor qkv = qkv_in.contiguous();
   const int64_t b = qkv.size(0), t = qkv.size(1), e = qkv.size(2) / 3, h = impl_->heads;
@@ -90,10 +98,15 @@ at::Tensor AttentionProducts::run(const at::Tensor& qkv_in, at::Tensor* probs) c
   impl_->last = p.implementation;
   DnnlCpu& cpu = DnnlCpu::get();
   const dnnl::engine& eng = cpu.engine();
-  if (bf16) qkv = qkv.view({b, t, 3, h, e / h}).permute({2, 0, 3, 1, 4}).contiguous();
+  at::Tensor v;  // fp32: v head-major
+  if (bf16)
+    qkv = qkv.view({b, t, 3, h, e / h}).permute({2, 0, 3, 1, 4}).contiguous();
+  else
+    v = qkv.narrow(2, 2 * e, e).view({b, t, h, e / h}).transpose(1, 2).contiguous();
   auto* base = static_cast<char*>(qkv.data_ptr());
   // bytes from q to k (and k to v)
   const int64_t part = (bf16 ? b * t * e : e) * static_cast<int64_t>(qkv.element_size());
+  void* v_data = bf16 ? base + 2 * part : v.data_ptr();
   at::Tensor s = at::empty({b, h, t, t}, at::kFloat);
   at::Tensor o = at::empty({b, t, e}, qkv.scalar_type());
   p.scores.execute(cpu.stream(), {{DNNL_ARG_SRC, dnnl::memory(p.q, eng, base)},
@@ -113,7 +126,7 @@ at::Tensor AttentionProducts::run(const at::Tensor& qkv_in, at::Tensor* probs) c
                        {DNNL_ARG_SCRATCHPAD, DnnlCpu::scratchpad(p.softmax_scratch)}});
   }
   p.context.execute(cpu.stream(), {{DNNL_ARG_SRC, dnnl::memory(p.a, eng, a.data_ptr())},
-                                   {DNNL_ARG_WEIGHTS, dnnl::memory(p.v, eng, base + 2 * part)},
+                                   {DNNL_ARG_WEIGHTS, dnnl::memory(p.v, eng, v_data)},
                                    {DNNL_ARG_DST, dnnl::memory(p.o, eng, o.data_ptr())},
                                    {DNNL_ARG_SCRATCHPAD, DnnlCpu::scratchpad(p.context_scratch)}});
   cpu.stream().wait();

@@ -25,6 +25,10 @@ class AttentionProducts {
   // probabilities [B, H, T, T] (fp32) when set.
   at::Tensor run(const at::Tensor& qkv, at::Tensor* probs) const;
 
+  // Creates the primitives run() uses for a [b, t, 3e] input of that type unless they exist (one
+  // thread at a time).
+  void prepare(int64_t b, int64_t t, int64_t e, bool bf16) const;
+
   // oneDNN's kernels of the last run (scores, context, softmax), for tests and logs.
   const std::string& implementation() const;
 

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <sstream>
 #include <vector>
 
@@ -14,10 +15,15 @@ DnnlCpu& DnnlCpu::get() {
 }
 
 dnnl::memory DnnlCpu::scratchpad(const dnnl::memory::desc& desc) {
-  // Grows to the largest need seen on this thread; freed when the thread ends.
-  thread_local std::vector<uint8_t> buffer;
-  if (buffer.size() < desc.get_size()) buffer.resize(desc.get_size());
-  return dnnl::memory(desc, get().engine(), buffer.data());
+  // Grows to the largest need seen on this thread; freed when the thread ends. Not zeroed (a
+  // vector's resize would write every byte, touching pages oneDNN may never use).
+  thread_local std::unique_ptr<uint8_t[]> buffer;
+  thread_local size_t size = 0;
+  if (size < desc.get_size()) {
+    size = desc.get_size();
+    buffer.reset(new uint8_t[size]);
+  }
+  return dnnl::memory(desc, get().engine(), buffer.get());
 }
 
 dnnl::memory DnnlCpu::pack(dnnl::memory source, const dnnl::memory::desc& layout, void* storage) {

@@ -67,14 +67,26 @@ class MatmulsByRows {
   // The primitive for `rows`, created from `describe(rows)` (a matmul primitive_desc) when new.
   template <typename Describe>
   const Entry& get(int64_t rows, const Describe& describe) {
-    if (auto it = by_rows_.find(rows); it != by_rows_.end()) return it->second;
+    if (const Entry* e = find(rows)) return *e;
+    dnnl::matmul::primitive_desc pd = describe(rows);
+    return put(rows, Entry{dnnl::matmul(pd), pd.scratchpad_desc()});
+  }
+
+  // The primitive for `rows` when there is one, else nullptr.
+  const Entry* find(int64_t rows) const {
+    auto it = by_rows_.find(rows);
+    return it == by_rows_.end() ? nullptr : &it->second;
+  }
+
+  // Keeps `entry` for `rows` unless one is there already; returns the one kept.
+  const Entry& put(int64_t rows, Entry entry) {
+    if (const Entry* e = find(rows)) return *e;
     if (order_.size() >= kMaxShapes) {
       by_rows_.erase(order_.front());
       order_.erase(order_.begin());
     }
     order_.push_back(rows);
-    dnnl::matmul::primitive_desc pd = describe(rows);
-    return by_rows_.emplace(rows, Entry{dnnl::matmul(pd), pd.scratchpad_desc()}).first->second;
+    return by_rows_.emplace(rows, std::move(entry)).first->second;
   }
 
  private:

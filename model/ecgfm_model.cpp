@@ -12,11 +12,13 @@
 #include <optional>
 #include <set>
 
+#include "model/activation_pool.hpp"
 #include "model/aten_projection.hpp"
 #include "model/attention_products.hpp"
 #include "model/ecgfm_weights.hpp"
 #include "model/packed_conv.hpp"
 #include "model/packed_layer.hpp"
+#include "model/prepare_shape.hpp"
 #include "model/weight_arena.hpp"
 #include "model/weight_reader.hpp"
 
@@ -117,6 +119,7 @@ class EcgfmModel : public Model {
     return Status::Ok();
   }
 
+  ~EcgfmModel() override { ActivationPool::release(); }  // its passes' idle activation blocks
   const ModelInfo& info() const override { return info_; }
 
   // Every weight slot, named, with whether this model has it and its dtype
@@ -207,7 +210,8 @@ class EcgfmModel : public Model {
   Expected<ModelOutput> run(const float* x, int64_t n, const RunOptions& options) override {
     auto out = run_capture(x, n, options, nullptr);
     // The first pass of a batch size creates its oneDNN primitives (JIT): their temporaries
-    // leave ~11 MiB of free heap that later passes do not reuse; hand it back once.
+    // leave ~11 MiB of free heap that later passes do not reuse; hand it back once. Pooled
+    // activations stay (the next pass takes them: releasing them cost it their page faults).
     if (batch_sizes_seen_.insert(n).second) malloc_trim(0);
     return out;
   }
@@ -476,7 +480,7 @@ class EcgfmModel : public Model {
           x = at::layer_norm(x.transpose(1, 2), {dim}, blk.norm_w, blk.norm_b, kEps)
                   .transpose(1, 2);
       }
-      x = at::gelu(x);
+      x = at::gelu_(x);  // in place: x is this block's own output
       keep(capture, "conv" + std::to_string(i) + "_out", x);
     }
     x = at::layer_norm(x.transpose(1, 2), {feat_ln_w_.size(0)}, feat_ln_w_, feat_ln_b_, kEps);
@@ -500,11 +504,17 @@ class EcgfmModel : public Model {
   Expected<ModelOutput> forward(const float* xin, int64_t n, const RunOptions& options,
                                 ActivationCapture* capture) {
     c10::InferenceMode guard;
+    ActivationPool::Scope pooled;  // the pass's large tensors reuse blocks by size
     const int64_t E = arch_.embed_dim;
     at::Tensor x = features(xin, n, capture);
+    if (packed_ && prepared_.insert({x.size(0), x.size(1)}).second)  // a new shape's primitives
+      prepare_shape({pos_conv_.get(), products_.get(),
+                     split_layers_ < arch_.layers ? layers_.front().packed.get() : nullptr,
+                     split_layers_ > 0 ? layers_.back().packed.get() : nullptr, bf16_},
+                    x.size(0), x.size(1), E);
     at::Tensor y = positional(x);
     keep(capture, "conv_pos_out", y);
-    x = x + y;
+    x.add_(y);  // x is the features' own output
     if (!arch_.layer_norm_first) {
       x = at::layer_norm(x, {E}, enc_ln_w_, enc_ln_b_, kEps);
       keep(capture, "encoder_in_layer_norm_out", x);
@@ -569,6 +579,7 @@ class EcgfmModel : public Model {
   bool front_tried_ = false;            // pack_adopted: pos conv and input projection packed
   std::vector<bool> layers_tried_;      // pack_adopted: layers packed (or kept for the ATen path)
   std::set<int64_t> batch_sizes_seen_;  // by run(), for the trim after a new one's first pass
+  std::set<std::pair<int64_t, int64_t>> prepared_;  // [B, T] shapes whose primitives exist
 };
 
 }  // namespace

@@ -192,6 +192,10 @@ PackedLinear::Prepacked PackedConv::prepacked() const {
           DnnlCpu::layout_text(impl_->weights), impl_->implementation};
 }
 
+void PackedConv::prepare(int64_t b, int64_t t) const {
+  (void)impl_->primitive(b, t);
+}
+
 at::Tensor PackedConv::run(const at::Tensor& x) const {
   const Impl& p = *impl_;
   const int64_t b = x.size(0), t = x.size(1);

@@ -52,6 +52,9 @@ class PackedConv {
   // x [B, T, C] fp32 -> gelu(conv(x) + b) [B, T, C] fp32.
   at::Tensor run(const at::Tensor& x) const;
 
+  // Creates the primitive run() uses for [b, t, C] inputs unless it exists (one thread at a time).
+  void prepare(int64_t b, int64_t t) const;
+
   // oneDNN's name for the kernel (logs, docs).
   const std::string& implementation() const;
 

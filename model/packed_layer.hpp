@@ -4,6 +4,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -43,6 +44,15 @@ class PackedLayer {
   // False when a stored layout had to be repacked for this CPU.
   bool used_in_place() const;
 
+  // The primitives of the four projections for `rows` rows (PackedLinear::prepare), as
+  // functions a thread pool may run at once; none for int8 (the experiment creates on use).
+  std::vector<std::function<void()>> preparations(int64_t rows) const {
+    if (fc1_8_ || qkv_8_) return {};
+    std::vector<std::function<void()>> out;
+    for (const PackedLinear* p : {qkv_.get(), out_.get(), fc1_.get(), fc2_.get()})
+      out.emplace_back([p, rows] { p->prepare(rows); });
+    return out;
+  }
   // x Wqkv^T + bqkv: [.., 3E], fp32 (bf16 in unsplit bf16 layers: the attention products' input).
   at::Tensor qkv(const at::Tensor& x) const { return qkv_8_ ? qkv_8_->run(x) : qkv_->run(x); }
   // residual + o Wout^T + bout.

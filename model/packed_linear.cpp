@@ -3,10 +3,14 @@
 
 #include <ATen/ATen.h>
 
+#include <array>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include "common/settings.hpp"
+#include "model/bf16_rows.hpp"
 #include "model/dnnl_cpu.hpp"
 
 namespace ecgq {
@@ -14,16 +18,38 @@ namespace ecgq {
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
+namespace {
+
+// Projections of the same shape, options and packed layout share their primitives: a model's 48
+// projections are 8 distinct ones (q/k/v, out, fc1, fc2; unsplit and split), so a new batch size
+// describes 8 matmuls instead of 48 (oneDNN's own primitive cache already shares the kernels, not
+// the descriptors, whose creation was ~0.3 ms each of a first pass).
+struct SharedMatmuls {
+  using Key = std::array<int64_t, 7>;  // N, K, split, bf16, gelu, residual, bf16_out
+  struct Group {
+    dnnl::memory::desc weights;
+    MatmulsByRows primitives;
+  };
+  std::mutex mu;
+  std::map<Key, Group> groups;
+
+  static SharedMatmuls& get() {
+    static SharedMatmuls* instance = new SharedMatmuls();  // never destroyed (exit order)
+    return *instance;
+  }
+};
+
+}  // namespace
+
 struct PackedLinear::Impl {
   Options options;
-  int64_t n = 0, k = 0;              // output features, input features (2K rows when split)
-  dnnl::memory::desc weights;        // the packed layout
-  at::Tensor storage;                // the memory of `packed`
-  dnnl::memory packed;               // weights in that layout
-  at::Tensor bias;                   // [N] fp32
-  std::string implementation;        // kernel name for the layout
-  bool in_place = true;              // adopt(): the stored bytes are `storage`
-  mutable MatmulsByRows primitives;  // primitive per row count
+  int64_t n = 0, k = 0;        // output features, input features (2K rows when split)
+  dnnl::memory::desc weights;  // the packed layout
+  at::Tensor storage;          // the memory of `packed`
+  dnnl::memory packed;         // weights in that layout
+  at::Tensor bias;             // [N] fp32
+  std::string implementation;  // kernel name for the layout
+  bool in_place = true;        // adopt(): the stored bytes are `storage`
 
   int64_t src_k() const { return options.split ? 2 * k : k; }
   dt src_type() const { return options.bf16 ? dt::bf16 : dt::f32; }
@@ -58,8 +84,29 @@ struct PackedLinear::Impl {
     return Status::Ok();
   }
 
-  const MatmulsByRows::Entry& primitive(int64_t rows) const {
-    return primitives.get(rows, [this](int64_t m) { return describe(m, weights); });
+  // The primitive for `rows`, shared with every projection of the same configuration (copied
+  // handles: another thread may evict the cached entry meanwhile).
+  MatmulsByRows::Entry primitive(int64_t rows) const {
+    const SharedMatmuls::Key key{
+        n, k, options.split, options.bf16, options.gelu, options.residual, options.bf16_out};
+    SharedMatmuls& shared = SharedMatmuls::get();
+    bool shareable = true;
+    {
+      std::lock_guard<std::mutex> lock(shared.mu);
+      auto it = shared.groups.find(key);
+      if (it == shared.groups.end())
+        it = shared.groups.emplace(key, SharedMatmuls::Group{weights, {}}).first;
+      // not reached: the same configuration packs alike
+      shareable = it->second.weights == weights;
+      if (const MatmulsByRows::Entry* e = it->second.primitives.find(rows); e && shareable)
+        return *e;
+    }
+    // Created unlocked: prepare() creates several projections' primitives at once.
+    auto pd = describe(rows, weights);
+    MatmulsByRows::Entry made{dnnl::matmul(pd), pd.scratchpad_desc()};
+    if (!shareable) return made;
+    std::lock_guard<std::mutex> lock(shared.mu);
+    return shared.groups.at(key).primitives.put(rows, std::move(made));
   }
 };
 
@@ -184,17 +231,14 @@ at::Tensor PackedLinear::run(const at::Tensor& x, const at::Tensor* residual) co
   const int64_t rows = x.numel() / x.size(-1);
   at::Tensor src = x.reshape({rows, x.size(-1)});
   if (p.options.split) {
-    at::Tensor both = at::empty({rows, 2 * p.k}, at::kBFloat16);
-    both.narrow(1, 0, p.k).copy_(src);
-    both.narrow(1, p.k, p.k).copy_(src);
-    src = both;
+    src = duplicate_rows_bf16(src);  // [x | x]
   } else {
     src = src.to(p.options.bf16 ? at::kBFloat16 : at::kFloat).contiguous();
   }
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = p.n;
   at::Tensor y = at::empty({rows, p.n}, p.options.bf16_out ? at::kBFloat16 : at::kFloat);
-  const MatmulsByRows::Entry& mm = p.primitive(rows);
+  const MatmulsByRows::Entry mm = p.primitive(rows);
   const dnnl::engine& eng = DnnlCpu::get().engine();
   std::unordered_map<int, dnnl::memory> args{
       {DNNL_ARG_SRC, dnnl::memory({{rows, p.src_k()}, p.src_type(), tag::ab}, eng, src.data_ptr())},
@@ -211,6 +255,10 @@ at::Tensor PackedLinear::run(const at::Tensor& x, const at::Tensor* residual) co
   mm.primitive.execute(DnnlCpu::get().stream(), args);
   DnnlCpu::get().stream().wait();
   return y.view(shape);
+}
+
+void PackedLinear::prepare(int64_t rows) const {
+  (void)impl_->primitive(rows);
 }
 
 bool packed_weights_enabled() {

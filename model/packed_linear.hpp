@@ -64,6 +64,11 @@ class PackedLinear {
   // leading shape); `residual` has y's shape (fp32) when Options::residual.
   at::Tensor run(const at::Tensor& x, const at::Tensor* residual = nullptr) const;
 
+  // Creates the primitive run() uses for `rows` rows (and shares with every projection of the
+  // same shape and options) unless it exists: a new batch size creates them all at once, on
+  // every thread (prepare may be called from several threads, on different projections).
+  void prepare(int64_t rows) const;
+
   // oneDNN's name for the kernel chosen for the packed layout (logs, docs).
   const std::string& implementation() const;
   // The packed weights and their layout, for a model file (a view of the projection's memory).
