@@ -5,6 +5,7 @@ Usage: /usr/bin/python3 bench/model_bench.py --build BUILD [--checkpoint FULL.pt
            [--no-doc] [--json FILE] [--workdir DIR] [--threads T] [--batches 1,2,4,8]
            [--precisions fp32,bf16] [--reps N] [--rounds N] [--wait-policy PASSIVE]
            [--only forward,accuracy,memory,cold,threads] [--doc docs/performance.md]
+  (a run of fewer sections than all prints them and leaves --doc as it is)
 
 Everything is measured in one run, so every ratio compares figures taken on the same machine
 under the same load (see bench/README.md):
@@ -514,7 +515,10 @@ def main(argv):
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1, default=str)
     section = model_bench_doc.render(ctx, res)
-    if not args.no_doc:
+    if set(only) != set(SECTIONS) and not args.no_doc:
+        # The doc holds one block for every section: a partial run would drop the others' tables.
+        log(f"--only {args.only}: {args.doc} left as it is (run every section to refresh it)")
+    elif not args.no_doc:
         model_bench_doc.write_doc(args.doc, section)
         log(f"wrote {args.doc}")
     print(section)
