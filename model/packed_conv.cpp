@@ -3,9 +3,8 @@
 
 #include <ATen/ATen.h>
 
-#include <optional>
-
 #include "model/dnnl_cpu.hpp"
+#include "model/prepacked_weights.hpp"
 
 namespace ecgq {
 
@@ -133,33 +132,27 @@ Expected<std::unique_ptr<PackedConv>> PackedConv::adopt(const PackedLinear::Prep
                                                         const at::Tensor& bias, int64_t groups,
                                                         Precision precision,
                                                         const PackedLinear::Allocate& allocate) {
-  const std::optional<dnnl::memory::desc> stored = DnnlCpu::layout_from_text(w.layout);
+  ASSIGN_OR_RETURN(const dnnl::memory::desc stored,
+                   stored_layout(w, 4, "packed convolution weights"));
   auto impl = std::make_unique<Impl>();
   impl->precision = precision;
   impl->terms = precision == Precision::bf16_split_w ? 2 : 1;
   impl->groups = groups;
   impl->bias = bias;
-  if (!stored || stored->get_size() != static_cast<size_t>(w.bytes.numel()) ||
-      stored->data.ndims != 4 || stored->data.dims[0] != groups ||
-      stored->data.dims[2] != stored->data.dims[1] * impl->terms ||
-      stored->data.data_type != static_cast<dnnl_data_type_t>(impl->src_type()) ||
-      bias.numel() != groups * stored->data.dims[1])
-    return Status(ErrorCode::BadCheckpoint,
-                  "packed convolution weights of " + std::to_string(w.bytes.numel()) +
-                      " bytes do not match their layout '" + w.layout + "'");
+  const auto& d = stored.data.dims;  // [G, O, I * terms, K]
+  if (d[0] != groups || d[2] != d[1] * impl->terms ||
+      stored.data.data_type != static_cast<dnnl_data_type_t>(impl->src_type()) ||
+      bias.numel() != groups * d[1])
+    return Status(ErrorCode::BadCheckpoint, "packed convolution weights '" + w.layout +
+                                                "' do not fit a convolution of " +
+                                                std::to_string(bias.numel()) + " channels in " +
+                                                std::to_string(groups) + " groups");
   impl->channels = bias.numel();
-  impl->kernel = stored->data.dims[3];
-  const dnnl::memory::dims wdims{stored->data.dims[0], stored->data.dims[1], stored->data.dims[2],
-                                 stored->data.dims[3]};
+  impl->kernel = d[3];
   try {
-    RETURN_IF_ERROR(impl->choose_layout(wdims));
-    if (impl->weights == *stored) {
-      impl->storage = w.bytes;
-    } else {
-      impl->storage = allocate(static_cast<int64_t>(impl->weights.get_size()));
-      dnnl::memory from(*stored, DnnlCpu::get().engine(), w.bytes.data_ptr());
-      DnnlCpu::pack(from, impl->weights, impl->storage.data_ptr());
-    }
+    RETURN_IF_ERROR(impl->choose_layout({d[0], d[1], d[2], d[3]}));
+    bool in_place = true;
+    impl->storage = adopt_storage(w, stored, impl->weights, allocate, &in_place);
     impl->packed = dnnl::memory(impl->weights, DnnlCpu::get().engine(), impl->storage.data_ptr());
   } catch (const dnnl::error& e) {
     return Status(ErrorCode::ModelError, std::string("oneDNN convolution: ") + e.what());
@@ -168,17 +161,16 @@ Expected<std::unique_ptr<PackedConv>> PackedConv::adopt(const PackedLinear::Prep
 }
 
 Expected<at::Tensor> PackedConv::unpack(const PackedLinear::Prepacked& w, Precision precision) {
-  const std::optional<dnnl::memory::desc> stored = DnnlCpu::layout_from_text(w.layout);
+  ASSIGN_OR_RETURN(const dnnl::memory::desc stored,
+                   stored_layout(w, 4, "packed convolution weights"));
   const int64_t terms = precision == Precision::bf16_split_w ? 2 : 1;
-  if (!stored || stored->get_size() != static_cast<size_t>(w.bytes.numel()) ||
-      stored->data.ndims != 4 || stored->data.dims[2] != stored->data.dims[1] * terms)
-    return Status(ErrorCode::BadCheckpoint,
-                  "packed convolution weights of " + std::to_string(w.bytes.numel()) +
-                      " bytes do not match their layout '" + w.layout + "'");
-  const auto& d = stored->data.dims;
-  at::Tensor plain = at::empty({d[0], d[1], d[2], d[3]}, at::kFloat);  // [G, O, I * terms, K]
+  const auto& d = stored.data.dims;  // [G, O, I * terms, K]
+  if (d[2] != d[1] * terms)
+    return Status(ErrorCode::BadCheckpoint, "packed convolution weights '" + w.layout +
+                                                "' do not fit this precision's input terms");
+  at::Tensor plain = at::empty({d[0], d[1], d[2], d[3]}, at::kFloat);
   try {
-    dnnl::memory from(*stored, DnnlCpu::get().engine(), w.bytes.data_ptr());
+    dnnl::memory from(stored, DnnlCpu::get().engine(), w.bytes.data_ptr());
     DnnlCpu::pack(from, {{d[0], d[1], d[2], d[3]}, dt::f32, tag::goiw}, plain.data_ptr());
   } catch (const dnnl::error& e) {
     return Status(ErrorCode::ModelError, std::string("oneDNN reorder: ") + e.what());

@@ -12,6 +12,7 @@
 #include "common/settings.hpp"
 #include "model/bf16_rows.hpp"
 #include "model/dnnl_cpu.hpp"
+#include "model/prepacked_weights.hpp"
 
 namespace ecgq {
 
@@ -159,33 +160,21 @@ Expected<std::unique_ptr<PackedLinear>> PackedLinear::adopt(const Prepacked& w,
                                                             const at::Tensor& bias,
                                                             const Options& options,
                                                             const Allocate& allocate) {
-  const std::optional<dnnl::memory::desc> stored = DnnlCpu::layout_from_text(w.layout);
-  if (!stored || stored->data.ndims != 2 ||
-      stored->get_size() != static_cast<size_t>(w.bytes.numel()))
-    return Status(ErrorCode::BadCheckpoint, "packed weights of " + std::to_string(w.bytes.numel()) +
-                                                " bytes do not match their layout '" + w.layout +
-                                                "'");
+  ASSIGN_OR_RETURN(const dnnl::memory::desc stored, stored_layout(w, 2, "packed weights"));
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  impl->n = stored->data.dims[1];
-  impl->k = options.split ? stored->data.dims[0] / 2 : stored->data.dims[0];
+  impl->n = stored.data.dims[1];
+  impl->k = options.split ? stored.data.dims[0] / 2 : stored.data.dims[0];
   impl->bias = bias;
-  if (bias.numel() != impl->n || impl->src_k() != stored->data.dims[0] ||
-      stored->data.data_type != (options.bf16 ? dnnl_bf16 : dnnl_f32))
+  if (bias.numel() != impl->n || impl->src_k() != stored.data.dims[0] ||
+      stored.data.data_type != (options.bf16 ? dnnl_bf16 : dnnl_f32))
     return Status(ErrorCode::BadCheckpoint, "packed weights '" + w.layout +
                                                 "' do not fit a projection with " +
                                                 std::to_string(bias.numel()) + " outputs");
   try {
     RETURN_IF_ERROR(impl->choose_layout());
-    if (impl->weights == *stored) {
-      impl->storage = w.bytes;
-      impl->packed = dnnl::memory(impl->weights, DnnlCpu::get().engine(), w.bytes.data_ptr());
-    } else {
-      impl->in_place = false;
-      impl->storage = allocate(static_cast<int64_t>(impl->weights.get_size()));
-      dnnl::memory from(*stored, DnnlCpu::get().engine(), w.bytes.data_ptr());
-      impl->packed = DnnlCpu::pack(from, impl->weights, impl->storage.data_ptr());
-    }
+    impl->storage = adopt_storage(w, stored, impl->weights, allocate, &impl->in_place);
+    impl->packed = dnnl::memory(impl->weights, DnnlCpu::get().engine(), impl->storage.data_ptr());
   } catch (const dnnl::error& e) {
     return Status(ErrorCode::ModelError, std::string("oneDNN matmul: ") + e.what());
   }
@@ -193,22 +182,17 @@ Expected<std::unique_ptr<PackedLinear>> PackedLinear::adopt(const Prepacked& w,
 }
 
 Expected<std::pair<at::Tensor, at::Tensor>> PackedLinear::unpack(const Prepacked& w, bool split) {
-  const std::optional<dnnl::memory::desc> stored = DnnlCpu::layout_from_text(w.layout);
-  if (!stored || stored->data.ndims != 2 ||
-      stored->get_size() != static_cast<size_t>(w.bytes.numel()) ||
-      (split && stored->data.dims[0] % 2 != 0))
-    return Status(ErrorCode::BadCheckpoint, "packed weights of " + std::to_string(w.bytes.numel()) +
-                                                " bytes do not match their layout '" + w.layout +
-                                                "'");
-  const int64_t k = stored->data.dims[0], n = stored->data.dims[1];
-  const bool bf16 = stored->data.data_type == dnnl_bf16;
+  ASSIGN_OR_RETURN(const dnnl::memory::desc stored, stored_layout(w, 2, "packed weights"));
+  const int64_t k = stored.data.dims[0], n = stored.data.dims[1];
+  if (split && k % 2 != 0)
+    return Status(ErrorCode::BadCheckpoint,
+                  "packed weights '" + w.layout + "' have an odd depth for a split projection");
+  const bool bf16 = stored.data.data_type == dnnl_bf16;
   // W^T [K, N] with strides (1, K) is W [N, K] row-major.
   at::Tensor plain = at::empty({n, k}, bf16 ? at::kBFloat16 : at::kFloat);
   try {
-    const dnnl::engine& eng = DnnlCpu::get().engine();
-    dnnl::memory from(*stored, eng, w.bytes.data_ptr());
-    dnnl::memory::desc to_md({k, n}, bf16 ? dt::bf16 : dt::f32, tag::ba);
-    DnnlCpu::pack(from, to_md, plain.data_ptr());
+    dnnl::memory from(stored, DnnlCpu::get().engine(), w.bytes.data_ptr());
+    DnnlCpu::pack(from, {{k, n}, bf16 ? dt::bf16 : dt::f32, tag::ba}, plain.data_ptr());
   } catch (const dnnl::error& e) {
     return Status(ErrorCode::ModelError, std::string("oneDNN reorder: ") + e.what());
   }
