@@ -95,7 +95,7 @@ class EcgfmModel : public Model {
     layers_tried_.resize(layers_.size());
     for (size_t l = 0; l < layers_.size(); ++l) {
       if (layers_tried_[l]) continue;
-      const bool split = static_cast<int64_t>(l) >= arch_.layers - split_layers_;
+      const bool split = split_layer(static_cast<int64_t>(l));
       Layer& L = layers_[l];
       bool complete = true;
       const at::Tensor* w[] = {&L.qkv_w, &L.out_w, &L.fc1_w, &L.fc2_w};
@@ -150,7 +150,7 @@ class EcgfmModel : public Model {
     for (size_t l = 0; l < layers_.size(); ++l) {
       Layer& L = layers_[l];
       const std::string b = "layer" + std::to_string(l) + ".";
-      const bool lo = bf16_ && static_cast<int64_t>(l) >= arch_.layers - split_layers_;
+      const bool lo = bf16_ && split_layer(static_cast<int64_t>(l));
       for (auto [n, t, has, type] : {std::tuple{"qkv_w", &L.qkv_w, true, proj},
                                      {"qkv_lo", &L.qkv_lo, lo, proj},
                                      {"out_w", &L.out_w, true, proj},
@@ -171,6 +171,23 @@ class EcgfmModel : public Model {
     }
   }
 
+  // Memory for packed weights, from `arena`.
+  static PackedLinear::Allocate allocator(WeightArena& arena) {
+    return [&arena](int64_t bytes) { return arena.empty({bytes}, at::kByte); };
+  }
+  // Whether layer l carries low parts (the last split_layers_ layers; bf16 only).
+  bool split_layer(int64_t l) const { return l >= arch_.layers - split_layers_; }
+  // The positional conv's precision: bf16 models run it as [x | x] * [w_hi | w_lo].
+  PackedConv::Precision conv_precision() const {
+    return bf16_ ? PackedConv::Precision::bf16_split_w : PackedConv::Precision::fp32;
+  }
+  // What PackedLayer::pack takes of layer L: its weights, and those a model file stored packed.
+  static PackedLayer::Weights weights_of(const Layer& L) {
+    return {L.qkv_w,        L.qkv_b,        L.out_w,        L.out_b,       L.fc1_w,  L.fc1_b,
+            L.fc2_w,        L.fc2_b,        L.qkv_lo,       L.out_lo,      L.fc1_lo, L.fc2_lo,
+            L.prepacked[0], L.prepacked[1], L.prepacked[2], L.prepacked[3]};
+  }
+
   // Where a model file's packed projection goes (layer -1: the positional conv; nullptr when
   // out of range).
   PackedLinear::Prepacked* prepacked_slot(int64_t l, int projection) {
@@ -185,18 +202,13 @@ class EcgfmModel : public Model {
   // positional convolution.
   std::vector<PackedLinear::Prepacked> prepack_layer(int64_t l, WeightArena& arena) {
     if (l == -1) {
-      auto allocate = [&arena](int64_t bytes) { return arena.empty({bytes}, at::kByte); };
-      using Conv = PackedConv::Precision;
-      auto conv = PackedConv::pack(pos_w_, pos_b_, arch_.conv_pos_groups,
-                                   bf16_ ? Conv::bf16_split_w : Conv::fp32, allocate);
+      auto conv = PackedConv::pack(pos_w_, pos_b_, arch_.conv_pos_groups, conv_precision(),
+                                   allocator(arena));
       if (!conv.ok()) return {};
       return {(*conv)->prepacked()};
     }
-    const Layer& L = layers_.at(static_cast<size_t>(l));
-    auto allocate = [&arena](int64_t bytes) { return arena.empty({bytes}, at::kByte); };
-    auto packed = PackedLayer::pack({L.qkv_w, L.qkv_b, L.out_w, L.out_b, L.fc1_w, L.fc1_b, L.fc2_w,
-                                     L.fc2_b, L.qkv_lo, L.out_lo, L.fc1_lo, L.fc2_lo},
-                                    bf16_, l >= arch_.layers - split_layers_, allocate);
+    auto packed = PackedLayer::pack(weights_of(layers_.at(static_cast<size_t>(l))), bf16_,
+                                    split_layer(l), allocator(arena));
     return packed.ok() ? (*packed)->prepacked() : std::vector<PackedLinear::Prepacked>();
   }
 
@@ -298,13 +310,11 @@ class EcgfmModel : public Model {
   Status pack_front(WeightArena& arena) {
     const bool stored = pos_prepacked_.bytes.defined();
     if (!packed_ || (!pos_w_.defined() && !stored) || !pos_b_.defined()) return Status::Ok();
-    auto allocate = [&arena](int64_t bytes) { return arena.empty({bytes}, at::kByte); };
-    using Conv = PackedConv::Precision;
-    const Conv precision = bf16_ ? Conv::bf16_split_w : Conv::fp32;
-    auto conv =
-        stored
-            ? PackedConv::adopt(pos_prepacked_, pos_b_, arch_.conv_pos_groups, precision, allocate)
-            : PackedConv::pack(pos_w_, pos_b_, arch_.conv_pos_groups, precision, allocate);
+    const PackedLinear::Allocate allocate = allocator(arena);
+    auto conv = stored ? PackedConv::adopt(pos_prepacked_, pos_b_, arch_.conv_pos_groups,
+                                           conv_precision(), allocate)
+                       : PackedConv::pack(pos_w_, pos_b_, arch_.conv_pos_groups, conv_precision(),
+                                          allocate);
     pos_prepacked_ = {};
     if (stored && !conv.ok()) return conv.status().with_context("positional convolution");
     if (conv.ok()) {
@@ -360,7 +370,7 @@ class EcgfmModel : public Model {
       L.fc2_b = w.get(b + "fc2.bias");
       L.ln2_w = w.get(b + "final_layer_norm.weight");
       L.ln2_b = w.get(b + "final_layer_norm.bias");
-      const bool split = l >= arch_.layers - split_layers_;
+      const bool split = split_layer(l);
       if (packed_ && w.st.ok()) w.st = pack(L, split, w.arena);
       if (bf16_ && !L.packed && w.st.ok()) round_to_bf16(L, split, w.arena);
       layers_.push_back(std::move(L));
@@ -371,11 +381,8 @@ class EcgfmModel : public Model {
   // hi + lo in bf16); when oneDNN cannot, the layer keeps them for the ATen path (copied into the
   // arena, except a checkpoint's bf16, which the caller rounds into it); int8 has no ATen path.
   Status pack(Layer& L, bool split, WeightArena& arena) {
-    auto allocate = [&arena](int64_t bytes) { return arena.empty({bytes}, at::kByte); };
-    auto packed = PackedLayer::pack(
-        {L.qkv_w, L.qkv_b, L.out_w, L.out_b, L.fc1_w, L.fc1_b, L.fc2_w, L.fc2_b, L.qkv_lo, L.out_lo,
-         L.fc1_lo, L.fc2_lo, L.prepacked[0], L.prepacked[1], L.prepacked[2], L.prepacked[3]},
-        bf16_, split, allocate, int8_ ? &*int8_ : nullptr);
+    auto packed =
+        PackedLayer::pack(weights_of(L), bf16_, split, allocator(arena), int8_ ? &*int8_ : nullptr);
     const bool stored_packed = L.prepacked[0].bytes.defined();
     for (auto& p : L.prepacked) p = {};  // adopted, or refused (no plain weights to fall back on)
     if (!packed.ok() && (int8_ || stored_packed)) return packed.status();
