@@ -306,6 +306,26 @@ Expected<Mapped> anonymous_memory(size_t bytes, const std::string& path, size_t*
   return Mapped(reinterpret_cast<uint8_t*>(base), [size](uint8_t* p) { ::munmap(p, size); });
 }
 
+// Sums the file's first `n` bytes (from offset 0) into `sum`, the header's checksum field counted
+// as zeros: the sum the writer put there covers the file with that field zeroed.
+void sum_from_start(Checksum& sum, const uint8_t* p, size_t n) {
+  uint8_t first[kPage];
+  const size_t head = std::min<size_t>(kPage, n);
+  std::memcpy(first, p, head);
+  if (head >= sizeof(Header))
+    std::memset(first + offsetof(Header, checksum), 0, sizeof(Header::checksum));
+  sum.update(first, head);
+  if (n > head) sum.update(p + head, n - head);
+}
+
+// Ok when `sum` is the checksum header `h` records; else the error naming both.
+Status check_sum(const Checksum& sum, const Header& h, const std::string& path) {
+  const std::string want(h.checksum, sizeof h.checksum), got = sum.hex();
+  if (got == want) return Status::Ok();
+  return bad(path, "checksum mismatch (header " + want + ", contents " + got +
+                       "): the file was altered or damaged");
+}
+
 // Reads a file's bytes front to back, piece by piece, updating the checksum over each piece while
 // it is in cache (the header's checksum field counted as zeros). Every piece but the last is a
 // multiple of 32 bytes and starts where the previous one ended.
@@ -318,26 +338,15 @@ class SummingReader {
     if (!pread_all(fd_, dst, n, at))
       return bad(path_, "could not be read at byte " + std::to_string(at) + " (" +
                             (errno ? std::strerror(errno) : "it shrank while being read") + ")");
-    if (at == 0) {
-      char saved[32];
-      auto* field = dst + offsetof(Header, checksum);
-      std::memcpy(saved, field, sizeof saved);
-      std::memset(field, 0, sizeof saved);
+    if (at == 0)
+      sum_from_start(sum_, dst, n);
+    else
       sum_.update(dst, n);
-      std::memcpy(field, saved, sizeof saved);
-    } else {
-      sum_.update(dst, n);
-    }
     return Status::Ok();
   }
 
   // Ok when the sum of everything read equals the header's.
-  Status verify(const Header& h) const {
-    const std::string want(h.checksum, sizeof h.checksum), sum = sum_.hex();
-    if (sum == want) return Status::Ok();
-    return bad(path_, "checksum mismatch (header " + want + ", contents " + sum +
-                          "): the file was altered or damaged");
-  }
+  Status verify(const Header& h) const { return check_sum(sum_, h, path_); }
 
  private:
   int fd_;
@@ -371,11 +380,8 @@ Expected<Contents> read_contents(int fd, const Header& h, const std::string& pat
 // is summed from a copy of the first page with the field zeroed).
 Status verify_mapped(const uint8_t* data, uint64_t size, const Header& h, const std::string& path) {
   Checksum sum;
-  uint8_t first[kPage];
   const size_t head = static_cast<size_t>(std::min<uint64_t>(kPage, size));
-  std::memcpy(first, data, head);
-  std::memset(first + offsetof(Header, checksum), 0, sizeof h.checksum);
-  sum.update(first, head);
+  sum_from_start(sum, data, head);
   // The rest in one piece per CPU this process may use (at most 4, at least 16 MiB each), each
   // summed on its own thread from zero and joined in order.
   cpu_set_t cpus;
@@ -395,10 +401,7 @@ Status verify_mapped(const uint8_t* data, uint64_t size, const Header& h, const 
   for (auto& t : threads) t.join();
   for (uint64_t i = 0; i < pieces && head + i * per < size; ++i)
     sum.join(sums[i], std::min(size, head + (i + 1) * per) - (head + i * per));
-  const std::string want(h.checksum, sizeof h.checksum), got = sum.hex();
-  if (got == want) return Status::Ok();
-  return bad(path, "checksum mismatch (header " + want + ", contents " + got +
-                       "): the file was altered or damaged");
+  return check_sum(sum, h, path);
 }
 
 // The table of contents of a verified file in memory, parsed and checked.

@@ -78,8 +78,6 @@ class Image {
 
   // Images alive in this process (tests: a packed load keeps none).
   static int64_t alive();
-  // Whether the bytes are still the file's pages (mapped, not yet copied).
-  bool mapped() const { return leased_fd_ >= 0 && !copied_; }
   // Replaces the mapping by a private copy at the same address (the lease watcher, when another
   // process asks for the file for writing: it waits until this returns).
   void make_private() const;
