@@ -35,7 +35,7 @@ extern "C" void on_lease_break(int, siginfo_t* info, void*) {
 // Leases held, by descriptor.
 struct Registry {
   std::mutex mutex;
-  std::map<int, std::function<void()>> on_break;
+  std::map<int, std::function<bool()>> on_break;
 };
 
 Registry& registry() {
@@ -43,7 +43,7 @@ Registry& registry() {
   return r;
 }
 
-// Runs each break's callback, then releases that lease.
+// Runs each break's callback, then releases that lease (once the mapping is private).
 void watch() {
   for (;;) {
     int fd = -1;
@@ -53,7 +53,7 @@ void watch() {
     std::lock_guard<std::mutex> lock(registry().mutex);
     auto it = registry().on_break.find(fd);
     if (it == registry().on_break.end()) continue;  // released meanwhile
-    it->second();
+    if (!it->second()) continue;                    // not copied: keep the writer waiting
     ::fcntl(fd, F_SETLEASE, F_UNLCK);
     registry().on_break.erase(it);
   }
@@ -78,7 +78,7 @@ std::string start_watching() {
 
 }  // namespace
 
-std::string FileLease::hold(int fd, std::function<void()> on_break) {
+std::string FileLease::hold(int fd, std::function<bool()> on_break) {
   if (std::string e = start_watching(); !e.empty()) return e;
   std::lock_guard<std::mutex> lock(registry().mutex);
   if (::fcntl(fd, F_SETSIG, lease_signal()) != 0)

@@ -13,10 +13,12 @@ namespace ecgq::mfile {
 class FileLease {
  public:
   // Takes a read lease on `fd` (open read-only) and calls `on_break` on a watcher thread when
-  // another opener asks for the file for writing; on_break must make the mapping private and
-  // return, after which the lease is released. Returns "" when the lease is held, else why not
-  // (not the file's owner, the file is open for writing, a file system without leases...).
-  static std::string hold(int fd, std::function<void()> on_break);
+  // another opener asks for the file for writing; on_break makes the mapping private and returns
+  // true, after which the lease is released. When it returns false (no memory for the copy) the
+  // lease is kept: the writer waits until the kernel breaks it (/proc/sys/fs/lease-break-time).
+  // Returns "" when the lease is held, else why not (not the file's owner, the file is open for
+  // writing, a file system without leases...).
+  static std::string hold(int fd, std::function<bool()> on_break);
   // Gives up the lease on `fd` (before closing it); on_break is not called afterwards.
   static void release(int fd);
 };

@@ -247,19 +247,20 @@ Image::~Image() {
   --images_alive;
 }
 
-void Image::make_private() const {
-  if (copied_ || leased_fd_ < 0) return;
+bool Image::make_private() const {
+  if (copied_ || leased_fd_ < 0) return true;
   void* copy =
       ::mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (copy == MAP_FAILED) return;  // out of memory: the lease times out (lease-break-time)
+  if (copy == MAP_FAILED) return false;
   std::memcpy(copy, map_, size_);
   // Moves the copy's pages over the file mapping in one step: a reader on another thread sees
   // the same bytes before and after.
   if (::mremap(copy, map_bytes_, map_bytes_, MREMAP_MAYMOVE | MREMAP_FIXED, map_) == MAP_FAILED) {
     ::munmap(copy, map_bytes_);
-    return;
+    return false;
   }
   copied_ = true;
+  return true;
 }
 
 int64_t Image::alive() {
@@ -498,7 +499,7 @@ Expected<std::shared_ptr<const Image>> map_model_file(const std::string& path,
   auto image = std::make_shared<Image>(map, map_bytes, size, Contents{}, f.fd);
   f.fd = -1;
   const Image* target = image.get();
-  *why_not = FileLease::hold(image->leased_fd_, [target] { target->make_private(); });
+  *why_not = FileLease::hold(image->leased_fd_, [target] { return target->make_private(); });
   struct stat st {};
   if (why_not->empty() &&
       (::fstat(image->leased_fd_, &st) != 0 || static_cast<uint64_t>(st.st_size) != size))

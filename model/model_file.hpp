@@ -79,8 +79,9 @@ class Image {
   // Images alive in this process (tests: a packed load keeps none).
   static int64_t alive();
   // Replaces the mapping by a private copy at the same address (the lease watcher, when another
-  // process asks for the file for writing: it waits until this returns).
-  void make_private() const;
+  // process asks for the file for writing: it waits until this returns); false when there was
+  // no memory for the copy (the mapping is unchanged).
+  bool make_private() const;
 
  private:
   void* map_;
