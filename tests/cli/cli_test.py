@@ -375,11 +375,40 @@ def case_export_roundtrip(bins, update):
         for name in ("probs.npy", "logits.npy", "embedding.npy", "encoder_out.npy"):
             compare_npy(os.path.join(fp32_dir, name), os.path.join(EXPECTED, "infer", name),
                         f"export fp32 {name} vs expected")
+        check_layouts(bins, tmp, fp32_dir)
         if bf16_available(bins):
             bf16_dir = roundtrip(bins, tmp, TINY_FINETUNED, "bf16", ["probs.npy", "embedding.npy"])
             d = max_diff(bf16_dir, fp32_dir, "probs.npy")
             if not d <= BF16_TOLERANCE:
                 raise Mismatch(f"bf16 export probs against fp32: {d:.3g} > {BF16_TOLERANCE}")
+
+
+def check_layouts(bins, tmp, packed_dir):
+    """`export --layout packed` (the default, exported by roundtrip) and `--layout plain`: each
+    says what it stored, inspect says how it loaded, and both give the same outputs."""
+    packed = os.path.join(tmp, f"{os.path.basename(TINY_FINETUNED)}.fp32.ecgq")
+    plain = os.path.join(tmp, "plain.ecgq")
+    code, printed, err = run([bins["ecgq-worker"], "export", "--checkpoint", TINY_FINETUNED,
+                              "--layout", "plain", "--out", plain], SOURCE)
+    check_exit("export --layout plain", code, 0, printed, err)
+    if "layers stored packed" in printed:
+        raise Mismatch(f"export --layout plain says it stored packed layers: {printed}")
+    for model, want, unwanted in ((packed, "layers stored packed for ", None),
+                                  (plain, "model file v2, mapped", "stored packed")):
+        code, out, err = run([bins["ecgq-worker"], "inspect", "--checkpoint", model], SOURCE)
+        check_exit(f"inspect {model}", code, 0, out, err)
+        if want not in out or ", mapped" not in out or (unwanted and unwanted in out):
+            raise Mismatch(f"inspect {model}: wanted {want!r} and ', mapped':\n{out}")
+    plain_dir = os.path.join(tmp, "exp_plain")
+    infer(bins, plain, plain_dir)
+    for name in ("probs.npy", "logits.npy", "embedding.npy"):
+        d = max_diff(packed_dir, plain_dir, name)
+        if not d <= TOLERANCE:
+            raise Mismatch(f"{name}: packed and plain layouts differ by {d:.3g}")
+    code, out, err = run([bins["ecgq-worker"], "export", "--checkpoint", TINY_FINETUNED,
+                          "--layout", "blocked", "--out", plain], SOURCE)
+    if code != 2 or "--layout" not in err:
+        raise Mismatch(f"export --layout blocked: exit {code}, wanted 2 naming --layout:\n{err}")
 
 
 def damaged_copy(src, dst, edit):
