@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "model/bf16_rows.hpp"
 #include "model/checkpoint.hpp"
 #include "model/ecgfm_weights.hpp"
 #include "model/model_export.hpp"
@@ -211,6 +212,7 @@ Expected<ExportReport> export_checkpoint(const std::string& checkpoint,
   WeightArena packed_arena;  // the packed layers, alive until the file is written
   std::map<std::string, PackedLinear::Prepacked> packed;  // holds the packed bytes
   std::set<std::string> written;
+  SplitSourceReuse split_sources;
   if (options.packed_layout)
     for (int64_t l = -1; l < arch.layers; ++l) {
       auto layer = prepack_ecgfm_layer(*model, l, packed_arena);

@@ -15,11 +15,13 @@
 #include "model/activation_pool.hpp"
 #include "model/aten_projection.hpp"
 #include "model/attention_products.hpp"
+#include "model/bf16_rows.hpp"
 #include "model/ecgfm_weights.hpp"
 #include "model/packed_conv.hpp"
 #include "model/packed_layer.hpp"
 #include "model/prepare_shape.hpp"
 #include "model/weight_arena.hpp"
+#include "model/weight_norm.hpp"
 #include "model/weight_reader.hpp"
 
 namespace ecgq {
@@ -64,6 +66,7 @@ class EcgfmModel : public Model {
   Status load(const ckpt::Checkpoint& c) {
     c10::InferenceMode guard;
     if (int8_ && !packed_) return int8_needs_packing();
+    SplitSourceReuse split_sources;
     WeightArena arena;
     WeightReader r(c, &arena);
     Loading w{r, arena, {}};
@@ -292,8 +295,7 @@ class EcgfmModel : public Model {
       // in another process) would then differ from its checkpoint in the last bit.
       at::Tensor g = w.get(arch_.pos_g_key, true);
       at::Tensor v = w.get(arch_.pos_v_key, true);
-      if (w.st.ok())
-        pos_w_ = at::_weight_norm(v.to(at::kDouble), g.to(at::kDouble), 2).to(at::kFloat);
+      if (w.st.ok()) pos_w_ = fold_weight_norm_last_dim(v, g);
     }
     pos_b_ = w.get(p + "conv_pos.pos_conv.0.bias");
     (void)pack_front(w.arena);  // from plain weights: what oneDNN cannot pack stays for ATen

@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include "model/bf16_rows.hpp"
 #include "model/dnnl_cpu.hpp"
 #include "model/prepacked_weights.hpp"
 
@@ -79,8 +80,9 @@ namespace {
 // reorder to bf16 keeps w_hi exactly and rounds w_lo).
 at::Tensor split_weights(const at::Tensor& w, PackedConv::Precision precision) {
   if (precision != PackedConv::Precision::bf16_split_w) return w.contiguous();
-  at::Tensor hi = w.to(at::kBFloat16).to(at::kFloat);
-  return at::cat({hi, w - hi}, 2).contiguous();
+  // Per (g, o), [hi | lo] over I x K is split_weight_source of w as [G*O, I*K].
+  const int64_t g = w.size(0), o = w.size(1), i = w.size(2), k = w.size(3);
+  return split_weight_source(w.reshape({g * o, i * k}), at::Tensor()).view({g, o, 2 * i, k});
 }
 
 // x [B, T, C] fp32 as the primitive's source: split, [B, T, G, 2, C/G] (x_hi twice).

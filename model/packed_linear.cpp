@@ -141,12 +141,9 @@ Expected<std::unique_ptr<PackedLinear>> PackedLinear::pack(const at::Tensor& wei
     // Always fp32 (exact for bf16 values): oneDNN 2.6 reorders a transposed bf16 source ~15x
     // slower than an fp32 one (1.6 s of a bf16 load for the 6 split layers), and the rounding
     // to bf16 it does on the way gives the same bits as rounding first.
-    at::Tensor src = weight.to(at::kFloat).contiguous();
-    if (options.split) {
-      at::Tensor hi = from_bf16 ? src : src.to(at::kBFloat16).to(at::kFloat);
-      at::Tensor low = from_bf16 ? lo.to(at::kFloat) : src - hi;
-      src = at::cat({hi, low}, 1).contiguous();
-    }
+    at::Tensor src =
+        options.split ? split_weight_source(weight.to(from_bf16 ? at::kBFloat16 : at::kFloat), lo)
+                      : weight.to(at::kFloat).contiguous();
     dnnl::memory::desc src_md({impl->src_k(), impl->n}, dt::f32, tag::ba);
     dnnl::memory from(src_md, cpu.engine(), src.data_ptr());
     impl->packed = DnnlCpu::pack(from, impl->weights, impl->storage.data_ptr());

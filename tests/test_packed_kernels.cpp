@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "model/attention_products.hpp"
+#include "model/bf16_rows.hpp"
 #include "model/ecgfm_model.hpp"
 #include "model/packed_conv.hpp"
+#include "model/weight_norm.hpp"
 
 namespace ecgq {
 namespace {
@@ -100,6 +103,51 @@ TEST(PackedKernels, AttentionProductsInFp32AndBf16MatchAten) {
     std::printf("  attention %s: %s\n", bf16 ? "bf16" : "fp32", impl.c_str());
     EXPECT_EQ(impl.find("ref"), std::string::npos) << impl;
   }
+}
+
+// The load's two hand-written passes give ATen's bits: the split projections' [hi | lo] source
+// (with and without a reused buffer, from fp32 and from a model file's bf16 hi + lo, across the
+// rounding's tie, NaN and infinity cases) and the positional conv's folded weight norm.
+TEST(PackedKernels, SplitWeightSourceAndWeightNormFoldGiveAtensBits) {
+  at::manual_seed(5);
+  at::Tensor w = at::randn({37, 70});
+  float* p = w.data_ptr<float>();
+  p[0] = std::nanf("");
+  p[1] = INFINITY;
+  p[2] = -INFINITY;
+  p[3] = 1.00390625f;  // exactly halfway between two bf16 values: rounds to even
+  p[4] = 1.01171875f;  // halfway, rounds up to even
+  p[5] = 3.4e38f;      // rounds to infinity in bf16
+  p[6] = 1e-40f;       // subnormal
+  const at::Tensor hi = w.to(at::kBFloat16).to(at::kFloat);
+  const at::Tensor expected = at::cat({hi, w - hi}, 1);
+  // Same bits, except that any NaN equals any NaN: ATen's vectorised rounding writes bf16 NaN as
+  // 0xFFFF, its scalar c10::BFloat16 (which ours follows) as 0x7FC0.
+  auto same_bits = [](const at::Tensor& a, const at::Tensor& b) {
+    if (a.sizes() != b.sizes()) return false;
+    const at::Tensor x = a.contiguous(), y = b.contiguous();
+    const float* xs = x.data_ptr<float>();
+    const float* ys = y.data_ptr<float>();
+    for (int64_t i = 0; i < x.numel(); ++i)
+      if (std::memcmp(&xs[i], &ys[i], sizeof(float)) != 0 &&
+          !(std::isnan(xs[i]) && std::isnan(ys[i])))
+        return false;
+    return true;
+  };
+  EXPECT_TRUE(same_bits(split_weight_source(w, at::Tensor()), expected));
+  {
+    SplitSourceReuse reuse;
+    const at::Tensor big = split_weight_source(at::randn({50, 80}), at::Tensor());
+    const at::Tensor again = split_weight_source(w, at::Tensor());
+    EXPECT_EQ(again.data_ptr(), big.data_ptr()) << "the scope's buffer is reused";
+    EXPECT_TRUE(same_bits(again, expected));
+  }
+  const at::Tensor from_file = split_weight_source(w.to(at::kBFloat16), (w - hi).to(at::kBFloat16));
+  EXPECT_TRUE(same_bits(from_file, at::cat({hi, (w - hi).to(at::kBFloat16).to(at::kFloat)}, 1)));
+
+  const at::Tensor v = at::randn({96, 12, 33}), g = at::rand({1, 1, 33}) + 0.5;
+  const at::Tensor folded = at::_weight_norm(v.to(at::kDouble), g.to(at::kDouble), 2);
+  EXPECT_TRUE(same_bits(fold_weight_norm_last_dim(v, g), folded.to(at::kFloat)));
 }
 
 }  // namespace
