@@ -1,19 +1,15 @@
-// The input of a split bf16 projection, [x | x] in bf16: one pass over x instead of two ATen
-// copies; and its weights' hi + lo packing source. Only the model's implementation includes this.
+// The packing source of a split bf16 projection's weights, hi + lo. Only the model's implementation
+// includes this.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 namespace ecgq {
 
-// [rows, 2K] bf16 holding bf16(x) twice per row, from x [rows, K] (fp32, rounded to nearest even
-// as ATen rounds, or already bf16; any row stride, contiguous rows).
-at::Tensor duplicate_rows_bf16(const at::Tensor& x);
-
 // The packing source of a split projection's weights: [N, 2K] fp32 holding, per row, hi =
-// bf16(w) then lo = w - hi (both exact in fp32), from `w` [N, K] fp32 (rounded as ATen rounds),
-// or from w = hi bf16 with its low part `lo` [N, K] bf16 (a model file's). One parallel pass
-// instead of five ATen ops and their four fresh buffers. Written into the memory of the
+// bf16(w) then lo = w - hi (both exact in fp32), from `w` [N, K] fp32 (rounded as c10::BFloat16
+// rounds), or from w = hi bf16 with its low part `lo` [N, K] bf16 (a model file's). One parallel
+// pass instead of five ATen ops and their four fresh buffers. Written into the memory of the
 // thread's SplitSourceReuse when one is in scope (valid until the next call), else new memory.
 at::Tensor split_weight_source(const at::Tensor& w, const at::Tensor& lo);
 

@@ -19,8 +19,10 @@ namespace ecgq::mfile {
 // The first 8 bytes of every model file: how `load_model` tells it from a checkpoint.
 inline constexpr char kMagic[8] = {'E', 'C', 'G', 'Q', 'M', 'O', 'D', 'L'};
 // The format this build writes; it reads this one and kOldestReadable on (version 2 added packed
-// tensors: a `layout` on u8 entries).
-inline constexpr uint32_t kFormatVersion = 2;
+// tensors: a `layout` on u8 entries; version 3 stores a split projection as its two terms, hi then
+// lo, each packed at the unsplit depth, under a layout starting "pair;", where version 2 packed
+// one [hi; lo] array of twice the depth, which loads repacked).
+inline constexpr uint32_t kFormatVersion = 3;
 inline constexpr uint32_t kOldestReadable = 1;
 // Alignment of the table of contents and of every tensor in the file (and in memory).
 inline constexpr uint64_t kPage = 4096;

@@ -26,7 +26,7 @@ namespace {
 // describes 8 matmuls instead of 48 (oneDNN's own primitive cache already shares the kernels, not
 // the descriptors, whose creation was ~0.3 ms each of a first pass).
 struct SharedMatmuls {
-  using Key = std::array<int64_t, 7>;  // N, K, split, bf16, gelu, residual, bf16_out
+  using Key = std::array<int64_t, 8>;  // N, K, split, bf16, gelu, residual, bf16_out, part
   struct Group {
     dnnl::memory::desc weights;
     MatmulsByRows primitives;
@@ -40,56 +40,89 @@ struct SharedMatmuls {
   }
 };
 
+// A split layout's text: the layout of one term, after this prefix; the bytes hold hi then lo.
+constexpr const char* kPairPrefix = "pair;";
+
 }  // namespace
 
 struct PackedLinear::Impl {
+  // Which product a primitive computes. A split projection is two products over the same bf16
+  // input, each as deep as the unsplit one: x lo^T (+ residual) into fp32, then x hi^T + b + that
+  // (+ GELU). One product of twice the depth over [x | x] took 2.4-2.9x an unsplit one here,
+  // the two products 1.8-2.2x.
+  enum class Part { whole, lo, hi };
+
   Options options;
-  int64_t n = 0, k = 0;        // output features, input features (2K rows when split)
-  dnnl::memory::desc weights;  // the packed layout
-  at::Tensor storage;          // the memory of `packed`
-  dnnl::memory packed;         // weights in that layout
+  int64_t n = 0, k = 0;        // output features, input features
+  dnnl::memory::desc weights;  // the packed layout of one term
+  at::Tensor storage;          // the packed terms, back to back (split: hi, then lo)
+  dnnl::memory packed;         // hi, or the unsplit weights
+  dnnl::memory packed_lo;      // split: lo
   at::Tensor bias;             // [N] fp32
   std::string implementation;  // kernel name for the layout
   bool in_place = true;        // adopt(): the stored bytes are `storage`
 
-  int64_t src_k() const { return options.split ? 2 * k : k; }
+  int terms() const { return options.split ? 2 : 1; }
   dt src_type() const { return options.bf16 ? dt::bf16 : dt::f32; }
-  dt dst_type() const { return options.bf16_out ? dt::bf16 : dt::f32; }
+  dt dst_type(Part part) const { return options.bf16_out && part != Part::lo ? dt::bf16 : dt::f32; }
 
-  // The matmul descriptor for `rows` with weights `w` (the packed layout, or any).
-  dnnl::matmul::primitive_desc describe(int64_t rows, const dnnl::memory::desc& w) const {
-    dnnl::memory::desc src({rows, src_k()}, src_type(), tag::ab);
+  // The matmul descriptor of `part` for `rows` with weights `w` (the packed layout, or any).
+  dnnl::matmul::primitive_desc describe(int64_t rows, const dnnl::memory::desc& w,
+                                        Part part) const {
+    dnnl::memory::desc src({rows, k}, src_type(), tag::ab);
     dnnl::memory::desc b({1, n}, dt::f32, tag::ab);
-    dnnl::memory::desc dst({rows, n}, dst_type(), tag::ab);
+    dnnl::memory::desc dst({rows, n}, dst_type(part), tag::ab);
     dnnl::post_ops ops;
-    if (options.residual)
+    // The residual goes into the lo product; the hi product adds the lo product's result.
+    if (part == Part::hi || (options.residual && part != Part::hi))
       ops.append_binary(dnnl::algorithm::binary_add, {{rows, n}, dt::f32, tag::ab});
-    if (options.gelu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+    if (options.gelu && part != Part::lo)
+      ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, w, b, dst), attr,
-                                        DnnlCpu::get().engine());
+    const dnnl::engine& eng = DnnlCpu::get().engine();
+    if (part == Part::lo)
+      return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, w, dst), attr, eng);
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, w, b, dst), attr, eng);
   }
 
   // Chooses the packed layout for N x K weights (`weights`, `implementation`); an error when
-  // oneDNN offers only its reference kernel.
+  // oneDNN offers only its reference kernel, or (split) packs the two products differently.
   Status choose_layout() {
     const dt wtype = options.bf16 ? dt::bf16 : dt::f32;
-    auto layout = describe(kLayoutRows, {{src_k(), n}, wtype, tag::any});
+    const dnnl::memory::desc any({k, n}, wtype, tag::any);
+    auto layout = describe(kLayoutRows, any, options.split ? Part::hi : Part::whole);
     implementation = layout.impl_info_str();
     if (implementation.find("ref") != std::string::npos)
       return Status(ErrorCode::ModelError,
                     "oneDNN offers only its reference matmul here (" + implementation + ")");
     weights = layout.weights_desc();
+    if (options.split && describe(kLayoutRows, any, Part::lo).weights_desc() != weights)
+      return Status(ErrorCode::ModelError,
+                    "oneDNN packs the two products of a split projection differently");
     return Status::Ok();
   }
 
-  // The primitive for `rows`, shared with every projection of the same configuration (copied
-  // handles: another thread may evict the cached entry meanwhile).
-  MatmulsByRows::Entry primitive(int64_t rows) const {
-    const SharedMatmuls::Key key{
-        n, k, options.split, options.bf16, options.gelu, options.residual, options.bf16_out};
+  // `packed` and `packed_lo` over `storage`.
+  void bind() {
+    const dnnl::engine& eng = DnnlCpu::get().engine();
+    char* base = static_cast<char*>(storage.data_ptr());
+    packed = dnnl::memory(weights, eng, base);
+    if (options.split) packed_lo = dnnl::memory(weights, eng, base + weights.get_size());
+  }
+
+  // The primitive of `part` for `rows`, shared with every projection of the same configuration
+  // (copied handles: another thread may evict the cached entry meanwhile).
+  MatmulsByRows::Entry primitive(int64_t rows, Part part) const {
+    const SharedMatmuls::Key key{n,
+                                 k,
+                                 options.split,
+                                 options.bf16,
+                                 options.gelu,
+                                 options.residual,
+                                 options.bf16_out,
+                                 static_cast<int64_t>(part)};
     SharedMatmuls& shared = SharedMatmuls::get();
     bool shareable = true;
     {
@@ -103,11 +136,32 @@ struct PackedLinear::Impl {
         return *e;
     }
     // Created unlocked: prepare() creates several projections' primitives at once.
-    auto pd = describe(rows, weights);
+    auto pd = describe(rows, weights, part);
     MatmulsByRows::Entry made{dnnl::matmul(pd), pd.scratchpad_desc()};
     if (!shareable) return made;
     std::lock_guard<std::mutex> lock(shared.mu);
     return shared.groups.at(key).primitives.put(rows, std::move(made));
+  }
+
+  // dst = `part` of src [rows, K] with `w`, adding `added` ([rows, N] fp32) when the part's
+  // post-ops take it.
+  void execute(Part part, const at::Tensor& src, const dnnl::memory& w, const at::Tensor& dst,
+               const at::Tensor* added) const {
+    const int64_t rows = src.size(0);
+    const MatmulsByRows::Entry mm = primitive(rows, part);
+    const dnnl::engine& eng = DnnlCpu::get().engine();
+    std::unordered_map<int, dnnl::memory> args{
+        {DNNL_ARG_SRC, dnnl::memory({{rows, k}, src_type(), tag::ab}, eng, src.data_ptr())},
+        {DNNL_ARG_WEIGHTS, w},
+        {DNNL_ARG_DST, dnnl::memory({{rows, n}, dst_type(part), tag::ab}, eng, dst.data_ptr())}};
+    if (part != Part::lo)
+      args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, n}, dt::f32, tag::ab}, eng, bias.data_ptr()));
+    if (added != nullptr)
+      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                   dnnl::memory({{rows, n}, dt::f32, tag::ab}, eng, added->data_ptr()));
+    args.emplace(DNNL_ARG_SCRATCHPAD, DnnlCpu::scratchpad(mm.scratchpad));
+    mm.primitive.execute(DnnlCpu::get().stream(), args);
+    DnnlCpu::get().stream().wait();
   }
 };
 
@@ -134,44 +188,71 @@ Expected<std::unique_ptr<PackedLinear>> PackedLinear::pack(const at::Tensor& wei
   impl->k = weight.size(1);
   impl->bias = bias;
   try {
-    const DnnlCpu& cpu = DnnlCpu::get();
     RETURN_IF_ERROR(impl->choose_layout());
-    impl->storage = allocate(static_cast<int64_t>(impl->weights.get_size()));
-    // The source: W^T as [K, N] with strides (1, K) ("ba"); split: rows K..2K-1 hold lo^T.
-    // Always fp32 (exact for bf16 values): oneDNN 2.6 reorders a transposed bf16 source ~15x
-    // slower than an fp32 one (1.6 s of a bf16 load for the 6 split layers), and the rounding
-    // to bf16 it does on the way gives the same bits as rounding first.
-    at::Tensor src =
+    const size_t term_bytes = impl->weights.get_size();
+    impl->storage = allocate(static_cast<int64_t>(term_bytes) * impl->terms());
+    // The source of each term: W^T as [K, N] with strides (1, row) over W's rows; split: the
+    // rows of split_weight_source, hi in the first K columns and lo in the next. Always fp32
+    // (exact for bf16 values): oneDNN 2.6 reorders a transposed bf16 source ~15x slower than
+    // an fp32 one (1.6 s of a bf16 load for the 6 split layers), and the rounding to bf16 it
+    // does on the way gives the same bits as rounding first.
+    const at::Tensor src =
         options.split ? split_weight_source(weight.to(from_bf16 ? at::kBFloat16 : at::kFloat), lo)
                       : weight.to(at::kFloat).contiguous();
-    dnnl::memory::desc src_md({impl->src_k(), impl->n}, dt::f32, tag::ba);
-    dnnl::memory from(src_md, cpu.engine(), src.data_ptr());
-    impl->packed = DnnlCpu::pack(from, impl->weights, impl->storage.data_ptr());
+    const int64_t row = src.size(1);
+    for (int t = 0; t < impl->terms(); ++t) {
+      dnnl::memory from({{impl->k, impl->n}, dt::f32, dnnl::memory::dims{1, row}},
+                        DnnlCpu::get().engine(), src.data_ptr<float>() + t * impl->k);
+      DnnlCpu::pack(from, impl->weights,
+                    static_cast<char*>(impl->storage.data_ptr()) + t * term_bytes);
+    }
+    impl->bind();
   } catch (const dnnl::error& e) {
     return Status(ErrorCode::ModelError, std::string("oneDNN matmul: ") + e.what());
   }
   return std::unique_ptr<PackedLinear>(new PackedLinear(std::move(impl)));
 }
 
+namespace {
+
+// A stored layout's terms and the text of one (a split projection's starts with kPairPrefix).
+std::pair<int, PackedLinear::Prepacked> stored_terms(const PackedLinear::Prepacked& w) {
+  const size_t prefix = std::strlen(kPairPrefix);
+  if (w.layout.compare(0, prefix, kPairPrefix) == 0)
+    return {2, {w.bytes, w.layout.substr(prefix), w.kernel}};
+  return {1, w};
+}
+
+}  // namespace
+
 Expected<std::unique_ptr<PackedLinear>> PackedLinear::adopt(const Prepacked& w,
                                                             const at::Tensor& bias,
                                                             const Options& options,
                                                             const Allocate& allocate) {
-  ASSIGN_OR_RETURN(const dnnl::memory::desc stored, stored_layout(w, 2, "packed weights"));
+  const auto [terms, one] = stored_terms(w);
+  if (options.split && terms == 1) {
+    // A format 2 file's split projection, one product of twice the depth: repacked as two.
+    ASSIGN_OR_RETURN(auto plain, unpack(w, true));
+    ASSIGN_OR_RETURN(auto repacked, pack(plain.first, bias, options, allocate, plain.second));
+    repacked->impl_->in_place = false;
+    return repacked;
+  }
+  ASSIGN_OR_RETURN(const dnnl::memory::desc stored, stored_layout(one, 2, "packed weights", terms));
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->n = stored.data.dims[1];
-  impl->k = options.split ? stored.data.dims[0] / 2 : stored.data.dims[0];
+  impl->k = stored.data.dims[0];
   impl->bias = bias;
-  if (bias.numel() != impl->n || impl->src_k() != stored.data.dims[0] ||
+  if (bias.numel() != impl->n || terms != impl->terms() ||
       stored.data.data_type != (options.bf16 ? dnnl_bf16 : dnnl_f32))
-    return Status(ErrorCode::BadCheckpoint, "packed weights '" + w.layout +
-                                                "' do not fit a projection with " +
-                                                std::to_string(bias.numel()) + " outputs");
+    return Status(ErrorCode::BadCheckpoint, "packed weights '" + w.layout + "' do not fit a" +
+                                                (options.split ? " split" : "n unsplit") +
+                                                " projection with " + std::to_string(bias.numel()) +
+                                                " outputs");
   try {
     RETURN_IF_ERROR(impl->choose_layout());
-    impl->storage = adopt_storage(w, stored, impl->weights, allocate, &impl->in_place);
-    impl->packed = dnnl::memory(impl->weights, DnnlCpu::get().engine(), impl->storage.data_ptr());
+    impl->storage = adopt_storage(one, stored, impl->weights, allocate, &impl->in_place, terms);
+    impl->bind();
   } catch (const dnnl::error& e) {
     return Status(ErrorCode::ModelError, std::string("oneDNN matmul: ") + e.what());
   }
@@ -179,28 +260,39 @@ Expected<std::unique_ptr<PackedLinear>> PackedLinear::adopt(const Prepacked& w,
 }
 
 Expected<std::pair<at::Tensor, at::Tensor>> PackedLinear::unpack(const Prepacked& w, bool split) {
-  ASSIGN_OR_RETURN(const dnnl::memory::desc stored, stored_layout(w, 2, "packed weights"));
+  const auto [terms, one] = stored_terms(w);
+  if (terms == 2 && !split)
+    return Status(ErrorCode::BadCheckpoint,
+                  "packed weights '" + w.layout + "' hold two terms for an unsplit projection");
+  ASSIGN_OR_RETURN(const dnnl::memory::desc stored, stored_layout(one, 2, "packed weights", terms));
   const int64_t k = stored.data.dims[0], n = stored.data.dims[1];
-  if (split && k % 2 != 0)
+  if (split && terms == 1 && k % 2 != 0)
     return Status(ErrorCode::BadCheckpoint,
                   "packed weights '" + w.layout + "' have an odd depth for a split projection");
   const bool bf16 = stored.data.data_type == dnnl_bf16;
-  // W^T [K, N] with strides (1, K) is W [N, K] row-major.
-  at::Tensor plain = at::empty({n, k}, bf16 ? at::kBFloat16 : at::kFloat);
+  // W^T [K, N] with strides (1, K) is W [N, K] row-major; a format 2 split one is [hi | lo].
+  at::Tensor plain = at::empty({terms, n, k}, bf16 ? at::kBFloat16 : at::kFloat);
   try {
-    dnnl::memory from(stored, DnnlCpu::get().engine(), w.bytes.data_ptr());
-    DnnlCpu::pack(from, {{k, n}, bf16 ? dt::bf16 : dt::f32, tag::ba}, plain.data_ptr());
+    for (int t = 0; t < terms; ++t) {
+      dnnl::memory from(stored, DnnlCpu::get().engine(),
+                        static_cast<char*>(one.bytes.data_ptr()) + t * stored.get_size());
+      DnnlCpu::pack(from, {{k, n}, bf16 ? dt::bf16 : dt::f32, tag::ba}, plain[t].data_ptr());
+    }
   } catch (const dnnl::error& e) {
     return Status(ErrorCode::ModelError, std::string("oneDNN reorder: ") + e.what());
   }
+  if (terms == 2) return std::pair{plain[0], plain[1]};
+  plain = plain[0];
   if (!split) return std::pair{plain, at::Tensor()};
   return std::pair{plain.narrow(1, 0, k / 2).contiguous(),
                    plain.narrow(1, k / 2, k / 2).contiguous()};
 }
 
 PackedLinear::Prepacked PackedLinear::prepacked() const {
-  return {impl_->storage.narrow(0, 0, static_cast<int64_t>(impl_->weights.get_size())),
-          DnnlCpu::layout_text(impl_->weights), impl_->implementation};
+  const int64_t bytes = static_cast<int64_t>(impl_->weights.get_size()) * impl_->terms();
+  const std::string text = DnnlCpu::layout_text(impl_->weights);
+  return {impl_->storage.narrow(0, 0, bytes), impl_->options.split ? kPairPrefix + text : text,
+          impl_->implementation};
 }
 
 bool PackedLinear::used_in_place() const {
@@ -208,38 +300,33 @@ bool PackedLinear::used_in_place() const {
 }
 
 at::Tensor PackedLinear::run(const at::Tensor& x, const at::Tensor* residual) const {
+  using Part = Impl::Part;
   const Impl& p = *impl_;
   const int64_t rows = x.numel() / x.size(-1);
-  at::Tensor src = x.reshape({rows, x.size(-1)});
-  if (p.options.split) {
-    src = duplicate_rows_bf16(src);  // [x | x]
-  } else {
-    src = src.to(p.options.bf16 ? at::kBFloat16 : at::kFloat).contiguous();
-  }
+  const at::Tensor src =
+      x.reshape({rows, x.size(-1)}).to(p.options.bf16 ? at::kBFloat16 : at::kFloat).contiguous();
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = p.n;
   at::Tensor y = at::empty({rows, p.n}, p.options.bf16_out ? at::kBFloat16 : at::kFloat);
-  const MatmulsByRows::Entry mm = p.primitive(rows);
-  const dnnl::engine& eng = DnnlCpu::get().engine();
-  std::unordered_map<int, dnnl::memory> args{
-      {DNNL_ARG_SRC, dnnl::memory({{rows, p.src_k()}, p.src_type(), tag::ab}, eng, src.data_ptr())},
-      {DNNL_ARG_WEIGHTS, p.packed},
-      {DNNL_ARG_BIAS, dnnl::memory({{1, p.n}, dt::f32, tag::ab}, eng, p.bias.data_ptr())},
-      {DNNL_ARG_DST, dnnl::memory({{rows, p.n}, p.dst_type(), tag::ab}, eng, y.data_ptr())}};
   at::Tensor res;
-  if (p.options.residual) {
-    res = residual->reshape({rows, p.n}).to(at::kFloat).contiguous();
-    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
-                 dnnl::memory({{rows, p.n}, dt::f32, tag::ab}, eng, res.data_ptr()));
+  if (p.options.residual) res = residual->reshape({rows, p.n}).to(at::kFloat).contiguous();
+  if (p.options.split) {
+    const at::Tensor low = at::empty({rows, p.n}, at::kFloat);
+    p.execute(Part::lo, src, p.packed_lo, low, res.defined() ? &res : nullptr);
+    p.execute(Part::hi, src, p.packed, y, &low);
+  } else {
+    p.execute(Part::whole, src, p.packed, y, res.defined() ? &res : nullptr);
   }
-  args.emplace(DNNL_ARG_SCRATCHPAD, DnnlCpu::scratchpad(mm.scratchpad));
-  mm.primitive.execute(DnnlCpu::get().stream(), args);
-  DnnlCpu::get().stream().wait();
   return y.view(shape);
 }
 
 void PackedLinear::prepare(int64_t rows) const {
-  (void)impl_->primitive(rows);
+  if (impl_->options.split) {
+    (void)impl_->primitive(rows, Impl::Part::lo);
+    (void)impl_->primitive(rows, Impl::Part::hi);
+  } else {
+    (void)impl_->primitive(rows, Impl::Part::whole);
+  }
 }
 
 bool packed_weights_enabled() {

@@ -23,7 +23,7 @@ class PackedLinear {
   // What the projection computes and in which precision.
   struct Options {
     bool bf16 = false;      // bf16 input and weights (fp32 accumulation); else fp32 throughout
-    bool split = false;     // bf16: weights as hi + lo (w - bf16(w)), ~16-bit weights
+    bool split = false;     // bf16: weights as hi + lo (w - bf16(w)), ~16-bit weights: two products
     bool gelu = false;      // fused GELU (erf) on the output
     bool residual = false;  // fused add of a same-shaped fp32 residual (run's second argument)
     bool bf16_out = false;  // bf16 output (the next projection's input), else fp32
@@ -34,7 +34,7 @@ class PackedLinear {
   // Weights already in a packed layout, as a model file stores them.
   struct Prepacked {
     at::Tensor bytes;    // uint8, the layout's size, 64-byte aligned
-    std::string layout;  // DnnlCpu::layout_text of their layout
+    std::string layout;  // DnnlCpu::layout_text of their layout ("pair;" + it: hi, then lo)
     std::string kernel;  // the kernel it was chosen for (for people; not compared)
   };
 

@@ -8,24 +8,29 @@
 namespace ecgq {
 
 Expected<dnnl::memory::desc> stored_layout(const PackedLinear::Prepacked& w, int ndims,
-                                           const std::string& what) {
+                                           const std::string& what, int terms) {
   const std::optional<dnnl::memory::desc> stored = DnnlCpu::layout_from_text(w.layout);
   if (!stored || stored->data.ndims != ndims ||
-      stored->get_size() != static_cast<size_t>(w.bytes.numel()))
-    return Status(ErrorCode::BadCheckpoint, what + " of " + std::to_string(w.bytes.numel()) +
-                                                " bytes do not match their layout '" + w.layout +
-                                                "'");
+      stored->get_size() * static_cast<size_t>(terms) != static_cast<size_t>(w.bytes.numel()))
+    return Status(ErrorCode::BadCheckpoint,
+                  what + " of " + std::to_string(w.bytes.numel()) + " bytes do not match " +
+                      (terms == 1 ? "their layout '" : std::to_string(terms) + " arrays of '") +
+                      w.layout + "'");
   return *stored;
 }
 
 at::Tensor adopt_storage(const PackedLinear::Prepacked& w, const dnnl::memory::desc& stored,
                          const dnnl::memory::desc& wanted, const PackedLinear::Allocate& allocate,
-                         bool* in_place) {
+                         bool* in_place, int terms) {
   *in_place = wanted == stored;
   if (*in_place) return w.bytes;
-  at::Tensor storage = allocate(static_cast<int64_t>(wanted.get_size()));
-  dnnl::memory from(stored, DnnlCpu::get().engine(), w.bytes.data_ptr());
-  DnnlCpu::pack(from, wanted, storage.data_ptr());
+  const size_t from_bytes = stored.get_size(), to_bytes = wanted.get_size();
+  at::Tensor storage = allocate(static_cast<int64_t>(to_bytes) * terms);
+  for (int t = 0; t < terms; ++t) {
+    dnnl::memory from(stored, DnnlCpu::get().engine(),
+                      static_cast<char*>(w.bytes.data_ptr()) + t * from_bytes);
+    DnnlCpu::pack(from, wanted, static_cast<char*>(storage.data_ptr()) + t * to_bytes);
+  }
   return storage;
 }
 

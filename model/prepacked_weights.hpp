@@ -10,15 +10,17 @@
 
 namespace ecgq {
 
-// The layout `w` records, when it parses, has `ndims` dimensions and spans exactly w's bytes;
-// else a bad_checkpoint error naming `what` ("packed weights"), the size and the layout text.
+// The layout `w` records, when it parses, has `ndims` dimensions and `terms` arrays of it span
+// exactly w's bytes (a split projection stores hi and lo back to back); else a bad_checkpoint
+// error naming `what` ("packed weights"), the size and the layout text.
 Expected<dnnl::memory::desc> stored_layout(const PackedLinear::Prepacked& w, int ndims,
-                                           const std::string& what);
+                                           const std::string& what, int terms = 1);
 
-// w's weights in layout `wanted`: w's own bytes when `stored` is that layout (*in_place true),
-// else reordered from `stored` into memory from `allocate` (*in_place false). Throws dnnl::error.
+// w's `terms` arrays in layout `wanted`, back to back: w's own bytes when `stored` is that layout
+// (*in_place true), else each reordered from `stored` into memory from `allocate` (*in_place
+// false). Throws dnnl::error.
 at::Tensor adopt_storage(const PackedLinear::Prepacked& w, const dnnl::memory::desc& stored,
                          const dnnl::memory::desc& wanted, const PackedLinear::Allocate& allocate,
-                         bool* in_place);
+                         bool* in_place, int terms = 1);
 
 }  // namespace ecgq

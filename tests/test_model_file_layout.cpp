@@ -1,6 +1,7 @@
 // A model file's layers stored in the packed layout the kernels use (model/ecgfm_export.cpp,
 // PackedLinear::adopt): the layout's text round trip, in-place use when this CPU wants the same
-// layout, repacking when it wants another, and a clear refusal of a layout that does not fit.
+// layout, repacking when it wants another (or a format 2 file's split operand), and a clear
+// refusal of a layout that does not fit.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -111,24 +112,40 @@ TEST(ModelFileLayout, PackedLayersLoadInPlaceOrRepackedWithThePlainFilesOutputs)
     EXPECT_EQ(arch.find("repacked"), std::string::npos) << arch;
     EXPECT_EQ(max_abs_diff(probs, want), 0.0) << precision << ": " << arch;
 
-    // Another CPU's layout (here: the plain transposed one, as a blocked layout): repacked.
-    rewrite(packed, other, [](mfile::TensorEntry& e, std::vector<uint8_t>& b) {
-      auto stored = DnnlCpu::layout_from_text(e.layout);
-      ASSERT_TRUE(stored.has_value());
-      dnnl::memory::desc flat(stored->dims(), stored->data_type(),
-                              stored->dims().size() == 2 ? tag::ab : tag::abcd);
-      std::vector<uint8_t> out(flat.get_size());
-      dnnl::memory from(*stored, DnnlCpu::get().engine(), b.data());
-      DnnlCpu::pack(from, flat, out.data());
-      b = out;
-      e.bytes = out.size();
-      e.shape = {static_cast<int64_t>(out.size())};
-      e.layout = DnnlCpu::layout_text(flat);
-    });
-    const auto [other_arch, other_probs] = run_file(other);
-    EXPECT_NE(other_arch.find("stored layout repacked for this CPU"), std::string::npos)
-        << other_arch;
-    EXPECT_EQ(max_abs_diff(other_probs, want), 0.0) << precision << ": " << other_arch;
+    // Another CPU's layout (here: the plain transposed one, as a blocked layout): repacked; and
+    // (bf16) a format 2 file's split projections, one [hi; lo] operand of twice the depth (the
+    // two terms' plain forms one after the other): repacked as two products, same outputs.
+    for (const bool format2 : {false, true}) {
+      if (format2 && precision != "bf16") continue;
+      rewrite(packed, other, [format2](mfile::TensorEntry& e, std::vector<uint8_t>& b) {
+        const bool pair = e.layout.rfind("pair;", 0) == 0;
+        auto stored = DnnlCpu::layout_from_text(pair ? e.layout.substr(5) : e.layout);
+        ASSERT_TRUE(stored.has_value()) << e.layout;
+        dnnl::memory::desc flat(stored->dims(), stored->data_type(),
+                                stored->dims().size() == 2 ? tag::ab : tag::abcd);
+        const int terms = pair ? 2 : 1;
+        std::vector<uint8_t> out(flat.get_size() * terms);
+        for (int t = 0; t < terms; ++t) {
+          dnnl::memory from(*stored, DnnlCpu::get().engine(), b.data() + t * stored->get_size());
+          DnnlCpu::pack(from, flat, out.data() + t * flat.get_size());
+        }
+        b = out;
+        e.bytes = out.size();
+        e.shape = {static_cast<int64_t>(out.size())};
+        if (pair && format2) {
+          auto dims = flat.dims();
+          dims[0] *= 2;
+          e.layout = DnnlCpu::layout_text(dnnl::memory::desc(dims, flat.data_type(), tag::ab));
+        } else {
+          e.layout = (pair ? "pair;" : "") + DnnlCpu::layout_text(flat);
+        }
+      });
+      const auto [other_arch, other_probs] = run_file(other);
+      EXPECT_NE(other_arch.find("stored layout repacked for this CPU"), std::string::npos)
+          << other_arch;
+      EXPECT_EQ(max_abs_diff(other_probs, want), 0.0)
+          << precision << (format2 ? " format 2: " : ": ") << other_arch;
+    }
   }
 }
 

@@ -394,7 +394,7 @@ def check_layouts(bins, tmp, packed_dir):
     if "layers stored packed" in printed:
         raise Mismatch(f"export --layout plain says it stored packed layers: {printed}")
     for model, want, unwanted in ((packed, "layers stored packed for ", None),
-                                  (plain, "model file v2, mapped", "stored packed")):
+                                  (plain, "model file v3, mapped", "stored packed")):
         code, out, err = run([bins["ecgq-worker"], "inspect", "--checkpoint", model], SOURCE)
         check_exit(f"inspect {model}", code, 0, out, err)
         if want not in out or ", mapped" not in out or (unwanted and unwanted in out):
@@ -433,7 +433,7 @@ def case_export_refusals(bins, update):
         export(bins, TINY_FINETUNED, "fp32", good)
 
         def set_version(d):
-            d[8:12] = (3).to_bytes(4, "little")
+            d[8:12] = (4).to_bytes(4, "little")
             return d
 
         def flip_weight(d):
@@ -444,7 +444,7 @@ def case_export_refusals(bins, update):
             "truncated": (lambda d: d[:-1000], ["truncated", "header says"]),
             "cut_header": (lambda d: d[:40], ["shorter than its header"]),
             "altered": (flip_weight, ["checksum mismatch", "altered"]),
-            "version": (set_version, ["format version 3", "reads versions 1 to 2"]),
+            "version": (set_version, ["format version 4", "reads versions 1 to 3"]),
         }
         for name, (edit, needles) in damaged.items():
             path = damaged_copy(good, os.path.join(tmp, name + ".ecgq"), edit)
