@@ -366,9 +366,9 @@ Expected<std::unique_ptr<Model>> load_over_image(const std::string& path,
       at::Tensor bytes = at::from_blob(const_cast<void*>(image->tensor_data(*e)),
                                        {static_cast<int64_t>(e->bytes)}, at::kByte);
       if (name == "pos_w") {
-        auto w = PackedConv::unpack({bytes, e->layout, ""},
-                                    c.precision == "bf16" ? PackedConv::Precision::bf16_split_w
-                                                          : PackedConv::Precision::fp32);
+        auto w = PackedConv::unpack({bytes, e->layout, ""}, c.precision == "bf16"
+                                                                ? PackedConv::Precision::bf16
+                                                                : PackedConv::Precision::fp32);
         if (!w.ok()) return bad_file(path, w.status().with_context("tensor " + e->name));
         *slot.tensor = *w;
         continue;

@@ -182,7 +182,13 @@ class EcgfmModel : public Model {
   bool split_layer(int64_t l) const { return l >= arch_.layers - split_layers_; }
   // The positional conv's precision: bf16 models run it as [x | x] * [w_hi | w_lo].
   PackedConv::Precision conv_precision() const {
-    return bf16_ ? PackedConv::Precision::bf16_split_w : PackedConv::Precision::fp32;
+    // bf16 rounds the conv's weights too unless every layer is split (then all weights are
+    // ~16-bit): since the split projections became two products (more accurate), a bf16 conv
+    // keeps every shared record within 2e-3 (1.85e-3 at the default 6 of 12) and saves the hi +
+    // lo weights' 8 MB and a third of the conv's time (docs/performance.md).
+    if (!bf16_) return PackedConv::Precision::fp32;
+    return split_layers_ >= arch_.layers ? PackedConv::Precision::bf16_split_w
+                                         : PackedConv::Precision::bf16;
   }
   // What PackedLayer::pack takes of layer L: its weights, and those a model file stored packed.
   static PackedLayer::Weights weights_of(const Layer& L) {

@@ -130,6 +130,18 @@ Expected<std::unique_ptr<PackedConv>> PackedConv::pack(const at::Tensor& weight,
   return std::unique_ptr<PackedConv>(new PackedConv(std::move(impl)));
 }
 
+namespace {
+
+// The bf16 kind a stored layout [G, O, I * terms, K] holds: a model file's conv runs as it was
+// stored, one term (bf16) or hi + lo (bf16_split_w, files exported before 2026-12-04 17:00).
+PackedConv::Precision stored_kind(const dnnl::memory::desc& stored, PackedConv::Precision asked) {
+  const auto& d = stored.data.dims;
+  if (asked == PackedConv::Precision::fp32 || d[1] <= 0) return asked;
+  return d[2] == 2 * d[1] ? PackedConv::Precision::bf16_split_w : PackedConv::Precision::bf16;
+}
+
+}  // namespace
+
 Expected<std::unique_ptr<PackedConv>> PackedConv::adopt(const PackedLinear::Prepacked& w,
                                                         const at::Tensor& bias, int64_t groups,
                                                         Precision precision,
@@ -137,8 +149,8 @@ Expected<std::unique_ptr<PackedConv>> PackedConv::adopt(const PackedLinear::Prep
   ASSIGN_OR_RETURN(const dnnl::memory::desc stored,
                    stored_layout(w, 4, "packed convolution weights"));
   auto impl = std::make_unique<Impl>();
-  impl->precision = precision;
-  impl->terms = precision == Precision::bf16_split_w ? 2 : 1;
+  impl->precision = stored_kind(stored, precision);
+  impl->terms = impl->precision == Precision::bf16_split_w ? 2 : 1;
   impl->groups = groups;
   impl->bias = bias;
   const auto& d = stored.data.dims;  // [G, O, I * terms, K]
@@ -165,7 +177,7 @@ Expected<std::unique_ptr<PackedConv>> PackedConv::adopt(const PackedLinear::Prep
 Expected<at::Tensor> PackedConv::unpack(const PackedLinear::Prepacked& w, Precision precision) {
   ASSIGN_OR_RETURN(const dnnl::memory::desc stored,
                    stored_layout(w, 4, "packed convolution weights"));
-  const int64_t terms = precision == Precision::bf16_split_w ? 2 : 1;
+  const int64_t terms = stored_kind(stored, precision) == Precision::bf16_split_w ? 2 : 1;
   const auto& d = stored.data.dims;  // [G, O, I * terms, K]
   if (d[2] != d[1] * terms)
     return Status(ErrorCode::BadCheckpoint, "packed convolution weights '" + w.layout +

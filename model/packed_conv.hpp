@@ -35,13 +35,13 @@ class PackedConv {
                                                     const PackedLinear::Allocate& allocate);
   // The convolution over weights a model file stored packed (`w.layout` as prepacked() gave it):
   // used in place when this CPU's kernel wants that layout, else reordered into memory from
-  // `allocate`.
+  // `allocate`. A bf16 `precision` runs as the weights were stored: bf16 or bf16_split_w.
   static Expected<std::unique_ptr<PackedConv>> adopt(const PackedLinear::Prepacked& w,
                                                      const at::Tensor& bias, int64_t groups,
                                                      Precision precision,
                                                      const PackedLinear::Allocate& allocate);
   // Weights stored packed back as the plain fp32 weight [C, C/groups, K] (split: hi + lo), for
-  // the ATen path.
+  // the ATen path (the stored terms decide, as for adopt).
   static Expected<at::Tensor> unpack(const PackedLinear::Prepacked& w, Precision precision);
   // The packed weights and their layout, for a model file (a view of the convolution's memory).
   PackedLinear::Prepacked prepacked() const;

@@ -69,6 +69,32 @@ TEST(PackedKernels, PositionalConvolutionInEachPrecisionMatchesAten) {
   }
 }
 
+// A model file's convolution runs at the terms it was stored with, whatever bf16 kind the model
+// asks for: a file from before 2026-12-04 17:00 stores hi + lo, this build's default one term.
+TEST(PackedKernels, AStoredBf16ConvolutionRunsAsItWasStored) {
+  if (cpu_bf16_support().empty()) GTEST_SKIP() << "no bf16 on this CPU (bf16 is refused)";
+  at::manual_seed(3);
+  const int64_t channels = 64, groups = 4, kernel = 8;
+  at::Tensor w = at::randn({channels, channels / groups, kernel}) * 0.05;
+  at::Tensor b = at::randn({channels}) * 0.1;
+  at::Tensor x = at::randn({2, 37, channels});
+  using P = PackedConv::Precision;
+  std::vector<at::Tensor> outputs;
+  for (P stored_as : {P::bf16_split_w, P::bf16}) {
+    auto stored = PackedConv::pack(w, b, groups, stored_as, arena_bytes);
+    ASSERT_TRUE(stored.ok()) << stored.status().to_string();
+    const at::Tensor want = (*stored)->run(x);
+    for (P asked : {P::bf16, P::bf16_split_w}) {
+      auto adopted = PackedConv::adopt((*stored)->prepacked(), b, groups, asked, arena_bytes);
+      ASSERT_TRUE(adopted.ok()) << adopted.status().to_string();
+      EXPECT_TRUE(at::equal((*adopted)->run(x), want))
+          << "stored " << static_cast<int>(stored_as) << ", asked " << static_cast<int>(asked);
+    }
+    outputs.push_back(want);
+  }
+  EXPECT_FALSE(at::equal(outputs[0], outputs[1])) << "the two kinds should round differently";
+}
+
 // softmax(q k^T / sqrt(D)) v per head of a [B, T, 3E] q/k/v tensor, as [B, T, E]; `probs` gets
 // the probabilities [B, H, T, T].
 at::Tensor reference_attention(const at::Tensor& qkv, int64_t heads, at::Tensor* probs) {
