@@ -89,6 +89,18 @@ def eager(a, env):
     raise SystemExit("the eager script printed no batch=2 line")
 
 
+def shown(a, argv):
+    """A command as the doc shows it: FULL.pt for the checkpoint, paths relative to the tree."""
+    out = []
+    for word in argv:
+        if word == a.checkpoint:
+            word = "FULL.pt"
+        elif os.path.isabs(word) and os.path.exists(word):
+            word = os.path.relpath(word, ROOT)
+        out.append(word)
+    return " ".join(out)
+
+
 def section(a, res):
     load = os.getloadavg()
     out = [BEGIN, "",
@@ -96,7 +108,7 @@ def section(a, res):
            f"{res['minutes']:.1f} min ({doc_block.cpu_model()}, {os.cpu_count()} CPUs, "
            f"{a.threads} threads; load average {load[0]:.1f} at the end). Accuracy: bf16 against "
            f"fp32 on the reference input and the {res['records']} accepted records of "
-           f"`{os.path.relpath(a.records, ROOT) if a.records.startswith(ROOT) else a.records}`; "
+           f"`{os.path.relpath(a.records, ROOT)}`; "
            f"speed: one 2-segment pass, fastest of {a.reps}, in {a.rounds} rounds interleaved "
            f"with eager PyTorch fp32 (each ratio within one round); RSS after the passes with "
            f"the checkpoint loaded.", "",
@@ -120,12 +132,9 @@ def section(a, res):
     out += ["", "Eager fp32 per round (wall s): " +
             ", ".join(f"{e['wall']:.3f}" for e in res["eager"]) + ".", "",
             "Commands (K as in the table; `OMP_NUM_THREADS` etc. set to the thread count):", "",
-            "```sh",
-            " ".join(first["accuracy"]["argv"]).replace(ROOT + "/", ""),
-            " ".join(first["forward"][0]["argv"]).replace(ROOT + "/", ""),
-            " ".join(res["eager_argv"]).replace(ROOT + "/", ""),
-            "```", "",
-            "", END]
+            "```sh", *[shown(a, argv) for argv in (first["accuracy"]["argv"],
+                                                    first["forward"][0]["argv"], res["eager_argv"])],
+            "```", "", END]
     return "\n".join(out)
 
 

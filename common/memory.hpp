@@ -12,4 +12,13 @@ int64_t resident_bytes();
 // released.
 bool release_free_memory();
 
+// Unmaps from this process the resident pages of its shared libraries' read-only mappings that
+// hold no private copy (clean file pages: code, symbol and relocation tables), and returns their
+// bytes. What a later call touches again comes back by a minor fault from the page cache, which
+// keeps them (shared with other processes, reclaimable); what only start-up touched (LibTorch's
+// operator registration and relocations: ~27 MB of a worker's RSS) stays out. Writable mappings
+// and those with private copies (relocated RELRO data) are left alone: dropping those would lose
+// their contents. ECGQ_DROP_LIBRARY_PAGES=0 turns it off (returns 0).
+int64_t release_library_pages();
+
 }  // namespace ecgq

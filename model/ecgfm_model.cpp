@@ -12,6 +12,7 @@
 #include <optional>
 #include <set>
 
+#include "common/memory.hpp"
 #include "model/activation_pool.hpp"
 #include "model/aten_projection.hpp"
 #include "model/attention_products.hpp"
@@ -233,7 +234,12 @@ class EcgfmModel : public Model {
     // The first pass of a batch size creates its oneDNN primitives (JIT): their temporaries
     // leave ~11 MiB of free heap that later passes do not reuse; hand it back once. Pooled
     // activations stay (the next pass takes them: releasing them cost it their page faults).
-    if (batch_sizes_seen_.insert(n).second) malloc_trim(0);
+    // The library pages only start-up touched (LibTorch's registrations) go too; the next pass
+    // takes back the code it runs, once (docs/performance.md, "Memory").
+    if (batch_sizes_seen_.insert(n).second) {
+      malloc_trim(0);
+      (void)release_library_pages();
+    }
     return out;
   }
 

@@ -73,8 +73,8 @@ struct PackedLinear::Impl {
     dnnl::memory::desc b({1, n}, dt::f32, tag::ab);
     dnnl::memory::desc dst({rows, n}, dst_type(part), tag::ab);
     dnnl::post_ops ops;
-    // The residual goes into the lo product; the hi product adds the lo product's result.
-    if (part == Part::hi || (options.residual && part != Part::hi))
+    // One fp32 [rows, N] addend: the residual (whole, lo) or the lo product's result (hi).
+    if (part == Part::hi || options.residual)
       ops.append_binary(dnnl::algorithm::binary_add, {{rows, n}, dt::f32, tag::ab});
     if (options.gelu && part != Part::lo)
       ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
