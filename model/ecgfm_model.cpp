@@ -8,6 +8,8 @@
 #include <c10/core/InferenceMode.h>
 #include <malloc.h>
 
+#include <chrono>
+#include <future>
 #include <map>
 #include <optional>
 #include <set>
@@ -123,7 +125,10 @@ class EcgfmModel : public Model {
     return Status::Ok();
   }
 
-  ~EcgfmModel() override { ActivationPool::release(); }  // its passes' idle activation blocks
+  ~EcgfmModel() override {
+    ActivationPool::release();  // its passes' idle activation blocks
+    if (library_pages_.valid()) library_pages_.wait();
+  }
   const ModelInfo& info() const override { return info_; }
 
   // Every weight slot, named, with whether this model has it and its dtype
@@ -234,11 +239,14 @@ class EcgfmModel : public Model {
     // The first pass of a batch size creates its oneDNN primitives (JIT): their temporaries
     // leave ~11 MiB of free heap that later passes do not reuse; hand it back once. Pooled
     // activations stay (the next pass takes them: releasing them cost it their page faults).
-    // The library pages only start-up touched (LibTorch's registrations) go too; the next pass
+    // The library pages only start-up touched (LibTorch's registrations) go too, on a thread of
+    // their own so that the result does not wait for the ~4 ms of reading smaps; the next pass
     // takes back the code it runs, once (docs/performance.md, "Memory").
     if (batch_sizes_seen_.insert(n).second) {
       malloc_trim(0);
-      (void)release_library_pages();
+      using namespace std::chrono_literals;
+      if (!library_pages_.valid() || library_pages_.wait_for(0s) == std::future_status::ready)
+        library_pages_ = std::async(std::launch::async, release_library_pages);
     }
     return out;
   }
@@ -600,6 +608,7 @@ class EcgfmModel : public Model {
   bool front_tried_ = false;            // pack_adopted: pos conv and input projection packed
   std::vector<bool> layers_tried_;      // pack_adopted: layers packed (or kept for the ATen path)
   std::set<int64_t> batch_sizes_seen_;  // by run(), for the trim after a new one's first pass
+  std::future<int64_t> library_pages_;  // the last release_library_pages, maybe still running
   std::set<std::pair<int64_t, int64_t>> prepared_;  // [B, T] shapes whose primitives exist
 };
 
