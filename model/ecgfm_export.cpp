@@ -442,7 +442,8 @@ Expected<std::unique_ptr<Model>> load_packed(const std::string& path, const Load
                    mfile::map_model_file(path, &why_not));
   if (image) {
     // Mapped: the packed layers are used where the page cache holds them, nothing copied.
-    note = ", mapped";
+    note = image->checksum_reused() ? ", mapped (checksum as verified at an earlier load)"
+                                    : ", mapped";
     RETURN_IF_ERROR(start(image->contents()));
     // A tensor the model copies (or repacks) gives its mapped pages back, so that its weight is
     // not resident twice.

@@ -7,12 +7,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <functional>
+#include <mutex>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -479,6 +482,58 @@ Status stream_model_file(const std::string& path, const StreamStart& start,
   return reader.verify(h);
 }
 
+namespace {
+
+// The files map_model_file has verified, as their identity was when verified (under the lease).
+class VerifiedFiles {
+ public:
+  static VerifiedFiles& get() {
+    static VerifiedFiles* instance = new VerifiedFiles();  // never destroyed (exit order)
+    return *instance;
+  }
+  bool contains(const struct stat& st) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::find(files_.begin(), files_.end(), identity(st)) != files_.end();
+  }
+  // Remembers a file verified with identity `st`, unless its change time is within two ticks of
+  // the clock that stamps it (CLOCK_REALTIME_COARSE): a write in the same tick would leave it.
+  void add(const struct stat& st) {
+    timespec now{}, tick{};
+    ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    ::clock_getres(CLOCK_REALTIME_COARSE, &tick);
+    const int64_t age_ns =
+        (now.tv_sec - st.st_ctim.tv_sec) * 1000000000LL + (now.tv_nsec - st.st_ctim.tv_nsec);
+    if (age_ns <= 2 * (tick.tv_sec * 1000000000LL + tick.tv_nsec)) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (std::find(files_.begin(), files_.end(), identity(st)) != files_.end()) return;
+    if (files_.size() >= 16) files_.erase(files_.begin());  // a worker serves one model
+    files_.push_back(identity(st));
+  }
+  // Forgets file (dev, ino): someone opened it for writing while it was mapped (lease break).
+  void forget(int64_t dev, int64_t ino) {
+    std::lock_guard<std::mutex> lock(mu_);
+    files_.erase(std::remove_if(files_.begin(), files_.end(),
+                                [&](const Identity& i) { return i[0] == dev && i[1] == ino; }),
+                 files_.end());
+  }
+
+ private:
+  using Identity = std::array<int64_t, 7>;  // dev, inode, size, mtime s/ns, ctime s/ns
+  static Identity identity(const struct stat& st) {
+    return {static_cast<int64_t>(st.st_dev),
+            static_cast<int64_t>(st.st_ino),
+            static_cast<int64_t>(st.st_size),
+            static_cast<int64_t>(st.st_mtim.tv_sec),
+            st.st_mtim.tv_nsec,
+            static_cast<int64_t>(st.st_ctim.tv_sec),
+            st.st_ctim.tv_nsec};
+  }
+  std::mutex mu_;
+  std::vector<Identity> files_;
+};
+
+}  // namespace
+
 Expected<std::shared_ptr<const Image>> map_model_file(const std::string& path,
                                                       std::string* why_not) {
   if (const char* v = std::getenv("ECGQ_MODEL_MAP"); v != nullptr && std::strcmp(v, "0") == 0) {
@@ -499,16 +554,25 @@ Expected<std::shared_ptr<const Image>> map_model_file(const std::string& path,
   auto image = std::make_shared<Image>(map, map_bytes, size, Contents{}, f.fd);
   f.fd = -1;
   const Image* target = image.get();
-  *why_not = FileLease::hold(image->leased_fd_, [target] { return target->make_private(); });
   struct stat st {};
+  const bool known = ::fstat(image->leased_fd_, &st) == 0;  // dev and inode of the open file
+  const int64_t dev = static_cast<int64_t>(st.st_dev), ino = static_cast<int64_t>(st.st_ino);
+  *why_not = FileLease::hold(image->leased_fd_, [target, dev, ino] {
+    VerifiedFiles::get().forget(dev, ino);  // a writer is waiting: check it next time
+    return target->make_private();
+  });
+  if (why_not->empty() && !known) *why_not = std::string("fstat: ") + std::strerror(errno);
   if (why_not->empty() &&
       (::fstat(image->leased_fd_, &st) != 0 || static_cast<uint64_t>(st.st_size) != size))
     *why_not = "the file changed size while being opened";  // before the lease: read it instead
   if (!why_not->empty()) return std::shared_ptr<const Image>();
   ::madvise(map, map_bytes, MADV_POPULATE_READ);  // page tables in one call (advisory)
-  Status checked = verify_mapped(image->data(), size, h, path);
+  image->checksum_reused_ = VerifiedFiles::get().contains(st);
+  Status checked =
+      image->checksum_reused_ ? Status::Ok() : verify_mapped(image->data(), size, h, path);
   Expected<Contents> contents = checked.ok() ? parse_mapped(image->data(), h, path) : checked;
   if (!contents.ok()) return contents.status();
+  VerifiedFiles::get().add(st);
   image->contents_ = std::move(contents).value();
   return std::shared_ptr<const Image>(std::move(image));
 }

@@ -84,6 +84,9 @@ class Image {
   // process asks for the file for writing: it waits until this returns); false when there was
   // no memory for the copy (the mapping is unchanged).
   bool make_private() const;
+  // True when the load did not sum the file again: this process had verified the same file,
+  // unchanged since (map_model_file).
+  bool checksum_reused() const { return checksum_reused_; }
 
  private:
   void* map_;
@@ -92,14 +95,18 @@ class Image {
   Contents contents_;
   int leased_fd_ = -1;
   mutable bool copied_ = false;
+  bool checksum_reused_ = false;
 
   friend Expected<std::shared_ptr<const Image>> map_model_file(const std::string& path,
                                                                std::string* why_not);
 };
 
 // Maps a model file read-only from the page cache under a read lease and verifies it as
-// read_model_file does (no copy: cold start is mapping and checking). An image that is null
-// means the file cannot be mapped safely here (no lease: another owner, open for writing, a
+// read_model_file does (no copy: cold start is mapping and checking). A file this process has
+// mapped and verified before, with the same device, inode, size, modification and change times
+// now that the lease is held, is not summed again (any write or truncation moves its change
+// time, which no one can set back): an asleep worker's wake saves ~15 ms of 275 MB. An image that
+// is null means the file cannot be mapped safely here (no lease: another owner, open for writing, a
 // file system without leases, or ECGQ_MODEL_MAP=0), with the reason in `why_not`: read it.
 Expected<std::shared_ptr<const Image>> map_model_file(const std::string& path,
                                                       std::string* why_not);

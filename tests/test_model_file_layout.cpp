@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -200,6 +201,39 @@ TEST(ModelFileLayout, AMappedModelOutlivesItsFileBeingTruncatedOrRewritten) {
   // A new load of the zeroed file is refused by its checksum.
   auto again = load_model(path, LoadOptions{});
   EXPECT_FALSE(again.ok());
+}
+
+TEST(ModelFileLayout, AnUnchangedFileIsNotSummedAgainAndAChangedOneIs) {
+  // A worker waking maps the file it verified before: unchanged (same inode, size, times), its
+  // checksum stands. The first loads may verify again while the file's change time is within two
+  // ticks of the clock that stamps it; each load takes milliseconds, so a bounded number of them
+  // lets the export's time age past that.
+  configure_threads(2);
+  test::TempDir dir;
+  const std::string path = dir.path() + "/model";
+  export_tiny("fp32", true, path);
+  const auto [first_arch, want] = run_file(path);
+  ASSERT_FALSE(want.empty()) << first_arch;
+  EXPECT_EQ(first_arch.find("checksum as verified"), std::string::npos) << first_arch;
+  std::string arch;
+  std::vector<float> probs;
+  for (int load = 0; load < 200 && arch.find("checksum as verified") == std::string::npos; ++load)
+    std::tie(arch, probs) = run_file(path);
+  EXPECT_NE(arch.find(", mapped (checksum as verified at an earlier load)"), std::string::npos)
+      << arch;
+  EXPECT_EQ(max_abs_diff(probs, want), 0.0);
+  // One byte of a weight changed in place (same size): its change time moved, so the next load
+  // sums the file again and refuses it.
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  uint8_t byte = 0;
+  ASSERT_EQ(::pread(fd, &byte, 1, 8192), 1);
+  byte ^= 0x01;
+  ASSERT_EQ(::pwrite(fd, &byte, 1, 8192), 1);
+  ::close(fd);
+  const auto [why, none] = run_file(path);
+  EXPECT_TRUE(none.empty()) << why;
+  EXPECT_NE(why.find("checksum mismatch"), std::string::npos) << why;
 }
 
 TEST(ModelFileLayout, AFileOpenForWritingIsReadNotMappedAndSaysWhy) {
