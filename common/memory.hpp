@@ -18,7 +18,9 @@ bool release_free_memory();
 // keeps them (shared with other processes, reclaimable); what only start-up touched (LibTorch's
 // operator registration and relocations: ~27 MB of a worker's RSS) stays out. Writable mappings
 // and those with private copies (relocated RELRO data) are left alone: dropping those would lose
-// their contents. ECGQ_DROP_LIBRARY_PAGES=0 turns it off (returns 0).
+// their contents. Not for a process that may dlopen a library with text relocations meanwhile
+// (its text is written while the loader holds it writable; x86-64 shared objects have none).
+// ECGQ_DROP_LIBRARY_PAGES=0 turns it off (returns 0).
 int64_t release_library_pages();
 
 }  // namespace ecgq
