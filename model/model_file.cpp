@@ -555,13 +555,16 @@ Expected<std::shared_ptr<const Image>> map_model_file(const std::string& path,
   f.fd = -1;
   const Image* target = image.get();
   struct stat st {};
-  const bool known = ::fstat(image->leased_fd_, &st) == 0;  // dev and inode of the open file
+  if (::fstat(image->leased_fd_, &st) != 0) {  // dev and inode of the open file, for the break
+    *why_not = std::string("fstat: ") + std::strerror(errno);
+    return std::shared_ptr<const Image>();
+  }
   const int64_t dev = static_cast<int64_t>(st.st_dev), ino = static_cast<int64_t>(st.st_ino);
   *why_not = FileLease::hold(image->leased_fd_, [target, dev, ino] {
     VerifiedFiles::get().forget(dev, ino);  // a writer is waiting: check it next time
     return target->make_private();
   });
-  if (why_not->empty() && !known) *why_not = std::string("fstat: ") + std::strerror(errno);
+  // Again with the lease held: the identity the checksum is remembered under.
   if (why_not->empty() &&
       (::fstat(image->leased_fd_, &st) != 0 || static_cast<uint64_t>(st.st_size) != size))
     *why_not = "the file changed size while being opened";  // before the lease: read it instead

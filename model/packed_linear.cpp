@@ -273,11 +273,8 @@ Expected<std::pair<at::Tensor, at::Tensor>> PackedLinear::unpack(const Prepacked
   // W^T [K, N] with strides (1, K) is W [N, K] row-major; a format 2 split one is [hi | lo].
   at::Tensor plain = at::empty({terms, n, k}, bf16 ? at::kBFloat16 : at::kFloat);
   try {
-    for (int t = 0; t < terms; ++t) {
-      dnnl::memory from(stored, DnnlCpu::get().engine(),
-                        static_cast<char*>(one.bytes.data_ptr()) + t * stored.get_size());
-      DnnlCpu::pack(from, {{k, n}, bf16 ? dt::bf16 : dt::f32, tag::ba}, plain[t].data_ptr());
-    }
+    reorder_terms(one.bytes.data_ptr(), stored, plain.data_ptr(),
+                  {{k, n}, bf16 ? dt::bf16 : dt::f32, tag::ba}, terms);
   } catch (const dnnl::error& e) {
     return Status(ErrorCode::ModelError, std::string("oneDNN reorder: ") + e.what());
   }

@@ -24,14 +24,18 @@ at::Tensor adopt_storage(const PackedLinear::Prepacked& w, const dnnl::memory::d
                          bool* in_place, int terms) {
   *in_place = wanted == stored;
   if (*in_place) return w.bytes;
-  const size_t from_bytes = stored.get_size(), to_bytes = wanted.get_size();
-  at::Tensor storage = allocate(static_cast<int64_t>(to_bytes) * terms);
-  for (int t = 0; t < terms; ++t) {
-    dnnl::memory from(stored, DnnlCpu::get().engine(),
-                      static_cast<char*>(w.bytes.data_ptr()) + t * from_bytes);
-    DnnlCpu::pack(from, wanted, static_cast<char*>(storage.data_ptr()) + t * to_bytes);
-  }
+  at::Tensor storage = allocate(static_cast<int64_t>(wanted.get_size()) * terms);
+  reorder_terms(w.bytes.data_ptr(), stored, storage.data_ptr(), wanted, terms);
   return storage;
+}
+
+void reorder_terms(const void* from, const dnnl::memory::desc& stored, void* to,
+                   const dnnl::memory::desc& wanted, int terms) {
+  for (int t = 0; t < terms; ++t) {
+    dnnl::memory source(stored, DnnlCpu::get().engine(),
+                        const_cast<char*>(static_cast<const char*>(from)) + t * stored.get_size());
+    DnnlCpu::pack(source, wanted, static_cast<char*>(to) + t * wanted.get_size());
+  }
 }
 
 }  // namespace ecgq

@@ -16,6 +16,11 @@ namespace ecgq {
 Expected<dnnl::memory::desc> stored_layout(const PackedLinear::Prepacked& w, int ndims,
                                            const std::string& what, int terms = 1);
 
+// Reorders `terms` arrays of layout `stored` lying back to back at `from` into as many arrays of
+// layout `wanted` back to back at `to`. Throws dnnl::error.
+void reorder_terms(const void* from, const dnnl::memory::desc& stored, void* to,
+                   const dnnl::memory::desc& wanted, int terms);
+
 // w's `terms` arrays in layout `wanted`, back to back: w's own bytes when `stored` is that layout
 // (*in_place true), else each reordered from `stored` into memory from `allocate` (*in_place
 // false). Throws dnnl::error.
