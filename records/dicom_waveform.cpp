@@ -128,6 +128,9 @@ Status read_group(const std::vector<Element>& g, const std::string& path, EcgRec
   const Element* data = dicom::find(g, 0x54001010);
   if (!defs || !data)
     return clinical::bad(path, "multiplex group", "no ChannelDefinitionSequence or WaveformData");
+  // Zero channels would pass the size check below for any sample count; refuse them first.
+  if (channels == 0)
+    return clinical::bad(path, "NumberOfWaveformChannels (003A,0005)", "0; expected 1 or more");
   const size_t width = bits / 8, size = data->value.size();
   if (n == 0 || size / width / n < channels)
     return clinical::bad(path, "WaveformData (5400,1010)",

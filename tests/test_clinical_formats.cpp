@@ -305,7 +305,8 @@ std::string implicit_sequence(uint32_t tag, const std::vector<std::string>& item
   return s + le(0xFFFE, 2) + le(0xE0DD, 2) + le(0, 4);
 }
 
-TEST(Dicom, ImplicitVrLittleEndianWithBaselineAndMdcCodes) {
+// A 12-lead ECG object in implicit VR little endian holding one multiplex group.
+std::string implicit_ecg_file(const std::string& group) {
   const std::string ts = "1.2.840.10008.1.2";
   std::string meta_value = ts + std::string(ts.size() % 2, '\0');
   std::string file(128, '\0');
@@ -313,6 +314,10 @@ TEST(Dicom, ImplicitVrLittleEndianWithBaselineAndMdcCodes) {
   file += le(0x0002, 2) + le(0x0010, 2) + "UI" + le(static_cast<uint32_t>(meta_value.size()), 2) +
           meta_value;
   file += implicit_element(0x00080016, std::string("1.2.840.10008.5.1.4.1.1.9.1.2") + '\0');
+  return file + implicit_sequence(0x54000100, {group});
+}
+
+TEST(Dicom, ImplicitVrLittleEndianWithBaselineAndMdcCodes) {
   auto channel = [&](const std::string& code) {
     return implicit_sequence(0x003A0208, {implicit_element(0x00080100, code)}) +
            implicit_element(0x003A0210, "2.5 ") + implicit_element(0x003A0213, "-10 ") +
@@ -327,7 +332,7 @@ TEST(Dicom, ImplicitVrLittleEndianWithBaselineAndMdcCodes) {
       implicit_sequence(0x003A0200, {channel("2:1"), channel("2:62")}) +
       implicit_element(0x54001004, le(16, 2)) + implicit_element(0x54001006, "SS") +
       implicit_element(0x54001010, data);
-  file += implicit_sequence(0x54000100, {group});
+  const std::string file = implicit_ecg_file(group);
   auto r = read_dicom(file, "i.dcm");
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->leads, (std::vector<std::string>{"I", "aVR"}));
@@ -340,6 +345,21 @@ TEST(Dicom, ImplicitVrLittleEndianWithBaselineAndMdcCodes) {
   std::string broken = file;
   broken[broken.size() - 5] = '\x7F';
   EXPECT_FALSE(read_dicom(broken, "i.dcm").ok());
+}
+
+// Found by fuzz_dicom: a group of no channels claiming 775 million samples made the reader
+// allocate 3.1 GB before any size check could apply (0 channels of any length fit in 0 bytes).
+TEST(Dicom, AGroupOfNoChannelsIsRefusedBeforeItsSampleCountIsBelieved) {
+  const std::string group =
+      implicit_element(0x003A0005, le(0, 2)) + implicit_element(0x003A0010, le(775302709, 4)) +
+      implicit_element(0x003A001A, "500 ") + implicit_element(0x003A0020, "RHYTHM") +
+      implicit_sequence(0x003A0200, {}) + implicit_element(0x54001004, le(16, 2)) +
+      implicit_element(0x54001006, "SS") + implicit_element(0x54001010, "");
+  auto r = read_dicom(implicit_ecg_file(group), "z.dcm");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), "bad_record") << r.status().message();
+  EXPECT_NE(r.status().message().find("NumberOfWaveformChannels (003A,0005)"), std::string::npos)
+      << r.status().message();
 }
 
 }  // namespace

@@ -75,3 +75,11 @@ group = (el(0x003A0005, "US", struct.pack("<H", 2)) + el(0x003A0010, "UL", struc
 put("fuzz_dicom", "explicit_two_leads",
     b"\0" * 128 + b"DICM" + el(0x00020010, "UI", b"1.2.840.10008.1.2.1")
     + el(0x00080016, "UI", b"1.2.840.10008.5.1.4.1.1.9.1.1") + sq(0x54000100, [group]))
+# Regression seed: no channels and 775 million samples made the reader allocate 3.1 GB.
+no_channels = (el(0x003A0005, "US", struct.pack("<H", 0)) + el(0x003A0010, "UL", struct.pack("<I", 775302709))
+               + el(0x003A001A, "DS", b"500") + el(0x003A0020, "SH", b"RHYTHM") + sq(0x003A0200, [])
+               + el(0x54001004, "US", struct.pack("<H", 16)) + el(0x54001006, "CS", b"SS")
+               + el(0x54001010, "OW", b""))
+put("fuzz_dicom", "no_channels_huge_count",
+    b"\0" * 128 + b"DICM" + el(0x00020010, "UI", b"1.2.840.10008.1.2.1")
+    + el(0x00080016, "UI", b"1.2.840.10008.5.1.4.1.1.9.1.1") + sq(0x54000100, [no_channels]))
