@@ -342,13 +342,32 @@ bool is_contiguous(const TensorInfo& tensor) {
   return true;
 }
 
+namespace {
+
+Status unused_storage(const Checkpoint& checkpoint, const std::string& key) {
+  return bad("storage " + quoted(key) + " is not used by any model tensor of " +
+             (checkpoint.path.empty() ? std::string("the checkpoint") : checkpoint.path));
+}
+
+// The storage of `tensor` once it is known to exist, to have the tensor's type and to hold every
+// element the view reaches.
+Expected<const StorageInfo*> checked_storage(const Checkpoint& checkpoint,
+                                             const TensorInfo& tensor) {
+  const StorageInfo* st = find_storage(checkpoint, tensor.storage_key);
+  if (!st) return unused_storage(checkpoint, tensor.storage_key);
+  if (st->dtype != tensor.dtype || tensor.shape.size() != tensor.stride.size()) {
+    return bad("tensor " + quoted(tensor.name) + " does not match its storage");
+  }
+  RETURN_IF_ERROR(check_extent(tensor, *st, checkpoint.file_size));
+  return st;
+}
+
+}  // namespace
+
 Status read_storage(const Checkpoint& checkpoint, const std::string& key, uint64_t byte_offset,
                     uint64_t nbytes, void* dst) {
   const StorageInfo* st = find_storage(checkpoint, key);
-  if (!st) {
-    return bad("storage " + quoted(key) + " is not used by any model tensor of " +
-               (checkpoint.path.empty() ? std::string("the checkpoint") : checkpoint.path));
-  }
+  if (!st) return unused_storage(checkpoint, key);
   const uint64_t size = st->numel * dtype_size(st->dtype);
   if (byte_offset > size || nbytes > size - byte_offset) {
     return bad("read of " + std::to_string(nbytes) + " bytes at byte " +
@@ -359,13 +378,16 @@ Status read_storage(const Checkpoint& checkpoint, const std::string& key, uint64
   return checkpoint.source->read(st->file_offset + byte_offset, nbytes, dst);
 }
 
+Expected<std::optional<uint64_t>> contiguous_file_offset(const Checkpoint& checkpoint,
+                                                         const TensorInfo& tensor) {
+  ASSIGN_OR_RETURN(const StorageInfo* st, checked_storage(checkpoint, tensor));
+  if (tensor_numel(tensor) == 0 || !is_contiguous(tensor)) return std::optional<uint64_t>();
+  return std::optional<uint64_t>(st->file_offset +
+                                 uint64_t(tensor.storage_offset) * dtype_size(tensor.dtype));
+}
+
 Status read_tensor(const Checkpoint& checkpoint, const TensorInfo& tensor, void* dst) {
-  const StorageInfo* st = find_storage(checkpoint, tensor.storage_key);
-  if (!st) return read_storage(checkpoint, tensor.storage_key, 0, 0, dst);
-  if (st->dtype != tensor.dtype || tensor.shape.size() != tensor.stride.size()) {
-    return bad("tensor " + quoted(tensor.name) + " does not match its storage");
-  }
-  RETURN_IF_ERROR(check_extent(tensor, *st, checkpoint.file_size));
+  RETURN_IF_ERROR(checked_storage(checkpoint, tensor).status());
   const uint64_t es = dtype_size(tensor.dtype);
   const uint64_t numel = tensor_numel(tensor);
   if (numel == 0) return Status::Ok();

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -71,6 +72,11 @@ bool is_contiguous(const TensorInfo& tensor);
 // Copies `nbytes` bytes of storage `key`, from byte `byte_offset` of that storage, into `dst`.
 Status read_storage(const Checkpoint& checkpoint, const std::string& key, uint64_t byte_offset,
                     uint64_t nbytes, void* dst);
+
+// Where the bytes of a contiguous, non-empty `tensor` start in the file, once the checks
+// read_tensor makes have passed; nullopt for an empty or strided tensor (read those).
+Expected<std::optional<uint64_t>> contiguous_file_offset(const Checkpoint& checkpoint,
+                                                         const TensorInfo& tensor);
 
 // Copies the elements of `tensor` into `dst` in row-major order (tensor_numel * dtype_size bytes),
 // gathering strided or offset views of a shared storage. The one reader of tensor bytes: the

@@ -72,9 +72,16 @@ class EcgfmModel : public Model {
     SplitSourceReuse split_sources;
     WeightArena arena;
     WeightReader r(c, &arena);
+    // Packing reads the projections where the file's map has them; the ATen path keeps its
+    // weights, so it reads them into memory of its own.
+    if (packed_) {
+      const std::string why_not = r.map_file();
+      if (!why_not.empty()) info_.architecture += ", checkpoint read (not mapped: " + why_not + ")";
+    }
     Loading w{r, arena, {}};
     load_front(w);
     load_layers(w);
+    if (w.st.ok()) w.st = r.intact();
     // Packing's temporaries (bf16 hi + lo, oneDNN's pd creation) came from malloc: hand their
     // pages back now rather than keep them resident beside the model.
     if (packed_) malloc_trim(0);
@@ -365,10 +372,14 @@ class EcgfmModel : public Model {
       scratch_fc1 = scratch_arena.empty({F, E}, at::kFloat);
       scratch_fc2 = scratch_arena.empty({E, F}, at::kFloat);
     }
-    // A projection weight: straight into the arena (fp32) or into its scratch buffer bf16.
+    // A projection weight: straight into the arena (fp32), or for packing (and bf16) where the
+    // file's map has it, else read into its scratch buffer.
     auto weight = [&](const std::string& name, const at::Tensor& scratch) -> at::Tensor {
       if (!bf16_ && !packed_) return w.get(name);
-      if (w.st.ok()) w.st = w.r.read_into(name, scratch);
+      if (!w.st.ok()) return scratch;
+      auto mapped = w.r.view(name, scratch.sizes());
+      if (mapped.ok() && *mapped) return **mapped;
+      w.st = mapped.ok() ? w.r.read_into(name, scratch) : mapped.status();
       return scratch;
     };
     for (int64_t l = 0; l < arch_.layers && w.st.ok(); ++l) {
@@ -444,8 +455,8 @@ class EcgfmModel : public Model {
         {&L.qkv_w, &L.qkv_lo}, {&L.out_w, &L.out_lo}, {&L.fc1_w, &L.fc1_lo}, {&L.fc2_w, &L.fc2_lo}};
     for (auto [w, lo] : weights) {
       at::Tensor hi = arena.empty(w->sizes(), at::kBFloat16).copy_(*w);
-      // The scratch buffer is free to overwrite: w - hi is what bf16 rounding dropped.
-      if (split) *lo = arena.empty(w->sizes(), at::kBFloat16).copy_(w->sub_(hi));
+      // w - hi is what bf16 rounding dropped (w may be the file's read-only map: not in place).
+      if (split) *lo = arena.empty(w->sizes(), at::kBFloat16).copy_(*w - hi);
       *w = hi;
     }
   }

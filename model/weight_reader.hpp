@@ -5,10 +5,13 @@
 #include <ATen/ATen.h>
 
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "common/status.hpp"
 #include "model/checkpoint.hpp"
+#include "model/checkpoint_mapping.hpp"
 #include "model/weight_arena.hpp"
 
 namespace ecgq {
@@ -59,6 +62,38 @@ class WeightReader {
     return read_into(*it->second, dst);
   }
 
+  // Maps the checkpoint's file for view() until the reader goes (checkpoint_mapping.hpp); when it
+  // cannot, view() finds nothing and the weights are read. Returns why not, or "".
+  std::string map_file() {
+    std::string why_not;
+    mapping_ = ckpt::CheckpointMapping::map(c_, &why_not);
+    return why_not;
+  }
+
+  // Float32 tensor `name`, shaped `shape`, read-only in the file's map: for weights that are
+  // packed and dropped before the reader goes. Nullopt when it must be read instead (no map,
+  // another type, a strided view).
+  Expected<std::optional<at::Tensor>> view(const std::string& name, at::IntArrayRef shape) {
+    auto it = by_name_.find(name);
+    if (it == by_name_.end()) return missing(name);
+    const ckpt::TensorInfo& t = *it->second;
+    if (!mapping_ || t.dtype != ckpt::DType::F32) return std::optional<at::Tensor>();
+    int64_t numel = 1;
+    for (int64_t d : shape) numel *= d;
+    if (static_cast<int64_t>(ckpt::tensor_numel(t)) != numel)
+      return Status(ErrorCode::BadCheckpoint,
+                    "tensor '" + t.name + "': element count differs from the expected shape",
+                    "checkpoint");
+    ASSIGN_OR_RETURN(auto bytes, mapping_->tensor_bytes(c_, t));
+    if (!bytes) return std::optional<at::Tensor>();
+    // from_blob wants a mutable pointer; the map is PROT_READ and its users only read.
+    return std::optional<at::Tensor>(
+        at::from_blob(const_cast<void*>(*bytes), shape, at::TensorOptions(at::kFloat)));
+  }
+
+  // Ok unless the mapped file was written or truncated during the load.
+  Status intact() const { return mapping_ ? mapping_->intact() : Status::Ok(); }
+
  private:
   static Status missing(const std::string& name) {
     return Status(ErrorCode::BadCheckpoint, "missing tensor '" + name + "'", "checkpoint");
@@ -88,6 +123,7 @@ class WeightReader {
 
   const ckpt::Checkpoint& c_;
   WeightArena* arena_;
+  std::unique_ptr<ckpt::CheckpointMapping> mapping_;  // while map_file() holds the file
   // Temporaries get their own arena, unmapped with the reader: from malloc they could stay
   // resident after the load.
   WeightArena temporary_;

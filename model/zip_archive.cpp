@@ -55,6 +55,7 @@ class FileSource : public ByteSource {
 
   uint64_t size() const override { return size_; }
   const std::string& name() const override { return path_; }
+  int descriptor() const override { return fd_; }
   Status read(uint64_t offset, uint64_t n, void* dst) const override {
     if (offset > size_ || n > size_ - offset) {
       return bad(path_ + ": read of " + std::to_string(n) + " bytes at offset " +

@@ -22,6 +22,8 @@ class ByteSource {
   virtual Status read(uint64_t offset, uint64_t n, void* dst) const = 0;
   // The file path, or "<memory>", for messages.
   virtual const std::string& name() const = 0;
+  // The open file (read-only) for mapping, or -1 for memory.
+  virtual int descriptor() const { return -1; }
 };
 
 // Opens `path` read-only; the descriptor is closed when the last reference goes.

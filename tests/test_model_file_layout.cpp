@@ -185,14 +185,10 @@ TEST(ModelFileLayout, AMappedModelOutlivesItsFileBeingTruncatedOrRewritten) {
   const std::vector<float> x = ref_floats("input.npy");
   auto before = (*model)->run(x.data(), 2, RunOptions{});
   ASSERT_TRUE(before.ok());
-  // Another process truncates the file (a blocking open with O_TRUNC: it waits for this process
-  // to give the lease up; truncate(1) opens with O_NONBLOCK and would be refused instead), then
+  // Another process truncates the file (waiting for this process to give the lease up), then
   // fills it with zeros of its old size.
   const auto size = std::filesystem::file_size(path);
-  const test::CommandResult writer = test::run_command(
-      {"/bin/sh", "-c",
-       ": > '" + path + "' && head -c " + std::to_string(size) + " /dev/zero > '" + path + "'"},
-      std::chrono::seconds(30));
+  const test::CommandResult writer = test::truncate_and_zero_fill(path, std::chrono::seconds(30));
   EXPECT_EQ(writer.exit_code, 0) << writer.err;
   EXPECT_EQ(std::filesystem::file_size(path), size);
   auto after = (*model)->run(x.data(), 2, RunOptions{});

@@ -2,7 +2,9 @@
 // (model/packed_linear.cpp): the same outputs as the ATen path and upstream, in fp32 and bf16,
 // for every batch size (one primitive per row count, a bounded cache of them), and from a model
 // file as from its checkpoint.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -71,6 +73,38 @@ TEST(PackedWeights, Fp32MatchesTheAtenPathAndUpstream) {
   EXPECT_LE(max_abs_diff(a.saliency, b.saliency), 1e-5);
   EXPECT_LE(max_abs_diff(a.probs, ref_floats("tiny_finetuned__probs.npy")), 2e-5);
   EXPECT_LE(max_abs_diff(a.encoder_out, ref_floats("tiny_finetuned__encoder_out.npy")), 2e-5);
+}
+
+TEST(PackedWeights, ACheckpointPackedFromItsMapEqualsOneReadAndSaysWhenItWasRead) {
+  // Packing reads the projections where the file's map has them (checkpoint_mapping.hpp); a
+  // file open for writing cannot be leased, so it is read: the same bits either way.
+  configure_threads(2);
+  const std::vector<float> x = ref_floats("input.npy");
+  test::TempDir dir;
+  const std::string path = dir.path() + "/model.pt";
+  std::filesystem::copy_file(ref_path("tiny_finetuned.pt"), path);
+  for (const char* precision : {"fp32", "bf16"}) {
+    LoadOptions o;
+    o.precision = precision;
+    o.bf16_split_layers = 1;
+    auto mapped = load_model(path, o);
+    ASSERT_TRUE(mapped.ok()) << mapped.status().to_string();
+    EXPECT_EQ((*mapped)->info().architecture.find("not mapped"), std::string::npos)
+        << (*mapped)->info().architecture;
+    const int writer = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(writer, 0);
+    auto read = load_model(path, o);
+    ::close(writer);
+    ASSERT_TRUE(read.ok()) << read.status().to_string();
+    EXPECT_NE((*read)->info().architecture.find(
+                  "checkpoint read (not mapped: no read lease: Resource temporarily unavailable "
+                  "(the file is open for writing))"),
+              std::string::npos)
+        << (*read)->info().architecture;
+    const ModelOutput a = run_all(**mapped, x, 2), b = run_all(**read, x, 2);
+    EXPECT_EQ(max_abs_diff(a.encoder_out, b.encoder_out), 0.0) << precision;
+    EXPECT_EQ(max_abs_diff(a.probs, b.probs), 0.0) << precision;
+  }
 }
 
 TEST(PackedWeights, PretrainedEncoderMatchesUpstream) {

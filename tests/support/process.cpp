@@ -19,7 +19,9 @@ extern char** environ;
 
 namespace ecgq::test {
 
-std::string bin(const std::string& name) { return std::string(ECGQ_BIN_DIR) + "/" + name; }
+std::string bin(const std::string& name) {
+  return std::string(ECGQ_BIN_DIR) + "/" + name;
+}
 std::string source(const std::string& relative) {
   return std::string(ECGQ_SOURCE_DIR) + "/" + relative;
 }
@@ -46,7 +48,9 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
-std::string free_endpoint() { return "tcp://127.0.0.1:" + std::to_string(free_port()); }
+std::string free_endpoint() {
+  return "tcp://127.0.0.1:" + std::to_string(free_port());
+}
 
 TempDir::TempDir() {
   std::string tmpl = (std::filesystem::temp_directory_path() / "ecgq-test-XXXXXX").string();
@@ -122,9 +126,15 @@ int ChildProcess::wait(std::chrono::milliseconds timeout) {
   }
 }
 
-bool ChildProcess::running() { return wait(std::chrono::milliseconds(0)) == -1; }
-std::string ChildProcess::stdout_text() const { return read_file(out_path_); }
-std::string ChildProcess::stderr_text() const { return read_file(err_path_); }
+bool ChildProcess::running() {
+  return wait(std::chrono::milliseconds(0)) == -1;
+}
+std::string ChildProcess::stdout_text() const {
+  return read_file(out_path_);
+}
+std::string ChildProcess::stderr_text() const {
+  return read_file(err_path_);
+}
 
 CommandResult run_command(std::vector<std::string> argv, std::chrono::milliseconds timeout,
                           std::map<std::string, std::string> env) {
@@ -134,6 +144,14 @@ CommandResult run_command(std::vector<std::string> argv, std::chrono::millisecon
   r.out = p.stdout_text();
   r.err = p.stderr_text();
   return r;
+}
+
+CommandResult truncate_and_zero_fill(const std::string& path, std::chrono::milliseconds timeout) {
+  const auto size = std::filesystem::file_size(path);
+  return run_command(
+      {"/bin/sh", "-c",
+       ": > '" + path + "' && head -c " + std::to_string(size) + " /dev/zero > '" + path + "'"},
+      timeout);
 }
 
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {

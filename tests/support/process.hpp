@@ -51,7 +51,8 @@ class ChildProcess {
   int pid() const { return pid_; }
   // Sends a signal.
   void signal(int sig);
-  // Waits for exit up to `timeout`; returns the exit code (128+signal when killed), or -1 on timeout.
+  // Waits for exit up to `timeout`; returns the exit code (128+signal when killed), or -1 on
+  // timeout.
   int wait(std::chrono::milliseconds timeout);
   // True while the process has not exited.
   bool running();
@@ -75,6 +76,11 @@ struct CommandResult {
 };
 CommandResult run_command(std::vector<std::string> argv, std::chrono::milliseconds timeout,
                           std::map<std::string, std::string> env = {});
+
+// Another process truncates `path` with a blocking open (O_TRUNC: it waits for a read lease on
+// the file to go; truncate(1) opens with O_NONBLOCK and would be refused instead), then writes
+// the old size of zeros back.
+CommandResult truncate_and_zero_fill(const std::string& path, std::chrono::milliseconds timeout);
 
 // Polls `condition` every few milliseconds until it holds or `timeout` passes; returns whether
 // it held. This waits for an observable state, never for a fixed time.
