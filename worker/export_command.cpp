@@ -10,6 +10,7 @@
 #include "common/time.hpp"
 #include "model/model_export.hpp"
 #include "worker/lifecycle.hpp"
+#include "worker/model_tools.hpp"
 
 namespace ecgq {
 namespace {
@@ -76,7 +77,7 @@ int export_command(int argc, char** argv) {
                 static_cast<long long>(report->packed_layers), report->packed_for.c_str());
   else if (options.packed_layout)
     std::printf("layers stored plain: oneDNN offers no packed kernel on this CPU\n");
-  return kExitOk;
+  end_one_shot_command(kExitOk);
 }
 
 }  // namespace ecgq

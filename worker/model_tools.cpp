@@ -1,5 +1,8 @@
 #include "worker/model_tools.hpp"
 
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -208,7 +211,7 @@ int infer_command(int argc, char** argv) {
   std::printf("%s %s %s: %lld segments -> %s (load %.1f ms, infer %.1f ms)\n", info.kind.c_str(),
               info.variant.c_str(), info.precision.c_str(), static_cast<long long>(n),
               out_dir.c_str(), load_ms, infer_ms);
-  return kExitOk;
+  end_one_shot_command(kExitOk);
 }
 
 int inspect_command(int argc, char** argv) {
@@ -262,7 +265,15 @@ int inspect_command(int argc, char** argv) {
   os << "peak_rss:     " << buf << "\n";
   std::cerr << "ecgq-worker inspect: threads: " << choice << "\n";
   std::cout << os.str();
-  return kExitOk;
+  end_one_shot_command(kExitOk);
+}
+
+void end_one_shot_command(int exit_code) {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  if (auto logger = spdlog::default_logger()) logger->flush();
+  ::_exit(exit_code);
 }
 
 }  // namespace ecgq
