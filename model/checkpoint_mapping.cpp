@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -26,6 +27,10 @@ std::unique_ptr<CheckpointMapping> CheckpointMapping::map(const Checkpoint& chec
   const int fd = checkpoint.source ? checkpoint.source->descriptor() : -1;
   if (fd < 0) {
     *why_not = "not read from a file";
+    return nullptr;
+  }
+  if (mfile::mapping_disabled()) {
+    *why_not = "ECGQ_MODEL_MAP=0";
     return nullptr;
   }
   const size_t bytes = static_cast<size_t>(checkpoint.source->size());
@@ -101,6 +106,16 @@ Expected<std::optional<const void*>> CheckpointMapping::tensor_bytes(
                   path_ + ": tensor '" + tensor.name + "' lies past the end of the file",
                   "checkpoint");
   return std::optional<const void*>(static_cast<const char*>(shared_->base) + *offset);
+}
+
+void CheckpointMapping::release(const void* p, uint64_t n) const {
+  // Whole pages inside the range only: a page shared with a tensor still to come stays.
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) & ~(page - 1);
+  std::lock_guard<std::mutex> lock(shared_->mutex);  // not while a break replaces the map
+  if (end > begin && !shared_->broken)
+    ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 Status CheckpointMapping::intact() const {

@@ -34,6 +34,10 @@ class CheckpointMapping {
   // makes; nullopt for an empty or strided tensor, or one not aligned for its type.
   Expected<std::optional<const void*>> tensor_bytes(const Checkpoint& checkpoint,
                                                     const TensorInfo& tensor) const;
+  // Drops the pages of [p, p + n) (bytes tensor_bytes gave) from this process's page tables: the
+  // page cache keeps them, so a later read faults them back. The load calls it once a layer is
+  // packed, so that the process's RSS holds one layer of the file at a time, not the model.
+  void release(const void* p, uint64_t n) const;
   // Ok unless the file was opened for writing or truncated while mapped (what the map showed
   // afterwards was zeros, not the file).
   Status intact() const;

@@ -406,6 +406,7 @@ class EcgfmModel : public Model {
       const bool split = split_layer(l);
       if (packed_ && w.st.ok()) w.st = pack(L, split, w.arena);
       if (bf16_ && !L.packed && w.st.ok()) round_to_bf16(L, split, w.arena);
+      w.r.release_views();  // packed (or copied): the file's pages leave this process's RSS
       layers_.push_back(std::move(L));
     }
   }

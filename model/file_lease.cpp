@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -77,6 +78,11 @@ std::string start_watching() {
 }
 
 }  // namespace
+
+bool mapping_disabled() {
+  const char* v = std::getenv("ECGQ_MODEL_MAP");
+  return v != nullptr && std::strcmp(v, "0") == 0;
+}
 
 std::string FileLease::hold(int fd, std::function<bool()> on_break) {
   if (std::string e = start_watching(); !e.empty()) return e;

@@ -10,6 +10,9 @@
 
 namespace ecgq::mfile {
 
+// True when ECGQ_MODEL_MAP=0: model files and checkpoints are read, never mapped.
+bool mapping_disabled();
+
 class FileLease {
  public:
   // Takes a read lease on `fd` (open read-only) and calls `on_break` on a watcher thread when

@@ -536,7 +536,7 @@ class VerifiedFiles {
 
 Expected<std::shared_ptr<const Image>> map_model_file(const std::string& path,
                                                       std::string* why_not) {
-  if (const char* v = std::getenv("ECGQ_MODEL_MAP"); v != nullptr && std::strcmp(v, "0") == 0) {
+  if (mfile::mapping_disabled()) {
     *why_not = "ECGQ_MODEL_MAP=0";
     return std::shared_ptr<const Image>();
   }

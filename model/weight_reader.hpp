@@ -8,6 +8,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/status.hpp"
 #include "model/checkpoint.hpp"
@@ -86,9 +88,17 @@ class WeightReader {
                     "checkpoint");
     ASSIGN_OR_RETURN(auto bytes, mapping_->tensor_bytes(c_, t));
     if (!bytes) return std::optional<at::Tensor>();
+    viewed_.emplace_back(*bytes, static_cast<uint64_t>(numel) * sizeof(float));
     // from_blob wants a mutable pointer; the map is PROT_READ and its users only read.
     return std::optional<at::Tensor>(
         at::from_blob(const_cast<void*>(*bytes), shape, at::TensorOptions(at::kFloat)));
+  }
+
+  // Drops the pages of every view given so far from the process's page tables (the page cache
+  // keeps them): for a caller that has packed and dropped those views.
+  void release_views() {
+    for (const auto& [p, n] : viewed_) mapping_->release(p, n);
+    viewed_.clear();
   }
 
   // Ok unless the mapped file was written or truncated during the load.
@@ -123,7 +133,8 @@ class WeightReader {
 
   const ckpt::Checkpoint& c_;
   WeightArena* arena_;
-  std::unique_ptr<ckpt::CheckpointMapping> mapping_;  // while map_file() holds the file
+  std::unique_ptr<ckpt::CheckpointMapping> mapping_;      // while map_file() holds the file
+  std::vector<std::pair<const void*, uint64_t>> viewed_;  // views given since release_views()
   // Temporaries get their own arena, unmapped with the reader: from malloc they could stay
   // resident after the load.
   WeightArena temporary_;

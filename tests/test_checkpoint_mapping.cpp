@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -45,6 +46,9 @@ TEST(CheckpointMapping, EveryContiguousTensorMapsToTheBytesReadTensorReads) {
     std::string read(static_cast<size_t>(n), '\0');
     ASSERT_TRUE(read_tensor(*cp, t, read.data()).ok());
     EXPECT_EQ(bytes_of(**bytes, n), read) << t.name;
+    // Released from the page tables, the bytes fault back from the page cache unchanged.
+    map->release(**bytes, n);
+    EXPECT_EQ(bytes_of(**bytes, n), read) << t.name;
     ++mapped;
   }
   EXPECT_EQ(mapped, static_cast<int>(cp->tensors.size()));
@@ -84,7 +88,7 @@ TEST(CheckpointMapping, AWriterIsNotHeldBackAndTheLoadIsToldTheFileChanged) {
   EXPECT_NE(intact.message().find(path), std::string::npos) << intact.message();
 }
 
-TEST(CheckpointMapping, AFileOpenForWritingOrInMemoryIsNotMappedAndSaysWhy) {
+TEST(CheckpointMapping, AFileOpenForWritingInMemoryOrWithMappingOffIsReadAndSaysWhy) {
   test::TempDir dir;
   const std::string path = copy_checkpoint(dir);
   auto cp = read_checkpoint(path);
@@ -98,6 +102,11 @@ TEST(CheckpointMapping, AFileOpenForWritingOrInMemoryIsNotMappedAndSaysWhy) {
   EXPECT_NE(why_not.find("open for writing"), std::string::npos) << why_not;
   // The failed attempt left nothing behind: the file maps once the writer is gone.
   EXPECT_NE(CheckpointMapping::map(*cp, &why_not), nullptr) << why_not;
+  // ECGQ_MODEL_MAP=0 reads checkpoints as it reads model files.
+  setenv("ECGQ_MODEL_MAP", "0", 1);
+  EXPECT_EQ(CheckpointMapping::map(*cp, &why_not), nullptr);
+  unsetenv("ECGQ_MODEL_MAP");
+  EXPECT_EQ(why_not, "ECGQ_MODEL_MAP=0");
 
   std::ifstream in(path, std::ios::binary);
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
