@@ -77,6 +77,12 @@ std::string configure_threads(int intra_op_threads) {
     f(intra_op_threads);
   if (auto f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
     f(intra_op_threads);
+  // Each thread of this thread's OpenMP team sets LibTorch's thread count again at its first
+  // parallel ATen op, and every setting recreates LibTorch's pthreadpool (which nothing here
+  // uses), whose new worker then spin-waits ~15 ms on a core. Left to the first forward pass,
+  // that took ~25 ms of CPU from it (perf, 8 segments); done now, back to back, each recreation
+  // ends the previous spinner and one ~15 ms spin is left, here.
+  at::parallel_for(0, intra_op_threads, 1, [](int64_t, int64_t) { (void)at::get_num_threads(); });
   return choice;
 }
 
