@@ -1,7 +1,7 @@
 // Long file: one model class whose load, packing and forward pass share its private layer state.
 // The native ECG-FM forward pass (spec section 2): oneDNN kernels with weights packed at load
 // for the projections and the positional conv, ATen for the rest; weights are read from the
-// checkpoint straight into their final tensors.
+// checkpoint straight into their final tensors, the projections packed from its map.
 #include "model/ecgfm_model.hpp"
 
 #include <ATen/ATen.h>
