@@ -33,11 +33,8 @@ std::unique_ptr<CheckpointMapping> CheckpointMapping::map(const Checkpoint& chec
     *why_not = "ECGQ_MODEL_MAP=0";
     return nullptr;
   }
-  const size_t bytes = static_cast<size_t>(checkpoint.source->size());
-  if (bytes == 0 || bytes != checkpoint.file_size) {
-    *why_not = "the file's size is not the one it was parsed at";
-    return nullptr;
-  }
+  // The size it was parsed at; the lease held, fstat checks the file still has it.
+  const size_t bytes = static_cast<size_t>(checkpoint.file_size);
   {
     std::lock_guard<std::mutex> lock(mapped_mutex);
     if (!mapped_descriptors.insert(fd).second) {

@@ -49,19 +49,17 @@ class WeightReader {
   // A new float32 tensor holding checkpoint tensor `name`: in the arena, or from the default
   // allocator when `temporary` (it is converted or folded and then dropped).
   Expected<at::Tensor> get(const std::string& name, bool temporary = false) {
-    auto it = by_name_.find(name);
-    if (it == by_name_.end()) return missing(name);
-    at::Tensor t = temporary ? temporary_.empty(it->second->shape, at::kFloat)
-                             : arena_->empty(it->second->shape, at::kFloat);
-    RETURN_IF_ERROR(read_into(*it->second, t));
+    ASSIGN_OR_RETURN(const ckpt::TensorInfo* info, find(name));
+    at::Tensor t = temporary ? temporary_.empty(info->shape, at::kFloat)
+                             : arena_->empty(info->shape, at::kFloat);
+    RETURN_IF_ERROR(read_into(*info, t));
     return t;
   }
 
   // Fills the contiguous float32 tensor `dst` (same element count) with tensor `name`.
   Status read_into(const std::string& name, at::Tensor dst) {
-    auto it = by_name_.find(name);
-    if (it == by_name_.end()) return missing(name);
-    return read_into(*it->second, dst);
+    ASSIGN_OR_RETURN(const ckpt::TensorInfo* info, find(name));
+    return read_into(*info, dst);
   }
 
   // Maps the checkpoint's file for view() until the reader goes (checkpoint_mapping.hpp); when it
@@ -76,16 +74,12 @@ class WeightReader {
   // packed and dropped before the reader goes. Nullopt when it must be read instead (no map,
   // another type, a strided view).
   Expected<std::optional<at::Tensor>> view(const std::string& name, at::IntArrayRef shape) {
-    auto it = by_name_.find(name);
-    if (it == by_name_.end()) return missing(name);
-    const ckpt::TensorInfo& t = *it->second;
+    ASSIGN_OR_RETURN(const ckpt::TensorInfo* info, find(name));
+    const ckpt::TensorInfo& t = *info;
     if (!mapping_ || t.dtype != ckpt::DType::F32) return std::optional<at::Tensor>();
-    int64_t numel = 1;
-    for (int64_t d : shape) numel *= d;
+    const int64_t numel = c10::multiply_integers(shape);
     if (static_cast<int64_t>(ckpt::tensor_numel(t)) != numel)
-      return Status(ErrorCode::BadCheckpoint,
-                    "tensor '" + t.name + "': element count differs from the expected shape",
-                    "checkpoint");
+      return bad_tensor(t, "element count differs from the expected shape");
     ASSIGN_OR_RETURN(auto bytes, mapping_->tensor_bytes(c_, t));
     if (!bytes) return std::optional<at::Tensor>();
     viewed_.emplace_back(*bytes, static_cast<uint64_t>(numel) * sizeof(float));
@@ -105,17 +99,23 @@ class WeightReader {
   Status intact() const { return mapping_ ? mapping_->intact() : Status::Ok(); }
 
  private:
-  static Status missing(const std::string& name) {
-    return Status(ErrorCode::BadCheckpoint, "missing tensor '" + name + "'", "checkpoint");
+  // Checkpoint tensor `name`, or the error naming it missing.
+  Expected<const ckpt::TensorInfo*> find(const std::string& name) const {
+    auto it = by_name_.find(name);
+    if (it == by_name_.end())
+      return Status(ErrorCode::BadCheckpoint, "missing tensor '" + name + "'", "checkpoint");
+    return it->second;
+  }
+
+  static Status bad_tensor(const ckpt::TensorInfo& t, const std::string& why) {
+    return Status(ErrorCode::BadCheckpoint, "tensor '" + t.name + "': " + why, "checkpoint");
   }
 
   // Fills the contiguous float32 tensor `dst` with checkpoint tensor `t`. ckpt::read_tensor (the
   // one reader of tensor bytes, also fuzzed) validates the view and gathers it in row-major order;
   // other float types are converted here.
   Status read_into(const ckpt::TensorInfo& t, at::Tensor dst) {
-    auto fail = [&](const std::string& why) {
-      return Status(ErrorCode::BadCheckpoint, "tensor '" + t.name + "': " + why, "checkpoint");
-    };
+    auto fail = [&](const std::string& why) { return bad_tensor(t, why); };
     bool ok = false;
     const at::ScalarType st = weight_reader_detail::scalar_type(t.dtype, &ok);
     if (!ok)
